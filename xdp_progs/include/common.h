@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Includes and small helpers every XDP program of the project uses.
+ * Kernel types come from the uapi headers (see nf/bpf/build.py), not vmlinux.h. */
+#ifndef XDP_NF_COMMON_H
+#define XDP_NF_COMMON_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#ifndef likely
+#define likely(x) __builtin_expect(!!(x), 1)
+#endif
+#ifndef unlikely
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#endif
+
+/* Frame bounds as pointers; every packet access goes through a check against data_end. */
+static __always_inline void *xdp_data(const struct xdp_md *ctx)
+{
+	return (void *)(long)ctx->data;
+}
+
+static __always_inline void *xdp_data_end(const struct xdp_md *ctx)
+{
+	return (void *)(long)ctx->data_end;
+}
+
+/* Pointer to `size` bytes at `off` from the frame start, or NULL when they are not all inside
+ * the frame. `off` may be a variable offset (e.g. struct pkt_meta.l4_off): the compare against
+ * data_end is what the verifier needs. */
+static __always_inline void *xdp_ptr(const struct xdp_md *ctx, __u32 off, __u32 size)
+{
+	void *data = xdp_data(ctx), *end = xdp_data_end(ctx);
+	void *p;
+
+	/* The verifier rejects packet pointers with an unbounded offset; 0xffff covers every frame. */
+	off &= 0xffff;
+	p = data + off;
+	if (p + size > end)
+		return NULL;
+	return p;
+}
+
+#endif /* XDP_NF_COMMON_H */
