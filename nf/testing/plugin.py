@@ -14,3 +14,6 @@ def _tier_gate(request):
         require(os.geteuid() == 0, "the netns tier needs root")
         require(os.path.isdir("/sys/fs/bpf"), "the netns tier needs bpffs at /sys/fs/bpf")
     yield
+
+
+from nf.testing.lab import lab, make_lab  # noqa: E402,F401  (lab fixtures)
