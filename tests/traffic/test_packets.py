@@ -29,7 +29,7 @@ def test_sizes_and_checksums(l3, l4, size, vlans):
     try:  # small sizes cannot hold every header combination (e.g. QinQ + IPv6 + TCP = 82)
         p = packets.build(l3, l4, size=size, vlans=vlans)
     except ValueError as e:
-        assert "smaller than headers" in str(e) and size == 60
+        assert "smaller than headers" in str(e) and size < 14 + 8 + 40 + 20
         return
     b = bytes(p)
     assert len(b) == size
