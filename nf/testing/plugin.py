@@ -7,6 +7,8 @@ import pytest
 
 from nf.testing.tiers import require
 
+pytest_plugins = ["nf.vm.pytest_plugin"]  # vm tier: guest session, enetstl fixtures
+
 
 @pytest.fixture(autouse=True)
 def _tier_gate(request):
