@@ -78,7 +78,9 @@ class StatsSummary:
     def as_dict(self) -> dict:
         """JSON-friendly: action and reason names (NF reason slots as nf0..nf7), zeros kept."""
         def rname(r: int) -> str:
-            return Reason(r).name.lower() if r in Reason._value2member_map_ else f"nf{r - NF_REASON_NF_BASE}"
+            if r in Reason._value2member_map_:
+                return Reason(r).name.lower()
+            return f"nf{r - NF_REASON_NF_BASE}" if r >= NF_REASON_NF_BASE else f"reserved{r}"
         return {
             "packets": {a.name.lower(): v for a, v in self.packets.items()},
             "bytes": {a.name.lower(): v for a, v in self.bytes.items()},
