@@ -1,0 +1,1044 @@
+// SPDX-License-Identifier: GPL-2.0
+/* LPM router in XDP: IPv4/IPv6 longest-prefix match, neighbours, TTL/hop limit with an
+ * incremental IPv4 checksum (RFC 1624), MAC rewrite, devmap redirect, ECMP by 5-tuple hash,
+ * ICMP Time Exceeded / Destination Unreachable and echo replies built here, per-CPU
+ * rate-limited ICMP errors, per-port and per-route-class counters.
+ *
+ * Three lookup modes chosen at load time (rodata cfg.mode; the verifier drops the others):
+ *   RT_MODE_DIR   IPv4 DIR-24-8 (a 2^24 array of u32 + 256-entry chunks for /25../32) and an
+ *                 IPv6 multibit trie (2^16 root + 8-bit-stride chunks, leaf-pushed). Every step
+ *                 is an inlined array read: no hashing, no key compare. See NOTES.md for numbers.
+ *   RT_MODE_TRIE  BPF_MAP_TYPE_LPM_TRIE (the baseline).
+ *   RT_MODE_FIB   bpf_fib_lookup (the kernel's routes and neighbours).
+ * DIR and TRIE tables exist in two banks; rt_bank[0] selects one per packet (read once), so a
+ * bulk replace filled into the idle bank becomes visible in one 4-byte store.
+ *
+ * Every frame leaves through one exit point (xdp_exit_why, stats.h). Anything this program does
+ * not fully understand goes to the kernel (XDP_PASS) or is dropped when malformed; it is never
+ * forwarded. */
+#include "common.h"
+#include "stats.h"
+#include "router.h"
+
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/icmpv6.h>
+
+/* linux/icmp.h and linux/if_arp.h drag in libc's socket headers: the few names used here. */
+struct icmphdr {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be32 rest;
+};
+#define ARPOP_REPLY 2
+#define ARPHRD_ETHER 1
+#define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_SOURCE_QUENCH 4
+#define ICMP_REDIRECT 5
+#define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+#define ICMP_NET_UNREACH 0
+#define ICMP_PKT_FILTERED 13
+#define ICMP_EXC_TTL 0
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+const volatile struct rt_cfg cfg = {
+	.mode = RT_MODE_DIR,
+	.flags = RT_F_ICMP_ERRORS | RT_F_ECHO | RT_F_LEARN,
+	.icmp_rate = 1000,
+	.icmp_burst = 100,
+	.ecmp_seed = 0x5eed,
+};
+
+/* ---- lookup tables (two banks each) ---------------------------------------------------------- */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2 * RT_V4_TBL24_SIZE);
+	__type(key, __u32);
+	__type(value, __u32);
+} rt_v4_tbl24 SEC(".maps");
+
+/* Chunks of 256 entries; bank b owns chunk numbers [b*N, (b+1)*N) (N = max_entries / 512). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2 * 1024 * RT_CHUNK_SIZE);
+	__type(key, __u32);
+	__type(value, __u32);
+} rt_v4_tbl8 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2 * RT_V6_ROOT_SIZE);
+	__type(key, __u32);
+	__type(value, __u32);
+} rt_v6_root SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2 * 1024 * RT_CHUNK_SIZE);
+	__type(key, __u32);
+	__type(value, __u32);
+} rt_v6_chunks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2 * RT_GROUPS);
+	__type(key, __u32);
+	__type(value, struct rt_group);
+} rt_groups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rt_bank SEC(".maps");
+
+#define TRIE_MAP(name, keytype)                          \
+	struct {                                         \
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);     \
+		__uint(map_flags, BPF_F_NO_PREALLOC);    \
+		__uint(max_entries, 1024);               \
+		__type(key, keytype);                    \
+		__type(value, __u32);                    \
+	} name SEC(".maps")
+
+TRIE_MAP(rt_trie4_0, struct rt_trie4_key);
+TRIE_MAP(rt_trie4_1, struct rt_trie4_key);
+TRIE_MAP(rt_trie6_0, struct rt_trie6_key);
+TRIE_MAP(rt_trie6_1, struct rt_trie6_key);
+
+/* ---- ports, neighbours ------------------------------------------------------------------------ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RT_PORTS);
+	__type(key, __u32);
+	__type(value, struct rt_port);
+} rt_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);   /* ifindex */
+	__type(value, __u32); /* port */
+} rt_ifindex SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, RT_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} rt_tx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rt_neigh_key);
+	__type(value, struct rt_neigh);
+} rt_neigh SEC(".maps");
+
+/* ---- counters --------------------------------------------------------------------------------- */
+NF_STATS_MAP(rt_stats);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RT_PORTS);
+	__type(key, __u32);
+	__type(value, struct rt_port_stats);
+} rt_port_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RT_CLASSES);
+	__type(key, __u32);
+	__type(value, struct rt_class_stats);
+} rt_class_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rt_icmp_bucket);
+} rt_icmp_rl SEC(".maps");
+
+/* A handler's result: XDP action in the low byte, nf_reason above it. */
+#define OUT(act, why) ((__u32)(act) | ((__u32)(why) << 8))
+#define WHY(n) NF_REASON_NF(n)
+
+/* ---- checksums -------------------------------------------------------------------------------- */
+static __always_inline __u16 csum_fold(__u64 s)
+{
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), on raw 16-bit words as they sit in the packet. */
+static __always_inline __u16 csum_replace16(__u16 hc, __u16 old, __u16 new)
+{
+	__u32 s = (__u16)~hc + (__u16)~old + (__u32)new;
+
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+static __always_inline __u16 ip4_hdr_csum(struct iphdr *ip)
+{
+	__u16 *w = (__u16 *)ip;
+	__u64 s = 0;
+
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		s += w[i];
+	return csum_fold(s);
+}
+
+/* Ones'-complement sum of `len` packet bytes from `off` (raw words, odd tail zero-padded).
+ * Copied out in 64-byte blocks with bpf_xdp_load_bytes: a per-word loop over packet pointers
+ * is too many verifier states at ICMPv6's 1,240 bytes. */
+#define SUM_BLOCK 64
+#define SUM_MAX_BLOCKS 20 /* 1,280 bytes */
+static __always_inline __u64 sum_pkt(struct xdp_md *ctx, __u32 off, __u32 len)
+{
+	__u64 s = 0;
+
+	for (int b = 0; b < SUM_MAX_BLOCKS; b++) {
+		__u16 buf[SUM_BLOCK / 2] = {};
+		__u32 n, done = b * SUM_BLOCK;
+
+		if (done >= len)
+			break;
+		n = len - done;
+		if (n > SUM_BLOCK)
+			n = SUM_BLOCK;
+		/* same value for n in 1..64, but a range the verifier can see is never 0 */
+		asm volatile("" : "+r"(n)); /* keep clang from folding the mask away */
+		n = ((n - 1) & (SUM_BLOCK - 1)) + 1;
+		if (bpf_xdp_load_bytes(ctx, off + done, buf, n))
+			break;
+#pragma unroll
+		for (int i = 0; i < SUM_BLOCK / 2; i++)
+			s += buf[i];
+	}
+	return s;
+}
+
+/* ---- ECMP flow hash (mirrored by nf/models/router.py: flow_hash) ------------------------------ */
+static __always_inline __u32 rotl32(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+static __always_inline __u32 mix32(__u32 h, __u32 k)
+{
+	k *= 0xcc9e2d51;
+	k = rotl32(k, 15);
+	k *= 0x1b873593;
+	h ^= k;
+	h = rotl32(h, 13);
+	return h * 5 + 0xe6546b64;
+}
+
+static __always_inline __u32 fmix32(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+/* Words are read in network byte order so the model sees the same numbers. */
+static __always_inline __u32 flow_hash(__u32 src, __u32 dst, __u32 ports, __u32 proto)
+{
+	__u32 h = cfg.ecmp_seed;
+
+	h = mix32(h, src);
+	h = mix32(h, dst);
+	h = mix32(h, ports);
+	h = mix32(h, proto);
+	return fmix32(h);
+}
+
+static __always_inline __u32 fold6(const __u8 *a)
+{
+	const __u32 *w = (const __u32 *)a;
+
+	return bpf_ntohl(w[0]) ^ bpf_ntohl(w[1]) ^ bpf_ntohl(w[2]) ^ bpf_ntohl(w[3]);
+}
+
+/* ---- lookups ---------------------------------------------------------------------------------- */
+static __always_inline __u32 bank_now(void)
+{
+	__u32 k = 0, *b = bpf_map_lookup_elem(&rt_bank, &k);
+
+	return b ? (*b & 1) : 0;
+}
+
+static __always_inline __u32 lookup4(__u32 bank, __u32 dst /* host order */)
+{
+	if (cfg.mode == RT_MODE_DIR) {
+		__u32 idx = (bank << RT_V4_TBL24_BITS) | (dst >> 8);
+		__u32 *e = bpf_map_lookup_elem(&rt_v4_tbl24, &idx);
+		__u32 v;
+
+		if (!e)
+			return 0;
+		v = *e;
+		if (v & RT_ENTRY_CHUNK) {
+			idx = ((v & ~RT_ENTRY_CHUNK) << RT_CHUNK_BITS) | (dst & 0xff);
+			e = bpf_map_lookup_elem(&rt_v4_tbl8, &idx);
+			if (!e)
+				return 0;
+			v = *e;
+		}
+		return (v & RT_ENTRY_CHUNK) ? 0 : v;
+	} else {
+		struct rt_trie4_key k = { .prefixlen = 32 };
+		__u32 *v;
+
+		*(__u32 *)k.addr = bpf_htonl(dst);
+		v = bank ? bpf_map_lookup_elem(&rt_trie4_1, &k) : bpf_map_lookup_elem(&rt_trie4_0, &k);
+		return v ? *v : 0;
+	}
+}
+
+static __always_inline __u32 lookup6(__u32 bank, const __u8 *a)
+{
+	if (cfg.mode == RT_MODE_DIR) {
+		__u32 idx = (bank << RT_V6_ROOT_BITS) | ((__u32)a[0] << 8) | a[1];
+		__u32 *e = bpf_map_lookup_elem(&rt_v6_root, &idx);
+		__u32 v;
+
+		if (!e)
+			return 0;
+		v = *e;
+		for (int i = 0; i < RT_V6_LEVELS; i++) {
+			if (!(v & RT_ENTRY_CHUNK))
+				break;
+			idx = ((v & ~RT_ENTRY_CHUNK) << RT_CHUNK_BITS) | a[2 + i];
+			e = bpf_map_lookup_elem(&rt_v6_chunks, &idx);
+			if (!e)
+				return 0;
+			v = *e;
+		}
+		return (v & RT_ENTRY_CHUNK) ? 0 : v;
+	} else {
+		struct rt_trie6_key k = { .prefixlen = 128 };
+		__u32 *v;
+
+		__builtin_memcpy(k.addr, a, 16);
+		v = bank ? bpf_map_lookup_elem(&rt_trie6_1, &k) : bpf_map_lookup_elem(&rt_trie6_0, &k);
+		return v ? *v : 0;
+	}
+}
+
+static __always_inline struct rt_group *group_of(__u32 bank, __u32 gid)
+{
+	__u32 idx;
+
+	if (gid == 0 || gid >= RT_GROUPS)
+		return NULL;
+	idx = bank * RT_GROUPS + gid;
+	return bpf_map_lookup_elem(&rt_groups, &idx);
+}
+
+/* ---- counters --------------------------------------------------------------------------------- */
+static __always_inline struct rt_port_stats *port_stats(__u32 port)
+{
+	return bpf_map_lookup_elem(&rt_port_stats, &port);
+}
+
+static __always_inline void count_class(__u32 cls, __u64 bytes)
+{
+	struct rt_class_stats *c = bpf_map_lookup_elem(&rt_class_stats, &cls);
+
+	if (c) {
+		c->packets += 1;
+		c->bytes += bytes;
+	}
+}
+
+static __always_inline void count_tx(__u32 port, __u64 bytes)
+{
+	struct rt_port_stats *s = port_stats(port);
+
+	if (s) {
+		s->tx_packets += 1;
+		s->tx_bytes += bytes;
+	}
+}
+
+static __always_inline void count_icmp(__u32 port)
+{
+	struct rt_port_stats *s = port_stats(port);
+
+	if (s)
+		s->icmp_out += 1;
+}
+
+/* Per-CPU token bucket: icmp_rate tokens per second, at most icmp_burst banked. */
+static __always_inline int icmp_allowed(void)
+{
+	__u32 k = 0;
+	struct rt_icmp_bucket *b = bpf_map_lookup_elem(&rt_icmp_rl, &k);
+	__u64 now, elapsed, tokens, cap;
+
+	if (!b)
+		return 0;
+	now = bpf_ktime_get_ns();
+	elapsed = now - b->last_ns;
+	if (elapsed > 10000000000ULL)
+		elapsed = 10000000000ULL;
+	b->last_ns = now;
+	cap = (__u64)cfg.icmp_burst * 1000;
+	tokens = b->tokens_milli + elapsed * cfg.icmp_rate / 1000000;
+	if (tokens > cap)
+		tokens = cap;
+	if (tokens < 1000) {
+		b->tokens_milli = tokens;
+		return 0;
+	}
+	b->tokens_milli = tokens - 1000;
+	return 1;
+}
+
+/* ---- neighbour learning ------------------------------------------------------------------------ */
+static __always_inline void learn(__u32 port, __u8 family, const __u8 *addr, const __u8 *mac)
+{
+	struct rt_neigh_key k = { .port = port, .family = family };
+	struct rt_neigh n = { .flags = RT_NEIGH_LEARNED }, *old;
+
+	__builtin_memcpy(k.addr, addr, family == 4 ? 4 : 16);
+	old = bpf_map_lookup_elem(&rt_neigh, &k);
+	if (old && (old->flags & RT_NEIGH_STATIC))
+		return; /* configured entries win over what the wire says */
+	__builtin_memcpy(n.mac, mac, 6);
+	bpf_map_update_elem(&rt_neigh, &k, &n, BPF_ANY);
+}
+
+struct arp_eth4 {
+	__be16 htype, ptype;
+	__u8 hlen, plen;
+	__be16 op;
+	__u8 sha[6], spa[4], tha[6], tpa[4];
+} __attribute__((packed));
+
+static __always_inline void learn_arp(struct xdp_md *ctx, __u32 port, struct rt_port *p)
+{
+	struct arp_eth4 *a = xdp_ptr(ctx, sizeof(struct ethhdr), sizeof(*a));
+
+	if (!a || a->op != bpf_htons(ARPOP_REPLY) || a->htype != bpf_htons(ARPHRD_ETHER) ||
+	    a->ptype != bpf_htons(ETH_P_IP) || a->hlen != 6 || a->plen != 4)
+		return;
+	if (*(__u32 *)p->ip4 == 0 || __builtin_memcmp(a->tpa, p->ip4, 4))
+		return;
+	learn(port, 4, a->spa, a->sha);
+}
+
+/* Neighbour advertisement with a target link-layer address option (RFC 4861 4.4). */
+static __always_inline void learn_na(struct xdp_md *ctx, __u32 port, struct ipv6hdr *ip6)
+{
+	__u8 *icmp, *opt;
+
+	if (ip6->nexthdr != IPPROTO_ICMPV6 || ip6->hop_limit != 255)
+		return;
+	icmp = xdp_ptr(ctx, sizeof(struct ethhdr) + sizeof(*ip6), 24 + 8);
+	if (!icmp || icmp[0] != 136 || icmp[1] != 0)
+		return;
+	opt = icmp + 24;
+	if (opt[0] != 2 || opt[1] != 1)
+		return;
+	learn(port, 6, icmp + 8, opt + 2);
+}
+
+/* ---- ICMP built in XDP ------------------------------------------------------------------------- */
+/* Turn the frame into an ICMPv4 error quoting the original IP header + 8 bytes (RFC 792), sent
+ * back out the ingress port from that port's address. Caller checked: ihl == 5, not an ICMP
+ * error, not a non-first fragment, unicast source. */
+#define V4_QUOTE (20 + 8)
+static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
+					 __u8 type, __u8 code, __u32 why)
+{
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct icmphdr *ic;
+	__u8 smac[6];
+	__be32 dst;
+	__u32 quote, tot, len;
+	int delta;
+
+	if (!(cfg.flags & RT_F_ICMP_ERRORS) || *(__u32 *)inp->ip4 == 0)
+		return OUT(XDP_DROP, why);
+	eth = xdp_ptr(ctx, 0, sizeof(*eth) + sizeof(*ip));
+	if (!eth)
+		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
+	ip = (void *)(eth + 1);
+	__builtin_memcpy(smac, eth->h_source, 6);
+	dst = ip->saddr;
+	tot = bpf_ntohs(ip->tot_len);
+	quote = tot < V4_QUOTE ? tot : V4_QUOTE;
+	if (!icmp_allowed())
+		return OUT(XDP_DROP, WHY(RT_REASON_ICMP_LIMITED));
+
+	if (bpf_xdp_adjust_head(ctx, -(int)(sizeof(*ip) + sizeof(*ic))))
+		return OUT(XDP_DROP, why);
+	len = ctx->data_end - ctx->data;
+	delta = (int)(sizeof(*eth) + sizeof(*ip) + sizeof(*ic) + quote) - (int)len;
+	if (delta < 0 && bpf_xdp_adjust_tail(ctx, delta))
+		return OUT(XDP_DROP, why);
+
+	eth = xdp_ptr(ctx, 0, sizeof(*eth) + sizeof(*ip) + sizeof(*ic));
+	if (!eth)
+		return OUT(XDP_DROP, why);
+	ip = (void *)(eth + 1);
+	ic = (void *)(ip + 1);
+	__builtin_memcpy(eth->h_dest, smac, 6);
+	__builtin_memcpy(eth->h_source, inp->mac, 6);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = 0xc0; /* internetwork control, as Linux sends its ICMP errors */
+	ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(*ic) + quote);
+	ip->id = 0;
+	ip->frag_off = 0;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_ICMP;
+	ip->check = 0;
+	ip->saddr = *(__be32 *)inp->ip4;
+	ip->daddr = dst;
+	ip->check = ip4_hdr_csum(ip);
+
+	ic->type = type;
+	ic->code = code;
+	ic->checksum = 0;
+	ic->rest = 0;
+	ic->checksum = csum_fold(sum_pkt(ctx, sizeof(*eth) + sizeof(*ip), sizeof(*ic) + quote));
+	count_icmp(in_port);
+	return OUT(XDP_TX, why);
+}
+
+/* ICMPv6 error: as much of the invoking packet as fits in the minimum MTU (RFC 4443 2.4(c)). */
+#define V6_QUOTE_MAX (1280 - 40 - 8)
+static __always_inline __u32 icmp6_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
+					 __u8 type, __u8 code, __u32 why)
+{
+	struct ethhdr *eth;
+	struct ipv6hdr *ip6;
+	struct icmp6hdr *ic;
+	__u8 smac[6], dst[16];
+	__u32 quote, len, plen;
+	__u64 s;
+	int delta;
+
+	if (!(cfg.flags & RT_F_ICMP_ERRORS) || !(inp->ip6[0] | inp->ip6[1]))
+		return OUT(XDP_DROP, why);
+	eth = xdp_ptr(ctx, 0, sizeof(*eth) + sizeof(*ip6));
+	if (!eth)
+		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
+	ip6 = (void *)(eth + 1);
+	__builtin_memcpy(smac, eth->h_source, 6);
+	__builtin_memcpy(dst, &ip6->saddr, 16);
+	quote = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	if (quote > V6_QUOTE_MAX)
+		quote = V6_QUOTE_MAX;
+	if (!icmp_allowed())
+		return OUT(XDP_DROP, WHY(RT_REASON_ICMP_LIMITED));
+
+	if (bpf_xdp_adjust_head(ctx, -(int)(sizeof(*ip6) + sizeof(*ic))))
+		return OUT(XDP_DROP, why);
+	len = ctx->data_end - ctx->data;
+	delta = (int)(sizeof(*eth) + sizeof(*ip6) + sizeof(*ic) + quote) - (int)len;
+	if (delta < 0 && bpf_xdp_adjust_tail(ctx, delta))
+		return OUT(XDP_DROP, why);
+
+	eth = xdp_ptr(ctx, 0, sizeof(*eth) + sizeof(*ip6) + sizeof(*ic));
+	if (!eth)
+		return OUT(XDP_DROP, why);
+	ip6 = (void *)(eth + 1);
+	ic = (void *)(ip6 + 1);
+	__builtin_memcpy(eth->h_dest, smac, 6);
+	__builtin_memcpy(eth->h_source, inp->mac, 6);
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
+
+	plen = sizeof(*ic) + quote;
+	*(__be32 *)ip6 = bpf_htonl(0x60000000);
+	ip6->payload_len = bpf_htons(plen);
+	ip6->nexthdr = IPPROTO_ICMPV6;
+	ip6->hop_limit = 64;
+	__builtin_memcpy(&ip6->saddr, inp->ip6, 16);
+	__builtin_memcpy(&ip6->daddr, dst, 16);
+
+	ic->icmp6_type = type;
+	ic->icmp6_code = code;
+	ic->icmp6_cksum = 0;
+	ic->icmp6_dataun.un_data32[0] = 0;
+	/* pseudo-header: addresses, upper-layer length, next header */
+	s = sum_pkt(ctx, sizeof(*eth) + 8, 32);
+	s += bpf_htons(plen) + bpf_htons(IPPROTO_ICMPV6);
+	s += sum_pkt(ctx, sizeof(*eth) + sizeof(*ip6), plen);
+	ic = xdp_ptr(ctx, sizeof(*eth) + sizeof(*ip6), sizeof(*ic));
+	if (!ic)
+		return OUT(XDP_DROP, why);
+	ic->icmp6_cksum = csum_fold(s);
+	count_icmp(in_port);
+	return OUT(XDP_TX, why);
+}
+
+static __always_inline void swap_macs(struct ethhdr *eth)
+{
+	__u8 t[6];
+
+	__builtin_memcpy(t, eth->h_dest, 6);
+	__builtin_memcpy(eth->h_dest, eth->h_source, 6);
+	__builtin_memcpy(eth->h_source, t, 6);
+}
+
+/* Echo request to one of our addresses -> echo reply out the ingress port. Everything else
+ * addressed to us is the kernel's. */
+static __always_inline __u32 local4(struct xdp_md *ctx, __u32 in_port, struct ethhdr *eth,
+				    struct iphdr *ip)
+{
+	struct icmphdr *ic;
+	__u16 old;
+	__be32 t;
+
+	if (!(cfg.flags & RT_F_ECHO) || ip->protocol != IPPROTO_ICMP ||
+	    (ip->frag_off & bpf_htons(0x3fff)))
+		return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
+	ic = xdp_ptr(ctx, sizeof(*eth) + sizeof(*ip), sizeof(*ic));
+	if (!ic || ic->type != ICMP_ECHO || ic->code != 0)
+		return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
+	old = *(__u16 *)ic;
+	ic->type = ICMP_ECHOREPLY;
+	ic->checksum = csum_replace16(ic->checksum, old, *(__u16 *)ic);
+	t = ip->saddr;
+	ip->saddr = ip->daddr;
+	ip->daddr = t;
+	ip->ttl = 64;
+	ip->check = 0;
+	ip->check = ip4_hdr_csum(ip);
+	swap_macs(eth);
+	count_icmp(in_port);
+	return OUT(XDP_TX, WHY(RT_REASON_ECHO));
+}
+
+static __always_inline __u32 local6(struct xdp_md *ctx, __u32 in_port, struct ethhdr *eth,
+				    struct ipv6hdr *ip6)
+{
+	struct icmp6hdr *ic;
+	struct in6_addr t;
+	__u16 old;
+
+	if (!(cfg.flags & RT_F_ECHO) || ip6->nexthdr != IPPROTO_ICMPV6)
+		return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
+	ic = xdp_ptr(ctx, sizeof(*eth) + sizeof(*ip6), sizeof(*ic));
+	if (!ic || ic->icmp6_type != ICMPV6_ECHO_REQUEST || ic->icmp6_code != 0)
+		return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
+	old = *(__u16 *)ic;
+	ic->icmp6_type = ICMPV6_ECHO_REPLY;
+	/* Swapping the addresses leaves the pseudo-header sum unchanged. */
+	ic->icmp6_cksum = csum_replace16(ic->icmp6_cksum, old, *(__u16 *)ic);
+	t = ip6->saddr;
+	ip6->saddr = ip6->daddr;
+	ip6->daddr = t;
+	ip6->hop_limit = 64;
+	swap_macs(eth);
+	count_icmp(in_port);
+	return OUT(XDP_TX, WHY(RT_REASON_ECHO));
+}
+
+/* ---- forwarding -------------------------------------------------------------------------------- */
+struct fwd {
+	__u32 port;
+	__u8 dmac[6];
+	__u8 smac[6];
+};
+
+/* Choose the hop of a group for this flow and resolve its neighbour. 0 = ok, else reason. */
+static __always_inline int resolve(struct rt_group *g, __u32 hash, __u8 family, const __u8 *dst,
+				   struct fwd *f)
+{
+	struct rt_neigh_key k = { .family = family };
+	struct rt_neigh *n;
+	struct rt_port *op;
+	struct rt_hop *h;
+	__u32 idx = 0, cnt = g->count;
+
+	if (cnt > 1) {
+		if (cnt > RT_ECMP_MAX)
+			cnt = RT_ECMP_MAX;
+		idx = (__u32)(((__u64)hash * cnt) >> 32);
+	}
+	h = &g->hops[idx & (RT_ECMP_MAX - 1)];
+	k.port = h->port;
+	if (g->kind == RT_KIND_CONNECTED)
+		__builtin_memcpy(k.addr, dst, family == 4 ? 4 : 16);
+	else
+		__builtin_memcpy(k.addr, h->gw, family == 4 ? 4 : 16);
+	n = bpf_map_lookup_elem(&rt_neigh, &k);
+	if (!n)
+		return WHY(RT_REASON_NEIGH_MISS);
+	op = bpf_map_lookup_elem(&rt_ports, &k.port);
+	if (!op || !op->up)
+		return WHY(RT_REASON_NO_ROUTE);
+	f->port = k.port;
+	__builtin_memcpy(f->dmac, n->mac, 6);
+	__builtin_memcpy(f->smac, op->mac, 6);
+	return 0;
+}
+
+static __always_inline __u32 transmit(struct xdp_md *ctx, struct ethhdr *eth, struct fwd *f,
+				      __u32 cls)
+{
+	__u64 bytes = ctx->data_end - ctx->data;
+
+	__builtin_memcpy(eth->h_dest, f->dmac, 6);
+	__builtin_memcpy(eth->h_source, f->smac, 6);
+	count_class(cls, bytes);
+	count_tx(f->port, bytes);
+	return OUT(bpf_redirect_map(&rt_tx, f->port, XDP_DROP), NF_REASON_NONE);
+}
+
+/* Kernel-FIB mode: fill `f` from bpf_fib_lookup. Returns the group kind it amounts to. */
+static __always_inline int fib_resolve(struct xdp_md *ctx, struct bpf_fib_lookup *p, struct fwd *f)
+{
+	__u32 *port;
+	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
+
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		port = bpf_map_lookup_elem(&rt_ifindex, &p->ifindex);
+		if (!port)
+			return -1; /* egress is not a router port: the kernel's job */
+		f->port = *port;
+		__builtin_memcpy(f->dmac, p->dmac, 6);
+		__builtin_memcpy(f->smac, p->smac, 6);
+		return RT_KIND_FORWARD;
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+		return RT_KIND_BLACKHOLE;
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		return RT_KIND_UNREACHABLE;
+	case BPF_FIB_LKUP_RET_NOT_FWDED:
+		return RT_KIND_LOCAL;
+	default: /* no neighbour, forwarding disabled, fragmentation needed, ...: kernel */
+		return -1;
+	}
+}
+
+static __always_inline int is_icmp4_error(struct xdp_md *ctx, struct iphdr *ip)
+{
+	__u8 *t;
+
+	if (ip->protocol != IPPROTO_ICMP)
+		return 0;
+	t = xdp_ptr(ctx, sizeof(struct ethhdr) + sizeof(*ip), 1);
+	if (!t)
+		return 1; /* cannot tell: stay silent */
+	return *t == ICMP_DEST_UNREACH || *t == ICMP_SOURCE_QUENCH || *t == ICMP_REDIRECT ||
+	       *t == ICMP_TIME_EXCEEDED || *t == ICMP_PARAMETERPROB;
+}
+
+static __always_inline __u32 v4_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
+				      struct iphdr *ip, __u8 type, __u8 code, __u32 why)
+{
+	/* RFC 1122 3.2.2: never about ICMP errors or non-first fragments */
+	if ((ip->frag_off & bpf_htons(0x1fff)) || is_icmp4_error(ctx, ip))
+		return OUT(XDP_DROP, why);
+	return icmp4_error(ctx, in_port, inp, type, code, why);
+}
+
+static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp)
+{
+	struct ethhdr *eth = xdp_data(ctx);
+	struct iphdr *ip = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip));
+	struct rt_group *g = NULL;
+	struct fwd f = {};
+	__u32 bank = 0, gid, dst, tot, kind, cls, hash = 0;
+	int why;
+
+	if (!ip || (void *)(eth + 1) > xdp_data_end(ctx))
+		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
+	if (ip->version != 4 || ip->ihl < 5)
+		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+	if (ip->ihl != 5)
+		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US)); /* options: the kernel's slow path */
+	tot = bpf_ntohs(ip->tot_len);
+	if (tot < sizeof(*ip) || tot > ctx->data_end - ctx->data - sizeof(*eth))
+		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+	if (ip4_hdr_csum(ip) != 0)
+		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+	dst = bpf_ntohl(ip->daddr);
+	if ((dst >> 28) == 0xe || dst == 0xffffffff)
+		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+	if ((bpf_ntohl(ip->saddr) >> 28) >= 0xe || ip->saddr == 0)
+		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+
+	if (cfg.mode == RT_MODE_FIB) {
+		struct bpf_fib_lookup p = {};
+		int k;
+
+		p.family = AF_INET;
+		p.tos = ip->tos;
+		p.l4_protocol = ip->protocol;
+		p.tot_len = tot;
+		p.ipv4_src = ip->saddr;
+		p.ipv4_dst = ip->daddr;
+		p.ifindex = ctx->ingress_ifindex;
+		k = fib_resolve(ctx, &p, &f);
+		if (k < 0)
+			return OUT(XDP_PASS, WHY(RT_REASON_NEIGH_MISS));
+		kind = k;
+		cls = RT_CLASS_KERNEL;
+	} else {
+		bank = bank_now();
+		gid = lookup4(bank, dst);
+		g = group_of(bank, gid);
+		if (!g || g->kind == RT_KIND_NONE) {
+			count_class(RT_CLASS_NOROUTE, ctx->data_end - ctx->data);
+			return v4_error(ctx, in_port, inp, ip, ICMP_DEST_UNREACH, ICMP_NET_UNREACH,
+					WHY(RT_REASON_NO_ROUTE));
+		}
+		kind = g->kind;
+		cls = g->cls & (RT_CLASSES - 1);
+	}
+
+	switch (kind) {
+	case RT_KIND_LOCAL:
+		count_class(RT_CLASS_LOCAL, ctx->data_end - ctx->data);
+		return local4(ctx, in_port, eth, ip);
+	case RT_KIND_BLACKHOLE:
+		count_class(cls, ctx->data_end - ctx->data);
+		return OUT(XDP_DROP, WHY(RT_REASON_BLACKHOLE));
+	case RT_KIND_UNREACHABLE:
+		count_class(cls, ctx->data_end - ctx->data);
+		return v4_error(ctx, in_port, inp, ip, ICMP_DEST_UNREACH, ICMP_PKT_FILTERED,
+				WHY(RT_REASON_NO_ROUTE));
+	case RT_KIND_FORWARD:
+	case RT_KIND_CONNECTED:
+		break;
+	default:
+		return OUT(XDP_DROP, NF_REASON_CONFIG);
+	}
+
+	if (ip->ttl <= 1)
+		return v4_error(ctx, in_port, inp, ip, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL,
+				WHY(RT_REASON_TTL));
+
+	if (g) {
+		if (g->count > 1) {
+			__u32 ports = 0;
+
+			if ((ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) &&
+			    !(ip->frag_off & bpf_htons(0x3fff))) {
+				__u32 *l4 = xdp_ptr(ctx, sizeof(*eth) + sizeof(*ip), 4);
+
+				if (l4)
+					ports = bpf_ntohl(*l4);
+			}
+			hash = flow_hash(bpf_ntohl(ip->saddr), dst, ports, ip->protocol);
+		}
+		why = resolve(g, hash, 4, (__u8 *)&ip->daddr, &f);
+		if (why)
+			return OUT(XDP_PASS, why); /* the kernel resolves it; the controller mirrors it */
+	}
+
+	/* TTL decrement; the checksum follows the 16-bit word (ttl, protocol) (RFC 1624). */
+	{
+		__u16 old = *(__u16 *)&ip->ttl;
+
+		ip->ttl -= 1;
+		ip->check = csum_replace16(ip->check, old, *(__u16 *)&ip->ttl);
+	}
+	return transmit(ctx, eth, &f, cls);
+}
+
+static __always_inline __u32 v6_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
+				      struct ipv6hdr *ip6, __u8 type, __u8 code, __u32 why)
+{
+	if (ip6->nexthdr == IPPROTO_ICMPV6) {
+		__u8 *t = xdp_ptr(ctx, sizeof(struct ethhdr) + sizeof(*ip6), 1);
+
+		if (!t || *t < 128) /* RFC 4443 2.4(e): never about an ICMPv6 error */
+			return OUT(XDP_DROP, why);
+	}
+	return icmp6_error(ctx, in_port, inp, type, code, why);
+}
+
+static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp)
+{
+	struct ethhdr *eth = xdp_data(ctx);
+	struct ipv6hdr *ip6 = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip6));
+	struct rt_group *g = NULL;
+	struct fwd f = {};
+	__u8 dst[16];
+	__u32 bank = 0, gid, kind, cls, hash = 0;
+	int why;
+
+	if (!ip6 || (void *)(eth + 1) > xdp_data_end(ctx))
+		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
+	if (ip6->version != 6)
+		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+	if (sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > ctx->data_end - ctx->data - sizeof(*eth))
+		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+	__builtin_memcpy(dst, &ip6->daddr, 16);
+	/* multicast and link-local destinations are the kernel's */
+	if (dst[0] == 0xff || (dst[0] == 0xfe && (dst[1] & 0xc0) == 0x80))
+		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+	if (ip6->saddr.in6_u.u6_addr8[0] == 0xff)
+		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+
+	if (cfg.mode == RT_MODE_FIB) {
+		struct bpf_fib_lookup p = {};
+		int k;
+
+		p.family = AF_INET6;
+		p.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+		p.l4_protocol = ip6->nexthdr;
+		p.tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(p.ipv6_dst, dst, 16);
+		p.ifindex = ctx->ingress_ifindex;
+		k = fib_resolve(ctx, &p, &f);
+		if (k < 0)
+			return OUT(XDP_PASS, WHY(RT_REASON_NEIGH_MISS));
+		kind = k;
+		cls = RT_CLASS_KERNEL;
+	} else {
+		bank = bank_now();
+		gid = lookup6(bank, dst);
+		g = group_of(bank, gid);
+		if (!g || g->kind == RT_KIND_NONE) {
+			count_class(RT_CLASS_NOROUTE, ctx->data_end - ctx->data);
+			return v6_error(ctx, in_port, inp, ip6, ICMPV6_DEST_UNREACH, ICMPV6_NOROUTE,
+					WHY(RT_REASON_NO_ROUTE));
+		}
+		kind = g->kind;
+		cls = g->cls & (RT_CLASSES - 1);
+	}
+
+	switch (kind) {
+	case RT_KIND_LOCAL:
+		count_class(RT_CLASS_LOCAL, ctx->data_end - ctx->data);
+		return local6(ctx, in_port, eth, ip6);
+	case RT_KIND_BLACKHOLE:
+		count_class(cls, ctx->data_end - ctx->data);
+		return OUT(XDP_DROP, WHY(RT_REASON_BLACKHOLE));
+	case RT_KIND_UNREACHABLE:
+		count_class(cls, ctx->data_end - ctx->data);
+		return v6_error(ctx, in_port, inp, ip6, ICMPV6_DEST_UNREACH, ICMPV6_ADM_PROHIBITED,
+				WHY(RT_REASON_NO_ROUTE));
+	case RT_KIND_FORWARD:
+	case RT_KIND_CONNECTED:
+		break;
+	default:
+		return OUT(XDP_DROP, NF_REASON_CONFIG);
+	}
+
+	if (ip6->hop_limit <= 1)
+		return v6_error(ctx, in_port, inp, ip6, ICMPV6_TIME_EXCEED, ICMPV6_EXC_HOPLIMIT,
+				WHY(RT_REASON_TTL));
+
+	if (g) {
+		if (g->count > 1) {
+			__u32 ports = 0;
+
+			if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP) {
+				__u32 *l4 = xdp_ptr(ctx, sizeof(*eth) + sizeof(*ip6), 4);
+
+				if (l4)
+					ports = bpf_ntohl(*l4);
+			}
+			hash = flow_hash(fold6(ip6->saddr.in6_u.u6_addr8), fold6(dst), ports,
+					 ip6->nexthdr);
+		}
+		why = resolve(g, hash, 6, dst, &f);
+		if (why)
+			return OUT(XDP_PASS, why);
+	}
+	ip6->hop_limit -= 1; /* no header checksum in IPv6 */
+	return transmit(ctx, eth, &f, cls);
+}
+
+SEC("xdp")
+int xdp_router(struct xdp_md *ctx)
+{
+	struct ethhdr *eth = xdp_ptr(ctx, 0, sizeof(*eth));
+	__u32 ifindex = ctx->ingress_ifindex, *pidx, port, res;
+	struct rt_port_stats *ps = NULL;
+	struct rt_port *p;
+	__u64 bytes = ctx->data_end - ctx->data;
+	__u32 act;
+
+	if (!eth) {
+		res = OUT(XDP_DROP, NF_REASON_TRUNCATED);
+		goto out;
+	}
+	pidx = bpf_map_lookup_elem(&rt_ifindex, &ifindex);
+	if (!pidx) {
+		res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+		goto out;
+	}
+	port = *pidx;
+	p = bpf_map_lookup_elem(&rt_ports, &port);
+	if (!p) {
+		res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+		goto out;
+	}
+	ps = port_stats(port);
+	if (ps) {
+		ps->rx_packets += 1;
+		ps->rx_bytes += bytes;
+	}
+
+	if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
+		if (cfg.flags & RT_F_LEARN)
+			learn_arp(ctx, port, p);
+		res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+	} else {
+		if (eth->h_proto == bpf_htons(ETH_P_IPV6) && (cfg.flags & RT_F_LEARN)) {
+			struct ipv6hdr *ip6 = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip6));
+
+			if (ip6)
+				learn_na(ctx, port, ip6);
+		}
+		eth = xdp_ptr(ctx, 0, sizeof(*eth));
+		if (!eth)
+			res = OUT(XDP_DROP, NF_REASON_TRUNCATED);
+		else if ((eth->h_dest[0] & 1) || __builtin_memcmp(eth->h_dest, p->mac, 6))
+			res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+		else if (eth->h_proto == bpf_htons(ETH_P_IP))
+			res = handle_v4(ctx, port, p);
+		else if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+			res = handle_v6(ctx, port, p);
+		else
+			res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+	}
+out:
+	act = res & 0xff;
+	if (ps && (act == XDP_DROP || act == XDP_ABORTED))
+		ps->drops += 1;
+	return xdp_exit_why(ctx, &rt_stats, act, res >> 8);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* LPM router: data-only header shared by router.bpf.c and nf/nfs/router.py (ctypes mirrors in
+ * nf/nfs/router_abi.py, checked against the object's BTF by tests/xdp_progs/router/test_layout.py).
+ *
+ * Lookup entry encoding (u32, shared by the IPv4 DIR-24-8 tables and the IPv6 multibit trie):
+ *   0                      no route
+ *   RT_ENTRY_CHUNK | c     descend into chunk c (256 entries, indexed by the next address byte)
+ *   g (1..RT_GROUPS-1)     route group g (next hop(s), kind, class) in rt_groups
+ * Every table exists twice (bank 0 and bank 1); rt_bank[0] names the bank traffic uses. A bulk
+ * replace fills the idle bank and flips rt_bank with one 4-byte store. */
+#ifndef XDP_NF_ROUTER_H
+#define XDP_NF_ROUTER_H
+
+#include <linux/types.h>
+
+#define RT_ENTRY_CHUNK 0x80000000u
+#define RT_CHUNK_BITS 8
+#define RT_CHUNK_SIZE 256
+
+#define RT_V4_TBL24_BITS 24
+#define RT_V4_TBL24_SIZE (1u << 24)   /* entries per bank */
+#define RT_V6_ROOT_BITS 16
+#define RT_V6_ROOT_SIZE (1u << 16)    /* entries per bank */
+#define RT_V6_LEVELS 14               /* 16 + 14 * 8 = 128 bits */
+
+#define RT_GROUPS 4096                /* route groups per bank (group 0 = no route) */
+#define RT_ECMP_MAX 8                 /* next hops per group */
+#define RT_PORTS 64                   /* router ports (index into rt_ports / rt_tx) */
+#define RT_CLASSES 8
+
+/* Load-time mode (rodata). */
+enum rt_mode {
+	RT_MODE_DIR = 0,   /* our tables: DIR-24-8 (v4) + multibit trie (v6) */
+	RT_MODE_TRIE = 1,  /* BPF_MAP_TYPE_LPM_TRIE baseline */
+	RT_MODE_FIB = 2,   /* bpf_fib_lookup: the kernel's FIB and neighbour table */
+};
+
+/* What a route group does with a matching packet. */
+enum rt_kind {
+	RT_KIND_NONE = 0,
+	RT_KIND_FORWARD = 1,    /* via gateway(s): neighbour key = hop gateway */
+	RT_KIND_CONNECTED = 2,  /* on-link: neighbour key = packet destination */
+	RT_KIND_BLACKHOLE = 3,  /* drop silently */
+	RT_KIND_LOCAL = 4,      /* one of the router's addresses: echo answered, rest XDP_PASS */
+	RT_KIND_UNREACHABLE = 5,/* reject: ICMP destination unreachable (admin prohibited) */
+};
+
+/* Route classes for rt_class_stats. */
+enum rt_class {
+	RT_CLASS_NOROUTE = 0,
+	RT_CLASS_CONNECTED = 1,
+	RT_CLASS_STATIC = 2,
+	RT_CLASS_ECMP = 3,
+	RT_CLASS_BLACKHOLE = 4,
+	RT_CLASS_LOCAL = 5,
+	RT_CLASS_DEFAULT = 6,
+	RT_CLASS_KERNEL = 7,    /* kernel-FIB mode */
+};
+
+/* NF-specific reasons (slots NF_REASON_NF(n) of struct nf_stats, stats.h). */
+enum rt_reason {
+	RT_REASON_NO_ROUTE = 0,
+	RT_REASON_TTL = 1,
+	RT_REASON_NEIGH_MISS = 2,
+	RT_REASON_BLACKHOLE = 3,
+	RT_REASON_LOCAL = 4,
+	RT_REASON_ICMP_LIMITED = 5,
+	RT_REASON_ECHO = 6,
+	RT_REASON_NOT_FOR_US = 7, /* not IP, other MAC, multicast/broadcast, options: kernel's job */
+};
+
+struct rt_hop {
+	__u32 port;     /* egress port index */
+	__u8 gw[16];    /* gateway (v4 in gw[0..3]); unused for CONNECTED */
+};
+
+struct rt_group {
+	__u8 kind;      /* enum rt_kind */
+	__u8 count;     /* hops used (1..RT_ECMP_MAX) */
+	__u8 cls;       /* enum rt_class */
+	__u8 family;    /* 4 or 6 */
+	struct rt_hop hops[RT_ECMP_MAX];
+};
+
+struct rt_port {
+	__u32 ifindex;
+	__u8 mac[6];
+	__u8 up;
+	__u8 pad;
+	__u8 ip4[4];    /* source of ICMP errors sent from this port (0 = none: no ICMP) */
+	__u8 ip6[16];
+};
+
+struct rt_neigh_key {
+	__u32 port;
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16];
+};
+
+struct rt_neigh {
+	__u8 mac[6];
+	__u16 flags;    /* RT_NEIGH_* */
+};
+
+#define RT_NEIGH_STATIC 1
+#define RT_NEIGH_LEARNED 2
+
+struct rt_trie4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct rt_trie6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* Per-port counters (PERCPU_ARRAY indexed by port). */
+struct rt_port_stats {
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 tx_packets;   /* forwarded out of this port */
+	__u64 tx_bytes;
+	__u64 icmp_out;     /* ICMP errors and echo replies sent back out this port */
+	__u64 drops;
+};
+
+/* Per-route-class counters (PERCPU_ARRAY indexed by enum rt_class). */
+struct rt_class_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Per-CPU token bucket for ICMP errors. */
+struct rt_icmp_bucket {
+	__u64 last_ns;
+	__u64 tokens_milli;  /* tokens * 1000 */
+};
+
+#define RT_F_ICMP_ERRORS 1   /* build Time Exceeded / Unreachable in XDP */
+#define RT_F_ECHO 2          /* answer echo requests to the router's addresses */
+#define RT_F_LEARN 4         /* learn neighbours from ARP replies / neighbour advertisements */
+
+struct rt_cfg {
+	__u32 mode;          /* enum rt_mode */
+	__u32 flags;         /* RT_F_* */
+	__u32 icmp_rate;     /* ICMP errors per second per CPU */
+	__u32 icmp_burst;    /* bucket depth */
+	__u32 ecmp_seed;
+	__u32 pad;
+};
+
+#endif /* XDP_NF_ROUTER_H */
