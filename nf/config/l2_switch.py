@@ -1,0 +1,162 @@
+"""Config of the L2 learning switch (configs/l2_switch.yaml).
+
+Everything checkable without the system is checked here, so an invalid file is rejected with a
+field path before anything loads; whether each port's interface exists is checked by the
+controller (``L2Switch.check``) against the namespace, with the same ConfigError and field path.
+"""
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Optional
+
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+
+from nf.config.base import Model
+
+MAX_PORTS = 64  # l2_switch.h L2SW_MAX_PORTS: a port is a bit in a u64 VLAN member mask
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def _vid(v: int) -> int:
+    if not 1 <= v <= 4094:
+        raise ValueError(f"VLAN {v} outside 1-4094")
+    return v
+
+
+Vid = Annotated[int, AfterValidator(_vid)]
+
+
+def _mac(v: str) -> str:
+    v = v.strip().lower().replace("-", ":")
+    if not _MAC.match(v):
+        raise ValueError(f"{v!r} is not a MAC address like 02:00:00:00:00:01")
+    if int(v[:2], 16) & 1:
+        raise ValueError(f"{v} is a multicast address; FDB entries are unicast")
+    if v == "00:00:00:00:00:00":
+        raise ValueError("the zero MAC cannot be an FDB entry")
+    return v
+
+
+Mac = Annotated[str, AfterValidator(_mac)]
+
+
+class PortMode(str, Enum):
+    access = "access"
+    trunk = "trunk"
+
+
+class AttachMode(str, Enum):
+    auto = "auto"
+    native = "native"
+    generic = "generic"
+
+
+class Variant(str, Enum):
+    auto = "auto"        # eNetSTL when the module's kfuncs are present, else pure
+    pure = "pure"        # BPF hash map FDB
+    enetstl = "enetstl"  # bucketised table with the module's SIMD find + CRC32-C
+
+
+class Port(Model):
+    name: str = Field(min_length=1, max_length=15, description="interface name in the switch's netns")
+    mode: PortMode = PortMode.access
+    vlan: Optional[Vid] = Field(default=None, validate_default=True,
+                                description="access: the port's VLAN (untagged)")
+    vlans: Optional[list[Vid]] = Field(default=None, validate_default=True,
+                                       description="trunk: allowed VLANs (tagged)")
+    native_vlan: Optional[Vid] = Field(default=None, validate_default=True,
+                                       description="trunk: VLAN of untagged frames (sent untagged)")
+    learning: bool = True
+
+    @field_validator("vlan")
+    @classmethod
+    def _access_vlan(cls, v, info: ValidationInfo):
+        mode = info.data.get("mode")
+        if mode == PortMode.access and v is None:
+            raise ValueError("an access port needs its VLAN")
+        if mode == PortMode.trunk and v is not None:
+            raise ValueError("a trunk port takes 'vlans' (and 'native_vlan'), not 'vlan'")
+        return v
+
+    @field_validator("vlans")
+    @classmethod
+    def _trunk_vlans(cls, v, info: ValidationInfo):
+        mode = info.data.get("mode")
+        if mode == PortMode.trunk:
+            if not v:
+                raise ValueError("a trunk port needs at least one VLAN")
+            dup = sorted({x for x in v if v.count(x) > 1})
+            if dup:
+                raise ValueError(f"VLAN listed twice: {dup}")
+        elif mode == PortMode.access and v is not None:
+            raise ValueError("an access port has one 'vlan', not 'vlans'")
+        return v
+
+    @field_validator("native_vlan")
+    @classmethod
+    def _native(cls, v, info: ValidationInfo):
+        if v is not None and info.data.get("mode") == PortMode.access:
+            raise ValueError("only a trunk port has a native VLAN")
+        return v
+
+    @property
+    def pvid(self) -> int:
+        """VLAN of untagged frames on this port (0: untagged frames are dropped)."""
+        return (self.vlan if self.mode == PortMode.access else self.native_vlan) or 0
+
+    def tagged_vlans(self) -> set[int]:
+        return set(self.vlans or []) - {self.pvid} if self.mode == PortMode.trunk else set()
+
+    def member_vlans(self) -> set[int]:
+        return self.tagged_vlans() | ({self.pvid} if self.pvid else set())
+
+
+class StaticEntry(Model):
+    mac: Mac
+    vlan: Vid
+    port: str = Field(min_length=1, description="name of a configured port")
+
+
+class L2SwitchConfig(Model):
+    name: str = Field(default="l2sw", pattern=r"^[A-Za-z0-9_.-]{1,32}$",
+                      description="instance name: pins live under /sys/fs/bpf/xdp-nf/<name>")
+    netns: Optional[str] = Field(default=None, description="network namespace of the ports (default: current)")
+    attach: AttachMode = AttachMode.auto
+    variant: Variant = Variant.auto
+    aging_time: float = Field(default=300.0, ge=0, description="seconds; 0 = never age; changeable at runtime")
+    fdb_size: int = Field(default=65536, ge=16, le=1 << 22)
+    ports: list[Port] = Field(min_length=1, max_length=MAX_PORTS)
+    static_entries: list[StaticEntry] = []
+
+    @field_validator("ports")
+    @classmethod
+    def _unique_ports(cls, ports: list[Port]):
+        seen: dict[str, int] = {}
+        for i, p in enumerate(ports):
+            if p.name in seen:
+                raise ValueError(f"duplicate port {p.name!r} (ports[{seen[p.name]}] and ports[{i}])")
+            seen[p.name] = i
+        return ports
+
+    @field_validator("static_entries")
+    @classmethod
+    def _statics(cls, entries: list[StaticEntry], info: ValidationInfo):
+        ports = {p.name: p for p in info.data.get("ports") or []}
+        seen: set[tuple[str, int]] = set()
+        for i, e in enumerate(entries):
+            p = ports.get(e.port)
+            if p is None:
+                raise ValueError(f"static_entries[{i}].port: {e.port!r} is not a configured port")
+            if e.vlan not in p.member_vlans():
+                raise ValueError(f"static_entries[{i}].vlan: port {e.port!r} does not carry VLAN {e.vlan}")
+            if (e.mac, e.vlan) in seen:
+                raise ValueError(f"static_entries[{i}]: {e.mac} on VLAN {e.vlan} listed twice")
+            seen.add((e.mac, e.vlan))
+        return entries
+
+    def port(self, name: str) -> Port:
+        for p in self.ports:
+            if p.name == name:
+                return p
+        raise KeyError(name)

@@ -1,0 +1,95 @@
+/* L2 learning switch: data-only header shared by the BPF C and its ctypes mirror
+ * (nf/nfs/l2_switch.py). Structs only, no code; a test compares every size and field offset
+ * with the BTF of the built object. */
+#ifndef L2_SWITCH_H
+#define L2_SWITCH_H
+
+#include <linux/types.h>
+
+#define L2SW_MAX_PORTS   64      /* port index is a bit in a u64 VLAN member mask */
+#define L2SW_STATS_SLOTS (L2SW_MAX_PORTS + 1) /* last slot: frames on an unknown ifindex */
+#define L2SW_VLAN_SLOTS  4096    /* indexed by VID; 0 and 4095 are never valid */
+#define L2SW_FDB_DEFAULT 65536
+
+enum l2sw_port_mode {
+	L2SW_ACCESS = 0, /* one VLAN (pvid), untagged in and out */
+	L2SW_TRUNK = 1,  /* allowed VLANs tagged; optional native VLAN (pvid) untagged */
+};
+
+enum l2sw_fdb_flags {
+	L2SW_FDB_STATIC = 1, /* added by the controller: never learned over, never aged */
+};
+
+/* ports: HASH, key = ifindex (u32) */
+struct l2sw_port {
+	__u32 ifindex;
+	__u16 idx;      /* 0..L2SW_MAX_PORTS-1: bit in l2sw_vlan masks, slot in stats */
+	__u16 pvid;     /* access VLAN, or trunk native VLAN; 0 = none (untagged frames dropped) */
+	__u8 mode;      /* enum l2sw_port_mode */
+	__u8 learning;  /* 1 = learn source MACs on this port */
+	__u8 pad[2];
+};
+
+/* vlans: ARRAY[L2SW_VLAN_SLOTS], index = VID */
+struct l2sw_vlan {
+	__u64 members;  /* bit idx set: port idx carries this VLAN */
+	__u64 untagged; /* bit idx set: the port sends this VLAN without a tag */
+};
+
+/* fdb: HASH (pure-eBPF variant) */
+struct l2sw_fdb_key {
+	__u8 mac[6];
+	__u16 vid;      /* host byte order */
+};
+
+struct l2sw_fdb_val {
+	__u32 ifindex;  /* egress port */
+	__u16 idx;      /* its port index */
+	__u16 flags;    /* enum l2sw_fdb_flags */
+	__u64 ts_ns;    /* last seen, bpf_ktime_get_coarse_ns (CLOCK_MONOTONIC_COARSE) */
+};
+
+/* config: ARRAY[1]; runtime knobs changed without reload */
+struct l2sw_config {
+	__u64 aging_ns; /* 0 = entries never age */
+};
+
+/* stats: PERCPU_ARRAY[L2SW_STATS_SLOTS], index = port idx; the controller sums over CPUs.
+ * rx, unicast, flood, drop and its reasons, learn, move and fdb_full count frames
+ * received on the port; tx_* count copies sent out of the port (counted by the egress program). drop = sum of drop_* reasons. */
+struct l2sw_stats {
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 tx_packets;
+	__u64 tx_bytes;
+	__u64 unicast;        /* forwarded to one known port */
+	__u64 flood;          /* flooded to the VLAN */
+	__u64 drop;
+	__u64 drop_vlan;      /* VLAN not allowed on the port (ingress) */
+	__u64 drop_malformed; /* truncated, VID 4095, multicast/zero source */
+	__u64 drop_local;     /* destination learned on the ingress port */
+	__u64 drop_egress;    /* egress program refused the copy (port not in the VLAN) */
+	__u64 learn;
+	__u64 move;
+	__u64 fdb_full;       /* could not learn: table full; the frame still goes on */
+};
+
+/* Test hooks, used only by the *_test entry points (tier-1 test_run has no real ports). */
+enum l2sw_action {
+	L2SW_ACT_DROP = 1,
+	L2SW_ACT_UNICAST = 2,
+	L2SW_ACT_FLOOD = 3,
+};
+
+struct l2sw_test_ctl {
+	__u64 now_override;    /* nonzero: the clock the test entries use instead of ktime */
+	__u32 ingress_ifindex; /* ifindex the test ingress entry pretends the frame came in on */
+	__u32 egress_ifindex;  /* ifindex the test egress entry pretends it sends out of */
+	__u32 seq;             /* bumped by every test ingress run */
+	__u32 action;          /* enum l2sw_action of the last run */
+	__u32 out_ifindex;     /* unicast target of the last run */
+	__u16 vid;             /* VLAN the last frame was classified to (0 = none) */
+	__u16 pad;
+};
+
+#endif
