@@ -154,3 +154,31 @@ class BaseCfg(ctypes.Structure):
         for i, p in enumerate(ports):
             c.drop_dports[i] = p
         return c
+
+
+def open_base(cfg: BaseCfg | None = None):
+    """Open build/bpf/base/base.o (built if stale) with ``cfg`` written to its rodata, not yet
+    loaded (set map sizes / pins, then ``.load()``). The caller owns the BpfObject (use ``with``)."""
+    from nf.bpf import BpfObject  # lazy: the mirrors above must import without libbpf
+
+    obj = BpfObject.open_built(BASE_OBJECT)
+    try:
+        if cfg is not None:
+            if not isinstance(cfg, BaseCfg):
+                raise TypeError(f"cfg must be a BaseCfg, got {type(cfg).__name__}")
+            obj.set_rodata(BASE_CFG_VAR, cfg)
+    except BaseException:
+        obj.close()
+        raise
+    return obj
+
+
+def load_base(cfg: BaseCfg | None = None):
+    """open_base(cfg) and load it: programs ``xdp_base``, map ``base_stats`` ready."""
+    obj = open_base(cfg)
+    try:
+        obj.load()
+    except BaseException:
+        obj.close()
+        raise
+    return obj
