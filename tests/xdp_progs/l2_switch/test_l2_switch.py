@@ -1,0 +1,266 @@
+"""xdp_progs/l2_switch: tier-1 tables through BPF_PROG_TEST_RUN, byte-exact.
+
+Ports (ifindex: mode): 11 access VLAN 10, 12 access VLAN 10, 13 access VLAN 20,
+14 trunk {10, 20} native 30, 15 trunk {10} without native VLAN, 16 access VLAN 10, learning off.
+"""
+from __future__ import annotations
+
+import struct
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Dot1Q, Ether
+
+from nf.nfs.l2_switch import (ACCESS, ACT_DROP, ACT_FLOOD, ACT_UNICAST, TRUNK, PortPlan, SwitchSim,
+                              fdb_key)
+
+P1, P2, P3, P4, P5, P6 = 11, 12, 13, 14, 15, 16
+PORTS = [
+    PortPlan("p1", P1, 0, ACCESS, 10, frozenset(), True),
+    PortPlan("p2", P2, 1, ACCESS, 10, frozenset(), True),
+    PortPlan("p3", P3, 2, ACCESS, 20, frozenset(), True),
+    PortPlan("p4", P4, 3, TRUNK, 30, frozenset({10, 20}), True),
+    PortPlan("p5", P5, 4, TRUNK, 0, frozenset({10}), True),
+    PortPlan("p6", P6, 5, ACCESS, 10, frozenset(), False),
+]
+A, B, C = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
+BCAST = "ff:ff:ff:ff:ff:ff"
+T0 = 1_000 * 10**9
+REDIRECT, DROP, PASS = 4, 1, 2
+
+
+def frame(src=A, dst=BCAST, vid=None, prio=0, payload=b"hello"):
+    e = Ether(src=src, dst=dst)
+    if vid is not None:
+        e = e / Dot1Q(vlan=vid, prio=prio)
+    return bytes(e / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / payload)
+
+
+def tag(f: bytes, vid: int, prio: int = 0) -> bytes:
+    return f[:12] + struct.pack("!HH", 0x8100, prio << 13 | vid) + f[12:]
+
+
+@pytest.fixture
+def sw():
+    with SwitchSim(PORTS, aging_s=300) as s:
+        yield s
+
+
+def stat(sw, port, name):
+    return sw.maps.stats()[port][name]
+
+
+# ---- flooding and tag push/pop per port mode ------------------------------------------------
+def test_untagged_broadcast_on_access_floods_vlan_untagged_and_tagged(sw):
+    f = frame()
+    r = sw.receive(f, P1, T0)
+    assert (r.verdict, r.action, r.vid) == (REDIRECT, ACT_FLOOD, 10)
+    assert r.wire == tag(f, 10)                   # ingress pushes the VLAN's tag
+    assert r.out == {P2: f, P4: tag(f, 10), P5: tag(f, 10), P6: f}   # not p1 (ingress), not p3 (VLAN 20)
+
+
+def test_tagged_frame_on_trunk_floods_its_vlan(sw):
+    f = frame(vid=20, prio=5)
+    r = sw.receive(f, P4, T0)
+    assert (r.verdict, r.action, r.vid) == (REDIRECT, ACT_FLOOD, 20)
+    assert r.wire == f                             # already tagged: untouched, PCP kept
+    untagged = f[:12] + f[16:]
+    assert r.out == {P3: untagged}
+
+
+def test_native_vlan_untagged_in_and_out_of_trunk(sw):
+    f = frame(src=B)
+    r = sw.receive(f, P4, T0)
+    assert (r.action, r.vid) == (ACT_FLOOD, 30)
+    assert r.out == {}                             # only p4 carries VLAN 30
+    assert sw.egress(tag(f, 30), P4) == (PASS, f)  # native VLAN leaves the trunk untagged
+
+
+def test_priority_tag_is_classified_to_pvid_and_keeps_pcp(sw):
+    f = frame(vid=0, prio=6)
+    r = sw.receive(f, P1, T0)
+    assert (r.action, r.vid) == (ACT_FLOOD, 10)
+    assert r.wire == f[:14] + struct.pack("!H", 6 << 13 | 10) + f[16:]
+    assert r.out[P4] == r.wire and r.out[P2] == f[:12] + f[16:]
+
+
+@pytest.mark.parametrize("port,vid,expect", [
+    (P1, 10, (PASS, "pop")), (P4, 10, (PASS, "keep")), (P4, 20, (PASS, "keep")),
+    (P4, 30, (PASS, "pop")), (P5, 10, (PASS, "keep")), (P3, 10, (DROP, None)),
+    (P5, 20, (DROP, None)), (99, 10, (DROP, None)),
+])
+def test_egress_program_per_port_mode(sw, port, vid, expect):
+    f = frame()
+    verdict, out = sw.egress(tag(f, vid, prio=3), port)
+    assert verdict == expect[0]
+    if expect[1] == "pop":
+        assert out == f
+    elif expect[1] == "keep":
+        assert out == tag(f, vid, prio=3)
+
+
+def test_egress_refusal_is_counted(sw):
+    assert sw.egress(tag(frame(), 10), P3)[0] == DROP
+    assert sw.egress(frame(), P1)[0] == DROP      # untagged: never made by the ingress program
+    assert stat(sw, "p3", "drop_egress") == 1 and stat(sw, "p1", "drop_egress") == 1
+    assert stat(sw, "p3", "tx_packets") == 0
+
+
+# ---- learning ----------------------------------------------------------------------------------
+def test_learning_writes_the_expected_entry(sw):
+    sw.receive(frame(src=A), P1, T0)
+    v = sw.maps.fdb_map.lookup(fdb_key(A, 10))
+    assert (v.ifindex, v.idx, v.flags, v.ts_ns) == (P1, 0, 0, T0)
+    assert len(list(sw.maps.fdb_map.keys())) == 1
+    assert stat(sw, "p1", "learn") == 1
+    sw.receive(frame(src=A, vid=20), P4, T0 + 5)   # same MAC, other VLAN: its own entry
+    v = sw.maps.fdb_map.lookup(fdb_key(A, 20))
+    assert (v.ifindex, v.ts_ns) == (P4, T0 + 5)
+    sw.receive(frame(src=A), P1, T0 + 9)           # refresh in place
+    assert sw.maps.fdb_map.lookup(fdb_key(A, 10)).ts_ns == T0 + 9
+    assert stat(sw, "p1", "learn") == 1 and stat(sw, "p1", "move") == 0
+
+
+def test_learning_off_port_learns_nothing(sw):
+    sw.receive(frame(src=C), P6, T0)
+    assert sw.maps.fdb_map.lookup(fdb_key(C, 10)) is None and stat(sw, "p6", "learn") == 0
+
+
+def test_known_unicast_goes_to_one_port_with_its_tagging(sw):
+    sw.receive(frame(src=A, vid=10), P4, T0)       # A learned on the trunk, VLAN 10
+    f = frame(src=B, dst=A)
+    r = sw.receive(f, P1, T0 + 1)
+    assert (r.verdict, r.action, r.vid) == (REDIRECT, ACT_UNICAST, 10)
+    assert r.out == {P4: tag(f, 10)}
+    r = sw.receive(frame(src=A, dst=B, vid=10), P4, T0 + 2)
+    assert r.action == ACT_UNICAST and r.out == {P1: frame(src=A, dst=B)}
+    assert stat(sw, "p1", "unicast") == 1 and stat(sw, "p4", "unicast") == 1
+
+
+def test_unknown_unicast_floods(sw):
+    f = frame(src=B, dst=C)
+    r = sw.receive(f, P2, T0)
+    assert r.action == ACT_FLOOD and set(r.out) == {P1, P4, P5, P6}
+
+
+def test_destination_on_ingress_port_is_dropped(sw):
+    sw.receive(frame(src=A), P1, T0)
+    r = sw.receive(frame(src=B, dst=A), P1, T0 + 1)
+    assert (r.verdict, r.action, r.out) == (DROP, ACT_DROP, {})
+    assert stat(sw, "p1", "drop_local") == 1 and stat(sw, "p1", "drop") == 1
+
+
+def test_mac_move_is_counted_and_redirects(sw):
+    sw.receive(frame(src=A), P1, T0)
+    sw.receive(frame(src=A), P2, T0 + 1)
+    v = sw.maps.fdb_map.lookup(fdb_key(A, 10))
+    assert (v.ifindex, v.ts_ns) == (P2, T0 + 1)
+    assert stat(sw, "p2", "move") == 1 and stat(sw, "p2", "learn") == 0
+    assert sw.receive(frame(src=B, dst=A), P1, T0 + 2).out.keys() == {P2}
+
+
+def test_static_entry_is_never_learned_over_nor_aged(sw):
+    sw.maps.fdb_add(A, 10, "p2")
+    sw.receive(frame(src=A), P1, T0)               # A shows up on p1: ignored
+    v = sw.maps.fdb_map.lookup(fdb_key(A, 10))
+    assert (v.ifindex, v.flags, v.ts_ns) == (P2, 1, 0)
+    assert stat(sw, "p1", "move") == 0 and stat(sw, "p1", "learn") == 0
+    far = T0 + 10**6 * 10**9
+    assert sw.receive(frame(src=B, dst=A), P1, far).out.keys() == {P2}
+    later = far + 301 * 10**9
+    assert sw.maps.expire(now=later) == 1          # only B's dynamic entry goes
+    assert [(e.mac, e.static) for e in sw.maps.fdb(now=later)] == [(A, True)]
+
+
+def test_static_entry_outside_the_ports_vlans_is_refused(sw):
+    with pytest.raises(ValueError, match="does not carry VLAN 20"):
+        sw.maps.fdb_add(A, 20, "p1")
+
+
+# ---- aging ------------------------------------------------------------------------------------
+def test_aged_entry_is_not_used_and_aging_changes_at_runtime(sw):
+    sw.maps.set_aging(2)
+    sw.receive(frame(src=A), P1, T0)
+    assert sw.receive(frame(src=B, dst=A), P2, T0 + 2 * 10**9).action == ACT_UNICAST  # not older than 2 s
+    assert sw.receive(frame(src=B, dst=A), P2, T0 + 2 * 10**9 + 1).action == ACT_FLOOD
+    sw.maps.set_aging(60)                          # no reload: the same entry is valid again
+    assert sw.receive(frame(src=B, dst=A), P2, T0 + 3 * 10**9).action == ACT_UNICAST
+    entries = {e.mac: e for e in sw.maps.fdb(now=T0 + 61 * 10**9)}
+    assert entries[A].expired and not entries[B].expired
+    assert sw.maps.expire(now=T0 + 61 * 10**9) == 1
+    assert sw.maps.fdb_map.lookup(fdb_key(A, 10)) is None
+
+
+def test_expired_entry_elsewhere_is_relearned_not_moved(sw):
+    sw.maps.set_aging(1)
+    sw.receive(frame(src=A), P1, T0)
+    sw.receive(frame(src=A), P2, T0 + 5 * 10**9)
+    assert stat(sw, "p2", "move") == 0 and stat(sw, "p2", "learn") == 1
+    assert sw.maps.fdb_map.lookup(fdb_key(A, 10)).ifindex == P2
+
+
+def test_aging_zero_never_ages(sw):
+    sw.maps.set_aging(0)
+    sw.receive(frame(src=A), P1, T0)
+    assert sw.receive(frame(src=B, dst=A), P2, T0 + 10**15).action == ACT_UNICAST
+    assert sw.maps.expire(now=T0 + 10**15) == 0
+
+
+# ---- drops --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("desc,f,port,counter", [
+    ("tagged frame on an access port", frame(vid=10), P1, "drop_vlan"),
+    ("VLAN not allowed on the trunk", frame(vid=99), P4, "drop_vlan"),
+    ("untagged on a trunk without native VLAN", frame(), P5, "drop_vlan"),
+    ("VLAN 20 not allowed on trunk p5", frame(vid=20), P5, "drop_vlan"),
+    ("VID 4095", frame(vid=4095), P4, "drop_malformed"),
+    ("multicast source", frame(src="01:00:5e:00:00:01"), P1, "drop_malformed"),
+    ("zero source", frame(src="00:00:00:00:00:00"), P1, "drop_malformed"),
+    ("tag cut short", bytes(Ether(src=A, dst=BCAST, type=0x8100)) + b"\x00", P4, "drop_malformed"),
+])
+def test_bad_frames_are_dropped_and_counted(sw, desc, f, port, counter):
+    r = sw.receive(f, port, T0)
+    name = f"p{port - 10}"
+    assert (r.verdict, r.action, r.out) == (DROP, ACT_DROP, {}), desc
+    assert stat(sw, name, counter) == 1 and stat(sw, name, "drop") == 1
+    assert list(sw.maps.fdb_map.keys()) == []      # nothing learned from a dropped frame
+
+
+def test_unknown_ingress_port_is_dropped(sw):
+    r = sw.receive(frame(), 77, T0)
+    assert r.verdict == DROP and sw.maps.stats()["<unknown>"]["drop"] == 1
+
+
+def test_fdb_full_still_floods_and_counts():
+    with SwitchSim(PORTS, fdb_size=16) as sw:
+        macs = [f"02:00:00:00:01:{i:02x}" for i in range(17)]
+        for i, m in enumerate(macs):
+            r = sw.receive(frame(src=m), P1, T0 + i)
+            assert r.action == ACT_FLOOD and set(r.out) == {P2, P4, P5, P6}
+        assert stat(sw, "p1", "learn") == 16 and stat(sw, "p1", "fdb_full") == 1
+        assert sw.maps.fdb_map.lookup(fdb_key(macs[16], 10)) is None
+        assert all(sw.maps.fdb_map.lookup(fdb_key(m, 10)).ifindex == P1 for m in macs[:16])
+        # a move still works in a full table (the entry is replaced, not added)
+        sw.receive(frame(src=macs[0]), P2, T0 + 100)
+        assert sw.maps.fdb_map.lookup(fdb_key(macs[0], 10)).ifindex == P2
+        assert stat(sw, "p2", "move") == 1
+
+
+# ---- counters -----------------------------------------------------------------------------------
+def test_counters_and_one_exit_point(sw):
+    from nf.bpf import sum_values
+    from nf.datapath import NfStats, XdpAction
+    import ctypes
+
+    frames = [(frame(src=A), P1), (frame(src=B, dst=A), P2), (frame(vid=10), P1), (frame(src=C, dst=A), P4)]
+    for f, port in frames:
+        sw.receive(f, port, T0)
+    st = sw.maps.stats()
+    assert st["p1"]["rx_packets"] == 2 and st["p1"]["rx_bytes"] == len(frames[0][0]) + len(frames[2][0])
+    assert st["p1"]["flood"] == 1 and st["p1"]["drop_vlan"] == 1
+    assert st["p2"]["unicast"] == 1
+    assert st["p4"]["flood"] == 1 and st["p4"]["unicast"] == 0   # untagged on p4 = VLAN 30: A unknown there
+    assert st["p2"]["tx_packets"] == 1 and st["p1"]["tx_packets"] == 1   # copies sent out
+    # nf_stats: every ingress run counted once, by verdict
+    ns = sum_values(sw.obj.map("nf_stats").typed(ctypes.c_uint32, NfStats).lookup_percpu(0))
+    assert ns.packets[XdpAction.REDIRECT] == 3 and ns.packets[XdpAction.DROP] == 1
+    assert ns.reasons[4] == 1                       # NF_REASON_CONFIG: the VLAN drop
