@@ -48,6 +48,8 @@ class Map:
     def from_pin(cls, path: str | os.PathLike, key: type | None = None,
                  value: type | None = None) -> "Map | TypedMap":
         """Open a pinned map; with key/value ctypes, return its TypedMap view directly."""
+        if (key is None) != (value is None):
+            raise TypeError("from_pin needs both key and value types, or neither")
         fd = L.bpf_obj_get(os.fsencode(path))
         L.check(fd, f"cannot open pinned map {path}",
                 hint="is it pinned (ls the bpffs dir) and is /sys/fs/bpf a bpffs mount?")
@@ -58,10 +60,12 @@ class Map:
         except BpfError:
             m.close()
             raise BpfError(E.EINVAL, f"{path} is pinned but is not a BPF map")
-        if key is not None or value is not None:
-            if key is None or value is None:
-                raise TypeError("from_pin needs both key and value types, or neither")
-            return m.typed(key, value)
+        if key is not None:
+            try:
+                return m.typed(key, value)
+            except ValueError:
+                m.close()
+                raise
         return m
 
     @classmethod
@@ -445,6 +449,17 @@ class TypedMap(Generic[K, V]):
 
     def __repr__(self):
         return f"<TypedMap {self.map.name} {self.K.__name__} -> {self.V.__name__}>"
+
+    def close(self) -> None:
+        """Close the underlying map if it is standalone (object maps belong to the object)."""
+        self.map.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
     @property
     def fd(self) -> int:
