@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Compare kfuncs: find/match a u16 among up to 16, a u32 among up to 8, key equality of any
+ * length, index of the minimum of up to 16 u32.
+ *
+ * These run on general registers (SWAR: 4 u16 lanes per u64), not AVX2: a 16-lane compare is
+ * ~20 instructions this way, while the FPU bracket alone (irq_fpu_usable + begin + end) costs
+ * more than the vector compare it would protect (design notes §6).  The lane test is exact
+ * (no borrow between lanes), so the mask is the true match set, not a "maybe" set.
+ */
+#include <linux/kernel.h>
+#include <linux/errno.h>
+#include <linux/unaligned.h>
+#include <linux/bitops.h>
+#include "internal.h"
+
+#define LANES16_LO	0x0001000100010001ull
+#define LANES16_7FFF	0x7fff7fff7fff7fffull
+#define LANES16_HI	0x8000800080008000ull
+
+/* Bits 0..3 set for the u16 lanes of `w` equal to the lanes of `pat`. */
+static __always_inline u32 eq4x16(u64 w, u64 pat)
+{
+	u64 x = w ^ pat;
+	/* high bit of a lane set iff the lane is non-zero; the +0x7fff never carries out */
+	u64 nz = ((x & LANES16_7FFF) + LANES16_7FFF) | x;
+	u64 z = ~nz & LANES16_HI;
+
+	/* gather bits 15/31/47/63 into 48..51: the four products land on distinct bits */
+	return ((z >> 15) * 0x0001000200040008ull) >> 48 & 0xf;
+}
+
+static __always_inline u32 match16(const u16 *arr, u32 n, u32 v)
+{
+	u64 pat = (u64)(u16)v * LANES16_LO;
+	u32 mask = 0, i = 0;
+
+	for (; i + 4 <= n; i += 4)
+		mask |= eq4x16(get_unaligned((const u64 *)(arr + i)), pat) << i;
+	for (; i < n; i++)
+		mask |= (u32)(get_unaligned(arr + i) == (u16)v) << i;
+	return mask;
+}
+
+static __always_inline u32 match32(const u32 *arr, u32 n, u32 v)
+{
+	u32 mask = 0, i;
+
+	for (i = 0; i < n; i++)
+		mask |= (u32)(get_unaligned(arr + i) == v) << i;
+	return mask;
+}
+
+__bpf_kfunc_start_defs();
+
+/* Index of the first u16 == v among arr__sz / 2 (at most 16), -1 if none, -EINVAL on bad size. */
+__bpf_kfunc int enetstl_find_u16(const u16 *arr, u32 arr__sz, u32 v)
+{
+	u32 m;
+
+	if (!arr || !arr__sz || arr__sz > 32 || arr__sz & 1)
+		return -EINVAL;
+	m = match16(arr, arr__sz / 2, v);
+	return m ? __ffs(m) : -1;
+}
+
+/* Bit i set iff arr[i] == v; 0 on bad size. */
+__bpf_kfunc u32 enetstl_match_u16(const u16 *arr, u32 arr__sz, u32 v)
+{
+	if (!arr || !arr__sz || arr__sz > 32 || arr__sz & 1)
+		return 0;
+	return match16(arr, arr__sz / 2, v);
+}
+
+__bpf_kfunc int enetstl_find_u32(const u32 *arr, u32 arr__sz, u32 v)
+{
+	u32 m;
+
+	if (!arr || !arr__sz || arr__sz > 32 || arr__sz & 3)
+		return -EINVAL;
+	m = match32(arr, arr__sz / 4, v);
+	return m ? __ffs(m) : -1;
+}
+
+__bpf_kfunc u32 enetstl_match_u32(const u32 *arr, u32 arr__sz, u32 v)
+{
+	if (!arr || !arr__sz || arr__sz > 32 || arr__sz & 3)
+		return 0;
+	return match32(arr, arr__sz / 4, v);
+}
+
+/* 1 if the two buffers have the same length and bytes, 0 if not, -EINVAL if > 4096 bytes. */
+__bpf_kfunc int enetstl_key_eq(const void *a, u32 a__sz, const void *b, u32 b__sz)
+{
+	const u8 *pa = a, *pb = b;
+	u64 diff = 0;
+	u32 n = a__sz;
+
+	if (!a || !b || a__sz > 4096 || b__sz > 4096)
+		return -EINVAL;
+	if (a__sz != b__sz)
+		return 0;
+	for (; n >= 8; n -= 8, pa += 8, pb += 8)
+		diff |= get_unaligned((const u64 *)pa) ^ get_unaligned((const u64 *)pb);
+	for (; n; n--)
+		diff |= *pa++ ^ *pb++;
+	return diff == 0;
+}
+
+/* Index of the first minimum among vals__sz / 4 (1..16) u32, -EINVAL on bad size. */
+__bpf_kfunc int enetstl_min_idx_u32(const u32 *vals, u32 vals__sz)
+{
+	u32 n = vals__sz / 4, i, best = 0, min;
+
+	if (!vals || !n || n > 16 || vals__sz & 3)
+		return -EINVAL;
+	min = get_unaligned(vals);
+	for (i = 1; i < n; i++) {
+		u32 x = get_unaligned(vals + i);
+
+		if (x < min) {
+			min = x;
+			best = i;
+		}
+	}
+	return best;
+}
+
+__bpf_kfunc_end_defs();

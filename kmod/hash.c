@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Hash kfuncs: CRC32-C, xxh32, and the fused multi-hash (d seeds, 8 lanes per AVX2 step)
+ * with count-min update.
+ *
+ * Definitions (bit-identical to nf/algo.py and xdp_progs/include/algo/):
+ *  - enetstl_crc32c(data, len, seed): standard CRC-32C (Castagnoli, reflected 0x82F63B78)
+ *    with `seed` as the initial value: ~crc32c_update(~seed, data); seed 0 gives the usual
+ *    check value 0xE3069283 for "123456789".
+ *  - enetstl_xxh32(data, len, seed): XXH32.
+ *  - multi-hash: h_i = xxh32(key, len, seed + i * ENETSTL_SEED_STEP), i < d.
+ *  - count-min: counter[i][h_i mod w] += inc for every row; returns the minimum updated value.
+ *
+ * The crc32 instruction works on general registers: no FPU bracket.  Only the xxh32x8 lanes
+ * use vector registers, inside kernel_fpu_begin_mask(0) (integer SIMD needs neither x87 init
+ * nor MXCSR) and only when irq_fpu_usable(); otherwise the scalar path runs.
+ */
+#include <linux/kernel.h>
+#include <linux/errno.h>
+#include <linux/unaligned.h>
+#include <linux/bitops.h>
+#include <asm/fpu/api.h>
+#include "internal.h"
+
+#define P1 0x9E3779B1u
+#define P2 0x85EBCA77u
+#define P3 0xC2B2AE3Du
+#define P4 0x27D4EB2Fu
+#define P5 0x165667B1u
+
+static __always_inline u32 xxh_round(u32 acc, u32 w)
+{
+	acc += w * P2;
+	acc = rol32(acc, 13);
+	return acc * P1;
+}
+
+u32 enetstl_xxh32_scalar(const u8 *p, u32 len, u32 seed)
+{
+	const u8 *end = p + len;
+	u32 h;
+
+	if (len >= 16) {
+		const u8 *limit = end - 16;
+		u32 v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+
+		do {
+			v1 = xxh_round(v1, get_unaligned_le32(p));
+			v2 = xxh_round(v2, get_unaligned_le32(p + 4));
+			v3 = xxh_round(v3, get_unaligned_le32(p + 8));
+			v4 = xxh_round(v4, get_unaligned_le32(p + 12));
+			p += 16;
+		} while (p <= limit);
+		h = rol32(v1, 1) + rol32(v2, 7) + rol32(v3, 12) + rol32(v4, 18);
+	} else {
+		h = seed + P5;
+	}
+	h += len;
+	while (p + 4 <= end) {
+		h += get_unaligned_le32(p) * P3;
+		h = rol32(h, 17) * P4;
+		p += 4;
+	}
+	while (p < end) {
+		h += *p * P5;
+		h = rol32(h, 11) * P1;
+		p++;
+	}
+	h ^= h >> 15;
+	h *= P2;
+	h ^= h >> 13;
+	h *= P3;
+	h ^= h >> 16;
+	return h;
+}
+
+/* Slice-by-8 tables for the CPUs without SSE4.2 (and for force_scalar). */
+static u32 crc_tab[8][256] __read_mostly;
+
+void enetstl_hash_init(void)
+{
+	u32 i, j, c;
+
+	for (i = 0; i < 256; i++) {
+		c = i;
+		for (j = 0; j < 8; j++)
+			c = (c >> 1) ^ (0x82F63B78u & -(c & 1));
+		crc_tab[0][i] = c;
+	}
+	for (i = 0; i < 256; i++)
+		for (j = 1; j < 8; j++)
+			crc_tab[j][i] = (crc_tab[j - 1][i] >> 8) ^ crc_tab[0][crc_tab[j - 1][i] & 0xff];
+}
+
+static u32 crc32c_sw(u32 crc, const u8 *p, u32 len)
+{
+	while (len >= 8) {
+		u32 lo = get_unaligned_le32(p) ^ crc, hi = get_unaligned_le32(p + 4);
+
+		crc = crc_tab[7][lo & 0xff] ^ crc_tab[6][(lo >> 8) & 0xff] ^
+		      crc_tab[5][(lo >> 16) & 0xff] ^ crc_tab[4][lo >> 24] ^
+		      crc_tab[3][hi & 0xff] ^ crc_tab[2][(hi >> 8) & 0xff] ^
+		      crc_tab[1][(hi >> 16) & 0xff] ^ crc_tab[0][hi >> 24];
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		crc = (crc >> 8) ^ crc_tab[0][(crc ^ *p++) & 0xff];
+	return crc;
+}
+
+static u32 crc32c_hw(u32 crc, const u8 *p, u32 len)
+{
+	u64 c = crc;
+
+	while (len >= 8) {
+		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)p)));
+		p += 8;
+		len -= 8;
+	}
+	crc = c;
+	if (len >= 4) {
+		asm("crc32l %1, %0" : "+r"(crc) : "rm"(get_unaligned((const u32 *)p)));
+		p += 4;
+		len -= 4;
+	}
+	while (len--)
+		asm("crc32b %1, %0" : "+r"(crc) : "rm"(*p++));
+	return crc;
+}
+
+/* Multi-hash core: d in 1..16, out has room for 16 (SIMD lanes past d are discarded). */
+static void hash_d(const u8 *key, u32 len, u32 seed, u32 d, u32 *out)
+{
+	u32 seeds[ENETSTL_MAX_D] __uninitialized;	/* no rep stos from auto-init */
+	u32 i;
+
+	if (enetstl_has_avx2 && !READ_ONCE(enetstl_force_scalar)) {
+		if (irq_fpu_usable()) {
+			for (i = 0; i < ENETSTL_MAX_D; i++)
+				seeds[i] = seed + i * ENETSTL_SEED_STEP;
+			kernel_fpu_begin_mask(0);
+			enetstl_xxh32x8_avx2(key, len, seeds, out);
+			if (d > 8)
+				enetstl_xxh32x8_avx2(key, len, seeds + 8, out + 8);
+			kernel_fpu_end();
+			enetstl_count(CTR_HASH_SIMD);
+			return;
+		}
+		enetstl_count(CTR_FPU_BUSY);
+	}
+	for (i = 0; i < d; i++)
+		out[i] = enetstl_xxh32_scalar(key, len, seed + i * ENETSTL_SEED_STEP);
+	enetstl_count(CTR_HASH_SCALAR);
+}
+
+static s64 cm_add(const void *key, u32 key__sz, void *table, u32 table__sz, u32 inc,
+		  bool atomic)
+{
+	struct enetstl_cm_hdr *hdr = table;
+	u32 h[ENETSTL_MAX_D] __uninitialized, d, w, i, min = U32_MAX;
+	u32 *cnt;
+
+	if (!key || !table || key__sz > ENETSTL_MAX_KEY || table__sz < sizeof(*hdr) ||
+	    !IS_ALIGNED((unsigned long)table, 4))
+		return -EINVAL;
+	d = READ_ONCE(hdr->d);
+	w = READ_ONCE(hdr->w);
+	/* Rows are bounded by the table the caller passed, not by what the header claims. */
+	if (!d || d > ENETSTL_MAX_D || !w || READ_ONCE(hdr->flags) ||
+	    (u64)d * w * sizeof(u32) > table__sz - sizeof(*hdr))
+		return -EINVAL;
+	hash_d(key, key__sz, READ_ONCE(hdr->seed), d, h);
+	cnt = (u32 *)(hdr + 1);
+	for (i = 0; i < d; i++) {
+		u32 j = (w & (w - 1)) ? h[i] % w : h[i] & (w - 1);
+		u32 *c = &cnt[i * w + j], v;
+
+		if (atomic) {
+			v = atomic_add_return(inc, (atomic_t *)c);
+		} else {
+			v = *c + inc;
+			*c = v;
+		}
+		min = min(min, v);
+	}
+	return min;
+}
+
+__bpf_kfunc_start_defs();
+
+__bpf_kfunc u32 enetstl_crc32c(const void *data, u32 data__sz, u32 seed)
+{
+	if (!data || data__sz > ENETSTL_MAX_KEY)
+		return 0;
+	if (enetstl_has_sse42 && !READ_ONCE(enetstl_force_scalar)) {
+		enetstl_count(CTR_CRC_HW);
+		return ~crc32c_hw(~seed, data, data__sz);
+	}
+	enetstl_count(CTR_CRC_SW);
+	return ~crc32c_sw(~seed, data, data__sz);
+}
+
+__bpf_kfunc u32 enetstl_xxh32(const void *data, u32 data__sz, u32 seed)
+{
+	if (!data || data__sz > ENETSTL_MAX_KEY)
+		return 0;
+	return enetstl_xxh32_scalar(data, data__sz, seed);
+}
+
+__bpf_kfunc int enetstl_hash_multi(const void *key, u32 key__sz, u32 *out, u32 out__sz, u32 seed)
+{
+	u32 h[ENETSTL_MAX_D] __uninitialized, d = out__sz / sizeof(u32), i;
+
+	if (!key || !out || key__sz > ENETSTL_MAX_KEY || out__sz % sizeof(u32) || !d ||
+	    d > ENETSTL_MAX_D)
+		return -EINVAL;
+	hash_d(key, key__sz, seed, d, h);
+	for (i = 0; i < d; i++)
+		WRITE_ONCE(out[i], h[i]);	/* one store each, not a rep movs memcpy */
+	return d;
+}
+
+__bpf_kfunc s64 enetstl_cm_add(const void *key, u32 key__sz, void *table, u32 table__sz, u32 inc)
+{
+	return cm_add(key, key__sz, table, table__sz, inc, false);
+}
+
+__bpf_kfunc s64 enetstl_cm_add_atomic(const void *key, u32 key__sz, void *table, u32 table__sz,
+				      u32 inc)
+{
+	return cm_add(key, key__sz, table, table__sz, inc, true);
+}
+
+__bpf_kfunc_end_defs();

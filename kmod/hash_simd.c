@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * AVX2 xxh32 over 8 seeds at once: lane i computes xxh32(key, len, seeds[i]).
+ *
+ * The only translation unit built with -mavx2 (see Kbuild).  It holds nothing but the
+ * vector routine, so the compiler cannot put vector instructions anywhere else in the
+ * module; its only caller (hash.c) runs it between kernel_fpu_begin_mask(0) and
+ * kernel_fpu_end().  GCC vector extensions, no <immintrin.h>: + * ^ << >> on u32x8 become
+ * vpaddd / vpmulld / vpxor / vpslld / vpsrld.  Key words are broadcast, never gathered.
+ */
+#include <linux/types.h>
+#include <linux/unaligned.h>
+#include "internal.h"
+
+typedef u32 v8u32 __attribute__((vector_size(32)));
+typedef u32 v8u32_una __attribute__((vector_size(32), aligned(4)));
+
+#define P1 0x9E3779B1u
+#define P2 0x85EBCA77u
+#define P3 0xC2B2AE3Du
+#define P4 0x27D4EB2Fu
+#define P5 0x165667B1u
+
+#define ROTL(x, r) (((x) << (r)) | ((x) >> (32 - (r))))
+
+static __always_inline v8u32 bcast(u32 x)
+{
+	return (v8u32){ x, x, x, x, x, x, x, x };
+}
+
+static __always_inline v8u32 round32(v8u32 acc, u32 word)
+{
+	acc += bcast(word) * P2;
+	acc = ROTL(acc, 13);
+	return acc * P1;
+}
+
+void enetstl_xxh32x8_avx2(const u8 *p, u32 len, const u32 *seeds, u32 *out)
+{
+	const u8 *end = p + len;
+	v8u32 seed = *(const v8u32_una *)seeds;
+	v8u32 h;
+
+	if (len >= 16) {
+		const u8 *limit = end - 16;
+		v8u32 v1 = seed + (P1 + P2);
+		v8u32 v2 = seed + P2;
+		v8u32 v3 = seed;
+		v8u32 v4 = seed - P1;
+
+		do {
+			v1 = round32(v1, get_unaligned_le32(p));
+			v2 = round32(v2, get_unaligned_le32(p + 4));
+			v3 = round32(v3, get_unaligned_le32(p + 8));
+			v4 = round32(v4, get_unaligned_le32(p + 12));
+			p += 16;
+		} while (p <= limit);
+		h = ROTL(v1, 1) + ROTL(v2, 7) + ROTL(v3, 12) + ROTL(v4, 18);
+	} else {
+		h = seed + P5;
+	}
+	h += len;
+	while (p + 4 <= end) {
+		h += bcast(get_unaligned_le32(p)) * P3;
+		h = ROTL(h, 17) * P4;
+		p += 4;
+	}
+	while (p < end) {
+		h += bcast(*p) * P5;
+		h = ROTL(h, 11) * P1;
+		p++;
+	}
+	h ^= h >> 15;
+	h *= P2;
+	h ^= h >> 13;
+	h *= P3;
+	h ^= h >> 16;
+	*(v8u32_una *)out = h;
+}

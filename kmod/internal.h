@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Shared by the module's translation units; not part of the BPF-facing API. */
+#ifndef ENETSTL_INTERNAL_H
+#define ENETSTL_INTERNAL_H
+
+#include <linux/types.h>
+#include <linux/percpu.h>
+#include <linux/atomic.h>
+#include <linux/btf.h>
+#include <linux/btf_ids.h>
+#include "include/enetstl.h"
+
+extern bool enetstl_force_scalar;	/* module param, writable at run time */
+extern bool enetstl_has_avx2;		/* detected at init */
+extern bool enetstl_has_sse42;
+
+/* Per-CPU call counters: which code path ran.  Summed by the sysfs readers. */
+enum enetstl_ctr {
+	CTR_HASH_SIMD,		/* multi-hash / count-min calls that used AVX2 */
+	CTR_HASH_SCALAR,	/* ... that used the scalar path */
+	CTR_CRC_HW,		/* crc32c calls using the SSE4.2 instruction */
+	CTR_CRC_SW,		/* ... using the table */
+	CTR_FPU_BUSY,		/* SIMD wanted but irq_fpu_usable() said no */
+	CTR_NR,
+};
+DECLARE_PER_CPU(u64, enetstl_ctrs[CTR_NR]);
+static inline void enetstl_count(enum enetstl_ctr c)
+{
+	this_cpu_inc(enetstl_ctrs[c]);
+}
+
+/* Live objects (allocations not yet freed). */
+extern atomic_long_t enetstl_live_lb, enetstl_live_rp, enetstl_live_mw, enetstl_live_mw_nodes;
+
+/* hash.c <-> hash_simd.c (hash_simd.c is the only unit compiled with -mavx2; callers bracket) */
+void enetstl_xxh32x8_avx2(const u8 *key, u32 len, const u32 *seeds, u32 *out);
+u32 enetstl_xxh32_scalar(const u8 *p, u32 len, u32 seed);
+
+void enetstl_hash_init(void);
+
+/* Per-family registration, called from main.c. */
+int enetstl_lb_init(void);
+int enetstl_rp_init(void);
+int enetstl_mw_init(void);
+void enetstl_lb_exit(void);
+void enetstl_rp_exit(void);
+void enetstl_mw_exit(void);
+
+/* The kfunc id set and dtor lists are defined in main.c. */
+#endif

@@ -1,0 +1,47 @@
+"""Driver for the kmod test programs (xdp_progs/kmod_tests/): the struct kt_req mirror and a
+one-call runner.  Shared by tests/kmod/, tests/nf/test_algo.py and `python -m nf.kmod seedcheck`."""
+from __future__ import annotations
+
+import ctypes as C
+from dataclasses import dataclass
+
+KT_XXH32, KT_CRC32C, KT_MULTI, KT_FIND16, KT_FIND32, KT_MIN, KT_BITS, KT_KEYEQ, KT_CM = range(1, 10)
+KT_ABSENT = 0xAB5E
+XDP_ABORTED, XDP_DROP, XDP_PASS = 0, 1, 2
+
+
+class KtReq(C.Structure):
+    """Mirror of struct kt_req (xdp_progs/kmod_tests/kmod_tests.h)."""
+    _fields_ = [
+        ("op", C.c_uint32), ("len", C.c_uint32), ("seed", C.c_uint32), ("arg", C.c_uint32),
+        ("x", C.c_uint64), ("ret", C.c_int64),
+        ("key", C.c_uint8 * 64), ("out", C.c_uint32 * 16),
+    ]
+
+
+KT_CM_MAX = 1024
+
+
+class KtCmTable(C.Structure):
+    """Mirror of struct kt_cm_table."""
+    _fields_ = [("d", C.c_uint32), ("w", C.c_uint32), ("seed", C.c_uint32),
+                ("flags", C.c_uint32), ("cnt", C.c_uint32 * KT_CM_MAX)]
+
+
+@dataclass
+class KtResult:
+    retval: int
+    out: list[int]
+    ret: int
+
+
+def kt_call(prog, op: int, key: bytes = b"", *, length: int | None = None, seed: int = 0,
+            arg: int = 0, x: int = 0) -> KtResult:
+    """Run one request through `prog` (an nf.bpf Program) with BPF_PROG_TEST_RUN."""
+    if len(key) > 64:
+        raise ValueError("key is at most 64 bytes")
+    r = KtReq(op=op, len=len(key) if length is None else length, seed=seed, arg=arg, x=x)
+    C.memmove(r.key, key, len(key))
+    res = prog.test_run(bytes(r))
+    back = KtReq.from_buffer_copy(res.data_out[:C.sizeof(KtReq)])
+    return KtResult(res.retval, list(back.out), back.ret)

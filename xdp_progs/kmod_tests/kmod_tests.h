@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Data-only request layout of the kmod test programs (mirrored by tests/kmod/common.py).
+ * The test sends one struct kt_req as the "packet" through BPF_PROG_TEST_RUN; the program
+ * runs `op` and writes the results into `out` / `ret`, which come back in data_out.
+ */
+#ifndef KMOD_TESTS_H
+#define KMOD_TESTS_H
+
+#include <linux/types.h>
+
+enum kt_op {
+	KT_XXH32 = 1,	/* out[0] = xxh32(key, len, seed) */
+	KT_CRC32C = 2,	/* out[0] = crc32c(key, len, seed) */
+	KT_MULTI = 3,	/* out[0..arg) = multi-hash of key with arg seeds; ret = kfunc result */
+	KT_FIND16 = 4,	/* key = 16 u16 lanes (first `len` used); out[0] = find, out[1] = mask */
+	KT_FIND32 = 5,	/* key = 8 u32 lanes (first `len` used) */
+	KT_MIN = 6,	/* out[0] = index of the min of the first `len` u32 of key */
+	KT_BITS = 7,	/* out[0..8) = ffs32 fls32 popcnt32 ctz32 ffs64 fls64 popcnt64 ctz64 of x */
+	KT_KEYEQ = 8,	/* ret = key_eq(key[0..len), key[32..32+arg)) */
+	KT_CM = 9,	/* ret = cm_add(key, len, table map, inc = arg); seed & 1: atomic */
+};
+
+#define KT_ABSENT 0xab5e	/* ret when the kfunc is missing (bpf_ksym_exists() false) */
+
+struct kt_req {
+	__u32 op;
+	__u32 len;
+	__u32 seed;
+	__u32 arg;
+	__u64 x;
+	__s64 ret;
+	__u8 key[64];		/* offset 32: 8-byte aligned */
+	__u32 out[16];
+};
+
+/* Count-min table of the KT_CM test: header + up to 16 x 64 counters. */
+#define KT_CM_MAX 1024
+struct kt_cm_table {
+	__u32 d;
+	__u32 w;
+	__u32 seed;
+	__u32 flags;
+	__u32 cnt[KT_CM_MAX];
+};
+
+#endif /* KMOD_TESTS_H */
