@@ -18,7 +18,8 @@ from nf.datapath import BaseCfg, NfStats, Reason, XdpAction, load_base, read_sta
 from nf.testing.harness import Case, HarnessError, assert_packet, run_cases, run_packet
 
 PASS, DROP, TX, ABORTED = XdpAction.PASS, XdpAction.DROP, XdpAction.TX, XdpAction.ABORTED
-E = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+E = Ether(**MACS)
 V4 = IP(src="10.0.0.1", dst="10.0.0.2")
 V6 = IPv6(src="fd00::1", dst="fd00::2")
 
@@ -70,7 +71,7 @@ DEFAULT = [
     (Case("two 802.1Q tags, IPv6", E / Dot1Q(vlan=1) / Dot1Q(vlan=4094) / V6 / UDP(), PASS), None),
     (Case("ARP", E / ARP(), PASS), None),
     (Case("802.3 LLC (length field)", E / LLC() / Raw(b"abc"), PASS), None),
-    (Case("unknown EtherType, header only", Ether(type=0x88b5), PASS), None),
+    (Case("unknown EtherType, header only", Ether(**MACS, type=0x88b5), PASS), None),
     # fragments
     (Case("IPv4 first fragment", E / IP(flags="MF") / UDP(len=1000) / Raw(b"x" * 16), PASS), None),
     (Case("IPv4 later fragment, 1 byte", E / IP(frag=5, proto=6) / Raw(b"\x01"), PASS), None),
@@ -85,7 +86,7 @@ DEFAULT = [
     (Case("IPv4 total length < IHL*4", E / IP(len=19) / UDP(), DROP), Reason.MALFORMED),
     (Case("IPv4 total length > frame", E / IP(len=200) / UDP(), DROP), Reason.TRUNCATED),
     (Case("IPv4 header cut at 12 bytes", cut(E / V4 / UDP(), 26), DROP), Reason.TRUNCATED),
-    (Case("EtherType IPv4, no IP header", Ether(type=0x0800), DROP), Reason.TRUNCATED),
+    (Case("EtherType IPv4, no IP header", Ether(**MACS, type=0x0800), DROP), Reason.TRUNCATED),
     (Case("IPv4 options run past the frame", cut(E / IP(options=[IPOption_NOP()] * 40), 40), DROP),
      Reason.TRUNCATED),
     (Case("truncated TCP (10 of 20 bytes)", E / IP(proto=6) / Raw(b"\x00" * 10), DROP), Reason.TRUNCATED),
@@ -110,7 +111,7 @@ DEFAULT = [
     (Case("IPv6 fragment header cut", E / IPv6(nh=44) / Raw(b"\x11\x00\x00\x01"), DROP), Reason.TRUNCATED),
     (Case("three VLAN tags: too deep", E / Dot1AD(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / V4 / UDP(),
           DROP), Reason.TOO_DEEP),
-    (Case("VLAN tag cut", Ether(type=0x8100) / Raw(b"\x00\x0a"), DROP), Reason.TRUNCATED),
+    (Case("VLAN tag cut", Ether(**MACS, type=0x8100) / Raw(b"\x00\x0a"), DROP), Reason.TRUNCATED),
     (Case("VLAN then truncated IPv4", E / Dot1Q(vlan=7) / IP(len=99) / UDP(), DROP), Reason.TRUNCATED),
 ]
 CASES = [c for c, _ in DEFAULT]
