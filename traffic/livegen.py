@@ -80,6 +80,14 @@ def _u32(i: int) -> bytes:
     return ctypes.c_uint32(i).value.to_bytes(4, "little")
 
 
+def _bpf_stats_enabled() -> bool:
+    try:
+        with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+            return f.read().strip() != "0"
+    except OSError:
+        return False
+
+
 class RxCounter:
     """rxcount attached natively to (netns, ifname): counts per CPU, then drops (or passes)."""
 
@@ -133,6 +141,7 @@ class LiveResult:
     wall_s: float          # wall time of the test_run call
     kernel_ns: int         # duration the kernel reported for the run
     cpu: int | None
+    bpf_stats: bool = False  # kernel.bpf_stats_enabled was on: timings inflated, don't compare
 
     @property
     def mpps(self) -> float:
@@ -146,8 +155,9 @@ class LiveResult:
 
     def __str__(self) -> str:
         rx = "-" if self.received is None else f"{self.received}"
+        warn = ", bpf_stats_enabled=1: inflated" if self.bpf_stats else ""
         return (f"{self.mpps:.2f} Mpps (generated {self.generated} of {self.repeat}, received {rx},"
-                f" {self.wall_s * 1e3:.1f} ms wall, cpu {self.cpu})")
+                f" {self.wall_s * 1e3:.1f} ms wall, cpu {self.cpu}{warn})")
 
 
 class LiveGen:
@@ -219,7 +229,8 @@ class LiveGen:
             if cpu is not None:
                 os.sched_setaffinity(0, saved)
         received = None if rx is None else rx.count() - rx0
-        return LiveResult(n, self._generated() - gen0, received, wall, r.duration_ns, cpu)
+        return LiveResult(n, self._generated() - gen0, received, wall, r.duration_ns, cpu,
+                          _bpf_stats_enabled())
 
     def close(self) -> None:
         self.obj.close()

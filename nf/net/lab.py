@@ -108,6 +108,12 @@ class LabSpec(BaseModel):
         return self
 
     @classmethod
+    def from_yaml(cls, path) -> "LabSpec":
+        """Read a lab description from YAML (nf.config's channel: errors name the field path)."""
+        from nf.config import load
+        return load(path, cls)
+
+    @classmethod
     def switch(cls, n: int, ipv6: bool = False, **kw) -> "LabSpec":
         """n hosts in one subnet: 10.0.0.i/24 (+ fd00::i/64 with ipv6); dut ports unaddressed."""
         _check_n(n)
@@ -195,13 +201,15 @@ def _destroy(names: list[str]) -> None:
 class Lab:
     """A running lab (see module doc). Build with Lab(spec | dict | n), use as a context manager."""
 
-    def __init__(self, spec: LabSpec | dict | int, name: str | None = None):
-        if isinstance(spec, int):
+    def __init__(self, spec: "LabSpec | dict | int | str | os.PathLike", name: str | None = None):
+        if isinstance(spec, (str, os.PathLike)):
+            spec = LabSpec.from_yaml(spec)
+        elif isinstance(spec, int):
             spec = LabSpec.switch(spec)
         elif isinstance(spec, dict):
             spec = LabSpec.model_validate(spec)
         elif not isinstance(spec, LabSpec):
-            raise TypeError(f"Lab needs a LabSpec, a dict or a host count, not {type(spec).__name__}")
+            raise TypeError(f"Lab needs a LabSpec, a dict, a YAML path or a host count, not {type(spec).__name__}")
         self.spec = spec
         self.name = name or f"{LAB_PREFIX}{os.getpid()}x{next(_seq)}{secrets.token_hex(2)}"
         if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", self.name):

@@ -186,3 +186,26 @@ def test_ipv6_address_with_ipv6_off_is_refused():
     with pytest.raises(ValueError, match="ipv6 is off"):
         Lab({"hosts": [{"name": "h1", "addresses": ["fd00::1/64"]}]})
     assert set(netns.list_netns()) == before  # a failed build leaves nothing behind
+
+
+def test_lab_from_yaml(tmp_path):
+    p = tmp_path / "lab.yaml"
+    p.write_text("""
+hosts:
+  - name: client
+    addresses: [10.9.0.2/24]
+    gateways: [10.9.0.1]
+  - name: server
+    addresses: [10.9.1.2/24]
+    gateways: [10.9.1.1]
+    port: srv
+""")
+    spec = LabSpec.from_yaml(p)
+    assert [h.name for h in spec.hosts] == ["client", "server"]
+    with Lab(str(p)) as lab:
+        assert lab.ports == ["p1", "srv"] and lab.host("server").ip4 == "10.9.1.2"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hosts:\n  - name: h1\n    addreses: [10.0.0.1/24]\n")
+    from nf.config import ConfigError
+    with pytest.raises(ConfigError, match=r"hosts\[0\]\.addreses"):
+        LabSpec.from_yaml(bad)
