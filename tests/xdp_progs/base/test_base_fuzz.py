@@ -181,7 +181,7 @@ def _check(obj, frame: bytes) -> None:
     assert dr == {r: int(r == want_r and r != OK) for r in dr}, frame.hex()
 
 
-_SETTINGS = settings(max_examples=400, deadline=None, derandomize=True,
+_SETTINGS = settings(max_examples=400, deadline=None, derandomize=True, database=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
