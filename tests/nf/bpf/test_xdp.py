@@ -174,3 +174,13 @@ def test_no_fd_leak_over_50_attach_detach_cycles(veth_netns, verdicts, bpffs_dir
     for i in range(50):
         cycle(i)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_detach_legacy_refuses_link_held_program(veth_netns, verdicts):
+    from nf.bpf import detach_legacy
+    with verdicts.program("xdp_pass").attach_xdp(veth_netns.va, XdpMode.GENERIC):
+        with pytest.raises(BpfError) as ei:
+            detach_legacy(veth_netns.va, XdpMode.GENERIC)
+        assert ei.value.errno == errno.EBUSY and "Link.from_pin" in ei.value.hint
+        assert xdp_query(veth_netns.va).mode is XdpMode.GENERIC
+    detach_legacy(veth_netns.va)        # nothing attached: a no-op, not an error
