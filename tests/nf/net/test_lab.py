@@ -209,3 +209,17 @@ hosts:
     from nf.config import ConfigError
     with pytest.raises(ConfigError, match=r"hosts\[0\]\.addreses"):
         LabSpec.from_yaml(bad)
+
+
+def test_process_exit_without_destroy_cleans_up():
+    """A lab left alive when the interpreter exits is removed by its finalizer (atexit)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = "from nf.net import Lab; lab = Lab(2); print(' '.join(lab.namespaces()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=str(Path(__file__).resolve().parents[3]))
+    assert out.returncode == 0, out.stderr
+    names = out.stdout.split()
+    assert len(names) == 3
+    assert not set(names) & set(netns.list_netns())
