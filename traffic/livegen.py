@@ -280,6 +280,24 @@ class Fwd:
         self.close()
 
 
+def flow_templates(flowset, limit: int | None = None, **build_kw) -> list[bytes]:
+    """Frames for the first `limit` packets of a traffic.flows.FlowSet's sequence (all by
+    default), for LiveGen to cycle through: a live run then carries that flow mix in that order.
+    build_kw go to traffic.packets.build (smac/dmac/size/vlans...); frames must be equal-sized,
+    so give `size`."""
+    from traffic.packets import from_flow
+    if "size" not in build_kw:
+        raise ValueError("flow_templates needs size=... (LiveGen templates share one length)")
+    seq = flowset.sequence if limit is None else flowset.sequence[:limit]
+    cache: dict[int, bytes] = {}
+    out = []
+    for i in seq:
+        if i not in cache:
+            cache[i] = bytes(from_flow(flowset.flows[i], **build_kw))
+        out.append(cache[i])
+    return out
+
+
 def measure(lab, tx_host: str, rx_host: str, frames: Sequence[bytes], n: int, cpu: int = 0,
             rx_action: str = "drop", **kw) -> LiveResult:
     """Convenience: counter on rx_host's interface, generator on tx_host's, one run."""
