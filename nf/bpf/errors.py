@@ -23,6 +23,7 @@ _TRACE = re.compile(
     r"Validating |Live regs|mark_precise|\s+\d+: |caller:|callee:|frame\d|R\d+=|\(\w+\) )"
 )
 
+ENOTSUPP = 524   # kernel-internal errno that bpf() leaks to user space (no libc name)
 KMOD_HINT = "the enetstl module is not loaded; the pure-eBPF variant works without it"
 PERM_HINT = ("needs root (CAP_BPF + CAP_NET_ADMIN + CAP_SYS_ADMIN for test_run/pinning); "
              "pinning also needs bpffs mounted at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)")
@@ -41,10 +42,14 @@ class BpfError(OSError):
 
     @property
     def errno_name(self) -> str:
+        if self.errno == ENOTSUPP:
+            return "ENOTSUPP"
         return _errno.errorcode.get(self.errno, str(self.errno))
 
     def __str__(self) -> str:
-        s = f"{self.message}: {os.strerror(self.errno)} ({self.errno_name})" if self.errno else self.message
+        why = "operation not supported (kernel-internal)" if self.errno == ENOTSUPP else \
+            os.strerror(self.errno)
+        s = f"{self.message}: {why} ({self.errno_name})" if self.errno else self.message
         if self.hint:
             s += f"\nhint: {self.hint}"
         return s

@@ -579,8 +579,8 @@ class TypedMap(Generic[K, V]):
             err = -ret
             raise BpfError(err, f"batch update of {self.map.name}: {count.value} of {len(kb)} "
                                 f"elements written",
-                           hint="array-of-maps and lpm_trie do not support batch ops"
-                           if err == E.EINVAL else None)
+                           hint="this map type may not support batch updates on this kernel: "
+                                "update() element by element" if err in (E.EINVAL, 524) else None)
         return count.value
 
     def items_batch(self, chunk: int = 4096) -> Iterator[tuple]:

@@ -67,3 +67,8 @@ def test_errors_pickle():
               MissingKfuncError(22, "m", ["k"])):
         e2 = pickle.loads(pickle.dumps(e))
         assert type(e2) is type(e) and str(e2) == str(e) and e2.errno == e.errno
+
+
+def test_kernel_internal_enotsupp_is_named():
+    e = BpfError(524, "batch")
+    assert e.errno_name == "ENOTSUPP" and "operation not supported" in str(e)
