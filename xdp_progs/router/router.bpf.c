@@ -63,34 +63,34 @@ const volatile struct rt_cfg cfg = {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 2 * RT_V4_TBL24_SIZE);
+	__uint(max_entries, 2 * RT_V4_TBL24_SIZE / 2);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64); /* two u32 entries: see tbl_get() */
 } rt_v4_tbl24 SEC(".maps");
 
-/* Chunks of 256 entries; bank b owns chunk numbers [b*N, (b+1)*N) (N = max_entries / 512). */
+/* Chunks of 256 entries; bank b owns chunk numbers [b*N, (b+1)*N) (N = max_entries / 256). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 2 * 1024 * RT_CHUNK_SIZE);
+	__uint(max_entries, 2 * 1024 * RT_CHUNK_SIZE / 2);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64); /* two u32 entries: see tbl_get() */
 } rt_v4_tbl8 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 2 * RT_V6_ROOT_SIZE);
+	__uint(max_entries, 2 * RT_V6_ROOT_SIZE / 2);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64); /* two u32 entries: see tbl_get() */
 } rt_v6_root SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 2 * 1024 * RT_CHUNK_SIZE);
+	__uint(max_entries, 2 * 1024 * RT_CHUNK_SIZE / 2);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64); /* two u32 entries: see tbl_get() */
 } rt_v6_chunks SEC(".maps");
 
 struct {
@@ -293,22 +293,32 @@ static __always_inline __u32 bank_now(void)
 	return b ? (*b & 1) : 0;
 }
 
+/* Entry `idx` of a u32 table stored as u64 pairs. An ARRAY map rounds values up to 8 bytes, so
+ * u32 values would double the memory (and break the flat mmap view); u64 pairs keep the mmapped
+ * memory a dense little-endian u32 array, as user space builds it. */
+static __always_inline int tbl_get(void *map, __u32 idx, __u32 *out)
+{
+	__u32 k = idx >> 1;
+	__u64 *e = bpf_map_lookup_elem(map, &k);
+
+	if (!e)
+		return -1;
+	*out = (__u32)(*e >> ((idx & 1) << 5));
+	return 0;
+}
+
 static __always_inline __u32 lookup4(__u32 bank, __u32 dst /* host order */)
 {
 	if (cfg.mode == RT_MODE_DIR) {
 		__u32 idx = (bank << RT_V4_TBL24_BITS) | (dst >> 8);
-		__u32 *e = bpf_map_lookup_elem(&rt_v4_tbl24, &idx);
 		__u32 v;
 
-		if (!e)
+		if (tbl_get(&rt_v4_tbl24, idx, &v))
 			return 0;
-		v = *e;
 		if (v & RT_ENTRY_CHUNK) {
 			idx = ((v & ~RT_ENTRY_CHUNK) << RT_CHUNK_BITS) | (dst & 0xff);
-			e = bpf_map_lookup_elem(&rt_v4_tbl8, &idx);
-			if (!e)
+			if (tbl_get(&rt_v4_tbl8, idx, &v))
 				return 0;
-			v = *e;
 		}
 		return (v & RT_ENTRY_CHUNK) ? 0 : v;
 	} else {
@@ -325,20 +335,16 @@ static __always_inline __u32 lookup6(__u32 bank, const __u8 *a)
 {
 	if (cfg.mode == RT_MODE_DIR) {
 		__u32 idx = (bank << RT_V6_ROOT_BITS) | ((__u32)a[0] << 8) | a[1];
-		__u32 *e = bpf_map_lookup_elem(&rt_v6_root, &idx);
 		__u32 v;
 
-		if (!e)
+		if (tbl_get(&rt_v6_root, idx, &v))
 			return 0;
-		v = *e;
 		for (int i = 0; i < RT_V6_LEVELS; i++) {
 			if (!(v & RT_ENTRY_CHUNK))
 				break;
 			idx = ((v & ~RT_ENTRY_CHUNK) << RT_CHUNK_BITS) | a[2 + i];
-			e = bpf_map_lookup_elem(&rt_v6_chunks, &idx);
-			if (!e)
+			if (tbl_get(&rt_v6_chunks, idx, &v))
 				return 0;
-			v = *e;
 		}
 		return (v & RT_ENTRY_CHUNK) ? 0 : v;
 	} else {
@@ -1039,6 +1045,45 @@ out:
 	if (ps && (act == XDP_DROP || act == XDP_ABORTED))
 		ps->drops += 1;
 	return xdp_exit_why(ctx, &rt_stats, act, res >> 8);
+}
+
+/* ---- batch lookup (tests, benchmark) ------------------------------------------------------------ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, RT_PROBES);
+	__type(key, __u32);
+	__type(value, struct rt_probe);
+} rt_probes SEC(".maps");
+
+struct probe_ctx {
+	__u32 bank;
+};
+
+static long probe_one(__u32 i, void *data)
+{
+	struct probe_ctx *c = data;
+	struct rt_probe *p = bpf_map_lookup_elem(&rt_probes, &i);
+
+	if (!p)
+		return 1;
+	if (p->family == 4)
+		p->result = lookup4(c->bank, bpf_ntohl(*(__u32 *)p->addr));
+	else
+		p->result = lookup6(c->bank, p->addr);
+	return 0;
+}
+
+SEC("xdp")
+int xdp_lookup_batch(struct xdp_md *ctx)
+{
+	__u32 *n = xdp_ptr(ctx, 0, 4);
+	struct probe_ctx c = { .bank = bank_now() };
+
+	if (!n || *n > RT_PROBES)
+		return XDP_ABORTED;
+	bpf_loop(*n, probe_one, &c, 0);
+	return XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -151,4 +151,14 @@ struct rt_cfg {
 	__u32 pad;
 };
 
+/* Batch lookup probes (xdp_lookup_batch): user space writes addresses into rt_probes (mmapable),
+ * runs the program once with a frame whose first 4 bytes are the count, reads the group ids. Used
+ * by the differential tests and the lookup benchmark: it measures the lookup alone. */
+#define RT_PROBES 65536
+struct rt_probe {
+	__u8 addr[16];   /* v4 in addr[0..3], network order */
+	__u32 family;    /* 4 or 6 */
+	__u32 result;    /* group id, 0 = no route */
+};
+
 #endif /* XDP_NF_ROUTER_H */

@@ -1,0 +1,309 @@
+"""Python reference model of the XDP router (xdp_progs/router/router.bpf.c).
+
+``RouterModel.process(frame, ingress_ifindex)`` returns what the datapath must do with one frame:
+(XDP action, output bytes, egress port or None). It is written independently of the C: longest
+prefix match by a dict per prefix length, checksums recomputed from scratch (the C uses RFC 1624
+incremental updates), ICMP errors assembled field by field. Shared by the byte-exact tier-1
+tests, the differential tests (``Lpm``) and the lab tests (``ecmp_index``).
+"""
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass, field
+
+XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
+
+KIND_NONE, KIND_FORWARD, KIND_CONNECTED, KIND_BLACKHOLE, KIND_LOCAL, KIND_UNREACHABLE = range(6)
+CLASS_NOROUTE, CLASS_CONNECTED, CLASS_STATIC, CLASS_ECMP, CLASS_BLACKHOLE, CLASS_LOCAL, \
+    CLASS_DEFAULT, CLASS_KERNEL = range(8)
+
+M32 = 0xffffffff
+
+
+class Lpm:
+    """Longest-prefix match over {(addr, len): value}: one dict per length, longest first."""
+
+    def __init__(self, width: int, routes: dict[tuple[int, int], int] | None = None):
+        self.width = width
+        self.by_len: dict[int, dict[int, int]] = {}
+        for (a, n), v in (routes or {}).items():
+            self.add(a, n, v)
+
+    def add(self, a: int, n: int, v: int) -> None:
+        self.by_len.setdefault(n, {})[a >> (self.width - n) if n else 0] = v
+
+    def delete(self, a: int, n: int) -> None:
+        d = self.by_len.get(n, {})
+        d.pop(a >> (self.width - n) if n else 0, None)
+
+    def lookup(self, addr: int, default: int = 0) -> int:
+        for n in sorted(self.by_len, reverse=True):
+            v = self.by_len[n].get(addr >> (self.width - n) if n else 0)
+            if v is not None:
+                return v
+        return default
+
+
+# ---- ECMP hash: same arithmetic as flow_hash() in router.bpf.c -----------------------------------
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (32 - r))) & M32
+
+
+def _mix(h: int, k: int) -> int:
+    k = (k * 0xcc9e2d51) & M32
+    k = _rotl(k, 15)
+    k = (k * 0x1b873593) & M32
+    h ^= k
+    h = _rotl(h, 13)
+    return (h * 5 + 0xe6546b64) & M32
+
+
+def _fmix(h: int) -> int:
+    h ^= h >> 16
+    h = (h * 0x85ebca6b) & M32
+    h ^= h >> 13
+    h = (h * 0xc2b2ae35) & M32
+    h ^= h >> 16
+    return h
+
+
+def fold6(a: int) -> int:
+    return (a >> 96 ^ a >> 64 ^ a >> 32 ^ a) & M32
+
+
+def flow_hash(src: int, dst: int, sport: int, dport: int, proto: int, seed: int = 0x5eed) -> int:
+    """src/dst: IPv4 as int, IPv6 already folded with fold6()."""
+    h = seed
+    for k in (src, dst, (sport << 16) | dport, proto):
+        h = _mix(h, k)
+    return _fmix(h)
+
+
+def ecmp_index(h: int, count: int) -> int:
+    return (h * count) >> 32 if count > 1 else 0
+
+
+# ---- checksums ---------------------------------------------------------------------------------------
+def csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
+def ip4_csum_ok(hdr: bytes) -> bool:
+    return csum(hdr) == 0
+
+
+# ---- router model ------------------------------------------------------------------------------------
+@dataclass
+class PortM:
+    idx: int
+    ifindex: int
+    mac: bytes
+    ip4: int = 0
+    ip6: int = 0
+    up: bool = True
+
+
+@dataclass
+class GroupM:
+    kind: int
+    cls: int
+    hops: list[tuple[int, int]] = field(default_factory=list)  # (port, gateway int)
+
+
+@dataclass
+class RouterModel:
+    ports: list[PortM]
+    groups: dict[int, GroupM]
+    v4: Lpm
+    v6: Lpm
+    neigh: dict[tuple[int, int, int], bytes]  # (port, family, addr) -> mac
+    icmp_errors: bool = True
+    echo: bool = True
+    seed: int = 0x5eed
+
+    def port_by_ifindex(self, ifindex: int) -> PortM | None:
+        return next((p for p in self.ports if p.ifindex == ifindex), None)
+
+    def process(self, frame: bytes, ingress_ifindex: int) -> tuple[int, bytes, int | None]:
+        """-> (action, output frame, egress port index for REDIRECT)."""
+        inp = self.port_by_ifindex(ingress_ifindex)
+        if len(frame) < 14:
+            return XDP_DROP, frame, None
+        if inp is None:
+            return XDP_PASS, frame, None
+        dmac, smac, etype = frame[:6], frame[6:12], struct.unpack("!H", frame[12:14])[0]
+        if etype == 0x0806 or dmac[0] & 1 or dmac != inp.mac:
+            return XDP_PASS, frame, None
+        if etype == 0x0800:
+            return self._v4(frame, inp)
+        if etype == 0x86DD:
+            return self._v6(frame, inp)
+        return XDP_PASS, frame, None
+
+    # -- IPv4 --
+    def _v4(self, f: bytes, inp: PortM):
+        ip = f[14:]
+        if len(ip) < 20:
+            return XDP_DROP, f, None
+        if ip[0] >> 4 != 4 or ip[0] & 15 < 5:
+            return XDP_DROP, f, None
+        if ip[0] & 15 != 5:
+            return XDP_PASS, f, None
+        tot = struct.unpack("!H", ip[2:4])[0]
+        if tot < 20 or tot > len(ip) or not ip4_csum_ok(ip[:20]):
+            return XDP_DROP, f, None
+        src, dst = struct.unpack("!II", ip[12:20])
+        if dst >> 28 == 0xE or dst == M32:
+            return XDP_PASS, f, None
+        if src >> 28 >= 0xE or src == 0:
+            return XDP_DROP, f, None
+        proto, ttl = ip[9], ip[8]
+        g = self.groups.get(self.v4.lookup(dst))
+        if g is None or g.kind == KIND_NONE:
+            return self._err4(f, inp, 3, 0)
+        if g.kind == KIND_LOCAL:
+            return self._echo4(f, inp)
+        if g.kind == KIND_BLACKHOLE:
+            return XDP_DROP, f, None
+        if g.kind == KIND_UNREACHABLE:
+            return self._err4(f, inp, 3, 13)
+        if ttl <= 1:
+            return self._err4(f, inp, 11, 0)
+        h = 0
+        if len(g.hops) > 1:
+            sport = dport = 0
+            frag = struct.unpack("!H", ip[6:8])[0] & 0x3fff
+            if proto in (6, 17) and not frag and len(ip) >= 24:
+                sport, dport = struct.unpack("!HH", ip[20:24])
+            h = flow_hash(src, dst, sport, dport, proto, self.seed)
+        port, gw = g.hops[ecmp_index(h, len(g.hops))]
+        mac = self.neigh.get((port, 4, dst if g.kind == KIND_CONNECTED else gw))
+        if mac is None:
+            return XDP_PASS, f, None
+        out = self.ports[port]
+        hdr = bytearray(ip[:20])
+        hdr[8] -= 1
+        hdr[10:12] = b"\0\0"
+        hdr[10:12] = struct.pack("!H", csum(bytes(hdr)))
+        return XDP_REDIRECT, mac + out.mac + f[12:14] + bytes(hdr) + ip[20:], port
+
+    def _err4(self, f: bytes, inp: PortM, typ: int, code: int):
+        ip = f[14:]
+        frag = struct.unpack("!H", ip[6:8])[0] & 0x1fff
+        if frag or (ip[9] == 1 and (len(ip) < 21 or ip[20] in (3, 4, 5, 11, 12))):
+            return XDP_DROP, f, None
+        if not self.icmp_errors or not inp.ip4:
+            return XDP_DROP, f, None
+        tot = struct.unpack("!H", ip[2:4])[0]
+        quote = ip[:min(tot, 28)]
+        icmp = bytearray(struct.pack("!BBHI", typ, code, 0, 0) + quote)
+        icmp[2:4] = struct.pack("!H", csum(bytes(icmp)))
+        src = struct.unpack("!I", ip[12:16])[0]
+        hdr = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0xC0, 20 + len(icmp), 0, 0, 64, 1, 0,
+                                    inp.ip4, src))
+        hdr[10:12] = struct.pack("!H", csum(bytes(hdr)))
+        return XDP_TX, f[6:12] + inp.mac + b"\x08\x00" + bytes(hdr) + bytes(icmp), None
+
+    def _echo4(self, f: bytes, inp: PortM):
+        ip = f[14:]
+        frag = struct.unpack("!H", ip[6:8])[0] & 0x3fff
+        if not self.echo or ip[9] != 1 or frag or len(ip) < 28 or ip[20] != 8 or ip[21] != 0:
+            return XDP_PASS, f, None
+        tot = struct.unpack("!H", ip[2:4])[0]
+        hdr = bytearray(ip[:20])
+        hdr[12:16], hdr[16:20] = ip[16:20], ip[12:16]
+        hdr[8] = 64
+        hdr[10:12] = b"\0\0"
+        hdr[10:12] = struct.pack("!H", csum(bytes(hdr)))
+        icmp = bytearray(ip[20:tot])
+        icmp[0] = 0
+        icmp[2:4] = b"\0\0"
+        icmp[2:4] = struct.pack("!H", csum(bytes(icmp)))
+        # bytes beyond tot_len (Ethernet padding) are left as they were
+        return XDP_TX, f[6:12] + f[0:6] + f[12:14] + bytes(hdr) + bytes(icmp) + ip[tot:], None
+
+    # -- IPv6 --
+    def _v6(self, f: bytes, inp: PortM):
+        ip = f[14:]
+        if len(ip) < 40:
+            return XDP_DROP, f, None
+        if ip[0] >> 4 != 6:
+            return XDP_DROP, f, None
+        plen = struct.unpack("!H", ip[4:6])[0]
+        if 40 + plen > len(ip):
+            return XDP_DROP, f, None
+        src, dst = int.from_bytes(ip[8:24], "big"), int.from_bytes(ip[24:40], "big")
+        if dst >> 120 == 0xFF or dst >> 118 == 0x3FA:
+            return XDP_PASS, f, None
+        if src >> 120 == 0xFF:
+            return XDP_DROP, f, None
+        nh, hl = ip[6], ip[7]
+        g = self.groups.get(self.v6.lookup(dst))
+        if g is None or g.kind == KIND_NONE:
+            return self._err6(f, inp, 1, 0)
+        if g.kind == KIND_LOCAL:
+            return self._echo6(f, inp)
+        if g.kind == KIND_BLACKHOLE:
+            return XDP_DROP, f, None
+        if g.kind == KIND_UNREACHABLE:
+            return self._err6(f, inp, 1, 1)
+        if hl <= 1:
+            return self._err6(f, inp, 3, 0)
+        h = 0
+        if len(g.hops) > 1:
+            sport = dport = 0
+            if nh in (6, 17) and len(ip) >= 44:
+                sport, dport = struct.unpack("!HH", ip[40:44])
+            h = flow_hash(fold6(src), fold6(dst), sport, dport, nh, self.seed)
+        port, gw = g.hops[ecmp_index(h, len(g.hops))]
+        mac = self.neigh.get((port, 6, dst if g.kind == KIND_CONNECTED else gw))
+        if mac is None:
+            return XDP_PASS, f, None
+        out = self.ports[port]
+        hdr = bytearray(ip[:40])
+        hdr[7] -= 1
+        return XDP_REDIRECT, mac + out.mac + f[12:14] + bytes(hdr) + ip[40:], port
+
+    def _err6(self, f: bytes, inp: PortM, typ: int, code: int):
+        ip = f[14:]
+        if ip[6] == 58 and (len(ip) < 41 or ip[40] < 128):
+            return XDP_DROP, f, None
+        if not self.icmp_errors or not inp.ip6:
+            return XDP_DROP, f, None
+        plen = struct.unpack("!H", ip[4:6])[0]
+        quote = ip[:min(40 + plen, 1280 - 48)]
+        src = ip[8:24]
+        me = inp.ip6.to_bytes(16, "big")
+        body = bytearray(struct.pack("!BBHI", typ, code, 0, 0) + quote)
+        pseudo = me + src + struct.pack("!IxxxB", len(body), 58)
+        body[2:4] = struct.pack("!H", csum(pseudo + bytes(body)))
+        hdr = struct.pack("!IHBB", 0x60000000, len(body), 58, 64) + me + src
+        return XDP_TX, f[6:12] + inp.mac + b"\x86\xdd" + hdr + bytes(body), None
+
+    def _echo6(self, f: bytes, inp: PortM):
+        ip = f[14:]
+        if not self.echo or ip[6] != 58 or len(ip) < 48 or ip[40] != 128 or ip[41] != 0:
+            return XDP_PASS, f, None
+        plen = struct.unpack("!H", ip[4:6])[0]
+        src, dst = ip[8:24], ip[24:40]
+        body = bytearray(ip[40:40 + plen])
+        body[0] = 129
+        body[2:4] = b"\0\0"
+        pseudo = dst + src + struct.pack("!IxxxB", len(body), 58)
+        body[2:4] = struct.pack("!H", csum(pseudo + bytes(body)))
+        hdr = ip[:7] + b"\x40" + dst + src
+        return XDP_TX, f[6:12] + f[0:6] + f[12:14] + hdr + bytes(body) + ip[40 + plen:], None
+
+
+def v4(s: str) -> int:
+    return int(ipaddress.IPv4Address(s))
+
+
+def v6(s: str) -> int:
+    return int(ipaddress.IPv6Address(s))
