@@ -6,6 +6,8 @@
 #include <linux/types.h>
 #include <linux/percpu.h>
 #include <linux/atomic.h>
+#include <linux/refcount.h>
+#include <linux/rcupdate.h>
 #include <linux/btf.h>
 #include <linux/btf_ids.h>
 #include "include/enetstl.h"
@@ -38,12 +40,32 @@ u32 enetstl_xxh32_scalar(const u8 *p, u32 len, u32 seed);
 
 void enetstl_hash_init(void);
 
+/*
+ * Shared-object header of list buckets, random pools and memory-wrapper containers.
+ * Each object has a refcount and an integer handle in one xarray; enetstl_obj_get() resolves a
+ * handle under RCU and takes a reference only if the object is still alive, so programs on any
+ * CPU can use an object another program created (the map kptr holds the owning reference).
+ */
+enum enetstl_obj_type { ENETSTL_OBJ_LB = 1, ENETSTL_OBJ_RP, ENETSTL_OBJ_MW };
+
+struct enetstl_obj {
+	refcount_t ref;
+	u32 handle;
+	u8 type;
+	struct rcu_head rcu;
+	void (*release)(struct enetstl_obj *o);	/* ref hit 0, handle gone; may sleep: no */
+	void (*free)(struct enetstl_obj *o);	/* after an RCU grace period */
+};
+
+int enetstl_obj_init(struct enetstl_obj *o, u8 type, void (*release)(struct enetstl_obj *),
+		     void (*free)(struct enetstl_obj *));
+struct enetstl_obj *enetstl_obj_get(u32 handle, u8 type);
+void enetstl_obj_put(struct enetstl_obj *o);
+
 /* Per-family registration, called from main.c. */
 int enetstl_lb_init(void);
 int enetstl_rp_init(void);
 int enetstl_mw_init(void);
-void enetstl_lb_exit(void);
-void enetstl_rp_exit(void);
 void enetstl_mw_exit(void);
 
 /* The kfunc id set and dtor lists are defined in main.c. */

@@ -14,6 +14,8 @@
 #include <linux/btf.h>
 #include <linux/btf_ids.h>
 #include <asm/cpufeature.h>
+#include <linux/xarray.h>
+#include <linux/rcupdate.h>
 #include "internal.h"
 
 bool enetstl_force_scalar;
@@ -26,6 +28,63 @@ bool enetstl_has_sse42 __read_mostly;
 DEFINE_PER_CPU(u64, enetstl_ctrs[CTR_NR]);
 atomic_long_t enetstl_live_lb, enetstl_live_rp, enetstl_live_mw, enetstl_live_mw_nodes;
 
+
+/* ---- object handles ---- */
+static DEFINE_XARRAY_ALLOC1(enetstl_handles);
+
+int enetstl_obj_init(struct enetstl_obj *o, u8 type, void (*release)(struct enetstl_obj *),
+		     void (*free)(struct enetstl_obj *))
+{
+	unsigned long flags;
+	u32 id;
+	int err;
+
+	refcount_set(&o->ref, 1);
+	o->type = type;
+	o->release = release;
+	o->free = free;
+	xa_lock_irqsave(&enetstl_handles, flags);
+	err = __xa_alloc(&enetstl_handles, &id, o, xa_limit_31b, GFP_ATOMIC);
+	xa_unlock_irqrestore(&enetstl_handles, flags);
+	if (err)
+		return err;
+	o->handle = id;
+	return 0;
+}
+
+struct enetstl_obj *enetstl_obj_get(u32 handle, u8 type)
+{
+	struct enetstl_obj *o;
+
+	rcu_read_lock();
+	o = xa_load(&enetstl_handles, handle);
+	if (o && (o->type != type || !refcount_inc_not_zero(&o->ref)))
+		o = NULL;
+	rcu_read_unlock();
+	return o;
+}
+
+static void enetstl_obj_free_rcu(struct rcu_head *head)
+{
+	struct enetstl_obj *o = container_of(head, struct enetstl_obj, rcu);
+
+	o->free(o);
+}
+
+void enetstl_obj_put(struct enetstl_obj *o)
+{
+	unsigned long flags;
+
+	if (!refcount_dec_and_test(&o->ref))
+		return;
+	xa_lock_irqsave(&enetstl_handles, flags);
+	__xa_erase(&enetstl_handles, o->handle);
+	xa_unlock_irqrestore(&enetstl_handles, flags);
+	if (o->release)
+		o->release(o);
+	/* enetstl_obj_get() may still be looking at it under RCU */
+	call_rcu(&o->rcu, enetstl_obj_free_rcu);
+}
 
 BTF_KFUNCS_START(enetstl_kfunc_ids)
 /* hash.c */
@@ -50,7 +109,6 @@ BTF_ID_FLAGS(func, enetstl_ffs64)
 BTF_ID_FLAGS(func, enetstl_fls64)
 BTF_ID_FLAGS(func, enetstl_popcnt64)
 BTF_ID_FLAGS(func, enetstl_ctz64)
-#ifdef ENETSTL_OBJECTS
 /* listbucket.c */
 BTF_ID_FLAGS(func, enetstl_lb_new, KF_ACQUIRE | KF_RET_NULL)
 BTF_ID_FLAGS(func, enetstl_lb_get, KF_ACQUIRE | KF_RET_NULL)
@@ -82,7 +140,6 @@ BTF_ID_FLAGS(func, enetstl_mw_node_remove, KF_TRUSTED_ARGS)
 BTF_ID_FLAGS(func, enetstl_mw_edge_set, KF_TRUSTED_ARGS)
 BTF_ID_FLAGS(func, enetstl_mw_edge_clear, KF_TRUSTED_ARGS)
 BTF_ID_FLAGS(func, enetstl_mw_edge_get, KF_ACQUIRE | KF_RET_NULL | KF_TRUSTED_ARGS)
-#endif
 BTF_KFUNCS_END(enetstl_kfunc_ids)
 
 static const struct btf_kfunc_id_set enetstl_kfunc_set = {
@@ -163,47 +220,47 @@ static int __init enetstl_init(void)
 	enetstl_has_sse42 = boot_cpu_has(X86_FEATURE_XMM4_2);
 	enetstl_hash_init();
 
-#ifdef ENETSTL_OBJECTS
-	err = enetstl_lb_init();
-	if (err)
-		return err;
-	err = enetstl_rp_init();
-	if (err)
-		return err;
 	err = enetstl_mw_init();
 	if (err)
 		return err;
-#endif
+	err = enetstl_lb_init() ?: enetstl_rp_init();
+	if (err)
+		goto out_mw;
 	for (i = 0; i < ARRAY_SIZE(types); i++) {
 		err = register_btf_kfunc_id_set(types[i], &enetstl_kfunc_set);
 		if (err) {
 			pr_err("enetstl: kfunc registration for prog type %d failed: %d\n",
 			       types[i], err);
-			return err;
+			goto out_mw;
 		}
 	}
 
 	enetstl_kobj = kobject_create_and_add("enetstl", kernel_kobj);
-	if (!enetstl_kobj)
-		return -ENOMEM;
+	if (!enetstl_kobj) {
+		err = -ENOMEM;
+		goto out_mw;
+	}
 	err = sysfs_create_group(enetstl_kobj, &enetstl_group);
 	if (err) {
 		kobject_put(enetstl_kobj);
-		return err;
+		goto out_mw;
 	}
 	pr_info("enetstl: loaded (avx2=%d sse4_2=%d)\n", enetstl_has_avx2, enetstl_has_sse42);
 	return 0;
+out_mw:
+	enetstl_mw_exit();
+	return err;
 }
 
 static void __exit enetstl_exit(void)
 {
 	sysfs_remove_group(enetstl_kobj, &enetstl_group);
 	kobject_put(enetstl_kobj);
-#ifdef ENETSTL_OBJECTS
+	/* Every object is gone (maps and programs pin the module); wait for their RCU frees. */
+	rcu_barrier();
+	WARN_ON(!xa_empty(&enetstl_handles));
+	xa_destroy(&enetstl_handles);
 	enetstl_mw_exit();
-	enetstl_rp_exit();
-	enetstl_lb_exit();
-#endif
 }
 
 module_init(enetstl_init);
