@@ -63,10 +63,12 @@ struct enetstl_obj *enetstl_obj_get(u32 handle, u8 type);
 void enetstl_obj_put(struct enetstl_obj *o);
 
 /* Per-family registration, called from main.c. */
-int enetstl_lb_init(void);
-int enetstl_rp_init(void);
 int enetstl_mw_init(void);
 void enetstl_mw_exit(void);
 
-/* The kfunc id set and dtor lists are defined in main.c. */
+/* Destructors of the kptr types (registered together: the kernel takes one call per module). */
+void enetstl_lb_release_dtor(void *lb);
+void enetstl_rp_release_dtor(void *rp);
+void enetstl_mw_release_dtor(void *c);
+/* The kfunc id set and the dtor list are defined in main.c. */
 #endif

@@ -177,16 +177,3 @@ __bpf_kfunc int enetstl_lb_len(struct enetstl_lb *lb, u32 slot)
 }
 
 __bpf_kfunc_end_defs();
-
-BTF_ID_LIST(lb_dtor_ids)
-BTF_ID(struct, enetstl_lb)
-BTF_ID(func, enetstl_lb_release_dtor)
-
-int enetstl_lb_init(void)
-{
-	const struct btf_id_dtor_kfunc dtors[] = {
-		{ .btf_id = lb_dtor_ids[0], .kfunc_btf_id = lb_dtor_ids[1] },
-	};
-
-	return register_btf_id_dtor_kfuncs(dtors, ARRAY_SIZE(dtors), THIS_MODULE);
-}

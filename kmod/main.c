@@ -142,6 +142,15 @@ BTF_ID_FLAGS(func, enetstl_mw_edge_clear, KF_TRUSTED_ARGS)
 BTF_ID_FLAGS(func, enetstl_mw_edge_get, KF_ACQUIRE | KF_RET_NULL | KF_TRUSTED_ARGS)
 BTF_KFUNCS_END(enetstl_kfunc_ids)
 
+/* kptr type -> destructor, for references left in map values when a map is freed. */
+BTF_ID_LIST(enetstl_dtor_ids)
+BTF_ID(struct, enetstl_lb)
+BTF_ID(func, enetstl_lb_release_dtor)
+BTF_ID(struct, enetstl_rp)
+BTF_ID(func, enetstl_rp_release_dtor)
+BTF_ID(struct, enetstl_mw)
+BTF_ID(func, enetstl_mw_release_dtor)
+
 static const struct btf_kfunc_id_set enetstl_kfunc_set = {
 	.owner = THIS_MODULE,
 	.set = &enetstl_kfunc_ids,
@@ -214,6 +223,11 @@ static int __init enetstl_init(void)
 	static const enum bpf_prog_type types[] = {
 		BPF_PROG_TYPE_XDP, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_SYSCALL,
 	};
+	const struct btf_id_dtor_kfunc dtors[] = {
+		{ .btf_id = enetstl_dtor_ids[0], .kfunc_btf_id = enetstl_dtor_ids[1] },
+		{ .btf_id = enetstl_dtor_ids[2], .kfunc_btf_id = enetstl_dtor_ids[3] },
+		{ .btf_id = enetstl_dtor_ids[4], .kfunc_btf_id = enetstl_dtor_ids[5] },
+	};
 	int err, i;
 
 	enetstl_has_avx2 = boot_cpu_has(X86_FEATURE_AVX2) && boot_cpu_has(X86_FEATURE_OSXSAVE);
@@ -223,7 +237,7 @@ static int __init enetstl_init(void)
 	err = enetstl_mw_init();
 	if (err)
 		return err;
-	err = enetstl_lb_init() ?: enetstl_rp_init();
+	err = register_btf_id_dtor_kfuncs(dtors, ARRAY_SIZE(dtors), THIS_MODULE);
 	if (err)
 		goto out_mw;
 	for (i = 0; i < ARRAY_SIZE(types); i++) {

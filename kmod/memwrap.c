@@ -313,20 +313,10 @@ __bpf_kfunc struct enetstl_mw_node *enetstl_mw_edge_get(struct enetstl_mw *c,
 
 __bpf_kfunc_end_defs();
 
-BTF_ID_LIST(mw_dtor_ids)
-BTF_ID(struct, enetstl_mw)
-BTF_ID(func, enetstl_mw_release_dtor)
-
 int enetstl_mw_init(void)
 {
-	const struct btf_id_dtor_kfunc dtors[] = {
-		{ .btf_id = mw_dtor_ids[0], .kfunc_btf_id = mw_dtor_ids[1] },
-	};
-
 	mw_node_cache = KMEM_CACHE(enetstl_mw_node, 0);
-	if (!mw_node_cache)
-		return -ENOMEM;
-	return register_btf_id_dtor_kfuncs(dtors, ARRAY_SIZE(dtors), THIS_MODULE);
+	return mw_node_cache ? 0 : -ENOMEM;
 }
 
 void enetstl_mw_exit(void)

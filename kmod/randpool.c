@@ -188,16 +188,3 @@ __bpf_kfunc int enetstl_rp_sample(struct enetstl_rp *rp)
 }
 
 __bpf_kfunc_end_defs();
-
-BTF_ID_LIST(rp_dtor_ids)
-BTF_ID(struct, enetstl_rp)
-BTF_ID(func, enetstl_rp_release_dtor)
-
-int enetstl_rp_init(void)
-{
-	const struct btf_id_dtor_kfunc dtors[] = {
-		{ .btf_id = rp_dtor_ids[0], .kfunc_btf_id = rp_dtor_ids[1] },
-	};
-
-	return register_btf_id_dtor_kfuncs(dtors, ARRAY_SIZE(dtors), THIS_MODULE);
-}

@@ -45,3 +45,35 @@ def kt_call(prog, op: int, key: bytes = b"", *, length: int | None = None, seed:
     res = prog.test_run(bytes(r))
     back = KtReq.from_buffer_copy(res.data_out[:C.sizeof(KtReq)])
     return KtResult(res.retval, list(back.out), back.ret)
+
+
+KO_LB_NEW, KO_LB_FREE, KO_LB_PUSH, KO_LB_POP, KO_LB_PEEK, KO_LB_LEN, KO_LB_PUSH_SEQ, \
+    KO_RP_NEW, KO_RP_FREE, KO_RP_SKIP, KO_RP_SAMPLE, KO_RP_U32, \
+    KO_MW_NEW, KO_MW_FREE, KO_MW_BUILD, KO_MW_WALK, KO_MW_REMOVE, KO_MW_COUNT = range(1, 19)
+KO_HIST = 64
+
+
+class KoReq(C.Structure):
+    """Mirror of struct ko_req (xdp_progs/kmod_tests/kmod_tests.h)."""
+    _fields_ = [
+        ("op", C.c_uint32), ("handle", C.c_uint32), ("a", C.c_uint32), ("b", C.c_uint32),
+        ("idx", C.c_uint32), ("pad", C.c_uint32), ("x", C.c_uint64), ("ret", C.c_int64),
+        ("vals", C.c_uint64 * 8),
+    ]
+
+
+@dataclass
+class KoResult:
+    retval: int
+    ret: int
+    vals: list[int]
+
+
+def ko_call(prog, op: int, *, handle: int = 0, a: int = 0, b: int = 0, idx: int = 0, x: int = 0,
+            vals: bytes = b"", repeat: int = 1) -> KoResult:
+    """Run one object request through objects.bpf.c's program."""
+    r = KoReq(op=op, handle=handle, a=a, b=b, idx=idx, x=x)
+    C.memmove(r.vals, vals, min(len(vals), 64))
+    res = prog.test_run(bytes(r), repeat=repeat)
+    back = KoReq.from_buffer_copy(res.data_out[:C.sizeof(KoReq)])
+    return KoResult(res.retval, back.ret, list(back.vals))

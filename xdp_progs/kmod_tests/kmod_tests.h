@@ -44,4 +44,47 @@ struct kt_cm_table {
 	__u32 cnt[KT_CM_MAX];
 };
 
+/*
+ * Object tests (objects.bpf.c): list buckets, random pools, memory wrapper.  Owning references
+ * live in the kt_objs map (one kptr of each kind per index); programs use handles.
+ */
+enum ko_op {
+	KO_LB_NEW = 1,		/* a = slots, b = capacity, x = value_size, idx -> ret = handle */
+	KO_LB_FREE,		/* drop the owning reference at idx; ret = 0 or -ENOENT */
+	KO_LB_PUSH,		/* handle, a = slot, b = size, vals -> ret */
+	KO_LB_POP,		/* handle, a = slot, b = size -> ret, vals */
+	KO_LB_PEEK,
+	KO_LB_LEN,		/* handle, a = slot -> ret */
+	KO_LB_PUSH_SEQ,		/* handle, a = slot: push (cpu << 32 | per-CPU seq), 8-byte value */
+	KO_RP_NEW,		/* x = p_fp, idx -> ret = handle */
+	KO_RP_FREE,
+	KO_RP_SKIP,		/* handle: hist[min(skip, KO_HIST - 1)]++ ; ret = skip */
+	KO_RP_SAMPLE,		/* handle: hist[sampled]++ */
+	KO_RP_U32,		/* handle: ret = u32 */
+	KO_MW_NEW,		/* a = max_nodes, idx -> ret = handle */
+	KO_MW_FREE,
+	KO_MW_BUILD,		/* handle, a = n: append n nodes with key i+1 after the last one */
+	KO_MW_WALK,		/* handle -> vals[0] = nodes, vals[1] = sum of keys, vals[2] = last key */
+	KO_MW_REMOVE,		/* handle, a = k: remove the k-th node (1-based); ret = 1 if the
+				 * predecessor's edge then reads NULL */
+	KO_MW_COUNT,		/* handle -> ret */
+	KO_BAD = 99,
+};
+
+#define KO_HIST 64
+#define KO_IDX_MAX 16
+#define KO_MW_WALK_MAX 1100
+
+struct ko_req {
+	__u32 op;
+	__u32 handle;
+	__u32 a;
+	__u32 b;
+	__u32 idx;
+	__u32 pad;
+	__u64 x;
+	__s64 ret;
+	__u64 vals[8];
+};
+
 #endif /* KMOD_TESTS_H */
