@@ -1,0 +1,226 @@
+"""nf/nfs/l2_switch.py: the controller on a 4-host veth lab (tier 2), plus its root-less parts.
+
+Frames use the local-experimental EtherType 0x88b5 so no host stack answers them; each frame
+carries a marker so captures are matched byte for byte.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import struct
+import time
+
+import pytest
+
+from nf.config import ConfigError, validate
+from nf.config.l2_switch import L2SwitchConfig
+from nf.net.lab import LabSpec
+from nf.nfs.l2_switch import L2Switch, Vlan, plan_ports, vlan_table
+
+ETYPE = b"\x88\xb5"
+BCAST = "ff:ff:ff:ff:ff:ff"
+_seq = itertools.count()
+
+
+def mb(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+def frame(src: str, dst: str, marker: str, vid: int | None = None) -> bytes:
+    tag = struct.pack("!HH", 0x8100, vid) if vid is not None else b""
+    return mb(dst) + mb(src) + tag + ETYPE + marker.encode().ljust(46, b".")
+
+
+def tagged(f: bytes, vid: int) -> bytes:
+    return f[:12] + struct.pack("!HH", 0x8100, vid) + f[12:]
+
+
+def cfg_for(lab, ports, **kw) -> L2SwitchConfig:
+    name = f"t{os.getpid()}-{next(_seq)}"
+    return validate({"name": name, "netns": lab.dut, "ports": ports, **kw}, L2SwitchConfig)
+
+
+ACCESS4 = [{"name": f"p{i}", "vlan": 10} for i in range(1, 5)]
+MIXED = [{"name": "p1", "vlan": 10}, {"name": "p2", "vlan": 10}, {"name": "p3", "vlan": 20},
+         {"name": "p4", "mode": "trunk", "vlans": [10, 20]}]
+
+
+@pytest.fixture
+def lab4(make_lab):
+    return make_lab(LabSpec.switch(4))
+
+
+@pytest.fixture
+def switch(lab4):
+    made = []
+
+    def make(ports, **kw) -> L2Switch:
+        sw = L2Switch(cfg_for(lab4, ports, **kw)).up()
+        made.append(sw)
+        return sw
+
+    yield make
+    for sw in made:
+        sw.down()
+
+
+def exchange(lab, sender: str, frames: list[bytes], listeners=("h1", "h2", "h3", "h4"),
+             expect: int | None = None, timeout: float = 1.0) -> dict[str, list[bytes]]:
+    """Send frames from one host; what each other host received (by host name)."""
+    names = [h for h in listeners if h != sender]
+    with lab.capture(names) as cap:
+        lab.send(sender, frames)
+        got = cap.wait(count=expect, timeout=timeout if expect is not None else 0.4)
+    by_tap = {lab.tap(h): h for h in names}
+    return {by_tap[t]: v for t, v in got.items()}
+
+
+def mac(lab, h: str) -> str:
+    return lab.host(h).mac
+
+
+# ---- root-less ---------------------------------------------------------------------------------
+def test_vlan_table_from_config():
+    cfg = validate({"ports": MIXED + [{"name": "p5", "mode": "trunk", "vlans": [20, 30], "native_vlan": 30}]},
+                   L2SwitchConfig)
+    plans = plan_ports(cfg, {f"p{i}": 100 + i for i in range(1, 6)})
+    t = vlan_table(plans)
+    assert sorted(t) == [10, 20, 30]
+    assert (t[10].members, t[10].untagged) == (0b01011, 0b00011)
+    assert (t[20].members, t[20].untagged) == (0b11100, 0b00100)
+    assert (t[30].members, t[30].untagged) == (0b10000, 0b10000)
+    assert plans[4].pvid == 30 and plans[4].tagged == {20}
+    assert isinstance(t[10], Vlan)
+
+
+# ---- tier 2 --------------------------------------------------------------------------------------
+@pytest.mark.netns
+def test_unknown_interface_is_rejected_before_loading(lab4):
+    cfg = cfg_for(lab4, ACCESS4[:3] + [{"name": "nosuch0", "vlan": 10}])
+    sw = L2Switch(cfg)
+    with pytest.raises(ConfigError) as ei:
+        sw.up()
+    assert ei.value.errors[0][0] == "ports[3].name" and "nosuch0" in ei.value.errors[0][1]
+    assert sw.obj is None and not sw.pin_dir.exists()
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("attach", ["native", "generic"])
+def test_flood_then_unicast_only_to_its_port(lab4, switch, attach):
+    sw = switch(ACCESS4, attach=attach)
+    h1, h2 = mac(lab4, "h1"), mac(lab4, "h2")
+    b = frame(h1, BCAST, "bcast")
+    got = exchange(lab4, "h1", [b], expect=3)
+    assert got == {"h2": [b], "h3": [b], "h4": [b]}              # every port but the ingress
+    u = frame(h2, "02:00:00:00:99:99", "unknown")                # unknown unicast floods too
+    assert exchange(lab4, "h2", [u], expect=3) == {"h1": [u], "h3": [u], "h4": [u]}
+    # both learned: unicast reaches only its port
+    x = frame(h1, h2, "h1->h2")
+    assert exchange(lab4, "h1", [x]) == {"h2": [x], "h3": [], "h4": []}
+    y = frame(h2, h1, "h2->h1")
+    assert exchange(lab4, "h2", [y]) == {"h1": [y], "h3": [], "h4": []}
+    fdb = {(e.mac, e.vlan): e.port for e in sw.fdb()}
+    assert fdb == {(h1, 10): "p1", (h2, 10): "p2"}
+
+
+@pytest.mark.netns
+def test_access_vlans_isolated_and_trunk_carries_both_tagged(lab4, switch):
+    switch(MIXED)
+    h1, h3, h4 = mac(lab4, "h1"), mac(lab4, "h3"), mac(lab4, "h4")
+    b10 = frame(h1, BCAST, "v10")
+    assert exchange(lab4, "h1", [b10]) == {"h2": [b10], "h3": [], "h4": [tagged(b10, 10)]}
+    b20 = frame(h3, BCAST, "v20")
+    assert exchange(lab4, "h3", [b20]) == {"h1": [], "h2": [], "h4": [tagged(b20, 20)]}
+    # from the trunk: tagged in, untagged out of the access ports of that VLAN only
+    t10 = frame(h4, BCAST, "t10", vid=10)
+    untag = t10[:12] + t10[16:]
+    assert exchange(lab4, "h4", [t10]) == {"h1": [untag], "h2": [untag], "h3": []}
+    t20 = frame(h4, h3, "t20", vid=20)                            # h3 learned on VLAN 20 above
+    assert exchange(lab4, "h4", [t20]) == {"h1": [], "h2": [], "h3": [t20[:12] + t20[16:]]}
+    # wrong VLAN: untagged on the trunk (no native VLAN) and VLAN 30 are dropped and counted
+    bad = [frame(h4, BCAST, "untagged"), frame(h4, BCAST, "v30", vid=30)]
+    assert exchange(lab4, "h4", bad) == {"h1": [], "h2": [], "h3": []}
+    # isolation holds for unicast: h1's MAC is not known on VLAN 20
+    assert exchange(lab4, "h3", [frame(h3, h1, "x")]) == {"h1": [], "h2": [], "h4": [tagged(frame(h3, h1, "x"), 20)]}
+
+
+@pytest.mark.netns
+def test_static_entry_survives_aging_and_dynamic_one_ages_out(lab4, switch):
+    static = "02:00:00:00:77:77"
+    sw = switch(ACCESS4, aging_time=1, static_entries=[{"mac": static, "vlan": 10, "port": "p2"}])
+    h1, h3 = mac(lab4, "h1"), mac(lab4, "h3")
+    exchange(lab4, "h3", [frame(h3, BCAST, "learn h3")], expect=3)
+    u = frame(h1, h3, "to h3")
+    assert exchange(lab4, "h1", [u]) == {"h2": [], "h3": [u], "h4": []}
+    time.sleep(1.6)                                               # aging time is 1 s
+    # the learned entry is no longer used: flooded; the static one still forwards
+    h1_to_h3 = frame(h1, h3, "aged")
+    assert exchange(lab4, "h1", [h1_to_h3], expect=3) == {"h2": [h1_to_h3], "h3": [h1_to_h3], "h4": [h1_to_h3]}
+    s = frame(h1, static, "to static")
+    assert exchange(lab4, "h1", [s]) == {"h2": [s], "h3": [], "h4": []}
+    time.sleep(1.2)
+    assert sw.expire() >= 1                                       # h3 (and h1) removed by the controller
+    left = {(e.mac, e.static) for e in sw.fdb()}
+    assert (static, True) in left and not any(m == h3 for m, _ in left)
+    # aging changed at runtime without reload: a fresh entry now lives for 60 s
+    sw.set_aging(60)
+    exchange(lab4, "h3", [frame(h3, BCAST, "relearn")], expect=3)
+    time.sleep(1.2)
+    v = frame(h1, h3, "fresh")
+    assert exchange(lab4, "h1", [v]) == {"h2": [], "h3": [v], "h4": []}
+
+
+@pytest.mark.netns
+def test_mac_move_redirects(lab4, switch):
+    sw = switch(ACCESS4)
+    roamer, h2 = "02:00:00:00:55:55", mac(lab4, "h2")
+    exchange(lab4, "h1", [frame(roamer, BCAST, "at p1")], expect=3)
+    to_roamer = frame(h2, roamer, "where")
+    assert exchange(lab4, "h2", [to_roamer]) == {"h1": [to_roamer], "h3": [], "h4": []}
+    exchange(lab4, "h3", [frame(roamer, BCAST, "at p3")], expect=3)   # the MAC moves to p3
+    assert exchange(lab4, "h2", [to_roamer]) == {"h1": [], "h3": [to_roamer], "h4": []}
+    st = sw.stats()
+    assert st["p3"]["move"] == 1 and st["p1"]["learn"] == 1
+    assert {(e.mac, e.port) for e in sw.fdb()} >= {(roamer, "p3")}
+
+
+@pytest.mark.netns
+def test_counters_equal_what_was_sent(lab4, switch):
+    sw = switch(MIXED)
+    h1, h2 = mac(lab4, "h1"), mac(lab4, "h2")
+    exchange(lab4, "h2", [frame(h2, BCAST, "learn")], expect=2)
+    n_uni, n_flood, n_bad = 23, 7, 5
+    uni = [frame(h1, h2, f"u{i}") for i in range(n_uni)]
+    fl = [frame(h1, BCAST, f"b{i}") for i in range(n_flood)]
+    bad = [frame(h1, BCAST, f"t{i}", vid=10) for i in range(n_bad)]   # tagged on an access port
+    got = exchange(lab4, "h1", uni + fl + bad, expect=n_uni + 2 * n_flood, timeout=3)
+    assert len(got["h2"]) == n_uni + n_flood and len(got["h4"]) == n_flood and got["h3"] == []
+    st = sw.stats()
+    total = n_uni + n_flood + n_bad
+    assert st["p1"]["rx_packets"] == total
+    assert st["p1"]["rx_bytes"] == sum(map(len, uni + fl + bad))
+    assert (st["p1"]["unicast"], st["p1"]["flood"], st["p1"]["drop"], st["p1"]["drop_vlan"]) == \
+        (n_uni, n_flood, n_bad, n_bad)
+    assert st["p1"]["learn"] == 1
+    assert st["p2"]["tx_packets"] == n_uni + n_flood + 0
+    assert st["p4"]["tx_packets"] == n_flood + 1                 # + h2's learning broadcast
+    assert st["p4"]["tx_bytes"] == sum(len(f) + 4 for f in fl) + len(frame(h2, BCAST, "learn")) + 4
+    assert st["p3"]["tx_packets"] == 0 and st["p3"]["rx_packets"] == 0
+
+
+@pytest.mark.netns
+def test_down_detaches_and_unpins(lab4):
+    from nf.bpf import xdp_query
+    from nf.net.netns import enter
+
+    sw = L2Switch(cfg_for(lab4, ACCESS4)).up()
+    pins = sw.pin_dir
+    assert (pins / "fdb").exists() and len(list((pins / "links").iterdir())) == 4
+    # a second process's view through the pins
+    other = L2Switch.attach(sw.cfg)
+    other.fdb_add("02:00:00:00:12:34", 10, "p3")
+    assert [(e.mac, e.port, e.static) for e in sw.fdb()] == [("02:00:00:00:12:34", "p3", True)]
+    sw.down()
+    assert not pins.exists()
+    with enter(lab4.dut):
+        assert not any(xdp_query(f"p{i}").attached for i in range(1, 5))
