@@ -322,3 +322,54 @@ def chunks_needed_v6(routes: Iterable[tuple[int, int, int]]) -> int:
             seen.add((bits, a >> (128 - bits)))
             bits += 8
     return len(seen)
+
+
+# ---- synthetic tables (tests, benchmarks, the example route file) -----------------------------------
+# Prefix-length mixes shaped like public BGP tables (IPv4: ~60 % /24, IPv6: ~45 % /48) plus a tail
+# of longer IGP-style prefixes so the /25../32 chunks and deep trie levels are exercised.
+V4_MIX = {8: 0.001, 12: 0.003, 14: 0.005, 16: 0.02, 17: 0.01, 18: 0.015, 19: 0.03, 20: 0.045,
+          21: 0.045, 22: 0.1, 23: 0.08, 24: 0.58, 25: 0.01, 26: 0.01, 27: 0.01, 28: 0.01,
+          29: 0.008, 30: 0.008, 31: 0.005, 32: 0.005}
+V6_MIX = {20: 0.005, 24: 0.005, 28: 0.02, 29: 0.04, 32: 0.1, 36: 0.04, 40: 0.07, 44: 0.08,
+          46: 0.02, 47: 0.02, 48: 0.45, 52: 0.01, 56: 0.04, 60: 0.01, 64: 0.06, 96: 0.005,
+          127: 0.005, 128: 0.02}
+
+
+def synthetic_v4(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """n distinct IPv4 prefixes (addr uint32, len uint8) with the V4_MIX length mix."""
+    rng = np.random.default_rng(seed)
+    lens = np.array(list(V4_MIX), np.uint8)
+    p = np.array(list(V4_MIX.values()))
+    out_a, out_l, have = [], [], 0
+    seen = np.zeros(0, np.uint64)
+    while have < n:
+        m = int((n - have) * 1.3) + 16
+        ln = rng.choice(lens, size=m, p=p / p.sum()).astype(np.uint8)
+        a = rng.integers(0x01000000, 0xE0000000, size=m, dtype=np.uint64).astype(np.uint32)
+        mask = ((np.uint64(0xffffffff) << (np.uint64(32) - ln.astype(np.uint64))) & np.uint64(0xffffffff))
+        a = (a.astype(np.uint64) & mask).astype(np.uint32)
+        key = (a.astype(np.uint64) << np.uint64(6)) | ln.astype(np.uint64)
+        key, idx = np.unique(key, return_index=True)
+        fresh = ~np.isin(key, seen)
+        idx = idx[fresh][: n - have]
+        seen = np.concatenate([seen, key[fresh][: n - have]])
+        out_a.append(a[idx])
+        out_l.append(ln[idx])
+        have += len(idx)
+    return np.concatenate(out_a), np.concatenate(out_l)
+
+
+def synthetic_v6(n: int, seed: int = 1, allocations: int = 2000) -> list[tuple[int, int]]:
+    """n distinct IPv6 prefixes under 2000::/3, clustered below `allocations` /32s as real
+    tables are (a uniformly random table would be unlike any real one, and huge in a trie)."""
+    import random
+    rnd = random.Random(seed)
+    allocs = [((0x2 << 124) | (rnd.getrandbits(29) << 96)) for _ in range(allocations)]
+    lens, weights = list(V6_MIX), list(V6_MIX.values())
+    out: set[tuple[int, int]] = set()
+    while len(out) < n:
+        ln = rnd.choices(lens, weights)[0]
+        a = rnd.choice(allocs) | (rnd.getrandbits(96) >> rnd.choice((0, 8, 12, 16)))
+        a &= ((1 << 128) - 1) ^ ((1 << (128 - ln)) - 1)
+        out.add((a, ln))
+    return sorted(out)
