@@ -436,23 +436,41 @@ class Router:
         m.batch_update([bank * RT_GROUPS + g for g in gids], [self._groups[g] for g in gids])
 
     def add_route(self, prefix: str, target: str) -> int:
+        """Add or change one route; the table is rebuilt into the idle bank and flipped."""
         fam, a, n = parse_prefix(prefix)
         try:
             gid = self.resolve_target(target, fam)
         except ValueError as e:
             raise RouteError(f"route {prefix}: {e}") from None
-        d4, d6 = self.user.v4_dict(), self.user.v6_dict()
-        (d4 if fam == 4 else d6)[(a, n)] = gid
-        self.user = RouteSet.from_dicts(d4, d6)
+        u = self.user
+        if fam == 4:
+            hit = (u.v4_addr == a) & (u.v4_len == n)
+            if hit.any():
+                g = u.v4_gid.copy()
+                g[hit] = gid
+                self.user = RouteSet(u.v4_addr, u.v4_len, g, u.v6)
+            else:
+                self.user = RouteSet(np.append(u.v4_addr, np.uint32(a)), np.append(u.v4_len, np.uint8(n)),
+                                     np.append(u.v4_gid, np.uint32(gid)), u.v6)
+        else:
+            self.user = RouteSet(u.v4_addr, u.v4_len, u.v4_gid,
+                                 [r for r in u.v6 if (r[0], r[1]) != (a, n)] + [(a, n, gid)])
         self.publish()
         return gid
 
     def delete_route(self, prefix: str) -> bool:
         fam, a, n = parse_prefix(prefix)
-        d4, d6 = self.user.v4_dict(), self.user.v6_dict()
-        gone = (d4 if fam == 4 else d6).pop((a, n), None) is not None
+        u = self.user
+        if fam == 4:
+            keep = ~((u.v4_addr == a) & (u.v4_len == n))
+            gone = not keep.all()
+            new = RouteSet(u.v4_addr[keep], u.v4_len[keep], u.v4_gid[keep], u.v6)
+        else:
+            v6 = [r for r in u.v6 if (r[0], r[1]) != (a, n)]
+            gone = len(v6) != len(u.v6)
+            new = RouteSet(u.v4_addr, u.v4_len, u.v4_gid, v6)
         if gone:
-            self.user = RouteSet.from_dicts(d4, d6)
+            self.user = new
             self.publish()
         return gone
 
