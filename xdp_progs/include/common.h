@@ -18,6 +18,12 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #endif
 
+/* Mask for variable packet offsets. The verifier only grants access through `data + off` when
+ * umax(off) + access size stays <= MAX_PACKET_OFF (0xffff): masking with 0xffff would make every
+ * access fail. The linear part of an XDP frame is at most a page, so the mask never changes a
+ * real offset. */
+#define XDP_OFF_MASK 0x3fff
+
 /* Frame bounds as pointers; every packet access goes through a check against data_end. */
 static __always_inline void *xdp_data(const struct xdp_md *ctx)
 {
@@ -37,8 +43,7 @@ static __always_inline void *xdp_ptr(const struct xdp_md *ctx, __u32 off, __u32 
 	void *data = xdp_data(ctx), *end = xdp_data_end(ctx);
 	void *p;
 
-	/* The verifier rejects packet pointers with an unbounded offset; 0xffff covers every frame. */
-	off &= 0xffff;
+	off &= XDP_OFF_MASK;
 	p = data + off;
 	if (p + size > end)
 		return NULL;

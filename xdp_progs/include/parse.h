@@ -112,10 +112,13 @@ static __always_inline int parse_is_ipv6_ext(__u8 nh)
 	       nh == IPPROTO_DSTOPTS || nh == IPPROTO_AH;
 }
 
-/* L4 at m->l4_off: `data`/`end` frame bounds, `limit` = offset one past the IP packet. */
-static __always_inline int parse_l4(void *data, void *end, struct pkt_meta *m, __u32 limit)
+/* L4 at m->l4_off: `data`/`end` frame bounds, `limit` = offset one past the IP packet,
+ * `ipv4` / `frag` what the L3 parse found (passed in registers: parse never reads m->flags back,
+ * so the verifier need not tell apart states that differ only in flags). */
+static __always_inline int parse_l4(void *data, void *end, struct pkt_meta *m, __u32 limit,
+				    int ipv4, int frag)
 {
-	__u32 off = m->l4_off & 0xffff;
+	__u32 off = m->l4_off & XDP_OFF_MASK;
 	void *l4 = data + off;
 	__u32 hlen;
 
@@ -143,7 +146,7 @@ static __always_inline int parse_l4(void *data, void *end, struct pkt_meta *m, _
 		hlen = sizeof(*uh);
 		ulen = bpf_ntohs(uh->len);
 		/* A first fragment carries only part of the datagram its length describes. */
-		if (!(m->flags & PKT_F_FRAG)) {
+		if (!frag) {
 			if (ulen < sizeof(*uh))
 				return parse_fail(m, PARSE_MALFORMED, PKT_LAYER_L4);
 			if (off + ulen > limit)
@@ -158,7 +161,7 @@ static __always_inline int parse_l4(void *data, void *end, struct pkt_meta *m, _
 		struct parse_icmp_hdr *ih = l4;
 
 		/* ICMP in IPv6 or ICMPv6 in IPv4 is just another protocol number. */
-		if ((m->l4_proto == IPPROTO_ICMP) != !!(m->flags & PKT_F_IPV4))
+		if ((m->l4_proto == IPPROTO_ICMP) != !!ipv4)
 			return PARSE_OK;
 		if ((void *)(ih + 1) > end || off + sizeof(*ih) > limit)
 			return parse_fail(m, PARSE_TRUNCATED, PKT_LAYER_L4);
@@ -177,9 +180,9 @@ static __always_inline int parse_l4(void *data, void *end, struct pkt_meta *m, _
 
 static __always_inline int parse_ipv4(void *data, void *end, struct pkt_meta *m)
 {
-	__u32 off = m->l3_off & 0xffff;
+	__u32 off = m->l3_off & XDP_OFF_MASK;
 	struct iphdr *iph = data + off;
-	__u32 hlen, tot, frag;
+	__u32 hlen, tot, frag, is_frag = 0;
 
 	m->flags |= PKT_F_IPV4;
 	if ((void *)(iph + 1) > end)
@@ -203,19 +206,21 @@ static __always_inline int parse_ipv4(void *data, void *end, struct pkt_meta *m)
 	frag = bpf_ntohs(iph->frag_off);
 	if (frag & (PARSE_IPV4_MF | PARSE_IPV4_OFFSET)) {
 		m->flags |= PKT_F_FRAG;
+		is_frag = 1;
 		if (frag & PARSE_IPV4_OFFSET) {
 			m->flags |= PKT_F_FRAG_LATER;
 			return PARSE_OK;
 		}
 	}
-	return parse_l4(data, end, m, off + tot);
+	return parse_l4(data, end, m, off + tot, 1, is_frag);
 }
 
 static __always_inline int parse_ipv6(void *data, void *end, struct pkt_meta *m)
 {
-	__u32 off = m->l3_off & 0xffff;
+	__u32 off = m->l3_off & XDP_OFF_MASK;
 	struct ipv6hdr *ip6 = data + off;
 	__u32 limit, cur, len;
+	int is_frag = 0;
 	__u8 nh;
 	int i;
 
@@ -240,7 +245,7 @@ static __always_inline int parse_ipv6(void *data, void *end, struct pkt_meta *m)
 		/* RFC 8200 4.3: hop-by-hop options only directly after the IPv6 header. */
 		if (nh == IPPROTO_HOPOPTS && i != 0)
 			return parse_fail(m, PARSE_MALFORMED, PKT_LAYER_L3);
-		cur &= 0xffff;
+		cur &= XDP_OFF_MASK;
 		eh = data + cur;
 		if ((void *)(eh + 1) > end)
 			return parse_fail(m, PARSE_TRUNCATED, PKT_LAYER_L3);
@@ -262,8 +267,10 @@ static __always_inline int parse_ipv6(void *data, void *end, struct pkt_meta *m)
 				return parse_fail(m, PARSE_TRUNCATED, PKT_LAYER_L3);
 			fo = bpf_ntohs(fh->frag_off);
 			/* offset 0 and M clear: an atomic fragment (RFC 6946), a whole packet */
-			if (fo & (PARSE_IPV6_FRAG_OFFSET | PARSE_IPV6_FRAG_MF))
+			if (fo & (PARSE_IPV6_FRAG_OFFSET | PARSE_IPV6_FRAG_MF)) {
 				m->flags |= PKT_F_FRAG;
+				is_frag = 1;
+			}
 			if (fo & PARSE_IPV6_FRAG_OFFSET) {
 				m->flags |= PKT_F_FRAG_LATER;
 				m->l4_proto = fh->nexthdr;
@@ -278,7 +285,7 @@ static __always_inline int parse_ipv6(void *data, void *end, struct pkt_meta *m)
 		return parse_fail(m, PARSE_TOO_DEEP, PKT_LAYER_L3);
 	m->l4_proto = nh;
 	m->l4_off = cur;
-	return parse_l4(data, end, m, limit);
+	return parse_l4(data, end, m, limit, 0, is_frag);
 }
 
 /* Parse the frame of `ctx` into `m` (fully overwritten). Returns enum parse_rc. */
@@ -314,6 +321,15 @@ static __always_inline int parse_pkt(struct xdp_md *ctx, struct pkt_meta *m)
 		off += sizeof(*vh);
 	}
 	m->eth_proto = proto;
+	/* 0, 1 or 2 tags leave three different constant offsets, and the verifier would walk all
+	 * of IPv4/IPv6 once per offset. Recomputing the offset as a pointer difference (an unknown
+	 * scalar to the verifier; barrier_var keeps clang from folding it) merges the three. */
+	{
+		void *l3 = data + off;
+
+		barrier_var(l3);
+		off = (__u32)(l3 - data) & XDP_OFF_MASK;
+	}
 	m->l3_off = off;
 	if (proto == ETH_P_IP)
 		return parse_ipv4(data, end, m);
