@@ -1,0 +1,105 @@
+"""nf/nfs/router.py: the controller rejects bad routes before loading (route file line numbers),
+sizes tables from the config, publishes through bank flips, and mirrors router.h exactly."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from nf.bpf.build import build
+from nf.bpf.layout import check_layout
+from nf.config.router import validate_router_config
+from nf.nfs.router import MIRRORS, Router
+from nf.routes import RouteError
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF needs root")
+
+
+def cfg(**kw):
+    d = {"interfaces": [{"name": "p0", "ifindex": 1, "mac": "02:00:00:00:00:01",
+                         "addresses": ["10.0.0.1/24", "2001:db8::1/64"]},
+                        {"name": "p1", "ifindex": 1001, "mac": "02:00:00:00:00:02",
+                         "addresses": ["10.0.1.1/24"]}],
+         "groups": [{"name": "g", "via": ["10.0.1.2", "10.0.0.2"]}],
+         "sizes": {"v4_chunks": 4, "v6_chunks": 64, "trie_entries": 64, "neighbours": 64}}
+    d.update(kw)
+    return validate_router_config(d)
+
+
+@pytest.mark.parametrize("mirror", MIRRORS, ids=lambda m: m.__name__)
+def test_mirrors_match_btf(mirror):
+    check_layout(mirror, str(build("router/router")))
+
+
+def test_route_file_error_before_load(tmp_path):
+    f = tmp_path / "routes.txt"
+    f.write_text("# ok\n10.5.0.0/16 via 10.0.1.2\n10.6.0.0/16 via 10.9.9.9\n")
+    with pytest.raises(RouteError, match=r"routes.txt:3: next hop 10.9.9.9 is on no connected subnet"):
+        Router(cfg(route_file=str(f)))
+    f.write_text("10.5.0.0/16 via 10.0.1.2\n10.5.0.0/16 group g\n")
+    with pytest.raises(RouteError, match=r":2: duplicate route 10.5.0.0/16 \(first on line 1\)"):
+        Router(cfg(route_file=str(f)))
+    f.write_text("10.5.0.0/16 via 10.0.1.2\n10.7.0.0/16 group nope\n")
+    with pytest.raises(RouteError, match=r":2: unknown group 'nope'"):
+        Router(cfg(route_file=str(f)))
+    f.write_text("10.5.0.0/16 sideways 10.0.1.2\n")
+    with pytest.raises(RouteError, match=r":1: cannot parse target"):
+        Router(cfg(route_file=str(f)))
+
+
+def test_targets_share_groups_and_classes():
+    r = Router(cfg(routes=[{"prefix": "0.0.0.0/0", "group": "g"}]))
+    a = r.resolve_target("via 10.0.1.2")
+    assert r.resolve_target("via 10.0.1.2") == a
+    g = r.group(r.resolve_target("group g"))
+    assert (g.kind, g.count, g.cls) == (1, 2, 3)
+    assert [g.hops[i].port for i in range(2)] == [1, 0]
+    assert bytes(g.hops[0].gw)[:4] == bytes([10, 0, 1, 2])
+    with pytest.raises(ValueError, match="mix IPv4 and IPv6"):
+        r.resolve_target("via 10.0.1.2 via 2001:db8::2")
+
+
+@needs_root
+def test_tables_too_small_is_a_clear_error():
+    with Router(cfg(), tx_ifindex=1) as r:
+        r.load()
+        # 6 /25s + the two local /32s (10.0.0.1, 10.0.1.1) need 8 chunks
+        lines = [f"10.{i}.{j}.128/25 via 10.0.1.2" for i in range(20, 22) for j in range(3)]
+        from nf.routes import parse_route_lines
+        with pytest.raises(RouteError, match="needs 8 chunks.*v4_chunks is 4"):
+            r.replace_routes(parse_route_lines(lines, r._resolver()))
+        assert r.lookup(["10.20.0.200"]) == [0]       # the failed replace left traffic alone
+
+
+@needs_root
+def test_replace_from_file_and_sizes(tmp_path):
+    f = tmp_path / "r.txt"
+    f.write_text("10.5.0.0/16 via 10.0.1.2\n2001:db8:5::/48 via 2001:db8::2\n")
+    with Router(cfg(), tx_ifindex=1) as r:
+        r.load()
+        assert r.obj.map("rt_v4_tbl8").max_entries == 4 * 256   # u64 pairs: 2 banks x 4 chunks
+        assert r.obj.map("rt_trie4_0").max_entries == 1          # trie unused in dir mode
+        r.replace_routes(f)
+        assert r.lookup(["10.5.1.1", "2001:db8:5::1"]) == [r.resolve_target("via 10.0.1.2"),
+                                                           r.resolve_target("via 2001:db8::2")]
+
+
+@needs_root
+@pytest.mark.parametrize("mode", ["trie", "fib"])
+def test_other_modes_load_small(mode):
+    with Router(cfg(mode=mode), tx_ifindex=1) as r:
+        r.load()
+        assert r.obj.map("rt_v4_tbl24").max_entries == 1
+        assert r.obj.map("rt_trie4_0").max_entries == (64 if mode == "trie" else 1)
+        if mode == "trie":
+            assert r.lookup(["10.0.1.9"]) == [r.group_id(2, 1, 4, ((1, 0),))]
+
+
+@needs_root
+def test_static_neighbours_written():
+    c = cfg(neighbours=[{"address": "10.0.1.2", "mac": "02:aa:00:00:00:02"},
+                        {"address": "2001:db8::2", "mac": "02:aa:00:00:00:03"}])
+    with Router(c, tx_ifindex=1) as r:
+        r.load()
+        assert r.neighbours() == {(1, "10.0.1.2"): ("02:aa:00:00:00:02", 1),
+                                  (0, "2001:db8::2"): ("02:aa:00:00:00:03", 1)}
