@@ -128,9 +128,10 @@ def _one_check(obj_name: str, prog_name: str, label: str, out) -> bool:
     return ok
 
 
-def seedcheck(out=sys.stdout) -> bool:
+def seedcheck(out=None) -> bool:
     """The seed's two checks: count-min and cuckoo hash through test_run, XDP_PASS expected;
     the count-min one also compares the module's SIMD hashes with the BPF scalar ones."""
+    out = out or sys.stdout
     if not is_loaded():
         print(f"test:FAIL:enetstl module not loaded (insmod {KO_PATH})", file=out)
         return False

@@ -77,3 +77,22 @@ def ko_call(prog, op: int, *, handle: int = 0, a: int = 0, b: int = 0, idx: int 
     res = prog.test_run(bytes(r), repeat=repeat)
     back = KoReq.from_buffer_copy(res.data_out[:C.sizeof(KoReq)])
     return KoResult(res.retval, back.ret, list(back.vals))
+
+
+def open_kmod_test(name: str):
+    """Build (if stale) and load xdp_progs/kmod_tests/<name>.bpf.c; the caller closes it."""
+    from nf.bpf import BpfObject
+    from nf.bpf.build import build, object_path, SRC
+
+    src = SRC / "kmod_tests" / f"{name}.bpf.c"
+    try:
+        path = build(f"kmod_tests/{name}")
+    except OSError:          # read-only tree (the guest): use what the host built
+        path = object_path(src)
+    obj = BpfObject.open(path)
+    try:
+        obj.load()
+    except BaseException:
+        obj.close()
+        raise
+    return obj
