@@ -122,3 +122,14 @@ def enetstl_absent():
     m = Enetstl()
     with m.absent():
         yield m
+
+
+@pytest.fixture
+def insncount():
+    """The nf.vm.insncount module, in a guest booted with the counting plugin (the pytest
+    integration boots such a guest for tests that request this fixture)."""
+    _require_guest()
+    from nf.vm import insncount as ic
+    if not ic.available():
+        pytest.fail("guest booted without the insncount plugin", pytrace=False)
+    return ic

@@ -36,11 +36,14 @@ BUILD = Path(os.environ.get("NF_BUILD_DIR", ROOT / "build")) / "vm"
 INIT_SCRIPT = ROOT / "vagrant" / "guest-init.sh"
 AGENT = ROOT / "nf" / "vm" / "agent.py"
 KMOD = ROOT / "kmod" / "enetstl.ko"
+PLUGIN_SO = BUILD / "libinsncount.so"
+PLUGIN_BUILD = ROOT / "vagrant" / "plugin" / "build.sh"
+INSNCOUNT_ENV = "NF_INSNCOUNT_OUT"  # where the guest reads the plugin's result file
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 VIRTIOFSD_CANDIDATES = ("/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd")
 QEMU = "qemu-system-x86_64"
 # Isolated measuring CPU: vCPU 1 gets no timer tick, no RCU callbacks, no other tasks.
-ISOLATE_CMDLINE = "nohz_full=1 isolcpus=1 rcu_nocbs=1"
+ISOLATE_CMDLINE = "nohz_full=1 isolcpus=managed_irq,domain,1 rcu_nocbs=1"
 # TCG's "max" has no AVX-512 today; switching it off explicitly keeps a future QEMU from adding it
 # (the design targets AVX2/BMI2 machines). Flags QEMU does not know are rejected, so this list
 # holds only names QEMU 7.2 accepts.
@@ -174,6 +177,18 @@ def choose_accel() -> tuple[str, str]:
     return ("kvm", why) if ok else ("tcg", why)
 
 
+def ensure_plugin() -> Path:
+    """Build build/vm/libinsncount.so if missing or stale (vagrant/plugin/build.sh)."""
+    try:
+        p = subprocess.run(["bash", str(PLUGIN_BUILD)], capture_output=True, text=True,
+                           timeout=600)
+    except subprocess.TimeoutExpired:
+        raise VmUnavailable("building the insncount plugin timed out")
+    if p.returncode != 0 or not PLUGIN_SO.exists():
+        raise VmUnavailable(f"cannot build the insncount plugin:\n{p.stderr[-3000:]}")
+    return PLUGIN_SO
+
+
 def repo_python() -> str:
     """The interpreter the guest runs: this repo's .venv (absolute; the guest has no pyenv)."""
     venv = ROOT / ".venv" / "bin" / "python"
@@ -267,14 +282,17 @@ class Vm:
 
     def __init__(self, *, insmod: bool | str | Path = False, isolate: bool = False,
                  smp: int = 2, memory_mb: int = 2048, boot_timeout: float = 180.0,
-                 plugin: str | None = None, extra_qemu: list[str] | None = None,
+                 insncount: bool = False, extra_qemu: list[str] | None = None,
                  extra_cmdline: str = ""):
+        """insmod: load kmod/enetstl.ko (True) or the given .ko at boot. isolate: isolate vCPU 1
+        for measuring. insncount: load the TCG instruction-counting plugin (implies isolate;
+        TCG only); commands then see $NF_INSNCOUNT_OUT, the plugin's result file."""
         self.insmod = (KMOD if insmod is True else Path(insmod)) if insmod else None
-        self.isolate = isolate
-        self.smp = max(smp, 2) if isolate else smp
+        self.insncount = insncount
+        self.isolate = isolate or insncount
+        self.smp = max(smp, 2) if self.isolate else smp
         self.memory_mb = memory_mb
         self.boot_timeout = boot_timeout
-        self.plugin = plugin
         self.extra_qemu = list(extra_qemu or [])
         self.extra_cmdline = extra_cmdline
         self.dir: Path | None = None
@@ -291,6 +309,11 @@ class Vm:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @property
+    def insncount_out(self) -> Path:
+        assert self.dir is not None
+        return self.dir / "insncount.txt"
 
     @property
     def console_log(self) -> Path:
@@ -311,6 +334,10 @@ class Vm:
         if self.insmod and not self.insmod.exists():
             raise VmError(f"{self.insmod} not built: run `make -C kmod`")
         accel, why = choose_accel()
+        if self.insncount:
+            if accel != "tcg":
+                accel, why = "tcg", "the instruction counter is a TCG plugin"
+            ensure_plugin()
         self.info = BootInfo(accel, why, kernel)
         rd = initramfs()
         # Under /tmp, which the guest also sees: the TCG plugin writes its results here.
@@ -399,8 +426,8 @@ class Vm:
         for i, tag in enumerate(("hostroot", "hosttmp")):
             cmd += ["-chardev", f"socket,id=fs{i},path={self.dir / (tag + '.sock')}",
                     "-device", f"vhost-user-fs-pci,chardev=fs{i},tag={tag}"]
-        if self.plugin:
-            cmd += ["-plugin", self.plugin]
+        if self.insncount:
+            cmd += ["-plugin", f"{PLUGIN_SO},out={self.insncount_out}"]
         return cmd + self.extra_qemu
 
     def close(self) -> None:
@@ -456,7 +483,10 @@ class Vm:
             raise ValueError("empty command")
         rid = self.next_id
         self.next_id += 1
-        req = {"id": rid, "argv": [str(a) for a in argv], "env": env or {},
+        env = dict(env or {})
+        if self.insncount:
+            env.setdefault(INSNCOUNT_ENV, str(self.insncount_out))
+        req = {"id": rid, "argv": [str(a) for a in argv], "env": env,
                "cwd": str(cwd) if cwd else str(ROOT), "timeout": timeout}
         t0 = time.monotonic()
         self.sock.settimeout(10)
