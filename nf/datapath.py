@@ -182,3 +182,67 @@ def load_base(cfg: BaseCfg | None = None):
         obj.close()
         raise
     return obj
+
+
+# ---- parse.h result (exposed by the test program base/parse_probe) ----
+PARSE_MAX_VLANS = 2
+PARSE_MAX_EXT_HDRS = 6
+PROBE_OBJECT = "base/parse_probe"
+
+
+class PktFlag(enum.IntFlag):
+    """PKT_F_* of struct pkt_meta.flags (parse.h)."""
+    VLAN = 1 << 0
+    IPV4 = 1 << 1
+    IPV6 = 1 << 2
+    IP_OPTIONS = 1 << 3
+    IPV6_EXT = 1 << 4
+    FRAG = 1 << 5
+    FRAG_LATER = 1 << 6
+    L4 = 1 << 7
+    TRUNCATED = 1 << 8
+    MALFORMED = 1 << 9
+
+
+class PktMeta(ctypes.Structure):
+    """struct pkt_meta (parse.h): one frame's parse result; offsets from the frame start."""
+    __c_struct__ = "struct pkt_meta"
+    __bpf_object__ = PROBE_OBJECT
+    _fields_ = [
+        ("pkt_len", ctypes.c_uint16),
+        ("l3_off", ctypes.c_uint16),
+        ("l4_off", ctypes.c_uint16),
+        ("payload_off", ctypes.c_uint16),
+        ("l3_len", ctypes.c_uint16),
+        ("eth_proto", ctypes.c_uint16),
+        ("vlan_ids", ctypes.c_uint16 * PARSE_MAX_VLANS),
+        ("sport", ctypes.c_uint16),
+        ("dport", ctypes.c_uint16),
+        ("flags", ctypes.c_uint16),
+        ("n_vlans", ctypes.c_uint8),
+        ("l4_proto", ctypes.c_uint8),
+        ("icmp_type", ctypes.c_uint8),
+        ("icmp_code", ctypes.c_uint8),
+        ("n_ext", ctypes.c_uint8),
+        ("err_layer", ctypes.c_uint8),
+    ]
+
+    def as_dict(self) -> dict:
+        d = {name: getattr(self, name) for name, *_ in self._fields_}
+        d["vlan_ids"] = list(self.vlan_ids)
+        d["flags"] = PktFlag(self.flags)
+        return d
+
+
+class ProbeOut(ctypes.Structure):
+    """struct probe_out (xdp_progs/base/parse_probe.h)."""
+    __c_struct__ = "struct probe_out"
+    __bpf_object__ = PROBE_OBJECT
+    _fields_ = [
+        ("meta", PktMeta),
+        ("rc", ctypes.c_int32),
+        ("l4_head", ctypes.c_uint8 * 4),
+        ("payload_head", ctypes.c_uint8),
+        ("has_payload", ctypes.c_uint8),
+        ("seq", ctypes.c_uint16),
+    ]
