@@ -68,4 +68,5 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -e "$stamp" ]; then
   "$VENV/bin/pip" install -q -e ".[dev]"
   rm -f "$VENV"/.installed-*; touch "$stamp"
 fi
+"$ROOT/vagrant/plugin/build.sh"  # TCG instruction counter (needs qemu-plugin.h from deb-src)
 say "ok"
