@@ -5,6 +5,9 @@ Layouts are checked against the BTF of the built objects by tests/nf/bpf/test_la
 
     stats = sum_stats(obj.map("base_stats").typed(ctypes.c_uint32, NfStats).lookup_percpu(0))
     stats.packets[XdpAction.PASS], stats.bytes[XdpAction.DROP], stats.reasons[Reason.TRUNCATED]
+
+From a pinned map (another process attached the program):
+    sum_stats(Map.from_pin(path, ctypes.c_uint32, NfStats).lookup_percpu(0))
 """
 from __future__ import annotations
 

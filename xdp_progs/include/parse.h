@@ -323,7 +323,9 @@ static __always_inline int parse_pkt(struct xdp_md *ctx, struct pkt_meta *m)
 	m->eth_proto = proto;
 	/* 0, 1 or 2 tags leave three different constant offsets, and the verifier would walk all
 	 * of IPv4/IPv6 once per offset. Recomputing the offset as a pointer difference (an unknown
-	 * scalar to the verifier; barrier_var keeps clang from folding it) merges the three. */
+	 * scalar to the verifier; barrier_var keeps clang from folding it) merges the three:
+	 * 34k -> 7.6k instructions processed for base on 6.18. Pointer differences (also
+	 * pkt_len, and the byte count of xdp_exit) need CAP_PERFMON, which root has. */
 	{
 		void *l3 = data + off;
 
