@@ -27,8 +27,11 @@ def _cname(m: type) -> str:
 
 def _copy(mirror: type, fields: list) -> type:
     """A copy of `mirror` with other _fields_ (the tampered twin)."""
-    return type(f"Tampered{mirror.__name__}", (mirror.__bases__[0],),
-                {"__c_struct__": mirror.__c_struct__, "_fields_": fields})
+    base = ctypes.Union if issubclass(mirror, ctypes.Union) else ctypes.Structure
+    ns = {"__c_struct__": mirror.__c_struct__, "_fields_": fields}
+    if hasattr(mirror, "_pack_"):
+        ns["_pack_"] = mirror._pack_
+    return type(f"Tampered{mirror.__name__}", (base,), ns)
 
 
 def _resized(ftype):
