@@ -1,0 +1,111 @@
+"""VM tier: compare.c and bits.c kfuncs against nf.algo: no match, several matches, first and
+last lane, partial lane counts, key equality of any length, min index ties, bits of 0."""
+from __future__ import annotations
+
+import ctypes as C
+import random
+import struct
+
+import pytest
+
+from nf import algo
+from nf.testing.kmod import (KT_BITS, KT_FIND16, KT_FIND32, KT_KEYEQ, KT_MIN, kt_call,
+                             open_kmod_test)
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.fixture(scope="module")
+def p():
+    obj = open_kmod_test("kfuncs")
+    yield obj.program("kfuncs")
+    obj.close()
+
+
+def s32(x):
+    return C.c_int32(x).value
+
+
+CASES16 = [
+    ([0] * 16, 1), ([7] + [0] * 15, 7), ([0] * 15 + [7], 7),
+    ([3, 9, 3, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3], 3), ([0xFFFF] * 16, 0xFFFF),
+    ([0x8000, 0x7FFF, 0x0001, 0xFFFE] * 4, 0x7FFF), ([0x0100, 0x0001] * 8, 0x0001),
+]
+
+
+@pytest.mark.parametrize("lanes,v", CASES16)
+@pytest.mark.parametrize("n", [16, 13, 4, 1])
+def test_find_u16(p, lanes, v, n):
+    r = kt_call(p, KT_FIND16, struct.pack("<16H", *lanes), length=n, arg=v)
+    assert (s32(r.out[0]), r.out[1]) == (algo.find_u16(lanes[:n], v), algo.match_u16(lanes[:n], v))
+    assert r.ret == 0
+
+
+def test_find_u16_random(p):
+    rnd = random.Random(5)
+    for _ in range(300):
+        n = rnd.randint(1, 16)
+        lanes = [rnd.choice([0, 1, 0x8000, 0xFFFF, rnd.getrandbits(16)]) for _ in range(16)]
+        v = rnd.choice(lanes[:n] + [rnd.getrandbits(16)])
+        r = kt_call(p, KT_FIND16, struct.pack("<16H", *lanes), length=n, arg=v)
+        assert (s32(r.out[0]), r.out[1]) == (algo.find_u16(lanes[:n], v),
+                                            algo.match_u16(lanes[:n], v))
+
+
+@pytest.mark.parametrize("lanes,v", [
+    ([0] * 8, 5), ([5] + [0] * 7, 5), ([0] * 7 + [5], 5), ([5, 1, 5, 1, 5, 1, 5, 1], 1),
+    ([0xFFFFFFFF] * 8, 0xFFFFFFFF),
+])
+@pytest.mark.parametrize("n", [8, 5, 1])
+def test_find_u32(p, lanes, v, n):
+    r = kt_call(p, KT_FIND32, struct.pack("<8I", *lanes), length=n, arg=v)
+    assert (s32(r.out[0]), r.out[1]) == (algo.find_u32(lanes[:n], v), algo.match_u32(lanes[:n], v))
+
+
+@pytest.mark.parametrize("la,lb,same", [
+    (0, 0, True), (1, 1, True), (7, 7, True), (8, 8, True), (13, 13, True), (32, 32, True),
+    (16, 15, True), (5, 6, True), (16, 16, False), (1, 1, False), (31, 31, False),
+])
+def test_key_eq(p, la, lb, same):
+    rnd = random.Random(la * 100 + lb)
+    a = rnd.randbytes(32)
+    b = bytearray(a)
+    if not same:
+        b[rnd.randrange(la)] ^= 0x40       # one differing byte, anywhere (also the last)
+    r = kt_call(p, KT_KEYEQ, a + bytes(b), length=la, arg=lb)
+    assert r.ret == int(la == lb and a[:la] == bytes(b[:lb]))
+
+
+def test_key_eq_difference_in_last_byte(p):
+    a = bytes(range(1, 33))
+    for n in (8, 9, 16, 17, 32):
+        b = bytearray(a)
+        b[n - 1] ^= 1
+        assert kt_call(p, KT_KEYEQ, a + bytes(b), length=n, arg=n).ret == 0
+        assert kt_call(p, KT_KEYEQ, a + a, length=n, arg=n).ret == 1
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 15, 16])
+def test_min_idx(p, n):
+    rnd = random.Random(n)
+    for vals in ([5] * n, list(range(n, 0, -1)), [rnd.getrandbits(32) for _ in range(n)],
+                 [9] * (n - 1) + [1], [1] + [9] * (n - 1), ([4, 2, 7, 2] * 4)[:n],
+                 [0xFFFFFFFF] * n):
+        r = kt_call(p, KT_MIN, struct.pack(f"<{n}I", *vals) + bytes(64 - 4 * n), length=n)
+        assert r.ret == algo.min_idx(vals), vals
+
+
+BITS = [0, 1, 2, 3, 0x80000000, 0xFFFFFFFF, 0x00010000, 1 << 32, 1 << 63,
+        0xFFFFFFFFFFFFFFFF, 0x8000000000000001, 0x0000000100000000, 0x1234567890ABCDEF]
+
+
+@pytest.mark.parametrize("x", BITS + [random.Random(9).getrandbits(64) for _ in range(20)])
+def test_bits(p, x):
+    lo = x & 0xFFFFFFFF
+    r = kt_call(p, KT_BITS, x=x)
+    assert r.out[:8] == [algo.ffs(lo), algo.fls(lo), algo.popcount(lo), algo.ctz(lo, 32),
+                         algo.ffs(x), algo.fls(x), algo.popcount(x), algo.ctz(x, 64)]
+
+
+def test_bits_of_zero(p):
+    assert kt_call(p, KT_BITS, x=0).out[:8] == [0, 0, 0, 32, 0, 0, 0, 64]

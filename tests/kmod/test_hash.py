@@ -1,0 +1,113 @@
+"""VM tier: the hash kfuncs (hash.c, hash_simd.c) against nf.algo, on both the AVX2 and the
+scalar path (force_scalar), with the sysfs counters showing which path ran."""
+from __future__ import annotations
+
+import ctypes as C
+import random
+import struct
+
+import pytest
+
+from nf import algo, kmod
+from nf.testing.kmod import (KT_CM, KT_CRC32C, KT_MULTI, KT_XXH32, KtCmTable, KT_CM_MAX,
+                             kt_call, open_kmod_test)
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.fixture(scope="module")
+def prog():
+    obj = open_kmod_test("kfuncs")
+    yield obj
+    obj.close()
+
+
+@pytest.mark.parametrize("scalar", [False, True], ids=["simd", "scalar"])
+def test_every_length_and_d_bit_identical(enetstl, prog, scalar):
+    p = prog.program("kfuncs")
+    rnd = random.Random(1234 + scalar)
+    with enetstl.force_scalar(scalar):
+        before = kmod.counters()
+        for n in range(65):
+            key, seed = rnd.randbytes(n), rnd.getrandbits(32)
+            assert kt_call(p, KT_XXH32, key, seed=seed).out[0] == algo.xxh32(key, seed), n
+            assert kt_call(p, KT_CRC32C, key, seed=seed).out[0] == algo.crc32c(key, seed), n
+            for d in range(1, 17):
+                r = kt_call(p, KT_MULTI, key, seed=seed, arg=d)
+                assert r.ret == d
+                assert r.out[:d] == algo.multi_hash(key, d, seed), (n, d)
+                assert r.out[d:] == [0] * (16 - d), "wrote past out__sz"
+        after = kmod.counters()
+    calls = 65 * 16
+    feats = kmod.features()
+    if scalar or not feats["avx2"]:
+        assert after["hash_scalar_calls"] - before["hash_scalar_calls"] == calls
+        assert after["hash_simd_calls"] == before["hash_simd_calls"]
+    else:
+        assert after["hash_simd_calls"] - before["hash_simd_calls"] == calls
+        assert after["hash_scalar_calls"] == before["hash_scalar_calls"]
+    crc = "crc32c_sw_calls" if scalar or not feats["sse4_2"] else "crc32c_hw_calls"
+    assert after[crc] - before[crc] == 65
+
+
+def test_cpu_features_detected():
+    f = kmod.features()
+    assert f["avx2"] == 1 and f["sse4_2"] == 1    # QEMU -cpu max / any x86-64-v3 host
+
+
+def test_multi_bad_sizes_rejected(prog):
+    p = prog.program("kfuncs")
+    # d is checked by the program (1..16); 0 and 17 never reach the kfunc
+    assert kt_call(p, KT_MULTI, b"k", arg=0).retval == 1
+    assert kt_call(p, KT_MULTI, b"k", arg=17).retval == 1
+
+
+def _table(prog, d, w, seed, flags=0):
+    m = prog.map("cm_table")
+    t = KtCmTable(d=d, w=w, seed=seed, flags=flags)
+    m.update(struct.pack("<I", 0), bytes(t))
+    return m
+
+
+def _read(m, d, w):
+    t = KtCmTable.from_buffer_copy(m.lookup(struct.pack("<I", 0))[:C.sizeof(KtCmTable)])
+    return [list(t.cnt[i * w:(i + 1) * w]) for i in range(d)]
+
+
+@pytest.mark.parametrize("scalar", [False, True], ids=["simd", "scalar"])
+@pytest.mark.parametrize("atomic", [False, True], ids=["plain", "atomic"])
+@pytest.mark.parametrize("d,w", [(1, 64), (4, 100), (8, 128), (13, 64), (16, 64)])
+def test_count_min_matches_reference(enetstl, prog, scalar, atomic, d, w):
+    p = prog.program("kfuncs")
+    m = _table(prog, d, w, seed=0xABCD)
+    ref = [[0] * w for _ in range(d)]
+    rnd = random.Random(d * w)
+    keys = [rnd.randbytes(rnd.randrange(0, 65)) for _ in range(12)]
+    with enetstl.force_scalar(scalar):
+        for i in range(60):
+            key, inc = keys[rnd.randrange(len(keys))], rnd.choice([1, 64, 1500])
+            r = kt_call(p, KT_CM, key, seed=int(atomic), arg=inc)
+            assert r.ret == algo.cm_add(ref, key, 0xABCD, inc)
+    assert _read(m, d, w) == ref
+
+
+@pytest.mark.parametrize("d,w,flags", [
+    (0, 64, 0), (17, 64, 0), (4, 0, 0),
+    (16, KT_CM_MAX // 16 + 1, 0),     # d * w counters overrun the table passed
+    (4, 64, 1),                       # flags must be 0
+])
+def test_count_min_header_checked_against_table(prog, d, w, flags):
+    m = _table(prog, d, w, seed=1, flags=flags)
+    r = kt_call(prog.program("kfuncs"), KT_CM, b"key", arg=1)
+    assert r.ret == -22
+    t = KtCmTable.from_buffer_copy(m.lookup(struct.pack("<I", 0))[:C.sizeof(KtCmTable)])
+    assert not any(t.cnt), "a rejected call must not touch a counter"
+
+
+def test_count_min_largest_table_that_fits(prog):
+    d, w = 16, KT_CM_MAX // 16
+    m = _table(prog, d, w, seed=9)
+    ref = [[0] * w for _ in range(d)]
+    r = kt_call(prog.program("kfuncs"), KT_CM, b"edge", arg=7)
+    assert r.ret == algo.cm_add(ref, b"edge", 9, 7) == 7
+    assert _read(m, d, w) == ref
