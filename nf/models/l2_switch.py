@@ -1,8 +1,9 @@
 """Python reference model of the L2 switch datapath (FDB + VLAN rules).
 
 ``SwitchModel.receive(frame, ingress_ifindex, now_ns)`` says what the XDP switch must do with one
-frame: the action, the VLAN, the frame as it travels between ingress and egress (always 802.1Q
-tagged) and, per egress port, the exact bytes sent. It updates the FDB and per-port counters the
+frame: the action, the VLAN, the frame as the ingress program leaves it (known unicast: already in
+its final form; flood: 802.1Q tagged, for the egress program of each copy) and, per egress port,
+the exact bytes sent. It updates the FDB and per-port counters the
 same way xdp_progs/l2_switch/l2_switch.bpf.c does, so random frame sequences can be checked
 against the datapath frame by frame (tests/nf/models, tests/xdp_progs/l2_switch).
 """
@@ -46,7 +47,7 @@ class Entry:
 class Result:
     action: int
     vid: int = 0
-    wire: bytes | None = None                   # frame between ingress and egress (tagged)
+    wire: bytes | None = None   # frame as the ingress leaves it: flood tagged, unicast final
     out: dict[int, bytes] = field(default_factory=dict)  # egress ifindex -> bytes on the wire
 
 
@@ -108,7 +109,7 @@ class SwitchModel:
         if src[0] & 1 or src == bytes(6):
             return self._drop(st, "drop_malformed")
         etype = struct.unpack("!H", frame[12:14])[0]
-        tagged, tci = False, 0
+        tci = 0
         if etype == TPID:
             if len(frame) < 18:
                 return self._drop(st, "drop_malformed")
@@ -117,7 +118,6 @@ class SwitchModel:
             if vid == 0xFFF:
                 return self._drop(st, "drop_malformed")
             if vid:
-                tagged = True
                 if p.mode != TRUNK:
                     return self._drop(st, "drop_vlan", vid)
             else:
@@ -130,30 +130,38 @@ class SwitchModel:
             return self._drop(st, "drop_vlan", vid)
         if p.learning:
             self._learn(src, vid, p, st, now)
-        if tagged:
-            wire = frame
-        elif etype == TPID:  # priority tag: keep PCP/DEI, write the VID
-            wire = frame[:14] + struct.pack("!H", (tci & 0xF000) | vid) + frame[16:]
-        else:
-            wire = push_tag(frame, vid)
-        members = [q for q in self.ports.values() if q.member(vid)]
+        has_tag = etype == TPID
         if not dst[0] & 1:
             e = self.fdb.get((dst, vid))
             if e is not None and not self.expired(e, now):
                 if e.ifindex == ingress:
                     return self._drop(st, "drop_local", vid)
-                st["unicast"] += 1
-                res = Result(ACT_UNICAST, vid, wire)
                 q = self.ports.get(e.ifindex)
-                if q is not None and q.member(vid):
-                    self._egress(res, q, wire)
-                return res
+                if q is None or not q.member(vid):
+                    return self._drop(st, "drop_vlan", vid)
+                # unicast leaves the ingress in its final form (no egress program)
+                out = self._form(frame, has_tag, tci, vid, not q.untagged(vid))
+                st["unicast"] += 1
+                qs = self.stats[q.ifindex]
+                qs["tx_packets"] += 1
+                qs["tx_bytes"] += len(out)
+                return Result(ACT_UNICAST, vid, out, {q.ifindex: out})
+        wire = self._form(frame, has_tag, tci, vid, True)
         st["flood"] += 1
         res = Result(ACT_FLOOD, vid, wire)
-        for q in members:
-            if q.ifindex != ingress:
+        for q in self.ports.values():
+            if q.member(vid) and q.ifindex != ingress:
                 self._egress(res, q, wire)
         return res
+
+    @staticmethod
+    def _form(frame: bytes, has_tag: bool, tci: int, vid: int, want_tag: bool) -> bytes:
+        """The frame tagged with vid (PCP/DEI of an existing tag kept) or untagged."""
+        if has_tag and want_tag:
+            return frame[:14] + struct.pack("!H", (tci & 0xF000) | vid) + frame[16:]
+        if has_tag:
+            return pop_tag(frame)
+        return push_tag(frame, vid) if want_tag else frame
 
     def egress(self, wire: bytes, out: int) -> bytes | None:
         """What the egress program sends out of port ``out`` for a tagged frame, None = drop."""

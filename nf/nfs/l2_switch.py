@@ -387,6 +387,9 @@ class L2Switch:
             m.ports.update(p.ifindex, v)
         egress_fd = obj.program(PROG_EGRESS).fd
         from nf.bpf import Map
+        tx = obj.map("tx_ports")
+        for p in plans:  # known unicast: no egress program, the ingress did the tagging
+            tx.update(bytes(u32(p.ifindex)), bytes(u32(p.ifindex)))
         for vid, vl in sorted(vlan_table(plans).items()):
             m.vlans.update(vid, vl)
             # DEVMAP_HASH per VLAN, filled in this netns (devmap ifindexes resolve in the caller's).
@@ -501,9 +504,10 @@ class SimResult:
 
 class SwitchSim:
     """The real datapath object driven by BPF_PROG_TEST_RUN, with no interfaces: the *_test entry
-    points take the ingress/egress ifindex and the clock from the test_ctl map. Flood targets are
-    the VLAN's member ports but the ingress, exactly what the controller puts in the VLAN's
-    devmap; each target's copy goes through the egress entry. Used by tier-1 tests and to check
+    points take the ingress/egress ifindex and the clock from the test_ctl map. Known unicast
+    leaves the ingress program in its final form; flood targets are the VLAN's member ports but
+    the ingress, exactly what the controller puts in the VLAN's devmap, and each copy goes
+    through the egress entry. Used by tier-1 tests and to check
     the reference model (nf/models/l2_switch.py) against the datapath."""
 
     def __init__(self, ports: list[PortPlan], aging_s: float = 300, fdb_size: int = 65536):
@@ -555,19 +559,18 @@ class SwitchSim:
         if c.seq != before.seq + 1:
             raise AssertionError(f"ingress run recorded no decision (verdict {r.retval})")
         res = SimResult(r.retval, c.action, c.vid, bytes(r.data_out), {})
-        if c.action == ACT_UNICAST:
-            targets = [c.out_ifindex]
-        elif c.action == ACT_FLOOD:
+        if c.action == ACT_FLOOD:
             members = self.vlans[c.vid].members
             targets = [i for i, p in self.plans.items() if members >> p.idx & 1 and i != ingress]
         else:
             targets = []
+        if c.action == ACT_UNICAST:  # already in its final form; tx_ports runs no program
+            res.out[c.out_ifindex] = res.wire
+            return res
         for i in targets:
-            # in the kernel a redirect to an ifindex missing from the VLAN's devmap is dropped
-            if i in self.plans and self.vlans[c.vid].members >> self.plans[i].idx & 1:
-                v, b = self.egress(res.wire, i)
-                if v == 2:  # XDP_PASS: the devmap sends the frame
-                    res.out[i] = b
+            v, b = self.egress(res.wire, i)
+            if v == 2:  # XDP_PASS: the devmap sends the copy
+                res.out[i] = b
         return res
 
     def close(self) -> None:

@@ -2,12 +2,13 @@
 /* L2 learning switch, pure-eBPF FDB variant.
  *
  * Ingress (xdp_l2sw, attached to every port): classify the frame to a VLAN by the port's mode,
- * learn its source MAC, then either redirect it to the one port its destination was learned on,
- * or flood it in the kernel through the VLAN's DEVMAP_HASH with BPF_F_BROADCAST |
- * BPF_F_EXCLUDE_INGRESS. Between ingress and egress a frame always carries its 802.1Q tag: the
- * ingress pushes one on untagged frames, and the egress program (xdp_l2sw_egress, the bpf_prog of
- * every devmap entry) pops it where the egress port sends that VLAN untagged. So the one egress
- * program serves every port and VLAN, and a flooded copy is retagged per destination.
+ * learn its source MAC, then either
+ *  - known unicast: give the frame the tagging of the egress port (push, pop, or nothing) and
+ *    redirect it through tx_ports (a DEVMAP_HASH without programs), or
+ *  - flood it in the kernel through the VLAN's DEVMAP_HASH with BPF_F_BROADCAST |
+ *    BPF_F_EXCLUDE_INGRESS. A flooded frame leaves the ingress tagged with its VLAN, and the
+ *    egress program (xdp_l2sw_egress, the bpf_prog of every entry of those devmaps) pops the tag
+ *    on each copy bound for a port that sends that VLAN untagged, and counts the copy.
  *
  * *_test entry points run the same code with ports/clock taken from the test_ctl map, for
  * BPF_PROG_TEST_RUN tables (test_run has no real ingress ports and cannot run devmap programs).
@@ -80,6 +81,15 @@ struct {
 	__type(key, __u32);
 	__array(values, struct vlan_devmap);
 } vlan_ports SEC(".maps");
+
+/* Known unicast leaves through this one (ifindex -> ifindex, no egress program): the ingress
+ * program already gave the frame its final tagging. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, L2SW_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} tx_ports SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -161,13 +171,46 @@ static __always_inline int drop(struct l2sw_stats *st, __u64 *reason, struct l2s
 				__u16 vid, __u32 *why, __u32 code)
 {
 	*why = code;
-	if (st) {
-		st->drop++;
-		if (reason)
-			(*reason)++;
-	}
+	st->drop++;
+	if (reason)
+		(*reason)++;
 	record(t, L2SW_ACT_DROP, 0, vid);
 	return XDP_DROP;
+}
+
+/* Give the frame the form it leaves in: tagged with vid (want_tag) or untagged. has_tag: it
+ * carries an 802.1Q header now (a VLAN or a priority tag, whose PCP/DEI are kept). */
+static __always_inline int set_tag(struct xdp_md *ctx, const __u8 *dst, const __u8 *src,
+				   int has_tag, __u16 tci, __u16 vid, int want_tag)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+
+	if (has_tag && want_tag) {
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + sizeof(struct ethhdr) + VLAN_HLEN > data_end)
+			return -1;
+		*(__be16 *)(data + sizeof(struct ethhdr)) = bpf_htons((tci & 0xf000) | vid);
+		return 0;
+	}
+	if (!has_tag && !want_tag)
+		return 0;
+	if (bpf_xdp_adjust_head(ctx, want_tag ? -VLAN_HLEN : VLAN_HLEN))
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if (data + (want_tag ? sizeof(*eth) + VLAN_HLEN : 2 * ETH_ALEN) > data_end)
+		return -1;
+	/* the EtherType after the tag is already in place: only the MACs (and a new tag) move */
+	__builtin_memcpy(eth->h_dest, dst, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, src, ETH_ALEN);
+	if (want_tag) {
+		eth->h_proto = ETH_P_8021Q_BE;
+		*(__be16 *)(eth + 1) = bpf_htons(vid);
+	}
+	return 0;
 }
 
 static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
@@ -183,40 +226,40 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 	struct ethhdr *eth = data;
 	__u8 dst[ETH_ALEN], src[ETH_ALEN];
 	__u16 vid, tci = 0;
-	int tagged = 0;
+	int has_tag;
 	__u64 now, aging;
 	void *fwd;
 
 	p = bpf_map_lookup_elem(&ports, &in_ifindex);
 	st = port_stats(p ? p->idx : L2SW_MAX_PORTS);
-	if (st) {
-		st->rx_packets++;
-		st->rx_bytes += data_end - data;
-	}
+	if (!st) /* cannot happen: the index is below L2SW_STATS_SLOTS */
+		return XDP_ABORTED;
+	st->rx_packets++;
+	st->rx_bytes += data_end - data;
 	if (!p)
 		return drop(st, 0, t, 0, why, L2SW_REASON_NO_PORT);
 	if ((void *)(eth + 1) > data_end)
-		return drop(st, st ? &st->drop_malformed : 0, t, 0, why, NF_REASON_TRUNCATED);
+		return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_TRUNCATED);
 
 	__builtin_memcpy(dst, eth->h_dest, ETH_ALEN);
 	__builtin_memcpy(src, eth->h_source, ETH_ALEN);
 	/* a source must be a unicast, nonzero address: never learn or forward anything else */
 	if ((src[0] & 1) || !(src[0] | src[1] | src[2] | src[3] | src[4] | src[5]))
-		return drop(st, st ? &st->drop_malformed : 0, t, 0, why, NF_REASON_MALFORMED);
+		return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_MALFORMED);
 
-	if (eth->h_proto == ETH_P_8021Q_BE) {
+	has_tag = eth->h_proto == ETH_P_8021Q_BE;
+	if (has_tag) {
 		__be16 *tcip = (void *)(eth + 1);
 
 		if ((void *)(tcip + 2) > data_end)
-			return drop(st, st ? &st->drop_malformed : 0, t, 0, why, NF_REASON_TRUNCATED);
+			return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_TRUNCATED);
 		tci = bpf_ntohs(*tcip);
 		vid = tci & 0x0fff;
 		if (vid == 0x0fff)
-			return drop(st, st ? &st->drop_malformed : 0, t, 0, why, NF_REASON_MALFORMED);
+			return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_MALFORMED);
 		if (vid) {
-			tagged = 1;
 			if (p->mode != L2SW_TRUNK) /* access ports take untagged frames only */
-				return drop(st, st ? &st->drop_vlan : 0, t, vid, why, NF_REASON_CONFIG);
+				return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
 		} else {
 			vid = p->pvid; /* priority tag: classify like untagged, keep its PCP */
 		}
@@ -224,45 +267,17 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 		vid = p->pvid;
 	}
 	if (!vid)
-		return drop(st, st ? &st->drop_vlan : 0, t, 0, why, NF_REASON_CONFIG);
+		return drop(st, &st->drop_vlan, t, 0, why, NF_REASON_CONFIG);
 	vkey = vid;
 	vl = bpf_map_lookup_elem(&vlans, &vkey);
 	if (!vl || !(vl->members & (1ULL << (p->idx & 63))))
-		return drop(st, st ? &st->drop_vlan : 0, t, vid, why, NF_REASON_CONFIG);
+		return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	aging = cfg ? cfg->aging_ns : 0;
 	now = clock_ns(t);
 	if (p->learning)
 		learn(src, vid, p, st, now, aging);
-
-	/* Normalise to tagged: write (or rewrite) the 802.1Q tag carrying the classified VID. */
-	if (tagged) {
-		/* already tagged with its VID */
-	} else if (eth->h_proto == ETH_P_8021Q_BE) {
-		__be16 *tcip = (void *)(eth + 1);
-
-		if ((void *)(tcip + 2) > data_end)
-			return drop(st, st ? &st->drop_malformed : 0, t, vid, why, NF_REASON_MALFORMED);
-		*tcip = bpf_htons((tci & 0xf000) | vid);
-	} else {
-		if (bpf_xdp_adjust_head(ctx, -VLAN_HLEN))
-			return drop(st, st ? &st->drop_malformed : 0, t, vid, why, NF_REASON_MALFORMED);
-		data = (void *)(long)ctx->data;
-		data_end = (void *)(long)ctx->data_end;
-		eth = data;
-		if ((void *)eth + sizeof(*eth) + VLAN_HLEN > data_end)
-			return drop(st, st ? &st->drop_malformed : 0, t, vid, why, NF_REASON_MALFORMED);
-		__builtin_memcpy(eth->h_dest, dst, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, src, ETH_ALEN);
-		eth->h_proto = ETH_P_8021Q_BE;
-		*(__be16 *)(eth + 1) = bpf_htons(vid);
-		/* the original EtherType is already in place right after the new tag */
-	}
-
-	fwd = bpf_map_lookup_elem(&vlan_ports, &vkey);
-	if (!fwd)
-		return drop(st, st ? &st->drop_vlan : 0, t, vid, why, NF_REASON_CONFIG);
 
 	if (!(dst[0] & 1)) {
 		struct l2sw_fdb_key k = { .vid = vid };
@@ -272,19 +287,39 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 		e = bpf_map_lookup_elem(&fdb, &k);
 		if (e && !expired(e, now, aging)) {
 			__u32 out = e->ifindex;
+			__u32 oidx = e->idx;
+			__u64 obit = 1ULL << (oidx & 63);
+			struct l2sw_stats *so;
 
 			if (out == in_ifindex)
-				return drop(st, st ? &st->drop_local : 0, t, vid, why, L2SW_REASON_LOCAL);
-			if (st)
-				st->unicast++;
+				return drop(st, &st->drop_local, t, vid, why, L2SW_REASON_LOCAL);
+			if (!(vl->members & obit)) /* only a stale static entry can point outside */
+				return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
+			/* Unicast leaves in its final form straight from here: no tag round trip, no
+			 * egress program (tx_ports has none), tx counted for the egress port here. */
+			if (set_tag(ctx, dst, src, has_tag, tci, vid, !(vl->untagged & obit)))
+				return drop(st, &st->drop_malformed, t, vid, why, NF_REASON_MALFORMED);
+			st->unicast++;
+			so = port_stats(oidx);
+			if (so) {
+				so->tx_packets++;
+				so->tx_bytes += ctx->data_end - ctx->data;
+			}
 			record(t, L2SW_ACT_UNICAST, out, vid);
-			if (t) /* test_run: the VLAN devmap of a test holds no real devices */
+			if (t) /* test_run: tx_ports of a test holds no real devices */
 				return XDP_REDIRECT;
-			return bpf_redirect_map(fwd, out, XDP_DROP);
+			return bpf_redirect_map(&tx_ports, out, XDP_DROP);
 		}
 	}
-	if (st)
-		st->flood++;
+
+	/* Flood: tagged with its VID through the VLAN's devmap; each copy's egress program pops
+	 * the tag where that port sends the VLAN untagged. */
+	fwd = bpf_map_lookup_elem(&vlan_ports, &vkey);
+	if (!fwd)
+		return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
+	if (set_tag(ctx, dst, src, has_tag, tci, vid, 1))
+		return drop(st, &st->drop_malformed, t, vid, why, NF_REASON_MALFORMED);
+	st->flood++;
 	record(t, L2SW_ACT_FLOOD, 0, vid);
 	return bpf_redirect_map(fwd, 0, BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS);
 }

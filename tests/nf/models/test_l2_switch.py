@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from nf.bpf import BpfError
 from nf.models.l2_switch import (ACCESS, ACT_DROP, ACT_FLOOD, ACT_UNICAST, TRUNK, PortModel,
                                  SwitchModel, push_tag)
 from nf.nfs.l2_switch import COUNTERS, PortPlan, SwitchSim, mac_bytes
@@ -81,6 +83,10 @@ def test_datapath_matches_model(evts, fdb_size):
                 continue
             if ev[0] == "static":
                 mac, (vid, port) = ev[1], ev[2]
+                if (mac, vid) not in model.fdb and len(model.fdb) >= fdb_size:
+                    with pytest.raises(BpfError, match="E2BIG"):   # full: refused, nothing changed
+                        sim.maps.fdb_add(mac, vid, port)
+                    continue
                 sim.maps.fdb_add(mac, vid, port)
                 model.add_static(mac, vid, port)
                 continue
