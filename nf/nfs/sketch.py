@@ -1,0 +1,494 @@
+"""Controller of the heavy-hitter sketch (xdp_progs/sketch/): config -> load -> banks -> attach,
+then point / top-k / heavy-hitter queries, epoch flips with history, reset.
+
+    from nf.config import load
+    from nf.config.sketch import SketchConfig
+    with Sketch(load("configs/sketch.yaml", SketchConfig)).up() as sk:   # attaches cfg.interfaces
+        sk.program.test_run(frame)          # or traffic on the interfaces
+        sk.point(flow)                      # estimate of a flow in the current epoch
+        sk.topk(10)                         # [(key bytes, estimate)], largest first
+        sk.heavy_hitters()                  # candidates whose summed estimate passes the threshold
+        rec = sk.flip()                     # close the epoch: EpochRecord, kept in sk.history
+        sk.reset()
+
+Epochs: two banks (inner maps of the ARRAY_OF_MAPS sk_active). flip() installs the idle bank;
+the kernel's map update returns only after synchronize_rcu(), i.e. after every program that
+could still hold the old bank has finished, so the old bank is complete when flip() reads it
+and nothing added to it is lost; it is then cleared and becomes the next idle bank.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nf.config.sketch import (Action, AttachMode, Counters, CountWhat, KeyKind, SketchConfig,
+                              Variant)
+from nf.datapath import NF_REASON_NF_BASE, StatsSummary, read_stats
+from nf.models.sketch import flow_key, log2_table, neglog2_q32
+
+OBJECT = "sketch/sketch"
+PROG = "xdp_sketch"
+PROG_POOL = "xdp_sketch_pool"
+PROG_HASHCHECK = "xdp_sketch_hashcheck"
+STATS_MAP = "sk_stats"
+
+# sketch.h
+SKETCH_MAX_D = 16
+SKETCH_KEY_MAX = 40
+SKETCH_LOG2_TAB = 1024
+SK_F_BYTES, SK_F_SHARED, SK_F_NITRO, SK_F_FRACTION = 1, 2, 4, 8
+KEY_KIND = {KeyKind.five_tuple: 0, KeyKind.src_ip: 1, KeyKind.dst_ip: 2, KeyKind.src_dst: 3,
+            KeyKind.src_mac: 4}
+VARIANT = {Variant.pure: 0, Variant.enetstl: 1}
+ACTION = {Action.monitor: 0, Action.drop: 1, Action.redirect: 2}
+REASON_NO_KEY, REASON_HEAVY, REASON_CAND_FULL, REASON_SAMPLED_OUT, REASON_NO_BANK = range(5)
+
+
+class SketchCfg(ctypes.Structure):
+    __c_struct__ = "struct sketch_cfg"
+    __bpf_object__ = OBJECT
+    _fields_ = [("variant", ctypes.c_uint32), ("key_kind", ctypes.c_uint32),
+                ("flags", ctypes.c_uint32), ("d", ctypes.c_uint32), ("w", ctypes.c_uint32),
+                ("seed", ctypes.c_uint32), ("action", ctypes.c_uint32),
+                ("redirect_ifindex", ctypes.c_uint32), ("threshold", ctypes.c_uint64),
+                ("min_total", ctypes.c_uint64), ("nitro_scale_q16", ctypes.c_uint32),
+                ("pad", ctypes.c_uint32), ("nitro_neglog_q32", ctypes.c_uint64),
+                ("nitro_p_q32", ctypes.c_uint64)]
+
+
+class CmHdr(ctypes.Structure):
+    __c_struct__ = "struct enetstl_cm_hdr"
+    __bpf_object__ = OBJECT
+    _fields_ = [("d", ctypes.c_uint32), ("w", ctypes.c_uint32), ("seed", ctypes.c_uint32),
+                ("flags", ctypes.c_uint32)]
+
+
+class SketchBank(ctypes.Structure):
+    __c_struct__ = "struct sketch_bank"
+    __bpf_object__ = OBJECT
+    _fields_ = [("id", ctypes.c_uint32), ("epoch", ctypes.c_uint32), ("total", ctypes.c_uint64),
+                ("packets", ctypes.c_uint64), ("sampled", ctypes.c_uint64), ("cm", CmHdr)]
+
+
+class CandKey(ctypes.Structure):
+    __c_struct__ = "struct sketch_cand_key"
+    __bpf_object__ = OBJECT
+    _fields_ = [("bank", ctypes.c_uint32), ("len", ctypes.c_uint8), ("kind", ctypes.c_uint8),
+                ("pad", ctypes.c_uint16), ("key", ctypes.c_uint8 * SKETCH_KEY_MAX)]
+
+
+class Cand(ctypes.Structure):
+    __c_struct__ = "struct sketch_cand"
+    __bpf_object__ = OBJECT
+    _fields_ = [("estimate", ctypes.c_uint64), ("first_seen_ns", ctypes.c_uint64),
+                ("hits", ctypes.c_uint64), ("first_cpu", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
+class HashCheck(ctypes.Structure):
+    __c_struct__ = "struct sketch_hashcheck"
+    __bpf_object__ = OBJECT
+    _fields_ = [("len", ctypes.c_uint32), ("seed", ctypes.c_uint32),
+                ("key", ctypes.c_uint8 * SKETCH_KEY_MAX), ("bpf", ctypes.c_uint32 * SKETCH_MAX_D),
+                ("mod", ctypes.c_uint32 * SKETCH_MAX_D), ("ret", ctypes.c_int32),
+                ("pad", ctypes.c_uint32)]
+
+
+BANK_HDR = ctypes.sizeof(SketchBank)  # 48
+
+
+def module_present() -> bool:
+    """The enetstl module's BTF is registered (its kfuncs can be resolved at load)."""
+    return Path("/sys/kernel/btf/enetstl").exists()
+
+
+def make_cfg(cfg: SketchConfig, variant: Variant, redirect_ifindex: int = 0) -> SketchCfg:
+    """The rodata struct for a validated config and a resolved variant."""
+    flags = 0
+    if cfg.count == CountWhat.bytes:
+        flags |= SK_F_BYTES
+    if cfg.counters == Counters.shared:
+        flags |= SK_F_SHARED
+    if cfg.nitro.enabled:
+        flags |= SK_F_NITRO
+    if cfg.threshold.fraction is not None:
+        flags |= SK_F_FRACTION
+    p = cfg.nitro.p if cfg.nitro.enabled else 1.0
+    return SketchCfg(variant=VARIANT[variant], key_kind=KEY_KIND[cfg.key], flags=flags,
+                     d=cfg.depth, w=cfg.width, seed=cfg.seed, action=ACTION[cfg.action],
+                     redirect_ifindex=redirect_ifindex, threshold=cfg.threshold.q16,
+                     min_total=cfg.threshold.min_total, nitro_scale_q16=round(65536 / p),
+                     nitro_neglog_q32=neglog2_q32(p), nitro_p_q32=min(1 << 32, max(1, round(p * 2**32))))
+
+
+def decode_key(kind: KeyKind | str, raw: bytes):
+    """Readable form of key bytes: five_tuple -> (src, dst, sport, dport, proto); src_dst ->
+    (src, dst); src_ip/dst_ip -> address; src_mac -> 'aa:bb:..'."""
+    import ipaddress
+    kind = KeyKind(kind)
+    if kind == KeyKind.src_mac:
+        return ":".join(f"{b:02x}" for b in raw[:6])
+    if kind in (KeyKind.src_ip, KeyKind.dst_ip):
+        return str(ipaddress.ip_address(raw))
+    alen = 16 if len(raw) in (32, 40) else 4
+    s, d = str(ipaddress.ip_address(raw[:alen])), str(ipaddress.ip_address(raw[alen:2 * alen]))
+    if kind == KeyKind.src_dst:
+        return (s, d)
+    o = 2 * alen
+    return (s, d, int.from_bytes(raw[o:o + 2], "big"), int.from_bytes(raw[o + 2:o + 4], "big"), raw[o + 4])
+
+
+@dataclass
+class BankSnapshot:
+    """A bank read out: counters summed over CPUs (and per CPU), header sums."""
+    bank: int
+    epoch: int
+    table: np.ndarray           # d x w uint64, summed over CPUs
+    per_cpu: np.ndarray         # ncpu x d x w uint32 (1 x d x w for shared counters)
+    total: int
+    packets: int
+    sampled: int
+    d: int
+    w: int
+    seed: int
+
+    def estimate(self, key: bytes) -> int:
+        from nf import algo
+        rows = self.table
+        return int(min(rows[i, h & (self.w - 1)] for i, h in enumerate(algo.multi_hash(key, self.d, self.seed))))
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    bank: int
+    started: float
+    ended: float
+    total: int
+    packets: int
+    sampled: int
+    top: list[tuple[bytes, int]]
+    heavy: list[tuple[bytes, int]]
+    snapshot: BankSnapshot | None = field(default=None, repr=False)
+
+
+class Sketch:
+    def __init__(self, cfg: SketchConfig, variant: Variant | str | None = None):
+        if not isinstance(cfg, SketchConfig):
+            raise TypeError(f"cfg must be a SketchConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.variant = self.resolve_variant(Variant(variant) if variant else cfg.variant)
+        self.obj = None
+        self.banks: list = []
+        self.active = 0
+        self.epoch = 0
+        self.epoch_started = 0.0
+        self.history: deque[EpochRecord] = deque(maxlen=cfg.history or None) if cfg.history else deque(maxlen=0)
+        self.links: list = []
+        self._lock = threading.Lock()
+        self._timer: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.shared = cfg.counters == Counters.shared
+        self.value_size = BANK_HDR + cfg.depth * cfg.width * 4
+
+    # -- variant -----------------------------------------------------------------------------
+    @staticmethod
+    def resolve_variant(v: Variant) -> Variant:
+        if v == Variant.auto:
+            return Variant.enetstl if module_present() else Variant.pure
+        if v == Variant.enetstl and not module_present():
+            from nf.config import ConfigError
+            raise ConfigError("sketch", [("variant", "the enetstl module is not loaded "
+                                                     "(/sys/kernel/btf/enetstl missing); use pure or auto")])
+        return v
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _new_bank(self, i: int):
+        from nf.bpf import Map
+        kind = "array" if self.shared else "percpu_array"
+        return Map.create(kind, 4, self.value_size, 1, name=f"sk_bank{i}")
+
+    def load(self, redirect_ifindex: int = 0) -> "Sketch":
+        """Open, configure and load (no attach): test_run-only mode."""
+        from nf.bpf import BpfObject
+        if self.obj is not None:
+            raise RuntimeError("sketch already loaded")
+        obj = BpfObject.open_built(OBJECT)
+        try:
+            obj.set_rodata("sk_cfg", make_cfg(self.cfg, self.variant, redirect_ifindex))
+            obj.set_rodata("sk_log2_tab", (ctypes.c_uint32 * SKETCH_LOG2_TAB)(*log2_table(SKETCH_LOG2_TAB)))
+            obj.map("sk_cand").set_max_entries(2 * self.cfg.candidates)
+            self.banks = [self._new_bank(0), self._new_bank(1)]
+            obj.map("sk_active").set_inner_map(self.banks[0])
+            obj.program(PROG_HASHCHECK).set_autoload(False)
+            if not (self.cfg.nitro.enabled and self.variant == Variant.enetstl):
+                obj.program(PROG_POOL).set_autoload(False)
+            obj.load()
+        except BaseException:
+            obj.close()
+            for b in self.banks:
+                b.close()
+            self.banks = []
+            raise
+        self.obj = obj
+        for i in (0, 1):
+            self._clear(i, epoch=i)
+        self.active, self.epoch = 0, 0
+        obj.map("sk_active").update(bytes(4), self.banks[0])
+        self.epoch_started = time.time()
+        if self.cfg.nitro.enabled and self.variant == Variant.enetstl:
+            r = obj.program(PROG_POOL).test_run(bytes(64))
+            if r.retval != 2:
+                raise RuntimeError(f"cannot create the module random pool (retval {r.retval})")
+        return self
+
+    def up(self) -> "Sketch":
+        """load() and attach to cfg.interfaces (none: test_run only)."""
+        from nf.net.iface import ifindex
+        rd = ifindex(self.cfg.redirect_to) if self.cfg.redirect_to else 0
+        self.load(rd)
+        try:
+            for name in self.cfg.interfaces:
+                self.attach(name)
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def attach(self, iface: str | int, mode: AttachMode | None = None):
+        from nf.bpf import XdpMode
+        m = {AttachMode.auto: XdpMode.AUTO, AttachMode.native: XdpMode.NATIVE,
+             AttachMode.generic: XdpMode.GENERIC}[mode or self.cfg.attach_mode]
+        link = self.program.attach_xdp(iface, mode=m)
+        self.links.append(link)
+        return link
+
+    def down(self) -> None:
+        self.stop_epochs()
+        for link in self.links:
+            try:
+                link.detach()
+            except Exception:
+                pass
+        self.links = []
+        if self.obj is not None:
+            self.obj.close()
+            self.obj = None
+        for b in self.banks:
+            b.close()
+        self.banks = []
+
+    close = down
+
+    def __enter__(self) -> "Sketch":
+        if self.obj is None:
+            self.up()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    @property
+    def program(self):
+        self._need()
+        return self.obj.program(PROG)
+
+    def _need(self) -> None:
+        if self.obj is None:
+            raise RuntimeError("sketch is not loaded: call load() or up()")
+
+    # -- banks -------------------------------------------------------------------------------
+    def _ncpu_slots(self) -> int:
+        return self.banks[0].ncpus if not self.shared else 1
+
+    def _clear(self, i: int, epoch: int) -> None:
+        cfg = self.cfg
+        hdr = SketchBank(id=i, epoch=epoch & 0xFFFFFFFF,
+                         cm=CmHdr(d=cfg.depth, w=cfg.width, seed=cfg.seed, flags=0))
+        one = bytes(hdr) + bytes(self.value_size - BANK_HDR)
+        stride = (self.value_size + 7) & ~7
+        one = one + bytes(stride - len(one))
+        val = one * self._ncpu_slots() if not self.shared else bytes(hdr) + bytes(self.value_size - BANK_HDR)
+        self.banks[i].update(bytes(4), val)
+
+    def snapshot(self, bank: int | None = None) -> BankSnapshot:
+        """Read a bank (default: the active one, still being written)."""
+        self._need()
+        i = self.active if bank is None else bank
+        raw = self.banks[i].lookup(bytes(4))
+        cfg = self.cfg
+        n = self._ncpu_slots()
+        stride = ((self.value_size + 7) & ~7) if not self.shared else self.value_size
+        per, tot, pk, sm, ep = [], 0, 0, 0, 0
+        for c in range(n):
+            base = c * stride
+            h = SketchBank.from_buffer_copy(raw, base)
+            tot, pk, sm, ep = tot + h.total, pk + h.packets, sm + h.sampled, h.epoch
+            per.append(np.frombuffer(raw, dtype=np.uint32, count=cfg.depth * cfg.width,
+                                     offset=base + BANK_HDR).reshape(cfg.depth, cfg.width))
+        per_cpu = np.stack(per)
+        return BankSnapshot(bank=i, epoch=ep, table=per_cpu.sum(axis=0, dtype=np.uint64),
+                            per_cpu=per_cpu, total=tot, packets=pk, sampled=sm, d=cfg.depth,
+                            w=cfg.width, seed=cfg.seed)
+
+    def candidates(self, bank: int | None = None) -> dict[bytes, Cand]:
+        """Candidate table of a bank: key bytes -> struct sketch_cand."""
+        self._need()
+        i = self.active if bank is None else bank
+        t = self.obj.map("sk_cand").typed(CandKey, Cand)
+        out = {}
+        for k, v in t.items():
+            if k.bank == i:
+                out[bytes(k.key)[:k.len]] = v
+        return out
+
+    def _drop_candidates(self, bank: int) -> int:
+        t = self.obj.map("sk_cand").typed(CandKey, Cand)
+        ks = [k for k in t.keys() if k.bank == bank]
+        for k in ks:
+            t.delete(k)
+        return len(ks)
+
+    # -- queries -----------------------------------------------------------------------------
+    def key(self, flow=None, **kw) -> bytes:
+        """Key bytes of the configured kind: a traffic Flow, bytes, (src,dst,sport,dport,proto)
+        tuple, or keyword fields (src=, dst=, sport=, dport=, proto=, mac=)."""
+        if isinstance(flow, (bytes, bytearray)):
+            return bytes(flow)
+        if isinstance(flow, tuple):
+            names = ("src", "dst", "sport", "dport", "proto")
+            kw.update(dict(zip(names, flow)))
+            flow = None
+        if isinstance(flow, str) and self.cfg.key == KeyKind.src_mac:
+            kw["mac"], flow = flow, None
+        elif isinstance(flow, str):
+            kw["src" if self.cfg.key != KeyKind.dst_ip else "dst"], flow = flow, None
+        return flow_key(self.cfg.key, flow, **kw)
+
+    def point(self, flow, snap: BankSnapshot | None = None) -> int:
+        """Count-min estimate of one flow in the current epoch (all CPUs)."""
+        return (snap or self.snapshot()).estimate(self.key(flow))
+
+    def _threshold_for(self, total: int) -> float:
+        t = self.cfg.threshold
+        if t.absolute is not None:
+            return t.absolute
+        if total < t.min_total:
+            return math.inf
+        return t.q16 * total / 65536
+
+    def topk(self, k: int | None = None, bank: int | None = None,
+             snap: BankSnapshot | None = None) -> list[tuple[bytes, int]]:
+        """The k candidates with the largest estimates (counters summed over CPUs)."""
+        k = self.cfg.topk if k is None else k
+        snap = snap or self.snapshot(bank)
+        est = [(key, snap.estimate(key)) for key in self.candidates(snap.bank)]
+        est.sort(key=lambda kv: (-kv[1], kv[0]))
+        return est[:k]
+
+    def heavy_hitters(self, bank: int | None = None,
+                      snap: BankSnapshot | None = None) -> list[tuple[bytes, int]]:
+        """Candidates whose estimate over all CPUs passes the threshold (global semantics)."""
+        snap = snap or self.snapshot(bank)
+        thr = self._threshold_for(snap.total)
+        out = [(key, e) for key, e in ((k, snap.estimate(k)) for k in self.candidates(snap.bank))
+               if e >= thr]
+        out.sort(key=lambda kv: (-kv[1], kv[0]))
+        return out
+
+    def stats(self) -> StatsSummary:
+        self._need()
+        return read_stats(self.obj, STATS_MAP)
+
+    # -- epochs ------------------------------------------------------------------------------
+    def flip(self, keep_snapshot: bool = True) -> EpochRecord:
+        """End the epoch: install the idle bank, wait (inside the map update) for programs still
+        using the old one, read it into an EpochRecord (appended to history), clear it."""
+        self._need()
+        with self._lock:
+            old, new = self.active, 1 - self.active
+            self.obj.map("sk_active").update(bytes(4), self.banks[new])  # synchronize_rcu inside
+            self.active = new
+            ended = time.time()
+            snap = self.snapshot(old)
+            rec = EpochRecord(epoch=self.epoch, bank=old, started=self.epoch_started, ended=ended,
+                              total=snap.total, packets=snap.packets, sampled=snap.sampled,
+                              top=self.topk(self.cfg.topk, snap=snap),
+                              heavy=self.heavy_hitters(snap=snap),
+                              snapshot=snap if keep_snapshot else None)
+            self.epoch += 1
+            self.epoch_started = ended
+            self._drop_candidates(old)
+            self._clear(old, epoch=self.epoch + 1)
+            if self.history.maxlen != 0:
+                self.history.append(rec)
+            return rec
+
+    def reset(self) -> None:
+        """Zero both banks and the candidate table, forget history; epoch numbering restarts.
+        The active bank is swapped out first so no in-flight update lands in a cleared bank."""
+        self._need()
+        with self._lock:
+            self.obj.map("sk_active").update(bytes(4), self.banks[1 - self.active])
+            self._clear(self.active, epoch=0)
+            self.obj.map("sk_active").update(bytes(4), self.banks[self.active])
+            self._clear(1 - self.active, epoch=1)
+            for k in list(self.obj.map("sk_cand").raw_keys()):
+                self.obj.map("sk_cand").delete(k)
+            self.epoch = 0
+            self.epoch_started = time.time()
+            self.history.clear()
+
+    def start_epochs(self) -> None:
+        """Flip every cfg.epoch_s seconds in a background thread (stop_epochs / down stop it)."""
+        if self._timer is not None:
+            return
+        self._stop.clear()
+
+        def loop():
+            while not self._stop.wait(self.cfg.epoch_s):
+                self.flip()
+        self._timer = threading.Thread(target=loop, name="sketch-epochs", daemon=True)
+        self._timer.start()
+
+    def stop_epochs(self) -> None:
+        if self._timer is not None:
+            self._stop.set()
+            self._timer.join(timeout=10)
+            self._timer = None
+
+
+def hashcheck(obj_or_prog, key: bytes, seed: int) -> HashCheck:
+    """Run xdp_sketch_hashcheck on one key (VM tier): BPF rows vs the module's multi-hash."""
+    if len(key) not in (4, 8, 16, 32, 40):
+        raise ValueError("key length must be 4, 8, 16, 32 or 40")
+    r = HashCheck(len=len(key), seed=seed)
+    ctypes.memmove(r.key, key, len(key))
+    res = obj_or_prog.test_run(bytes(r))
+    if res.retval != 2:
+        raise RuntimeError(f"hashcheck returned {res.retval}")
+    return HashCheck.from_buffer_copy(res.data_out[:ctypes.sizeof(HashCheck)])
+
+
+def open_hashcheck():
+    """A loaded object with only xdp_sketch_hashcheck (plus the maps it needs)."""
+    from nf.bpf import BpfObject, Map
+    obj = BpfObject.open_built(OBJECT)
+    try:
+        inner = Map.create("percpu_array", 4, BANK_HDR + 4 * 4 * 1024, 1, name="sk_tmpl")
+        obj.map("sk_active").set_inner_map(inner)
+        obj.program(PROG).set_autoload(False)
+        obj.program(PROG_POOL).set_autoload(False)
+        obj.load()
+        inner.close()
+    except BaseException:
+        obj.close()
+        raise
+    return obj

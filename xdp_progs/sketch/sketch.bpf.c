@@ -1,0 +1,488 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Heavy-hitter sketch: count-min (d rows x w counters) over a configurable flow key, with a
+ * bounded table of heavy-hitter candidates, two banks swapped by the controller, optional
+ * NitroSketch sampling and a drop/redirect action for flows flagged heavy.
+ *
+ * Two update paths chosen by sk_cfg.variant (rodata: the verifier removes the other):
+ *  - pure eBPF: d seeded xxh32 hashes (algo/xxh32.h, unrolled, constant key length) and d adds;
+ *  - eNetSTL: one call of the module's fused enetstl_cm_add[_atomic] (hash x d, add, min).
+ * Both hash with xxh32(key, len, seed + i * 0x9E3779B1) and index h & (w - 1), so the counters
+ * are identical for the same traffic. Without the module the eNetSTL variant runs the pure path
+ * (bpf_ksym_exists).
+ *
+ * Epochs: the bank in use is the one inner map of sk_active. The program looks it up once per
+ * packet; the controller replaces it with a syscall map update, which returns only after
+ * synchronize_rcu() (array-of-maps updates wait for running programs), so once it returns no
+ * program can still add to the old bank: read and clear it then, nothing lost or counted twice.
+ *
+ * Threshold with per-CPU banks: each CPU compares its own estimate (its share of the flow) with
+ * the threshold, and in fraction mode its estimate with the fraction of its own total. An
+ * RSS-pinned flow is all on one CPU, so this equals the global rule; a flow spread over c CPUs
+ * is flagged late (at about c x threshold in total), never early. The controller's
+ * heavy_hitters() applies the threshold to the counters summed over CPUs.
+ */
+#include "common.h"
+#include "parse.h"
+#include "stats.h"
+#include "algo/xxh32.h"
+#include "enetstl.h"
+#include "sketch.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct sketch_cfg sk_cfg = {
+	.variant = SK_VAR_PURE,
+	.key_kind = SK_KEY_5TUPLE,
+	.flags = 0,
+	.d = 4,
+	.w = 1024,
+	.seed = 0,
+	.action = SK_ACT_MONITOR,
+	.threshold = 1000,
+	.nitro_scale_q16 = 1 << 16,
+};
+
+/* Q32 log2(1 + (i + 0.5) / SKETCH_LOG2_TAB), filled by the controller (pure-eBPF sampling). */
+const volatile __u32 sk_log2_tab[SKETCH_LOG2_TAB];
+
+/* handle + 1 of the module random pool (0: none), written by xdp_sketch_pool. */
+__u32 sk_pool_handle;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} sk_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2048);	/* set by the controller: 2 x candidates */
+	__type(key, struct sketch_cand_key);
+	__type(value, struct sketch_cand);
+} sk_cand SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sketch_nitro);
+} sk_nitro SEC(".maps");
+
+struct sketch_pool {
+	struct enetstl_rp __kptr *rp;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sketch_pool);
+} sk_pool SEC(".maps");
+
+/* Never written: gives struct sketch_bank a place in the object's BTF for the layout test. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sketch_bank);
+} sk_bank_layout SEC(".maps");
+
+NF_STATS_MAP(sk_stats);
+
+#define SK_SHARED (sk_cfg.flags & SK_F_SHARED)
+
+static __always_inline void add64(__u64 *p, __u64 v)
+{
+	if (SK_SHARED)
+		__sync_fetch_and_add(p, v);
+	else
+		*p += v;
+}
+
+/* ---- flow key ---- */
+
+/* Fills kw (zeroed by the caller) with the key bytes; returns their length, 0 when the frame has
+ * no key of the configured kind. */
+static __always_inline __u32 build_key(struct xdp_md *ctx, struct pkt_meta *m, __u32 *kw)
+{
+	__u32 kind = sk_cfg.key_kind;
+	__u32 ports = (__u32)bpf_htons(m->sport) | (__u32)bpf_htons(m->dport) << 16;
+
+	if (kind == SK_KEY_SRC_MAC) {
+		struct ethhdr *eth = xdp_ptr(ctx, 0, sizeof(*eth));
+
+		if (!eth)
+			return 0;
+		__builtin_memcpy(kw, eth->h_source, ETH_ALEN);
+		return 8;
+	}
+	if (m->flags & PKT_F_IPV4) {
+		struct iphdr *iph = xdp_ptr(ctx, m->l3_off, sizeof(*iph));
+
+		if (!iph)
+			return 0;
+		switch (kind) {
+		case SK_KEY_5TUPLE:
+			kw[0] = iph->saddr;
+			kw[1] = iph->daddr;
+			kw[2] = ports;
+			kw[3] = m->l4_proto;
+			return 16;
+		case SK_KEY_SRC_IP:
+			kw[0] = iph->saddr;
+			return 4;
+		case SK_KEY_DST_IP:
+			kw[0] = iph->daddr;
+			return 4;
+		default:
+			kw[0] = iph->saddr;
+			kw[1] = iph->daddr;
+			return 8;
+		}
+	}
+	if (m->flags & PKT_F_IPV6) {
+		struct ipv6hdr *ip6 = xdp_ptr(ctx, m->l3_off, sizeof(*ip6));
+
+		if (!ip6)
+			return 0;
+		switch (kind) {
+		case SK_KEY_5TUPLE:
+			__builtin_memcpy(kw, &ip6->saddr, 16);
+			__builtin_memcpy(kw + 4, &ip6->daddr, 16);
+			kw[8] = ports;
+			kw[9] = m->l4_proto;
+			return 40;
+		case SK_KEY_SRC_IP:
+			__builtin_memcpy(kw, &ip6->saddr, 16);
+			return 16;
+		case SK_KEY_DST_IP:
+			__builtin_memcpy(kw, &ip6->daddr, 16);
+			return 16;
+		default:
+			__builtin_memcpy(kw, &ip6->saddr, 16);
+			__builtin_memcpy(kw + 4, &ip6->daddr, 16);
+			return 32;
+		}
+	}
+	return 0;
+}
+
+/* ---- count-min update ---- */
+
+/* d rows with a compile-time key length (clang unrolls xxh32 completely). */
+static __always_inline __u32 cm_rows(__u32 *cnt, const __u32 *kw, const __u32 len, __u32 inc)
+{
+	__u32 min = 0xffffffff, i;
+
+#pragma unroll
+	for (i = 0; i < SKETCH_MAX_D; i++) {
+		__u32 h, idx, v;
+
+		if (i >= sk_cfg.d)
+			break;
+		h = algo_xxh32(kw, len, ALGO_ROW_SEED(sk_cfg.seed, i));
+		idx = i * sk_cfg.w + (h & (sk_cfg.w - 1));
+		if (SK_SHARED) {
+			v = __sync_fetch_and_add(&cnt[idx], inc) + inc;
+		} else {
+			v = cnt[idx] + inc;
+			cnt[idx] = v;
+		}
+		if (v < min)
+			min = v;
+	}
+	return min;
+}
+
+static __always_inline __u32 cm_pure(struct sketch_bank *b, const __u32 *kw, __u32 len, __u32 inc)
+{
+	__u32 *cnt = (__u32 *)(b + 1);
+
+	switch (len) {
+	case 4:
+		return cm_rows(cnt, kw, 4, inc);
+	case 8:
+		return cm_rows(cnt, kw, 8, inc);
+	case 16:
+		return cm_rows(cnt, kw, 16, inc);
+	case 32:
+		return cm_rows(cnt, kw, 32, inc);
+	default:
+		return cm_rows(cnt, kw, 40, inc);
+	}
+}
+
+/* Returns the estimate after the update (the min of the d updated counters). */
+static __always_inline __u32 cm_update(struct sketch_bank *b, __u32 *kw, __u32 len, __u32 inc)
+{
+	if (sk_cfg.variant == SK_VAR_ENETSTL && bpf_ksym_exists(enetstl_cm_add)) {
+		__u32 tsz = sizeof(struct enetstl_cm_hdr) + sk_cfg.d * sk_cfg.w * sizeof(__u32);
+		__s64 r;
+
+		if (len > SKETCH_KEY_MAX)
+			len = SKETCH_KEY_MAX;
+		if (SK_SHARED)
+			r = enetstl_cm_add_atomic(kw, len, &b->cm, tsz, inc);
+		else
+			r = enetstl_cm_add(kw, len, &b->cm, tsz, inc);
+		/* Only a corrupt header makes the kfunc refuse; the pure path checks nothing else. */
+		if (r >= 0)
+			return (__u32)r;
+	}
+	return cm_pure(b, kw, len, inc);
+}
+
+/* ---- NitroSketch sampling ---- */
+
+/* Geometric skip count in pure eBPF: K = floor(-log2(U) / -log2(1 - p)), U uniform in (0, 1],
+ * with log2 from the bit length and a 1024-entry mantissa table (error < 1e-3 in log2 units). */
+static __always_inline __u32 draw_pure(void)
+{
+	__u64 nl = sk_cfg.nitro_neglog_q32, mm, x, lg, k;
+	__u32 n = 0, idx;
+
+	if (!nl)
+		return 0;
+	mm = (__u64)bpf_get_prandom_u32() + 1;	/* [1, 2^32] */
+	x = mm;
+	if (x >> 32) { n += 32; x >>= 32; }
+	if (x >> 16) { n += 16; x >>= 16; }
+	if (x >> 8) { n += 8; x >>= 8; }
+	if (x >> 4) { n += 4; x >>= 4; }
+	if (x >> 2) { n += 2; x >>= 2; }
+	if (x >> 1) { n += 1; }
+	idx = ((mm << (63 - n)) >> 53) & (SKETCH_LOG2_TAB - 1);
+	lg = ((__u64)n << 32) + sk_log2_tab[idx];
+	if (lg >= (32ull << 32))
+		return 0;
+	k = ((32ull << 32) - lg) / nl;
+	return k > 0xffffffffull ? 0xffffffff : (__u32)k;
+}
+
+static __always_inline __u32 draw_skip(void)
+{
+	if (sk_cfg.variant == SK_VAR_ENETSTL && bpf_ksym_exists(enetstl_rp_get)) {
+		__u32 h = sk_pool_handle;
+
+		if (h) {
+			struct enetstl_rp *rp = enetstl_rp_get(h - 1);
+
+			if (rp) {
+				__u32 k = enetstl_rp_skip(rp);
+
+				enetstl_rp_release(rp);
+				return k;
+			}
+		}
+	}
+	return draw_pure();
+}
+
+/* 1 when this packet updates the sketch. Per-CPU skip counter: unsampled packets cost a load,
+ * a decrement and a store; a draw happens only on sampled ones. */
+static __always_inline int nitro_take(void)
+{
+	__u32 zero = 0;
+	struct sketch_nitro *st = bpf_map_lookup_elem(&sk_nitro, &zero);
+
+	if (!st)
+		return 1;
+	if (!st->primed) {
+		st->left = draw_skip();
+		st->primed = 1;
+	}
+	if (st->left) {
+		st->left--;
+		return 0;
+	}
+	st->left = draw_skip();
+	return 1;
+}
+
+/* ---- heavy hitters ---- */
+
+static __always_inline int over_threshold(struct sketch_bank *b, __u64 est)
+{
+	if (sk_cfg.flags & SK_F_FRACTION) {
+		__u64 total = b->total;
+
+		if (total < sk_cfg.min_total || !total)
+			return 0;
+		return (est << 16) >= sk_cfg.threshold * total;
+	}
+	return est >= sk_cfg.threshold;
+}
+
+static __always_inline void cand_key(struct sketch_cand_key *ck, struct sketch_bank *b,
+				     const __u32 *kw, __u32 len)
+{
+	ck->bank = b->id;
+	ck->len = len;
+	ck->kind = sk_cfg.key_kind;
+	ck->pad = 0;
+	__builtin_memcpy(ck->key, kw, SKETCH_KEY_MAX);
+}
+
+/* Records (or refreshes) a flagged flow; returns the reason to count for this packet. */
+static __always_inline __u32 flag(struct sketch_bank *b, const __u32 *kw, __u32 len, __u64 est)
+{
+	struct sketch_cand_key ck;
+	struct sketch_cand *c, nc = {};
+
+	cand_key(&ck, b, kw, len);
+	c = bpf_map_lookup_elem(&sk_cand, &ck);
+	if (c) {
+		if (est > c->estimate)
+			c->estimate = est;
+		__sync_fetch_and_add(&c->hits, 1);
+		return NF_REASON_NF(SK_REASON_HEAVY);
+	}
+	nc.estimate = est;
+	nc.first_seen_ns = bpf_ktime_get_ns();
+	nc.hits = 1;
+	nc.first_cpu = bpf_get_smp_processor_id();
+	if (bpf_map_update_elem(&sk_cand, &ck, &nc, BPF_NOEXIST) == -7 /* E2BIG: full */)
+		return NF_REASON_NF(SK_REASON_CAND_FULL);
+	return NF_REASON_NF(SK_REASON_HEAVY);
+}
+
+static __always_inline int act(struct xdp_md *ctx, __u32 reason)
+{
+	__u32 a = XDP_PASS;
+
+	if (reason == NF_REASON_NF(SK_REASON_HEAVY) || reason == NF_REASON_NF(SK_REASON_CAND_FULL)) {
+		if (sk_cfg.action == SK_ACT_DROP)
+			a = XDP_DROP;
+		else if (sk_cfg.action == SK_ACT_REDIRECT)
+			a = bpf_redirect(sk_cfg.redirect_ifindex, 0);
+	}
+	return xdp_exit_why(ctx, &sk_stats, a, reason);
+}
+
+SEC("xdp")
+int xdp_sketch(struct xdp_md *ctx)
+{
+	__u32 kw[SKETCH_KEY_MAX / 4] = {};
+	struct sketch_bank *b;
+	struct pkt_meta m;
+	__u32 len, inc, zero = 0, est;
+	void *inner;
+	int rc;
+
+	rc = parse_pkt(ctx, &m);
+	if (rc != PARSE_OK)
+		return xdp_exit_why(ctx, &sk_stats, XDP_PASS, rc);
+	len = build_key(ctx, &m, kw);
+	if (!len)
+		return xdp_exit_why(ctx, &sk_stats, XDP_PASS, NF_REASON_NF(SK_REASON_NO_KEY));
+	inner = bpf_map_lookup_elem(&sk_active, &zero);
+	if (!inner)
+		return xdp_exit_why(ctx, &sk_stats, XDP_PASS, NF_REASON_NF(SK_REASON_NO_BANK));
+	b = bpf_map_lookup_elem(inner, &zero);
+	if (!b)
+		return xdp_exit_why(ctx, &sk_stats, XDP_PASS, NF_REASON_NF(SK_REASON_NO_BANK));
+
+	inc = (sk_cfg.flags & SK_F_BYTES) ? m.pkt_len : 1;
+	add64(&b->packets, 1);
+	if (sk_cfg.flags & SK_F_NITRO) {
+		if (!nitro_take()) {
+			/* No estimate without an update: a flagged flow is known by its candidate. */
+			if (sk_cfg.action != SK_ACT_MONITOR) {
+				struct sketch_cand_key ck;
+				struct sketch_cand *c;
+
+				cand_key(&ck, b, kw, len);
+				c = bpf_map_lookup_elem(&sk_cand, &ck);
+				if (c) {
+					__sync_fetch_and_add(&c->hits, 1);
+					return act(ctx, NF_REASON_NF(SK_REASON_HEAVY));
+				}
+			}
+			return xdp_exit_why(ctx, &sk_stats, XDP_PASS,
+					    NF_REASON_NF(SK_REASON_SAMPLED_OUT));
+		}
+		/* Scaled increment 1/p (Q16): unbiased for 1/p an integer, else rounded down. */
+		inc = (__u32)(((__u64)inc * sk_cfg.nitro_scale_q16) >> 16);
+		add64(&b->sampled, 1);
+	}
+	add64(&b->total, inc);
+	est = cm_update(b, kw, len, inc);
+	if (over_threshold(b, est))
+		return act(ctx, flag(b, kw, len, est));
+	return xdp_exit(ctx, &sk_stats, XDP_PASS);
+}
+
+/* Run once through test_run by the controller (eNetSTL NitroSketch): creates the module random
+ * pool for p and keeps its owning reference in sk_pool (the module's dtor drops it with the map).
+ * Returns XDP_PASS on success, XDP_ABORTED when the module is absent, XDP_DROP on failure. */
+SEC("xdp")
+int xdp_sketch_pool(struct xdp_md *ctx)
+{
+	struct sketch_pool *slot;
+	struct enetstl_rp *rp;
+	__u32 zero = 0, h;
+
+	if (!bpf_ksym_exists(enetstl_rp_new))
+		return XDP_ABORTED;
+	slot = bpf_map_lookup_elem(&sk_pool, &zero);
+	if (!slot)
+		return XDP_DROP;
+	rp = enetstl_rp_new(sk_cfg.nitro_p_q32);
+	if (!rp)
+		return XDP_DROP;
+	h = enetstl_rp_handle(rp);
+	rp = bpf_kptr_xchg(&slot->rp, rp);
+	if (rp)
+		enetstl_rp_release(rp);
+	sk_pool_handle = h + 1;
+	return XDP_PASS;
+}
+
+/* VM tier: the module's multi-hash against the BPF xxh32 rows for one struct sketch_hashcheck.
+ * The row loop is a real loop here (not unrolled): 16 inlined hashes would exceed the stack. */
+static __noinline __u32 hc_hash(const __u32 *kw, __u32 len, __u32 seed)
+{
+	switch (len) {
+	case 4:
+		return algo_xxh32(kw, 4, seed);
+	case 8:
+		return algo_xxh32(kw, 8, seed);
+	case 16:
+		return algo_xxh32(kw, 16, seed);
+	case 32:
+		return algo_xxh32(kw, 32, seed);
+	default:
+		return algo_xxh32(kw, 40, seed);
+	}
+}
+
+SEC("xdp")
+int xdp_sketch_hashcheck(struct xdp_md *ctx)
+{
+	struct sketch_hashcheck *r = xdp_data(ctx);
+	__u32 kw[SKETCH_KEY_MAX / 4];
+	__u32 out[SKETCH_MAX_D] = {}, hb[SKETCH_MAX_D] = {};
+	__u32 len, seed, i;
+
+	if ((void *)(r + 1) > xdp_data_end(ctx))
+		return XDP_ABORTED;
+	__builtin_memcpy(kw, r->key, SKETCH_KEY_MAX);
+	len = r->len;
+	seed = r->seed;
+	if (len != 4 && len != 8 && len != 16 && len != 32 && len != 40)
+		return XDP_DROP;
+#pragma nounroll
+	for (i = 0; i < SKETCH_MAX_D; i++)
+		hb[i] = hc_hash(kw, len, ALGO_ROW_SEED(seed, i));
+	r = xdp_data(ctx);
+	if ((void *)(r + 1) > xdp_data_end(ctx))
+		return XDP_ABORTED;
+	r->ret = -1;
+	if (bpf_ksym_exists(enetstl_hash_multi))
+		r->ret = enetstl_hash_multi(kw, len, out, sizeof(out), seed);
+	__builtin_memcpy(r->bpf, hb, sizeof(hb));
+	__builtin_memcpy(r->mod, out, sizeof(out));
+	return XDP_PASS;
+}
