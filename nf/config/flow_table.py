@@ -1,0 +1,127 @@
+"""Config of the cuckoo flow table (configs/flow_table.yaml).
+
+Everything checkable without the system is checked here: addresses, ports, protocols, actions,
+the table size, duplicate rules. An invalid rule is rejected with its position and its text
+(``rules[2]: rule 'udp 10.0.0.1:53 -> 10.0.0.9:53 redirect': redirect needs a port``), before
+anything loads. Whether interfaces exist is checked by the controller against the namespace.
+"""
+from __future__ import annotations
+
+import ipaddress
+from enum import Enum
+from typing import Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from nf.config.base import Model
+from nf.models.flow_table import FT_MAX_BUCKETS, FT_SEARCH_MAX, FT_SLOTS, proto_number
+
+
+class Action(str, Enum):
+    pass_ = "pass"
+    drop = "drop"
+    redirect = "redirect"
+
+
+class AttachMode(str, Enum):
+    auto = "auto"
+    native = "native"
+    generic = "generic"
+
+
+class Variant(str, Enum):
+    auto = "auto"        # eNetSTL kfuncs when the module is loaded, else pure eBPF
+    pure = "pure"
+    enetstl = "enetstl"
+
+
+class Rule(Model):
+    """A static flow: 5-tuple -> action. Ports only for tcp/udp (0 = port 0, not a wildcard:
+    the table is exact-match)."""
+    src: str
+    dst: str
+    proto: str | int = "udp"
+    sport: int = Field(default=0, ge=0, le=65535)
+    dport: int = Field(default=0, ge=0, le=65535)
+    action: Action = Action.pass_
+    port: Optional[str] = Field(default=None, min_length=1, max_length=15,
+                                description="redirect: egress interface")
+
+    def text(self) -> str:
+        p = f" port {self.port}" if self.port else ""
+        names = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
+        proto = names.get(self.proto, self.proto) if isinstance(self.proto, int) else self.proto
+        return (f"{proto} {self.src}:{self.sport} -> {self.dst}:{self.dport} "
+                f"{self.action.value}{p}")
+
+    @field_validator("src", "dst")
+    @classmethod
+    def _ip(cls, v: str) -> str:
+        try:
+            return str(ipaddress.ip_address(v.strip()))
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IPv4 or IPv6 address") from None
+
+    @field_validator("proto")
+    @classmethod
+    def _proto(cls, v):
+        return proto_number(v)
+
+    @model_validator(mode="after")
+    def _coherent(self):
+        def bad(msg: str):
+            raise ValueError(f"rule '{self.text()}': {msg}")
+        if ipaddress.ip_address(self.src).version != ipaddress.ip_address(self.dst).version:
+            bad("src and dst are of different IP versions")
+        if self.proto not in (6, 17) and (self.sport or self.dport):
+            bad(f"protocol {self.proto} has no ports (only tcp/udp flows are keyed by port)")
+        if self.action == Action.redirect and not self.port:
+            bad("redirect needs a port")
+        if self.action != Action.redirect and self.port:
+            bad(f"a port is only meaningful with redirect, not {self.action.value}")
+        return self
+
+
+class FlowTableConfig(Model):
+    name: str = Field(default="ft", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    netns: Optional[str] = None
+    interfaces: list[str] = Field(default_factory=list,
+                                  description="interfaces to attach to (none: test_run only)")
+    attach: AttachMode = AttachMode.auto
+    variant: Variant = Variant.auto
+    size: int = Field(default=65536, ge=1, le=FT_MAX_BUCKETS * FT_SLOTS,
+                      description="flows; rounded up to buckets of 16, a power of two")
+    learn: bool = Field(default=True, description="insert new flows from the datapath")
+    default_action: Action = Action.pass_
+    default_port: Optional[str] = Field(default=None, description="redirect: egress interface")
+    non_ip_action: Action = Action.pass_
+    max_search: int = Field(default=256, ge=1, le=FT_SEARCH_MAX,
+                            description="displacement search bound (buckets examined)")
+    seed: int = Field(default=0, ge=0, le=0xFFFFFFFF)
+    idle_timeout: float = Field(default=300.0, ge=0,
+                                description="seconds; learned flows idle longer are expired by "
+                                            "the controller; 0 = never")
+    rules: list[Rule] = Field(default_factory=list)
+
+    @field_validator("interfaces")
+    @classmethod
+    def _ifaces(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"interfaces listed twice: {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.default_action == Action.redirect and not self.default_port:
+            raise ValueError("default_action redirect needs default_port")
+        if self.non_ip_action == Action.redirect:
+            raise ValueError("non_ip_action: pass or drop")
+        seen: dict[tuple, int] = {}
+        for i, r in enumerate(self.rules):
+            k = (r.src, r.dst, r.proto, r.sport, r.dport)
+            if k in seen:
+                raise ValueError(f"rules[{i}] '{r.text()}' repeats the flow of rules[{seen[k]}]")
+            seen[k] = i
+        if len(self.rules) > self.size:
+            raise ValueError(f"{len(self.rules)} rules do not fit a table of size {self.size}")
+        return self

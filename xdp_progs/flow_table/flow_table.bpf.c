@@ -1,0 +1,783 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Cuckoo flow table (DPDK rte_hash layout, see flow_table.h): per-flow counters and actions
+ * keyed by 5-tuple, with lookups by 16-lane signature compare and in-datapath insertion with a
+ * bounded breadth-first displacement search.
+ *
+ * Programs (all share the maps):
+ *   xdp_ft_pure     datapath, pure eBPF: algo_crc32c, SWAR match (algo/find.h), u64 key compare
+ *   xdp_ft_enetstl  datapath, module kfuncs: enetstl_crc32c, enetstl_match_u16 + enetstl_ctz32,
+ *                   enetstl_key_eq; falls back to the pure code per call when a kfunc is absent
+ *   xdp_ft_ctl      control requests (struct ft_req as the frame) for insert/delete/lookup,
+ *   xdp_ft_ctl_kf   so the controller mutates the table with the same code and the same lock
+ *
+ * Concurrency protocol:
+ * - Writers (datapath inserts on any CPU, control requests) serialise on ft_state.lock, taken
+ *   with cmpxchg 0 -> 1 and a bounded spin (bpf_loop, FT_LOCK_SPINS); not a bpf_spin_lock,
+ *   because kfuncs, map lookups and bpf_loop must run while it is held. A writer that does not
+ *   get it within the bound fails the insert with FT_BUSY (counted; the packet gets the default
+ *   action; the flow's next packet tries again). Nothing sleeps or loops unboundedly.
+ * - Readers take no lock. A key is published by writing its entry, then the slot's index, then
+ *   its signature; a reader that matches a signature always reads a complete entry. A
+ *   displacement copies an entry into its alternate slot first (briefly present twice) and only
+ *   then overwrites the old slot, bumping ft_state.chg (atomic, a full barrier) before every
+ *   overwrite. A lookup that misses re-reads chg and repeats (at most FT_LOOKUP_RETRIES) when it
+ *   moved, so a concurrent displacement never makes a present key miss.
+ * - Per-flow counters are atomic adds: any number of CPUs may hit one flow.
+ * - Deletes come only from the controller (under the lock); freed key indices go through a FIFO
+ *   ring and are reused only after every never-used index is handed out, which keeps a reader
+ *   that still compares an old key far from seeing its index rewritten.
+ */
+#include "common.h"
+#include "parse.h"
+#include "stats.h"
+#include "enetstl.h"
+#include "algo/crc32c.h"
+#include "algo/find.h"
+#include "flow_table.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct ft_cfg ft_cfg = {
+	.bucket_mask = 255,
+	.capacity = 256 * FT_SLOTS,
+	.seed = 0,
+	.max_search = 256,
+	.learn = 1,
+	.default_action = FT_ACT_PASS,
+	.default_port = 0,
+	.non_ip_action = FT_ACT_PASS,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct ft_bucket);
+} ft_buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256 * FT_SLOTS + 1);
+	__type(key, __u32);
+	__type(value, struct ft_entry);
+} ft_entries SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256 * FT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} ft_free SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ft_state);
+} ft_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ft_metrics);
+} ft_metrics SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ft_bfs);
+} ft_bfs SEC(".maps");
+
+NF_STATS_MAP(ft_stats);
+
+#define FT_BARRIER() asm volatile("" ::: "memory")
+
+/* ---- hashing and signatures (identical in both variants and in nf/models/flow_table.py) ---- */
+
+static __always_inline __u32 ft_hash(const struct ft_key *k, const int kf)
+{
+	if (kf && bpf_ksym_exists(enetstl_crc32c))
+		return enetstl_crc32c(k, FT_KEY_SIZE, ft_cfg.seed);
+	return algo_crc32c(k, FT_KEY_SIZE, ft_cfg.seed);
+}
+
+static __always_inline __u32 ft_sig(__u32 h)
+{
+	__u32 s = h >> 16;
+
+	return s ? s : 1; /* 0 marks an empty slot */
+}
+
+static __always_inline __u32 ft_alt(__u32 bkt, __u32 sig)
+{
+	__u32 x = sig * FT_SIG_MIX;
+
+	x ^= x >> 16;
+	return (bkt ^ ((x & ft_cfg.bucket_mask) | 1)) & ft_cfg.bucket_mask;
+}
+
+/* Bit i set iff slot i holds `sig` (sig 0: the empty slots). */
+static __always_inline __u32 ft_match(struct ft_bucket *b, __u32 sig, const int kf)
+{
+	if (kf && bpf_ksym_exists(enetstl_match_u16))
+		return enetstl_match_u16(b->sig, sizeof(b->sig), sig);
+	return algo_match16_u16(b->sig, sig);
+}
+
+static __always_inline __u32 ft_ctz(__u32 m, const int kf)
+{
+	if (kf && bpf_ksym_exists(enetstl_ctz32))
+		return enetstl_ctz32(m);
+	return algo_ctz16(m);
+}
+
+/* First empty slot of b, or -1. */
+static __always_inline int ft_empty_slot(struct ft_bucket *b, const int kf)
+{
+	__u32 m = ft_match(b, 0, kf);
+
+	return m ? (int)(ft_ctz(m, kf) & (FT_SLOTS - 1)) : -1;
+}
+
+static __always_inline int ft_key_eq(const struct ft_key *a, const struct ft_key *b, const int kf)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	if (kf && bpf_ksym_exists(enetstl_key_eq))
+		return enetstl_key_eq(a, FT_KEY_SIZE, b, FT_KEY_SIZE) == 1;
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+
+static __always_inline struct ft_state *ft_get_state(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&ft_state, &zero);
+}
+
+static __always_inline struct ft_metrics *ft_get_metrics(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&ft_metrics, &zero);
+}
+
+/* ---- lookup ---- */
+
+/* The entry of `key` in bucket b (slot in *slot), or NULL: signature match mask, then a
+ * trailing-zero walk over the candidates with a full key compare each. */
+static __always_inline struct ft_entry *ft_find_in(struct ft_bucket *b, __u32 sig,
+						   const struct ft_key *key, __u32 *slot,
+						   const int kf)
+{
+	__u32 m = ft_match(b, sig, kf);
+	int k;
+
+	for (k = 0; k < FT_SLOTS; k++) {
+		struct ft_entry *e;
+		__u32 i, idx;
+
+		if (!m)
+			break;
+		i = ft_ctz(m, kf) & (FT_SLOTS - 1);
+		idx = b->idx[i];
+		e = bpf_map_lookup_elem(&ft_entries, &idx);
+		if (e && idx && ft_key_eq(&e->key, key, kf)) {
+			*slot = i;
+			return e;
+		}
+		m &= m - 1;
+	}
+	return NULL;
+}
+
+struct ft_where {
+	__u32 b1, b2, sig;
+	__u32 bkt, slot;
+};
+
+static __always_inline void ft_place(struct ft_where *w, __u32 h)
+{
+	w->sig = ft_sig(h);
+	w->b1 = h & ft_cfg.bucket_mask;
+	w->b2 = ft_alt(w->b1, w->sig);
+}
+
+/* Lock-free lookup; retried while writers moved entries meanwhile (see the protocol above). */
+static __always_inline struct ft_entry *ft_lookup(struct ft_state *st, struct ft_metrics *mt,
+						  const struct ft_key *key, struct ft_where *w,
+						  const int kf)
+{
+	struct ft_bucket *b1, *b2;
+	struct ft_entry *e;
+	int r;
+
+	b1 = bpf_map_lookup_elem(&ft_buckets, &w->b1);
+	b2 = bpf_map_lookup_elem(&ft_buckets, &w->b2);
+	if (!b1 || !b2)
+		return NULL;
+	for (r = 0; r < FT_LOOKUP_RETRIES; r++) {
+		__u64 c0 = *(volatile __u64 *)&st->chg;
+
+		FT_BARRIER();
+		e = ft_find_in(b1, w->sig, key, &w->slot, kf);
+		if (e) {
+			w->bkt = w->b1;
+			return e;
+		}
+		e = ft_find_in(b2, w->sig, key, &w->slot, kf);
+		if (e) {
+			w->bkt = w->b2;
+			return e;
+		}
+		FT_BARRIER();
+		if (*(volatile __u64 *)&st->chg == c0)
+			return NULL;
+		if (mt)
+			mt->retries++;
+	}
+	return NULL;
+}
+
+/* ---- writer lock ---- */
+
+static long ft_lock_cb(__u32 i, void *ctx)
+{
+	struct ft_state *st = ft_get_state();
+
+	if (!st)
+		return 1;
+	if (__sync_val_compare_and_swap(&st->lock, 0, 1) == 0) {
+		*(int *)ctx = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int ft_lock(struct ft_state *st)
+{
+	int got = 0;
+
+	if (__sync_val_compare_and_swap(&st->lock, 0, 1) == 0)
+		return 1;
+	bpf_loop(FT_LOCK_SPINS, ft_lock_cb, &got, 0);
+	return got;
+}
+
+static __always_inline void ft_unlock(struct ft_state *st)
+{
+	__sync_lock_test_and_set(&st->lock, 0); /* BPF_XCHG: a full barrier, then free */
+}
+
+/* ---- key index allocator (lock held) ---- */
+
+static __always_inline __u32 ft_alloc(struct ft_state *st)
+{
+	__u32 pos, *v;
+
+	if (st->fresh < ft_cfg.capacity) {
+		st->fresh++;
+		return st->fresh;
+	}
+	if (st->free_head == st->free_tail)
+		return 0;
+	pos = st->free_head % ft_cfg.capacity;
+	v = bpf_map_lookup_elem(&ft_free, &pos);
+	if (!v)
+		return 0;
+	st->free_head++;
+	return *v;
+}
+
+static __always_inline void ft_release(struct ft_state *st, __u32 idx)
+{
+	__u32 pos = st->free_tail % ft_cfg.capacity, *v;
+
+	v = bpf_map_lookup_elem(&ft_free, &pos);
+	if (!v)
+		return;
+	*v = idx;
+	st->free_tail++;
+}
+
+/* ---- displacement search (lock held) ---- */
+
+struct ft_search {
+	__u32 head, tail;
+	__u32 node;    /* node whose bucket holds the entry to move last */
+	__u32 slot;    /* its slot */
+	__u32 dst;     /* the alternate bucket with room */
+	__u32 dst_slot;
+	__u32 steps;
+	int found;
+	int kf;
+};
+
+/* Expand one queued bucket: for each of its 16 entries, does the entry's alternate bucket have
+ * an empty slot? If so the search ends; else that bucket is queued (while room is left). */
+static long ft_search_cb(__u32 i, void *ctx)
+{
+	struct ft_search *c = ctx;
+	struct ft_bucket *b, *a;
+	struct ft_bfs *q;
+	__u32 zero = 0, n, bkt, s;
+
+	q = bpf_map_lookup_elem(&ft_bfs, &zero);
+	if (!q || c->head >= c->tail)
+		return 1;
+	n = c->head & (FT_BFS_QUEUE - 1);
+	bkt = q->bkt[n];
+	b = bpf_map_lookup_elem(&ft_buckets, &bkt);
+	if (!b)
+		return 1;
+	c->steps++;
+	for (s = 0; s < FT_SLOTS; s++) {
+		__u32 alt = ft_alt(bkt, b->sig[s]);
+		int e;
+
+		a = bpf_map_lookup_elem(&ft_buckets, &alt);
+		if (!a)
+			return 1;
+		if (c->kf)
+			e = ft_empty_slot(a, 1);
+		else
+			e = ft_empty_slot(a, 0);
+		if (e >= 0) {
+			c->found = 1;
+			c->node = n;
+			c->slot = s;
+			c->dst = alt;
+			c->dst_slot = e;
+			return 1;
+		}
+		if (c->tail < FT_BFS_QUEUE) {
+			__u32 t = c->tail & (FT_BFS_QUEUE - 1);
+
+			q->bkt[t] = alt;
+			q->parent[t] = n;
+			q->slot[t] = s;
+			c->tail++;
+		}
+	}
+	c->head++;
+	return 0;
+}
+
+/* Publish (idx, sig) in slot s of b: index first, so a reader matching the signature never
+ * reads a stale index. */
+static __always_inline void ft_slot_write(struct ft_bucket *b, __u32 s, __u32 sig, __u32 idx)
+{
+	s &= FT_SLOTS - 1;
+	b->idx[s] = idx;
+	FT_BARRIER();
+	b->sig[s] = sig;
+}
+
+/* Moves along the found path, last first; returns the number of moves, or -1 when the path is
+ * unusable (a slot twice on it), leaving the table unchanged. */
+static __always_inline int ft_displace(struct ft_state *st, struct ft_search *c, __u32 *root,
+				       __u32 *root_slot)
+{
+	__u32 pb[FT_PATH_SLOTS], ps[FT_PATH_SLOTS]; /* indexed & (FT_PATH_SLOTS - 1) for the verifier */
+	struct ft_bucket *src, *dst;
+	__u32 zero = 0, n = c->node, len = 0, k, j;
+	struct ft_bfs *q;
+
+	q = bpf_map_lookup_elem(&ft_bfs, &zero);
+	if (!q)
+		return -1;
+	/* path from the found node up to its root: (bucket, slot to vacate) */
+	pb[0] = q->bkt[n & (FT_BFS_QUEUE - 1)];
+	ps[0] = c->slot;
+	len = 1;
+	for (k = 0; k < FT_PATH_MAX; k++) {
+		__u32 m = n & (FT_BFS_QUEUE - 1);
+
+		if (m < 2) /* nodes 0 and 1 are the roots (primary, alternate bucket) */
+			break;
+		if (len > FT_PATH_MAX)
+			return -1;
+		ps[len & (FT_PATH_SLOTS - 1)] = q->slot[m];
+		n = q->parent[m];
+		pb[len & (FT_PATH_SLOTS - 1)] = q->bkt[n & (FT_BFS_QUEUE - 1)];
+		len++;
+	}
+	if ((n & (FT_BFS_QUEUE - 1)) >= 2 || len > FT_PATH_MAX)
+		return -1;
+	/* a (bucket, slot) twice on the path would be vacated twice */
+	for (k = 0; k < FT_PATH_MAX; k++) {
+		if (k + 1 >= len)
+			break;
+		for (j = k + 1; j < FT_PATH_MAX; j++) {
+			if (j >= len)
+				break;
+			if (pb[k & (FT_PATH_SLOTS - 1)] == pb[j & (FT_PATH_SLOTS - 1)] &&
+			    ps[k & (FT_PATH_SLOTS - 1)] == ps[j & (FT_PATH_SLOTS - 1)])
+				return -1;
+		}
+	}
+	/* last move: pb[0] slot ps[0] -> dst slot dst_slot (the entry is briefly in both) */
+	src = bpf_map_lookup_elem(&ft_buckets, &pb[0]);
+	dst = bpf_map_lookup_elem(&ft_buckets, &c->dst);
+	if (!src || !dst)
+		return -1;
+	ft_slot_write(dst, c->dst_slot, src->sig[ps[0] & (FT_SLOTS - 1)],
+		      src->idx[ps[0] & (FT_SLOTS - 1)]);
+	/* then each slot on the path takes the entry of the slot below it (its parent) */
+	for (k = 1; k < FT_PATH_MAX + 1; k++) {
+		struct ft_bucket *from;
+		__u32 fs;
+
+		if (k >= len)
+			break;
+		dst = bpf_map_lookup_elem(&ft_buckets, &pb[(k - 1) & (FT_PATH_SLOTS - 1)]);
+		from = bpf_map_lookup_elem(&ft_buckets, &pb[k & (FT_PATH_SLOTS - 1)]);
+		if (!dst || !from)
+			return -1;
+		fs = ps[k & (FT_PATH_SLOTS - 1)] & (FT_SLOTS - 1);
+		__sync_fetch_and_add(&st->chg, 1);
+		ft_slot_write(dst, ps[(k - 1) & (FT_PATH_SLOTS - 1)], from->sig[fs], from->idx[fs]);
+	}
+	*root = pb[(len - 1) & (FT_PATH_SLOTS - 1)];
+	*root_slot = ps[(len - 1) & (FT_PATH_SLOTS - 1)];
+	/* the root slot is overwritten by the new key: readers of its old entry must retry */
+	__sync_fetch_and_add(&st->chg, 1);
+	return len;
+}
+
+/* Insert `e` (key and value) at its place (lock held). w holds b1/b2/sig; on success w->bkt and
+ * w->slot say where, *moves how many displacements, *idx_out the key index. */
+static __always_inline int ft_insert_locked(struct ft_state *st, struct ft_metrics *mt,
+					    const struct ft_entry *ne, struct ft_where *w,
+					    __u32 *moves, __u32 *idx_out, const int kf)
+{
+	struct ft_search c = {};
+	struct ft_bucket *b;
+	struct ft_entry *e;
+	struct ft_bfs *q;
+	__u32 zero = 0, idx, bkt, slot;
+	int s, len = 0;
+
+	b = bpf_map_lookup_elem(&ft_buckets, &w->b1);
+	if (!b)
+		return FT_BAD_REQ;
+	s = ft_empty_slot(b, kf);
+	if (s >= 0) {
+		bkt = w->b1;
+		slot = s;
+		goto place;
+	}
+	b = bpf_map_lookup_elem(&ft_buckets, &w->b2);
+	if (!b)
+		return FT_BAD_REQ;
+	s = ft_empty_slot(b, kf);
+	if (s >= 0) {
+		bkt = w->b2;
+		slot = s;
+		goto place;
+	}
+	q = bpf_map_lookup_elem(&ft_bfs, &zero);
+	if (!q)
+		return FT_BAD_REQ;
+	q->bkt[0] = w->b1;
+	q->bkt[1] = w->b2;
+	c.tail = 2;
+	c.kf = kf;
+	bpf_loop(ft_cfg.max_search, ft_search_cb, &c, 0);
+	if (mt)
+		mt->search_steps += c.steps;
+	if (!c.found) {
+		if (mt)
+			mt->fail_full++;
+		return FT_FULL;
+	}
+	/* allocate before moving anything: a failure here leaves the table untouched */
+	if (st->fresh >= ft_cfg.capacity && st->free_head == st->free_tail) {
+		if (mt)
+			mt->fail_index++;
+		return FT_NO_INDEX;
+	}
+	len = ft_displace(st, &c, &bkt, &slot);
+	if (len < 0) {
+		if (mt)
+			mt->fail_full++;
+		return FT_FULL;
+	}
+place:
+	idx = ft_alloc(st);
+	e = bpf_map_lookup_elem(&ft_entries, &idx);
+	if (!idx || !e) {
+		if (mt)
+			mt->fail_index++;
+		/* a displacement already done is harmless: every moved key is still findable */
+		return FT_NO_INDEX;
+	}
+	__builtin_memcpy(e, ne, sizeof(*e));
+	FT_BARRIER();
+	b = bpf_map_lookup_elem(&ft_buckets, &bkt);
+	if (!b)
+		return FT_BAD_REQ;
+	ft_slot_write(b, slot, w->sig, idx);
+	st->entries++;
+	w->bkt = bkt;
+	w->slot = slot;
+	*moves = len;
+	*idx_out = idx;
+	if (mt) {
+		mt->inserts++;
+		mt->hist[len < FT_HIST_BINS ? len : FT_HIST_BINS - 1]++;
+	}
+	return FT_OK;
+}
+
+/* Insert with the lock; an existing key is reported (and updated when `update`). */
+static __always_inline int ft_insert(struct ft_state *st, struct ft_metrics *mt,
+				     const struct ft_entry *ne, struct ft_where *w, __u32 *moves,
+				     __u32 *idx, int update, const int kf)
+{
+	struct ft_entry *e;
+	int rc;
+
+	if (!ft_lock(st)) {
+		if (mt)
+			mt->fail_busy++;
+		return FT_BUSY;
+	}
+	/* another CPU may have inserted the key since our lock-free miss */
+	e = ft_lookup(st, NULL, &ne->key, w, kf);
+	if (e) {
+		if (update) {
+			e->val.action = ne->val.action;
+			e->val.port = ne->val.port;
+			e->val.flags = ne->val.flags;
+		}
+		rc = FT_EXISTS;
+	} else {
+		rc = ft_insert_locked(st, mt, ne, w, moves, idx, kf);
+	}
+	ft_unlock(st);
+	return rc;
+}
+
+static __always_inline int ft_delete(struct ft_state *st, struct ft_metrics *mt,
+				     const struct ft_key *key, struct ft_where *w, const int kf)
+{
+	struct ft_bucket *b;
+	struct ft_entry *e;
+	__u32 s, idx;
+
+	if (!ft_lock(st)) {
+		if (mt)
+			mt->fail_busy++;
+		return FT_BUSY;
+	}
+	e = ft_lookup(st, NULL, key, w, kf);
+	b = bpf_map_lookup_elem(&ft_buckets, &w->bkt);
+	if (!e || !b) {
+		ft_unlock(st);
+		return FT_NOT_FOUND;
+	}
+	s = w->slot & (FT_SLOTS - 1);
+	idx = b->idx[s];
+	b->sig[s] = 0; /* signature first: readers stop matching before the index goes */
+	FT_BARRIER();
+	b->idx[s] = 0;
+	ft_release(st, idx);
+	st->entries--;
+	if (mt)
+		mt->deletes++;
+	ft_unlock(st);
+	return FT_OK;
+}
+
+/* ---- datapath ---- */
+
+static __always_inline int ft_verdict(struct xdp_md *ctx, __u32 action, __u32 port)
+{
+	if (action == FT_ACT_DROP)
+		return xdp_exit(ctx, &ft_stats, XDP_DROP);
+	if (action == FT_ACT_REDIRECT)
+		return xdp_exit(ctx, &ft_stats, bpf_redirect(port, 0));
+	return xdp_exit(ctx, &ft_stats, XDP_PASS);
+}
+
+static __always_inline int ft_key_from_pkt(struct xdp_md *ctx, struct pkt_meta *m,
+					   struct ft_key *k)
+{
+	if (m->flags & PKT_F_IPV4) {
+		struct iphdr *iph = xdp_ptr(ctx, m->l3_off, sizeof(*iph));
+
+		if (!iph)
+			return -1;
+		k->saddr[0] = iph->saddr;
+		k->daddr[0] = iph->daddr;
+		k->family = 4;
+	} else {
+		struct ipv6hdr *ip6 = xdp_ptr(ctx, m->l3_off, sizeof(*ip6));
+
+		if (!ip6)
+			return -1;
+		__builtin_memcpy(k->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(k->daddr, &ip6->daddr, 16);
+		k->family = 6;
+	}
+	k->proto = m->l4_proto;
+	if (m->flags & PKT_F_L4 && (m->l4_proto == IPPROTO_TCP || m->l4_proto == IPPROTO_UDP)) {
+		k->sport = m->sport;
+		k->dport = m->dport;
+	}
+	return 0;
+}
+
+static __always_inline int ft_main(struct xdp_md *ctx, const int kf)
+{
+	struct ft_key key __attribute__((aligned(8))) = {};
+	struct ft_where w = {};
+	struct ft_metrics *mt;
+	struct ft_state *st;
+	struct ft_entry *e;
+	struct pkt_meta m;
+	__u64 len, now;
+	int rc;
+
+	rc = parse_pkt(ctx, &m);
+	if (rc != PARSE_OK)
+		return xdp_exit_why(ctx, &ft_stats, XDP_DROP, rc);
+	if (!(m.flags & (PKT_F_IPV4 | PKT_F_IPV6)))
+		return ft_verdict(ctx, ft_cfg.non_ip_action, ft_cfg.default_port);
+	if (ft_key_from_pkt(ctx, &m, &key))
+		return xdp_exit_why(ctx, &ft_stats, XDP_DROP, NF_REASON_TRUNCATED);
+	st = ft_get_state();
+	mt = ft_get_metrics();
+	if (!st || !mt)
+		return xdp_exit(ctx, &ft_stats, XDP_ABORTED);
+	len = xdp_data_end(ctx) - xdp_data(ctx);
+	ft_place(&w, ft_hash(&key, kf));
+	mt->lookups++;
+	e = ft_lookup(st, mt, &key, &w, kf);
+	if (e) {
+		mt->hits++;
+		__sync_fetch_and_add(&e->val.packets, 1);
+		__sync_fetch_and_add(&e->val.bytes, len);
+		e->val.last_seen = bpf_ktime_get_ns();
+		return ft_verdict(ctx, e->val.action, e->val.port);
+	}
+	mt->misses++;
+	if (ft_cfg.learn) {
+		struct ft_entry ne __attribute__((aligned(8))) = {};
+		__u32 moves = 0, idx = 0;
+
+		now = bpf_ktime_get_ns();
+		__builtin_memcpy(&ne.key, &key, sizeof(key));
+		ne.val.packets = 1;
+		ne.val.bytes = len;
+		ne.val.first_seen = now;
+		ne.val.last_seen = now;
+		ne.val.action = ft_cfg.default_action;
+		ne.val.port = ft_cfg.default_port;
+		ne.val.flags = FT_F_LEARNED;
+		rc = ft_insert(st, mt, &ne, &w, &moves, &idx, 0, kf);
+		if (rc == FT_EXISTS) {
+			/* inserted by another CPU since our miss: count the packet there */
+			e = ft_lookup(st, NULL, &key, &w, kf);
+			if (e) {
+				__sync_fetch_and_add(&e->val.packets, 1);
+				__sync_fetch_and_add(&e->val.bytes, len);
+				e->val.last_seen = now;
+				return ft_verdict(ctx, e->val.action, e->val.port);
+			}
+		}
+	}
+	return ft_verdict(ctx, ft_cfg.default_action, ft_cfg.default_port);
+}
+
+SEC("xdp")
+int xdp_ft_pure(struct xdp_md *ctx)
+{
+	return ft_main(ctx, 0);
+}
+
+SEC("xdp")
+int xdp_ft_enetstl(struct xdp_md *ctx)
+{
+	return ft_main(ctx, 1);
+}
+
+/* ---- control ---- */
+
+static __always_inline int ft_ctl(struct xdp_md *ctx, const int kf)
+{
+	struct ft_entry ne __attribute__((aligned(8))) = {};
+	struct ft_req *r = xdp_data(ctx);
+	struct ft_where w = {};
+	struct ft_metrics *mt;
+	struct ft_state *st;
+	struct ft_entry *e;
+	__u32 moves = 0, idx = 0;
+	__u64 now;
+
+	if ((void *)(r + 1) > xdp_data_end(ctx))
+		return XDP_ABORTED;
+	st = ft_get_state();
+	mt = ft_get_metrics();
+	if (!st)
+		return XDP_ABORTED;
+	__builtin_memcpy(&ne.key, &r->key, sizeof(ne.key));
+	ft_place(&w, ft_hash(&ne.key, kf));
+	r->moves = 0;
+	switch (r->op) {
+	case FT_OP_INSERT:
+		if (r->val.action > FT_ACT_REDIRECT) {
+			r->ret = FT_BAD_REQ;
+			break;
+		}
+		now = bpf_ktime_get_ns();
+		ne.val.action = r->val.action;
+		ne.val.port = r->val.port;
+		ne.val.flags = r->val.flags;
+		ne.val.packets = r->val.packets;
+		ne.val.bytes = r->val.bytes;
+		ne.val.first_seen = r->val.first_seen ? r->val.first_seen : now;
+		ne.val.last_seen = r->val.last_seen ? r->val.last_seen : now;
+		r->ret = ft_insert(st, mt, &ne, &w, &moves, &idx, r->update, kf);
+		if (r->ret == FT_OK) {
+			r->moves = moves;
+			r->idx = idx;
+		}
+		r->bucket = w.bkt;
+		r->slot = w.slot;
+		break;
+	case FT_OP_DELETE:
+		r->ret = ft_delete(st, mt, &ne.key, &w, kf);
+		break;
+	case FT_OP_LOOKUP:
+		e = ft_lookup(st, NULL, &ne.key, &w, kf);
+		if (!e) {
+			r->ret = FT_NOT_FOUND;
+			break;
+		}
+		__builtin_memcpy(&r->val, &e->val, sizeof(r->val));
+		r->bucket = w.bkt;
+		r->slot = w.slot;
+		r->ret = FT_OK;
+		break;
+	default:
+		r->ret = FT_BAD_REQ;
+	}
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdp_ft_ctl(struct xdp_md *ctx)
+{
+	return ft_ctl(ctx, 0);
+}
+
+SEC("xdp")
+int xdp_ft_ctl_kf(struct xdp_md *ctx)
+{
+	return ft_ctl(ctx, 1);
+}
