@@ -62,7 +62,8 @@ def pytest_runtest_logreport(report) -> None:
     if hasattr(report, "wasxfail"):
         rec["wasxfail"] = report.wasxfail
     if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
-        rec["longrepr"] = str(report.longrepr[2])
+        msg = str(report.longrepr[2])
+        rec["longrepr"] = msg[len("Skipped: "):] if msg.startswith("Skipped: ") else msg
     with open(path, "a") as f:
         f.write(json.dumps(rec) + "\n")
 
