@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* L2 switch datapath, part 1 of 2 (BPF only): maps and helpers shared by both FDB variants
+ * (l2_switch.bpf.c: BPF hash map; l2_switch_enetstl.bpf.c: bucketised table). The includer
+ * then defines its FDB (fdb_find, fdb_learn) and includes l2_switch_dp.h. */
+#ifndef L2_SWITCH_COMMON_H
+#define L2_SWITCH_COMMON_H
+
+#include "common.h"
+#include "stats.h"
+#include "l2_switch.h"
+
+#define VLAN_HLEN 4
+#define ETH_P_8021Q_BE bpf_htons(0x8100)
+
+/* Per-CPU per-verdict counters of the ingress program, recorded at its one exit point. */
+NF_STATS_MAP(nf_stats);
+
+/* nf_stats reasons of this NF (beside the shared TRUNCATED / MALFORMED / CONFIG) */
+#define L2SW_REASON_LOCAL NF_REASON_NF(0)   /* destination is on the ingress port */
+#define L2SW_REASON_NO_PORT NF_REASON_NF(1) /* ingress ifindex is not a configured port */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, L2SW_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct l2sw_port);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, L2SW_VLAN_SLOTS);
+	__type(key, __u32);
+	__type(value, struct l2sw_vlan);
+} vlans SEC(".maps");
+
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l2sw_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L2SW_STATS_SLOTS);
+	__type(key, __u32);
+	__type(value, struct l2sw_stats);
+} stats SEC(".maps");
+
+/* One DEVMAP_HASH per VLAN (key = ifindex, value carries the egress program), created by the
+ * controller when a VLAN gets its first port. Hash, not DEVMAP: ifindexes in a netns are sparse and
+ * grow without bound; the array of maps lets VLANs come and go without reloading the program. */
+struct vlan_devmap {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, L2SW_MAX_PORTS);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct bpf_devmap_val));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, L2SW_VLAN_SLOTS);
+	__type(key, __u32);
+	__array(values, struct vlan_devmap);
+} vlan_ports SEC(".maps");
+
+/* Known unicast leaves through this one (ifindex -> ifindex, no egress program): the ingress
+ * program already gave the frame its final tagging. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, L2SW_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} tx_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l2sw_test_ctl);
+} test_ctl SEC(".maps");
+
+static __always_inline struct l2sw_stats *port_stats(__u32 idx)
+{
+	return bpf_map_lookup_elem(&stats, &idx);
+}
+
+static __always_inline __u64 clock_ns(struct l2sw_test_ctl *t)
+{
+	if (t && t->now_override)
+		return t->now_override;
+	return bpf_ktime_get_coarse_ns();
+}
+
+static __always_inline int expired(const struct l2sw_fdb_val *e, __u64 now, __u64 aging)
+{
+	if (e->flags & L2SW_FDB_STATIC || !aging)
+		return 0;
+	return now - e->ts_ns > aging;
+}
+
+#endif

@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* L2 switch datapath, part 2 of 2 (BPF only): ingress, egress and the entry points. Needs
+ *   int  fdb_find(const struct l2sw_fdb_key *k, struct l2sw_fdb_val *out);   1 = found, copied
+ *   void fdb_learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
+ *                  struct l2sw_stats *st, __u64 now, __u64 aging);
+ * from the FDB variant that includes it. */
+#ifndef L2_SWITCH_DP_H
+#define L2_SWITCH_DP_H
+
+static __always_inline void record(struct l2sw_test_ctl *t, __u32 action, __u32 out, __u16 vid)
+{
+	if (!t)
+		return;
+	t->seq++;
+	t->action = action;
+	t->out_ifindex = out;
+	t->vid = vid;
+}
+
+static __always_inline int drop(struct l2sw_stats *st, __u64 *reason, struct l2sw_test_ctl *t,
+				__u16 vid, __u32 *why, __u32 code)
+{
+	*why = code;
+	st->drop++;
+	if (reason)
+		(*reason)++;
+	record(t, L2SW_ACT_DROP, 0, vid);
+	return XDP_DROP;
+}
+
+/* Give the frame the form it leaves in: tagged with vid (want_tag) or untagged. has_tag: it
+ * carries an 802.1Q header now (a VLAN or a priority tag, whose PCP/DEI are kept). */
+static __always_inline int set_tag(struct xdp_md *ctx, const __u8 *dst, const __u8 *src,
+				   int has_tag, __u16 tci, __u16 vid, int want_tag)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+
+	if (has_tag && want_tag) {
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + sizeof(struct ethhdr) + VLAN_HLEN > data_end)
+			return -1;
+		*(__be16 *)(data + sizeof(struct ethhdr)) = bpf_htons((tci & 0xf000) | vid);
+		return 0;
+	}
+	if (!has_tag && !want_tag)
+		return 0;
+	if (bpf_xdp_adjust_head(ctx, want_tag ? -VLAN_HLEN : VLAN_HLEN))
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if (data + (want_tag ? sizeof(*eth) + VLAN_HLEN : 2 * ETH_ALEN) > data_end)
+		return -1;
+	/* the EtherType after the tag is already in place: only the MACs (and a new tag) move */
+	__builtin_memcpy(eth->h_dest, dst, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, src, ETH_ALEN);
+	if (want_tag) {
+		eth->h_proto = ETH_P_8021Q_BE;
+		*(__be16 *)(eth + 1) = bpf_htons(vid);
+	}
+	return 0;
+}
+
+static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
+					  struct l2sw_test_ctl *t, __u32 *why)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 zero = 0, vkey;
+	struct l2sw_config *cfg;
+	struct l2sw_port *p;
+	struct l2sw_stats *st;
+	struct l2sw_vlan *vl;
+	struct ethhdr *eth = data;
+	__u8 dst[ETH_ALEN], src[ETH_ALEN];
+	__u16 vid, tci = 0;
+	int has_tag;
+	__u64 now, aging;
+	void *fwd;
+
+	p = bpf_map_lookup_elem(&ports, &in_ifindex);
+	st = port_stats(p ? p->idx : L2SW_MAX_PORTS);
+	if (!st) /* cannot happen: the index is below L2SW_STATS_SLOTS */
+		return XDP_ABORTED;
+	st->rx_packets++;
+	st->rx_bytes += data_end - data;
+	if (!p)
+		return drop(st, 0, t, 0, why, L2SW_REASON_NO_PORT);
+	if ((void *)(eth + 1) > data_end)
+		return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_TRUNCATED);
+
+	__builtin_memcpy(dst, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(src, eth->h_source, ETH_ALEN);
+	/* a source must be a unicast, nonzero address: never learn or forward anything else */
+	if ((src[0] & 1) || !(src[0] | src[1] | src[2] | src[3] | src[4] | src[5]))
+		return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_MALFORMED);
+
+	has_tag = eth->h_proto == ETH_P_8021Q_BE;
+	if (has_tag) {
+		__be16 *tcip = (void *)(eth + 1);
+
+		if ((void *)(tcip + 2) > data_end)
+			return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_TRUNCATED);
+		tci = bpf_ntohs(*tcip);
+		vid = tci & 0x0fff;
+		if (vid == 0x0fff)
+			return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_MALFORMED);
+		if (vid) {
+			if (p->mode != L2SW_TRUNK) /* access ports take untagged frames only */
+				return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
+		} else {
+			vid = p->pvid; /* priority tag: classify like untagged, keep its PCP */
+		}
+	} else {
+		vid = p->pvid;
+	}
+	if (!vid)
+		return drop(st, &st->drop_vlan, t, 0, why, NF_REASON_CONFIG);
+	vkey = vid;
+	vl = bpf_map_lookup_elem(&vlans, &vkey);
+	if (!vl || !(vl->members & (1ULL << (p->idx & 63))))
+		return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	aging = cfg ? cfg->aging_ns : 0;
+	now = clock_ns(t);
+	if (p->learning) {
+		struct l2sw_fdb_key sk = { .vid = vid };
+
+		__builtin_memcpy(sk.mac, src, ETH_ALEN);
+		fdb_learn(&sk, p, st, now, aging);
+	}
+
+	if (!(dst[0] & 1)) {
+		struct l2sw_fdb_key k = { .vid = vid };
+		struct l2sw_fdb_val e;
+
+		__builtin_memcpy(k.mac, dst, ETH_ALEN);
+		if (fdb_find(&k, &e) && !expired(&e, now, aging)) {
+			__u32 out = e.ifindex;
+			__u32 oidx = e.idx;
+			__u64 obit = 1ULL << (oidx & 63);
+			struct l2sw_stats *so;
+
+			if (out == in_ifindex)
+				return drop(st, &st->drop_local, t, vid, why, L2SW_REASON_LOCAL);
+			if (!(vl->members & obit)) /* only a stale static entry can point outside */
+				return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
+			/* Unicast leaves in its final form straight from here: no tag round trip, no
+			 * egress program (tx_ports has none), tx counted for the egress port here. */
+			if (set_tag(ctx, dst, src, has_tag, tci, vid, !(vl->untagged & obit)))
+				return drop(st, &st->drop_malformed, t, vid, why, NF_REASON_MALFORMED);
+			st->unicast++;
+			so = port_stats(oidx);
+			if (so) {
+				so->tx_packets++;
+				so->tx_bytes += ctx->data_end - ctx->data;
+			}
+			record(t, L2SW_ACT_UNICAST, out, vid);
+			if (t) /* test_run: tx_ports of a test holds no real devices */
+				return XDP_REDIRECT;
+			return bpf_redirect_map(&tx_ports, out, XDP_DROP);
+		}
+	}
+
+	/* Flood: tagged with its VID through the VLAN's devmap; each copy's egress program pops
+	 * the tag where that port sends the VLAN untagged. */
+	fwd = bpf_map_lookup_elem(&vlan_ports, &vkey);
+	if (!fwd)
+		return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
+	if (set_tag(ctx, dst, src, has_tag, tci, vid, 1))
+		return drop(st, &st->drop_malformed, t, vid, why, NF_REASON_MALFORMED);
+	st->flood++;
+	record(t, L2SW_ACT_FLOOD, 0, vid);
+	return bpf_redirect_map(fwd, 0, BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS);
+}
+
+/* Egress: the frame is tagged with its VLAN; pop the tag where this port sends it untagged. */
+static __always_inline int switch_egress(struct xdp_md *ctx, __u32 out_ifindex)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct l2sw_port *p;
+	struct l2sw_stats *st;
+	struct l2sw_vlan *vl;
+	__u8 macs[2 * ETH_ALEN];
+	__u32 vkey;
+	__u64 bit;
+
+	p = bpf_map_lookup_elem(&ports, &out_ifindex);
+	if (!p)
+		return XDP_DROP;
+	st = port_stats(p->idx);
+	if ((void *)eth + sizeof(*eth) + VLAN_HLEN > data_end || eth->h_proto != ETH_P_8021Q_BE)
+		goto refuse; /* cannot happen for frames of the ingress program */
+	vkey = bpf_ntohs(*(__be16 *)(eth + 1)) & 0x0fff;
+	vl = bpf_map_lookup_elem(&vlans, &vkey);
+	bit = 1ULL << (p->idx & 63);
+	if (!vl || !(vl->members & bit))
+		goto refuse; /* port left the VLAN (or a static entry points outside it) */
+	if (vl->untagged & bit) {
+		__builtin_memcpy(macs, data, sizeof(macs));
+		if (bpf_xdp_adjust_head(ctx, VLAN_HLEN))
+			goto refuse;
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + sizeof(macs) > data_end)
+			goto refuse;
+		__builtin_memcpy(data, macs, sizeof(macs));
+	}
+	if (st) {
+		st->tx_packets++;
+		st->tx_bytes += data_end - data;
+	}
+	return XDP_PASS;
+refuse:
+	if (st)
+		st->drop_egress++;
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int xdp_l2sw(struct xdp_md *ctx)
+{
+	__u32 why = NF_REASON_NONE;
+	int act = switch_ingress(ctx, ctx->ingress_ifindex, 0, &why);
+
+	return xdp_exit_why(ctx, &nf_stats, act, why);
+}
+
+SEC("xdp/devmap")
+int xdp_l2sw_egress(struct xdp_md *ctx)
+{
+	return switch_egress(ctx, ctx->egress_ifindex);
+}
+
+SEC("xdp")
+int xdp_l2sw_test(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct l2sw_test_ctl *t = bpf_map_lookup_elem(&test_ctl, &zero);
+
+	__u32 why = NF_REASON_NONE;
+	int act;
+
+	if (!t)
+		return XDP_ABORTED;
+	act = switch_ingress(ctx, t->ingress_ifindex, t, &why);
+	return xdp_exit_why(ctx, &nf_stats, act, why);
+}
+
+SEC("xdp")
+int xdp_l2sw_egress_test(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct l2sw_test_ctl *t = bpf_map_lookup_elem(&test_ctl, &zero);
+
+	if (!t)
+		return XDP_ABORTED;
+	return switch_egress(ctx, t->egress_ifindex);
+}
+
+#endif
