@@ -23,7 +23,6 @@ Lookup structures (the BPF side is xdp_progs/router/router.bpf.c, entry encoding
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -120,56 +119,113 @@ class RouteSet:
         return {(a, n): g for a, n, g in self.v6}
 
 
-def _v4_fast(addr: str) -> int | None:
-    try:
-        return int.from_bytes(socket.inet_aton(addr), "big") if addr.count(".") == 3 else None
-    except OSError:
-        return None
-
-
 def parse_route_lines(lines: Iterable[str], resolve_target: Callable[[str], int],
                       source: str = "<routes>") -> RouteSet:
     """Parse route lines. ``resolve_target(text)`` maps the target text (everything after the
-    prefix, whitespace-normalised) to a group id, raising ValueError with a reason when the
-    target is invalid. Duplicate prefixes and host bits are errors, each with its line number."""
+    prefix, whitespace-normalised, comment removed) to a group id, raising ValueError with a
+    reason when the target is invalid. Duplicate prefixes and host bits are errors, each with its
+    line number.
+
+    Fast path (what makes 1M lines ~1 s): one cheap split per line, each distinct target text
+    resolved once, and all IPv4 prefix text converted by one numpy call; any line the fast path
+    cannot vouch for sends the whole input through the exact per-line parser, which names it."""
+    lines = lines if isinstance(lines, list) else list(lines)
+    fast = _parse_fast(lines, resolve_target, source)
+    if fast is not None:
+        return fast
+    return _parse_slow(lines, resolve_target, source)
+
+
+def _resolve_cached(raw: str, cache: dict[str, int], resolve_target, no: int, source: str) -> int:
+    gid = cache.get(raw)
+    if gid is None:
+        text = raw.split("#", 1)[0]
+        norm = " ".join(text.split())
+        if not norm:
+            raise RouteError("route has no target (via/dev/group/blackhole/unreachable)", no, source)
+        try:
+            gid = resolve_target(norm)
+        except ValueError as e:
+            raise RouteError(str(e), no, source) from None
+        cache[raw] = gid
+    return gid
+
+
+def _parse_fast(lines: list[str], resolve_target, source: str) -> RouteSet | None:
+    pfx4: list[str] = []
+    raw4: list[str] = []
+    no4: list[int] = []
+    other: list[tuple[int, str]] = []
+    for no, line in enumerate(lines, 1):
+        p, sep, rest = line.partition(" ")
+        if not sep or not p or p[0] == "#" or ":" in p or "/" not in p:
+            if line.strip() and not line.lstrip().startswith("#"):
+                other.append((no, line))
+            continue
+        pfx4.append(p)
+        raw4.append(rest)
+        no4.append(no)
+    if other:
+        # IPv6 routes, bare addresses, tabs, leading blanks: the exact parser takes them
+        slow = _parse_slow([line for _, line in other], resolve_target, source,
+                           [no for no, _ in other])
+    else:
+        slow = None
+    cache: dict[str, int] = {}
+    try:
+        for raw in set(raw4):
+            _resolve_cached(raw, cache, resolve_target, 0, source)
+    except RouteError:
+        return None  # the exact parser names the first bad line in file order
+    gid = np.fromiter(map(cache.__getitem__, raw4), np.uint32, len(raw4))
+    if pfx4:
+        try:
+            nums = np.fromstring(".".join(pfx4).replace("/", "."), dtype=np.int64, sep=".")
+        except ValueError:
+            return None
+        if len(nums) != 5 * len(pfx4):
+            return None
+        nums = nums.reshape(-1, 5)
+        if (nums < 0).any() or (nums[:, :4] > 255).any() or (nums[:, 4] > 32).any():
+            return None
+        addr = ((nums[:, 0] << 24) | (nums[:, 1] << 16) | (nums[:, 2] << 8) | nums[:, 3]).astype(np.uint32)
+        plen = nums[:, 4].astype(np.uint8)
+    else:
+        addr, plen = np.zeros(0, np.uint32), np.zeros(0, np.uint8)
+    line_no = np.array(no4, np.int64)
+    if slow is not None and len(slow.v4_addr):
+        addr = np.concatenate([addr, slow.v4_addr])
+        plen = np.concatenate([plen, slow.v4_len])
+        gid = np.concatenate([gid, slow.v4_gid])
+        line_no = np.concatenate([line_no, slow.v4_line])
+    check_v4(addr, plen, line_no, source)
+    return RouteSet(addr, plen, gid, slow.v6 if slow is not None else [], line_no)
+
+
+def _parse_slow(lines: list[str], resolve_target, source: str,
+                numbers: list[int] | None = None) -> RouteSet:
     a4: list[int] = []
     l4: list[int] = []
     g4: list[int] = []
     n4: list[int] = []
     v6: list[tuple[int, int, int]] = []
     v6_seen: dict[tuple[int, int], int] = {}
-    targets: dict[str, int] = {}
-    for no, line in enumerate(lines, 1):
-        hash_at = line.find("#")
-        if hash_at >= 0:
-            line = line[:hash_at]
-        pfx, _, rest = line.strip().partition(" ")
-        if not pfx:
+    cache: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        no = numbers[i] if numbers is not None else i + 1
+        body = line.split("#", 1)[0].strip()
+        if not body:
             continue
-        gid = targets.get(rest)
-        if gid is None:
-            norm = " ".join(rest.split())
-            if not norm:
-                raise RouteError(f"route {pfx!r} has no target (via/dev/group/blackhole/unreachable)",
-                                 no, source)
-            try:
-                gid = resolve_target(norm)
-            except ValueError as e:
-                raise RouteError(str(e), no, source) from None
-            targets[rest] = gid
-        addr, slash, plen = pfx.partition("/")
-        a = _v4_fast(addr)
-        if a is not None and plen.isdigit() and int(plen) <= 32:
-            # fast path; host bits are checked vectorised below
-            a4.append(a)
-            l4.append(int(plen))
-            g4.append(gid)
-            n4.append(no)
-            continue
+        parts = body.split(None, 1)
+        pfx, rest = parts[0], (parts[1] if len(parts) > 1 else "")
+        if not rest:
+            raise RouteError(f"route {pfx!r} has no target (via/dev/group/blackhole/unreachable)",
+                             no, source)
         try:
             fam, a, n = parse_prefix(pfx)
         except RouteError as e:
             raise RouteError(e.msg, no, source) from None
+        gid = _resolve_cached(rest, cache, resolve_target, no, source)
         if fam == 4:
             a4.append(a)
             l4.append(n)
