@@ -129,3 +129,14 @@ def test_unknown_struct_and_bad_declaration():
         layout_mismatches(Bad, _obj("base/base"))
     with pytest.raises(FileNotFoundError):
         Btf("/nonexistent.o")
+
+
+def test_nested_struct_mismatch_names_the_inner_field():
+    from nf.datapath import PktMeta, ProbeOut
+
+    inner = [(n, ctypes.c_uint16 * 3) if n == "vlan_ids" else (n, t) for n, t in PktMeta._fields_]
+    outer = [(n, _copy(PktMeta, inner)) if n == "meta" else (n, t) for n, t in ProbeOut._fields_]
+    out = layout_mismatches(_copy(ProbeOut, outer), _obj("base/parse_probe"))
+    assert "probe_out.meta.vlan_ids: array length 3 in mirror, 2 in C" in out
+    assert "probe_out.meta.sport: offset 18 in mirror, 16 in C" in out
+    assert any(m.startswith("probe_out.rc: offset") for m in out), out
