@@ -21,6 +21,13 @@ def _obj(name: str) -> str:
     return str(build(name))
 
 
+def _require_matching(mirror: type, obj: str) -> None:
+    """Tamper tests need an untampered match first; a drifted mirror fails once, in
+    test_mirror_matches_btf, not again here."""
+    if layout_mismatches(mirror, _obj(obj)):
+        pytest.skip(f"{mirror.__qualname__} itself mismatches (reported by test_mirror_matches_btf)")
+
+
 def _cname(m: type) -> str:
     return m.__c_struct__.split()[1]
 
@@ -57,6 +64,7 @@ def test_mirror_matches_btf(mirror, obj):
 
 @pytest.mark.parametrize("mirror,obj", PAIRS, ids=[f"{m.__qualname__}@{o}" for m, o in PAIRS])
 def test_every_resized_field_is_named(mirror, obj):
+    _require_matching(mirror, obj)
     with Btf(_obj(obj)) as btf:
         for i, (name, ftype, *_) in enumerate(mirror._fields_):
             fields = list(mirror._fields_)
@@ -67,6 +75,7 @@ def test_every_resized_field_is_named(mirror, obj):
 
 @pytest.mark.parametrize("mirror,obj", PAIRS, ids=[f"{m.__qualname__}@{o}" for m, o in PAIRS])
 def test_moved_field_is_named(mirror, obj):
+    _require_matching(mirror, obj)
     fields = list(mirror._fields_)
     if len(fields) < 2:
         pytest.skip("one field: nothing to move")
