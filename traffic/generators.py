@@ -77,15 +77,48 @@ def _flow_cycle(flows: FlowSet | Sequence[Flow] | None, n: int) -> list[Flow | N
     return [seq[i % len(seq)] for i in range(n)]
 
 
-def _one(flow: Flow | None, size: int, l3: str, l4: str | None, i: int, kw: dict) -> bytes:
-    if flow is not None:
-        return bytes(packets.from_flow(flow, size=size, **kw))
-    # Without flows: one 5-tuple per frame index would make every frame a new flow; keep the
-    # default addresses and vary only the IP ID / ICMP seq so frames differ but flows do not.
-    extra = {"icmp_seq": i & 0xFFFF} if l4 in ("icmp", "icmpv6") else {}
-    if l3 == "ipv4":
-        extra["ip_id"] = i & 0xFFFF
-    return packets.frame(l3, l4, size=size, **extra, **kw)
+class _Builder:
+    """Frames for (flow or None, size, index), built once per (flow, size) with scapy.
+
+    Without flows the frames differ only in the IPv4 ID (UDP/TCP) or the ICMP sequence number:
+    IPv4 UDP/TCP frames are patched from one template per size (the ID is not covered by the
+    L4 checksum's pseudo header, so only the IP header checksum changes). The patched bytes are
+    what scapy would build (tests compare them)."""
+
+    def __init__(self, l3: str, l4: str | None, kw: dict):
+        self.l3, self.l4, self.kw = l3, l4, kw
+        self.cache: dict = {}
+
+    def __call__(self, flow: Flow | None, size: int, i: int) -> bytes:
+        if flow is not None:
+            key = (flow, size)
+            if key not in self.cache:
+                self.cache[key] = bytes(packets.from_flow(flow, size=size, **self.kw))
+            return self.cache[key]
+        if self.l3 == "ipv4" and self.l4 in ("udp", "tcp", None) and "ip_id" not in self.kw:
+            if size not in self.cache:
+                self.cache[size] = packets.frame(self.l3, self.l4, size=size, ip_id=0, **self.kw)
+            return _with_ip_id(self.cache[size], i & 0xFFFF)
+        extra = {"icmp_seq": i & 0xFFFF} if self.l4 in ("icmp", "icmpv6") else {}
+        if self.l3 == "ipv4":
+            extra["ip_id"] = i & 0xFFFF
+        return packets.frame(self.l3, self.l4, size=size, **extra, **self.kw)
+
+
+def _with_ip_id(frame: bytes, ip_id: int) -> bytes:
+    """The IPv4 frame (L3 after the VLAN tags) with another ID and the header checksum fixed."""
+    off, et = 14, struct.unpack_from("!H", frame, 12)[0]
+    while et in (0x8100, 0x88A8):
+        et, off = struct.unpack_from("!H", frame, off + 2)[0], off + 4
+    b = bytearray(frame)
+    b[off + 4:off + 6] = struct.pack("!H", ip_id)
+    b[off + 10:off + 12] = b"\0\0"
+    hl = (b[off] & 15) * 4
+    c = sum(struct.unpack(f"!{hl // 2}H", bytes(b[off:off + hl])))
+    while c >> 16:
+        c = (c & 0xFFFF) + (c >> 16)
+    b[off + 10:off + 12] = struct.pack("!H", ~c & 0xFFFF)
+    return bytes(b)
 
 
 def _check_count(n) -> None:
@@ -96,11 +129,14 @@ def _check_count(n) -> None:
 def fixed_size(size: int, n: int = 1, *, flows: FlowSet | Sequence[Flow] | None = None,
                l3: str = "ipv4", l4: str | None = "udp", **build_kw) -> list[bytes]:
     """n frames of exactly `size` bytes. With `flows`, frame i is the i-th packet of the flow set
-    (its sequence, cycled) or of the flow list (cycled); l3/l4 then come from each flow."""
+    (its sequence, cycled) or of the flow list (cycled); l3/l4 then come from each flow.
+    Without flows all frames are one flow, numbered by the IPv4 ID / ICMP sequence (IPv6 UDP/TCP
+    frames have no such field and are identical)."""
     _check_count(n)
     if not isinstance(size, int) or size < 14:
         raise ValueError(f"frame size must be an int >= 14, not {size!r}")
-    return [_one(f, size, l3, l4, i, build_kw) for i, f in enumerate(_flow_cycle(flows, n))]
+    one = _Builder(l3, l4, build_kw)
+    return [one(f, size, i) for i, f in enumerate(_flow_cycle(flows, n))]
 
 
 def mix_quota(n: int, mix: Sequence[tuple[int, int | float]]) -> list[int]:
@@ -133,8 +169,8 @@ def imix(n: int, *, mix: Sequence[tuple[int, int | float]] = IMIX_SIMPLE,
     quota = mix_quota(n, mix)
     sizes = [size for (size, _), q in zip(mix, quota) for _ in range(q)]
     random.Random(seed).shuffle(sizes)
-    return [_one(f, s, l3, l4, i, build_kw)
-            for i, (s, f) in enumerate(zip(sizes, _flow_cycle(flows, n)))]
+    one = _Builder(l3, l4, build_kw)
+    return [one(f, s, i) for i, (s, f) in enumerate(zip(sizes, _flow_cycle(flows, n)))]
 
 
 # ---- ARP and IPv6 neighbour discovery -------------------------------------------------------
@@ -175,7 +211,7 @@ def gratuitous_arp(mac: str, ip: str, *, vlans: Sequence[int] = (), pad: bool = 
 def solicited_node(addr: str) -> str:
     """ff02::1:ffXX:XXXX for an IPv6 address (RFC 4291 2.7.1)."""
     low = int(ipaddress.IPv6Address(addr)) & 0xFFFFFF
-    return str(ipaddress.IPv6Address((0xFF02 << 112) | (1 << 40) | (0xFF << 24) | low))
+    return str(ipaddress.IPv6Address((0xFF02 << 112) | (1 << 32) | (0xFF << 24) | low))
 
 
 def multicast_mac(addr6: str) -> str:
