@@ -81,13 +81,21 @@ struct {
 	__type(value, struct sketch_pool);
 } sk_pool SEC(".maps");
 
-/* Never written: gives struct sketch_bank a place in the object's BTF for the layout test. */
+/* Never used: give struct sketch_bank / sketch_hashcheck a place in the object's BTF (for the
+ * layout test against the Python mirrors); locals alone are not emitted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct sketch_bank);
 } sk_bank_layout SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sketch_hashcheck);
+} sk_hc_layout SEC(".maps");
 
 NF_STATS_MAP(sk_stats);
 

@@ -1,0 +1,384 @@
+"""Tier 1 (test_run on the host kernel): xdp_progs/sketch/sketch.bpf.c, pure-eBPF variant.
+
+Counters are compared exactly with the Python reference (nf/models/sketch.py); accuracy with
+the ground truth of generated Zipf traffic; epochs under concurrent traffic; NitroSketch
+sampling; per-CPU threshold semantics; per-packet verdicts of the drop/redirect action.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from nf.config import ConfigError, validate
+from nf.config.sketch import SketchConfig
+from nf.datapath import Reason, XdpAction
+from nf.models.sketch import CountMin, flow_key, within_bound_fraction
+from nf.nfs.sketch import (REASON_CAND_FULL, REASON_HEAVY, REASON_NO_KEY, REASON_SAMPLED_OUT,
+                           Sketch, decode_key, module_present)
+from traffic.flows import Flow, uniform, zipf, zipf_probabilities
+from traffic.packets import from_flow
+
+SMAC = bytes.fromhex("020000000001")
+DMAC = bytes.fromhex("020000000002")
+
+
+def raw_frame(f: Flow, size: int = 60, smac: bytes = SMAC) -> bytes:
+    """Fast IPv4/IPv6 TCP/UDP frame for a Flow (checksums zero: XDP parsing ignores them)."""
+    import ipaddress
+    s, d = ipaddress.ip_address(f.src).packed, ipaddress.ip_address(f.dst).packed
+    if f.proto == 6:
+        l4 = struct.pack("!HHIIBBHHH", f.sport, f.dport, 1, 0, 5 << 4, 0x02, 8192, 0, 0)
+    elif f.proto == 17:
+        l4 = struct.pack("!HHHH", f.sport, f.dport, 8, 0)
+    else:
+        raise ValueError("TCP/UDP only")
+    if len(s) == 4:
+        hdr = 14 + 20
+        pad = max(0, size - hdr - len(l4))
+        l4 += bytes(pad)
+        if f.proto == 17:
+            l4 = l4[:4] + struct.pack("!H", len(l4)) + l4[6:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, f.proto, 0, s, d)
+        return DMAC + smac + b"\x08\x00" + ip + l4
+    pad = max(0, size - 54 - len(l4))
+    l4 += bytes(pad)
+    if f.proto == 17:
+        l4 = l4[:4] + struct.pack("!H", len(l4)) + l4[6:]
+    ip = struct.pack("!IHBB16s16s", 6 << 28, len(l4), f.proto, 64, s, d)
+    return DMAC + smac + b"\x86\xdd" + ip + l4
+
+
+def cfg(**kw) -> SketchConfig:
+    kw.setdefault("variant", "pure")
+    return validate(kw, SketchConfig)
+
+
+def send_seq(prog, frames, seq) -> list[int]:
+    run = prog.test_run
+    return [run(frames[i]).retval for i in seq]
+
+
+@pytest.fixture(scope="module")
+def zipf100k():
+    fs = zipf(10_000, 100_000, 1.1, seed=2024)
+    frames = [raw_frame(f) for f in fs.flows]
+    return fs, frames
+
+
+def test_auto_variant_is_pure_without_module():
+    if module_present():
+        pytest.skip("the enetstl module is loaded here")
+    assert Sketch.resolve_variant(SketchConfig().variant).value == "pure"
+    with pytest.raises(ConfigError, match="module is not loaded"):
+        Sketch(cfg(variant="enetstl"))
+
+
+def test_raw_frames_count_like_scapy_frames():
+    flows = [Flow("10.1.2.3", "192.168.0.9", 4000, 53, 17), Flow("10.9.9.9", "192.168.7.7", 5555, 443, 6),
+             Flow("fd00::5", "fd01::7", 1000, 2000, 17), Flow("fd00::8", "fd01::9", 3, 4, 6)]
+    with Sketch(cfg()).load() as sk:
+        for f in flows:
+            assert sk.program.test_run(raw_frame(f)).retval == XdpAction.PASS
+            assert sk.program.test_run(bytes(from_flow(f))).retval == XdpAction.PASS
+        snap = sk.snapshot()
+        for f in flows:
+            assert snap.estimate(flow_key("five_tuple", f)) == 2, f
+
+
+@pytest.mark.parametrize("key", ["five_tuple", "src_ip", "dst_ip", "src_dst", "src_mac"])
+@pytest.mark.parametrize("count", ["packets", "bytes"])
+def test_counters_equal_reference_exactly(key, count):
+    """Every counter of the bank equals the Python count-min fed the same frames (IPv4 and IPv6,
+    TCP and UDP, varying sizes and source MACs)."""
+    fs = zipf(300, 3000, 1.0, seed=5)
+    fs6 = uniform(50, 500, seed=6, ipv6=True)
+    frames, keys = [], []
+    for i, f in enumerate(fs.flows):
+        mac = bytes([2, 0, 0, 0, i >> 8 & 0xFF, i & 0xFF])
+        frames.append(raw_frame(f, size=60 + (i % 7) * 100, smac=mac))
+        keys.append(flow_key(key, f, mac=":".join(f"{b:02x}" for b in mac)))
+    seq = list(fs.sequence)
+    for i, f in enumerate(fs6.flows):
+        mac = bytes([2, 0, 0, 1, 0, i & 0xFF])
+        frames.append(raw_frame(f, size=90, smac=mac))
+        keys.append(flow_key(key, f, mac=":".join(f"{b:02x}" for b in mac)))
+    seq += [len(fs.flows) + i for i in fs6.sequence]
+    c = cfg(key=key, count=count, depth=3, width=256, seed=0xDEADBEEF,
+            threshold={"absolute": 1 << 31})
+    ref = CountMin(3, 256, seed=0xDEADBEEF)
+    with Sketch(c).load() as sk:
+        assert set(send_seq(sk.program, frames, seq)) == {XdpAction.PASS}
+        for i in seq:
+            ref.add(keys[i], len(frames[i]) if count == "bytes" else 1)
+        snap = sk.snapshot()
+        assert np.array_equal(snap.table, np.array(ref.table, dtype=np.uint64))
+        assert snap.packets == len(seq) and snap.total == ref.total
+        # with a per-CPU bank everything ran on whatever CPUs test_run used; summed it is exact
+        assert sk.stats().packets[XdpAction.PASS] == len(seq)
+
+
+def test_shared_counters_equal_reference():
+    fs = zipf(200, 2000, 1.2, seed=8)
+    frames = [raw_frame(f) for f in fs.flows]
+    ref = CountMin(4, 512)
+    with Sketch(cfg(counters="shared", width=512)).load() as sk:
+        send_seq(sk.program, frames, fs.sequence)
+        for i in fs.sequence:
+            ref.add(flow_key("five_tuple", fs.flows[i]))
+        snap = sk.snapshot()
+        assert snap.per_cpu.shape[0] == 1
+        assert np.array_equal(snap.table, np.array(ref.table, dtype=np.uint64))
+
+
+def test_frames_without_key_pass_uncounted():
+    arp = DMAC + SMAC + b"\x08\x06" + bytes(46)
+    trunc = DMAC + SMAC + b"\x08\x00" + bytes(10)
+    with Sketch(cfg()).load() as sk:
+        assert sk.program.test_run(arp).retval == XdpAction.PASS
+        assert sk.program.test_run(trunc).retval == XdpAction.PASS
+        s = sk.stats()
+        assert s.reasons[Reason.nf(REASON_NO_KEY)] == 1 and s.reasons[Reason.TRUNCATED] == 1
+        assert sk.snapshot().packets == 0
+    with Sketch(cfg(key="src_mac")).load() as sk:   # a MAC key counts every Ethernet frame
+        sk.program.test_run(arp)
+        assert sk.point("02:00:00:00:00:01") == 1
+
+
+def test_accuracy_zipf_100k(zipf100k):
+    """Zipf(1.1), 10k flows, 100k packets in order through test_run, default size (d=4, w=1024):
+    no estimate below the truth, <= truth + eps*N for >= 1 - delta of the flows, top-10 recall
+    >= 0.95 from the candidate table."""
+    fs, frames = zipf100k
+    c = cfg(threshold={"absolute": 100})
+    assert (c.depth, c.width) == (4, 1024)
+    with Sketch(c).load() as sk:
+        t0 = time.monotonic()
+        send_seq(sk.program, frames, fs.sequence)
+        elapsed = time.monotonic() - t0
+        snap = sk.snapshot()
+        assert snap.packets == fs.n_packets == int(snap.table[0].sum())
+        keys = [flow_key("five_tuple", f) for f in fs.flows]
+        est = {k: snap.estimate(k) for k in keys}
+        truth = dict(zip(keys, fs.counts))
+        under = [k for k in keys if est[k] < truth[k]]
+        assert not under
+        frac = within_bound_fraction(est, truth, c.epsilon * fs.n_packets)
+        assert frac >= 1 - c.delta, frac
+        true_top = [flow_key("five_tuple", f) for f, _ in fs.top(10)]
+        got = [k for k, _ in sk.topk(10)]
+        recall = len(set(got) & set(true_top)) / 10
+        assert recall >= 0.95, (recall, sk.topk(10), fs.top(10))
+        # heavy hitters (global threshold 100) contain every flow with >= 100 true packets
+        hh = {k for k, _ in sk.heavy_hitters()}
+        assert {k for k in keys if truth[k] >= 100} <= hh
+        assert all(e >= 100 for _, e in sk.heavy_hitters())
+        # the candidate table's first-seen and estimate fields are filled
+        cands = sk.candidates()
+        top1 = cands[true_top[0]]
+        assert top1.first_seen_ns > 0 and top1.estimate >= 100 and top1.hits >= truth[true_top[0]] - 100
+        assert decode_key("five_tuple", true_top[0]) == fs.flows[0].key()
+    print(f"\n100k packets through test_run in {elapsed:.2f} s; within eps*N: {frac:.4f}")
+
+
+def test_epoch_flip_under_traffic_loses_nothing(zipf100k):
+    """A thread runs 30k packets through test_run while the main thread flips epochs every few
+    ms: the banks' packets and row sums add up to exactly the packets sent, and per flow the
+    estimates summed over epochs never fall below the truth."""
+    fs, frames = zipf100k
+    seq = list(fs.sequence[:30_000])
+    with Sketch(cfg(history=100000)).load() as sk:
+        prog = sk.program
+        done = threading.Event()
+
+        def traffic():
+            try:
+                for i in seq:
+                    prog.test_run(frames[i])
+            finally:
+                done.set()
+
+        t = threading.Thread(target=traffic)
+        t.start()
+        flips = 0
+        while not done.is_set():
+            time.sleep(0.003)
+            sk.flip()
+            flips += 1
+        t.join()
+        sk.flip()
+        hist = list(sk.history)
+        assert len(hist) == flips + 1 and flips >= 5
+        assert [r.epoch for r in hist] == list(range(flips + 1))
+        assert sum(r.packets for r in hist) == len(seq)
+        assert sum(int(r.snapshot.table[0].sum()) for r in hist) == len(seq)
+        assert sum(int(r.snapshot.table[3].sum()) for r in hist) == len(seq)
+        assert sum(1 for r in hist if r.packets) >= 3   # traffic really spread over epochs
+        assert sk.snapshot().packets == 0               # nothing after the last flip
+        truth = {}
+        for i in seq:
+            truth[i] = truth.get(i, 0) + 1
+        for i in list(truth)[:200]:
+            k = flow_key("five_tuple", fs.flows[i])
+            assert sum(r.snapshot.estimate(k) for r in hist) >= truth[i]
+
+
+def test_nitro_p16_heavy_flows_within_10_percent():
+    """NitroSketch at p = 1/16 (pure-eBPF geometric sampling): every flow with >= 1 % of 4M
+    packets (Zipf 1.1 over 100 flows, exact quotas) is estimated within 10 %. Frames are fed
+    flow by flow with test_run repeat (a repeat > 1 call costs ~15 ms of XDP dispatcher set-up,
+    hence few flows): skip counts are memoryless, so the sampled packets do not depend on order."""
+    n_pkts = 4_000_000
+    flows = zipf(100, 0, 1.1, seed=77).flows
+    counts = [round(p * n_pkts) for p in zipf_probabilities(100, 1.1)]
+    c = cfg(counters="shared", depth=4, width=16384, nitro={"enabled": True, "p": 1 / 16},
+            threshold={"absolute": 1 << 31})
+    with Sketch(c).load() as sk:
+        for f, n in zip(flows, counts):
+            sk.program.test_run(raw_frame(f), repeat=n)
+        snap = sk.snapshot()
+        assert snap.packets == sum(counts)
+        # sampled fraction ~ p: 4M x 1/16 = 250k samples, sd ~ 480
+        assert abs(snap.sampled / sum(counts) - 1 / 16) < 0.002
+        assert snap.total == snap.sampled * 16
+        heavy = [(f, n) for f, n in zip(flows, counts) if n >= 0.01 * sum(counts)]
+        assert len(heavy) >= 10
+        for f, n in heavy:
+            e = snap.estimate(flow_key("five_tuple", f))
+            assert abs(e - n) <= 0.1 * n, (f, n, e)
+        s = sk.stats()
+        assert s.reasons[Reason.nf(REASON_SAMPLED_OUT)] == sum(counts) - snap.sampled
+
+
+def _pred(ref: CountMin, key: bytes, thr, frac: bool, min_total: int, shared_total: list) -> bool:
+    est = ref.add(key)
+    shared_total[0] += 1
+    total = shared_total[0]
+    if frac:
+        return total >= min_total and (est << 16) >= thr * total
+    return est >= thr
+
+
+@pytest.mark.parametrize("threshold", [{"absolute": 40}, {"fraction": 0.05, "min_total": 200}])
+def test_drop_verdicts_match_reference(threshold):
+    """action: drop. The verdict of every packet equals the reference rule (estimate after the
+    update vs the threshold, fraction of the bank total once it reaches min_total); the
+    candidate table holds exactly the flows that were ever flagged."""
+    fs = zipf(100, 3000, 1.3, seed=21)
+    frames = [raw_frame(f) for f in fs.flows]
+    c = cfg(action="drop", threshold=threshold, width=256)
+    ref = CountMin(4, 256)
+    frac = "fraction" in threshold
+    thr = c.threshold.q16
+    tot = [0]
+    pin = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(pin)})   # per-CPU bank: one CPU = the reference's one table
+    try:
+        with Sketch(c).load() as sk:
+            got = send_seq(sk.program, frames, fs.sequence)
+            want, flagged = [], set()
+            for i in fs.sequence:
+                k = flow_key("five_tuple", fs.flows[i])
+                heavy = _pred(ref, k, thr, frac, c.threshold.min_total, tot)
+                want.append(XdpAction.DROP if heavy else XdpAction.PASS)
+                if heavy:
+                    flagged.add(k)
+            assert got == want
+            assert 0 < len(flagged) < 100
+            assert set(sk.candidates()) == flagged
+            s = sk.stats()
+            assert s.packets[XdpAction.DROP] == want.count(XdpAction.DROP)
+            assert s.reasons[Reason.nf(REASON_HEAVY)] == want.count(XdpAction.DROP)
+    finally:
+        os.sched_setaffinity(0, pin)
+
+
+def test_redirect_action_and_full_candidate_table():
+    f_heavy = [Flow("10.0.0.%d" % i, "192.168.0.1", 1000 + i, 80, 17) for i in range(1, 4)]
+    c = cfg(action="redirect", redirect_to="lo", threshold={"absolute": 3}, candidates=2, topk=2)
+    with Sketch(c).up() as sk:
+        verdicts = [[sk.program.test_run(raw_frame(f)).retval for _ in range(4)] for f in f_heavy]
+        R, P = XdpAction.REDIRECT, XdpAction.PASS
+        assert verdicts == [[P, P, R, R]] * 3   # the 3rd flow is flagged too, table full or not
+        assert len(sk.candidates()) <= 4        # max_entries = 2 x candidates (both banks)
+        s = sk.stats()
+        assert s.reasons[Reason.nf(REASON_HEAVY)] + s.reasons[Reason.nf(REASON_CAND_FULL)] == 6
+
+
+def test_nitro_drop_uses_candidates_for_unsampled_packets():
+    heavy, light = Flow("10.0.0.1", "10.0.0.2", 1, 2, 17), Flow("10.0.0.3", "10.0.0.4", 1, 2, 17)
+    c = cfg(action="drop", threshold={"absolute": 64}, nitro={"enabled": True, "p": 0.25})
+    with Sketch(c).load() as sk:
+        first_drop = None
+        for n in range(1, 2001):
+            if sk.program.test_run(raw_frame(heavy)).retval == XdpAction.DROP and first_drop is None:
+                first_drop = n
+        assert first_drop is not None and first_drop < 400
+        # after the flow is flagged every packet is dropped, sampled or not
+        assert all(sk.program.test_run(raw_frame(heavy)).retval == XdpAction.DROP for _ in range(200))
+        assert all(sk.program.test_run(raw_frame(light)).retval == XdpAction.PASS for _ in range(10))
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_percpu_threshold_is_per_cpu():
+    """Per-CPU banks: the datapath flags a flow when ITS CPU's estimate reaches the threshold.
+    A flow split 60/60 over two CPUs (threshold 100) is not flagged though it totals 120;
+    the controller's point() sums the CPUs; once one CPU alone sees 100, it is flagged."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    a, b = Flow("10.0.0.1", "10.0.0.2", 10, 20, 17), Flow("10.0.0.3", "10.0.0.4", 10, 20, 17)
+    pin = os.sched_getaffinity(0)
+    c = cfg(action="drop", threshold={"absolute": 100})
+    try:
+        with Sketch(c).load() as sk:
+            run = sk.program.test_run
+            os.sched_setaffinity(0, {cpus[0]})
+            assert {run(raw_frame(a)).retval for _ in range(60)} == {XdpAction.PASS}
+            os.sched_setaffinity(0, {cpus[1]})
+            assert {run(raw_frame(a)).retval for _ in range(60)} == {XdpAction.PASS}
+            ka = flow_key("five_tuple", a)
+            assert sk.point(a) == 120 and ka not in sk.candidates()
+            snap = sk.snapshot()
+            per = [int(min(snap.per_cpu[c_][i, h & 1023] for i, h in
+                           enumerate(__import__("nf.algo", fromlist=["x"]).multi_hash(ka, 4, 0))))
+                   for c_ in cpus]
+            assert per == [60, 60]
+            # B all on one CPU: flagged at its 100th packet
+            verdicts = [run(raw_frame(b)).retval for _ in range(100)]
+            assert verdicts[:99] == [XdpAction.PASS] * 99 and verdicts[99] == XdpAction.DROP
+            # A: 40 more on cpus[1] -> that CPU sees 100 -> flagged there
+            v = [run(raw_frame(a)).retval for _ in range(40)]
+            assert v[-1] == XdpAction.DROP and v[:-1] == [XdpAction.PASS] * 39
+            assert sk.point(a) == 160
+            assert ka in {k for k, _ in sk.heavy_hitters()}
+    finally:
+        os.sched_setaffinity(0, pin)
+
+
+def test_reset_and_history_bound():
+    f = Flow("10.0.0.1", "10.0.0.2", 1, 2, 17)
+    with Sketch(cfg(history=2, threshold={"absolute": 2})).load() as sk:
+        for _ in range(3):
+            sk.program.test_run(raw_frame(f), repeat=5)
+            rec = sk.flip()
+            assert rec.packets == 5 and rec.top == [(flow_key("five_tuple", f), 5)]
+            assert rec.heavy == rec.top
+        assert [r.epoch for r in sk.history] == [1, 2]
+        sk.program.test_run(raw_frame(f), repeat=7)
+        assert sk.point(f) == 7 and len(sk.candidates()) == 1
+        sk.reset()
+        assert sk.point(f) == 0 and sk.candidates() == {} and not sk.history and sk.epoch == 0
+        assert sk.snapshot(0).packets == sk.snapshot(1).packets == 0
+        sk.program.test_run(raw_frame(f), repeat=3)
+        assert sk.point(f) == 3
+
+
+def test_epoch_timer_flips():
+    with Sketch(cfg(epoch_s=0.05)).load() as sk:
+        sk.start_epochs()
+        time.sleep(0.4)
+        sk.stop_epochs()
+        assert 3 <= len(sk.history) <= 9
