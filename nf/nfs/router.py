@@ -354,6 +354,75 @@ class Router:
             out[(k.port, str(a))] = (":".join(f"{b:02x}" for b in bytes(v.mac)), v.flags)
         return out
 
+    # ---- neighbours from the kernel ----------------------------------------------------------------
+    NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80  # reachable stale delay probe noarp permanent
+
+    def misses(self) -> list[tuple[int, str]]:
+        """(port, address) of neighbour misses the datapath reported (rt_neigh_miss)."""
+        out = []
+        for k in self.obj.map("rt_neigh_miss").typed(RtNeighKey, u64).keys():
+            raw = bytes(k.addr)
+            out.append((k.port, str(ipaddress.ip_address(raw[:4] if k.family == 4 else raw))))
+        return out
+
+    def poll_neighbours(self, resolve: bool = True) -> int:
+        """Mirror the kernel's usable neighbour entries on router ports into rt_neigh (static
+        entries win) and ask the kernel to resolve every reported miss: a datagram to the
+        discard port from a socket bound to the port makes it ARP / solicit on its connected
+        route. Acts in the calling thread's netns. Returns the number of entries mirrored."""
+        import socket
+        from pyroute2 import IPRoute
+
+        by_ifindex = {p.ifindex: p for p in self.ports}
+        table = self.neighbours()
+        mirrored = 0
+        with IPRoute() as ipr:
+            for msg in ipr.get_neighbours():
+                p = by_ifindex.get(msg["ifindex"])
+                dst, lladdr = msg.get_attr("NDA_DST"), msg.get_attr("NDA_LLADDR")
+                if p is None or not dst or not lladdr or not (msg["state"] & self.NUD_USABLE):
+                    continue
+                cur = table.get((p.idx, str(ipaddress.ip_address(dst))))
+                if cur is not None and (cur[1] & NEIGH_STATIC or cur[0] == lladdr.lower()):
+                    continue
+                self.set_neighbour(p.idx, dst, lladdr)
+                mirrored += 1
+        table = self.neighbours()
+        misses = self.obj.map("rt_neigh_miss").typed(RtNeighKey, u64)
+        for k in list(misses.keys()):
+            raw = bytes(k.addr)
+            addr = str(ipaddress.ip_address(raw[:4] if k.family == 4 else raw))
+            if (k.port, addr) in table:
+                misses.delete(k)
+                continue
+            if resolve and k.port < len(self.ports):
+                fam = socket.AF_INET if k.family == 4 else socket.AF_INET6
+                with socket.socket(fam, socket.SOCK_DGRAM) as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE,
+                                 self.ports[k.port].name.encode())
+                    try:
+                        s.sendto(b"", (addr, 9))
+                    except OSError:
+                        pass  # unreachable right now: the next poll tries again
+        return mirrored
+
+    def ensure_kernel_addresses(self) -> int:
+        """Give the kernel every configured interface address it lacks, so it has the connected
+        routes it needs to resolve next hops and answer ARP/ND for the router. Returns how many
+        were added (calling thread's netns)."""
+        from pyroute2 import IPRoute
+
+        added = 0
+        with IPRoute() as ipr:
+            for p, itf in zip(self.ports, self.cfg.interfaces):
+                have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=p.ifindex)}
+                for a in itf.addresses:
+                    ia = ipaddress.ip_interface(a)
+                    if (str(ia.ip), ia.network.prefixlen) not in have:
+                        ipr.addr("add", index=p.ifindex, address=str(ia.ip), prefixlen=ia.network.prefixlen)
+                        added += 1
+        return added
+
     # ---- routes -------------------------------------------------------------------------------
     def all_routes(self) -> RouteSet:
         return self.user.merged(self.fixed)

@@ -151,6 +151,16 @@ struct {
 	__type(value, struct rt_neigh);
 } rt_neigh SEC(".maps");
 
+/* Neighbour misses for the controller: it asks the kernel to resolve them and mirrors the result
+ * into rt_neigh (the missed packet itself goes to the kernel). LRU: a flood of misses cannot grow
+ * it. Value: ktime of the last miss. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rt_neigh_key);
+	__type(value, __u64);
+} rt_neigh_miss SEC(".maps");
+
 /* ---- counters --------------------------------------------------------------------------------- */
 NF_STATS_MAP(rt_stats);
 
@@ -702,8 +712,12 @@ static __always_inline int resolve(struct rt_group *g, __u32 hash, __u8 family, 
 	else
 		__builtin_memcpy(k.addr, h->gw, family == 4 ? 4 : 16);
 	n = bpf_map_lookup_elem(&rt_neigh, &k);
-	if (!n)
+	if (!n) {
+		__u64 now = bpf_ktime_get_ns();
+
+		bpf_map_update_elem(&rt_neigh_miss, &k, &now, BPF_ANY);
 		return WHY(RT_REASON_NEIGH_MISS);
+	}
 	op = bpf_map_lookup_elem(&rt_ports, &k.port);
 	if (!op || !op->up)
 		return WHY(RT_REASON_NO_ROUTE);

@@ -74,3 +74,43 @@ def model_of(r: Router) -> RouterModel:
 def make_router(mode: str = "dir", **extra) -> Router:
     cfg = validate_router_config(topology(mode=mode, **extra))
     return Router(cfg, tx_ifindex=1).load()
+
+
+# ---- lab helpers (tier 2) ------------------------------------------------------------------------
+def router_cfg(lab, mode: str = "dir", neighbours: bool = True, **extra) -> dict:
+    """The router on a LabSpec.router(3) lab: one interface per dut port, static neighbours for
+    the hosts (unless neighbours=False), an ECMP group over h2 and h3 for 172.16.0.0/16."""
+    hosts = list(lab.hosts.values())
+    d = {
+        "mode": mode,
+        "interfaces": [{"name": h.port, "mac": h.port_mac, "addresses": list(h.port_addresses)}
+                       for h in hosts],
+        "neighbours": [{"address": a.split("/")[0], "mac": h.mac} for h in hosts for a in h.addresses]
+        if neighbours else [],
+        "groups": [{"name": "ecmp", "via": [h.ip4 for h in hosts[1:3]]}] if len(hosts) >= 3 else [],
+        "routes": [{"prefix": "172.16.0.0/16", "group": "ecmp"}] if len(hosts) >= 3 else [],
+        "sizes": {"v4_chunks": 64, "v6_chunks": 256, "trie_entries": 256, "neighbours": 256},
+    }
+    d.update(extra)
+    return d
+
+
+def host_xdp_pass(lab) -> list:
+    """A native XDP pass program on every host end. Measured on 6.18: XDP_TX on a veth queues the
+    frame on the peer but only kicks the peer's NAPI when the peer has an XDP program
+    (veth_xdp_flush); with GRO alone the frame waits for the next unrelated packet. Redirects
+    (ndo_xdp_xmit) do kick it, so only XDP_TX (ICMP errors, echo replies) needs this."""
+    from nf.bpf import XdpMode
+    from nf.datapath import load_base
+    held = []
+    for h in lab.hosts.values():
+        obj = load_base()
+        with lab.enter(h.name):
+            held.append((obj, obj.program("xdp_base").attach_xdp(h.ifindex, XdpMode.NATIVE)))
+    return held
+
+
+def release(held) -> None:
+    for obj, link in held:
+        link.detach()
+        obj.close()

@@ -16,37 +16,9 @@ from nf.config.router import validate_router_config
 from nf.models.router import csum
 from nf.net.lab import Lab, LabSpec
 from nf.nfs.router import Router
+from router_topo import host_xdp_pass, router_cfg
 
 pytestmark = pytest.mark.netns
-
-
-def router_cfg(lab: Lab, mode: str = "dir", **extra) -> dict:
-    hosts = list(lab.hosts.values())
-    d = {
-        "mode": mode,
-        "interfaces": [{"name": h.port, "mac": h.port_mac, "addresses": list(h.port_addresses)}
-                       for h in hosts],
-        "neighbours": [{"address": a.split("/")[0], "mac": h.mac} for h in hosts for a in h.addresses],
-        "groups": [{"name": "ecmp", "via": [hosts[1].ip4, hosts[2].ip4]}],
-        "routes": [{"prefix": "172.16.0.0/16", "group": "ecmp"}],
-        "sizes": {"v4_chunks": 64, "v6_chunks": 256, "trie_entries": 256, "neighbours": 256},
-    }
-    d.update(extra)
-    return d
-
-
-def host_xdp_pass(lab: Lab) -> list:
-    """A native XDP pass program on every host end. Measured on 6.18: XDP_TX on a veth queues the
-    frame on the peer but only kicks the peer's NAPI when the peer has an XDP program
-    (veth_xdp_flush); with GRO alone the frame waits for the next unrelated packet. Redirects
-    (ndo_xdp_xmit) do kick it, so only XDP_TX (ICMP errors, echo replies) needs this."""
-    from nf.datapath import load_base
-    held = []
-    for h in lab.hosts.values():
-        obj = load_base()
-        with lab.enter(h.name):
-            held.append((obj, obj.program("xdp_base").attach_xdp(h.ifindex, XdpMode.NATIVE)))
-    return held
 
 
 @pytest.fixture(scope="module")
