@@ -1,0 +1,150 @@
+"""nf/nfs/sketch.py: rodata from configs, key handling, lifecycle errors; in a veth lab (netns
+tier) the drop and redirect actions stop a heavy flow while the others keep arriving."""
+from __future__ import annotations
+
+import math
+import struct
+
+import pytest
+
+from nf.config import validate
+from nf.config.sketch import SketchConfig, Variant
+from nf.models.sketch import flow_key
+from nf.nfs.sketch import (SK_F_BYTES, SK_F_FRACTION, SK_F_NITRO, SK_F_SHARED, Sketch, decode_key,
+                           hashcheck, make_cfg)
+from traffic.flows import Flow
+
+
+def cfg(**kw) -> SketchConfig:
+    kw.setdefault("variant", "pure")
+    return validate(kw, SketchConfig)
+
+
+def test_make_cfg_flags_and_fixed_point():
+    c = make_cfg(cfg(count="bytes", counters="shared", nitro={"enabled": True, "p": 0.25},
+                     threshold={"fraction": 0.02, "min_total": 500}, depth=8, width=512, seed=7,
+                     action="drop"), Variant.pure)
+    assert c.flags == SK_F_BYTES | SK_F_SHARED | SK_F_NITRO | SK_F_FRACTION
+    assert (c.d, c.w, c.seed, c.action, c.variant) == (8, 512, 7, 1, 0)
+    assert c.threshold == round(0.02 * 65536) and c.min_total == 500
+    assert c.nitro_scale_q16 == 4 << 16 and c.nitro_p_q32 == 1 << 30
+    assert c.nitro_neglog_q32 == round(-math.log2(0.75) * 2**32)
+    plain = make_cfg(cfg(), Variant.enetstl)
+    assert plain.flags == 0 and plain.nitro_scale_q16 == 1 << 16 and plain.nitro_neglog_q32 == 0
+    assert plain.variant == 1 and plain.threshold == 1000
+
+
+def test_keys_and_decoding():
+    sk = Sketch(cfg())
+    f = Flow("10.0.0.1", "10.0.0.2", 5, 6, 17)
+    assert sk.key(f) == sk.key(("10.0.0.1", "10.0.0.2", 5, 6, 17)) == flow_key("five_tuple", f)
+    assert sk.key(b"\x01\x02") == b"\x01\x02"
+    assert decode_key("five_tuple", sk.key(f)) == ("10.0.0.1", "10.0.0.2", 5, 6, 17)
+    f6 = Flow("fd00::1", "fd00::2", 7, 8, 6)
+    assert decode_key("five_tuple", flow_key("five_tuple", f6)) == ("fd00::1", "fd00::2", 7, 8, 6)
+    assert decode_key("src_dst", flow_key("src_dst", f6)) == ("fd00::1", "fd00::2")
+    assert Sketch(cfg(key="dst_ip")).key("10.9.8.7") == bytes([10, 9, 8, 7])
+    assert Sketch(cfg(key="src_mac")).key("02:00:00:00:00:05") == bytes([2, 0, 0, 0, 0, 5, 0, 0])
+    assert decode_key("src_mac", bytes([2, 0, 0, 0, 0, 5, 0, 0])) == "02:00:00:00:00:05"
+
+
+def test_not_loaded_errors():
+    sk = Sketch(cfg())
+    with pytest.raises(RuntimeError, match="not loaded"):
+        sk.point(Flow("10.0.0.1", "10.0.0.2", 5, 6, 17))
+    with pytest.raises(RuntimeError, match="not loaded"):
+        sk.flip()
+    with pytest.raises(TypeError):
+        Sketch({"depth": 4})
+    with pytest.raises(ValueError, match="key length"):
+        hashcheck(None, b"abc", 0)
+
+
+def test_load_twice_and_down_idempotent():
+    sk = Sketch(cfg()).load()
+    try:
+        with pytest.raises(RuntimeError, match="already loaded"):
+            sk.load()
+    finally:
+        sk.down()
+        sk.down()
+
+
+# ---------------------------------------------------------------------------------------------
+# lab
+
+def _udp(src: str, dst: str, sport: int, dport: int, smac: str, dmac: str) -> bytes:
+    import ipaddress
+    s, d = ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed
+    l4 = struct.pack("!HHHH", sport, dport, 8 + 18, 0) + bytes(18)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, 17, 0, s, d)
+    mac = lambda m: bytes(int(x, 16) for x in m.split(":"))  # noqa: E731
+    return mac(dmac) + mac(smac) + b"\x08\x00" + ip + l4
+
+
+def _traffic(h1_mac: str, p1_mac: str):
+    """150 packets of one heavy flow with 50 packets of 10 light flows between them (every 4th):
+    (frames, is-heavy flags)."""
+    frames, flags = [], []
+    for i in range(200):
+        light = i % 4 == 3
+        sport = 5000 + (i // 4) % 10 if light else 4000
+        frames.append(_udp("10.0.0.1", "10.0.0.2", sport, 9, h1_mac, p1_mac))
+        flags.append(not light)
+    return frames, flags
+
+
+def _is_heavy(frame: bytes) -> bool:
+    return len(frame) >= 38 and frame[12:14] == b"\x08\x00" and frame[34:36] == (4000).to_bytes(2, "big")
+
+
+@pytest.mark.netns
+def test_lab_drop_stops_heavy_flow_others_keep_arriving(lab):
+    from nf.net.lab import host_mac, port_mac
+    h1 = lab.host("h1")
+    frames, flags = _traffic(host_mac(1), port_mac(1))
+    n_light = flags.count(False)
+    c = cfg(action="drop", counters="shared", threshold={"absolute": 50}, interfaces=[h1.port],
+            key="five_tuple")
+    with lab.enter("dut"):
+        sk = Sketch(c).up()
+    try:
+        with lab.capture([("dut", h1.port)]) as cap:
+            lab.send("h1", frames)
+            got = cap.wait(count=49 + n_light, timeout=3, quiet=0.5)[lab.tap("dut", h1.port)]
+        heavy = [f for f in got if _is_heavy(f)]
+        light = [f for f in got if not _is_heavy(f) and f[12:14] == b"\x08\x00"]
+        assert len(heavy) == 49          # the 50th packet crosses the threshold: dropped from there
+        assert len(light) == n_light     # every light-flow packet arrived
+        key = flow_key("five_tuple", Flow("10.0.0.1", "10.0.0.2", 4000, 9, 17))
+        assert sk.point(key) == 150
+        assert [k for k, _ in sk.heavy_hitters()] == [key]
+        st = sk.stats()
+        assert st.packets[1] == 101      # XDP_DROP
+    finally:
+        with lab.enter("dut"):
+            sk.down()
+
+
+@pytest.mark.netns
+def test_lab_redirect_moves_heavy_flow_to_another_port(lab):
+    from nf.net.lab import host_mac, port_mac
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    frames, flags = _traffic(host_mac(1), port_mac(1))
+    c = cfg(action="redirect", redirect_to=h2.port, counters="shared",
+            threshold={"absolute": 50}, interfaces=[h1.port])
+    with lab.enter("dut"):
+        sk = Sketch(c).up()
+    try:
+        with lab.capture([("dut", h1.port), "h2"]) as cap:
+            lab.send("h1", frames)
+            got = cap.wait(count=49 + flags.count(False) + 101, timeout=3, quiet=0.5)
+        at_p1 = [f for f in got[lab.tap("dut", h1.port)] if _is_heavy(f)]
+        at_h2 = [f for f in got[lab.tap("h2")] if _is_heavy(f)]
+        light_p1 = [f for f in got[lab.tap("dut", h1.port)] if not _is_heavy(f) and f[12:14] == b"\x08\x00"]
+        assert len(at_p1) == 49 and len(at_h2) == 101
+        assert len(light_p1) == flags.count(False)
+        assert not [f for f in got[lab.tap("h2")] if f[12:14] == b"\x08\x00" and not _is_heavy(f)]
+    finally:
+        with lab.enter("dut"):
+            sk.down()
