@@ -17,7 +17,9 @@ ACT_DROP, ACT_UNICAST, ACT_FLOOD = 1, 2, 3
 TPID = 0x8100
 
 COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "unicast", "flood", "drop",
-            "drop_vlan", "drop_malformed", "drop_local", "drop_egress", "learn", "move", "fdb_full")
+            "drop_vlan", "drop_malformed", "drop_local", "drop_egress", "learn", "move", "fdb_full",
+            "fdb_busy")
+WAYS = 16
 
 
 @dataclass
@@ -60,15 +62,31 @@ def pop_tag(frame: bytes) -> bytes:
 
 
 class SwitchModel:
-    def __init__(self, ports: list[PortModel], aging_ns: int = 300 * 10**9, fdb_size: int = 65536):
+    def __init__(self, ports: list[PortModel], aging_ns: int = 300 * 10**9, fdb_size: int = 65536,
+                 buckets: int | None = None, seed: int = 0):
+        """buckets=None: the pure variant (full at fdb_size entries); buckets=n: the eNetSTL
+        variant, whose key lives in bucket crc32c(mac|vid) % n of WAYS ways (full per bucket)."""
         self.ports = {p.ifindex: p for p in ports}
         self.aging_ns = aging_ns
         self.fdb_size = fdb_size
+        self.buckets = buckets
+        self.seed = seed
         self.fdb: dict[tuple[bytes, int], Entry] = {}
         self.stats = {p.ifindex: dict.fromkeys(COUNTERS, 0) for p in ports}
 
     def expired(self, e: Entry, now: int) -> bool:
         return not e.static and self.aging_ns != 0 and now - e.ts_ns > self.aging_ns
+
+    def bucket(self, mac: bytes, vid: int) -> int:
+        from nf.algo import crc32c
+        return crc32c(mac + struct.pack("<H", vid), self.seed) % self.buckets
+
+    def full_for(self, mac: bytes, vid: int) -> bool:
+        """No room for a new key (mac, vid)."""
+        if self.buckets is None:
+            return len(self.fdb) >= self.fdb_size
+        b = self.bucket(mac, vid)
+        return sum(1 for (m, v) in self.fdb if self.bucket(m, v) == b) >= WAYS
 
     def add_static(self, mac: bytes, vid: int, ifindex: int) -> None:
         self.fdb[(mac, vid)] = Entry(ifindex, True, 0)
@@ -90,7 +108,7 @@ class SwitchModel:
             st["learn" if self.expired(e, now) else "move"] += 1
             self.fdb[(src, vid)] = Entry(p.ifindex, False, now)
             return
-        if len(self.fdb) >= self.fdb_size:
+        if self.full_for(src, vid):
             st["fdb_full"] += 1
             return
         self.fdb[(src, vid)] = Entry(p.ifindex, False, now)

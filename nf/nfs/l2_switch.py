@@ -22,6 +22,7 @@ under PIN_ROOT/<name>/links/<port>, so a deployment outlives the process that ma
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import shutil
 import time
@@ -29,11 +30,15 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from nf.bpf.errors import BpfError
 from nf.config import ConfigError
 from nf.config.l2_switch import AttachMode, L2SwitchConfig, PortMode, Variant
 from nf.config.l2_switch import _mac as _check_mac
 
-OBJECT = "l2_switch/l2_switch"
+OBJECT = "l2_switch/l2_switch"                   # pure eBPF: BPF hash map FDB
+OBJECT_ENETSTL = "l2_switch/l2_switch_enetstl"   # bucketised FDB, module kfuncs + timing wheel
+BOTH = (OBJECT, OBJECT_ENETSTL)
+PROG_FDB_CTL = "xdp_l2sw_fdb_ctl"
 PROG_INGRESS = "xdp_l2sw"
 PROG_EGRESS = "xdp_l2sw_egress"
 PROG_TEST = "xdp_l2sw_test"
@@ -53,20 +58,20 @@ u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_u
 
 class Port(ctypes.Structure):
     __c_struct__ = "struct l2sw_port"
-    __bpf_object__ = OBJECT
+    __bpf_object__ = BOTH
     _fields_ = [("ifindex", u32), ("idx", u16), ("pvid", u16), ("mode", u8), ("learning", u8),
                 ("pad", u8 * 2)]
 
 
 class Vlan(ctypes.Structure):
     __c_struct__ = "struct l2sw_vlan"
-    __bpf_object__ = OBJECT
+    __bpf_object__ = BOTH
     _fields_ = [("members", u64), ("untagged", u64)]
 
 
 class FdbKey(ctypes.Structure):
     __c_struct__ = "struct l2sw_fdb_key"
-    __bpf_object__ = OBJECT
+    __bpf_object__ = BOTH
     _fields_ = [("mac", u8 * 6), ("vid", u16)]
 
 
@@ -78,17 +83,18 @@ class FdbVal(ctypes.Structure):
 
 class Config(ctypes.Structure):
     __c_struct__ = "struct l2sw_config"
-    __bpf_object__ = OBJECT
-    _fields_ = [("aging_ns", u64)]
+    __bpf_object__ = BOTH
+    _fields_ = [("aging_ns", u64), ("wheel_tick_ns", u64)]
 
 
 COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "unicast", "flood", "drop",
-            "drop_vlan", "drop_malformed", "drop_local", "drop_egress", "learn", "move", "fdb_full")
+            "drop_vlan", "drop_malformed", "drop_local", "drop_egress", "learn", "move", "fdb_full",
+            "fdb_busy")
 
 
 class Stats(ctypes.Structure):
     __c_struct__ = "struct l2sw_stats"
-    __bpf_object__ = OBJECT
+    __bpf_object__ = BOTH
     _fields_ = [(n, u64) for n in COUNTERS]
 
     def as_dict(self) -> dict[str, int]:
@@ -97,7 +103,7 @@ class Stats(ctypes.Structure):
 
 class ProbeCtl(ctypes.Structure):
     __c_struct__ = "struct l2sw_test_ctl"
-    __bpf_object__ = OBJECT
+    __bpf_object__ = BOTH
     _fields_ = [("now_override", u64), ("ingress_ifindex", u32), ("egress_ifindex", u32),
                 ("seq", u32), ("action", u32), ("out_ifindex", u32), ("vid", u16), ("pad", u16)]
 
@@ -105,6 +111,67 @@ class ProbeCtl(ctypes.Structure):
 class DevmapVal(ctypes.Structure):
     """uapi struct bpf_devmap_val: target ifindex + fd of the egress program (0 = none)."""
     _fields_ = [("ifindex", u32), ("prog_fd", ctypes.c_int32)]
+
+
+# ---- eNetSTL variant (l2_switch.h) ----
+WAYS = 16
+WHEEL_SLOTS = 256
+OP_ADD, OP_DEL, OP_FLUSH, OP_EXPIRE, OP_WHEEL_START = 1, 2, 3, 4, 5
+
+
+class EfdbEntry(ctypes.Structure):
+    __c_struct__ = "struct l2sw_efdb_entry"
+    __bpf_object__ = OBJECT_ENETSTL
+    _fields_ = [("key", FdbKey), ("ifindex", u32), ("idx", u16), ("flags", u16), ("ts_ns", u64),
+                ("filed", u32), ("pad", u32)]
+
+
+class EfdbBucket(ctypes.Structure):
+    __c_struct__ = "struct l2sw_efdb_bucket"
+    __bpf_object__ = OBJECT_ENETSTL
+    _fields_ = [("seq", u32), ("pad", u32), ("sig", u16 * WAYS), ("e", EfdbEntry * WAYS)]
+
+
+class EfdbCfg(ctypes.Structure):
+    __c_struct__ = "struct l2sw_efdb_cfg"
+    __bpf_object__ = OBJECT_ENETSTL
+    _fields_ = [("bucket_mask", u32), ("seed", u32)]
+
+
+class WheelItem(ctypes.Structure):
+    __c_struct__ = "struct l2sw_wheel_item"
+    __bpf_object__ = OBJECT_ENETSTL
+    _fields_ = [("key", FdbKey), ("tick", u32), ("pad", u32)]
+
+
+class WheelStats(ctypes.Structure):
+    __c_struct__ = "struct l2sw_wheel_stats"
+    __bpf_object__ = OBJECT_ENETSTL
+    _fields_ = [("handle", u32), ("pad", u32), ("next_tick", u64), ("runs", u64), ("filed", u64),
+                ("expired", u64), ("refiled", u64), ("stale", u64), ("push_fail", u64), ("busy", u64)]
+
+    def as_dict(self) -> dict[str, int]:
+        return {n: getattr(self, n) for n, _ in self._fields_ if n != "pad"}
+
+
+class FdbReq(ctypes.Structure):
+    __c_struct__ = "struct l2sw_fdb_req"
+    __bpf_object__ = OBJECT_ENETSTL
+    _fields_ = [("op", u32), ("ret", ctypes.c_int32), ("key", FdbKey), ("ifindex", u32), ("idx", u16),
+                ("flags", u16), ("now_ns", u64), ("count", u64), ("busy", u64)]
+
+
+def efdb_buckets(fdb_size: int) -> int:
+    """Buckets for an FDB of fdb_size entries: a power of two with room for 2x fdb_size, so a
+    bucket (16 ways) is rarely full before the table is."""
+    n = 1
+    while n * WAYS < 2 * fdb_size:
+        n *= 2
+    return n
+
+
+def module_loaded() -> bool:
+    return os.path.isdir("/sys/module/enetstl")
 
 
 def mac_bytes(mac: str | bytes) -> bytes:
@@ -191,10 +258,13 @@ class SwitchMaps:
     """Typed views of a loaded (or pinned) switch's maps: every runtime operation goes here, so
     a deployment can be driven by the process that made it or by any later one."""
 
+    MAPS = ("ports", "vlans", "fdb", "config", "stats", "vlan_ports", "tx_ports")
+    variant = Variant.pure
+
     def __init__(self, maps: dict, port_names: dict[int, str] | None = None):
         self.ports = maps["ports"].typed(u32, Port)
         self.vlans = maps["vlans"].typed(u32, Vlan)
-        self.fdb_map = maps["fdb"].typed(FdbKey, FdbVal)
+        self.fdb_map = maps["fdb"].typed(FdbKey, FdbVal) if "fdb" in maps else None
         self.config = maps["config"].typed(u32, Config)
         self.stats_map = maps["stats"].typed(u32, Stats)
         self.vlan_ports = maps["vlan_ports"]
@@ -220,9 +290,13 @@ class SwitchMaps:
     def set_aging(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("aging time must be >= 0 seconds (0 = never age)")
-        c = Config()
+        c = self.config.lookup(0)
         c.aging_ns = int(seconds * 1e9)
         self.config.update(0, c)
+
+    def entry(self, mac: str | bytes, vlan: int):
+        """The raw entry of (mac, vlan): ifindex, idx, flags, ts_ns; None when absent."""
+        return self.fdb_map.lookup(fdb_key(mac, vlan))
 
     def fdb(self, now: int | None = None) -> list[FdbEntry]:
         now = now_ns() if now is None else now
@@ -294,6 +368,173 @@ class SwitchMaps:
         return out
 
 
+class EfdbMaps(SwitchMaps):
+    """The same operations on the eNetSTL variant's bucketised table. Reads go straight to the
+    bucket array (a bucket is taken only when its seqcount is even and unchanged across the
+    read); every write goes through xdp_l2sw_fdb_ctl (test_run), so it follows the datapath's
+    writer protocol (per-bucket try-lock by cmpxchg) instead of racing it from user space."""
+
+    MAPS = ("ports", "vlans", "efdb", "config", "stats", "vlan_ports", "tx_ports", "wheel", "wheel_stats")
+    variant = Variant.enetstl
+
+    def __init__(self, maps: dict, port_names: dict[int, str] | None, ctl):
+        super().__init__(maps, port_names)
+        self.efdb = maps["efdb"].typed(u32, EfdbBucket)
+        self.wheel = maps["wheel_stats"].typed(u32, WheelStats)
+        self.ctl = ctl
+
+    def request(self, op: int, **fields) -> FdbReq:
+        """Run one control request; bucket-busy answers (-EBUSY) are retried briefly."""
+        count = 0
+        for _ in range(200):
+            r = FdbReq(op=op, **fields)
+            res = self.ctl.test_run(bytes(r))
+            a = FdbReq.from_buffer_copy(res.data_out[:ctypes.sizeof(FdbReq)])
+            count += a.count
+            if a.ret != -errno.EBUSY:
+                a.count = count
+                return a
+            time.sleep(0.001)
+        raise BpfError(errno.EBUSY, f"FDB op {op}: buckets stayed busy")
+
+    def _bucket(self, i: int) -> EfdbBucket | None:
+        for _ in range(100):
+            b = self.efdb.lookup(i)
+            if b is None or b.seq & 1:
+                continue
+            again = self.efdb.lookup(i)
+            if again is not None and again.seq == b.seq:
+                return b
+        return None  # a writer kept it: skipped in this listing
+
+    def entries(self) -> list[tuple[bytes, int, EfdbEntry]]:
+        out = []
+        for i in range(self.efdb.map.max_entries):
+            b = self._bucket(i)
+            if b is None:
+                continue
+            for w in range(WAYS):
+                if b.sig[w]:
+                    e = b.e[w]
+                    out.append((bytes(e.key.mac), e.key.vid, e))
+        return out
+
+    def entry(self, mac: str | bytes, vlan: int):
+        want = mac_bytes(mac)
+        for m, vid, e in self.entries():
+            if m == want and vid == vlan:
+                return e
+        return None
+
+    def fdb(self, now: int | None = None) -> list[FdbEntry]:
+        now = now_ns() if now is None else now
+        aging = self.aging_ns()
+        out = []
+        for mac, vid, e in self.entries():
+            static = bool(e.flags & FDB_STATIC)
+            age = 0 if static else max(0, now - e.ts_ns)
+            out.append(FdbEntry(mac_str(mac), vid, self._name(e.ifindex), e.ifindex, static, age / 1e9,
+                                (not static) and aging != 0 and age > aging))
+        return sorted(out, key=lambda x: (x.vlan, x.mac))
+
+    def fdb_add(self, mac: str | bytes, vlan: int, port: str | int) -> None:
+        ifindex = self._ifindex(port)
+        p = self.ports.lookup(ifindex)
+        if p is None:
+            raise KeyError(f"ifindex {ifindex} is not a switch port")
+        if not 1 <= vlan <= 4094:
+            raise ValueError(f"VLAN {vlan} outside 1-4094")
+        vl = self.vlans.lookup(vlan)
+        if vl is None or not vl.members & (1 << p.idx):
+            raise ValueError(f"port {self._name(ifindex)} does not carry VLAN {vlan}")
+        a = self.request(OP_ADD, key=fdb_key(mac, vlan), ifindex=ifindex, idx=p.idx, flags=FDB_STATIC)
+        if a.ret:
+            raise BpfError(-a.ret, f"cannot add {mac_str(mac_bytes(mac))} on VLAN {vlan}",
+                           hint="its bucket's 16 ways are taken" if a.ret == -errno.ENOSPC else None)
+
+    def fdb_delete(self, mac: str | bytes, vlan: int) -> bool:
+        return self.request(OP_DEL, key=fdb_key(mac, vlan)).ret == 0
+
+    def fdb_flush(self, static: bool = False) -> int:
+        return self.request(OP_FLUSH, flags=FDB_STATIC if static else 0).count
+
+    def expire(self, now: int | None = None) -> int:
+        if not self.aging_ns():
+            return 0
+        return self.request(OP_EXPIRE, now_ns=now_ns() if now is None else now).count
+
+    def wheel_stats(self) -> dict[str, int]:
+        return self.wheel.lookup(0).as_dict()
+
+    def start_wheel(self) -> int:
+        """Create the timing wheel and start its timer (needs the module); returns 0 or -errno."""
+        return self.request(OP_WHEEL_START).ret
+
+
+def open_object(variant: Variant, fdb_size: int, pin_dir: Path | None = None):
+    """Open and load the object of a variant sized for fdb_size entries."""
+    from nf.bpf import BpfObject
+
+    if variant == Variant.enetstl:
+        obj = BpfObject.open_built(OBJECT_ENETSTL)
+    else:
+        obj = BpfObject.open_built(OBJECT)
+    try:
+        if variant == Variant.enetstl:
+            nb = efdb_buckets(fdb_size)
+            obj.map("efdb").set_max_entries(nb)
+            obj.set_rodata("efdb_cfg", EfdbCfg(nb - 1, 0))
+        else:
+            obj.map("fdb").set_max_entries(fdb_size)
+        if pin_dir is not None:
+            obj.pin_maps(pin_dir)
+        obj.load()
+    except BaseException:
+        obj.close()
+        raise
+    return obj
+
+
+def make_maps(obj, variant: Variant, names: dict[int, str]) -> SwitchMaps:
+    if variant == Variant.enetstl:
+        return EfdbMaps({n: obj.map(n) for n in EfdbMaps.MAPS}, names, obj.program(PROG_FDB_CTL))
+    return SwitchMaps({n: obj.map(n) for n in SwitchMaps.MAPS}, names)
+
+
+DEFAULT_TICK_NS = 100_000_000
+
+
+def fill_tables(obj, m: SwitchMaps, plans: list[PortPlan], real_ports: bool = True) -> dict[int, object]:
+    """Ports, VLANs, tx_ports and one DEVMAP_HASH per VLAN (returned by VID; the caller closes
+    them). Run in the ports' netns: devmap ifindexes resolve in the caller's. Without real ports
+    (test_run) the devmaps stay empty."""
+    from nf.bpf import Map
+
+    for p in plans:
+        v = Port()
+        v.ifindex, v.idx, v.pvid, v.mode, v.learning = p.ifindex, p.idx, p.pvid, p.mode, int(p.learning)
+        m.ports.update(p.ifindex, v)
+    egress_fd = obj.program(PROG_EGRESS).fd
+    if real_ports:
+        tx = obj.map("tx_ports")
+        for p in plans:  # known unicast: no egress program, the ingress did the tagging
+            tx.update(bytes(u32(p.ifindex)), bytes(u32(p.ifindex)))
+    inner = {}
+    for vid, vl in sorted(vlan_table(plans).items()):
+        m.vlans.update(vid, vl)
+        dm = Map.create("devmap_hash", 4, ctypes.sizeof(DevmapVal), MAX_PORTS, name=f"l2sw_v{vid}")
+        inner[vid] = dm
+        if real_ports:
+            for p in plans:
+                if vl.members & (1 << p.idx):
+                    dm.update(bytes(u32(p.ifindex)), bytes(DevmapVal(p.ifindex, egress_fd)))
+        m.vlan_ports.update(bytes(u32(vid)), dm)
+    c = m.config.lookup(0)
+    c.wheel_tick_ns = DEFAULT_TICK_NS
+    m.config.update(0, c)
+    return inner
+
+
 class L2Switch:
     """One switch instance from its config (see module doc)."""
 
@@ -331,30 +572,23 @@ class L2Switch:
         return found
 
     def resolve_variant(self) -> Variant:
-        """auto -> eNetSTL when its FDB is available, else pure eBPF. The eNetSTL FDB variant is
-        not built yet, so asking for it explicitly is an error."""
-        if self.cfg.variant == Variant.enetstl:
-            raise ConfigError(self.cfg.name, [("variant", "the eNetSTL FDB variant is not available in "
-                                                          "this build; use 'pure' or 'auto'")])
-        return Variant.pure
+        """auto -> eNetSTL when the module is loaded, else pure eBPF. 'enetstl' without the module
+        still loads (the object falls back to the pure-eBPF CRC32-C and compare) but has no
+        in-kernel aging: the lazy check and expire() remain, as in the pure variant."""
+        if self.cfg.variant == Variant.auto:
+            return Variant.enetstl if module_loaded() else Variant.pure
+        return self.cfg.variant
 
     # -- lifecycle -----------------------------------------------------------------------
     def load(self, pin: bool = False):
-        """Open and load the object with the config's sizes (no attach); with ``pin`` its maps
-        are pinned in the instance directory at load. Returns the object."""
-        from nf.bpf import BpfObject
-
-        obj = BpfObject.open_built(OBJECT)
-        try:
-            obj.map("fdb").set_max_entries(self.cfg.fdb_size)
-            if pin:
-                self.pin_dir.mkdir(parents=True, exist_ok=True)
-                obj.pin_maps(self.pin_dir)
-            obj.load()
-        except BaseException:
-            obj.close()
-            raise
-        return obj
+        """Open and load the variant's object with the config's sizes (no attach); with ``pin``
+        its maps are pinned in the instance directory at load. Returns the object."""
+        variant = self.variant or self.resolve_variant()
+        pin_dir = None
+        if pin:
+            self.pin_dir.mkdir(parents=True, exist_ok=True)
+            pin_dir = self.pin_dir
+        return open_object(variant, self.cfg.fdb_size, pin_dir)
 
     def up(self) -> "L2Switch":
         if self.obj is not None:
@@ -375,33 +609,19 @@ class L2Switch:
         return self
 
     def _fill(self) -> None:
-        obj = self.obj
         names = {v: k for k, v in self.ifindexes.items()}
-        m = SwitchMaps({n: obj.map(n) for n in ("ports", "vlans", "fdb", "config", "stats", "vlan_ports")},
-                       names)
-        self.maps = m
-        plans = plan_ports(self.cfg, self.ifindexes)
-        for p in plans:
-            v = Port()
-            v.ifindex, v.idx, v.pvid, v.mode, v.learning = p.ifindex, p.idx, p.pvid, p.mode, int(p.learning)
-            m.ports.update(p.ifindex, v)
-        egress_fd = obj.program(PROG_EGRESS).fd
-        from nf.bpf import Map
-        tx = obj.map("tx_ports")
-        for p in plans:  # known unicast: no egress program, the ingress did the tagging
-            tx.update(bytes(u32(p.ifindex)), bytes(u32(p.ifindex)))
-        for vid, vl in sorted(vlan_table(plans).items()):
-            m.vlans.update(vid, vl)
-            # DEVMAP_HASH per VLAN, filled in this netns (devmap ifindexes resolve in the caller's).
-            dm = Map.create("devmap_hash", 4, ctypes.sizeof(DevmapVal), MAX_PORTS, name=f"l2sw_v{vid}")
-            self.inner[vid] = dm
-            for p in plans:
-                if vl.members & (1 << p.idx):
-                    dm.update(bytes(u32(p.ifindex)), bytes(DevmapVal(p.ifindex, egress_fd)))
-            m.vlan_ports.update(bytes(u32(vid)), dm)
+        self.maps = m = make_maps(self.obj, self.variant, names)
+        self.inner = fill_tables(self.obj, m, plan_ports(self.cfg, self.ifindexes))
         m.set_aging(self.cfg.aging_time)
         for e in self.cfg.static_entries:
             m.fdb_add(e.mac, e.vlan, e.port)
+        if isinstance(m, EfdbMaps):
+            # the ctl program is pinned so a later process can write the table with the protocol
+            self.obj.program(PROG_FDB_CTL).pin(self.pin_dir / PROG_FDB_CTL)
+            if module_loaded():
+                ret = m.start_wheel()
+                if ret:
+                    raise BpfError(-ret, "cannot start the timing wheel of the eNetSTL FDB")
 
     def _attach(self) -> None:
         prog = self.obj.program(PROG_INGRESS)
@@ -460,9 +680,16 @@ class L2Switch:
         if not (sw.pin_dir / "fdb").exists():
             raise FileNotFoundError(f"switch {cfg.name} is not deployed (no pins in {sw.pin_dir})")
         sw.ifindexes = sw.check()
-        maps = {n: Map.from_pin(str(sw.pin_dir / n)) for n in
-                ("ports", "vlans", "fdb", "config", "stats", "vlan_ports")}
-        sw.maps = SwitchMaps(maps, {v: k for k, v in sw.ifindexes.items()})
+        names = {v: k for k, v in sw.ifindexes.items()}
+        if (sw.pin_dir / "efdb").exists():
+            from nf.bpf import Program
+            maps = {n: Map.from_pin(str(sw.pin_dir / n)) for n in EfdbMaps.MAPS}
+            sw.variant = Variant.enetstl
+            sw.maps = EfdbMaps(maps, names, Program.from_pin(sw.pin_dir / PROG_FDB_CTL))
+        else:
+            maps = {n: Map.from_pin(str(sw.pin_dir / n)) for n in SwitchMaps.MAPS}
+            sw.variant = Variant.pure
+            sw.maps = SwitchMaps(maps, names)
         return sw
 
     # -- runtime (delegated to the maps) ---------------------------------------------------
@@ -510,28 +737,16 @@ class SwitchSim:
     through the egress entry. Used by tier-1 tests and to check
     the reference model (nf/models/l2_switch.py) against the datapath."""
 
-    def __init__(self, ports: list[PortPlan], aging_s: float = 300, fdb_size: int = 65536):
-        from nf.bpf import BpfObject, Map
-
+    def __init__(self, ports: list[PortPlan], aging_s: float = 300, fdb_size: int = 65536,
+                 variant: Variant = Variant.pure):
         self.plans = {p.ifindex: p for p in ports}
-        self.obj = BpfObject.open_built(OBJECT)
-        self.inner = []
+        self.variant = variant
+        self.obj = open_object(variant, fdb_size)
+        self.inner = {}
         try:
-            self.obj.map("fdb").set_max_entries(fdb_size)
-            self.obj.load()
-            self.maps = SwitchMaps({n: self.obj.map(n) for n in
-                                    ("ports", "vlans", "fdb", "config", "stats", "vlan_ports")},
-                                   {p.ifindex: p.name for p in ports})
-            for p in ports:
-                v = Port()
-                v.ifindex, v.idx, v.pvid, v.mode, v.learning = p.ifindex, p.idx, p.pvid, p.mode, int(p.learning)
-                self.maps.ports.update(p.ifindex, v)
+            self.maps = make_maps(self.obj, variant, {p.ifindex: p.name for p in ports})
+            self.inner = fill_tables(self.obj, self.maps, ports, real_ports=False)
             self.vlans = vlan_table(ports)
-            for vid, vl in self.vlans.items():
-                self.maps.vlans.update(vid, vl)
-                dm = Map.create("devmap_hash", 4, ctypes.sizeof(DevmapVal), MAX_PORTS)
-                self.inner.append(dm)
-                self.maps.vlan_ports.update(bytes(u32(vid)), dm)
             self.maps.set_aging(aging_s)
             self.ctl = self.obj.map("test_ctl").typed(u32, ProbeCtl)
             self.ingress = self.obj.program(PROG_TEST)
@@ -574,9 +789,9 @@ class SwitchSim:
         return res
 
     def close(self) -> None:
-        for dm in self.inner:
+        for dm in self.inner.values():
             dm.close()
-        self.inner = []
+        self.inner = {}
         if self.obj is not None:
             self.obj.close()
             self.obj = None

@@ -51,7 +51,8 @@ struct l2sw_fdb_val {
 
 /* config: ARRAY[1]; runtime knobs changed without reload */
 struct l2sw_config {
-	__u64 aging_ns; /* 0 = entries never age */
+	__u64 aging_ns;      /* 0 = entries never age */
+	__u64 wheel_tick_ns; /* eNetSTL variant: period of the aging timer (timing-wheel tick) */
 };
 
 /* stats: PERCPU_ARRAY[L2SW_STATS_SLOTS], index = port idx; the controller sums over CPUs.
@@ -71,7 +72,81 @@ struct l2sw_stats {
 	__u64 drop_egress;    /* egress program refused the copy (port not in the VLAN) */
 	__u64 learn;
 	__u64 move;
-	__u64 fdb_full;       /* could not learn: table full; the frame still goes on */
+	__u64 fdb_full;       /* could not learn: table (or its bucket) full; the frame still goes on */
+	__u64 fdb_busy;       /* eNetSTL variant: not learned now, another CPU held the bucket */
+};
+
+/* ---- eNetSTL FDB variant (l2_switch_enetstl.bpf.c) ----
+ * efdb: ARRAY of buckets, bucket = crc32c(key) & mask; a way is found by comparing 16 u16
+ * signatures at once (enetstl_match_u16, or the pure-eBPF SWAR compare without the module). */
+#define L2SW_WAYS        16
+#define L2SW_WHEEL_SLOTS 256    /* timing-wheel slots (a power of two) */
+#define L2SW_WHEEL_CAP   1024   /* filings per slot: 256 x 1024 x 16 B = the module's 4 MiB cap */
+#define L2SW_WHEEL_BATCH 64     /* filings handled per bpf_loop of one timer run */
+
+struct l2sw_efdb_entry {
+	struct l2sw_fdb_key key;
+	__u32 ifindex;
+	__u16 idx;
+	__u16 flags;    /* enum l2sw_fdb_flags */
+	__u64 ts_ns;
+	__u32 filed;    /* wheel tick of this entry's live filing; other filings of it are stale */
+	__u32 pad;
+};
+
+struct l2sw_efdb_bucket {
+	__u32 seq;      /* seqcount: odd while one writer owns the bucket (taken by cmpxchg) */
+	__u32 pad;
+	__u16 sig[L2SW_WAYS];   /* 0 = free way; else 16 bits of the key's hash (never 0) */
+	struct l2sw_efdb_entry e[L2SW_WAYS];
+};
+
+/* efdb_cfg: rodata, set before load */
+struct l2sw_efdb_cfg {
+	__u32 bucket_mask; /* buckets - 1 (a power of two) */
+	__u32 seed;        /* CRC32-C seed */
+};
+
+/* A timing-wheel filing (list-bucket value): the key, and the tick it was filed under. */
+struct l2sw_wheel_item {
+	struct l2sw_fdb_key key;
+	__u32 tick;
+	__u32 pad;
+};
+
+/* wheel_stats: ARRAY[1] */
+struct l2sw_wheel_stats {
+	__u32 handle;     /* list-bucket handle (0: no wheel: module absent or not started) */
+	__u32 pad;
+	__u64 next_tick;  /* first tick not yet processed */
+	__u64 runs;       /* timer runs */
+	__u64 filed;      /* filings pushed (learns and re-filings) */
+	__u64 expired;    /* entries the wheel removed */
+	__u64 refiled;    /* filings popped whose entry was still fresh */
+	__u64 stale;      /* filings whose entry was gone, moved on, or static */
+	__u64 push_fail;  /* slot full: that entry ages only lazily (and by the controller) */
+	__u64 busy;       /* filings put back because a writer held the bucket */
+};
+
+/* fdb_ctl requests: the test_run data of xdp_l2sw_fdb_ctl; the answer is written in place. */
+enum l2sw_fdb_op {
+	L2SW_OP_ADD = 1,         /* add/replace key -> (ifindex, idx, flags) */
+	L2SW_OP_DEL = 2,         /* remove key */
+	L2SW_OP_FLUSH = 3,       /* remove dynamic entries (flags & L2SW_FDB_STATIC: all) */
+	L2SW_OP_EXPIRE = 4,      /* remove dynamic entries older than aging at now_ns */
+	L2SW_OP_WHEEL_START = 5, /* create the wheel's list buckets, start the aging timer */
+};
+
+struct l2sw_fdb_req {
+	__u32 op;
+	__s32 ret;        /* 0, or -errno (-EBUSY: a writer held a bucket: retry) */
+	struct l2sw_fdb_key key;
+	__u32 ifindex;
+	__u16 idx;
+	__u16 flags;
+	__u64 now_ns;
+	__u64 count;      /* entries removed by FLUSH/EXPIRE/DEL */
+	__u64 busy;       /* buckets skipped because a writer held them */
 };
 
 /* Test hooks, used only by the *_test entry points (tier-1 test_run has no real ports). */

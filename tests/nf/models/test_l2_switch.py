@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from nf.bpf import BpfError
 from nf.models.l2_switch import (ACCESS, ACT_DROP, ACT_FLOOD, ACT_UNICAST, TRUNK, PortModel,
                                  SwitchModel, push_tag)
-from nf.nfs.l2_switch import COUNTERS, PortPlan, SwitchSim, mac_bytes
+from nf.config.l2_switch import Variant
+from nf.nfs.l2_switch import COUNTERS, PortPlan, SwitchSim, efdb_buckets, mac_bytes
 
 PORTS = [  # ifindex, idx, mode, pvid, tagged, learning
     (11, 0, ACCESS, 10, (), True),
@@ -70,12 +71,15 @@ events = st.lists(st.integers(0, 9).flatmap(lambda i: control if i == 0 else fra
                   min_size=5, max_size=60)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events, st.sampled_from([4, 64]))
-def test_datapath_matches_model(evts, fdb_size):
-    model = SwitchModel(model_ports(), aging_ns=300 * 10**9, fdb_size=fdb_size)
+def check_against_model(evts, fdb_size, variant):
+    """Run an event sequence through the datapath (test_run) and the model; compare everything."""
+    if variant == Variant.enetstl:
+        # fdb_size 4 -> one bucket of 16 ways (fills up), 64 -> 8 buckets
+        model = SwitchModel(model_ports(), aging_ns=300 * 10**9, buckets=efdb_buckets(fdb_size))
+    else:
+        model = SwitchModel(model_ports(), aging_ns=300 * 10**9, fdb_size=fdb_size)
     now = 10**12
-    with SwitchSim(sim_ports(), aging_s=300, fdb_size=fdb_size) as sim:
+    with SwitchSim(sim_ports(), aging_s=300, fdb_size=fdb_size, variant=variant) as sim:
         for n, ev in enumerate(evts):
             if ev[0] == "aging":
                 sim.maps.set_aging(ev[1])
@@ -83,8 +87,8 @@ def test_datapath_matches_model(evts, fdb_size):
                 continue
             if ev[0] == "static":
                 mac, (vid, port) = ev[1], ev[2]
-                if (mac, vid) not in model.fdb and len(model.fdb) >= fdb_size:
-                    with pytest.raises(BpfError, match="E2BIG"):   # full: refused, nothing changed
+                if (mac, vid) not in model.fdb and model.full_for(mac, vid):
+                    with pytest.raises(BpfError, match="E2BIG|ENOSPC"):   # full: refused, nothing changed
                         sim.maps.fdb_add(mac, vid, port)
                     continue
                 sim.maps.fdb_add(mac, vid, port)
@@ -109,13 +113,38 @@ def test_datapath_matches_model(evts, fdb_size):
                 assert got.vid == want.vid, ctx
                 assert got.wire == want.wire, ctx
                 assert got.out == want.out, ctx
-        fdb = {(bytes(k.mac), k.vid): (v.ifindex, bool(v.flags & 1), v.ts_ns)
-               for k, v in sim.maps.fdb_map.items()}
-        assert fdb == {k: (e.ifindex, e.static, e.ts_ns) for k, e in model.fdb.items()}
+        fdb = {(e.mac, e.vlan): (e.ifindex, e.static) for e in sim.maps.fdb(now=now)}
+        fdb = {(mac_bytes(m), v): x for (m, v), x in fdb.items()}
+        assert fdb == {k: (e.ifindex, e.static) for k, e in model.fdb.items()}
+        ts = {(mac_bytes(e.mac), e.vlan): e.age_s for e in sim.maps.fdb(now=now)}
+        assert ts == {k: 0 if e.static else max(0, now - e.ts_ns) / 1e9 for k, e in model.fdb.items()}
         stats = sim.maps.stats()
         for i, *_ in PORTS:
             assert stats[f"p{i}"] == model.stats[i], f"port {i}"
         assert set(COUNTERS) == set(model.stats[11])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events, st.sampled_from([4, 64]))
+def test_datapath_matches_model(evts, fdb_size):
+    check_against_model(evts, fdb_size, Variant.pure)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events, st.sampled_from([4, 64]))
+def test_enetstl_table_matches_model_without_module(evts, fdb_size):
+    """The eNetSTL object on the host: bucketised table with the pure-eBPF CRC32-C and compare."""
+    check_against_model(evts, fdb_size, Variant.enetstl)
+
+
+@pytest.mark.vm
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(events, st.sampled_from([4, 64]))
+def test_enetstl_table_matches_model_with_kfuncs(enetstl, evts, fdb_size):
+    """In the guest with the module: the module's CRC32-C and SIMD compare must give the same
+    table (same buckets, same ways) as the model."""
+    check_against_model(evts, fdb_size, Variant.enetstl)
 
 
 # ---- the model on its own ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 
+from nf.config.l2_switch import Variant
 from nf.nfs.l2_switch import (ACCESS, ACT_DROP, ACT_FLOOD, ACT_UNICAST, TRUNK, PortPlan, SwitchSim,
                               fdb_key)
 
@@ -40,9 +41,17 @@ def tag(f: bytes, vid: int, prio: int = 0) -> bytes:
     return f[:12] + struct.pack("!HH", 0x8100, prio << 13 | vid) + f[12:]
 
 
+VARIANTS = [Variant.pure, Variant.enetstl]   # enetstl on the host: pure-eBPF CRC32-C/compare
+
+
+@pytest.fixture(params=VARIANTS, ids=lambda v: v.value)
+def variant(request):
+    return request.param
+
+
 @pytest.fixture
-def sw():
-    with SwitchSim(PORTS, aging_s=300) as s:
+def sw(variant):
+    with SwitchSim(PORTS, aging_s=300, variant=variant) as s:
         yield s
 
 
@@ -109,21 +118,21 @@ def test_egress_refusal_is_counted(sw):
 # ---- learning ----------------------------------------------------------------------------------
 def test_learning_writes_the_expected_entry(sw):
     sw.receive(frame(src=A), P1, T0)
-    v = sw.maps.fdb_map.lookup(fdb_key(A, 10))
+    v = sw.maps.entry(A, 10)
     assert (v.ifindex, v.idx, v.flags, v.ts_ns) == (P1, 0, 0, T0)
-    assert len(list(sw.maps.fdb_map.keys())) == 1
+    assert len(sw.maps.fdb(now=T0)) == 1
     assert stat(sw, "p1", "learn") == 1
     sw.receive(frame(src=A, vid=20), P4, T0 + 5)   # same MAC, other VLAN: its own entry
-    v = sw.maps.fdb_map.lookup(fdb_key(A, 20))
+    v = sw.maps.entry(A, 20)
     assert (v.ifindex, v.ts_ns) == (P4, T0 + 5)
     sw.receive(frame(src=A), P1, T0 + 9)           # refresh in place
-    assert sw.maps.fdb_map.lookup(fdb_key(A, 10)).ts_ns == T0 + 9
+    assert sw.maps.entry(A, 10).ts_ns == T0 + 9
     assert stat(sw, "p1", "learn") == 1 and stat(sw, "p1", "move") == 0
 
 
 def test_learning_off_port_learns_nothing(sw):
     sw.receive(frame(src=C), P6, T0)
-    assert sw.maps.fdb_map.lookup(fdb_key(C, 10)) is None and stat(sw, "p6", "learn") == 0
+    assert sw.maps.entry(C, 10) is None and stat(sw, "p6", "learn") == 0
 
 
 def test_known_unicast_goes_to_one_port_with_its_tagging(sw):
@@ -153,7 +162,7 @@ def test_destination_on_ingress_port_is_dropped(sw):
 def test_mac_move_is_counted_and_redirects(sw):
     sw.receive(frame(src=A), P1, T0)
     sw.receive(frame(src=A), P2, T0 + 1)
-    v = sw.maps.fdb_map.lookup(fdb_key(A, 10))
+    v = sw.maps.entry(A, 10)
     assert (v.ifindex, v.ts_ns) == (P2, T0 + 1)
     assert stat(sw, "p2", "move") == 1 and stat(sw, "p2", "learn") == 0
     assert sw.receive(frame(src=B, dst=A), P1, T0 + 2).out.keys() == {P2}
@@ -162,7 +171,7 @@ def test_mac_move_is_counted_and_redirects(sw):
 def test_static_entry_is_never_learned_over_nor_aged(sw):
     sw.maps.fdb_add(A, 10, "p2")
     sw.receive(frame(src=A), P1, T0)               # A shows up on p1: ignored
-    v = sw.maps.fdb_map.lookup(fdb_key(A, 10))
+    v = sw.maps.entry(A, 10)
     assert (v.ifindex, v.flags, v.ts_ns) == (P2, 1, 0)
     assert stat(sw, "p1", "move") == 0 and stat(sw, "p1", "learn") == 0
     far = T0 + 10**6 * 10**9
@@ -188,7 +197,7 @@ def test_aged_entry_is_not_used_and_aging_changes_at_runtime(sw):
     entries = {e.mac: e for e in sw.maps.fdb(now=T0 + 61 * 10**9)}
     assert entries[A].expired and not entries[B].expired
     assert sw.maps.expire(now=T0 + 61 * 10**9) == 1
-    assert sw.maps.fdb_map.lookup(fdb_key(A, 10)) is None
+    assert sw.maps.entry(A, 10) is None
 
 
 def test_expired_entry_elsewhere_is_relearned_not_moved(sw):
@@ -196,7 +205,7 @@ def test_expired_entry_elsewhere_is_relearned_not_moved(sw):
     sw.receive(frame(src=A), P1, T0)
     sw.receive(frame(src=A), P2, T0 + 5 * 10**9)
     assert stat(sw, "p2", "move") == 0 and stat(sw, "p2", "learn") == 1
-    assert sw.maps.fdb_map.lookup(fdb_key(A, 10)).ifindex == P2
+    assert sw.maps.entry(A, 10).ifindex == P2
 
 
 def test_aging_zero_never_ages(sw):
@@ -222,7 +231,7 @@ def test_bad_frames_are_dropped_and_counted(sw, desc, f, port, counter):
     name = f"p{port - 10}"
     assert (r.verdict, r.action, r.out) == (DROP, ACT_DROP, {}), desc
     assert stat(sw, name, counter) == 1 and stat(sw, name, "drop") == 1
-    assert list(sw.maps.fdb_map.keys()) == []      # nothing learned from a dropped frame
+    assert sw.maps.fdb(now=T0) == []      # nothing learned from a dropped frame
 
 
 def test_unknown_ingress_port_is_dropped(sw):
@@ -230,18 +239,19 @@ def test_unknown_ingress_port_is_dropped(sw):
     assert r.verdict == DROP and sw.maps.stats()["<unknown>"]["drop"] == 1
 
 
-def test_fdb_full_still_floods_and_counts():
-    with SwitchSim(PORTS, fdb_size=16) as sw:
+def test_fdb_full_still_floods_and_counts(variant):
+    # 16 entries: the pure table's max_entries; the eNetSTL table's one bucket of 16 ways
+    with SwitchSim(PORTS, fdb_size=8 if variant == Variant.enetstl else 16, variant=variant) as sw:
         macs = [f"02:00:00:00:01:{i:02x}" for i in range(17)]
         for i, m in enumerate(macs):
             r = sw.receive(frame(src=m), P1, T0 + i)
             assert r.action == ACT_FLOOD and set(r.out) == {P2, P4, P5, P6}
         assert stat(sw, "p1", "learn") == 16 and stat(sw, "p1", "fdb_full") == 1
-        assert sw.maps.fdb_map.lookup(fdb_key(macs[16], 10)) is None
-        assert all(sw.maps.fdb_map.lookup(fdb_key(m, 10)).ifindex == P1 for m in macs[:16])
+        assert sw.maps.entry(macs[16], 10) is None
+        assert all(sw.maps.entry(m, 10).ifindex == P1 for m in macs[:16])
         # a move still works in a full table (the entry is replaced, not added)
         sw.receive(frame(src=macs[0]), P2, T0 + 100)
-        assert sw.maps.fdb_map.lookup(fdb_key(macs[0], 10)).ifindex == P2
+        assert sw.maps.entry(macs[0], 10).ifindex == P2
         assert stat(sw, "p2", "move") == 1
 
 

@@ -1,0 +1,601 @@
+// SPDX-License-Identifier: GPL-2.0
+/* L2 learning switch, eNetSTL FDB variant: the same datapath (l2_switch_dp.h) over a
+ * bucketised table instead of a BPF hash map.
+ *
+ * Table (efdb): ARRAY of buckets of 16 ways. bucket = crc32c(mac|vid) & mask, and each way holds
+ * a 16-bit signature (the hash's high half, never 0; 0 = free) so one 16-lane compare
+ * (enetstl_match_u16) finds the candidate ways; the 8-byte key confirms. With the module the hash
+ * is enetstl_crc32c (SSE4.2) and the compare its SIMD find; without it the same object runs the
+ * pure-eBPF CRC32-C and SWAR compare (xdp_progs/include/algo/), so the table is one data layout.
+ *
+ * Concurrency, without spin locks around kfuncs: every bucket has a seqcount. A writer takes the
+ * bucket by cmpxchg(seq, even, even+1) - try-lock, never spins (XDP cannot wait): on failure the
+ * learn is skipped and counted (fdb_busy), the next frame learns it - writes, and releases with
+ * an atomic add (seq even again). Readers never write: read seq (retry if odd), find the way and
+ * copy the entry, re-read seq; a change means a writer overlapped and the read is retried (3
+ * times, then the frame is flooded: an unknown destination, never a misforward). kfuncs run in
+ * readers and between try-lock and release alike: nothing is a bpf_spin_lock. x86 keeps loads
+ * in order and cmpxchg/xadd are full barriers, which is what the seqcount needs.
+ *
+ * Aging in the kernel: a timing wheel of the module's list buckets (256 slots of FIFO filings
+ * {key, tick}) driven by a bpf_timer in the pinned `wheel` map, so a switch with no controller
+ * process still forgets stale MACs. A new entry is filed under the tick it expires at; a timer
+ * run pops the filings of the ticks that passed: an entry older than the aging time is removed,
+ * a refreshed one is re-filed at its new expiry (moves and refreshes never touch the wheel).
+ * An entry remembers the tick of its live filing, so duplicates and filings of deleted or
+ * re-added entries are recognised as stale. Without the module there is no wheel; the lazy check
+ * on lookup and the controller's expire() still apply, as in the pure variant.
+ */
+#include "l2_switch_common.h"
+#include "enetstl.h"
+#include "algo/crc32c.h"
+#include "algo/find.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define EBUSY 16
+#define ENOENT 2
+#define ENOSPC 28
+#define EINVAL 22
+#define DEFAULT_TICK_NS 100000000ULL /* 100 ms */
+#define RETRY_NS 1000000ULL          /* timer re-run while a slot still has filings */
+#define READ_ONCE_U32(x) (*(volatile __u32 *)&(x))
+#define barrier() asm volatile("" ::: "memory")
+
+const volatile struct l2sw_efdb_cfg efdb_cfg = { .bucket_mask = L2SW_FDB_DEFAULT / L2SW_WAYS - 1 };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, L2SW_FDB_DEFAULT / L2SW_WAYS);
+	__type(key, __u32);
+	__type(value, struct l2sw_efdb_bucket);
+} efdb SEC(".maps");
+
+struct wheel {
+	struct bpf_timer timer;
+	struct enetstl_lb __kptr *lb; /* owning reference; programs use the handle */
+};
+
+/* Pinned by the controller: a bpf_timer is cancelled when its map loses its last user reference. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct wheel);
+} wheel SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l2sw_wheel_stats);
+} wheel_stats SEC(".maps");
+
+/* Never used: puts the request and filing layouts into the object's BTF for the layout test
+ * (types used only inside functions get no BTF). */
+struct btf_anchor {
+	struct l2sw_fdb_req req;
+	struct l2sw_wheel_item item;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct btf_anchor);
+} btf_anchor SEC(".maps");
+
+/* ---- table ------------------------------------------------------------------------------- */
+static __always_inline __u32 efdb_hash(const __u64 *kw)
+{
+	if (bpf_ksym_exists(enetstl_crc32c))
+		return enetstl_crc32c(kw, sizeof(*kw), efdb_cfg.seed);
+	return algo_crc32c(kw, sizeof(*kw), efdb_cfg.seed);
+}
+
+static __always_inline __u32 efdb_match(struct l2sw_efdb_bucket *b, __u16 sig)
+{
+	if (bpf_ksym_exists(enetstl_match_u16))
+		return enetstl_match_u16(b->sig, sizeof(b->sig), sig);
+	return algo_match16_u16(b->sig, sig);
+}
+
+static __always_inline struct l2sw_efdb_bucket *efdb_bucket(const struct l2sw_fdb_key *k, __u64 *kw,
+							    __u16 *sig)
+{
+	__u32 h, i;
+
+	__builtin_memcpy(kw, k, sizeof(*kw));
+	h = efdb_hash(kw);
+	*sig = h >> 16;
+	if (!*sig)
+		*sig = 1;
+	i = h & efdb_cfg.bucket_mask;
+	return bpf_map_lookup_elem(&efdb, &i);
+}
+
+/* Way holding kw in b, or -1. Unsynchronised: readers validate with the seqcount. A plain
+ * scan of the match mask: walking it with ctz and m &= m - 1 makes the mask's exact value
+ * matter to the verifier, and its paths explode. Usually one bit is set. */
+static __always_inline int efdb_way(struct l2sw_efdb_bucket *b, __u64 kw, __u16 sig)
+{
+	__u32 m = efdb_match(b, sig);
+
+	if (!m)
+		return -1;
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < L2SW_WAYS; i++) {
+		if ((m >> i) & 1 && *(__u64 *)&b->e[i].key == kw)
+			return i;
+	}
+	return -1;
+}
+
+static __always_inline int bucket_trylock(struct l2sw_efdb_bucket *b)
+{
+	__u32 s = READ_ONCE_U32(b->seq);
+
+	if (s & 1)
+		return -1;
+	return __sync_val_compare_and_swap(&b->seq, s, s + 1) == s ? 0 : -1;
+}
+
+static __always_inline void bucket_unlock(struct l2sw_efdb_bucket *b)
+{
+	__sync_fetch_and_add(&b->seq, 1);
+}
+
+static __always_inline void way_clear(struct l2sw_efdb_bucket *b, int i)
+{
+	i &= L2SW_WAYS - 1;
+	b->sig[i] = 0;
+	__builtin_memset(&b->e[i], 0, sizeof(b->e[i]));
+}
+
+static __always_inline int fdb_find(const struct l2sw_fdb_key *k, struct l2sw_fdb_val *out)
+{
+	struct l2sw_efdb_bucket *b;
+	__u64 kw;
+	__u16 sig;
+
+	b = efdb_bucket(k, &kw, &sig);
+	if (!b)
+		return 0;
+	for (int t = 0; t < 3; t++) {
+		__u32 s1 = READ_ONCE_U32(b->seq);
+		int i;
+
+		if (s1 & 1)
+			continue;
+		barrier();
+		i = efdb_way(b, kw, sig);
+		if (i >= 0) {
+			struct l2sw_efdb_entry *e = &b->e[i & (L2SW_WAYS - 1)];
+
+			out->ifindex = e->ifindex;
+			out->idx = e->idx;
+			out->flags = e->flags;
+			out->ts_ns = e->ts_ns;
+		}
+		barrier();
+		if (READ_ONCE_U32(b->seq) == s1)
+			return i >= 0;
+	}
+	return 0; /* writers kept the bucket busy: flood rather than trust a torn read */
+}
+
+/* ---- timing wheel -------------------------------------------------------------------------- */
+static __always_inline __u64 tick_ns(void)
+{
+	__u32 zero = 0;
+	struct l2sw_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	return cfg && cfg->wheel_tick_ns ? cfg->wheel_tick_ns : DEFAULT_TICK_NS;
+}
+
+/* Tick to file an entry last seen at ts under: the first tick after it expires, within one lap. */
+static __always_inline __u64 file_tick(__u64 ts, __u64 now, __u64 aging, __u64 tick)
+{
+	__u64 cur = now / tick, t;
+
+	if (!aging)
+		return cur + L2SW_WHEEL_SLOTS - 1; /* never ages: just cycle, so a later aging applies */
+	t = (ts + aging) / tick + 1;
+	if (t <= cur)
+		t = cur + 1;
+	if (t > cur + L2SW_WHEEL_SLOTS - 1)
+		t = cur + L2SW_WHEEL_SLOTS - 1;
+	return t;
+}
+
+static __always_inline void wheel_count(__u64 *ctr)
+{
+	__sync_fetch_and_add(ctr, 1);
+}
+
+/* File kw under tick t (caller holds no bucket). */
+static __always_inline void wheel_file(__u64 kw, __u64 t)
+{
+	__u32 zero = 0;
+	struct l2sw_wheel_stats *ws = bpf_map_lookup_elem(&wheel_stats, &zero);
+	struct l2sw_wheel_item it = { .tick = (__u32)t };
+	struct enetstl_lb *lb;
+
+	if (!ws || !ws->handle || !bpf_ksym_exists(enetstl_lb_get))
+		return;
+	lb = enetstl_lb_get(ws->handle);
+	if (!lb)
+		return;
+	__builtin_memcpy(&it.key, &kw, sizeof(kw));
+	if (enetstl_lb_push(lb, t & (L2SW_WHEEL_SLOTS - 1), &it, sizeof(it)))
+		wheel_count(&ws->push_fail);
+	else
+		wheel_count(&ws->filed);
+	enetstl_lb_release(lb);
+}
+
+static __always_inline void fdb_learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
+				      struct l2sw_stats *st, __u64 now, __u64 aging)
+{
+	struct l2sw_efdb_bucket *b;
+	struct l2sw_efdb_entry *e;
+	__u32 free;
+	__u64 kw, t;
+	__u16 sig;
+	int i;
+
+	b = efdb_bucket(k, &kw, &sig);
+	if (!b)
+		return;
+	/* Fast path, read only: the same MAC again on the same port within this clock tick, or a
+	 * static entry. A torn read here only sends us to the locked path, which re-checks. */
+	i = efdb_way(b, kw, sig);
+	if (i >= 0) {
+		e = &b->e[i & (L2SW_WAYS - 1)];
+		if (e->flags & L2SW_FDB_STATIC || (e->ifindex == p->ifindex && e->ts_ns == now))
+			return;
+	}
+	if (bucket_trylock(b)) {
+		st->fdb_busy++;
+		return;
+	}
+	i = efdb_way(b, kw, sig);
+	if (i >= 0) {
+		e = &b->e[i & (L2SW_WAYS - 1)];
+		if (e->flags & L2SW_FDB_STATIC) {
+			bucket_unlock(b);
+			return;
+		}
+		if (e->ifindex == p->ifindex) {
+			e->ts_ns = now;
+			bucket_unlock(b);
+			return;
+		}
+		/* a move (or a fresh learn over an expired entry); its filing re-checks ts */
+		if (aging && now - e->ts_ns > aging)
+			st->learn++;
+		else
+			st->move++;
+		e->ifindex = p->ifindex;
+		e->idx = p->idx;
+		e->ts_ns = now;
+		bucket_unlock(b);
+		return;
+	}
+	free = efdb_match(b, 0);
+	if (!free) {
+		bucket_unlock(b);
+		st->fdb_full++;
+		return;
+	}
+	i = algo_ctz16(free) & (L2SW_WAYS - 1);
+	e = &b->e[i];
+	t = file_tick(now, now, aging, tick_ns());
+	*(__u64 *)&e->key = kw;
+	e->ifindex = p->ifindex;
+	e->idx = p->idx;
+	e->flags = 0;
+	e->ts_ns = now;
+	e->filed = (__u32)t;
+	b->sig[i] = sig; /* last: the way becomes findable (readers re-check seq anyway) */
+	bucket_unlock(b);
+	st->learn++;
+	wheel_file(kw, t);
+}
+
+#include "l2_switch_dp.h"
+
+/* ---- the wheel's timer ---------------------------------------------------------------------- */
+struct wheel_ctx {
+	__u64 now;
+	__u64 aging;
+	__u64 tick_ns;
+	__u32 tick;   /* the tick being processed */
+	__u32 handle;
+	struct l2sw_wheel_stats *ws;
+	int empty;
+};
+
+/* One filing popped from the processed slot: expire, re-file, or drop it as stale. */
+static __always_inline void wheel_item(struct enetstl_lb *lb, struct l2sw_wheel_item *it,
+				       struct wheel_ctx *c)
+{
+	struct l2sw_efdb_bucket *b;
+	struct l2sw_efdb_entry *e;
+	__u64 kw, t;
+	__u16 sig;
+	int i;
+
+	b = efdb_bucket(&it->key, &kw, &sig);
+	if (!b)
+		return;
+	if (bucket_trylock(b)) { /* a writer is in: look again next tick */
+		it->tick = c->tick + 1;
+		enetstl_lb_push(lb, it->tick & (L2SW_WHEEL_SLOTS - 1), it, sizeof(*it));
+		wheel_count(&c->ws->busy);
+		return;
+	}
+	i = efdb_way(b, kw, sig);
+	if (i < 0) {
+		bucket_unlock(b);
+		wheel_count(&c->ws->stale);
+		return;
+	}
+	e = &b->e[i & (L2SW_WAYS - 1)];
+	if (e->flags & L2SW_FDB_STATIC || e->filed != it->tick) {
+		bucket_unlock(b);
+		wheel_count(&c->ws->stale);
+		return;
+	}
+	if (c->aging && c->now - e->ts_ns > c->aging) {
+		way_clear(b, i);
+		bucket_unlock(b);
+		wheel_count(&c->ws->expired);
+		return;
+	}
+	t = file_tick(e->ts_ns, c->now, c->aging, c->tick_ns);
+	e->filed = (__u32)t;
+	bucket_unlock(b);
+	it->tick = (__u32)t;
+	if (enetstl_lb_push(lb, t & (L2SW_WHEEL_SLOTS - 1), it, sizeof(*it)))
+		wheel_count(&c->ws->push_fail);
+	else
+		wheel_count(&c->ws->refiled);
+}
+
+static long wheel_step(__u64 n, void *arg)
+{
+	struct wheel_ctx *c = arg;
+	struct l2sw_wheel_item it = {};
+	struct enetstl_lb *lb;
+
+	/* the handle is resolved per step: a referenced pointer cannot cross bpf_loop calls */
+	lb = enetstl_lb_get(c->handle);
+	if (!lb) {
+		c->empty = 1;
+		return 1;
+	}
+	if (enetstl_lb_pop(lb, c->tick & (L2SW_WHEEL_SLOTS - 1), &it, sizeof(it))) {
+		enetstl_lb_release(lb);
+		c->empty = 1;
+		return 1;
+	}
+	wheel_item(lb, &it, c);
+	enetstl_lb_release(lb);
+	return 0;
+}
+
+static int wheel_cb(void *map, int *key, void *value)
+{
+	struct wheel *w = value;
+	__u32 zero = 0;
+	struct l2sw_wheel_stats *ws = bpf_map_lookup_elem(&wheel_stats, &zero);
+	struct l2sw_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct wheel_ctx c = {};
+	__u64 cur, next, again;
+
+	if (!ws || !cfg)
+		return 0;
+	c.now = bpf_ktime_get_coarse_ns();
+	c.aging = cfg->aging_ns;
+	c.tick_ns = cfg->wheel_tick_ns ? cfg->wheel_tick_ns : DEFAULT_TICK_NS;
+	c.handle = ws->handle;
+	c.ws = ws;
+	cur = c.now / c.tick_ns;
+	next = ws->next_tick;
+	if (!next || next > cur)
+		next = cur;
+	else if (next + L2SW_WHEEL_SLOTS <= cur) /* more than a lap behind: each slot once */
+		next = cur - L2SW_WHEEL_SLOTS + 1;
+	ws->runs++;
+	again = c.tick_ns;
+	for (int k = 0; k < 4 && next <= cur; k++) {
+		c.tick = (__u32)next;
+		c.empty = 0;
+		bpf_loop(L2SW_WHEEL_BATCH, wheel_step, &c, 0);
+		if (!c.empty)
+			break; /* batch used up: this slot goes on in RETRY_NS */
+		next++;
+	}
+	if (next <= cur)
+		again = RETRY_NS;
+	ws->next_tick = next;
+	bpf_timer_start(&w->timer, again, 0);
+	return 0;
+}
+
+/* ---- control: FDB operations with the writers' protocol, run by the controller (test_run) ---- */
+struct scan_ctx {
+	__u64 now;
+	__u64 aging;
+	__u64 count;
+	__u64 busy;
+	__u32 op;
+	__u32 all;
+};
+
+static long scan_bucket(__u64 n, void *arg)
+{
+	struct scan_ctx *c = arg;
+	__u32 idx = (__u32)n;
+	struct l2sw_efdb_bucket *b = bpf_map_lookup_elem(&efdb, &idx);
+
+	if (!b)
+		return 1;
+	if (bucket_trylock(b)) {
+		c->busy++;
+		return 0;
+	}
+	/* one way per iteration, not unrolled: 16 unrolled ways are 2^16 paths for the verifier */
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < L2SW_WAYS; i++) {
+		struct l2sw_efdb_entry *e = &b->e[i];
+		int go;
+
+		if (!b->sig[i])
+			continue;
+		if (e->flags & L2SW_FDB_STATIC)
+			go = c->op == L2SW_OP_FLUSH && c->all;
+		else if (c->op == L2SW_OP_FLUSH)
+			go = 1;
+		else
+			go = c->aging && c->now - e->ts_ns > c->aging;
+		if (go) {
+			way_clear(b, i);
+			c->count++;
+		}
+	}
+	bucket_unlock(b);
+	return 0;
+}
+
+static __always_inline int ctl_add(struct l2sw_fdb_req *r)
+{
+	struct l2sw_efdb_bucket *b;
+	struct l2sw_efdb_entry *e;
+	__u32 free;
+	__u64 kw;
+	__u16 sig;
+	int i;
+
+	b = efdb_bucket(&r->key, &kw, &sig);
+	if (!b)
+		return -EINVAL;
+	if (bucket_trylock(b))
+		return -EBUSY;
+	i = efdb_way(b, kw, sig);
+	if (i < 0) {
+		free = efdb_match(b, 0);
+		if (!free) {
+			bucket_unlock(b);
+			return -ENOSPC;
+		}
+		i = algo_ctz16(free);
+	}
+	i &= L2SW_WAYS - 1;
+	e = &b->e[i];
+	*(__u64 *)&e->key = kw;
+	e->ifindex = r->ifindex;
+	e->idx = r->idx;
+	e->flags = r->flags;
+	e->ts_ns = r->now_ns;
+	e->filed = 0; /* static entries are never filed; a dynamic add is aged lazily */
+	b->sig[i] = sig;
+	bucket_unlock(b);
+	return 0;
+}
+
+static __always_inline int ctl_del(struct l2sw_fdb_req *r)
+{
+	struct l2sw_efdb_bucket *b;
+	__u64 kw;
+	__u16 sig;
+	int i;
+
+	b = efdb_bucket(&r->key, &kw, &sig);
+	if (!b)
+		return -EINVAL;
+	if (bucket_trylock(b))
+		return -EBUSY;
+	i = efdb_way(b, kw, sig);
+	if (i >= 0) {
+		way_clear(b, i);
+		r->count = 1;
+	}
+	bucket_unlock(b);
+	return i >= 0 ? 0 : -ENOENT;
+}
+
+static __always_inline int ctl_wheel_start(void)
+{
+	__u32 zero = 0;
+	struct l2sw_wheel_stats *ws = bpf_map_lookup_elem(&wheel_stats, &zero);
+	struct wheel *w = bpf_map_lookup_elem(&wheel, &zero);
+	struct enetstl_lb *lb, *old;
+	int err;
+
+	if (!ws || !w)
+		return -EINVAL;
+	if (!bpf_ksym_exists(enetstl_lb_new))
+		return -ENOENT; /* no module: lazy aging + the controller's expire() */
+	if (ws->handle)
+		return 0;
+	lb = enetstl_lb_new(L2SW_WHEEL_SLOTS, L2SW_WHEEL_CAP, sizeof(struct l2sw_wheel_item));
+	if (!lb)
+		return -ENOSPC;
+	ws->handle = enetstl_lb_handle(lb);
+	old = bpf_kptr_xchg(&w->lb, lb);
+	if (old)
+		enetstl_lb_release(old);
+	err = bpf_timer_init(&w->timer, &wheel, 1 /* CLOCK_MONOTONIC */);
+	if (err && err != -EBUSY)
+		return err;
+	err = bpf_timer_set_callback(&w->timer, wheel_cb);
+	if (err)
+		return err;
+	return bpf_timer_start(&w->timer, tick_ns(), 0);
+}
+
+SEC("xdp")
+int xdp_l2sw_fdb_ctl(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct l2sw_fdb_req *r = data;
+	struct scan_ctx c = {};
+	__u32 zero = 0;
+	struct l2sw_config *cfg;
+
+	if ((void *)(r + 1) > data_end)
+		return XDP_ABORTED;
+	switch (r->op) {
+	case L2SW_OP_ADD:
+		r->ret = ctl_add(r);
+		break;
+	case L2SW_OP_DEL:
+		r->ret = ctl_del(r);
+		break;
+	case L2SW_OP_FLUSH:
+	case L2SW_OP_EXPIRE:
+		cfg = bpf_map_lookup_elem(&config, &zero);
+		c.op = r->op;
+		c.all = !!(r->flags & L2SW_FDB_STATIC);
+		c.now = r->now_ns;
+		c.aging = cfg ? cfg->aging_ns : 0;
+		/* Counters start from the request (0): values the verifier cannot know, so the
+		 * callback's iterations converge instead of being told apart by count = 1, 2, ... */
+		c.count = r->count;
+		c.busy = r->busy;
+		bpf_loop(efdb_cfg.bucket_mask + 1, scan_bucket, &c, 0);
+		r->count = c.count - r->count;
+		r->busy = c.busy - r->busy;
+		r->ret = c.busy ? -EBUSY : 0;
+		break;
+	case L2SW_OP_WHEEL_START:
+		r->ret = ctl_wheel_start();
+		break;
+	default:
+		r->ret = -EINVAL;
+	}
+	return XDP_PASS;
+}
