@@ -30,7 +30,7 @@ struct mw_edge {
 };
 
 struct enetstl_mw_node {
-	u8 data[ENETSTL_MW_DATA];	/* BPF-visible prefix: must match include/enetstl.h */
+	u8 data[ENETSTL_MW_DATA] __aligned(8);	/* BPF-visible prefix: as in include/enetstl.h */
 	u32 id;
 	refcount_t ref;
 	struct enetstl_mw *owner;	/* NULL once removed / container gone */

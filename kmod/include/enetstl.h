@@ -52,7 +52,7 @@ struct enetstl_cm_hdr {
  */
 #ifndef __KERNEL__	/* the module's definition (memwrap.c) extends this prefix */
 struct enetstl_mw_node {
-	__u8 data[ENETSTL_MW_DATA];
+	__u8 data[ENETSTL_MW_DATA] __attribute__((aligned(8)));	/* u64 loads, not 2 x u32 */
 	__u32 id;	/* unique per container, 0 = the container's root node */
 };
 #endif

@@ -96,3 +96,46 @@ def open_kmod_test(name: str):
         obj.close()
         raise
     return obj
+
+
+def wait_live_zero(timeout: float = 5.0) -> dict[str, int]:
+    """Poll the module's live-object counters until all are 0 (map frees and RCU callbacks are
+    deferred); returns the last reading."""
+    import time
+    from nf import kmod
+
+    end = time.monotonic() + timeout
+    while True:
+        live = kmod.live()
+        if not any(live.values()) or time.monotonic() > end:
+            return live
+        time.sleep(0.05)
+
+
+def run_on_cpus(fns_by_cpu: dict[int, "callable"]) -> dict[int, object]:
+    """Run fn() for each {cpu: fn} in its own thread pinned to that CPU, all started together;
+    returns {cpu: result}.  ctypes drops the GIL in the bpf() syscall, so the BPF programs
+    really run at the same time on the CPUs."""
+    import os
+    import threading
+
+    barrier = threading.Barrier(len(fns_by_cpu))
+    results: dict[int, object] = {}
+    errors: list[BaseException] = []
+
+    def worker(cpu, fn):
+        try:
+            os.sched_setaffinity(0, {cpu})
+            barrier.wait()
+            results[cpu] = fn()
+        except BaseException as e:  # re-raised in the caller
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(c, f)) for c, f in fns_by_cpu.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    if errors:
+        raise errors[0]
+    return results

@@ -63,10 +63,12 @@ enum ko_op {
 	KO_RP_U32,		/* handle: ret = u32 */
 	KO_MW_NEW,		/* a = max_nodes, idx -> ret = handle */
 	KO_MW_FREE,
-	KO_MW_BUILD,		/* handle, a = n: append n nodes with key i+1 after the last one */
-	KO_MW_WALK,		/* handle -> vals[0] = nodes, vals[1] = sum of keys, vals[2] = last key */
-	KO_MW_REMOVE,		/* handle, a = k: remove the k-th node (1-based); ret = 1 if the
-				 * predecessor's edge then reads NULL */
+	KO_MW_BUILD,		/* handle, a = n, b = edge slot: append n nodes (key = last + 1) to
+				 * the chain that starts at the root's edge b */
+	KO_MW_WALK,		/* handle, b = slot -> vals[0] = nodes, vals[1] = sum of keys,
+				 * vals[2] = last key, vals[3] = last id */
+	KO_MW_REMOVE,		/* handle, a = k, b = slot: remove the k-th node (1-based); ret = 1
+				 * if the predecessor's edge then reads NULL */
 	KO_MW_COUNT,		/* handle -> ret */
 	KO_BAD = 99,
 };
@@ -86,5 +88,17 @@ struct ko_req {
 	__s64 ret;
 	__u64 vals[8];
 };
+
+/* Skip-list key-value store (skiplist.bpf.c), same request struct: x = key, vals[0] = value. */
+enum sl_op {
+	SL_NEW = 1,	/* a = max nodes -> ret = container handle (owned by the program's map) */
+	SL_FREE,	/* drop the container: frees every node */
+	SL_INSERT,	/* handle, x, vals[0] -> ret 1 inserted, 0 updated, < 0 error */
+	SL_LOOKUP,	/* handle, x -> ret 1 + vals[0] = value, or 0 */
+	SL_DELETE,	/* handle, x -> ret 1 deleted, 0 absent */
+	SL_COUNT,	/* handle -> ret = nodes */
+};
+#define SL_LEVELS 10
+#define SL_MAX_STEPS 400
 
 #endif /* KMOD_TESTS_H */

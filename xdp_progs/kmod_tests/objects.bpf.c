@@ -128,8 +128,8 @@ static __noinline int rp_ops(struct ko_req *r)
 }
 
 /* Last node of the chain along edge 0 (acquired), starting from the root. */
-static __always_inline struct enetstl_mw_node *mw_last(struct enetstl_mw *c, __u64 *nodes,
-						       __u64 *sum)
+static __always_inline struct enetstl_mw_node *mw_last(struct enetstl_mw *c, __u32 slot,
+						       __u64 *nodes, __u64 *sum)
 {
 	struct enetstl_mw_node *cur = enetstl_mw_root(c), *next;
 	int i;
@@ -137,7 +137,7 @@ static __always_inline struct enetstl_mw_node *mw_last(struct enetstl_mw *c, __u
 	if (!cur)
 		return NULL;
 	for (i = 0; i < KO_MW_WALK_MAX; i++) {
-		next = enetstl_mw_edge_get(c, cur, 0);
+		next = enetstl_mw_edge_get(c, cur, slot);
 		if (!next)
 			break;
 		enetstl_mw_node_release(cur);
@@ -164,7 +164,7 @@ static __noinline int mw_ops(struct ko_req *r)
 	case KO_MW_BUILD: {
 		__u64 key;
 
-		cur = mw_last(c, &nodes, &sum);
+		cur = mw_last(c, r->b, &nodes, &sum);
 		if (!cur) {
 			ret = -12;
 			break;
@@ -176,7 +176,7 @@ static __noinline int mw_ops(struct ko_req *r)
 				break;
 			key++;
 			enetstl_mw_node_write(n, 0, &key, sizeof(key));
-			enetstl_mw_edge_set(c, cur, 0, n);
+			enetstl_mw_edge_set(c, cur, r->b, n);
 			enetstl_mw_node_release(cur);
 			cur = n;
 		}
@@ -185,7 +185,7 @@ static __noinline int mw_ops(struct ko_req *r)
 		break;
 	}
 	case KO_MW_WALK:
-		cur = mw_last(c, &nodes, &sum);
+		cur = mw_last(c, r->b, &nodes, &sum);
 		if (cur) {
 			r->vals[2] = *(__u64 *)cur->data;
 			r->vals[3] = cur->id;
@@ -203,13 +203,13 @@ static __noinline int mw_ops(struct ko_req *r)
 		}
 		ret = -2;
 		for (i = 0; i < KO_MW_WALK_MAX; i++) {
-			n = enetstl_mw_edge_get(c, prev, 0);
+			n = enetstl_mw_edge_get(c, prev, r->b);
 			if (!n)
 				break;
 			if (i + 1 == r->a) {
 				ret = enetstl_mw_node_remove(c, n);
 				/* removal must have nulled prev -> n */
-				after = enetstl_mw_edge_get(c, prev, 0);
+				after = enetstl_mw_edge_get(c, prev, r->b);
 				if (after) {
 					enetstl_mw_node_release(after);
 					ret = ret ?: 0;
