@@ -150,6 +150,7 @@ class RouterConfig(Model):
     icmp: Icmp = Icmp()
     sizes: Sizes = Sizes()
     ecmp_seed: int = Field(0x5EED, ge=0, le=0xFFFFFFFF)
+    use_module: bool = Field(True, description="call eNetSTL kfuncs (ECMP CRC-32C) when loaded")
 
 
 def connected(cfg: RouterConfig) -> list[tuple[str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]]:

@@ -46,19 +46,6 @@ class Lpm:
 
 
 # ---- ECMP hash: same arithmetic as flow_hash() in router.bpf.c -----------------------------------
-def _rotl(x: int, r: int) -> int:
-    return ((x << r) | (x >> (32 - r))) & M32
-
-
-def _mix(h: int, k: int) -> int:
-    k = (k * 0xcc9e2d51) & M32
-    k = _rotl(k, 15)
-    k = (k * 0x1b873593) & M32
-    h ^= k
-    h = _rotl(h, 13)
-    return (h * 5 + 0xe6546b64) & M32
-
-
 def _fmix(h: int) -> int:
     h ^= h >> 16
     h = (h * 0x85ebca6b) & M32
@@ -73,11 +60,11 @@ def fold6(a: int) -> int:
 
 
 def flow_hash(src: int, dst: int, sport: int, dport: int, proto: int, seed: int = 0x5eed) -> int:
-    """src/dst: IPv4 as int, IPv6 already folded with fold6()."""
-    h = seed
-    for k in (src, dst, (sport << 16) | dport, proto):
-        h = _mix(h, k)
-    return _fmix(h)
+    """src/dst: IPv4 as int, IPv6 already folded with fold6(). CRC-32C (nf.algo, the function
+    the module's kfunc and algo/crc32c.h compute) of the 16-byte key, then murmur3's fmix32."""
+    from nf.algo import crc32c
+    key = struct.pack("<4I", src, dst, (sport << 16) | dport, proto)
+    return _fmix(crc32c(key, seed))
 
 
 def ecmp_index(h: int, count: int) -> int:

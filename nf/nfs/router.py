@@ -42,7 +42,7 @@ KIND_NONE, KIND_FORWARD, KIND_CONNECTED, KIND_BLACKHOLE, KIND_LOCAL, KIND_UNREAC
 CLASSES = ("noroute", "connected", "static", "ecmp", "blackhole", "local", "default", "kernel")
 CLS = {n: i for i, n in enumerate(CLASSES)}
 REASONS = ("no_route", "ttl", "neigh_miss", "blackhole", "local", "icmp_limited", "echo", "not_for_us")
-F_ICMP_ERRORS, F_ECHO, F_LEARN = 1, 2, 4
+F_ICMP_ERRORS, F_ECHO, F_LEARN, F_PURE = 1, 2, 4, 8
 NEIGH_STATIC, NEIGH_LEARNED = 1, 2
 
 
@@ -286,7 +286,8 @@ class Router:
         obj = BpfObject.open(build(OBJECT))
         try:
             flags = (F_ICMP_ERRORS if self.cfg.icmp.errors else 0) | \
-                (F_ECHO if self.cfg.icmp.echo else 0) | (F_LEARN if self.cfg.learn_neighbours else 0)
+                (F_ECHO if self.cfg.icmp.echo else 0) | (F_LEARN if self.cfg.learn_neighbours else 0) | \
+                (0 if self.cfg.use_module else F_PURE)
             obj.set_rodata("cfg", RtCfg(mode=mode, flags=flags, icmp_rate=self.cfg.icmp.rate,
                                         icmp_burst=self.cfg.icmp.burst, ecmp_seed=self.cfg.ecmp_seed))
             dir_ = mode == MODE["dir"]

@@ -19,6 +19,8 @@
 #include "common.h"
 #include "stats.h"
 #include "router.h"
+#include "enetstl.h"
+#include "algo/crc32c.h"
 
 #include <linux/ip.h>
 #include <linux/ipv6.h>
@@ -250,21 +252,15 @@ static __always_inline __u64 sum_pkt(struct xdp_md *ctx, __u32 off, __u32 len)
 	return s;
 }
 
-/* ---- ECMP flow hash (mirrored by nf/models/router.py: flow_hash) ------------------------------ */
-static __always_inline __u32 rotl32(__u32 x, int r)
-{
-	return (x << r) | (x >> (32 - r));
-}
-
-static __always_inline __u32 mix32(__u32 h, __u32 k)
-{
-	k *= 0xcc9e2d51;
-	k = rotl32(k, 15);
-	k *= 0x1b873593;
-	h ^= k;
-	h = rotl32(h, 13);
-	return h * 5 + 0xe6546b64;
-}
+/* ---- ECMP flow hash (mirrored by nf/models/router.py: flow_hash) ------------------------------
+ * CRC-32C of the 16-byte flow key, then a murmur3 finaliser so the high bits (which pick the hop:
+ * idx = h * count >> 32) are well mixed. With the eNetSTL module loaded the CRC is its
+ * enetstl_crc32c kfunc (the SSE4.2 crc32 instruction, no FPU bracket); without it, the pure-eBPF
+ * slice-by-4 algo_crc32c. Both compute the same function, so a flow keeps its path whether or not
+ * the module is there (tests/xdp_progs/router/test_vm.py compares them in the guest). */
+struct rt_flow {
+	__u32 src, dst, ports, proto; /* host-order numbers, as the model packs them ("<4I") */
+};
 
 static __always_inline __u32 fmix32(__u32 h)
 {
@@ -276,16 +272,16 @@ static __always_inline __u32 fmix32(__u32 h)
 	return h;
 }
 
-/* Words are read in network byte order so the model sees the same numbers. */
 static __always_inline __u32 flow_hash(__u32 src, __u32 dst, __u32 ports, __u32 proto)
 {
-	__u32 h = cfg.ecmp_seed;
+	struct rt_flow k = { .src = src, .dst = dst, .ports = ports, .proto = proto };
+	__u32 c;
 
-	h = mix32(h, src);
-	h = mix32(h, dst);
-	h = mix32(h, ports);
-	h = mix32(h, proto);
-	return fmix32(h);
+	if (!(cfg.flags & RT_F_PURE) && bpf_ksym_exists(enetstl_crc32c))
+		c = enetstl_crc32c(&k, sizeof(k), cfg.ecmp_seed);
+	else
+		c = algo_crc32c(&k, sizeof(k), cfg.ecmp_seed);
+	return fmix32(c);
 }
 
 static __always_inline __u32 fold6(const __u8 *a)

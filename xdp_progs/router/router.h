@@ -141,6 +141,7 @@ struct rt_icmp_bucket {
 #define RT_F_ICMP_ERRORS 1   /* build Time Exceeded / Unreachable in XDP */
 #define RT_F_ECHO 2          /* answer echo requests to the router's addresses */
 #define RT_F_LEARN 4         /* learn neighbours from ARP replies / neighbour advertisements */
+#define RT_F_PURE 8          /* never call module kfuncs, even when the module is loaded */
 
 struct rt_cfg {
 	__u32 mode;          /* enum rt_mode */

@@ -72,6 +72,7 @@ def model_of(r: Router) -> RouterModel:
 
 
 def make_router(mode: str = "dir", **extra) -> Router:
+    """The topology loaded (tx redirected to lo: test_run only reports the verdict)."""
     cfg = validate_router_config(topology(mode=mode, **extra))
     return Router(cfg, tx_ifindex=1).load()
 
