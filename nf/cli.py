@@ -1,0 +1,662 @@
+"""`nf`: one command line for every NF (typer + rich). See EPILOG for the exit codes."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+# Exit codes (documented in `nf --help`; tests assert them).
+OK = 0
+E_FAILED = 1          # unexpected failure (a bug, or an error with no better class)
+E_USAGE = 2           # bad command line (typer/click's own code)
+E_CONFIG = 3          # invalid config: schema, or the system disagrees (unknown interface, netns)
+E_LOAD = 4            # the kernel refused: verifier, load, attach, map update
+E_UNSUPPORTED = 5     # this host/build/NF cannot do it: no bpffs, not root, kind not deployable
+E_NOT_FOUND = 6       # no such deployment / file / kind
+E_CONFLICT = 7        # state conflict: deployed with another config, interface in use, busy
+E_CHECK = 8           # a check failed (demo counters differ from what was sent)
+
+EPILOG = """Exit codes: 0 ok; 1 unexpected failure; 2 bad command line; 3 invalid config (field path
+named); 4 the kernel refused (verifier excerpt shown); 5 unsupported here (bpffs, root, NF kind);
+6 not found (deployment, file); 7 conflict (deployed with another config, interface in use,
+another nf running); 8 check failed (demo counters differ from what was sent)."""
+
+app = typer.Typer(help="Deploy and drive XDP network functions.", epilog=EPILOG,
+                  no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  pretty_exceptions_enable=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Fail(Exception):
+    def __init__(self, code: int, msg: str, detail: str | None = None):
+        super().__init__(msg)
+        self.code, self.msg, self.detail = code, msg, detail
+
+
+def _classify(e: BaseException) -> Fail:
+    """One clear line (plus the verifier excerpt) and an exit code for any error."""
+    from nf.bpf import BpfError, MissingKfuncError, VerifierError
+    from nf.config import ConfigError
+    from nf.deploy import StateError
+    from nf.nfs.registry import Undeployable
+
+    if isinstance(e, Fail):
+        return e
+    if isinstance(e, ConfigError):
+        first, *rest = str(e).splitlines()
+        return Fail(E_CONFIG, first, "\n".join(rest) or None)
+    if isinstance(e, VerifierError):
+        return Fail(E_LOAD, f"verifier rejected the program: {e.summary}",
+                    getattr(e, "excerpt", None))
+    if isinstance(e, MissingKfuncError):
+        return Fail(E_UNSUPPORTED, str(e).splitlines()[0], getattr(e, "hint", None))
+    if isinstance(e, BpfError):
+        import errno as E
+        code = E_UNSUPPORTED if e.errno in (E.EPERM, E.EOPNOTSUPP, 524) or "bpffs" in str(e) else E_LOAD
+        lines = str(e).splitlines()
+        return Fail(code, lines[0], "\n".join(lines[1:]) or None)
+    if isinstance(e, Undeployable):
+        return Fail(E_UNSUPPORTED, str(e))
+    if isinstance(e, StateError):
+        return Fail(E_CONFLICT if "holds" in str(e) else E_FAILED, str(e))
+    if isinstance(e, FileNotFoundError):
+        return Fail(E_NOT_FOUND, str(e))
+    if isinstance(e, KeyError):
+        return Fail(E_NOT_FOUND, str(e.args[0]) if e.args else "not found")
+    if isinstance(e, PermissionError):
+        return Fail(E_UNSUPPORTED, f"{e} (nf needs root)")
+    if isinstance(e, ValueError):
+        return Fail(E_CONFIG, str(e))
+    return Fail(E_FAILED, f"{type(e).__name__}: {e}")
+
+
+def command(f):
+    """Every command: errors become one line on stderr and a documented exit code."""
+    @functools.wraps(f)
+    def wrapper(*a, **kw):
+        try:
+            rc = f(*a, **kw)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            raise typer.Exit(130)
+        except Exception as e:  # noqa: BLE001
+            fl = _classify(e)
+            err.print(f"nf: error: {fl.msg}", markup=False)
+            if fl.detail:
+                err.print(fl.detail, markup=False)
+            if os.environ.get("NF_DEBUG"):
+                import traceback
+                traceback.print_exc()
+            raise typer.Exit(fl.code)
+        raise typer.Exit(rc or 0)
+    return wrapper
+
+
+def _crash_point(stage: str) -> None:
+    """Test hook: NF_TEST_CRASH_AT=<stage> SIGKILLs this process there (tests of recovery)."""
+    if os.environ.get("NF_TEST_CRASH_AT") == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ---- up / down --------------------------------------------------------------------------------
+def _plan(files: list[Path], kind: str | None):
+    """Validate every file and run every preflight before anything is loaded."""
+    from nf.config import ConfigError
+    from nf.nfs import registry
+
+    plans, seen = [], {}
+    for f in files:
+        if not f.exists():
+            raise Fail(E_NOT_FOUND, f"{f}: no such file")
+        k, cfg = registry.detect(f, kind)
+        name = k.instance_name(cfg, f)
+        if name in seen:
+            raise ConfigError(str(f), [("name", f"instance {name!r} also defined by {seen[name]}")])
+        seen[name] = f
+        if not k.deployable:
+            raise registry.Undeployable(k.name, k.why_not)
+        k.preflight(cfg)
+        plans.append((f, k, cfg, name))
+    return plans
+
+
+def _record(f: Path | None, k, cfg, name: str):
+    from nf import deploy
+    return deploy.Record(name=name, kind=k.name, source=str(f.resolve()) if f else "",
+                         config=cfg.model_dump(mode="json"), netns=k.netns(cfg),
+                         interfaces=k.interfaces(cfg), mode=k.mode(cfg))
+
+
+def _iface_users(exclude: str) -> dict[tuple, str]:
+    from nf import deploy
+    used = {}
+    for r in deploy.records():
+        if r.name != exclude:
+            for i in r.interfaces:
+                used[(r.netns, i)] = r.name
+    return used
+
+
+def deploy_up(f: Path | None, k, cfg, name: str, say=print) -> str:
+    """Bring one instance up through the registry, recording it first. Returns
+    "unchanged" / "up". Caller holds deploy.locked()."""
+    from nf import deploy
+
+    rec = deploy.read(name)
+    new = _record(f, k, cfg, name)
+    if rec is not None:
+        if rec.stale:
+            say(f"{name}: cleaning up an unfinished deployment (pid {rec.pid} is gone)")
+            _teardown(rec)
+        elif rec.digest == new.digest and rec.kind == k.name and rec.status == "up" and rec.pin_dir.exists():
+            return "unchanged"
+        elif rec.status != "up":
+            raise Fail(E_CONFLICT, f"{name} is being changed by pid {rec.pid}")
+        else:
+            raise Fail(E_CONFLICT, f"{name} is deployed from {rec.source or '<code>'} with a different "
+                                   f"config; use `nf apply` to change it or `nf down {name}` first")
+    elif rec is None and (deploy.state_root().parent / "xdp-nf" / name).exists():
+        raise Fail(E_CONFLICT, f"{name}: pins exist in {new.pin_dir} without a deployment record "
+                               f"(made by a controller directly?); `nf down {name}` removes them")
+    used = _iface_users(name)
+    for i in new.interfaces:
+        if (new.netns, i) in used:
+            raise Fail(E_CONFLICT, f"{name}: interface {i} is already used by {used[(new.netns, i)]}")
+    deploy.write(new)                      # status "deploying": a crash from here is recoverable
+    _crash_point("before-up")
+    try:
+        info = k.up(cfg)
+    except BaseException:
+        _teardown(new)
+        raise
+    _crash_point("after-up")
+    new.variant = info.pop("variant", new.variant)
+    new.extra.update(info)
+    new.status = "up"
+    deploy.write(new)
+    return "up"
+
+
+def _teardown(rec) -> None:
+    """Controller down (if it can), then the generic pin cleanup, then the record."""
+    from nf import deploy
+    from nf.nfs import registry
+
+    try:
+        k = registry.get(rec.kind)
+        if k.deployable:
+            k.down(rec)
+    except Exception:  # noqa: BLE001 - e.g. the netns is gone: the generic cleanup still runs
+        pass
+    deploy.cleanup_pins(rec.name)
+    deploy.remove(rec.name)
+
+
+@app.command()
+@command
+def up(files: list[Path] = typer.Argument(..., help="config file(s); every one is validated first"),
+       kind: Optional[str] = typer.Option(None, help="NF kind when the file name does not say it")):
+    """Validate every file, then deploy each NF (nothing is loaded if any file is invalid)."""
+    from nf import deploy
+    plans = _plan(files, kind)
+    with deploy.locked():
+        for f, k, cfg, name in plans:
+            r = deploy_up(f, k, cfg, name, say=lambda s: out.print(s, markup=False))
+            out.print(f"{name}: {'unchanged' if r == 'unchanged' else 'up'} ({k.name}, "
+                      f"{', '.join(k.interfaces(cfg))})", markup=False)
+
+
+@app.command()
+@command
+def down(name: Optional[str] = typer.Argument(None, help="instance; default: every deployment")):
+    """Tear down a deployment (or all), including ones left by a killed nf."""
+    from nf import deploy
+    with deploy.locked():
+        recs = {r.name: r for r in deploy.records()}
+        orph = deploy.orphans()
+        if name is not None:
+            if name in recs:
+                targets, orph = [recs[name]], []
+            elif name in orph:
+                targets, orph = [], [name]
+            else:
+                raise Fail(E_NOT_FOUND, f"no deployment named {name!r}"
+                           + (f" (deployed: {', '.join(recs)})" if recs else ""))
+        else:
+            targets = list(recs.values())
+        for r in targets:
+            _teardown(r)
+            out.print(f"{r.name}: down", markup=False)
+        for n in orph:
+            c = deploy.cleanup_pins(n)
+            out.print(f"{n}: removed leftover pins ({c['links']} links, {c['pins']} pins)", markup=False)
+        if not targets and not orph:
+            out.print("nothing deployed")
+
+
+# ---- show / status / stats / verbs -------------------------------------------------------------
+def _xdp_on(netns, iface) -> str:
+    from nf.bpf import xdp_query
+    from nf.net import netns as _ns
+    try:
+        with _ns.enter(netns):
+            q = xdp_query(iface)
+        return f"{q.mode.name.lower()} #{q.prog_id}" if q.attached else "none"
+    except Exception as e:  # noqa: BLE001
+        return f"? ({type(e).__name__})"
+
+
+def _kmod_line() -> str:
+    from nf import kmod
+    if not kmod.is_loaded():
+        return "enetstl module: not loaded (pure-eBPF variants)"
+    try:
+        c = kmod.counters()
+        simd = "scalar forced" if kmod.scalar_forced() else "SIMD"
+        return f"enetstl module: loaded ({simd}; " + ", ".join(f"{k}={v}" for k, v in c.items()) + ")"
+    except Exception:  # noqa: BLE001
+        return "enetstl module: loaded"
+
+
+@app.command()
+@command
+def show(as_json: bool = typer.Option(False, "--json", help="machine-readable")):
+    """Deployed NFs: kind, status, variant, interfaces with their XDP mode, source file."""
+    from nf import deploy
+    recs = deploy.records()
+    if as_json:
+        out.print_json(json.dumps([{"name": r.name, "kind": r.kind, "status": r.status, "variant": r.variant,
+                                    "mode": r.mode, "netns": r.netns, "interfaces": r.interfaces,
+                                    "source": r.source, "digest": r.digest, "pid": r.pid,
+                                    "xdp": {i: _xdp_on(r.netns, i) for i in r.interfaces}} for r in recs]))
+        return
+    t = Table(title="deployments")
+    for c in ("name", "kind", "status", "variant", "mode", "netns", "interfaces (xdp)", "source"):
+        t.add_column(c)
+    for r in recs:
+        st = r.status + (" (stale)" if r.stale else "")
+        t.add_row(r.name, r.kind, st, r.variant, r.mode, r.netns or "-",
+                  ", ".join(f"{i} ({_xdp_on(r.netns, i)})" for i in r.interfaces), r.source or "-")
+    out.print(t)
+    for n in deploy.orphans():
+        out.print(f"leftover pins without a record: {n} (nf down {n})", markup=False)
+    out.print(_kmod_line(), markup=False)
+
+
+app.command("status", help="Same as show.")(show)
+
+
+def _records(name: str | None):
+    from nf import deploy
+    recs = deploy.records()
+    if name:
+        recs = [r for r in recs if r.name == name]
+        if not recs:
+            raise Fail(E_NOT_FOUND, f"no deployment named {name!r}")
+    return recs
+
+
+def _collect_stats(name: str | None) -> dict:
+    from nf.metrics import _action_stats
+    from nf.nfs import registry
+    res = {}
+    for r in _records(name):
+        k = registry.get(r.kind)
+        s = _action_stats(r)
+        d = {"actions": s.as_dict() if s else None, "ports": {}}
+        if k.deployable:
+            with k.open(r) as h:
+                d["ports"] = k.stats(h)
+        res[r.name] = d
+    return res
+
+
+def _stats_tables(data: dict, prev: dict | None, dt: float) -> list:
+    tables = []
+    for name, d in data.items():
+        ports = d["ports"]
+        if ports:
+            counters = [c for c in next(iter(ports.values())) if any(p[c] for p in ports.values())] or \
+                ["rx_packets", "tx_packets"]
+            t = Table(title=f"{name}: per-port counters" + (" (rate /s)" if prev else ""))
+            t.add_column("port")
+            for c in counters:
+                t.add_column(c, justify="right")
+            for p, cs in ports.items():
+                if prev:
+                    pp = prev.get(name, {}).get("ports", {}).get(p, {})
+                    t.add_row(p, *[f"{cs[c]} ({(cs[c] - pp.get(c, cs[c])) / dt:.0f})" for c in counters])
+                else:
+                    t.add_row(p, *[str(cs[c]) for c in counters])
+            tables.append(t)
+        a = d["actions"]
+        if a:
+            t = Table(title=f"{name}: XDP verdicts (exit point)")
+            for c in ("action", "packets", "bytes"):
+                t.add_column(c, justify="right" if c != "action" else "left")
+            for act, v in a["packets"].items():
+                t.add_row(act, str(v), str(a["bytes"][act]))
+            tables.append(t)
+    return tables
+
+
+@app.command()
+@command
+def stats(name: Optional[str] = typer.Argument(None),
+          watch: bool = typer.Option(False, "--watch", "-w", help="refresh with rates until Ctrl-C"),
+          interval: float = typer.Option(1.0, help="--watch refresh interval (s)"),
+          count: int = typer.Option(0, help="--watch: stop after N refreshes (0 = forever)"),
+          as_json: bool = typer.Option(False, "--json")):
+    """Counters per NF: per port, per XDP verdict (summed over CPUs); rates with --watch."""
+    data = _collect_stats(name)
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    if not watch:
+        for t in _stats_tables(data, None, 1):
+            out.print(t)
+        return
+    from rich.console import Group
+    from rich.live import Live
+    prev, t0, n = None, time.monotonic(), 0
+    with Live(Group(*_stats_tables(data, None, 1)), console=out, refresh_per_second=4) as live:
+        while True:
+            time.sleep(interval)
+            cur, t1 = _collect_stats(name), time.monotonic()
+            live.update(Group(*_stats_tables(cur, data, t1 - t0)))
+            data, t0, n = cur, t1, n + 1
+            if count and n >= count:
+                break
+
+
+def _verb(verb: str, name: str | None):
+    from nf.nfs import registry
+    recs = [r for r in _records(name) if verb in registry.get(r.kind).verbs]
+    if not recs:
+        raise Fail(E_NOT_FOUND, f"no deployment offers `{verb}`" + (f" named {name!r}" if name else ""))
+    res = {}
+    for r in recs:
+        k = registry.get(r.kind)
+        with k.open(r) as h:
+            res[r.name] = k.verbs[verb](h)
+    return res
+
+
+def _rows_table(title: str, rows: list[dict]) -> Table:
+    t = Table(title=title)
+    cols = list(rows[0]) if rows else ["(empty)"]
+    for c in cols:
+        t.add_column(c)
+    for row in rows:
+        t.add_row(*[str(row[c]) for c in cols])
+    return t
+
+
+@app.command()
+@command
+def fdb(name: Optional[str] = typer.Argument(None), as_json: bool = typer.Option(False, "--json")):
+    """FDB of each deployed L2 switch."""
+    res = _verb("fdb", name)
+    if as_json:
+        out.print_json(json.dumps(res))
+        return
+    for n, rows in res.items():
+        out.print(_rows_table(f"{n}: FDB ({len(rows)} entries)", rows))
+
+
+# ---- check / schema / validate -----------------------------------------------------------------
+def host_report(netns: str | None = None, probe: bool = True) -> dict:
+    import platform
+    from nf import kmod
+    from nf.bpf import pin
+    from nf.net import list_interfaces
+    rep = {"kernel": platform.release(), "root": os.geteuid() == 0,
+           "btf": os.path.exists("/sys/kernel/btf/vmlinux"),
+           "bpffs": pin.bpffs_mount_of(pin.BPFFS) is not None,
+           "module": {"loaded": kmod.is_loaded()}, "interfaces": {}}
+    if rep["module"]["loaded"]:
+        try:
+            rep["module"].update(features=kmod.features(), counters=kmod.counters(),
+                                 scalar_forced=kmod.scalar_forced())
+        except Exception as e:  # noqa: BLE001
+            rep["module"]["error"] = str(e)
+    obj = prog = None
+    if probe and rep["root"]:
+        try:
+            from nf.bpf import BpfObject
+            obj = BpfObject.open_built("base/base")
+            obj.load()
+            prog = obj.program("xdp_base")
+        except Exception as e:  # noqa: BLE001
+            rep["probe_error"] = str(e).splitlines()[0]
+    from nf.bpf import XdpMode, xdp_query
+    from nf.net import netns as _ns
+    try:
+        with _ns.enter(netns):
+            for itf in list_interfaces():
+                modes = {}
+                q = xdp_query(itf.ifindex)
+                if q.attached:
+                    modes = {"in use": f"{q.mode.name.lower()} #{q.prog_id}"}
+                elif prog is not None:
+                    for m in (XdpMode.NATIVE, XdpMode.GENERIC):
+                        try:
+                            link = prog.attach_xdp(itf.ifindex, m)
+                            link.detach()
+                            modes[m.name.lower()] = "yes"
+                        except Exception as e:  # noqa: BLE001
+                            modes[m.name.lower()] = f"no ({getattr(e, 'errno_name', type(e).__name__)})"
+                rep["interfaces"][itf.name] = modes
+    finally:
+        if obj is not None:
+            obj.close()
+    return rep
+
+
+@app.command()
+@command
+def check(netns: Optional[str] = typer.Option(None, help="probe the interfaces of this netns"),
+          probe: bool = typer.Option(True, help="attach a pass-all program briefly to test XDP modes"),
+          as_json: bool = typer.Option(False, "--json")):
+    """What this host supports: XDP modes per interface, BTF, bpffs, the module and its SIMD paths."""
+    rep = host_report(netns, probe)
+    if as_json:
+        out.print_json(json.dumps(rep))
+        return
+    yn = lambda b: "yes" if b else "NO"  # noqa: E731
+    t = Table(title="host")
+    t.add_column("what")
+    t.add_column("state")
+    t.add_row("kernel", rep["kernel"])
+    t.add_row("root", yn(rep["root"]))
+    t.add_row("BTF (/sys/kernel/btf/vmlinux)", yn(rep["btf"]))
+    t.add_row("bpffs at /sys/fs/bpf", yn(rep["bpffs"]))
+    m = rep["module"]
+    t.add_row("enetstl module", "loaded" if m["loaded"] else "not loaded (pure-eBPF variants only)")
+    if m.get("features"):
+        t.add_row("module CPU features", ", ".join(f"{k}={v}" for k, v in m["features"].items()))
+        t.add_row("module SIMD paths", "scalar forced" if m.get("scalar_forced") else "SIMD when the CPU has it")
+        t.add_row("module path counters", ", ".join(f"{k}={v}" for k, v in m["counters"].items()))
+    out.print(t)
+    t = Table(title=f"XDP modes per interface ({netns or 'current netns'})")
+    t.add_column("interface")
+    t.add_column("native")
+    t.add_column("generic")
+    for i, modes in rep["interfaces"].items():
+        if "in use" in modes:
+            t.add_row(i, f"in use: {modes['in use']}", "")
+        else:
+            t.add_row(i, modes.get("native", "-"), modes.get("generic", "-"))
+    out.print(t)
+    if rep.get("probe_error"):
+        out.print(f"probe failed: {rep['probe_error']}", markup=False)
+    if not (rep["root"] and rep["bpffs"]):
+        return E_UNSUPPORTED
+
+
+@app.command()
+@command
+def schema(kind: str = typer.Argument(..., help="l2_switch | router | sketch | flow_table | lab")):
+    """JSON Schema of a config kind."""
+    from nf.config import json_schema
+    from nf.nfs import registry
+    if kind == "lab":
+        from nf.demo import DemoSpec
+        out.print(json_schema(DemoSpec), markup=False)
+        return
+    out.print(json_schema(registry.get(kind).model), markup=False)
+
+
+@app.command()
+@command
+def validate(files: list[Path], kind: Optional[str] = typer.Option(None),
+             system: bool = typer.Option(False, help="also check interfaces/netns on this host")):
+    """Validate config files (schema only unless --system); nothing is loaded."""
+    from nf.nfs import registry
+    for f in files:
+        if not f.exists():
+            raise Fail(E_NOT_FOUND, f"{f}: no such file")
+        if f.stem == "lab" and kind is None:
+            from nf.demo import load_spec
+            load_spec(f)
+            out.print(f"{f}: valid lab", markup=False)
+            continue
+        k, cfg = registry.detect(f, kind)
+        if system:
+            k.preflight(cfg)
+        out.print(f"{f}: valid {k.name} ({k.instance_name(cfg, f)})", markup=False)
+
+
+@app.command()
+@command
+def kinds():
+    """NF kinds the CLI knows and whether `nf up` can deploy them."""
+    from nf.nfs import registry
+    t = Table(title="NF kinds")
+    for c in ("kind", "deployable", "verbs", "what"):
+        t.add_column(c)
+    for k in registry.KINDS.values():
+        t.add_row(k.name, "yes" if k.deployable else "no", ", ".join(k.verbs) or "-", k.summary)
+    out.print(t)
+
+
+# ---- apply -------------------------------------------------------------------------------------
+def diff(old: dict, new: dict, path: str = "") -> list[tuple[str, object, object]]:
+    """Field-level differences between two JSON-ready configs: (dotted path, old, new)."""
+    out_ = []
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in list(old) + [k for k in new if k not in old]:
+            p = f"{path}.{k}" if path else k
+            if k not in old or k not in new:
+                out_.append((p, old.get(k), new.get(k)))
+            else:
+                out_ += diff(old[k], new[k], p)
+    elif old != new:
+        out_.append((path, old, new))
+    return out_
+
+
+@app.command()
+@command
+def apply(file: Path, kind: Optional[str] = typer.Option(None),
+          reload: bool = typer.Option(False, "--reload", help="replace the program even if unchanged"),
+          dry_run: bool = typer.Option(False, "--dry-run", help="show the diff only")):
+    """Show the diff against the deployed config, then change only what changed.
+
+    Runtime fields change in place (maps); a new program (rebuilt object, or --reload) replaces
+    the old one atomically with bpf_link_update on the same pinned maps; any other change needs
+    `nf down` + `nf up` and is refused."""
+    from nf import deploy
+    from nf.nfs import registry
+    if not file.exists():
+        raise Fail(E_NOT_FOUND, f"{file}: no such file")
+    k, cfg = registry.detect(file, kind)
+    name = k.instance_name(cfg, file)
+    k.preflight(cfg)
+    with deploy.locked():
+        rec = deploy.read(name)
+        if rec is None:
+            raise Fail(E_NOT_FOUND, f"{name} is not deployed; use `nf up {file}`")
+        if rec.kind != k.name:
+            raise Fail(E_CONFLICT, f"{name} is a {rec.kind}, the file is a {k.name}")
+        old = k.validate(rec.config, name)
+        changes = diff(rec.config, cfg.model_dump(mode="json"))
+        top = {c[0].split(".")[0].split("[")[0] for c in changes}
+        bad = top - k.runtime_fields - k.reload_fields
+        for p, a, b in changes:
+            how = "runtime" if p.split(".")[0].split("[")[0] in k.runtime_fields else \
+                "new program" if p.split(".")[0] in k.reload_fields else "needs down/up"
+            out.print(f"  {p}: {json.dumps(a)} -> {json.dumps(b)}  [{how}]", markup=False)
+        if bad:
+            raise Fail(E_CONFLICT, f"{name}: changing {', '.join(sorted(bad))} needs `nf down {name}` "
+                                   f"+ `nf up` (state would be lost); nothing changed")
+        sha = registry.object_sha(k.object) if k.object else None
+        need_reload = reload or bool(top & k.reload_fields) or (sha and sha != rec.extra.get("object_sha"))
+        if not changes and not need_reload:
+            out.print(f"{name}: unchanged")
+            return
+        if dry_run:
+            out.print(f"{name}: dry run, {len(changes)} change(s)" + (", new program" if need_reload else ""))
+            return
+        rec.status = "applying"
+        deploy.write(rec)
+        try:
+            if need_reload:
+                info = k.reload(rec, cfg)
+                rec.extra.update(info)
+                out.print(f"{name}: program replaced on {info.get('replaced', '?')} link(s), maps kept",
+                          markup=False)
+            with k.open(rec) as h:
+                for line in k.runtime(h, old, cfg):
+                    out.print(f"{name}: {line}", markup=False)
+            rec.config = cfg.model_dump(mode="json")
+            rec.source = str(file.resolve())
+        finally:
+            rec.status = "up"
+            deploy.write(rec)
+
+
+# ---- metrics / demo ----------------------------------------------------------------------------
+@app.command()
+@command
+def metrics(listen: Optional[str] = typer.Option(None, help="serve /metrics on HOST:PORT (loopback only)")):
+    """Prometheus text exposition of every counter (printed, or served with --listen)."""
+    from nf import metrics as M
+    if listen is None:
+        sys.stdout.write(M.render())
+        return
+    srv = M.make_server(listen)
+    err.print(f"serving http://{listen}/metrics (Ctrl-C stops)", markup=False)
+    try:
+        srv.serve_forever()
+    finally:
+        srv.server_close()
+
+
+@app.command()
+@command
+def demo(config: Path = typer.Option(Path(__file__).resolve().parents[1] / "configs" / "lab.yaml",
+                                     "--config", "-c", help="lab + switch + traffic description"),
+         keep: bool = typer.Option(False, help="leave the lab and the switch up (Ctrl-C tears down)")):
+    """Build the lab, deploy the NFs, replay scapy traffic, show FDB + counters, check them."""
+    from nf.demo import run
+    return run(config, out, keep=keep)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""`nf demo`: a lab defined in YAML (configs/lab.yaml), the L2 switch on its dut ports, scapy
+traffic between the hosts, and a check that what arrived and what the switch counted equal what
+the reference model (nf/models/l2_switch.py) says for what was sent.
+
+    lab:      a LabSpec (nf/net/lab.py): hosts, each in its own netns with a veth to the dut netns
+    switch:   an l2_switch config (configs/l2_switch.yaml shape); its ports are the lab's dut
+              ports, its netns is the lab's dut (the real, unique netns name is filled in)
+    traffic:  steps {src, dst (host | broadcast), count, size}: scapy Ether/IPv4/UDP frames
+
+The hosts carry no IP addresses on purpose: frames then reach the host stacks and are dropped
+there silently (no ICMP errors, no ARP), so every frame on the wire is one the demo sent and the
+counters can be compared exactly. Each step is sent, captured at every other host and checked
+against the model frame by frame (bytes, not just counts) before the next step starts.
+
+The switch is deployed through the same path as `nf up` (a deployment record under bpffs), so
+`nf show`, `nf fdb`, `nf stats` and `nf metrics` in another terminal see it while --keep holds it.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+from pydantic import Field, model_validator
+
+from nf.config import ConfigError, Model, load, validate
+from nf.config.l2_switch import L2SwitchConfig
+from nf.net.lab import LabSpec
+
+
+class Step(Model):
+    src: str = Field(description="sending host")
+    dst: Union[str, Literal["broadcast"]] = Field(description="receiving host, or broadcast")
+    count: int = Field(1, ge=1, le=100000)
+    size: int = Field(64, ge=60, le=1514, description="frame bytes without FCS")
+    note: str = ""
+
+
+class DemoSpec(Model):
+    lab: LabSpec
+    switch: dict = Field(description="an l2_switch config; ports are the lab's dut ports")
+    traffic: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        hosts = {h.name: (h.port or f"p{i}") for i, h in enumerate(self.lab.hosts, 1)}
+        sw = validate({**self.switch, "netns": self.switch.get("netns") or self.lab.dut},
+                      L2SwitchConfig, "switch")
+        if sw.netns != self.lab.dut:
+            raise ValueError(f"switch.netns must be the lab's dut ({self.lab.dut!r}), not {sw.netns!r}")
+        ports = set(hosts.values())
+        for i, p in enumerate(sw.ports):
+            if p.name not in ports:
+                raise ValueError(f"switch.ports[{i}].name: {p.name!r} is not a dut port of the lab "
+                                 f"({', '.join(sorted(ports))})")
+        for i, s in enumerate(self.traffic):
+            for f in ("src", "dst"):
+                v = getattr(s, f)
+                if v != "broadcast" and v not in hosts:
+                    raise ValueError(f"traffic[{i}].{f}: no host {v!r} (hosts: {', '.join(hosts)})")
+            if s.src == "broadcast":
+                raise ValueError(f"traffic[{i}].src: a sender must be a host")
+        return self
+
+    def switch_config(self, dut_netns: str) -> L2SwitchConfig:
+        return validate({**self.switch, "netns": dut_netns}, L2SwitchConfig, "switch")
+
+
+def load_spec(path: str | Path) -> DemoSpec:
+    try:
+        return load(path, DemoSpec)
+    except ConfigError:
+        raise
+    except ValueError as e:  # a validator outside pydantic's error collection
+        raise ConfigError(str(path), [("", str(e))]) from None
+
+
+def frames_for(step: Step, lab, seq0: int) -> list[bytes]:
+    """Scapy Ether/IPv4/UDP frames of one step; the payload numbers each frame."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    src = lab.host(step.src)
+    si = list(lab.hosts).index(step.src) + 1
+    if step.dst == "broadcast":
+        dmac, dip = "ff:ff:ff:ff:ff:ff", "10.0.0.255"
+    else:
+        dmac, dip = lab.host(step.dst).mac, f"10.0.0.{list(lab.hosts).index(step.dst) + 1}"
+    out = []
+    for n in range(step.count):
+        base = Ether(src=src.mac, dst=dmac) / IP(src=f"10.0.0.{si}", dst=dip) / UDP(sport=40000, dport=9)
+        tag = f"xdp-nf demo #{seq0 + n}".encode()
+        pad = max(0, step.size - len(base) - len(tag))
+        out.append(bytes(base / Raw(tag + b"." * pad)))
+    return out
+
+
+def _model(cfg: L2SwitchConfig, ifindexes: dict[str, int]):
+    from nf.models.l2_switch import PortModel, SwitchModel
+    from nf.nfs.l2_switch import mac_bytes, plan_ports
+
+    ports = [PortModel(p.ifindex, p.idx, p.mode, p.pvid, frozenset(p.tagged), p.learning)
+             for p in plan_ports(cfg, ifindexes)]
+    m = SwitchModel(ports, int(cfg.aging_time * 1e9), cfg.fdb_size)
+    for e in cfg.static_entries:
+        m.add_static(mac_bytes(e.mac), e.vlan, ifindexes[e.port])
+    return m
+
+
+def run(config: str | Path, out, keep: bool = False) -> int:
+    """The demo; returns the exit code (0 only when everything matched)."""
+    from rich.table import Table
+
+    from nf import cli, deploy
+    from nf.net.lab import Lab
+    from nf.net.netns import exists as netns_exists
+    from nf.nfs import registry
+    from nf.nfs.l2_switch import mac_str, now_ns
+
+    spec = load_spec(config)
+    kind = registry.get("l2_switch")
+    say = lambda s: out.print(s, markup=False)  # noqa: E731
+    say(f"lab: {len(spec.lab.hosts)} hosts, each in its own netns, veths to the dut netns")
+    t0 = time.monotonic()
+    with Lab(spec.lab) as lab:
+        cfg = spec.switch_config(lab.dut)
+        name = cfg.name
+        say(f"lab up in {time.monotonic() - t0:.2f} s; dut netns {lab.dut}")
+        rec = None
+        with deploy.locked():
+            old = deploy.read(name)
+            if old is not None and old.netns and not netns_exists(old.netns):
+                say(f"{name}: removing a deployment left by an earlier demo (its lab is gone)")
+                cli._teardown(old)
+            kind.preflight(cfg)
+            cli.deploy_up(None, kind, cfg, name, say)
+            rec = deploy.read(name)
+        try:
+            say(f"switch {name} up: variant {rec.variant}, attach {rec.mode}, ports "
+                + ", ".join(f"{p.name}({p.mode.value} {p.vlan or p.vlans})" for p in cfg.ports))
+            ifx = {h.port: h.port_ifindex for h in lab.hosts.values()}
+            model = _model(cfg, {p.name: ifx[p.name] for p in cfg.ports})
+            by_ifindex = {h.port_ifindex: h.name for h in lab.hosts.values()}
+            ok = deliv_ok = True
+            tt = Table(title="traffic (scapy Ether/IPv4/UDP, checked frame by frame)")
+            for c in ("#", "from", "to", "frames", "expected deliveries", "received", "match"):
+                tt.add_column(c, justify="right" if c in ("#", "frames", "expected deliveries", "received") else "left")
+            seq = 0
+            for i, step in enumerate(spec.traffic):
+                frames = frames_for(step, lab, seq)
+                seq += len(frames)
+                ingress = lab.host(step.src).port_ifindex
+                expect: dict[str, Counter] = {h: Counter() for h in lab.hosts if h != step.src}
+                now = now_ns()
+                for f in frames:
+                    res = model.receive(f, ingress, now)
+                    for ifindex, b in res.out.items():
+                        expect[by_ifindex[ifindex]][b] += 1
+                n_exp = sum(sum(c.values()) for c in expect.values())
+                listeners = [h for h in lab.hosts if h != step.src]
+                with lab.capture(listeners) as cap:
+                    lab.send(step.src, frames)
+                    got = cap.wait(count=n_exp, timeout=3.0)
+                    if n_exp:  # anything extra (a duplicate, a leak) shows up in a short grace
+                        got = cap.wait(count=None, timeout=0.2, quiet=0.1)
+                    else:
+                        got = cap.wait(count=None, timeout=0.3)
+                got_h = {lab.host(h).name: Counter(got[lab.tap(h)]) for h in listeners}
+                match = all(got_h[h] == expect[h] for h in listeners)
+                ok &= match
+                deliv_ok &= match
+                n_got = sum(sum(c.values()) for c in got_h.values())
+                tt.add_row(str(i + 1), step.src, step.dst, str(len(frames)), str(n_exp), str(n_got),
+                           "yes" if match else "NO")
+                if not match:
+                    for h in listeners:
+                        if got_h[h] != expect[h]:
+                            say(f"  step {i + 1}: {h} expected {sum(expect[h].values())} frames, "
+                                f"got {sum(got_h[h].values())} ({'same count, other bytes' if sum(expect[h].values()) == sum(got_h[h].values()) else 'count differs'})")
+            out.print(tt)
+
+            with kind.open(rec) as sw:
+                fdb = sw.fdb()
+                st = sw.stats()
+            ft = Table(title=f"{name}: FDB")
+            for c in ("mac", "vlan", "port", "host", "type", "age (s)"):
+                ft.add_column(c)
+            port_host = {h.port: h.name for h in lab.hosts.values()}
+            mac_host = {h.mac: h.name for h in lab.hosts.values()}
+            for e in fdb:
+                ft.add_row(e.mac, str(e.vlan), e.port, mac_host.get(e.mac, "-"),
+                           "static" if e.static else "learned", f"{e.age_s:.1f}")
+            out.print(ft)
+            want_fdb = {(mac_str(k[0]), k[1], by_ifindex.get(v.ifindex)) for k, v in model.fdb.items()}
+            got_fdb = {(e.mac, e.vlan, port_host.get(e.port)) for e in fdb}
+            fdb_ok = want_fdb == got_fdb
+            ok &= fdb_ok
+
+            from nf.models.l2_switch import COUNTERS
+            shown = [c for c in COUNTERS if any(st[p.name][c] or model.stats[ifx[p.name]][c] for p in cfg.ports)]
+            # counters as rows, ports as columns: fits 80 columns whatever the counter names
+            pt = Table(title=f"{name}: per-port counters (switch vs model of what was sent)")
+            pt.add_column("counter")
+            for p in cfg.ports:
+                pt.add_column(f"{p.name} ({port_host.get(p.name, '-')})", justify="right")
+            cnt_ok = True
+            for c in shown:
+                cells = []
+                for p in cfg.ports:
+                    got_v, want_v = st[p.name][c], model.stats[ifx[p.name]][c]
+                    cnt_ok &= got_v == want_v
+                    cells.append(str(got_v) if got_v == want_v else f"{got_v} (want {want_v})")
+                pt.add_row(c, *cells)
+            for p, c in st.items():           # frames on ports the config does not know
+                if p not in {q.name for q in cfg.ports} and any(c.values()):
+                    cnt_ok = False
+                    say(f"unexpected counters on {p}: {c}")
+            out.print(pt)
+            ok &= cnt_ok
+            verdict = "PASS" if ok else "FAIL"
+            say(f"{verdict}: deliveries {'match' if deliv_ok else 'DIFFER from'} the model frame by frame; "
+                f"FDB {'matches' if fdb_ok else 'DIFFERS from'} the model; counters "
+                f"{'equal' if cnt_ok else 'DIFFER from'} what was sent")
+            if keep:
+                say("--keep: lab and switch stay up; try `nf show`, `nf fdb`, `nf stats`; Ctrl-C ends")
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    pass
+            return 0 if ok else cli.E_CHECK
+        finally:
+            with deploy.locked():
+                r = deploy.read(name)
+                if r is not None:
+                    cli._teardown(r)
+            say(f"{name} down, lab removed")

@@ -1,0 +1,236 @@
+"""Deployment state: which NF instances are up, from which file, on which interfaces, which variant.
+
+    with deploy.locked():                      # one `nf` process changes state at a time
+        deploy.write(Record(name="l2sw", kind="l2_switch", ...))
+        deploy.read("l2sw"); deploy.records(); deploy.remove("l2sw")
+
+Where it lives and why: bpffs holds only BPF objects (no regular files), and the state must
+outlive the `nf` process exactly as long as the pinned maps and links it describes, across a
+reboot of nothing but that bpffs. So each record is a JSON document stored in a one-entry
+BPF ARRAY map pinned at ``/sys/fs/bpf/xdp-nf-state/<instance>``, next to (not inside) the
+instance's own pin directory ``/sys/fs/bpf/xdp-nf/<instance>/`` that its controller owns and
+removes on down. A record is replaced by pinning a fresh map under a temporary name and
+renaming it over the old pin (bpffs rename is atomic), so a reader never sees half a record.
+
+Crash safety: ``nf up`` writes the record with ``status="deploying"`` *before* the controller
+loads anything and flips it to ``"up"`` afterwards. A process killed in between leaves a
+record whose pid is dead; ``nf down`` then tears down whatever pins exist (links detached from
+their pins, maps unpinned) whatever the status, and finally drops the record. Pin directories
+with no record at all (a controller used directly, or a crash before the record) are "orphans"
+and are cleaned the same generic way (``cleanup_pins``).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno as E
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nf.bpf import pin as _pin
+
+_HDR = 4           # u32 length of the JSON document, then the document
+_PAGE = 4096
+LOCK_PATH = Path(os.environ.get("NF_LOCK", "/run/xdp-nf.lock"))
+
+
+def state_root() -> Path:
+    """/sys/fs/bpf/xdp-nf-state (follows NF_BPFFS like nf.bpf.pin)."""
+    return _pin.BPFFS / "xdp-nf-state"
+
+
+def digest(config: dict) -> str:
+    """Stable hash of a validated config (canonical JSON): "same file" means same digest."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Record:
+    name: str                       # instance name (pins under /sys/fs/bpf/xdp-nf/<name>)
+    kind: str                       # registry kind: l2_switch, router, sketch, flow_table
+    source: str                     # absolute path of the config file ("" when built in code)
+    config: dict                    # the validated config, JSON-ready (what `apply` diffs against)
+    netns: str | None = None
+    interfaces: list[str] = field(default_factory=list)
+    mode: str = "auto"              # requested attach mode
+    variant: str = "auto"           # resolved datapath variant
+    status: str = "deploying"       # deploying | up | applying
+    pid: int = 0                    # the `nf` process that last changed the record
+    created: float = 0.0
+    updated: float = 0.0
+    chain: dict | None = None       # {iface: position} when the NF sits in a chain
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return digest(self.config)
+
+    @property
+    def pin_dir(self) -> Path:
+        return _pin.ROOT / self.name
+
+    def owner_alive(self) -> bool:
+        if not self.pid:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    @property
+    def stale(self) -> bool:
+        """A change that never finished: its process is gone but the status is not "up"."""
+        return self.status != "up" and not self.owner_alive()
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, b: bytes) -> "Record":
+        d = json.loads(b)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class StateError(RuntimeError):
+    """Deployment state is missing, unreadable or held by another process."""
+
+
+# ---- storage ---------------------------------------------------------------------------------
+def _path(name: str) -> Path:
+    _pin._check_name(name)
+    return state_root() / name
+
+
+def write(rec: Record) -> None:
+    """Store (or atomically replace) the record of an instance."""
+    from nf.bpf import Map
+
+    _pin.check_bpffs(_pin.BPFFS)
+    root = state_root()
+    root.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    rec.created = rec.created or now
+    rec.updated = now
+    rec.pid = os.getpid()
+    doc = rec.to_json()
+    size = -(-(len(doc) + _HDR) // _PAGE) * _PAGE
+    m = Map.create("array", 4, size, 1, name="nf_state")
+    try:
+        m.update(b"\0\0\0\0", len(doc).to_bytes(_HDR, "little") + doc + bytes(size - _HDR - len(doc)))
+        # bpffs refuses names with a dot (EPERM); instance names never start with "_"
+        tmp = root / f"_tmp{os.getpid()}_{rec.name.replace('.', '_')}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        m.pin(tmp)
+        os.rename(tmp, _path(rec.name))
+    finally:
+        m.close()
+
+
+def read(name: str) -> Record | None:
+    from nf.bpf import Map, BpfError
+
+    p = _path(name)
+    if not p.exists():
+        return None
+    try:
+        m = Map.from_pin(p)
+    except BpfError as e:
+        raise StateError(f"deployment record {p} is unreadable: {e}") from None
+    try:
+        raw = m.lookup(b"\0\0\0\0")
+    finally:
+        m.close()
+    n = int.from_bytes(raw[:_HDR], "little")
+    try:
+        return Record.from_json(raw[_HDR:_HDR + n])
+    except (ValueError, TypeError) as e:
+        raise StateError(f"deployment record {p} is corrupt: {e}") from None
+
+
+def names() -> list[str]:
+    root = state_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith("_"))
+
+
+def records() -> list[Record]:
+    out = []
+    for n in names():
+        r = read(n)
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def remove(name: str) -> bool:
+    try:
+        _path(name).unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def orphans() -> list[str]:
+    """Instance pin directories that no record describes."""
+    have = set(names())
+    return [n for n in _pin.list_instances() if n not in have]
+
+
+def cleanup_pins(name: str) -> dict[str, int]:
+    """Generic teardown of an instance's pins, for any NF and any crash point: every pinned
+    link is detached (a link detaches from its fd in any netns), everything else (maps,
+    programs) is unpinned, then the directory goes. Returns counts."""
+    from nf.bpf import BpfError, Link
+
+    d = _pin.ROOT / name
+    out = {"links": 0, "pins": 0}
+    if not d.exists():
+        return out
+    for p in sorted(d.rglob("*"), key=lambda x: -len(x.parts)):
+        if p.is_dir():
+            continue
+        try:
+            link = Link.from_pin(p)
+        except BpfError:
+            link = None
+        if link is not None:
+            with contextlib.suppress(BpfError):
+                link.detach()
+            out["links"] += 1
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+        out["pins"] += 1
+    shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
+@contextlib.contextmanager
+def locked(timeout: float = 10.0):
+    """Serialise state changes between `nf` processes (a flock on /run/xdp-nf.lock; the kernel
+    drops it when a holder dies, so a killed `nf` never blocks the next one)."""
+    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (E.EAGAIN, E.EACCES) or time.monotonic() > deadline:
+                    raise StateError(f"another nf process holds {LOCK_PATH}") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,264 @@
+"""Registry of NF kinds: the one place where the CLI meets each controller.
+
+    kind = registry.get("l2_switch")             # or registry.detect(path, data)
+    cfg = kind.load(path)                         # ConfigError with field paths
+    kind.preflight(cfg)                           # system checks (interfaces exist...), nothing loaded
+    info = kind.up(cfg)                           # {"variant": ..., "object_sha": ...}; pins made
+    with kind.open(rec) as h: kind.stats(h); kind.verbs["fdb"](h)
+    kind.down(rec)
+
+Adapters are deliberately thin: each one only translates between the CLI's vocabulary and a
+controller's methods. What a controller must offer to be *deployable* from the CLI (its state
+outliving the `nf` process): pins under ``nf.bpf.pin.instance_dir(name)`` for every map and
+XDP link, and a way to re-open a deployment from those pins (``L2Switch.attach``). Controllers
+without that (router, sketch, flow table today) are validated, described and schema'd here but
+refused by ``nf up`` with a clear reason, never half-deployed.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from nf.config import ConfigError, Model, load as _load, validate as _validate
+
+
+@dataclass
+class Kind:
+    name: str
+    summary: str
+    model_path: str                                  # "module:Class" (lazy: controllers import BPF bits)
+    deployable: bool = False
+    object: str = ""                                 # built BPF object (apply reloads when it changed)
+    why_not: str = ""
+    verbs: dict[str, Callable[[Any], list[dict]]] = field(default_factory=dict)
+    # hooks (None: generic behaviour)
+    _load: Callable[[Path], Model] | None = None
+    _preflight: Callable[[Model], None] | None = None
+    _up: Callable[[Model], dict] | None = None
+    _down: Callable[[Any], None] | None = None
+    _open: Callable[[Any], Any] | None = None
+    _stats: Callable[[Any], dict[str, dict[str, int]]] | None = None
+    _reload: Callable[[Any, Model], dict] | None = None
+    _runtime: Callable[[Any, Model, Model], list[str]] | None = None
+    runtime_fields: frozenset[str] = frozenset()     # config fields apply changes in place
+    reload_fields: frozenset[str] = frozenset()      # ... by a new program on the same maps
+
+    @property
+    def model(self) -> type[Model]:
+        mod, cls = self.model_path.split(":")
+        return getattr(__import__(mod, fromlist=[cls]), cls)
+
+    def load(self, path: str | Path) -> Model:
+        return self._load(Path(path)) if self._load else _load(path, self.model)
+
+    def validate(self, data: dict, source: str = "<config>") -> Model:
+        return _validate(data, self.model, source)
+
+    def instance_name(self, cfg: Model, path: str | Path | None = None) -> str:
+        n = getattr(cfg, "name", None)
+        return n or (Path(path).stem if path else self.name)
+
+    def interfaces(self, cfg: Model) -> list[str]:
+        if hasattr(cfg, "ports"):
+            return [p.name for p in cfg.ports]
+        itf = getattr(cfg, "interfaces", [])
+        return [i if isinstance(i, str) else i.name for i in itf]
+
+    def netns(self, cfg: Model) -> str | None:
+        return getattr(cfg, "netns", None)
+
+    def mode(self, cfg: Model) -> str:
+        m = getattr(cfg, "attach", None) or getattr(cfg, "attach_mode", None) or "auto"
+        return getattr(m, "value", str(m))
+
+    def preflight(self, cfg: Model) -> None:
+        if self._preflight:
+            self._preflight(cfg)
+
+    def up(self, cfg: Model) -> dict:
+        if not self.deployable:
+            raise Undeployable(self.name, self.why_not)
+        return self._up(cfg)
+
+    def down(self, rec) -> None:
+        self._down(rec)
+
+    @contextlib.contextmanager
+    def open(self, rec):
+        h = self._open(rec)
+        try:
+            yield h
+        finally:
+            close = getattr(h, "__exit__", None)
+            if close:
+                close(None, None, None)
+
+    def stats(self, h) -> dict[str, dict[str, int]]:
+        return self._stats(h) if self._stats else {}
+
+    def reload(self, rec, cfg: Model) -> dict:
+        return self._reload(rec, cfg)
+
+    def runtime(self, h, old: Model, new: Model) -> list[str]:
+        return self._runtime(h, old, new) if self._runtime else []
+
+
+class Undeployable(RuntimeError):
+    def __init__(self, kind: str, why: str):
+        self.kind = kind
+        super().__init__(f"{kind} cannot be deployed by nf yet: {why}")
+
+
+def object_sha(name: str) -> str:
+    """Digest of a built BPF object (rebuilding it if stale): apply reloads when it changed."""
+    from nf.bpf.build import build
+    return hashlib.sha256(Path(build(name)).read_bytes()).hexdigest()[:16]
+
+
+# ---- l2_switch ---------------------------------------------------------------------------------
+def _l2_preflight(cfg) -> None:
+    from nf.nfs.l2_switch import L2Switch
+    sw = L2Switch(cfg)
+    sw.check()
+    sw.resolve_variant()
+
+
+def _l2_up(cfg) -> dict:
+    from nf.nfs.l2_switch import OBJECT, L2Switch
+    sw = L2Switch(cfg, keep=True)
+    with sw:
+        sw.up()
+        variant = sw.variant.value
+    return {"variant": variant, "object_sha": object_sha(OBJECT)}
+
+
+def _l2_cfg(rec):
+    from nf.config.l2_switch import L2SwitchConfig
+    return _validate(rec.config, L2SwitchConfig, rec.name)
+
+
+def _l2_down(rec) -> None:
+    from nf.nfs.l2_switch import L2Switch
+    L2Switch(_l2_cfg(rec)).down()
+
+
+def _l2_open(rec):
+    from nf.nfs.l2_switch import L2Switch
+    return L2Switch.attach(_l2_cfg(rec))
+
+
+def _l2_fdb(sw) -> list[dict]:
+    return [{"mac": e.mac, "vlan": e.vlan, "port": e.port, "static": e.static,
+             "age_s": round(e.age_s, 1), "expired": e.expired} for e in sw.fdb()]
+
+
+def _l2_reload(rec, cfg) -> dict:
+    """New program on the same pinned maps, swapped into every pinned link with one
+    bpf_link_update each: no instant without a program, FDB and counters untouched."""
+    from nf.bpf import Link
+    from nf.nfs.l2_switch import OBJECT, PROG_INGRESS, L2Switch, _netns_ctx
+    sw = L2Switch(cfg, keep=True)
+    obj = sw.load(pin=True)        # pin_maps reuses every map already pinned in the instance dir
+    try:
+        prog = obj.program(PROG_INGRESS)
+        links = sorted((sw.pin_dir / "links").iterdir())
+        with _netns_ctx(cfg.netns):
+            for p in links:
+                with contextlib.closing(Link.from_pin(p)) as link:
+                    link.update_program(prog)
+    finally:
+        obj.close()                 # the links hold the new program
+    return {"object_sha": object_sha(OBJECT), "replaced": len(links)}
+
+
+def _l2_runtime(sw, old, new) -> list[str]:
+    done = []
+    if old.aging_time != new.aging_time:
+        sw.set_aging(new.aging_time)
+        done.append(f"aging_time {old.aging_time:g} -> {new.aging_time:g} s")
+    o = {(e.mac, e.vlan): e.port for e in old.static_entries}
+    n = {(e.mac, e.vlan): e.port for e in new.static_entries}
+    for k in o.keys() - n.keys():
+        sw.fdb_delete(*k)
+        done.append(f"static entry {k[0]} vlan {k[1]} removed")
+    for k, port in n.items():
+        if o.get(k) != port:
+            sw.fdb_add(k[0], k[1], port)
+            done.append(f"static entry {k[0]} vlan {k[1]} -> {port}")
+    return done
+
+
+def _l2_stats(sw) -> dict[str, dict[str, int]]:
+    return sw.stats()
+
+
+# ---- kinds not yet deployable: validation only -------------------------------------------------
+def _router_load(path: Path):
+    from nf.config.router import load_router_config
+    return load_router_config(path)
+
+
+_PINS = ("its controller keeps maps and links only as fds of the process (no pins under "
+         "/sys/fs/bpf/xdp-nf/<name>, no attach-from-pins), so the deployment would vanish when "
+         "`nf` exits; use the Python controller ({ctl}) in a long-running process")
+
+KINDS: dict[str, Kind] = {
+    "l2_switch": Kind(
+        "l2_switch", "L2 learning switch (VLANs, in-kernel flooding, FDB aging)",
+        "nf.config.l2_switch:L2SwitchConfig", deployable=True, object="l2_switch/l2_switch",
+        verbs={"fdb": _l2_fdb},
+        _preflight=_l2_preflight, _up=_l2_up, _down=_l2_down, _open=_l2_open, _stats=_l2_stats,
+        _reload=_l2_reload, _runtime=_l2_runtime,
+        runtime_fields=frozenset({"aging_time", "static_entries"}),
+        reload_fields=frozenset()),
+    "router": Kind(
+        "router", "LPM router (IPv4+IPv6, ECMP, ICMP errors in XDP)",
+        "nf.config.router:RouterConfig", why_not=_PINS.format(ctl="nf.nfs.router.Router"),
+        _load=_router_load),
+    "sketch": Kind(
+        "sketch", "heavy-hitter count-min sketch (top-k, epochs, NitroSketch)",
+        "nf.config.sketch:SketchConfig", why_not=_PINS.format(ctl="nf.nfs.sketch.Sketch")),
+    "flow_table": Kind(
+        "flow_table", "cuckoo flow table (5-tuple rules, per-flow counters)",
+        "nf.config.flow_table:FlowTableConfig",
+        why_not=_PINS.format(ctl="nf.nfs.flow_table.FlowTable")),
+}
+
+
+def get(name: str) -> Kind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise KeyError(f"unknown NF kind {name!r} (kinds: {', '.join(KINDS)})") from None
+
+
+def detect(path: str | Path, kind: str | None = None) -> tuple[Kind, Model]:
+    """The kind of a config file and its validated model. Explicit ``kind`` wins; else the
+    file name (``l2_switch*.yaml``); else the one kind whose model accepts the file."""
+    path = Path(path)
+    if kind:
+        k = get(kind)
+        return k, k.load(path)
+    for name, k in KINDS.items():
+        if path.stem.startswith(name):
+            return k, k.load(path)
+    errors: list[tuple[str, str]] = []
+    fits = []
+    for name, k in KINDS.items():
+        try:
+            fits.append((k, k.load(path)))
+        except ConfigError as e:
+            if e.errors and e.errors[0][0].startswith("line") or "cannot read" in str(e):
+                raise
+            errors.append((f"as {name}", f"{len(e.errors)} error(s), first: "
+                           f"{e.errors[0][0]}: {e.errors[0][1]}" if e.errors else "invalid"))
+    if len(fits) == 1:
+        return fits[0]
+    if not fits:
+        raise ConfigError(str(path), [("", "not a config of any NF kind (name the kind with --kind)")]
+                          + errors)
+    raise ConfigError(str(path), [("", "valid for several kinds ("
+                                   + ", ".join(k.name for k, _ in fits) + "): name it with --kind")])
