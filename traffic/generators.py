@@ -19,7 +19,8 @@ attaching while the peer's MTU is larger fails with ERANGE ("Peer MTU is too lar
 What happens to larger frames (measure_veth_xdp_limit() re-measures all of it):
 - untagged frames of MTU + 14 <= 3520 bytes reach the program whole;
 - a sender refuses frames above MTU + 14 (+ 4 when the frame carries a VLAN tag) with EMSGSIZE;
-  a frame above the *receiving* veth's MTU + 18 is dropped before XDP (sender sees ENOBUFS);
+  a frame above the *receiving* veth's MTU + 18, tagged or not, is dropped before XDP (the sender
+  sees ENOBUFS): both ends' MTUs must be raised for jumbo frames;
 - a VLAN-tagged frame of 3521..3524 bytes (MTU + 18 is allowed for tagged frames) is delivered
   as a multi-buffer xdp_buff: the program sees only the first 3520 bytes (data_end - data = 3520),
   the tail lives in a fragment it cannot read, so the shared parser reports it TRUNCATED (IPv4
@@ -508,6 +509,7 @@ def measure_veth_xdp_limit() -> VethXdpLimit:
     attaching while the peer's MTU is above the limit."""
     import errno as _errno
     import socket
+    import time
 
     from pyroute2 import IPRoute
 
@@ -550,7 +552,7 @@ def measure_veth_xdp_limit() -> VethXdpLimit:
                             after = read_stats(base)
                             if after.total_packets > before.total_packets:
                                 break
-                            __import__("time").sleep(0.005)
+                            time.sleep(0.005)
                         seen[size] = sum(after.bytes.values()) - sum(before.bytes.values())
                 finally:
                     s.close()
@@ -562,5 +564,5 @@ def measure_veth_xdp_limit() -> VethXdpLimit:
                 try:
                     base.program("xdp_base").attach_xdp(h.port_ifindex, XdpMode.NATIVE).detach()
                 except BpfError as e:
-                    attach_errno = getattr(e, "errno", 0) or _errno.ERANGE
+                    attach_errno = e.errno
     return VethXdpLimit(max_mtu, max_mtu + 14, attach_errno, seen, errs)
