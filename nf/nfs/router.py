@@ -407,6 +407,34 @@ class Router:
                         pass  # unreachable right now: the next poll tries again
         return mirrored
 
+    def start_neighbour_sync(self, interval: float = 0.5, netns: str | None = None):
+        """Run poll_neighbours() every ``interval`` seconds in a daemon thread (inside ``netns``
+        when given: the thread enters it, the caller's thread is untouched). Returns a stop()."""
+        import threading
+
+        stop = threading.Event()
+
+        def loop():
+            from contextlib import nullcontext
+            from nf.net import netns as _netns
+            with (_netns.enter(netns) if netns else nullcontext()):
+                while not stop.wait(interval):
+                    if self.obj is None:
+                        return
+                    try:
+                        self.poll_neighbours()
+                    except Exception:  # noqa: BLE001 - keep syncing; the next round retries
+                        pass
+
+        t = threading.Thread(target=loop, name="router-neigh-sync", daemon=True)
+        t.start()
+
+        def halt():
+            stop.set()
+            t.join(timeout=5)
+        self._stop_sync = halt
+        return halt
+
     def ensure_kernel_addresses(self) -> int:
         """Give the kernel every configured interface address it lacks, so it has the connected
         routes it needs to resolve next hops and answer ARP/ND for the router. Returns how many
@@ -626,6 +654,10 @@ class Router:
             self.links.append(prog.attach_xdp(p.ifindex, mode))
 
     def close(self) -> None:
+        halt = getattr(self, "_stop_sync", None)
+        if halt is not None:
+            halt()
+            self._stop_sync = None
         for link in self.links:
             try:
                 link.detach()

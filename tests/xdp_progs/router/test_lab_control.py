@@ -177,3 +177,27 @@ def test_bulk_replace_during_traffic_loses_nothing():
     finally:
         release(held)
         lab.destroy()
+
+
+def test_neighbour_sync_thread_makes_forwarding_work():
+    lab = Lab(LabSpec.router(2))
+    held = []
+    try:
+        r, held = _start(lab, neighbours=False, groups=[], routes=[])
+        stop = r.start_neighbour_sync(interval=0.1, netns=lab.dut)
+        h1, h2 = lab.host("h1"), lab.host("h2")
+        dst = bytes(map(int, h2.ip4.split(".")))
+        arrived = 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not arrived:
+            with lab.capture(["h2"]) as cap:
+                lab.send("h1", [_udp(h1, h2.ip4, sport=7000)])
+                arrived = sum(_is_udp_to(f, dst) for f in cap.wait(count=1, timeout=0.3)[lab.tap("h2")])
+        stop()
+        assert arrived
+        with lab.enter("dut"):
+            assert r.neighbours()[(1, h2.ip4)][0] == h2.mac
+        r.close()
+    finally:
+        release(held)
+        lab.destroy()
