@@ -36,7 +36,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP
@@ -61,8 +61,6 @@ VETH_XDP_MAX_MTU = VETH_XDP_MAX_FRAME - 14                                      
 # (frame size, weight). Simple IMIX 7:4:1 (64/594/1518 on the wire with FCS, as TRex's imix
 # profile writes it without FCS: 60/590/1514).
 IMIX_SIMPLE: tuple[tuple[int, int], ...] = ((60, 7), (590, 4), (1514, 1))
-# A 4-size variant with a 1280-byte IPv6-minimum-MTU class (weights 61:23:11:5).
-IMIX_4: tuple[tuple[int, int], ...] = ((60, 61), (590, 23), (1280, 11), (1514, 5))
 
 
 # ---- fixed sizes and IMIX -------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_imix_order_shuffled_and_deterministic():
 
 
 def test_imix_custom_mix_and_errors():
-    frames = g.imix(100, mix=g.IMIX_4, l3="ipv4", l4="tcp")
+    frames = g.imix(100, mix=((60, 61), (590, 23), (1280, 11), (1514, 5)), l3="ipv4", l4="tcp")
     assert collections.Counter(len(f) for f in frames) == {60: 61, 590: 23, 1280: 11, 1514: 5}
     with pytest.raises(ValueError, match="smaller than headers"):
         g.imix(10, l3="ipv6")  # 60-byte class is below IPv6/UDP's 62 header bytes
