@@ -157,12 +157,21 @@ def _l2_fdb(sw) -> list[dict]:
 
 def _l2_reload(rec, cfg) -> dict:
     """New program on the same pinned maps, swapped into every pinned link with one
-    bpf_link_update each: no instant without a program, FDB and counters untouched."""
-    from nf.bpf import Link
+    bpf_link_update each: no instant without a program, FDB and counters untouched.
+
+    Maps are reused by fd (bpf_map__reuse_fd), not through libbpf's pin_maps: the kernel adds
+    BPF_F_RDONLY_PROG to every DEVMAP it creates, so libbpf 1.4's compatibility check of the
+    pinned tx_ports against the object's definition fails ("parameter mismatch")."""
+    from nf.bpf import BpfObject, Link, Map
     from nf.nfs.l2_switch import OBJECT, PROG_INGRESS, L2Switch, _netns_ctx
     sw = L2Switch(cfg, keep=True)
-    obj = sw.load(pin=True)        # pin_maps reuses every map already pinned in the instance dir
+    obj = BpfObject.open_built(OBJECT)
     try:
+        obj.map("fdb").set_max_entries(cfg.fdb_size)
+        for n in ("ports", "vlans", "fdb", "config", "stats", "vlan_ports", "tx_ports", "nf_stats"):
+            with contextlib.closing(Map.from_pin(sw.pin_dir / n)) as pinned:
+                obj.map(n).reuse(pinned)
+        obj.load()
         prog = obj.program(PROG_INGRESS)
         links = sorted((sw.pin_dir / "links").iterdir())
         with _netns_ctx(cfg.netns):
@@ -170,7 +179,7 @@ def _l2_reload(rec, cfg) -> dict:
                 with contextlib.closing(Link.from_pin(p)) as link:
                     link.update_program(prog)
     finally:
-        obj.close()                 # the links hold the new program
+        obj.close()                 # the links hold the new program, the pins the maps
     return {"object_sha": object_sha(OBJECT), "replaced": len(links)}
 
 

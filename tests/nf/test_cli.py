@@ -1,0 +1,340 @@
+"""nf/cli.py through typer's CliRunner (in-process) and, for crash recovery, a real `nf` process.
+
+Tier 1 (unmarked): exit codes and one-line messages for each kind of bad input; every file in
+configs/ validates; nothing is deployed when any file of an `up` is invalid.
+Tier 2 (netns): up / show / stats / fdb / apply / down on a 4-host lab; `up` twice changes
+nothing; a killed `nf up` leaves state the next `nf down` cleans; apply under continuous traffic
+loses nothing (counted at the receiver).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from nf import cli, deploy
+from nf.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+NF = str(ROOT / ".venv" / "bin" / "nf")
+
+
+def nf(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def need_root():
+    from nf.testing.tiers import require
+    require(os.geteuid() == 0, "needs root (bpffs, BPF)")
+
+
+def write(tmp_path: Path, name: str, data) -> Path:
+    p = tmp_path / name
+    p.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return p
+
+
+# ---- tier 1 ------------------------------------------------------------------------------------
+def test_help_lists_every_exit_code():
+    r = nf("--help")
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())
+    for code in range(9):
+        assert f"{code} " in text.split("Exit codes:")[1]
+    for cmd in ("up", "down", "show", "status", "stats", "fdb", "check", "schema", "apply",
+                "metrics", "demo"):
+        assert cmd in r.output
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_config_file_validates(path):
+    r = nf("validate", path)
+    assert r.exit_code == 0, r.output
+    assert "valid" in r.output
+
+
+@pytest.mark.parametrize("kind", ["l2_switch", "router", "sketch", "flow_table", "lab"])
+def test_schema_is_json_schema(kind):
+    r = nf("schema", kind)
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["type"] == "object" and s["properties"]
+    if kind == "l2_switch":
+        assert {"ports", "aging_time", "static_entries"} <= set(s["properties"])
+
+
+GOOD = {"name": "cli-t", "netns": None, "ports": [{"name": "lo", "vlan": 10}]}
+
+
+@pytest.mark.parametrize("desc,content,code,needle", [
+    ("not YAML", "ports: [\n", cli.E_CONFIG, "not valid YAML"),
+    ("unknown field", {**GOOD, "colour": "red"}, cli.E_CONFIG, "colour"),
+    ("VLAN out of range", {**GOOD, "ports": [{"name": "lo", "vlan": 5000}]}, cli.E_CONFIG, "ports[0].vlan"),
+    ("duplicate port", {**GOOD, "ports": [{"name": "lo", "vlan": 1}, {"name": "lo", "vlan": 2}]},
+     cli.E_CONFIG, "duplicate port"),
+    ("trunk without VLANs", {**GOOD, "ports": [{"name": "lo", "mode": "trunk"}]}, cli.E_CONFIG, "trunk"),
+    ("unknown interface", {**GOOD, "ports": [{"name": "nosuch0", "vlan": 1}]}, cli.E_CONFIG,
+     "ports[0].name: unknown interface"),
+    ("missing netns", {**GOOD, "netns": "nf-no-such-ns"}, cli.E_CONFIG, "netns"),
+    ("static entry on a foreign VLAN", {**GOOD, "static_entries": [{"mac": "02:00:00:00:00:01",
+                                                                   "vlan": 20, "port": "lo"}]},
+     cli.E_CONFIG, "does not carry VLAN 20"),
+])
+def test_up_bad_input_one_line_and_code(tmp_path, desc, content, code, needle):
+    need_root()
+    f = write(tmp_path, "l2_switch_bad.yaml", content)
+    r = nf("up", f)
+    assert r.exit_code == code, (desc, r.output)
+    assert r.output.startswith("nf: error: ")
+    assert needle in r.output, (desc, r.output)
+    assert "Traceback" not in r.output
+    assert deploy.read("cli-t") is None
+
+
+def test_up_missing_file_is_not_found():
+    r = nf("up", "/nonexistent/l2_switch.yaml")
+    assert r.exit_code == cli.E_NOT_FOUND and "no such file" in r.output
+
+
+def test_unknown_kind_is_not_found(tmp_path):
+    r = nf("up", "--kind", "teleporter", write(tmp_path, "x.yaml", GOOD))
+    assert r.exit_code == cli.E_NOT_FOUND and "unknown NF kind 'teleporter'" in r.output
+
+
+def test_file_of_no_kind_says_so(tmp_path):
+    r = nf("validate", write(tmp_path, "x.yaml", {"foo": 1}))
+    assert r.exit_code == cli.E_CONFIG and "not a config of any NF kind" in r.output
+
+
+def test_undeployable_kind_is_refused_before_loading():
+    need_root()
+    r = nf("up", ROOT / "configs" / "router.yaml")
+    assert r.exit_code == cli.E_UNSUPPORTED
+    assert "router cannot be deployed by nf yet" in r.output
+
+
+def test_down_and_apply_of_unknown_deployment():
+    need_root()
+    r = nf("down", "nf-no-such-instance")
+    assert r.exit_code == cli.E_NOT_FOUND and "no deployment named" in r.output
+    r = nf("fdb", "nf-no-such-instance")
+    assert r.exit_code == cli.E_NOT_FOUND
+
+
+def test_bad_option_is_usage_error():
+    r = nf("stats", "--no-such-option")
+    assert r.exit_code == cli.E_USAGE
+
+
+def test_diff_names_changed_paths():
+    a = {"aging_time": 300, "ports": [{"name": "p1", "vlan": 10}], "x": 1}
+    b = {"aging_time": 30, "ports": [{"name": "p1", "vlan": 20}], "y": 2}
+    assert cli.diff(a, b) == [("aging_time", 300, 30), ("ports", a["ports"], b["ports"]),
+                              ("x", 1, None), ("y", None, 2)]
+
+
+# ---- tier 2 ------------------------------------------------------------------------------------
+@pytest.fixture
+def lab4(make_lab):
+    from nf.net.lab import LabSpec
+    return make_lab(LabSpec.switch(4))
+
+
+@pytest.fixture
+def swfile(lab4, tmp_path):
+    """An l2_switch config for the lab; every deployment it names is torn down afterwards."""
+    name = f"clit{os.getpid()}"
+    made = []
+
+    def make(**kw) -> Path:
+        d = {"name": name, "netns": lab4.dut,
+             "ports": [{"name": f"p{i}", "vlan": 10} for i in range(1, 5)], **kw}
+        f = write(tmp_path, f"l2_switch_{len(made)}.yaml", d)
+        made.append(f)
+        return f
+
+    make.name = name
+    yield make
+    nf("down", name)
+    deploy.cleanup_pins(name)
+    deploy.remove(name)
+
+
+def _frame(src: str, dst: str, i: int) -> bytes:
+    return (bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + b"\x88\xb5"
+            + f"cli {i}".encode().ljust(46, b"."))
+
+
+def _attached(lab, ports):
+    from nf.bpf import xdp_query
+    with lab.enter("dut"):
+        return [xdp_query(p).attached for p in ports]
+
+
+@pytest.mark.netns
+def test_up_show_stats_fdb_down(lab4, swfile):
+    f = swfile(static_entries=[{"mac": "02:00:00:00:00:aa", "vlan": 10, "port": "p2"}])
+    r = nf("up", f)
+    assert r.exit_code == 0, r.output
+    assert f"{swfile.name}: up (l2_switch, p1, p2, p3, p4)" in r.output
+    rec = deploy.read(swfile.name)
+    assert rec.status == "up" and rec.kind == "l2_switch" and rec.source == str(f.resolve())
+    assert rec.interfaces == ["p1", "p2", "p3", "p4"] and rec.variant == "pure"
+    assert _attached(lab4, rec.interfaces) == [True] * 4
+    # same file again: nothing changes (same links, same record)
+    before = rec.extra, rec.created
+    r = nf("up", f)
+    assert r.exit_code == 0 and "unchanged" in r.output
+    assert (deploy.read(swfile.name).extra, deploy.read(swfile.name).created) == before
+    # traffic, then what a later process sees
+    h1, h2 = lab4.host("h1").mac, lab4.host("h2").mac
+    lab4.send("h2", [_frame(h2, "ff:ff:ff:ff:ff:ff", 0)])
+    with lab4.capture(["h2"]) as cap:
+        lab4.send("h1", [_frame(h1, h2, i) for i in range(7)])
+        assert len(cap.wait(count=7, timeout=2)[lab4.tap("h2")]) == 7
+    r = nf("stats", swfile.name, "--json")
+    assert r.exit_code == 0, r.output
+    st = json.loads(r.output)[swfile.name]
+    assert st["ports"]["p1"]["rx_packets"] == 7 and st["ports"]["p1"]["unicast"] == 7
+    assert st["ports"]["p2"]["tx_packets"] == 7 and st["ports"]["p2"]["flood"] == 1
+    assert st["actions"]["packets"]["redirect"] == 8
+    r = nf("fdb", swfile.name, "--json")
+    rows = {(e["mac"], e["port"], e["static"]) for e in json.loads(r.output)[swfile.name]}
+    assert rows == {(h1, "p1", False), (h2, "p2", False), ("02:00:00:00:00:aa", "p2", True)}
+    r = nf("show", "--json")
+    mine = [d for d in json.loads(r.output) if d["name"] == swfile.name][0]
+    assert mine["status"] == "up" and all(v.startswith("native") for v in mine["xdp"].values())
+    assert nf("show").exit_code == 0 and nf("stats").exit_code == 0 and nf("fdb").exit_code == 0
+    # a different config under the same name is a conflict, not a silent change
+    g = swfile(aging_time=10)
+    r = nf("up", g)
+    assert r.exit_code == cli.E_CONFLICT and "nf apply" in r.output
+    r = nf("down", swfile.name)
+    assert r.exit_code == 0 and f"{swfile.name}: down" in r.output
+    assert deploy.read(swfile.name) is None and not rec.pin_dir.exists()
+    assert _attached(lab4, rec.interfaces) == [False] * 4
+
+
+@pytest.mark.netns
+def test_nothing_loaded_when_a_later_file_is_invalid(lab4, swfile, tmp_path):
+    good = swfile()
+    bad = write(tmp_path, "l2_switch_bad.yaml", {"name": "x2", "netns": lab4.dut,
+                                                 "ports": [{"name": "p9", "vlan": 1}]})
+    r = nf("up", good, bad)
+    assert r.exit_code == cli.E_CONFIG and "ports[0].name" in r.output
+    assert deploy.read(swfile.name) is None
+    assert _attached(lab4, ["p1", "p2", "p3", "p4"]) == [False] * 4
+
+
+@pytest.mark.netns
+def test_interface_in_use_is_a_conflict(lab4, swfile, tmp_path):
+    assert nf("up", swfile()).exit_code == 0
+    other = write(tmp_path, "l2_switch_other.yaml", {"name": f"{swfile.name}b", "netns": lab4.dut,
+                                                     "ports": [{"name": "p4", "vlan": 1}]})
+    try:
+        r = nf("up", other)
+        assert r.exit_code == cli.E_CONFLICT and "already used by" in r.output
+    finally:
+        nf("down", f"{swfile.name}b")
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("stage", ["before-up", "after-up"])
+def test_killed_nf_leaves_state_that_down_cleans(lab4, swfile, stage):
+    f = swfile()
+    env = {**os.environ, "NF_TEST_CRASH_AT": stage}
+    p = subprocess.run([NF, "up", str(f)], env=env, capture_output=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    rec = deploy.read(swfile.name)
+    assert rec is not None and rec.status == "deploying" and rec.stale
+    if stage == "after-up":
+        assert rec.pin_dir.exists() and _attached(lab4, rec.interfaces) == [True] * 4
+    r = nf("show")
+    assert "stale" in r.output
+    p = subprocess.run([NF, "down"], capture_output=True, timeout=120, text=True)
+    assert p.returncode == 0, p.stderr
+    assert f"{swfile.name}: down" in p.stdout
+    assert deploy.read(swfile.name) is None and not rec.pin_dir.exists()
+    assert _attached(lab4, rec.interfaces) == [False] * 4
+    # and the same file deploys again afterwards
+    assert nf("up", f).exit_code == 0
+
+
+@pytest.mark.netns
+def test_apply_changes_only_runtime_fields_and_refuses_the_rest(lab4, swfile):
+    from nf.config import validate
+    from nf.config.l2_switch import L2SwitchConfig
+    from nf.nfs.l2_switch import L2Switch
+    assert nf("up", swfile()).exit_code == 0
+    g = swfile(aging_time=42, static_entries=[{"mac": "02:00:00:00:00:bb", "vlan": 10, "port": "p3"}])
+    r = nf("apply", g, "--dry-run")
+    assert r.exit_code == 0 and "aging_time: 300.0 -> 42.0  [runtime]" in r.output
+    r = nf("apply", g)
+    assert r.exit_code == 0, r.output
+    cfg = deploy.read(swfile.name)
+    sw = L2Switch.attach(validate(cfg.config, L2SwitchConfig))
+    assert sw.maps.aging_ns() == 42 * 10**9
+    assert [(e.mac, e.port, e.static) for e in sw.fdb()] == [("02:00:00:00:00:bb", "p3", True)]
+    assert cfg.config["aging_time"] == 42
+    assert nf("apply", g).output.strip().endswith("unchanged")
+    h = swfile(ports=[{"name": "p1", "vlan": 10}, {"name": "p2", "vlan": 20}])
+    r = nf("apply", h)
+    assert r.exit_code == cli.E_CONFLICT and "changing ports needs" in r.output
+    assert deploy.read(swfile.name).config["ports"][1]["vlan"] == 10
+
+
+@pytest.mark.netns
+def test_apply_reload_under_traffic_loses_nothing(lab4, swfile):
+    """20 program replacements (bpf_link_update on the same pinned maps) while h1 streams known
+    unicast to h2: every frame arrives, the counters carry on."""
+    assert nf("up", swfile()).exit_code == 0
+    h1, h2 = lab4.host("h1").mac, lab4.host("h2").mac
+    lab4.send("h2", [_frame(h2, "ff:ff:ff:ff:ff:ff", 0)])
+    time.sleep(0.1)
+    f = deploy.read(swfile.name).source
+    sent: list[bytes] = []
+    stop = threading.Event()
+
+    def stream():                  # until the applies are done, at least 1000 frames
+        i = 0
+        while not stop.is_set() or i < 1000:
+            chunk = [_frame(h1, h2, i + k) for k in range(16)]
+            lab4.send("h1", chunk, pace_every=0)
+            sent.extend(chunk)
+            i += 16
+            time.sleep(0.002)
+
+    prog_ids = set()
+    with lab4.capture(["h2"]) as cap:
+        t = threading.Thread(target=stream)
+        t.start()
+        try:
+            time.sleep(0.05)
+            for _ in range(20):
+                r = nf("apply", f, "--reload")
+                assert r.exit_code == 0 and "program replaced on 4 link(s)" in r.output, r.output
+                from nf.bpf import xdp_query
+                with lab4.enter("dut"):
+                    prog_ids.add(xdp_query("p1").prog_id)
+                time.sleep(0.01)
+            assert t.is_alive(), "traffic ended before the applies"
+        finally:
+            stop.set()
+            t.join(60)
+        n = len(sent)
+        got = cap.wait(count=n, timeout=5)[lab4.tap("h2")]
+    frames = sent
+    assert len(prog_ids) == 20                     # a new program every time
+    assert sorted(got) == sorted(frames)           # nothing lost, nothing duplicated
+    st = json.loads(nf("stats", swfile.name, "--json").output)[swfile.name]["ports"]
+    assert st["p1"]["unicast"] == n and st["p2"]["tx_packets"] == n
