@@ -27,9 +27,12 @@ What happens to larger frames (measure_veth_xdp_limit() re-measures all of it):
   total length past the visible data) and counts 3520 bytes;
 - BPF_PROG_TEST_RUN behaves the same way: any frame above 3520 bytes is split into 3520 linear
   bytes plus fragments, also for programs that are not frags-aware.
-So the NFs are not frags-aware and the cap is documented: jumbo frames on veth need
-an MTU <= 3506, and oversized frames are counted as truncated, never forwarded half-read.
-The malformed set's "oversize" entries exercise exactly that.
+A frags-aware program (SEC("xdp.frags"), measured with a probe in tests/traffic) lifts the peer's
+max MTU to 3506 + MAX_SKB_FRAGS (17) * 4096 = 73138; it still sees 3520 linear bytes
+(data_end - data) and reaches the rest only through bpf_xdp_get_buff_len/bpf_xdp_load_bytes.
+The NFs parse headers with direct packet access and are not frags-aware, so the cap is
+documented instead: jumbo frames on veth need an MTU <= 3506, and oversized frames are counted as
+truncated, never forwarded half-read. The malformed set's "oversize" entries exercise exactly that.
 """
 from __future__ import annotations
 
@@ -57,6 +60,8 @@ XDP_PACKET_HEADROOM = 256
 SKB_SHARED_INFO_ALIGNED = 320   # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64
 VETH_XDP_MAX_FRAME = PAGE_SIZE - XDP_PACKET_HEADROOM - SKB_SHARED_INFO_ALIGNED   # 3520
 VETH_XDP_MAX_MTU = VETH_XDP_MAX_FRAME - 14                                      # 3506
+MAX_SKB_FRAGS = 17
+VETH_XDP_FRAGS_MAX_MTU = VETH_XDP_MAX_MTU + MAX_SKB_FRAGS * PAGE_SIZE             # 73138
 
 # (frame size, weight). Simple IMIX 7:4:1 (64/594/1518 on the wire with FCS, as TRex's imix
 # profile writes it without FCS: 60/590/1514).

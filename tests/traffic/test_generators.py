@@ -350,6 +350,89 @@ def test_veth_xdp_limit_measured():
     assert lim.send_errors == {3525: "EMSGSIZE"}
 
 
+FRAGS_PROBE = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} seen SEC(".maps");
+SEC("xdp.frags")
+int xdp_frags_probe(struct xdp_md *ctx)
+{
+	__u32 k0 = 0, k1 = 1;
+	__u64 lin = ctx->data_end - ctx->data, tot = bpf_xdp_get_buff_len(ctx);
+
+	bpf_map_update_elem(&seen, &k0, &lin, 0);
+	bpf_map_update_elem(&seen, &k1, &tot, 0);
+	return XDP_DROP;
+}
+"""
+
+
+@pytest.mark.netns
+def test_veth_frags_aware_program_for_comparison(make_lab, tmp_path):
+    """What the documented cap would become with frags-aware NFs: a SEC("xdp.frags") probe
+    raises the peer's max MTU to VETH_XDP_FRAGS_MAX_MTU and gets the whole length of a jumbo
+    frame, but still only VETH_XDP_MAX_FRAME linear bytes for direct access."""
+    import ctypes
+    import socket
+    import subprocess
+    import time
+
+    from pyroute2 import IPRoute
+
+    from nf.bpf import BpfObject, XdpMode
+    from nf.bpf.build import CFLAGS, clang
+    from nf.net import LabSpec
+    from nf.net import netns as _netns
+    from traffic import packets
+
+    src, obj_path = tmp_path / "probe.bpf.c", tmp_path / "probe.o"
+    src.write_text(FRAGS_PROBE)
+    subprocess.run([clang(), *CFLAGS, "-c", str(src), "-o", str(obj_path)], check=True,
+                   capture_output=True, timeout=120)
+
+    def link(ns, ifn, **kw):
+        with _netns.enter(ns), IPRoute() as ipr:
+            idx = ipr.link_lookup(ifname=ifn)[0]
+            if kw:
+                ipr.link("set", index=idx, **kw)
+            return ipr.get_links(idx)[0]
+
+    lab = make_lab(LabSpec.switch(1))
+    h = lab.host("h1")
+    with BpfObject.open(obj_path) as obj:
+        obj.load()
+        seen = obj.map("seen").typed(ctypes.c_uint32, ctypes.c_uint64)
+        with lab.enter("dut"):
+            lk = obj.program("xdp_frags_probe").attach_xdp(h.port_ifindex, XdpMode.NATIVE)
+        try:
+            assert link(h.netns, h.ifname).get("IFLA_MAX_MTU") == g.VETH_XDP_FRAGS_MAX_MTU
+            link(h.netns, h.ifname, mtu=9000)
+            link(lab.dut, h.port, mtu=9000)
+            with _netns.enter(h.netns):
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            try:
+                s.bind((h.ifname, 0))
+                for size in (g.VETH_XDP_MAX_FRAME, g.VETH_XDP_MAX_FRAME + 1, 9014):
+                    seen[1] = 0
+                    s.send(packets.frame("ipv4", "udp", size=size))
+                    for _ in range(200):
+                        if seen.lookup(1):
+                            break
+                        time.sleep(0.005)
+                    linear = min(size, g.VETH_XDP_MAX_FRAME)
+                    assert (seen.lookup(0), seen.lookup(1)) == (linear, size)
+            finally:
+                s.close()
+        finally:
+            lk.detach()
+
+
 @pytest.mark.netns
 def test_malformed_pcap_replayed_into_base_on_a_lab_port(make_lab, tmp_path):
     """The sendable part of the set (>= 14 bytes, <= MTU) written to pcap, replayed from a host,
