@@ -205,14 +205,29 @@ def cleanup_pins(name: str) -> dict[str, int]:
         except BpfError:
             link = None
         if link is not None:
-            with contextlib.suppress(BpfError):
-                link.detach()
-            out["links"] += 1
+            if _fd_kind(link.fd) == "link":
+                with contextlib.suppress(BpfError):
+                    link.detach()
+                out["links"] += 1
+            link.close()
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
         out["pins"] += 1
     shutil.rmtree(d, ignore_errors=True)
     return out
+
+
+def _fd_kind(fd: int) -> str:
+    """"link" / "map" / "prog" from /proc/self/fdinfo (bpf's get_info calls accept any BPF fd,
+    so they cannot tell a pinned map from a pinned link)."""
+    try:
+        text = Path(f"/proc/self/fdinfo/{fd}").read_text()
+    except OSError:
+        return "?"
+    for key, kind in (("link_type:", "link"), ("map_type:", "map"), ("prog_type:", "prog")):
+        if key in text:
+            return kind
+    return "?"
 
 
 @contextlib.contextmanager
