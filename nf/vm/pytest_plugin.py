@@ -71,6 +71,7 @@ def pytest_runtest_logreport(report) -> None:
 # ---------------------------------------------------------------------------------------------
 # host side
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: boot for the selected items only
 def pytest_collection_modifyitems(session, config, items) -> None:
     if IN_GUEST:
         _guest_modifyitems(config, items)
