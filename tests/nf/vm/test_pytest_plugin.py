@@ -91,3 +91,20 @@ def test_host_reports_guest_outcomes():
         m = re.search(r"log (/tmp/nf-vm-pytest-\w+)/", p.stdout if "p" in dir() else "")
         if m:  # the guest log is kept because the sample fails on purpose
             shutil.rmtree(m.group(1), ignore_errors=True)
+
+
+def test_host_collects_only_selected_vm_items(tmp_path):
+    """-k/-m deselection happens before the guest run is planned: no guest time for
+    tests the user did not select."""
+    proj = _project(tmp_path / "p")
+    probe = ("import pytest, nf.vm.pytest_plugin as pp\n"
+             "class P:\n"
+             "    def pytest_collection_finish(self, session):\n"
+             "        print('VMITEMS', sorted(i.name for i in session.config.stash[pp._KEY]['items']))\n"
+             "pytest.main(['-q', '--collect-only', '-k', 'param'], plugins=[P()])\n")
+    e = dict(os.environ)
+    e.pop("NF_IN_GUEST", None)
+    p = subprocess.run([sys.executable, "-c", probe], cwd=proj, env=e, capture_output=True,
+                       text=True, timeout=120)
+    line = next(l for l in p.stdout.splitlines() if l.startswith("VMITEMS"))
+    assert line == "VMITEMS ['test_param[a b]', 'test_param[c[1]]']", p.stdout
