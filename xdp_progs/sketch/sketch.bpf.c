@@ -488,8 +488,13 @@ int xdp_sketch_hashcheck(struct xdp_md *ctx)
 	if ((void *)(r + 1) > xdp_data_end(ctx))
 		return XDP_ABORTED;
 	r->ret = -1;
-	if (bpf_ksym_exists(enetstl_hash_multi))
+	if (bpf_ksym_exists(enetstl_hash_multi)) {
+		/* clang folds the length check above away; re-bound it for the verifier */
+		barrier_var(len);
+		if (len > SKETCH_KEY_MAX)
+			return XDP_DROP;
 		r->ret = enetstl_hash_multi(kw, len, out, sizeof(out), seed);
+	}
 	__builtin_memcpy(r->bpf, hb, sizeof(hb));
 	__builtin_memcpy(r->mod, out, sizeof(out));
 	return XDP_PASS;
