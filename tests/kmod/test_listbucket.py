@@ -4,6 +4,7 @@ release freeing everything (live counter back to 0)."""
 from __future__ import annotations
 
 import ctypes as C
+import os
 import struct
 
 import pytest
@@ -17,12 +18,22 @@ pytestmark = pytest.mark.vm
 ENOENT, E2BIG, ENOMEM, ENOSPC, EINVAL = 2, 7, 12, 28, 22
 
 
-@pytest.fixture
-def objs(enetstl):
+@pytest.fixture(scope="module")
+def _obj():
     obj = open_kmod_test("objects")
     yield obj
     obj.close()
     assert wait_live_zero() == {"live_lb": 0, "live_rp": 0, "live_mw": 0, "live_mw_nodes": 0}
+
+
+@pytest.fixture
+def objs(enetstl, _obj):
+    """The loaded test object; every list-bucket set it owns is dropped after each test."""
+    yield _obj
+    for i in range(16):
+        ko_call(_obj.program("objects"), KO_LB_FREE, idx=i)
+    _obj.map("kt_hist").update(struct.pack("<I", 1), bytes(8 * os.cpu_count()))
+    assert wait_live_zero()["live_lb"] == 0
 
 
 def new(p, slots, cap, vsize, idx=0):

@@ -9,6 +9,11 @@
 #include "enetstl.h"
 #include "kmod_tests.h"
 
+/* uapi since Linux 6.4; the build uses bookworm's 6.1 uapi headers, which lack it */
+struct bpf_iter_num {
+	__u64 __opaque[1];
+} __attribute__((aligned(8)));
+
 struct kt_obj {
 	struct enetstl_lb __kptr *lb;
 	struct enetstl_rp __kptr *rp;
@@ -136,7 +141,7 @@ static __always_inline struct enetstl_mw_node *mw_last(struct enetstl_mw *c, __u
 
 	if (!cur)
 		return NULL;
-	for (i = 0; i < KO_MW_WALK_MAX; i++) {
+	bpf_for(i, 0, KO_MW_WALK_MAX) {
 		next = enetstl_mw_edge_get(c, cur, slot);
 		if (!next)
 			break;
@@ -162,6 +167,7 @@ static __noinline int mw_ops(struct ko_req *r)
 		return -2;
 	switch (r->op) {
 	case KO_MW_BUILD: {
+		int made = 0;
 		__u64 key;
 
 		cur = mw_last(c, r->b, &nodes, &sum);
@@ -170,7 +176,9 @@ static __noinline int mw_ops(struct ko_req *r)
 			break;
 		}
 		key = *(__u64 *)cur->data;
-		for (i = 0; i < 1024 && i < r->a; i++) {
+		bpf_for(i, 0, 1024) {
+			if (i >= r->a)
+				break;
 			n = enetstl_mw_node_new(c);
 			if (!n)
 				break;
@@ -179,9 +187,10 @@ static __noinline int mw_ops(struct ko_req *r)
 			enetstl_mw_edge_set(c, cur, r->b, n);
 			enetstl_mw_node_release(cur);
 			cur = n;
+			made++;
 		}
 		enetstl_mw_node_release(cur);
-		ret = i;
+		ret = made;
 		break;
 	}
 	case KO_MW_WALK:
@@ -202,7 +211,7 @@ static __noinline int mw_ops(struct ko_req *r)
 			break;
 		}
 		ret = -2;
-		for (i = 0; i < KO_MW_WALK_MAX; i++) {
+		bpf_for(i, 0, KO_MW_WALK_MAX) {
 			n = enetstl_mw_edge_get(c, prev, r->b);
 			if (!n)
 				break;
