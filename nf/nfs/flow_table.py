@@ -84,6 +84,32 @@ def _as_key(flow: Flow | bytes) -> bytes:
     return k
 
 
+def flow_frame(flow: Flow, *, smac: str = "02:00:00:00:00:01", dmac: str = "02:00:00:00:00:02",
+               payload: bytes = b"", size: int = 0) -> bytes:
+    """An Ethernet frame of ``flow`` (what the datapath keys as ``flow.key()``), padded to
+    ``size`` bytes when given."""
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
+    from scapy.layers.l2 import Ether
+
+    l3 = IP(src=flow.src, dst=flow.dst) if ":" not in flow.src else IPv6(src=flow.src, dst=flow.dst)
+    if flow.proto == 17:
+        l4 = UDP(sport=flow.sport, dport=flow.dport)
+    elif flow.proto == 6:
+        l4 = TCP(sport=flow.sport, dport=flow.dport, flags="A")
+    elif flow.proto == 1:
+        l4 = ICMP()
+    elif flow.proto == 58:
+        l4 = ICMPv6EchoRequest()
+    else:
+        l3.proto = flow.proto  # IPv4: protocol field; IPv6 handled below
+        if ":" in flow.src:
+            l3.nh = flow.proto
+        l4 = b""
+    f = bytes(Ether(src=smac, dst=dmac) / l3 / l4 / payload)
+    return f + b"\0" * max(0, size - len(f))
+
+
 class FlowTable:
     def __init__(self, cfg: FlowTableConfig | None = None, **overrides):
         if cfg is None:
@@ -254,6 +280,21 @@ class FlowTable:
         out = self._ctl(FtReq(op=Op.LOOKUP, key=FtKey.from_buffer_copy(_as_key(flow))))
         return out if out.ret == Rc.OK else None
 
+    def reset(self) -> None:
+        """Empty the table and zero its metrics and stats, as freshly loaded. Not safe while
+        traffic flows (it rewrites the maps under the datapath): for tests and re-provisioning
+        of a detached table. Use delete() on a live one."""
+        self._loaded()
+        if self.links:
+            raise RuntimeError("reset() of an attached table; detach first or delete flows")
+        nb = self.n_buckets
+        self.buckets_map.batch_update(range(nb), [FtBucket()] * nb)
+        self.entries_map.batch_update(range(self.capacity + 1), [FtEntry()] * (self.capacity + 1))
+        self.state_map[0] = FtState()
+        self.metrics_map[0] = FtMetrics()
+        from nf.datapath import NfStats
+        self.obj.map("ft_stats").typed(u32, NfStats)[0] = NfStats()
+
     # -- reads (Python, same hash) --------------------------------------------------------
     def place(self, flow: Flow | bytes) -> tuple[int, int, int]:
         """(primary bucket, alternate bucket, signature) of a flow."""
@@ -349,5 +390,5 @@ class FlowTable:
         return self.prog.test_run(bytes(frame), repeat=repeat)
 
 
-__all__ = ["FlowTable", "FlowTableConfig", "FlowEntry", "FlowTableError", "Flow", "Action",
+__all__ = ["FlowTable", "flow_frame", "FlowTableConfig", "FlowEntry", "FlowTableError", "Flow", "Action",
            "flow_key", "module_loaded"]

@@ -49,6 +49,10 @@ const volatile struct ft_cfg ft_cfg = {
 	.non_ip_action = FT_ACT_PASS,
 };
 
+/* Never read: puts struct ft_req (only used through packet pointers) into the BTF, where the
+ * layout test compares it with its ctypes mirror. */
+const volatile struct ft_req ft_req_layout = {};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 256);

@@ -1,0 +1,319 @@
+"""xdp_progs/flow_table: the datapath through BPF_PROG_TEST_RUN against the Python reference.
+
+Every test runs on the pure-eBPF variant on the host (tier 1) and on the eNetSTL variant in the
+guest with the module loaded (vm tier): the same code, parametrised by variant.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nf.bpf.build import build
+from nf.bpf.layout import check_layout
+from nf.datapath import XdpAction
+from nf.models.flow_table import (
+    FT_HIST_BINS, FT_SLOTS, MIRRORS, Action, CuckooModel, Flags, Flow, FtBucket, FtMetrics, Rc,
+)
+from nf.nfs.flow_table import FlowTable, FlowTableError, flow_frame
+
+VARIANTS = [pytest.param("pure", id="pure"),
+            pytest.param("enetstl", id="enetstl", marks=pytest.mark.vm)]
+
+
+@pytest.fixture(params=VARIANTS)
+def variant(request):
+    if request.param == "enetstl":
+        request.getfixturevalue("enetstl")  # guest only: module loaded
+    return request.param
+
+
+def make_table(variant: str, **kw) -> FlowTable:
+    kw.setdefault("size", 1024)
+    return FlowTable(variant=variant, **kw).load()
+
+
+def rand_flow(rnd: random.Random) -> Flow:
+    if rnd.random() < 0.2:
+        return Flow(f"2001:db8::{rnd.randrange(1, 0xffff):x}", f"2001:db8:1::{rnd.randrange(1, 0xffff):x}",
+                    rnd.randrange(65536), rnd.randrange(65536), 6)
+    return Flow(f"10.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+                f"192.168.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+                rnd.randrange(65536), rnd.randrange(65536), rnd.choice((6, 17)))
+
+
+def assert_same_table(ft: FlowTable, model: CuckooModel) -> None:
+    got = [(tuple(b.sig), tuple(b.idx)) for b in ft.buckets()]
+    want = model.bucket_rows()
+    bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+    assert not bad, f"buckets differ from the model at {bad[:8]}: {got[bad[0]]} != {want[bad[0]]}"
+    assert ft.metrics()["entries"] == len(model)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def test_mirrors_match_btf():
+    obj = str(build("flow_table/flow_table"))
+    for m in MIRRORS:
+        check_layout(m, obj)
+
+
+def test_rules_applied_and_counted(variant):
+    with make_table(variant, learn=False) as ft:
+        drop = Flow("10.0.0.1", "10.0.0.2", 1000, 53, 17)
+        redir = Flow("10.0.0.1", "10.0.0.3", 1001, 80, 6)
+        v6 = Flow("2001:db8::1", "2001:db8::2", 0, 0, 58)
+        ft.insert(drop, Action.DROP)
+        ft.insert(redir, Action.REDIRECT, port=7)
+        ft.insert(v6, Action.DROP)
+        sent = {}
+        for flow, verdict, n in ((drop, XdpAction.DROP, 3), (redir, XdpAction.REDIRECT, 2),
+                                 (v6, XdpAction.DROP, 4)):
+            frame = flow_frame(flow, size=80)
+            for _ in range(n):
+                r = ft.run(frame)
+                assert r.retval == verdict, flow
+                assert r.data_out == frame  # the table never rewrites
+            sent[flow] = (n, n * len(frame))
+        other = flow_frame(Flow("10.0.0.9", "10.0.0.2", 1, 2, 17))
+        assert ft.run(other).retval == XdpAction.PASS  # default action, learning off
+        for flow, (n, nbytes) in sent.items():
+            e = ft.lookup(flow)
+            assert (e.packets, e.bytes) == (n, nbytes)
+            assert e.flags == Flags.STATIC and e.last_seen >= e.first_seen
+        m = ft.metrics()
+        assert (m["entries"], m["lookups"], m["hits"], m["misses"]) == (3, 10, 9, 1)
+        s = ft.stats()
+        assert s.packets[XdpAction.DROP] == 7 and s.packets[XdpAction.REDIRECT] == 2
+        assert s.packets[XdpAction.PASS] == 1
+
+
+def test_learned_flow_gets_default_action_and_counts(variant):
+    with make_table(variant, default_action="drop") as ft:
+        flow = Flow("10.1.1.1", "10.2.2.2", 4000, 4001, 17)
+        frame = flow_frame(flow, size=100)
+        for _ in range(5):
+            assert ft.run(frame).retval == XdpAction.DROP
+        e = ft.lookup(flow)
+        assert (e.packets, e.bytes, e.action, e.flags) == (5, 500, Action.DROP, Flags.LEARNED)
+        dp = ft.lookup_datapath(flow)
+        assert (dp.bucket, dp.slot, dp.val.packets) == (e.bucket, e.slot, 5)
+        # the controller changes the learned flow's action; the next packet follows it
+        ft.insert(flow, Action.PASS, update=True)
+        assert ft.run(frame).retval == XdpAction.PASS
+        assert ft.lookup(flow).packets == 6
+
+
+def test_non_ip_and_malformed(variant):
+    with make_table(variant, non_ip_action="drop") as ft:
+        arp = bytes.fromhex("ffffffffffff020000000001" "0806") + bytes(28)
+        assert ft.run(arp).retval == XdpAction.DROP
+        bad = bytearray(flow_frame(Flow("10.0.0.1", "10.0.0.2", 1, 2, 17)))
+        bad[14] = 0x43  # IHL 3
+        assert ft.run(bytes(bad)).retval == XdpAction.DROP
+        assert ft.metrics()["entries"] == 0 and ft.metrics()["lookups"] == 0
+
+
+# ---- differential: datapath vs model vs dict ------------------------------------------------
+
+OPS = st.lists(st.tuples(st.sampled_from(["insert", "delete", "packet", "lookup"]),
+                         st.integers(0, 199)), min_size=1, max_size=160)
+
+
+@pytest.fixture
+def small_table(variant):
+    """A 128-slot table (8 buckets) loaded once per test and reset per hypothesis example (the
+    verifier takes seconds per load)."""
+    with make_table(variant, size=128, seed=0x5eed, max_search=64) as ft:
+        yield ft
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS, seed=st.integers(0, 2**32 - 1))
+def test_differential_random_ops(small_table, ops, seed):
+    """Random control inserts/deletes, datapath packets (learning) and lookups on a small table
+    (128 slots for 200 candidate keys, so displacements and full-table failures happen): bucket
+    arrays byte-identical to the model, lookups equal to a dict after every step."""
+    ft = small_table
+    ft.reset()
+    rnd = random.Random(seed)
+    flows = [rand_flow(rnd) for _ in range(200)]
+    ref: dict[bytes, int] = {}                       # key -> packets
+    model = CuckooModel(ft.n_buckets, seed=0x5eed, max_search=64)
+    for op, i in ops:
+        f = flows[i]
+        k = f.key()
+        if op == "insert":
+            rc, _ = model.insert(k)
+            try:
+                w, got = ft.insert(f, Action.PASS), Rc.OK
+            except FlowTableError as e:
+                w, got = None, e.rc
+            assert got == rc
+            if rc == Rc.OK:
+                assert k not in ref
+                assert (w.bucket, w.slot) == (model.lookup(k).bucket, model.lookup(k).slot)
+                ref[k] = 0
+        elif op == "delete":
+            assert ft.delete(f) == (k in ref)
+            assert model.delete(k) == (Rc.OK if k in ref else Rc.NOT_FOUND)
+            ref.pop(k, None)
+        elif op == "packet":
+            assert ft.run(flow_frame(f)).retval == XdpAction.PASS
+            if k in ref:
+                ref[k] += 1
+            else:
+                rc, _ = model.insert(k)
+                if rc == Rc.OK:
+                    ref[k] = 1
+        else:
+            e = ft.lookup(f)
+            assert (e is not None) == (k in ref)
+            if e:
+                assert e.packets == ref[k] and e.flow == f
+    assert_same_table(ft, model)
+    dump = {e.key: e.packets for e in ft.dump()}
+    assert dump == ref
+
+
+# ---- load ------------------------------------------------------------------------------------
+
+def test_load_95_percent_by_datapath_inserts(variant):
+    """Random flows learned by the datapath until the first failed insert: occupancy >= 95 %,
+    within the displacement bound, and the metrics say exactly what happened."""
+    rnd = random.Random(95)
+    with make_table(variant, size=4096, max_search=256) as ft:
+        model = CuckooModel(ft.n_buckets, max_search=256)
+        slots = ft.capacity
+        first_fail = None
+        for n in range(slots + 1):
+            f = rand_flow(rnd)
+            if f.key() in model:
+                continue
+            assert ft.run(flow_frame(f)).retval == XdpAction.PASS   # the default, even on failure
+            rc, _ = model.insert(f.key())
+            if rc != Rc.OK:
+                first_fail = len(model)
+                break
+        m = ft.metrics()
+        occ = (first_fail if first_fail is not None else len(model)) / slots
+        print(f"\n{variant}: first failed insert at {occ:.2%} of {slots} slots; "
+              f"displacement histogram {m['displacement_hist'][:6]}; "
+              f"search steps {m['search_steps']}")
+        assert occ >= 0.95
+        assert m["entries"] == len(model) and m["inserts"] == len(model)
+        assert m["displacement_hist"] == model.hist
+        assert m["insert_failures"] == model.fail_full + model.fail_index
+        assert m["load_factor"] == pytest.approx(len(model) / slots)
+        assert_same_table(ft, model)
+
+
+def test_full_table_counts_failure_and_applies_default(variant):
+    with make_table(variant, size=32, default_action="drop") as ft:   # 2 buckets, 32 slots
+        rnd = random.Random(3)
+        flows = []
+        while len(flows) < 40:
+            f = rand_flow(rnd)
+            if f not in flows:
+                flows.append(f)
+        for f in flows:
+            assert ft.run(flow_frame(f)).retval == XdpAction.DROP
+        m = ft.metrics()
+        assert m["entries"] == 32 and m["load_factor"] == 1.0
+        assert m["insert_failures"] == 8 and m["inserts"] == 32
+        assert sum(m["displacement_hist"]) == 32
+
+
+# ---- concurrency -----------------------------------------------------------------------------
+
+def _pinned(cpu, fn, errors):
+    def run():
+        try:
+            os.sched_setaffinity(0, {cpu})
+            fn()
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+    return threading.Thread(target=run)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or not {0, 1} <= os.sched_getaffinity(0),
+                    reason="needs CPUs 0 and 1")
+def test_two_cpus_insert_and_lookup_concurrently(variant):
+    """CPU 1 looks up flows it learned first, without pause, while CPU 0 repeatedly learns 620
+    new flows up to a 90 % load (displacements move CPU 1's flows under it) and deletes them
+    again: CPU 1 never misses, and the final table holds every flow once with exact counters."""
+    rnd = random.Random(2)
+    rounds = 20
+    with make_table(variant, size=1024, max_search=256) as ft:
+        flows, seen = [], set()
+        while len(flows) < 920:
+            f = rand_flow(rnd)
+            if f not in seen:
+                seen.add(f)
+                flows.append(f)
+        mine, theirs = flows[:300], flows[300:]
+        frames1 = [flow_frame(f) for f in mine]
+        frames0 = [flow_frame(f) for f in theirs]
+        errors: list = []
+        t = _pinned(1, lambda: [ft.run(fr) for fr in frames1], errors)
+        t.start()
+        t.join()
+        assert not errors
+        mt = ft.metrics_map.lookup_percpu(0)
+        before = (mt[1].hits, mt[1].misses)
+        done = threading.Event()
+        reads = [0]
+
+        def reader():
+            while not done.is_set():
+                for fr in frames1:
+                    ft.run(fr)
+                reads[0] += len(frames1)
+
+        def writer():
+            try:
+                for _ in range(rounds):
+                    for fr in frames0:
+                        ft.run(fr)
+                    for f in theirs:
+                        assert ft.delete(f)
+                for fr in frames0:
+                    ft.run(fr)
+                for fr in frames0[::2]:      # and hit half of its own flows again
+                    ft.run(fr)
+            finally:
+                done.set()
+        threads = [_pinned(1, reader, errors), _pinned(0, writer, errors)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=300)
+        assert not errors
+        mt = ft.metrics_map.lookup_percpu(0)
+        hits, misses = mt[1].hits - before[0], mt[1].misses - before[1]
+        m = ft.metrics()
+        print(f"\n{variant}: CPU1 {hits} lookups during CPU0's {rounds + 1} x {len(theirs)} "
+              f"inserts, {misses} misses, {m['retries']} retries, "
+              f"{sum(m['displacement_hist'][1:])} displacing inserts; "
+              f"lock contention failures {m['fail_busy']}; load {m['load_factor']:.1%}")
+        assert misses == 0 and hits == reads[0]
+        assert m["fail_busy"] == 0 and m["insert_failures"] == 0
+        dump = ft.dump()
+        keys = [e.key for e in dump]
+        assert len(keys) == len(set(keys)) == len(flows) == m["entries"]
+        idxs = [e.idx for e in dump]
+        assert len(set(idxs)) == len(idxs)
+        want = {f.key(): 1 + reads[0] // len(mine) for f in mine}
+        want.update({f.key(): 1 for f in theirs})
+        want.update({f.key(): 2 for f in theirs[::2]})
+        assert {e.key: e.packets for e in dump} == want
+        for e in dump:   # every entry sits in one of its two buckets with its signature
+            b1, b2, sig = ft.place(e.key)
+            assert e.bucket in (b1, b2)
+            assert ft.buckets_map[e.bucket].sig[e.slot] == sig
