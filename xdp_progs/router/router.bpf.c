@@ -1054,7 +1054,8 @@ out:
 	act = res & 0xff;
 	if (ps && (act == XDP_DROP || act == XDP_ABORTED))
 		ps->drops += 1;
-	return xdp_exit_why(ctx, &rt_stats, act, res >> 8);
+	/* masked: the 6.12 verifier does not carry the stats.h bound check back to this register */
+	return xdp_exit_why(ctx, &rt_stats, act, (res >> 8) & (NF_STATS_REASONS - 1));
 }
 
 /* ---- batch lookup (tests, benchmark) ------------------------------------------------------------ */
