@@ -40,7 +40,7 @@ class Rule(Model):
     the table is exact-match)."""
     src: str
     dst: str
-    proto: str | int = "udp"
+    proto: str | int = Field(default="udp", validate_default=True)
     sport: int = Field(default=0, ge=0, le=65535)
     dport: int = Field(default=0, ge=0, le=65535)
     action: Action = Action.pass_
