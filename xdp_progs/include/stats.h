@@ -42,6 +42,23 @@ struct nf_stats {
 #ifdef __BPF__
 #include "common.h"
 
+#ifdef NF_CHAINABLE
+/* Chains (nf/chain.py, xdp_progs/chain/): an object compiled with NF_CHAINABLE hands every frame
+ * it would pass to the next NF of its chain with a tail call from the exit point, after counting
+ * it here as PASS, so each NF of a chain keeps its own counters. The chain makes every member
+ * reuse one PROG_ARRAY (slot i holds the NF at position i + 1); nf_chain_pos (rodata, written
+ * before load) is this NF's position, 0 = not chained (the verifier then drops the tail call).
+ * Without NF_CHAINABLE nothing below exists: objects built as before are unchanged. */
+#define NF_CHAIN_SLOTS 8
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, NF_CHAIN_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} nf_chain SEC(".maps");
+const volatile __u32 nf_chain_pos = 0;
+#endif
+
 /* Declares the per-CPU stats map of an NF; user space reads key 0 on every CPU. */
 #define NF_STATS_MAP(name)                              \
 	struct {                                        \
@@ -62,6 +79,13 @@ static __always_inline int xdp_exit_why(struct xdp_md *ctx, void *stats_map, __u
 	struct nf_stats *st;
 	__u64 len = ctx->data_end - ctx->data;
 
+#ifdef NF_CHAINABLE
+	/* Materialise len here: around the tail call below clang otherwise keeps ctx->data (a u32
+	 * load the verifier turns into a packet pointer) and spills it as 32 bits, which the
+	 * verifier refuses ("invalid size of register spill"). */
+	asm volatile("" : "+r"(len));
+#endif
+
 	if (action >= NF_STATS_ACTIONS) {
 		action = XDP_ABORTED;
 		reason = NF_REASON_INVALID_ACTION;
@@ -74,6 +98,10 @@ static __always_inline int xdp_exit_why(struct xdp_md *ctx, void *stats_map, __u
 		if (reason != NF_REASON_NONE && reason < NF_STATS_REASONS)
 			st->reasons[reason] += 1;
 	}
+#ifdef NF_CHAINABLE
+	if (action == XDP_PASS && nf_chain_pos)
+		bpf_tail_call(ctx, &nf_chain, nf_chain_pos); /* returns only when the slot is empty */
+#endif
 	return action;
 }
 
