@@ -124,3 +124,160 @@ class Chain:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# ---- chains deployed from YAML (nf up chain.yaml) ----------------------------------------------
+from typing import Optional  # noqa: E402
+
+from pydantic import Field, model_validator  # noqa: E402
+
+from nf.config import ConfigError  # noqa: E402
+from nf.config.base import Model  # noqa: E402
+
+CHAINABLE = ("filter", "l2_switch")
+
+
+class MemberSpec(Model):
+    kind: str = Field(description="NF kind: " + " | ".join(CHAINABLE))
+    config: dict = Field(description="that kind's config; netns and interfaces come from the chain")
+
+
+class ChainConfig(Model):
+    """A chain: NFs run in list order on every interface of the chain (configs/chain.yaml)."""
+    chain: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="chain name (its pins' dir)")
+    netns: Optional[str] = None
+    interfaces: list[str] = Field(min_length=1)
+    attach: str = Field("auto", pattern="^(auto|native|generic)$")
+    nfs: list[MemberSpec] = Field(min_length=1, max_length=SLOTS)
+
+    @property
+    def name(self) -> str:
+        return self.chain
+
+    @model_validator(mode="after")
+    def _members(self):
+        self.members()
+        return self
+
+    def members(self) -> list[tuple]:
+        """[(Kind, validated member config)], netns forced to the chain's; errors carry
+        nfs[i].config.<field> paths."""
+        from nf.nfs import registry
+        out, errors, names = [], [], {self.chain}
+        for i, m in enumerate(self.nfs):
+            if m.kind not in CHAINABLE:
+                errors.append((f"nfs[{i}].kind", f"{m.kind!r} cannot join a chain (chainable: "
+                                                 f"{', '.join(CHAINABLE)})"))
+                continue
+            k = registry.get(m.kind)
+            data = {**m.config, "netns": self.netns}
+            if m.kind == "filter":
+                if m.config.get("interfaces"):
+                    errors.append((f"nfs[{i}].config.interfaces", "a chain member runs on the chain's "
+                                                                  "interfaces; leave it out"))
+                data["interfaces"] = []
+            try:
+                cfg = k.validate(data, f"nfs[{i}]")
+            except ConfigError as e:
+                errors += [(f"nfs[{i}].config.{p}" if p else f"nfs[{i}].config", msg) for p, msg in e.errors]
+                continue
+            if m.kind == "l2_switch" and sorted(p.name for p in cfg.ports) != sorted(self.interfaces):
+                errors.append((f"nfs[{i}].config.ports", "a switch in a chain has exactly the chain's "
+                                                         f"interfaces as ports ({', '.join(self.interfaces)})"))
+            if cfg.name in names:
+                errors.append((f"nfs[{i}].config.name", f"instance name {cfg.name!r} used twice"))
+            names.add(cfg.name)
+            out.append((k, cfg))
+        if errors:
+            raise ValueError("; ".join(f"{p}: {m}" for p, m in errors))
+        return out
+
+
+def _l2_member(cfg, chain: Chain, position: int):
+    from nf.nfs.l2_switch import L2Switch
+
+    class ChainedL2Switch(L2Switch):
+        """The controller's own fill; the chainable object; no attach of its own."""
+
+        def load(self, pin: bool = False):
+            obj = chain.member("chain/l2_switch_chain", position)
+            try:
+                obj.map("fdb").set_max_entries(self.cfg.fdb_size)
+                self.pin_dir.mkdir(parents=True, exist_ok=True)
+                obj.pin_maps(self.pin_dir)
+                obj.load()
+            except BaseException:
+                obj.close()
+                raise
+            return obj
+
+        def _attach(self) -> None:
+            pass
+
+    sw = ChainedL2Switch(cfg, keep=True)
+    sw.up()
+    return sw.obj, "xdp_l2sw", sw
+
+
+def _filter_member(cfg, chain: Chain, position: int):
+    from nf.nfs.filter import PROG, Filter
+    f = Filter(cfg)
+    obj = f.load(chain, position)
+    return obj, PROG, None
+
+
+MEMBER_UP = {"l2_switch": _l2_member, "filter": _filter_member}
+
+
+def up_chain(cfg: ChainConfig) -> dict:
+    """Load every member into a new chain, pin the chain's maps, attach the dispatcher on each
+    interface through pinned links. On any error everything made so far is torn down."""
+    from nf.bpf import pin as _pin
+    from nf.deploy import cleanup_pins
+    from nf.net import netns
+    from nf.net.iface import resolve
+
+    members = cfg.members()
+    d = _pin.instance_dir(cfg.chain)
+    if any(d.iterdir()):
+        raise ConfigError(cfg.chain, [("chain", f"pins already exist in {d}; `nf down {cfg.chain}` first")])
+    chain = Chain()
+    made, held = [], []
+    try:
+        chain.slots.pin(d / CHAIN_MAP)
+        chain.obj.map("chain_stats").pin(d / "chain_stats")
+        for pos, (k, mcfg) in enumerate(members, 1):
+            obj, prog, ctl = MEMBER_UP[k.name](mcfg, chain, pos)
+            made.append((k, mcfg))
+            held.append((obj, prog, ctl))
+        chain.install([obj.program(p) for obj, p, _ in held])
+        (d / "links").mkdir(exist_ok=True)
+        from nf.bpf import XdpMode
+        mode = XdpMode[cfg.attach.upper()]
+        with netns.enter(cfg.netns):
+            for itf in cfg.interfaces:
+                chain.attach(resolve(itf).ifindex, mode, pin=d / "links" / itf).close()
+    except BaseException:
+        cleanup_pins(cfg.chain)
+        for k, mcfg in made:
+            cleanup_pins(mcfg.name)
+        raise
+    finally:
+        for obj, _, ctl in held:
+            if ctl is not None:
+                ctl.__exit__(None, None, None)
+            else:
+                obj.close()
+        chain.close()
+    return {"variant": "chain", "members": [{"name": m.name, "kind": k.name, "position": i}
+                                            for i, (k, m) in enumerate(made, 1)]}
+
+
+def chain_stats(pin_dir) -> dict[str, int]:
+    from nf.bpf import Map
+    m = Map.from_pin(pin_dir / "chain_stats")
+    try:
+        per = m.typed(ctypes.c_uint32, ChainStats).lookup_percpu(0)
+        return {"entered": sum(s.entered for s in per), "empty": sum(s.empty for s in per)}
+    finally:
+        m.close()

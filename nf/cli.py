@@ -142,7 +142,7 @@ def _iface_users(exclude: str) -> dict[tuple, str]:
     from nf import deploy
     used = {}
     for r in deploy.records():
-        if r.name != exclude:
+        if r.name != exclude and not r.chain:
             for i in r.interfaces:
                 used[(r.netns, i)] = r.name
     return used
@@ -152,6 +152,7 @@ def deploy_up(f: Path | None, k, cfg, name: str, say=print) -> str:
     """Bring one instance up through the registry, recording it first. Returns
     "unchanged" / "up". Caller holds deploy.locked()."""
     from nf import deploy
+    from nf.nfs import registry
 
     rec = deploy.read(name)
     new = _record(f, k, cfg, name)
@@ -183,6 +184,13 @@ def deploy_up(f: Path | None, k, cfg, name: str, say=print) -> str:
     _crash_point("after-up")
     new.variant = info.pop("variant", new.variant)
     new.extra.update(info)
+    for m in info.get("members", []):       # a chain: one record per member, for its verbs/stats
+        mk = registry.get(m["kind"])
+        mcfg = [c for c in cfg.members() if c[1].name == m["name"]][0][1]
+        mrec = _record(f, mk, mcfg, m["name"])
+        mrec.interfaces, mrec.status = list(new.interfaces), "up"
+        mrec.chain = {"name": name, "position": m["position"]}
+        deploy.write(mrec)
     new.status = "up"
     deploy.write(new)
     return "up"
@@ -226,6 +234,9 @@ def down(name: Optional[str] = typer.Argument(None, help="instance; default: eve
         recs = {r.name: r for r in deploy.records()}
         orph = deploy.orphans()
         if name is not None:
+            if name in recs and recs[name].chain:
+                raise Fail(E_CONFLICT, f"{name} is member {recs[name].chain['position']} of chain "
+                                       f"{recs[name].chain['name']}: `nf down {recs[name].chain['name']}`")
             if name in recs:
                 targets, orph = [recs[name]], []
             elif name in orph:
@@ -233,9 +244,11 @@ def down(name: Optional[str] = typer.Argument(None, help="instance; default: eve
             else:
                 raise Fail(E_NOT_FOUND, f"no deployment named {name!r}"
                            + (f" (deployed: {', '.join(recs)})" if recs else ""))
-        else:
-            targets = list(recs.values())
+        else:   # chains first: their teardown takes their members along
+            targets = sorted(recs.values(), key=lambda r: (r.kind != "chain", bool(r.chain)))
         for r in targets:
+            if r.chain and deploy.read(r.name) is None:
+                continue
             _teardown(r)
             out.print(f"{r.name}: down", markup=False)
         for n in orph:
@@ -278,14 +291,15 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
     if as_json:
         out.print_json(json.dumps([{"name": r.name, "kind": r.kind, "status": r.status, "variant": r.variant,
                                     "mode": r.mode, "netns": r.netns, "interfaces": r.interfaces,
-                                    "source": r.source, "digest": r.digest, "pid": r.pid,
+                                    "source": r.source, "digest": r.digest, "pid": r.pid, "chain": r.chain,
                                     "xdp": {i: _xdp_on(r.netns, i) for i in r.interfaces}} for r in recs]))
         return
     t = Table(title="deployments")
     for c in ("name", "kind", "status", "variant", "mode", "netns", "interfaces (xdp)", "source"):
         t.add_column(c)
     for r in recs:
-        st = r.status + (" (stale)" if r.stale else "")
+        st = r.status + (" (stale)" if r.stale else "") + \
+            (f" [{r.chain['name']} #{r.chain['position']}]" if r.chain else "")
         t.add_row(r.name, r.kind, st, r.variant, r.mode, r.netns or "-",
                   ", ".join(f"{i} ({_xdp_on(r.netns, i)})" for i in r.interfaces), r.source or "-")
     out.print(t)

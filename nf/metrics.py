@@ -68,7 +68,7 @@ def _action_stats(rec):
     from nf.bpf import BpfError, Map
     from nf.datapath import NfStats, sum_stats
 
-    for name in ("nf_stats", "sk_stats", "ft_stats", "rt_stats"):
+    for name in ("nf_stats", "base_stats", "sk_stats", "ft_stats", "rt_stats"):
         p = rec.pin_dir / name
         if p.exists():
             try:

@@ -204,6 +204,79 @@ def _l2_stats(sw) -> dict[str, dict[str, int]]:
     return sw.stats()
 
 
+# ---- filter (the base NF) -----------------------------------------------------------------------
+def _filter_preflight(cfg) -> None:
+    from nf.nfs.filter import Filter
+    Filter(cfg).check()
+
+
+def _filter_up(cfg) -> dict:
+    from nf.nfs.filter import Filter
+    Filter(cfg).up()
+    return {"variant": "pure"}
+
+
+def _filter_cfg(rec):
+    from nf.nfs.filter import FilterConfig
+    return _validate(rec.config, FilterConfig, rec.name)
+
+
+def _filter_down(rec) -> None:
+    from nf.nfs.filter import Filter
+    Filter(_filter_cfg(rec)).down()
+
+
+def _filter_open(rec):
+    from nf.nfs.filter import Filter
+    return Filter(_filter_cfg(rec))
+
+
+# ---- chain -------------------------------------------------------------------------------------
+def _chain_preflight(cfg) -> None:
+    from nf.net.iface import InterfaceError, resolve
+    from nf.net.netns import exists
+    if cfg.netns is not None and not exists(cfg.netns):
+        raise ConfigError(cfg.chain, [("netns", f"no network namespace {cfg.netns!r}")])
+    errors = []
+    for i, n in enumerate(cfg.interfaces):
+        try:
+            resolve(n, cfg.netns)
+        except InterfaceError as e:
+            errors.append((f"interfaces[{i}]", f"unknown interface: {e}"))
+    if errors:
+        raise ConfigError(cfg.chain, errors)
+
+
+def _chain_up(cfg) -> dict:
+    from nf.chain import up_chain
+    return up_chain(cfg)
+
+
+def _chain_down(rec) -> None:
+    """Dispatcher links and the PROG_ARRAY first (the interfaces are free at once), then each
+    member through its own kind, then the members' records."""
+    from nf import deploy
+    deploy.cleanup_pins(rec.name)
+    for m in rec.extra.get("members", []):
+        mrec = deploy.read(m["name"])
+        try:
+            if mrec is not None:
+                get(mrec.kind).down(mrec)
+        finally:
+            deploy.cleanup_pins(m["name"])
+            deploy.remove(m["name"])
+
+
+class _ChainHandle:
+    def __init__(self, rec):
+        self.rec = rec
+
+
+def _chain_stats(h) -> dict[str, dict[str, int]]:
+    from nf.chain import chain_stats
+    return {"dispatcher": chain_stats(h.rec.pin_dir)}
+
+
 # ---- kinds not yet deployable: validation only -------------------------------------------------
 def _router_load(path: Path):
     from nf.config.router import load_router_config
@@ -223,6 +296,16 @@ KINDS: dict[str, Kind] = {
         _reload=_l2_reload, _runtime=_l2_runtime,
         runtime_fields=frozenset({"aging_time", "static_entries"}),
         reload_fields=frozenset()),
+    "filter": Kind(
+        "filter", "packet filter: the base NF (parse, count, drop by protocol / port / fragment)",
+        "nf.nfs.filter:FilterConfig", deployable=True, object="base/base",
+        _preflight=_filter_preflight, _up=_filter_up, _down=_filter_down, _open=_filter_open,
+        _stats=lambda f: f.stats()),
+    "chain": Kind(
+        "chain", "several NFs on the same interfaces, run in order (tail-call dispatcher)",
+        "nf.chain:ChainConfig", deployable=True,
+        _preflight=_chain_preflight, _up=_chain_up, _down=_chain_down, _open=_ChainHandle,
+        _stats=_chain_stats),
     "router": Kind(
         "router", "LPM router (IPv4+IPv6, ECMP, ICMP errors in XDP)",
         "nf.config.router:RouterConfig", why_not=_PINS.format(ctl="nf.nfs.router.Router"),

@@ -146,3 +146,85 @@ def test_chain_on_an_interface_swapped_atomically(lab, ab):
             o.close()
         if new:
             new.close()
+
+
+# ---- chains deployed by the CLI (configs/chain.yaml shape) ---------------------------------------
+def test_chain_config_errors_name_the_member_field():
+    from nf.chain import ChainConfig
+    from nf.config import ConfigError, validate
+    base = {"chain": "c1", "interfaces": ["p1", "p2"],
+            "nfs": [{"kind": "filter", "config": {"name": "f1", "drop_dports": [53]}},
+                    {"kind": "l2_switch", "config": {"name": "s1", "ports": [
+                        {"name": "p1", "vlan": 10}, {"name": "p2", "vlan": 10}]}}]}
+    assert [k.name for k, _ in validate(base, ChainConfig).members()] == ["filter", "l2_switch"]
+    for mutate, needle in [
+        (lambda d: d["nfs"][0].update(kind="router"), "nfs[0].kind: 'router' cannot join a chain"),
+        (lambda d: d["nfs"][0]["config"].update(drop_dports=[0]), "nfs[0].config.drop_dports"),
+        (lambda d: d["nfs"][1]["config"]["ports"].pop(), "nfs[1].config.ports: a switch in a chain"),
+        (lambda d: d["nfs"][1]["config"].update(name="f1"), "nfs[1].config.name: instance name 'f1'"),
+        (lambda d: d["nfs"][0]["config"].update(interfaces=["p1"]), "nfs[0].config.interfaces"),
+        (lambda d: d.update(nfs=[]), "nfs"),
+    ]:
+        import copy
+        d = copy.deepcopy(base)
+        mutate(d)
+        with pytest.raises(ConfigError) as e:
+            validate(d, ChainConfig)
+        assert needle in str(e.value), str(e.value)
+
+
+@pytest.mark.netns
+def test_cli_deploys_a_filter_then_switch_chain(make_lab, tmp_path):
+    """nf up chain.yaml: the filter drops DNS, the switch forwards the rest; each NF's counters
+    are exact; members are read through their own verbs; nf down frees every interface."""
+    import json
+    import os
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from nf import cli, deploy
+    from nf.cli import app
+    from nf.net.lab import HostSpec, LabSpec
+
+    lab = make_lab(LabSpec(hosts=[HostSpec(name=f"h{i}") for i in (1, 2, 3)]))  # no IPs: quiet hosts
+    tag = f"{os.getpid()}"
+    cfg = {"chain": f"ch{tag}", "netns": lab.dut, "interfaces": ["p1", "p2", "p3"],
+           "nfs": [{"kind": "filter", "config": {"name": f"chf{tag}", "drop_dports": [53]}},
+                   {"kind": "l2_switch", "config": {"name": f"chs{tag}", "ports": [
+                       {"name": f"p{i}", "vlan": 10} for i in (1, 2, 3)]}}]}
+    f = tmp_path / "chain.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    run = CliRunner().invoke
+    r = run(app, ["up", str(f)])
+    assert r.exit_code == 0, r.output
+    try:
+        recs = {r.name: r for r in deploy.records()}
+        assert recs[f"ch{tag}"].kind == "chain" and recs[f"chf{tag}"].chain == {"name": f"ch{tag}", "position": 1}
+        assert recs[f"chs{tag}"].chain["position"] == 2
+        assert run(app, ["up", str(f)]).output.strip().endswith("unchanged (chain, p1, p2, p3)")
+        h1, h2 = lab.host("h1"), lab.host("h2")
+        eth = Ether(src=h1.mac, dst=h2.mac) / IP(src="10.0.0.1", dst="10.0.0.2")
+        dns = [bytes(eth / UDP(sport=1000, dport=53) / f"d{i}".encode()) for i in range(4)]
+        ntp = [bytes(eth / UDP(sport=1000, dport=123) / f"n{i}".encode().ljust(20, b".")) for i in range(6)]
+        lab.send("h2", [bytes(Ether(src=h2.mac, dst="ff:ff:ff:ff:ff:ff") / IP() / UDP(dport=7))])
+        with lab.capture(["h2", "h3"]) as cap:
+            lab.send("h1", dns + ntp)
+            got = cap.wait(count=None, timeout=1.0, quiet=0.3)
+        assert sorted(got[lab.tap("h2")]) == sorted(ntp) and got[lab.tap("h3")] == []
+        st = json.loads(run(app, ["stats", "--json"]).output)
+        assert st[f"chf{tag}"]["ports"]["all"]["drop_packets"] == 4
+        assert st[f"chf{tag}"]["ports"]["all"]["pass_packets"] == 6 + 1
+        assert st[f"chs{tag}"]["ports"]["p1"]["rx_packets"] == 6          # the DNS never got here
+        assert st[f"chs{tag}"]["ports"]["p2"]["tx_packets"] == 6
+        assert st[f"ch{tag}"]["ports"]["dispatcher"]["entered"] == 11
+        fdb = json.loads(run(app, ["fdb", f"chs{tag}", "--json"]).output)[f"chs{tag}"]
+        assert {(e["mac"], e["port"]) for e in fdb} == {(h1.mac, "p1"), (h2.mac, "p2")}
+        r = run(app, ["down", f"chs{tag}"])
+        assert r.exit_code == cli.E_CONFLICT and f"nf down ch{tag}" in r.output
+    finally:
+        r = run(app, ["down", f"ch{tag}"])
+    assert r.exit_code == 0, r.output
+    assert not {f"ch{tag}", f"chf{tag}", f"chs{tag}"} & set(deploy.names())
+    with lab.enter("dut"):
+        assert not any(xdp_query(p).attached for p in ("p1", "p2", "p3"))
