@@ -338,3 +338,25 @@ def test_apply_reload_under_traffic_loses_nothing(lab4, swfile):
     assert sorted(got) == sorted(frames)           # nothing lost, nothing duplicated
     st = json.loads(nf("stats", swfile.name, "--json").output)[swfile.name]["ports"]
     assert st["p1"]["unicast"] == n and st["p2"]["tx_packets"] == n
+
+
+@pytest.mark.netns
+def test_check_reports_modes_per_interface(lab4):
+    r = nf("check", "--netns", lab4.dut, "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["root"] and rep["bpffs"] and rep["btf"]
+    assert rep["module"]["loaded"] == os.path.isdir("/sys/module/enetstl")
+    for p in ("p1", "p2", "p3", "p4"):       # veth: both modes; the probe left nothing attached
+        assert rep["interfaces"][p] == {"native": "yes", "generic": "yes"}
+    assert _attached(lab4, ["p1", "p2", "p3", "p4"]) == [False] * 4
+    r = nf("check", "--netns", lab4.dut)
+    assert r.exit_code == 0 and "XDP modes per interface" in r.output
+
+
+@pytest.mark.netns
+def test_stats_watch_shows_rates(lab4, swfile):
+    assert nf("up", swfile()).exit_code == 0
+    r = nf("stats", swfile.name, "--watch", "--interval", "0.1", "--count", "2")
+    assert r.exit_code == 0, r.output
+    assert "(rate /s)" in r.output and "per-port counters" in r.output
