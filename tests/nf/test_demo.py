@@ -60,6 +60,9 @@ def test_demo_passes_and_cleans_up():
     row = next(line for line in out.splitlines() if line.startswith("│ rx_packets"))
     # sent per host by configs/lab.yaml: h1 1+30+10, h2 20+2, h3 5, h4 3+4
     assert [int(x) for x in row.strip("│ ").split("│")[1:]] == [41, 22, 5, 7]
+    # the sketch on the hosts: top talkers equal what the hosts received
+    assert "sketch estimates equal what the hosts received" in out
+    assert "│ 1 │ 10.0.0.1 -> 10.0.0.2   │       30 │       30 │ yes   │" in out
     assert deploy.read("demo-sw") is None
     assert set(list_netns()) <= before
 
