@@ -37,6 +37,7 @@ u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_u
 
 # ---- router.h mirrors (checked against BTF by tests/xdp_progs/router/test_layout.py) -------------
 RT_GROUPS, RT_ECMP_MAX, RT_PORTS, RT_CLASSES, RT_PROBES = 4096, 8, 64, 8, 65536
+RT_IFINDEX_MAX = 65536
 MODE = {"dir": 0, "trie": 1, "fib": 2}
 KIND_NONE, KIND_FORWARD, KIND_CONNECTED, KIND_BLACKHOLE, KIND_LOCAL, KIND_UNREACHABLE = range(6)
 CLASSES = ("noroute", "connected", "static", "ecmp", "blackhole", "local", "default", "kernel")
@@ -162,6 +163,8 @@ class Router:
         self.by_name: dict[str, PortInfo] = {}
         for i, itf in enumerate(cfg.interfaces):
             ifindex = itf.ifindex or _ifindex(itf.name)
+            if ifindex >= RT_IFINDEX_MAX:
+                raise RouteError(f"interface {itf.name}: ifindex {ifindex} >= {RT_IFINDEX_MAX}")
             mac = mac_bytes(itf.mac) if itf.mac else _if_mac(itf.name)
             p = PortInfo(i, itf.name, ifindex, mac)
             for a in itf.addresses:
@@ -330,7 +333,7 @@ class Router:
             v.ip4[:] = list(p.ip4.to_bytes(4, "big"))
             v.ip6[:] = list(p.ip6.to_bytes(16, "big"))
             ports[p.idx] = v
-            ifx[p.ifindex] = p.idx
+            ifx[p.ifindex] = p.idx + 1   # 0 = not a router port
             tx[p.idx] = self.tx_ifindex or p.ifindex
 
     def _write_neighbours(self) -> None:

@@ -132,12 +132,24 @@ struct {
 	__type(value, struct rt_port);
 } rt_ports SEC(".maps");
 
+/* ifindex -> port + 1 (0: not a router port). An array, not a hash: this lookup happens for
+ * every frame, and an inlined array read is ~2 ns where a hash lookup is ~20-50 ns. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RT_IFINDEX_MAX);
 	__type(key, __u32);   /* ifindex */
-	__type(value, __u32); /* port */
+	__type(value, __u32); /* port + 1 */
 } rt_ifindex SEC(".maps");
+
+static __always_inline int port_of_ifindex(__u32 ifindex, __u32 *port)
+{
+	__u32 *v = bpf_map_lookup_elem(&rt_ifindex, &ifindex);
+
+	if (!v || *v == 0)
+		return -1;
+	*port = *v - 1;
+	return 0;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP);
@@ -738,15 +750,12 @@ static __always_inline __u32 transmit(struct xdp_md *ctx, struct ethhdr *eth, st
 /* Kernel-FIB mode: fill `f` from bpf_fib_lookup. Returns the group kind it amounts to. */
 static __always_inline int fib_resolve(struct xdp_md *ctx, struct bpf_fib_lookup *p, struct fwd *f)
 {
-	__u32 *port;
 	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
 
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
-		port = bpf_map_lookup_elem(&rt_ifindex, &p->ifindex);
-		if (!port)
+		if (port_of_ifindex(p->ifindex, &f->port))
 			return -1; /* egress is not a router port: the kernel's job */
-		f->port = *port;
 		__builtin_memcpy(f->dmac, p->dmac, 6);
 		__builtin_memcpy(f->smac, p->smac, 6);
 		return RT_KIND_FORWARD;
@@ -1000,7 +1009,7 @@ SEC("xdp")
 int xdp_router(struct xdp_md *ctx)
 {
 	struct ethhdr *eth = xdp_ptr(ctx, 0, sizeof(*eth));
-	__u32 ifindex = ctx->ingress_ifindex, *pidx, port, res;
+	__u32 ifindex = ctx->ingress_ifindex, port, res;
 	struct rt_port_stats *ps = NULL;
 	struct rt_port *p;
 	__u64 bytes = ctx->data_end - ctx->data;
@@ -1010,12 +1019,10 @@ int xdp_router(struct xdp_md *ctx)
 		res = OUT(XDP_DROP, NF_REASON_TRUNCATED);
 		goto out;
 	}
-	pidx = bpf_map_lookup_elem(&rt_ifindex, &ifindex);
-	if (!pidx) {
+	if (port_of_ifindex(ifindex, &port)) {
 		res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 		goto out;
 	}
-	port = *pidx;
 	p = bpf_map_lookup_elem(&rt_ports, &port);
 	if (!p) {
 		res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));

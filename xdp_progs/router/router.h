@@ -27,6 +27,7 @@
 #define RT_ECMP_MAX 8                 /* next hops per group */
 #define RT_PORTS 64                   /* router ports (index into rt_ports / rt_tx) */
 #define RT_CLASSES 8
+#define RT_IFINDEX_MAX 65536          /* ports need ifindex < this (rt_ifindex is an array) */
 
 /* Load-time mode (rodata). */
 enum rt_mode {
