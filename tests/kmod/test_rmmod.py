@@ -46,3 +46,20 @@ def test_rmmod_refused_while_in_use_then_clean(enetstl):
     assert _kernel_warnings() == warnings_before
     enetstl.load()
     assert kmod.live() == dict.fromkeys(live, 0)
+
+
+def test_programs_load_without_the_module_in_the_guest(enetstl_absent):
+    """The same objects the module tests use load on the 6.12 guest kernel with the module
+    removed, and take their bpf_ksym_exists() fallback."""
+    from nf.testing.kmod import KT_ABSENT, KT_MULTI, KO_LB_NEW, kt_call
+
+    assert not kmod.is_loaded()
+    for name in ("kfuncs", "objects", "skiplist"):
+        obj = open_kmod_test(name)
+        try:
+            prog = obj.program(name)
+            r = (kt_call(prog, KT_MULTI, b"k", arg=1) if name == "kfuncs"
+                 else ko_call(prog, KO_LB_NEW, a=1, b=1, x=8))
+            assert (r.retval, r.ret) == (2, KT_ABSENT)
+        finally:
+            obj.close()
