@@ -667,14 +667,12 @@ class Router:
             except Exception:  # noqa: BLE001 - the interface may already be gone
                 pass
         self.links.clear()
-        for mm, arr in self._mm.values():
-            del arr
-        views = list(self._mm.values())
-        self._mm.clear()
-        for mm, _ in views:
+        maps = [mm for mm, _ in self._mm.values()]
+        self._mm.clear()          # drops the numpy views, so the mmaps can close
+        for mm in maps:
             try:
                 mm.close()
-            except BufferError:
+            except BufferError:   # a caller still holds a view: the GC closes it later
                 pass
         if self.obj is not None:
             self.obj.close()

@@ -103,3 +103,16 @@ def test_static_neighbours_written():
         r.load()
         assert r.neighbours() == {(1, "10.0.1.2"): ("02:aa:00:00:00:02", 1),
                                   (0, "2001:db8::2"): ("02:aa:00:00:00:03", 1)}
+
+
+@needs_root
+def test_close_releases_every_fd():
+    n0 = len(os.listdir("/proc/self/fd"))
+    for mode in ("dir", "trie", "fib"):
+        r = Router(cfg(mode=mode), tx_ifindex=1)
+        r.load()
+        if mode != "fib":
+            r.add_route("10.9.0.0/16", "via 10.0.1.2")
+            assert r.lookup(["10.9.1.1"]) == [r.resolve_target("via 10.0.1.2")]
+        r.close()
+    assert len(os.listdir("/proc/self/fd")) == n0
