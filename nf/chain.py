@@ -214,6 +214,10 @@ def _l2_member(cfg, chain: Chain, position: int):
         def _attach(self) -> None:
             pass
 
+        def resolve_variant(self):
+            from nf.config.l2_switch import Variant
+            return Variant.pure          # the chainable build is the pure-eBPF FDB
+
     sw = ChainedL2Switch(cfg, keep=True)
     sw.up()
     return sw.obj, "xdp_l2sw", sw

@@ -615,7 +615,8 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
         if bad:
             raise Fail(E_CONFLICT, f"{name}: changing {', '.join(sorted(bad))} needs `nf down {name}` "
                                    f"+ `nf up` (state would be lost); nothing changed")
-        sha = registry.object_sha(k.object) if k.object else None
+        obj_name = registry._l2_object(rec.variant) if k.name == "l2_switch" else k.object
+        sha = registry.object_sha(obj_name) if obj_name else None
         need_reload = reload or bool(top & k.reload_fields) or (sha and sha != rec.extra.get("object_sha"))
         if not changes and not need_reload:
             out.print(f"{name}: unchanged")

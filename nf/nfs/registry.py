@@ -126,13 +126,18 @@ def _l2_preflight(cfg) -> None:
     sw.resolve_variant()
 
 
+def _l2_object(variant: str) -> str:
+    from nf.nfs import l2_switch as L2
+    return getattr(L2, "OBJECT_ENETSTL", L2.OBJECT) if variant == "enetstl" else L2.OBJECT
+
+
 def _l2_up(cfg) -> dict:
-    from nf.nfs.l2_switch import OBJECT, L2Switch
+    from nf.nfs.l2_switch import L2Switch
     sw = L2Switch(cfg, keep=True)
     with sw:
         sw.up()
         variant = sw.variant.value
-    return {"variant": variant, "object_sha": object_sha(OBJECT)}
+    return {"variant": variant, "object_sha": object_sha(_l2_object(variant))}
 
 
 def _l2_cfg(rec):
@@ -159,28 +164,36 @@ def _l2_reload(rec, cfg) -> dict:
     """New program on the same pinned maps, swapped into every pinned link with one
     bpf_link_update each: no instant without a program, FDB and counters untouched.
 
-    Maps are reused by fd (bpf_map__reuse_fd), not through libbpf's pin_maps: the kernel adds
-    BPF_F_RDONLY_PROG to every DEVMAP it creates, so libbpf 1.4's compatibility check of the
-    pinned tx_ports against the object's definition fails ("parameter mismatch")."""
+    Every map of the new object that has a pin is reused by fd (bpf_map__reuse_fd), not through
+    libbpf's pin_maps: the kernel adds BPF_F_RDONLY_PROG to every DEVMAP it creates, so libbpf
+    1.4's compatibility check of the pinned tx_ports against the object fails ("parameter
+    mismatch"). Sizes/rodata come from the deployed config (fdb_size is not a reload field)."""
     from nf.bpf import BpfObject, Link, Map
-    from nf.nfs.l2_switch import OBJECT, PROG_INGRESS, L2Switch, _netns_ctx
-    sw = L2Switch(cfg, keep=True)
-    obj = BpfObject.open_built(OBJECT)
+    from nf.bpf.build import build
+    from nf.nfs import l2_switch as L2
+    sw = L2.L2Switch(cfg, keep=True)
+    obj = BpfObject.open(build(_l2_object(rec.variant)))
     try:
-        obj.map("fdb").set_max_entries(cfg.fdb_size)
-        for n in ("ports", "vlans", "fdb", "config", "stats", "vlan_ports", "tx_ports", "nf_stats"):
-            with contextlib.closing(Map.from_pin(sw.pin_dir / n)) as pinned:
-                obj.map(n).reuse(pinned)
+        if rec.variant == "enetstl":
+            nb = L2.efdb_buckets(cfg.fdb_size)
+            obj.map("efdb").set_max_entries(nb)
+            obj.set_rodata("efdb_cfg", L2.EfdbCfg(nb - 1, 0))
+        else:
+            obj.map("fdb").set_max_entries(cfg.fdb_size)
+        for n in obj.maps:
+            if (sw.pin_dir / n).exists() and not n.startswith("."):
+                with contextlib.closing(Map.from_pin(sw.pin_dir / n)) as pinned:
+                    obj.map(n).reuse(pinned)
         obj.load()
-        prog = obj.program(PROG_INGRESS)
+        prog = obj.program(L2.PROG_INGRESS)
         links = sorted((sw.pin_dir / "links").iterdir())
-        with _netns_ctx(cfg.netns):
+        with L2._netns_ctx(cfg.netns):
             for p in links:
                 with contextlib.closing(Link.from_pin(p)) as link:
                     link.update_program(prog)
     finally:
         obj.close()                 # the links hold the new program, the pins the maps
-    return {"object_sha": object_sha(OBJECT), "replaced": len(links)}
+    return {"object_sha": object_sha(_l2_object(rec.variant)), "replaced": len(links)}
 
 
 def _l2_runtime(sw, old, new) -> list[str]:
