@@ -471,14 +471,25 @@ class EfdbMaps(SwitchMaps):
         return self.request(OP_WHEEL_START).ret
 
 
+def built(name: str) -> Path:
+    """The object for xdp_progs/<name>.bpf.c, rebuilt when stale; on a read-only tree (the VM
+    guest shares the host's root read-only) the object the host built is used as it is."""
+    from nf.bpf.build import SRC, build, object_path
+
+    try:
+        return build(name)
+    except OSError:
+        obj = object_path(SRC / f"{name}.bpf.c")
+        if not obj.exists():
+            raise
+        return obj
+
+
 def open_object(variant: Variant, fdb_size: int, pin_dir: Path | None = None):
     """Open and load the object of a variant sized for fdb_size entries."""
     from nf.bpf import BpfObject
 
-    if variant == Variant.enetstl:
-        obj = BpfObject.open_built(OBJECT_ENETSTL)
-    else:
-        obj = BpfObject.open_built(OBJECT)
+    obj = BpfObject.open(built(OBJECT_ENETSTL if variant == Variant.enetstl else OBJECT))
     try:
         if variant == Variant.enetstl:
             nb = efdb_buckets(fdb_size)
@@ -755,24 +766,27 @@ class SwitchSim:
             self.close()
             raise
 
-    def _ctl(self, **kw) -> ProbeCtl:
-        c = self.ctl.lookup(0)
-        for k, v in kw.items():
-            setattr(c, k, v)
-        self.ctl.update(0, c)
-        return c
+    def set_ctl(self, per_cpu: list[dict] | None = None, **kw) -> list[ProbeCtl]:
+        """Set test_ctl fields on every CPU (kw) or per CPU (per_cpu[i] for CPU i)."""
+        vals = self.ctl.lookup_percpu(0)
+        for i, c in enumerate(vals):
+            for k, v in {**kw, **(per_cpu[i] if per_cpu and i < len(per_cpu) else {})}.items():
+                setattr(c, k, v)
+        self.ctl.update(0, vals)
+        return vals
 
     def egress(self, wire: bytes, ifindex: int) -> tuple[int, bytes]:
-        self._ctl(egress_ifindex=ifindex)
+        self.set_ctl(egress_ifindex=ifindex)
         r = self.egress_prog.test_run(wire)
         return r.retval, bytes(r.data_out)
 
     def receive(self, frame: bytes, ingress: int, now_ns: int = 10**12) -> SimResult:
-        before = self._ctl(ingress_ifindex=ingress, now_override=now_ns)
+        before = [c.seq for c in self.set_ctl(ingress_ifindex=ingress, now_override=now_ns)]
         r = self.ingress.test_run(frame)
-        c = self.ctl.lookup(0)
-        if c.seq != before.seq + 1:
+        ran = [c for c, b in zip(self.ctl.lookup_percpu(0), before) if c.seq != b]
+        if len(ran) != 1:
             raise AssertionError(f"ingress run recorded no decision (verdict {r.retval})")
+        c = ran[0]
         res = SimResult(r.retval, c.action, c.vid, bytes(r.data_out), {})
         if c.action == ACT_FLOOD:
             members = self.vlans[c.vid].members

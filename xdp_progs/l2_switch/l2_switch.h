@@ -81,7 +81,7 @@ struct l2sw_stats {
  * signatures at once (enetstl_match_u16, or the pure-eBPF SWAR compare without the module). */
 #define L2SW_WAYS        16
 #define L2SW_WHEEL_SLOTS 256    /* timing-wheel slots (a power of two) */
-#define L2SW_WHEEL_CAP   1024   /* filings per slot: 256 x 1024 x 16 B = the module's 4 MiB cap */
+#define L2SW_WHEEL_CAP   256    /* filings per slot: 256 x 256 x 16 B = 1 MiB, one atomic allocation */
 #define L2SW_WHEEL_BATCH 64     /* filings handled per bpf_loop of one timer run */
 
 struct l2sw_efdb_entry {

@@ -74,8 +74,9 @@ struct {
 	__type(value, __u32);
 } tx_ports SEC(".maps");
 
+/* per CPU, so concurrent test_runs on several CPUs can play different ports */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct l2sw_test_ctl);

@@ -32,7 +32,7 @@ def frame(dst: str, src: str, vid: int | None = None, size: int = 64) -> bytes:
     return b.ljust(size, b"\0")
 
 
-def run(lab, frames, sinks=("h2", "h3", "h4")) -> float:
+def run(lab, frames, sinks=("h2", "h3", "h4"), lossless: bool = True) -> float:
     """Median Mpps counted at h2; every other host also drops what it gets in native XDP, so a
     flooded copy costs the same everywhere (no trip up a host's stack)."""
     tx = lab.host("h1")
@@ -41,7 +41,8 @@ def run(lab, frames, sinks=("h2", "h3", "h4")) -> float:
         gen = es.enter_context(LiveGen(tx.netns, tx.ifname, frames))
         gen.run(50_000, cpu=0, rx=rxs["h2"])  # warm-up
         res = [gen.run(N, cpu=0, rx=rxs["h2"]) for _ in range(ROUNDS)]
-    assert all(r.received == r.generated == N for r in res), [str(r) for r in res]
+    if lossless:  # XDP paths deliver every frame; the bridge's backlog may drop some
+        assert all(r.received == r.generated == N for r in res), [str(r) for r in res]
     return statistics.median(r.mpps for r in res)
 
 
@@ -86,8 +87,9 @@ def test_bench_switch_vs_forwarder(make_lab):
         time.sleep(0.2)
         lab.send("h2", [frame("ff:ff:ff:ff:ff:ff", h2)])             # the bridge learns h2
         time.sleep(0.1)
-        out["Linux bridge known unicast"] = run(lab, [frame(h2, h1)])
-        out["Linux bridge flood to 3 ports (counted at one)"] = run(lab, [frame("ff:ff:ff:ff:ff:ff", h1)])
+        out["Linux bridge known unicast"] = run(lab, [frame(h2, h1)], lossless=False)
+        out["Linux bridge flood to 3 ports (counted at one)"] = run(lab, [frame("ff:ff:ff:ff:ff:ff", h1)],
+                                                                     lossless=False)
     finally:
         bridge(lab, False)
     for k, v in out.items():

@@ -1,0 +1,276 @@
+"""xdp_progs/l2_switch/l2_switch_enetstl.bpf.c: the bucketised FDB, its seqcount protocol and
+its timing wheel.
+
+On the host (no module) the object runs its pure-eBPF CRC32-C and compare: table layout, control
+operations, the busy-bucket rules and two CPUs learning at once are checked there. In the guest
+(@pytest.mark.vm) the same checks run with the module's kfuncs, plus in-kernel aging by the
+timing wheel with no controller process alive.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Dot1Q, Ether
+
+from nf.algo import crc32c
+from nf.bpf import BpfError, Map
+from nf.config.l2_switch import Variant
+from nf.nfs.l2_switch import (ACCESS, ACT_DROP, ACT_FLOOD, ACT_UNICAST, TRUNK, EfdbBucket, PortPlan, SwitchSim,
+                              WheelStats, efdb_buckets, fdb_key, module_loaded, now_ns)
+
+ROOT = Path(__file__).resolve().parents[3]
+P1, P2, P4, P5 = 11, 12, 14, 15
+PORTS = [
+    PortPlan("p1", P1, 0, ACCESS, 10, frozenset(), True),
+    PortPlan("p2", P2, 1, ACCESS, 10, frozenset(), True),
+    PortPlan("p4", P4, 3, TRUNK, 0, frozenset({10, 20}), True),
+    PortPlan("p5", P5, 4, TRUNK, 0, frozenset({10}), True),
+]
+A, B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
+T0 = 1_000 * 10**9
+
+
+def frame(src=A, dst="ff:ff:ff:ff:ff:ff", vid=None):
+    e = Ether(src=src, dst=dst)
+    if vid is not None:
+        e = e / Dot1Q(vlan=vid)
+    return bytes(e / IP() / UDP())
+
+
+def key_hash(mac: str, vid: int) -> int:
+    return crc32c(bytes.fromhex(mac.replace(":", "")) + struct.pack("<H", vid))
+
+
+def sig_of(h: int) -> int:
+    return (h >> 16) or 1
+
+
+@pytest.fixture
+def sw():
+    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl) as s:
+        yield s
+
+
+def bucket(sw, i: int) -> EfdbBucket:
+    return sw.maps.efdb.lookup(i)
+
+
+# ---- layout and control (host) -------------------------------------------------------------
+def test_entry_lands_in_its_bucket_with_its_signature(sw):
+    n = efdb_buckets(64)
+    assert sw.maps.efdb.map.max_entries == n == 8
+    sw.receive(frame(src=A), P1, T0)
+    h = key_hash(A, 10)
+    b = bucket(sw, h % n)
+    assert b.seq == 2                     # one write: taken (1) and released (2)
+    assert b.sig[0] == sig_of(h) and list(b.sig[1:]) == [0] * 15
+    e = b.e[0]
+    assert (bytes(e.key.mac).hex(), e.key.vid, e.ifindex, e.idx, e.flags, e.ts_ns) == \
+        (A.replace(":", ""), 10, P1, 0, 0, T0)
+    assert all(bucket(sw, i).seq == 0 for i in range(n) if i != h % n)
+
+
+def test_control_operations(sw):
+    m = sw.maps
+    m.fdb_add(A, 10, "p2")
+    e = m.entry(A, 10)
+    assert (e.ifindex, e.flags) == (P2, 1)
+    m.fdb_add(A, 10, "p1")                # replace in place
+    assert m.entry(A, 10).ifindex == P1 and len(m.fdb(now=T0)) == 1
+    sw.receive(frame(src=B), P2, T0)      # one dynamic entry
+    assert m.fdb_delete(B, 10) and not m.fdb_delete(B, 10)
+    sw.receive(frame(src=B), P2, T0)
+    assert m.fdb_flush() == 1 and [x.mac for x in m.fdb(now=T0)] == [A]
+    sw.receive(frame(src=B), P2, T0)
+    m.set_aging(1)
+    assert m.expire(now=T0 + 2 * 10**9) == 1          # B is old, the static A is not
+    assert m.fdb_flush(static=True) == 1 and m.fdb(now=T0) == []
+
+
+def test_full_bucket_refuses_a_static_add_and_counts_learning():
+    with SwitchSim(PORTS, fdb_size=8, variant=Variant.enetstl) as sw:  # one bucket, 16 ways
+        for i in range(16):
+            sw.receive(frame(src=f"02:00:00:00:01:{i:02x}"), P1, T0)
+        assert sw.maps.stats()["p1"]["learn"] == 16
+        r = sw.receive(frame(src="02:00:00:00:02:00"), P1, T0)
+        assert r.action == ACT_FLOOD and sw.maps.stats()["p1"]["fdb_full"] == 1
+        with pytest.raises(BpfError, match="ENOSPC"):
+            sw.maps.fdb_add("02:00:00:00:03:00", 10, "p2")
+        assert len(sw.maps.fdb(now=T0)) == 16
+
+
+def test_a_held_bucket_is_never_misread(sw):
+    """A writer on another CPU holds A's bucket (odd seqcount): lookups there flood instead of
+    trusting the ways, learning there is skipped and counted, control ops report EBUSY."""
+    sw.receive(frame(src=A), P1, T0)
+    assert sw.receive(frame(src=B, dst=A), P2, T0).action == ACT_UNICAST
+    i = key_hash(A, 10) % 8
+    b = bucket(sw, i)
+    b.seq += 1                            # "held"
+    sw.maps.efdb.update(i, b)
+    r = sw.receive(frame(src=B, dst=A), P2, T0)
+    assert r.action == ACT_FLOOD and set(r.out) == {P1, P4, P5}
+    learn_before = sw.maps.stats()["p1"]["learn"]
+    sw.receive(frame(src=A), P2, T0 + 1)  # a move into the held bucket: skipped
+    assert sw.maps.stats()["p2"]["fdb_busy"] == 1 and sw.maps.stats()["p2"]["move"] == 0
+    assert sw.maps.stats()["p1"]["learn"] == learn_before
+    with pytest.raises(BpfError, match="EBUSY"):
+        sw.maps.fdb_add(A, 10, "p2")
+    b.seq += 1                            # released
+    sw.maps.efdb.update(i, b)
+    assert sw.receive(frame(src=B, dst=A), P2, T0).out.keys() == {P1}
+
+
+@pytest.mark.skipif(module_loaded(), reason="the module is loaded: the wheel starts")
+def test_no_wheel_without_the_module(sw):
+    assert sw.maps.start_wheel() == -2    # -ENOENT: lazy aging + expire() only
+    assert sw.maps.wheel_stats()["handle"] == 0
+
+
+def learn_concurrently(sw, rounds: int = 20000) -> None:
+    """CPU 0 sees MAC A on trunk p4, CPU 1 sees it on trunk p5, many times each, at once: every
+    frame is a move, so both CPUs write A's bucket continuously."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    per_cpu = [{} for _ in range(max(cpus) + 1)]
+    per_cpu[cpus[0]] = {"ingress_ifindex": P4}
+    per_cpu[cpus[1]] = {"ingress_ifindex": P5}
+    sw.set_ctl(per_cpu, now_override=T0)
+    f = frame(src=A, vid=10)
+    errors = []
+
+    def worker(cpu):
+        try:
+            os.sched_setaffinity(0, {cpu})        # this thread only
+            for _ in range(rounds // 1000):
+                sw.ingress.test_run(f, repeat=1000)
+        except Exception as e:                    # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=worker, args=(c,)) for c in cpus]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in ts)
+
+
+def assert_table_consistent(sw):
+    n = sw.maps.efdb.map.max_entries
+    seen = {}
+    for i in range(n):
+        b = bucket(sw, i)
+        assert b.seq % 2 == 0, f"bucket {i} left held"
+        for w in range(16):
+            if not b.sig[w]:
+                assert bytes(b.e[w]) == bytes(len(bytes(b.e[w]))), f"free way {i}/{w} not clean"
+                continue
+            e = b.e[w]
+            mac = ":".join(f"{x:02x}" for x in bytes(e.key.mac))
+            h = key_hash(mac, e.key.vid)
+            assert h % n == i and b.sig[w] == sig_of(h), f"way {i}/{w} in the wrong place"
+            assert (mac, e.key.vid) not in seen, "duplicate key"
+            seen[(mac, e.key.vid)] = e.ifindex
+    return seen
+
+
+def test_two_cpus_learning_at_once_leave_a_consistent_table(sw):
+    learn_concurrently(sw)
+    seen = assert_table_consistent(sw)
+    assert set(seen) == {(A, 10)} and seen[(A, 10)] in (P4, P5)
+    st = sw.maps.stats()
+    total = sum(st[p]["rx_packets"] for p in ("p4", "p5"))
+    assert total == 40000
+    writes = sum(st[p]["move"] + st[p]["learn"] + st[p]["fdb_busy"] for p in ("p4", "p5"))
+    assert st["p4"]["learn"] + st["p5"]["learn"] == 1
+    # every frame either moved A, found it already on its port, or found the bucket busy
+    assert writes <= total and st["p4"]["flood"] + st["p5"]["flood"] == total
+
+
+# ---- with the module (guest) ---------------------------------------------------------------
+@pytest.mark.vm
+def test_kfunc_path_builds_the_same_table(enetstl):
+    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl) as sw:
+        macs = [f"02:00:00:00:04:{i:02x}" for i in range(40)]
+        for i, m in enumerate(macs):
+            sw.receive(frame(src=m), P1 if i % 2 else P2, T0)
+        seen = assert_table_consistent(sw)    # placed by the module's CRC32-C and SIMD find
+        assert set(seen) == {(m, 10) for m in macs}
+        for i, m in enumerate(macs):          # and found again by them
+            r = sw.receive(frame(src=B, dst=m), P1, T0)
+            # learned on p2: unicast there; learned on p1 (the ingress): dropped
+            assert r.action == (ACT_UNICAST if i % 2 == 0 else ACT_DROP) and r.vid == 10
+
+
+@pytest.mark.vm
+def test_two_cpus_with_kfuncs(enetstl):
+    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl) as sw:
+        learn_concurrently(sw)
+        seen = assert_table_consistent(sw)
+        assert set(seen) == {(A, 10)}
+
+
+WHEEL_SETUP = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from nf.config.l2_switch import Variant
+    from nf.nfs.l2_switch import *
+    pin = Path(sys.argv[1]); pin.mkdir(parents=True)
+    ports = [PortPlan("p1", 11, 0, ACCESS, 10, frozenset(), True),
+             PortPlan("p2", 12, 1, ACCESS, 10, frozenset(), True)]
+    obj = open_object(Variant.enetstl, 64, pin)
+    m = make_maps(obj, Variant.enetstl, {11: "p1", 12: "p2"})
+    inner = fill_tables(obj, m, ports, real_ports=False)
+    m.set_aging(1)
+    ret = m.start_wheel()
+    assert ret == 0, f"start_wheel: {ret}"
+    ctl = obj.map("test_ctl").typed(u32, ProbeCtl)
+    vals = ctl.lookup_percpu(0)
+    for c in vals:
+        c.ingress_ifindex = 11
+    ctl.update(0, vals)
+    frame = bytes.fromhex("ffffffffffff" "02000000000a" "0800") + bytes(46)
+    obj.program(PROG_TEST).test_run(frame)      # learns 02:..:0a at the real (coarse) time
+    m.fdb_add("02:00:00:00:00:0b", 10, "p2")      # static: never ages
+    print(len(m.fdb()), flush=True)
+    # the process exits: only the pins keep the maps, the wheel's timer and its program alive
+""")
+
+
+@pytest.mark.vm
+def test_wheel_forgets_a_mac_with_no_controller_alive(enetstl, tmp_path):
+    pin = Path("/sys/fs/bpf") / f"l2sw-wheel-{os.getpid()}"
+    try:
+        out = subprocess.run([sys.executable, "-c", WHEEL_SETUP, str(pin)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "2"
+        efdb = Map.from_pin(str(pin / "efdb")).typed(__import__("ctypes").c_uint32, EfdbBucket)
+        ws = Map.from_pin(str(pin / "wheel_stats")).typed(__import__("ctypes").c_uint32, WheelStats)
+
+        def keys():
+            out = set()
+            for i in range(efdb.map.max_entries):
+                b = efdb.lookup(i)
+                out |= {bytes(b.e[w].key.mac).hex() for w in range(16) if b.sig[w]}
+            return out
+
+        assert keys() == {"02000000000a", "02000000000b"}
+        deadline = time.monotonic() + 15
+        while "02000000000a" in keys() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert keys() == {"02000000000b"}         # the learned MAC aged out; the static stays
+        s = ws.lookup(0)
+        assert s.expired == 1 and s.filed >= 1 and s.runs >= 5 and s.handle != 0
+    finally:
+        subprocess.run(["rm", "-rf", str(pin)], timeout=30)
