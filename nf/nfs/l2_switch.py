@@ -12,12 +12,16 @@
 
     sw = L2Switch.attach("l2sw")       # a deployment made by another process (its pins)
 
-Datapath layout (pure-eBPF variant): ports (HASH ifindex -> l2sw_port), vlans (ARRAY[4096] of
-member/untagged port masks), fdb (preallocated HASH mac+vid -> port, timestamp), config
-(ARRAY[1]: aging time, read per frame, so changing it needs no reload), stats (PERCPU_ARRAY per
-port), vlan_ports (ARRAY_OF_MAPS: one DEVMAP_HASH per VLAN whose entries carry the egress program
-that pops the tag on untagged ports). Every map is pinned under PIN_ROOT/<name>/, every link
-under PIN_ROOT/<name>/links/<port>, so a deployment outlives the process that made it.
+Two FDB variants behind this one API, chosen at load (config `variant`; auto = eNetSTL when the
+enetstl module is loaded): pure eBPF (a preallocated BPF hash map; SwitchMaps) and eNetSTL (a
+bucketised table with 16-bit signatures, the module's CRC32-C and SIMD find, and in-kernel aging
+by a timing wheel of list buckets driven by a bpf_timer; EfdbMaps). Maps shared by both: ports
+(HASH ifindex -> l2sw_port), vlans (ARRAY[4096] of member/untagged port masks), config (ARRAY[1]:
+aging time, read per frame, so changing it needs no reload), stats (PERCPU_ARRAY per port),
+vlan_ports (ARRAY_OF_MAPS: one DEVMAP_HASH per VLAN for flooding, whose entries carry the egress
+program that pops the tag on untagged ports), tx_ports (DEVMAP_HASH for known unicast). Every map
+is pinned in /sys/fs/bpf/xdp-nf/<name>/ and every link in .../<name>/links/<port>, so a
+deployment outlives the process that made it (L2Switch.attach drives it from another process).
 """
 from __future__ import annotations
 
@@ -688,7 +692,7 @@ class L2Switch:
         from nf.bpf import Map
 
         sw = cls(cfg, pin_dir, keep=True)
-        if not (sw.pin_dir / "fdb").exists():
+        if not ((sw.pin_dir / "fdb").exists() or (sw.pin_dir / "efdb").exists()):
             raise FileNotFoundError(f"switch {cfg.name} is not deployed (no pins in {sw.pin_dir})")
         sw.ifindexes = sw.check()
         names = {v: k for k, v in sw.ifindexes.items()}

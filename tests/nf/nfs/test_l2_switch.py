@@ -50,12 +50,20 @@ def lab4(make_lab):
     return make_lab(LabSpec.switch(4))
 
 
+@pytest.fixture(params=["pure", "enetstl"])
+def variant(request):
+    """Both FDB variants; on the host the eNetSTL one runs without the module (pure-eBPF CRC32-C
+    and compare, no timing wheel), in the guest with it."""
+    return request.param
+
+
 @pytest.fixture
-def switch(lab4):
+def switch(lab4, variant):
     made = []
 
     def make(ports, **kw) -> L2Switch:
-        sw = L2Switch(cfg_for(lab4, ports, **kw)).up()
+        sw = L2Switch(cfg_for(lab4, ports, variant=variant, **kw)).up()
+        assert sw.variant.value == variant
         made.append(sw)
         return sw
 
@@ -209,13 +217,14 @@ def test_counters_equal_what_was_sent(lab4, switch):
 
 
 @pytest.mark.netns
-def test_down_detaches_and_unpins(lab4):
+def test_down_detaches_and_unpins(lab4, variant):
     from nf.bpf import xdp_query
     from nf.net.netns import enter
 
-    sw = L2Switch(cfg_for(lab4, ACCESS4)).up()
+    sw = L2Switch(cfg_for(lab4, ACCESS4, variant=variant)).up()
     pins = sw.pin_dir
-    assert (pins / "fdb").exists() and len(list((pins / "links").iterdir())) == 4
+    assert (pins / ("efdb" if variant == "enetstl" else "fdb")).exists()
+    assert len(list((pins / "links").iterdir())) == 4
     # a second process's view through the pins
     other = L2Switch.attach(sw.cfg)
     other.fdb_add("02:00:00:00:12:34", 10, "p3")
