@@ -24,13 +24,21 @@ from nf.nfs.flow_table import FlowTable, FlowTableError, flow_frame
 
 VARIANTS = [pytest.param("pure", id="pure"),
             pytest.param("enetstl", id="enetstl", marks=pytest.mark.vm)]
+IN_GUEST = os.environ.get("NF_IN_GUEST") == "1"   # TCG: ~20x slower, fewer/smaller cases
 
 
 @pytest.fixture(params=VARIANTS)
 def variant(request):
-    if request.param == "enetstl":
-        request.getfixturevalue("enetstl")  # guest only: module loaded
+    if request.param == "enetstl" and IN_GUEST:
+        # guest only: module loaded. (On the host the vm plugin proxies the item; hypothesis
+        # still resolves fixtures there, so never ask for the guest-only fixture on the host.)
+        request.getfixturevalue("enetstl")
     return request.param
+
+
+@pytest.fixture
+def pure_variant():
+    return "pure"
 
 
 def make_table(variant: str, **kw) -> FlowTable:
@@ -133,7 +141,7 @@ def small_table(variant):
         yield ft
 
 
-@settings(max_examples=60, deadline=None, database=None,
+@settings(max_examples=30 if IN_GUEST else 60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, seed=st.integers(0, 2**32 - 1))
 def test_differential_random_ops(small_table, ops, seed):
@@ -188,7 +196,7 @@ def test_load_95_percent_by_datapath_inserts(variant):
     """Random flows learned by the datapath until the first failed insert: occupancy >= 95 %,
     within the displacement bound, and the metrics say exactly what happened."""
     rnd = random.Random(95)
-    with make_table(variant, size=4096, max_search=256) as ft:
+    with make_table(variant, size=512 if IN_GUEST else 4096, max_search=256) as ft:
         model = CuckooModel(ft.n_buckets, max_search=256)
         slots = ft.capacity
         first_fail = None
@@ -244,10 +252,11 @@ def _pinned(cpu, fn, errors):
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or not {0, 1} <= os.sched_getaffinity(0),
                     reason="needs CPUs 0 and 1")
-def test_two_cpus_insert_and_lookup_concurrently(variant):
+def test_two_cpus_insert_and_lookup_concurrently(pure_variant):
     """CPU 1 looks up flows it learned first, without pause, while CPU 0 repeatedly learns 620
     new flows up to a 90 % load (displacements move CPU 1's flows under it) and deletes them
     again: CPU 1 never misses, and the final table holds every flow once with exact counters."""
+    variant = pure_variant
     rnd = random.Random(2)
     rounds = 20
     with make_table(variant, size=1024, max_search=256) as ft:

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Benchmark baseline for the cuckoo flow table: the same parse, key, per-flow counters and
+ * verdict, with the flows in a BPF_MAP_TYPE_HASH (what a user would pick instead). Lookup only:
+ * the benchmark fills the map from user space.
+ *
+ * xdp_ft_nolookup does everything the table programs do around the lookup (parse, key, stats
+ * exit) and no lookup: subtracted from a program's count it leaves the cost of the lookup.
+ */
+#include "common.h"
+#include "parse.h"
+#include "stats.h"
+#include "flow_table.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ft_key);
+	__type(value, struct ft_value);
+} fth_flows SEC(".maps");
+
+NF_STATS_MAP(fth_stats);
+
+/* Key of the frame (as flow_table.bpf.c builds it); 0 = ok, 1 = not IP, -1 = truncated. */
+static __always_inline int fth_key(struct xdp_md *ctx, struct ft_key *k, struct pkt_meta *mp)
+{
+	struct pkt_meta m;
+	int rc;
+
+	rc = parse_pkt(ctx, &m);
+	if (rc != PARSE_OK)
+		return -1;
+	if (!(m.flags & (PKT_F_IPV4 | PKT_F_IPV6)))
+		return 1;
+	if (m.flags & PKT_F_IPV4) {
+		struct iphdr *iph = xdp_ptr(ctx, m.l3_off, sizeof(*iph));
+
+		if (!iph)
+			return -1;
+		k->saddr[0] = iph->saddr;
+		k->daddr[0] = iph->daddr;
+		k->family = 4;
+	} else {
+		struct ipv6hdr *ip6 = xdp_ptr(ctx, m.l3_off, sizeof(*ip6));
+
+		if (!ip6)
+			return -1;
+		__builtin_memcpy(k->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(k->daddr, &ip6->daddr, 16);
+		k->family = 6;
+	}
+	k->proto = m.l4_proto;
+	if (m.flags & PKT_F_L4 && (m.l4_proto == IPPROTO_TCP || m.l4_proto == IPPROTO_UDP)) {
+		k->sport = m.sport;
+		k->dport = m.dport;
+	}
+	return 0;
+}
+
+SEC("xdp")
+int xdp_ft_nolookup(struct xdp_md *ctx)
+{
+	struct ft_key key __attribute__((aligned(8))) = {};
+	struct pkt_meta m;
+	int rc = fth_key(ctx, &key, &m);
+
+	if (rc < 0)
+		return xdp_exit(ctx, &fth_stats, XDP_DROP);
+	/* keep the key alive: the compiler must build it as the table programs do */
+	barrier_var(key.saddr[0]);
+	barrier_var(key.sport);
+	barrier_var(key.family);
+	return xdp_exit(ctx, &fth_stats, XDP_PASS);
+}
+
+SEC("xdp")
+int xdp_ft_hash(struct xdp_md *ctx)
+{
+	struct ft_key key __attribute__((aligned(8))) = {};
+	struct ft_value *v;
+	struct pkt_meta m;
+	__u64 len;
+	int rc;
+
+	rc = parse_pkt(ctx, &m);
+	if (rc != PARSE_OK)
+		return xdp_exit_why(ctx, &fth_stats, XDP_DROP, rc);
+	if (!(m.flags & (PKT_F_IPV4 | PKT_F_IPV6)))
+		return xdp_exit(ctx, &fth_stats, XDP_PASS);
+	if (m.flags & PKT_F_IPV4) {
+		struct iphdr *iph = xdp_ptr(ctx, m.l3_off, sizeof(*iph));
+
+		if (!iph)
+			return xdp_exit(ctx, &fth_stats, XDP_DROP);
+		key.saddr[0] = iph->saddr;
+		key.daddr[0] = iph->daddr;
+		key.family = 4;
+	} else {
+		struct ipv6hdr *ip6 = xdp_ptr(ctx, m.l3_off, sizeof(*ip6));
+
+		if (!ip6)
+			return xdp_exit(ctx, &fth_stats, XDP_DROP);
+		__builtin_memcpy(key.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(key.daddr, &ip6->daddr, 16);
+		key.family = 6;
+	}
+	key.proto = m.l4_proto;
+	if (m.flags & PKT_F_L4 && (m.l4_proto == IPPROTO_TCP || m.l4_proto == IPPROTO_UDP)) {
+		key.sport = m.sport;
+		key.dport = m.dport;
+	}
+	len = xdp_data_end(ctx) - xdp_data(ctx);
+	v = bpf_map_lookup_elem(&fth_flows, &key);
+	if (!v)
+		return xdp_exit(ctx, &fth_stats, XDP_PASS);
+	__sync_fetch_and_add(&v->packets, 1);
+	__sync_fetch_and_add(&v->bytes, len);
+	v->last_seen = bpf_ktime_get_ns();
+	if (v->action == FT_ACT_DROP)
+		return xdp_exit(ctx, &fth_stats, XDP_DROP);
+	if (v->action == FT_ACT_REDIRECT)
+		return xdp_exit(ctx, &fth_stats, bpf_redirect(v->port, 0));
+	return xdp_exit(ctx, &fth_stats, XDP_PASS);
+}
