@@ -37,12 +37,30 @@ class Step(Model):
     note: str = ""
 
 
+class RouteStep(Model):
+    src: str = Field(description="sending host of the router lab")
+    dst: str = Field(description="destination IPv4 address")
+    count: int = Field(1, ge=1, le=100000)
+    ttl: int = Field(64, ge=2, le=255)
+    note: str = ""
+
+
+class RouterScene(Model):
+    lab: LabSpec = Field(description="hosts on their own subnets (addresses, port_addresses)")
+    config: dict = Field(description="a router config without interfaces: they are the lab's dut "
+                                     "ports, with the port addresses and MACs of the lab; every host "
+                                     "address and every traffic destination on a host's subnet gets "
+                                     "a static neighbour entry for that host's MAC")
+    traffic: list[RouteStep] = Field(min_length=1)
+
+
 class DemoSpec(Model):
     lab: LabSpec
     switch: dict = Field(description="an l2_switch config; ports are the lab's dut ports")
     sketch: Optional[dict] = Field(None, description="a sketch config (configs/sketch.yaml shape) "
                                    "attached to every host's interface: the top talkers as received")
     traffic: list[Step] = Field(min_length=1)
+    router: Optional[RouterScene] = Field(None, description="a second scene: the LPM router")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -61,6 +79,19 @@ class DemoSpec(Model):
             if self.sketch.get("interfaces"):
                 raise ValueError("sketch.interfaces: the demo attaches the sketch to every host itself")
             validate(self.sketch, SketchConfig, "sketch")
+        if self.router is not None:
+            if "interfaces" in self.router.config or "neighbours" in self.router.config:
+                raise ValueError("router.config: interfaces and neighbours come from router.lab")
+            names = {h.name for h in self.router.lab.hosts}
+            for i, s in enumerate(self.router.traffic):
+                if s.src not in names:
+                    raise ValueError(f"router.traffic[{i}].src: no host {s.src!r} in router.lab")
+            from nf.config.router import validate_router_config
+            cfg = validate_router_config(_router_cfg(self.router), "router.config")
+            for i, s in enumerate(self.router.traffic):
+                if _next_hop(cfg, s.dst) is None:
+                    raise ValueError(f"router.traffic[{i}].dst: {s.dst} has no route the demo "
+                                     "models (a connected subnet or a route with one via)")
         for i, s in enumerate(self.traffic):
             for f in ("src", "dst"):
                 v = getattr(s, f)
@@ -118,6 +149,15 @@ def _model(cfg: L2SwitchConfig, ifindexes: dict[str, int]):
 
 def run(config: str | Path, out, keep: bool = False) -> int:
     """The demo; returns the exit code (0 only when everything matched)."""
+    spec = load_spec(config)
+    rc = _switch_scene(config, out, keep)
+    if spec.router is not None:
+        rc = _router_scene(spec.router, out) or rc
+    out.print(f"demo: {'PASS' if rc == 0 else 'FAIL'}", markup=False)
+    return rc
+
+
+def _switch_scene(config: str | Path, out, keep: bool = False) -> int:
     from rich.table import Table
 
     from nf import cli, deploy
@@ -322,3 +362,156 @@ def _sketch_report(sk, expect: dict[bytes, int], out) -> bool:
         t.add_row(str(i), d, str(est), str(want), "yes" if same else "NO")
     out.print(t)
     return ok
+
+
+# ---- scene 2: the router ------------------------------------------------------------------------
+def _router_hosts(spec: LabSpec):
+    """(name, port, port_mac, port_addresses, mac, addresses) of a lab spec's hosts, with the
+    lab's defaults (a running Lab gives the same values)."""
+    from nf.net.lab import host_mac, port_mac
+    return [(h.name, h.port or f"p{i}", (h.port_mac or port_mac(i)).lower(),
+             [str(a) for a in h.port_addresses], (h.mac or host_mac(i)).lower(),
+             [str(a) for a in h.addresses]) for i, h in enumerate(spec.hosts, 1)]
+
+
+def _router_cfg(scene: RouterScene) -> dict:
+    import ipaddress
+    hosts = _router_hosts(scene.lab)
+    neigh = {}
+    for _, _, _, _, mac, addrs in hosts:
+        for a in addrs:
+            neigh[a.split("/")[0]] = mac
+    for st in scene.traffic:
+        d = ipaddress.ip_address(st.dst)
+        for _, _, _, _, mac, addrs in hosts:
+            if any(d in ipaddress.ip_interface(a).network for a in addrs):
+                neigh.setdefault(str(d), mac)
+    return {**scene.config,
+            "interfaces": [{"name": port, "mac": pmac, "addresses": paddrs}
+                           for _, port, pmac, paddrs, _, _ in hosts],
+            "neighbours": [{"address": a, "mac": m} for a, m in neigh.items()]}
+
+
+def _next_hop(cfg, dst: str):
+    """(egress port, next-hop address) by longest prefix over connected subnets and `via`
+    routes; None when the demo does not model the destination (blackhole, group, no route)."""
+    import ipaddress
+    from nf.config.router import connected, port_of_gateway
+    d = ipaddress.ip_address(dst)
+    best = None
+    for name, itf in connected(cfg):
+        if d.version == itf.version and d in itf.network:
+            if best is None or itf.network.prefixlen > best[0]:
+                best = (itf.network.prefixlen, name, str(d))
+    for r in cfg.routes:
+        net = ipaddress.ip_network(r.prefix)
+        if d.version == net.version and d in net and (best is None or net.prefixlen > best[0]):
+            best = (net.prefixlen, port_of_gateway(cfg, r.via[0], r.dev), r.via[0]) if len(r.via) == 1 \
+                else (net.prefixlen, None, None)
+    return None if best is None or best[1] is None else best[1:]
+
+
+def _router_scene(scene: RouterScene, out) -> int:
+    """Hosts on their own subnets, the router on the dut ports, UDP through it: every frame must
+    arrive at the next hop's host rewritten exactly as RFC 1812 says (MACs, TTL - 1, checksum),
+    and the router's port counters must equal what was sent."""
+    import ipaddress
+    from collections import Counter
+
+    from rich.table import Table
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    from nf import cli
+    from nf.bpf import XdpMode
+    from nf.config.router import validate_router_config
+    from nf.net.lab import Lab
+
+    say = lambda s: out.print(s, markup=False)  # noqa: E731
+    with Lab(scene.lab) as lab:
+        cfg = validate_router_config(_router_cfg(scene), "router.config")
+        try:
+            from nf.nfs.router import Router
+            with lab.enter("dut"):
+                r = Router(cfg)
+                r.load()
+                r.attach(XdpMode.NATIVE)
+        except Exception as e:  # noqa: BLE001 - scene 1 stands on its own
+            say(f"router: SKIPPED, it did not come up: {str(e).splitlines()[0]}")
+            return 0
+        try:
+            say(f"router up ({cfg.mode} tables) on " + ", ".join(
+                f"{i.name} {' '.join(i.addresses)}" for i in cfg.interfaces))
+            rt = Table(title="router: routes")
+            for c in ("prefix", "next hop", "port"):
+                rt.add_column(c)
+            from nf.config.router import connected
+            for name, itf in connected(cfg):
+                rt.add_row(str(itf.network), "connected", name)
+            for rr in cfg.routes:
+                hop = _next_hop(cfg, str(ipaddress.ip_network(rr.prefix).network_address))
+                rt.add_row(rr.prefix, rr.target(), hop[0] if hop else "-")
+            out.print(rt)
+            by_port = {h.port: h for h in lab.hosts.values()}
+            mac_host = {h.mac: h.name for h in lab.hosts.values()}
+            neigh = {n.address: n.mac for n in cfg.neighbours}
+            before = r.port_stats()
+            want_rx, want_tx = Counter(), Counter()
+            ok = True
+            tt = Table(title="routed traffic (scapy Ether/IPv4/UDP, checked byte for byte)")
+            for c in ("#", "from", "to", "frames", "arrives at", "received", "match"):
+                tt.add_column(c, justify="right" if c in ("#", "frames", "received") else "left")
+            for i, st in enumerate(scene.traffic, 1):
+                src = lab.host(st.src)
+                hop = _next_hop(cfg, st.dst)
+                if hop is None:
+                    raise cli.Fail(cli.E_CONFIG, f"router.traffic[{i - 1}].dst: {st.dst} has no "
+                                                 "route the demo models (connected or one `via`)")
+                port, nh = hop
+                dst_host = by_port[port]
+                frames, expect = [], Counter()
+                for n in range(st.count):
+                    p = Ether(src=src.mac, dst=src.port_mac) / IP(src=src.ip4, dst=st.dst, ttl=st.ttl) / \
+                        UDP(sport=30000 + n, dport=9) / Raw(f"xdp-nf routed #{n}".encode().ljust(24, b"."))
+                    frames.append(bytes(p))
+                    q = Ether(bytes(p))
+                    q[Ether].src, q[Ether].dst = dst_host.port_mac, neigh[nh]
+                    q[IP].ttl -= 1
+                    del q[IP].chksum
+                    expect[bytes(q)] += 1
+                want_rx[src.port] += st.count
+                want_tx[port] += st.count
+                with lab.capture([dst_host.name]) as cap:
+                    lab.send(st.src, frames)
+                    cap.wait(count=st.count, timeout=3.0)
+                    got = Counter(cap.wait(count=None, timeout=0.2, quiet=0.1)[lab.tap(dst_host.name)])
+                match = got == expect
+                ok &= match
+                tt.add_row(str(i), f"{st.src} ({src.ip4})", st.dst, str(st.count),
+                           f"{mac_host.get(neigh[nh], '?')} via {port}", str(sum(got.values())),
+                           "yes" if match else "NO")
+            out.print(tt)
+            after = r.port_stats()
+            pt = Table(title="router: per-port counters (this scene's traffic)")
+            pt.add_column("counter")
+            for h in lab.hosts.values():
+                pt.add_column(f"{h.port} ({h.name})", justify="right")
+            cnt_ok = True
+            for c in ("rx_packets", "tx_packets", "drops", "icmp_out"):
+                cells = []
+                for h in lab.hosts.values():
+                    v = after[h.port][c] - before[h.port][c]
+                    w = {"rx_packets": want_rx, "tx_packets": want_tx}.get(c, Counter())[h.port]
+                    cnt_ok &= v == w
+                    cells.append(str(v) if v == w else f"{v} (want {w})")
+                pt.add_row(c, *cells)
+            out.print(pt)
+            ok &= cnt_ok
+            say(f"{'PASS' if ok else 'FAIL'}: routed frames {'arrive' if ok else 'DO NOT all arrive'} "
+                f"rewritten byte for byte; router counters {'equal' if cnt_ok else 'DIFFER from'} what was sent")
+            return 0 if ok else cli.E_CHECK
+        finally:
+            with lab.enter("dut"):
+                r.close()
+            say("router down, lab removed")

@@ -33,6 +33,9 @@ def test_lab_yaml_validates():
     (lambda d: d["switch"].update(aging_time=-1), "aging_time"),
     (lambda d: d.update(extra=1), "extra"),
     (lambda d: d["traffic"][0].update(size=10), "traffic[0].size"),
+    (lambda d: d["router"]["traffic"][0].update(src="h1"), "router.traffic[0].src: no host 'h1'"),
+    (lambda d: d["router"]["config"].update(interfaces=[]), "router.config: interfaces and neighbours"),
+    (lambda d: d["router"]["config"].update(mode="fast"), "mode"),
 ])
 def test_bad_lab_files_are_rejected_with_the_field(tmp_path, mutate, needle):
     d = copy.deepcopy(spec_dict())
@@ -63,6 +66,10 @@ def test_demo_passes_and_cleans_up():
     # the sketch on the hosts: top talkers equal what the hosts received
     assert "sketch estimates equal what the hosts received" in out
     assert "│ 1 │ 10.0.0.1 -> 10.0.0.2   │       30 │       30 │ yes   │" in out
+    # scene 2: the router, byte-exact rewrites and exact port counters
+    assert "PASS: routed frames arrive rewritten byte for byte; router counters equal what was sent" in out
+    assert "│ 10.9.0.0/16 │ via 10.1.2.2 │ p2   │" in out
+    assert out.rstrip().endswith("demo: PASS")
     assert deploy.read("demo-sw") is None
     assert set(list_netns()) <= before
 
