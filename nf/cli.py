@@ -219,10 +219,22 @@ def up(files: list[Path] = typer.Argument(..., help="config file(s); every one i
     from nf import deploy
     plans = _plan(files, kind)
     with deploy.locked():
-        for f, k, cfg, name in plans:
-            r = deploy_up(f, k, cfg, name, say=lambda s: out.print(s, markup=False))
-            out.print(f"{name}: {'unchanged' if r == 'unchanged' else 'up'} ({k.name}, "
-                      f"{', '.join(k.interfaces(cfg))})", markup=False)
+        made = []
+        try:
+            for f, k, cfg, name in plans:
+                r = deploy_up(f, k, cfg, name, say=lambda s: out.print(s, markup=False))
+                if r == "up":
+                    made.append(name)
+                out.print(f"{name}: {'unchanged' if r == 'unchanged' else 'up'} ({k.name}, "
+                          f"{', '.join(k.interfaces(cfg))})", markup=False)
+        except BaseException:
+            # all or nothing: what this command brought up goes down again
+            for n in reversed(made):
+                rec = deploy.read(n)
+                if rec is not None:
+                    _teardown(rec)
+                    out.print(f"{n}: rolled back", markup=False)
+            raise
 
 
 @app.command()
@@ -618,6 +630,9 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
         obj_name = registry._l2_object(rec.variant) if k.name == "l2_switch" else k.object
         sha = registry.object_sha(obj_name) if obj_name else None
         need_reload = reload or bool(top & k.reload_fields) or (sha and sha != rec.extra.get("object_sha"))
+        if need_reload and k._reload is None:
+            raise Fail(E_UNSUPPORTED, f"{name}: a {k.name} cannot swap its program in place; "
+                                      f"`nf down {name}` + `nf up`")
         if not changes and not need_reload:
             out.print(f"{name}: unchanged")
             return

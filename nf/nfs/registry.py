@@ -244,6 +244,24 @@ def _filter_open(rec):
     return Filter(_filter_cfg(rec))
 
 
+def _filter_reload(rec, cfg) -> dict:
+    """New rules are rodata: a new program (same pinned stats map) swapped into every pinned
+    link with bpf_link_update; counters continue."""
+    from nf.bpf import Link
+    from nf.nfs.filter import PROG, Filter
+    f = Filter(cfg)
+    obj = f.load()                  # pin_maps reuses the pinned base_stats
+    try:
+        prog = obj.program(PROG)
+        links = sorted((f.pin_dir / "links").iterdir())
+        for p in links:
+            with contextlib.closing(Link.from_pin(p)) as link:
+                link.update_program(prog)
+    finally:
+        obj.close()
+    return {"replaced": len(links)}
+
+
 # ---- chain -------------------------------------------------------------------------------------
 def _chain_preflight(cfg) -> None:
     from nf.net.iface import InterfaceError, resolve
@@ -313,7 +331,8 @@ KINDS: dict[str, Kind] = {
         "filter", "packet filter: the base NF (parse, count, drop by protocol / port / fragment)",
         "nf.nfs.filter:FilterConfig", deployable=True, object="base/base",
         _preflight=_filter_preflight, _up=_filter_up, _down=_filter_down, _open=_filter_open,
-        _stats=lambda f: f.stats()),
+        _stats=lambda f: f.stats(), _reload=_filter_reload,
+        reload_fields=frozenset({"drop_dports", "drop_l4_protos", "drop_fragments"})),
     "chain": Kind(
         "chain", "several NFs on the same interfaces, run in order (tail-call dispatcher)",
         "nf.chain:ChainConfig", deployable=True,

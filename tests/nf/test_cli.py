@@ -416,3 +416,61 @@ def test_every_config_file_deploys_in_a_lab(make_lab, tmp_path, path):
     assert r.exit_code == 0, r.output
     assert _attached(lab, ["p1", "p2", "p3", "p4"]) == [False] * 4
     assert not [n for n in deploy.names() if n.endswith(tag)]
+
+
+@pytest.mark.netns
+def test_up_is_all_or_nothing_across_files(lab4, swfile, tmp_path):
+    """The second file clashes with the first only once the first is up: the first is rolled back."""
+    first = swfile()
+    clash = write(tmp_path, "filter_clash.yaml", {"name": f"{swfile.name}f", "netns": lab4.dut,
+                                                  "interfaces": ["p2"]})
+    r = nf("up", first, clash)
+    assert r.exit_code == cli.E_CONFLICT and "already used by" in r.output
+    assert f"{swfile.name}: rolled back" in r.output
+    assert deploy.read(swfile.name) is None and deploy.read(f"{swfile.name}f") is None
+    assert _attached(lab4, ["p1", "p2", "p3", "p4"]) == [False] * 4
+
+
+@pytest.mark.netns
+def test_apply_new_filter_rules_swaps_the_program_and_keeps_counters(make_lab, tmp_path):
+    from nf.net.lab import HostSpec, LabSpec
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    lab = make_lab(LabSpec(hosts=[HostSpec(name="h1"), HostSpec(name="h2")]))
+    name = f"flt{os.getpid()}"
+    d = {"name": name, "netns": lab.dut, "interfaces": ["p1"], "drop_dports": [53]}
+    f = write(tmp_path, "filter.yaml", d)
+    assert nf("up", f).exit_code == 0
+    try:
+        h1 = lab.host("h1")
+        def udp(port):
+            return bytes(Ether(src=h1.mac, dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2")
+                         / UDP(sport=1, dport=port) / b"x")
+
+        def counters():
+            return json.loads(nf("stats", name, "--json").output)[name]["ports"]["all"]
+
+        def settle(want_total):
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                c = counters()
+                if c["drop_packets"] + c["pass_packets"] >= want_total:
+                    return c
+                time.sleep(0.02)
+            return counters()
+
+        lab.send("h1", [udp(53)] * 3 + [udp(123)] * 2)
+        c = settle(5)
+        assert (c["drop_packets"], c["pass_packets"]) == (3, 2)
+        g = write(tmp_path, "filter2.yaml", {**d, "drop_dports": [123]})
+        r = nf("apply", g)
+        assert r.exit_code == 0, r.output
+        assert "drop_dports: [53] -> [123]  [new program]" in r.output
+        assert "program replaced on 1 link(s), maps kept" in r.output
+        lab.send("h1", [udp(53)] * 4 + [udp(123)] * 6)
+        c = settle(15)
+        assert (c["drop_packets"], c["pass_packets"]) == (3 + 6, 2 + 4)
+        assert deploy.read(name).config["drop_dports"] == [123]
+    finally:
+        nf("down", name)
+
