@@ -28,9 +28,11 @@ static __always_inline v8u32 bcast(u32 x)
 	return (v8u32){ x, x, x, x, x, x, x, x };
 }
 
+/* The key word is the same in every lane: multiply once in a general register, then
+ * broadcast (imul + vpbroadcastd instead of vpbroadcastd + vpmulld). */
 static __always_inline v8u32 round32(v8u32 acc, u32 word)
 {
-	acc += bcast(word) * P2;
+	acc += bcast(word * P2);
 	acc = ROTL(acc, 13);
 	return acc * P1;
 }
@@ -61,12 +63,12 @@ void enetstl_xxh32x8_avx2(const u8 *p, u32 len, const u32 *seeds, u32 *out)
 	}
 	h += len;
 	while (p + 4 <= end) {
-		h += bcast(get_unaligned_le32(p)) * P3;
+		h += bcast(get_unaligned_le32(p) * P3);
 		h = ROTL(h, 17) * P4;
 		p += 4;
 	}
 	while (p < end) {
-		h += bcast(*p) * P5;
+		h += bcast(*p * P5);
 		h = ROTL(h, 11) * P1;
 		p++;
 	}
