@@ -85,6 +85,8 @@ def force_scalar(on: bool = True):
 
 class SeedResult(C.Structure):
     """Mirror of struct seed_result (xdp_progs/kmod_tests/seed.h)."""
+    __c_struct__ = "struct seed_result"
+    __bpf_object__ = ("kmod_tests/seed_countmin", "kmod_tests/seed_cuckoo")
     _fields_ = [("stage", C.c_uint32), ("hashes_equal", C.c_uint32), ("est", C.c_int64),
                 ("mismatch_row", C.c_uint32), ("pad", C.c_uint32)]
 

@@ -12,6 +12,8 @@ XDP_ABORTED, XDP_DROP, XDP_PASS = 0, 1, 2
 
 class KtReq(C.Structure):
     """Mirror of struct kt_req (xdp_progs/kmod_tests/kmod_tests.h)."""
+    __c_struct__ = "struct kt_req"
+    __bpf_object__ = "kmod_tests/algo_pure"     # its BTF has it (a subprogram takes one)
     _fields_ = [
         ("op", C.c_uint32), ("len", C.c_uint32), ("seed", C.c_uint32), ("arg", C.c_uint32),
         ("x", C.c_uint64), ("ret", C.c_int64),
@@ -24,6 +26,8 @@ KT_CM_MAX = 1024
 
 class KtCmTable(C.Structure):
     """Mirror of struct kt_cm_table."""
+    __c_struct__ = "struct kt_cm_table"
+    __bpf_object__ = "kmod_tests/kfuncs"
     _fields_ = [("d", C.c_uint32), ("w", C.c_uint32), ("seed", C.c_uint32),
                 ("flags", C.c_uint32), ("cnt", C.c_uint32 * KT_CM_MAX)]
 
@@ -55,6 +59,8 @@ KO_HIST = 64
 
 class KoReq(C.Structure):
     """Mirror of struct ko_req (xdp_progs/kmod_tests/kmod_tests.h)."""
+    __c_struct__ = "struct ko_req"
+    __bpf_object__ = "kmod_tests/objects"
     _fields_ = [
         ("op", C.c_uint32), ("handle", C.c_uint32), ("a", C.c_uint32), ("b", C.c_uint32),
         ("idx", C.c_uint32), ("pad", C.c_uint32), ("x", C.c_uint64), ("ret", C.c_int64),
