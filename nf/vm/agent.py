@@ -30,6 +30,8 @@ BASE_ENV = {
     "TMPDIR": "/tmp",
     "PYTHONDONTWRITEBYTECODE": "1",
     "NF_IN_GUEST": "1",
+    # hypothesis keeps its example database in the (read-only) project dir otherwise
+    "HYPOTHESIS_STORAGE_DIRECTORY": "/tmp/.hypothesis-guest",
     "LANG": "C.UTF-8",
 }
 
