@@ -111,3 +111,28 @@ def test_count_min_largest_table_that_fits(prog):
     r = kt_call(prog.program("kfuncs"), KT_CM, b"edge", arg=7)
     assert r.ret == algo.cm_add(ref, b"edge", 9, 7) == 7
     assert _read(m, d, w) == ref
+
+
+def test_atomic_count_min_from_two_cpus(enetstl, prog):
+    """Both CPUs add 1 for the same key 4,000 times at once into one shared table with
+    enetstl_cm_add_atomic: every row's counter ends at exactly 8,000."""
+    from nf.testing.kmod import run_on_cpus
+
+    p = prog.program("kfuncs")
+    d, w, n = 8, 64, 4000
+    m = _table(prog, d, w, seed=77)
+    key = b"shared-flow-key!"
+    res = run_on_cpus({c: (lambda: kt_call_repeat(p, key, n)) for c in (0, 1)})
+    assert all(r == 2 for r in res.values())
+    rows = _read(m, d, w)
+    for i, h in enumerate(algo.multi_hash(key, d, 77)):
+        assert rows[i][h % w] == 2 * n
+    assert sum(map(sum, rows)) == d * 2 * n
+
+
+def kt_call_repeat(p, key: bytes, n: int) -> int:
+    from nf.testing.kmod import KtReq
+
+    r = KtReq(op=KT_CM, len=len(key), seed=1, arg=1)      # seed & 1: the atomic kfunc
+    C.memmove(r.key, key, len(key))
+    return p.test_run(bytes(r), repeat=n).retval
