@@ -1,4 +1,4 @@
-"""python -m nf.vm run [--insmod] [--isolate] [--insncount] [--timeout S] [--stats] -- CMD...
+"""python -m nf.vm run [--insmod] [--isolate] [--insncount] [--icount] [--timeout S] [--stats] -- CMD...
 
 Boots the guest, runs CMD in it (cwd: the repo root), streams its output and exits with its
 exit code. --stats prints boot time and a round trip to stderr."""
@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="isolate vCPU 1 (nohz_full isolcpus rcu_nocbs) for measuring")
     r.add_argument("--insncount", action="store_true",
                    help="load the TCG instruction-counting plugin (implies --isolate)")
+    r.add_argument("--icount", action="store_true",
+                   help="-icount shift=0: one virtual ns per guest instruction (cross-check)")
     r.add_argument("--timeout", type=float, default=600.0, help="command timeout (s)")
     r.add_argument("--stats", action="store_true", help="report boot time and a round trip")
     r.add_argument("--cwd", default=None)
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         f.flush()
 
     try:
-        with Vm(insmod=a.insmod, isolate=a.isolate, insncount=a.insncount) as vm:
+        with Vm(insmod=a.insmod, isolate=a.isolate, insncount=a.insncount, icount=a.icount) as vm:
             if a.stats:
                 t = time.monotonic()
                 vm.check(["/bin/true"])

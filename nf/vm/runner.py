@@ -282,13 +282,16 @@ class Vm:
 
     def __init__(self, *, insmod: bool | str | Path = False, isolate: bool = False,
                  smp: int = 2, memory_mb: int = 2048, boot_timeout: float = 180.0,
-                 insncount: bool = False, extra_qemu: list[str] | None = None,
+                 insncount: bool = False, icount: bool = False, extra_qemu: list[str] | None = None,
                  extra_cmdline: str = ""):
         """insmod: load kmod/enetstl.ko (True) or the given .ko at boot. isolate: isolate vCPU 1
         for measuring. insncount: load the TCG instruction-counting plugin (implies isolate;
-        TCG only); commands then see $NF_INSNCOUNT_OUT, the plugin's result file."""
+        TCG only); commands then see $NF_INSNCOUNT_OUT, the plugin's result file. icount:
+        `-icount shift=0` (one virtual ns per guest instruction, single-threaded TCG), the
+        independent cross-check of the counter: test_run's duration is then instructions."""
         self.insmod = (KMOD if insmod is True else Path(insmod)) if insmod else None
         self.insncount = insncount
+        self.icount = icount
         self.isolate = isolate or insncount
         self.smp = max(smp, 2) if self.isolate else smp
         self.memory_mb = memory_mb
@@ -334,9 +337,10 @@ class Vm:
         if self.insmod and not self.insmod.exists():
             raise VmError(f"{self.insmod} not built: run `make -C kmod`")
         accel, why = choose_accel()
-        if self.insncount:
+        if self.insncount or self.icount:
             if accel != "tcg":
-                accel, why = "tcg", "the instruction counter is a TCG plugin"
+                accel, why = "tcg", "instruction counting needs TCG"
+        if self.insncount:
             ensure_plugin()
         self.info = BootInfo(accel, why, kernel)
         rd = initramfs()
@@ -412,8 +416,11 @@ class Vm:
         if accel == "kvm":
             accel_args = ["-accel", "kvm", "-cpu", "host"]
         else:
-            accel_args = ["-accel", "tcg,thread=multi", "-cpu",
-                          "max," + ",".join(f"-{f}" for f in NO_AVX512)]
+            # icount needs the single-threaded TCG loop
+            accel_args = ["-accel", f"tcg,thread={'single' if self.icount else 'multi'}",
+                          "-cpu", "max," + ",".join(f"-{f}" for f in NO_AVX512)]
+            if self.icount:
+                accel_args += ["-icount", "shift=0"]
         cmd = [qemu, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                "-machine", "pc,memory-backend=mem", *accel_args,
                "-smp", str(self.smp), "-m", f"{mem}M",

@@ -68,10 +68,24 @@ def _guest_count() -> float:
     return float(r.stdout.decode().split()[-1])
 
 
-def test_count_repeats_across_boots():
-    """Host side: two boots, the same count to +-0.02 instructions per packet."""
+def _icount_duration() -> int:
+    """test_run's mean duration (ns) of the empty program in a `-icount shift=0` boot, where
+    one virtual ns is one guest instruction: an independent measure of the same quantity."""
+    from nf.vm import Vm
+    code = ("import os; from nf.vm import insncount as ic; fd = ic.load_empty_xdp(); "
+            "os.sched_setaffinity(0, {1}); r = ic._TestRun(fd, bytes(64)); r(1000); r(40000); "
+            "print(r.attr.duration)")
+    with Vm(icount=True, isolate=True) as vm:
+        r = vm.check([sys.executable, "-c", code], timeout=600)
+    return int(r.stdout.decode().split()[-1])
+
+
+def test_count_repeats_across_boots_and_matches_icount():
+    """Host side: two boots count the same to +-0.02 instructions per packet, and -icount
+    (test_run's duration in instructions, integer-truncated) agrees."""
     from nf.vm import prerequisites
     missing = prerequisites()
     require(not missing, "; ".join(missing))
     a, b = _guest_count(), _guest_count()
     assert abs(a - b) <= 0.02, (a, b)
+    assert abs(_icount_duration() - a) <= 1.0, a
