@@ -37,11 +37,21 @@ def test_seed_zero_check_values(pure):
 
 
 @pytest.mark.parametrize("d", range(1, 17))
-def test_multi_hash_rows(pure, d):
+@pytest.mark.parametrize("how", ["algo_xxh32_multi", "row_by_row"])
+def test_multi_hash_rows(pure, d, how):
     key = random.Random(d).randbytes(16)
-    r = kt_call(pure, KT_MULTI, key, seed=0xC0FFEE, arg=d)
+    r = kt_call(pure, KT_MULTI, key, seed=0xC0FFEE, arg=d,
+                length=1 if how == "row_by_row" else 16)
     assert r.out[:d] == algo.multi_hash(key, d, 0xC0FFEE)
     assert r.out[d:] == [0] * (16 - d)
+
+
+@pytest.mark.parametrize("op,n,d", [(KT_MULTI + 100, 13, 8), (KT_MULTI + 101, 64, 4)])
+def test_multi_hash_other_key_sizes(pure, op, n, d):
+    rnd = random.Random(n)
+    for _ in range(5):
+        key, seed = rnd.randbytes(n), rnd.getrandbits(32)
+        assert kt_call(pure, op, key, seed=seed).out[:d] == algo.multi_hash(key, d, seed)
 
 
 def _u16s(vals):

@@ -43,6 +43,46 @@ static __noinline __u32 do_crc(struct kt_req *r)
 	return h;
 }
 
+/* One subprogram per d: each has its own stack frame (all rows share the key products). */
+#define MULTI_FN(dd)								\
+static __noinline int multi_##dd(struct kt_req *r)				\
+{										\
+	if (r)									\
+		algo_xxh32_multi(r->key, 16, r->seed, dd, r->out);		\
+	return 0;								\
+}
+MULTI_FN(1) MULTI_FN(2) MULTI_FN(3) MULTI_FN(4) MULTI_FN(5) MULTI_FN(6) MULTI_FN(7) MULTI_FN(8)
+MULTI_FN(9) MULTI_FN(10) MULTI_FN(11) MULTI_FN(12) MULTI_FN(13) MULTI_FN(14) MULTI_FN(15)
+MULTI_FN(16)
+
+static __noinline int multi_13x8(struct kt_req *r)
+{
+	if (r)
+		algo_xxh32_multi(r->key, 13, r->seed, 8, r->out);
+	return 0;
+}
+
+static __noinline int multi_64x4(struct kt_req *r)
+{
+	if (r)
+		algo_xxh32_multi(r->key, 64, r->seed, 4, r->out);
+	return 0;
+}
+
+#define MULTI_CASE(dd) case dd: return multi_##dd(r);
+
+static __noinline int multi_rows(struct kt_req *r)
+{
+	if (!r)
+		return 0;
+	switch (r->arg) {
+	MULTI_CASE(1) MULTI_CASE(2) MULTI_CASE(3) MULTI_CASE(4) MULTI_CASE(5) MULTI_CASE(6)
+	MULTI_CASE(7) MULTI_CASE(8) MULTI_CASE(9) MULTI_CASE(10) MULTI_CASE(11) MULTI_CASE(12)
+	MULTI_CASE(13) MULTI_CASE(14) MULTI_CASE(15) MULTI_CASE(16)
+	}
+	return 0;
+}
+
 SEC("xdp")
 int algo_pure(struct xdp_md *ctx)
 {
@@ -61,10 +101,21 @@ int algo_pure(struct xdp_md *ctx)
 		r->out[0] = do_crc(r);
 		break;
 	case KT_MULTI:
-		/* 16-byte keys, the flow-key size the NFs hash */
-		for (i = 0; i < 16; i++)
-			if (i < r->arg)
-				r->out[i] = algo_xxh32(r->key, 16, ALGO_ROW_SEED(r->seed, i));
+		/* 16-byte keys, the flow-key size the NFs hash; len = 1: row by row with
+		 * algo_xxh32, otherwise all rows at once with algo_xxh32_multi */
+		if (r->len == 1) {
+			for (i = 0; i < 16; i++)
+				if (i < r->arg)
+					r->out[i] = algo_xxh32(r->key, 16, ALGO_ROW_SEED(r->seed, i));
+		} else {
+			multi_rows(r);
+		}
+		break;
+	case KT_MULTI + 100:	/* 13-byte keys (IPv4 5-tuple), all rows at once, d = 8 */
+		multi_13x8(r);
+		break;
+	case KT_MULTI + 101:	/* 64-byte keys, d = 4 */
+		multi_64x4(r);
 		break;
 	case KT_FIND16:
 		r->out[0] = algo_find16_u16((const __u16 *)r->key, r->arg);

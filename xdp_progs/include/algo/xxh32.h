@@ -74,4 +74,70 @@ static __always_inline __u32 algo_xxh32(const void *key, const __u32 len, __u32 
 	return h;
 }
 
+/*
+ * The d rows of the multi-hash (row i = algo_xxh32(key, len, ALGO_ROW_SEED(seed, i))) in one
+ * pass: the key is read once and every word's product with P2 / P3 (and byte * P5) is computed
+ * once for all rows, so a row costs only its adds, rotates and P1 multiplies.  `len` must be
+ * a compile-time constant (<= 64), d <= 16; out[0..d) receives the hashes.
+ */
+static __always_inline void algo_xxh32_multi(const void *key, const __u32 len, __u32 seed,
+					     const __u32 d, __u32 *out)
+{
+	const __u32 *w = key;
+	const __u8 *b = key;
+	__u32 m[16], t[16], mb[4];	/* word * P2 (stripes), word * P3 (tail), byte * P5 */
+	const __u32 stripes = len / 16 * 4, words = len / 4;
+	__u32 i, r;
+
+#pragma unroll
+	for (i = 0; i < 16; i++) {
+		if (i < stripes)
+			m[i] = w[i] * ALGO_XXH_P2;
+		else if (i < words)
+			t[i] = w[i] * ALGO_XXH_P3;
+	}
+#pragma unroll
+	for (i = 0; i < 4; i++)
+		if (words * 4 + i < len)
+			mb[i] = b[words * 4 + i] * ALGO_XXH_P5;
+
+	/* Rows stay a loop: unrolled, the independent rows get interleaved and spill past the
+	 * 512-byte BPF stack; rolled, the shared products stay in registers. */
+#pragma clang loop unroll(disable)
+	for (r = 0; r < d; r++) {
+		__u32 s = ALGO_ROW_SEED(seed, r), h;
+
+		if (len >= 16) {
+			__u32 v1 = s + ALGO_XXH_P1 + ALGO_XXH_P2, v2 = s + ALGO_XXH_P2;
+			__u32 v3 = s, v4 = s - ALGO_XXH_P1;
+
+#pragma unroll
+			for (i = 0; i < stripes; i += 4) {
+				v1 = algo_rotl32(v1 + m[i], 13) * ALGO_XXH_P1;
+				v2 = algo_rotl32(v2 + m[i + 1], 13) * ALGO_XXH_P1;
+				v3 = algo_rotl32(v3 + m[i + 2], 13) * ALGO_XXH_P1;
+				v4 = algo_rotl32(v4 + m[i + 3], 13) * ALGO_XXH_P1;
+			}
+			h = algo_rotl32(v1, 1) + algo_rotl32(v2, 7) + algo_rotl32(v3, 12) +
+			    algo_rotl32(v4, 18);
+		} else {
+			h = s + ALGO_XXH_P5;
+		}
+		h += len;
+#pragma unroll
+		for (i = stripes; i < words; i++)
+			h = algo_rotl32(h + t[i], 17) * ALGO_XXH_P4;
+#pragma unroll
+		for (i = 0; i < 4; i++)
+			if (words * 4 + i < len)
+				h = algo_rotl32(h + mb[i], 11) * ALGO_XXH_P1;
+		h ^= h >> 15;
+		h *= ALGO_XXH_P2;
+		h ^= h >> 13;
+		h *= ALGO_XXH_P3;
+		h ^= h >> 16;
+		out[r] = h;
+	}
+}
+
 #endif /* ALGO_XXH32_H */
