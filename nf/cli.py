@@ -239,12 +239,16 @@ def up(files: list[Path] = typer.Argument(..., help="config file(s); every one i
 
 @app.command()
 @command
-def down(name: Optional[str] = typer.Argument(None, help="instance; default: every deployment")):
+def down(name: Optional[str] = typer.Argument(None, help="instance; default: every deployment"),
+         orphans: bool = typer.Option(False, "--orphans", help="also remove pin directories no "
+                                      "record describes (made by controllers used directly)")):
     """Tear down a deployment (or all), including ones left by a killed nf."""
     from nf import deploy
     with deploy.locked():
         recs = {r.name: r for r in deploy.records()}
-        orph = deploy.orphans()
+        # pins without a record may belong to a controller another process is using right now:
+        # only removed when named or asked for
+        orph = deploy.orphans() if (orphans or name is not None) else []
         if name is not None:
             if name in recs and recs[name].chain:
                 raise Fail(E_CONFLICT, f"{name} is member {recs[name].chain['position']} of chain "
@@ -268,6 +272,10 @@ def down(name: Optional[str] = typer.Argument(None, help="instance; default: eve
             out.print(f"{n}: removed leftover pins ({c['links']} links, {c['pins']} pins)", markup=False)
         if not targets and not orph:
             out.print("nothing deployed")
+        left = [] if orphans or name is not None else deploy.orphans()
+        if left:
+            out.print(f"pins without a record left alone: {', '.join(left)} (nf down NAME or "
+                      f"--orphans removes them)", markup=False)
 
 
 # ---- show / status / stats / verbs -------------------------------------------------------------

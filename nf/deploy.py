@@ -202,8 +202,17 @@ def cleanup_pins(name: str) -> dict[str, int]:
             continue
         try:
             link = Link.from_pin(p)
-        except BpfError:
+        except (BpfError, ValueError):   # ValueError: a link whose interface is gone (ifindex 0)
             link = None
+            fd = _open_pin(p)
+            if fd is not None:
+                try:
+                    if _fd_kind(fd) == "link":
+                        from nf.bpf import libbpf as L
+                        L.bpf_link_detach(fd)
+                        out["links"] += 1
+                finally:
+                    os.close(fd)
         if link is not None:
             if _fd_kind(link.fd) == "link":
                 with contextlib.suppress(BpfError):
@@ -215,6 +224,12 @@ def cleanup_pins(name: str) -> dict[str, int]:
         out["pins"] += 1
     shutil.rmtree(d, ignore_errors=True)
     return out
+
+
+def _open_pin(p: Path) -> int | None:
+    from nf.bpf import libbpf as L
+    fd = L.bpf_obj_get(os.fsencode(p))
+    return fd if fd >= 0 else None
 
 
 def _fd_kind(fd: int) -> str:

@@ -261,7 +261,7 @@ def test_killed_nf_leaves_state_that_down_cleans(lab4, swfile, stage):
         assert rec.pin_dir.exists() and _attached(lab4, rec.interfaces) == [True] * 4
     r = nf("show")
     assert "stale" in r.output
-    p = subprocess.run([NF, "down"], capture_output=True, timeout=120, text=True)
+    p = subprocess.run([NF, "down", swfile.name], capture_output=True, timeout=120, text=True)
     assert p.returncode == 0, p.stderr
     assert f"{swfile.name}: down" in p.stdout
     assert deploy.read(swfile.name) is None and not rec.pin_dir.exists()
