@@ -131,3 +131,46 @@ def test_cleanup_pins_detaches_a_pinned_xdp_link(name, lab):
     assert c["links"] == 1 and c["pins"] >= 2 and not d.exists()
     with lab.enter("dut"):
         assert not xdp_query("p1").attached
+
+
+@pytest.fixture
+def private_bpffs(tmp_path, monkeypatch):
+    """A bpffs instance of our own, so a bare `nf down` cannot touch other runs' deployments."""
+    mnt = tmp_path / "bpffs"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "bpf", "bpf", str(mnt)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a private bpffs: {r.stderr.strip()}")
+    monkeypatch.setattr(pin, "BPFFS", mnt)
+    monkeypatch.setattr(pin, "ROOT", mnt / "xdp-nf")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.netns
+def test_orphans_left_alone_by_bare_down_and_cleaned_by_name_even_when_the_interface_is_gone(
+        name, make_lab, private_bpffs):
+    """A controller's pins without a record (maybe a live process's) survive `nf down`; named,
+    they go, including a link whose interface (and netns) no longer exists."""
+    from typer.testing import CliRunner
+
+    from nf.bpf import BpfObject, XdpMode
+    from nf.cli import app
+    lab = make_lab(2)
+    d = pin.instance_dir(name)
+    (d / "links").mkdir()
+    with BpfObject.open_built("base/base") as obj:
+        obj.pin_maps(d)
+        obj.load()
+        with lab.enter("dut"):
+            obj.program("xdp_base").attach_xdp(lab.port_ifindex("h1"), XdpMode.NATIVE,
+                                               pin=str(d / "links" / "p1")).close()
+    r = CliRunner().invoke(app, ["down"])
+    assert r.exit_code == 0 and f"pins without a record left alone: " in r.output and name in r.output
+    assert d.exists()
+    lab.destroy()                                   # the interface is gone, the pin is not
+    r = CliRunner().invoke(app, ["down", name])
+    assert r.exit_code == 0, r.output
+    assert f"{name}: removed leftover pins (1 links" in r.output and not d.exists()
