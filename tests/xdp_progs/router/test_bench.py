@@ -120,3 +120,29 @@ def test_load_1m_from_file(tmp_path):
         dt = time.perf_counter() - t
         print(f"\n1M IPv4 routes: parse + validate + build + upload + flip {dt:.2f} s")
         assert dt < 2.0
+
+
+def test_forward_path_ns():
+    """Native ns/packet of whole forward paths (test_run repeat 200 on a hairpin route whose
+    rewrite leaves the frame addressed to the router again, TTL 255), minus nothing: the base
+    program's figure is printed beside it."""
+    import sys
+    sys.path.insert(0, os.path.dirname(__file__))
+    from router_topo import BENCH_DESTS, bench_frame, bench_router
+    from nf.datapath import load_base
+
+    def med(prog, f):
+        return statistics.median(prog.test_run(f, repeat=200, ingress_ifindex=1).duration_ns
+                                 for _ in range(301))
+    with load_base() as b:
+        base = med(b.program("xdp_base"), bench_frame("v4 /10"))
+        print(f"\nforward path ns/packet (test_run, hot), trivial base program {base} ns:")
+        for mode in ("dir", "trie"):
+            r = bench_router(mode)
+            try:
+                p = r.obj.program("xdp_router")
+                for name in BENCH_DESTS:
+                    assert p.test_run(bench_frame(name), repeat=200, ingress_ifindex=1).retval == 4
+                print(f"  {mode:5}", "  ".join(f"{k} {med(p, bench_frame(k))}" for k in BENCH_DESTS))
+            finally:
+                r.close()
