@@ -132,17 +132,14 @@ static u32 crc32c_hw(u32 crc, const u8 *p, u32 len)
 /* Multi-hash core: d in 1..16, out has room for 16 (SIMD lanes past d are discarded). */
 static void hash_d(const u8 *key, u32 len, u32 seed, u32 d, u32 *out)
 {
-	u32 seeds[ENETSTL_MAX_D] __uninitialized;	/* no rep stos from auto-init */
 	u32 i;
 
 	if (enetstl_has_avx2 && !READ_ONCE(enetstl_force_scalar)) {
 		if (irq_fpu_usable()) {
-			for (i = 0; i < ENETSTL_MAX_D; i++)
-				seeds[i] = seed + i * ENETSTL_SEED_STEP;
 			kernel_fpu_begin_mask(0);
-			enetstl_xxh32x8_avx2(key, len, seeds, out);
+			enetstl_xxh32x8_avx2(key, len, seed, 0, out);
 			if (d > 8)
-				enetstl_xxh32x8_avx2(key, len, seeds + 8, out + 8);
+				enetstl_xxh32x8_avx2(key, len, seed, 8, out + 8);
 			kernel_fpu_end();
 			enetstl_count(CTR_HASH_SIMD);
 			return;
@@ -191,7 +188,7 @@ __bpf_kfunc_start_defs();
 
 __bpf_kfunc u32 enetstl_crc32c(const void *data, u32 data__sz, u32 seed)
 {
-	if (!data || data__sz > ENETSTL_MAX_KEY)
+	if (!data || data__sz > ENETSTL_MAX_DATA)
 		return 0;
 	if (enetstl_has_sse42 && !READ_ONCE(enetstl_force_scalar)) {
 		enetstl_count(CTR_CRC_HW);
@@ -203,7 +200,7 @@ __bpf_kfunc u32 enetstl_crc32c(const void *data, u32 data__sz, u32 seed)
 
 __bpf_kfunc u32 enetstl_xxh32(const void *data, u32 data__sz, u32 seed)
 {
-	if (!data || data__sz > ENETSTL_MAX_KEY)
+	if (!data || data__sz > ENETSTL_MAX_DATA)
 		return 0;
 	return enetstl_xxh32_scalar(data, data__sz, seed);
 }

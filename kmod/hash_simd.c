@@ -37,10 +37,16 @@ static __always_inline v8u32 round32(v8u32 acc, u32 word)
 	return acc * P1;
 }
 
-void enetstl_xxh32x8_avx2(const u8 *p, u32 len, const u32 *seeds, u32 *out)
+/* Lane i of a call starting at row `first` hashes with seed + (first + i) * ENETSTL_SEED_STEP. */
+void enetstl_xxh32x8_avx2(const u8 *p, u32 len, u32 seed0, u32 first, u32 *out)
 {
+	static const v8u32 lane_step = {
+		0 * ENETSTL_SEED_STEP, 1 * ENETSTL_SEED_STEP, 2 * ENETSTL_SEED_STEP,
+		3 * ENETSTL_SEED_STEP, 4 * ENETSTL_SEED_STEP, 5 * ENETSTL_SEED_STEP,
+		6 * ENETSTL_SEED_STEP, 7 * ENETSTL_SEED_STEP,
+	};
 	const u8 *end = p + len;
-	v8u32 seed = *(const v8u32_una *)seeds;
+	v8u32 seed = bcast(seed0 + first * ENETSTL_SEED_STEP) + lane_step;
 	v8u32 h;
 
 	if (len >= 16) {

@@ -35,7 +35,7 @@ static inline void enetstl_count(enum enetstl_ctr c)
 extern atomic_long_t enetstl_live_lb, enetstl_live_rp, enetstl_live_mw, enetstl_live_mw_nodes;
 
 /* hash.c <-> hash_simd.c (hash_simd.c is the only unit compiled with -mavx2; callers bracket) */
-void enetstl_xxh32x8_avx2(const u8 *key, u32 len, const u32 *seeds, u32 *out);
+void enetstl_xxh32x8_avx2(const u8 *key, u32 len, u32 seed, u32 first, u32 *out);
 u32 enetstl_xxh32_scalar(const u8 *p, u32 len, u32 seed);
 
 void enetstl_hash_init(void);

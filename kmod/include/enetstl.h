@@ -20,7 +20,8 @@
 #endif
 
 /* ---- limits (also checked inside every kfunc) ---- */
-#define ENETSTL_MAX_KEY		256	/* bytes hashed by one call */
+#define ENETSTL_MAX_KEY		256	/* key bytes of a multi-hash / count-min call */
+#define ENETSTL_MAX_DATA	65535	/* bytes of one enetstl_crc32c / enetstl_xxh32 call */
 #define ENETSTL_MAX_D		16	/* seeds / rows of a multi-hash */
 #define ENETSTL_SEED_STEP	0x9E3779B1u	/* seed_i = seed + i * STEP (mod 2^32) */
 #define ENETSTL_LB_MAX_SLOTS	65536
