@@ -31,7 +31,7 @@ import numpy as np
 
 from nf.config.sketch import (Action, AttachMode, Counters, CountWhat, KeyKind, SketchConfig,
                               Variant)
-from nf.datapath import NF_REASON_NF_BASE, StatsSummary, read_stats
+from nf.datapath import StatsSummary
 from nf.models.sketch import flow_key, log2_table, neglog2_q32
 
 OBJECT = "sketch/sketch"
@@ -180,14 +180,19 @@ class EpochRecord:
 
 
 class Sketch:
-    def __init__(self, cfg: SketchConfig, variant: Variant | str | None = None):
+    def __init__(self, cfg: SketchConfig, variant: Variant | str | None = None,
+                 name: str = "sketch"):
         if not isinstance(cfg, SketchConfig):
             raise TypeError(f"cfg must be a SketchConfig, got {type(cfg).__name__}")
         self.cfg = cfg
+        self.name = name
         self.variant = self.resolve_variant(Variant(variant) if variant else cfg.variant)
         self.obj = None
         self.banks: list = []
-        self.active = 0
+        self._maps: dict = {}
+        self._bank_ids: list[int] = []
+        self.pin_dir: Path | None = None
+        self._prog = None
         self.epoch = 0
         self.epoch_started = 0.0
         self.history: deque[EpochRecord] = deque(maxlen=cfg.history or None) if cfg.history else deque(maxlen=0)
@@ -238,10 +243,12 @@ class Sketch:
             self.banks = []
             raise
         self.obj = obj
+        self._maps = {n: obj.map(n) for n in ("sk_active", "sk_cand", STATS_MAP)}
+        self._bank_ids = [b.id for b in self.banks]
         for i in (0, 1):
             self._clear(i, epoch=i)
-        self.active, self.epoch = 0, 0
-        obj.map("sk_active").update(bytes(4), self.banks[0])
+        self.epoch = 0
+        self._maps["sk_active"].update(bytes(4), self.banks[0])
         self.epoch_started = time.time()
         if self.cfg.nitro.enabled and self.variant == Variant.enetstl:
             r = obj.program(PROG_POOL).test_run(bytes(64))
@@ -249,12 +256,27 @@ class Sketch:
                 raise RuntimeError(f"cannot create the module random pool (retval {r.retval})")
         return self
 
-    def up(self) -> "Sketch":
-        """load() and attach to cfg.interfaces (none: test_run only)."""
+    def up(self, pin: bool = False) -> "Sketch":
+        """load() and attach to cfg.interfaces (none: test_run only). With ``pin`` the banks,
+        maps, program and links are pinned in /sys/fs/bpf/xdp-nf/<name>/, so the deployment
+        outlives this process and :meth:`open_pinned` finds it (another process, the CLI)."""
         from nf.net.iface import ifindex
         rd = ifindex(self.cfg.redirect_to) if self.cfg.redirect_to else 0
+        if pin:
+            from nf.bpf import instance_dir
+            d = instance_dir(self.name)
+            if any(d.iterdir()):
+                raise RuntimeError(f"sketch {self.name!r} is already deployed (pins in {d}); "
+                                   "take it down first")
+            self.pin_dir = d
         self.load(rd)
         try:
+            if pin:
+                for i, b in enumerate(self.banks):
+                    b.pin(self.pin_dir / f"bank{i}")
+                for n, m in self._maps.items():
+                    m.pin(self.pin_dir / n)
+                self.program.pin(self.pin_dir / "prog")
             for name in self.cfg.interfaces:
                 self.attach(name)
         except BaseException:
@@ -262,22 +284,69 @@ class Sketch:
             raise
         return self
 
+    @classmethod
+    def open_pinned(cls, cfg: SketchConfig, name: str = "sketch") -> "Sketch":
+        """A controller for a sketch deployed with up(pin=True) by another process (same
+        config): queries, flips and reset act on the pinned maps; down() removes the
+        deployment. The epoch history is the opener's own."""
+        from nf.bpf import Map, Program, instance_dir
+        d = instance_dir(name, create=False)
+        if not (d / "sk_active").exists():
+            raise RuntimeError(f"no sketch {name!r} is deployed ({d} has no pins)")
+        sk = cls.__new__(cls)
+        sk.__init__(cfg, variant=Variant.pure, name=name)   # datapath variant is the deployer's
+        sk.variant = None
+        sk.pin_dir = d
+        sk._maps = {n: Map.from_pin(d / n) for n in ("sk_active", "sk_cand", STATS_MAP)}
+        sk.banks = [Map.from_pin(d / "bank0"), Map.from_pin(d / "bank1")]
+        sk._bank_ids = [b.id for b in sk.banks]
+        if sk.banks[0].value_size != sk.value_size or sk.banks[0].percpu == sk.shared:
+            raise RuntimeError(f"pinned sketch {name!r} was deployed with another depth/width/"
+                               "counters than this config")
+        sk._prog = Program.from_pin(d / "prog")
+        sk.epoch = SketchBank.from_buffer_copy(sk.banks[sk.active].lookup(bytes(4))).epoch
+        return sk
+
     def attach(self, iface: str | int, mode: AttachMode | None = None):
         from nf.bpf import XdpMode
+        from nf.bpf.xdp import ifname_of
         m = {AttachMode.auto: XdpMode.AUTO, AttachMode.native: XdpMode.NATIVE,
              AttachMode.generic: XdpMode.GENERIC}[mode or self.cfg.attach_mode]
-        link = self.program.attach_xdp(iface, mode=m)
+        pin = None
+        if self.pin_dir is not None:
+            name = iface if isinstance(iface, str) else ifname_of(iface)
+            pin = str(self.pin_dir / f"link_{name}")
+        link = self.program.attach_xdp(iface, mode=m, pin=pin)
         self.links.append(link)
         return link
 
     def down(self) -> None:
+        """Detach, drop the pins (if deployed pinned) and release every fd. Idempotent."""
+        from nf.bpf import Link
         self.stop_epochs()
+        if self.pin_dir is not None:
+            for p in sorted(self.pin_dir.glob("link_*")):
+                try:
+                    Link.from_pin(p).detach()
+                except Exception:
+                    pass
         for link in self.links:
             try:
                 link.detach()
             except Exception:
                 pass
         self.links = []
+        if self.pin_dir is not None:
+            from nf.bpf import remove_instance
+            remove_instance(self.name)
+            self.pin_dir = None
+        if self._prog is not None:
+            self._prog.close()
+            self._prog = None
+        for m in self._maps.values():
+            if self.obj is None:
+                m.close()
+        self._maps = {}
         if self.obj is not None:
             self.obj.close()
             self.obj = None
@@ -288,7 +357,7 @@ class Sketch:
     close = down
 
     def __enter__(self) -> "Sketch":
-        if self.obj is None:
+        if not self._maps:
             self.up()
         return self
 
@@ -298,11 +367,19 @@ class Sketch:
     @property
     def program(self):
         self._need()
-        return self.obj.program(PROG)
+        return self._prog if self._prog is not None else self.obj.program(PROG)
 
     def _need(self) -> None:
-        if self.obj is None:
+        if not self._maps:
             raise RuntimeError("sketch is not loaded: call load() or up()")
+
+    @property
+    def active(self) -> int:
+        """Index of the bank the datapath writes now (read from sk_active, so a flip made by
+        another process is seen)."""
+        self._need()
+        raw = self._maps["sk_active"].lookup(bytes(4))
+        return self._bank_ids.index(int.from_bytes(raw[:4], "little"))
 
     # -- banks -------------------------------------------------------------------------------
     def _ncpu_slots(self) -> int:
@@ -342,7 +419,7 @@ class Sketch:
         """Candidate table of a bank: key bytes -> struct sketch_cand."""
         self._need()
         i = self.active if bank is None else bank
-        t = self.obj.map("sk_cand").typed(CandKey, Cand)
+        t = self._maps["sk_cand"].typed(CandKey, Cand)
         out = {}
         for k, v in t.items():
             if k.bank == i:
@@ -350,7 +427,7 @@ class Sketch:
         return out
 
     def _drop_candidates(self, bank: int) -> int:
-        t = self.obj.map("sk_cand").typed(CandKey, Cand)
+        t = self._maps["sk_cand"].typed(CandKey, Cand)
         ks = [k for k in t.keys() if k.bank == bank]
         for k in ks:
             t.delete(k)
@@ -405,7 +482,9 @@ class Sketch:
 
     def stats(self) -> StatsSummary:
         self._need()
-        return read_stats(self.obj, STATS_MAP)
+        from nf.datapath import NfStats, sum_stats
+        m = self._maps[STATS_MAP].typed(ctypes.c_uint32, NfStats)
+        return sum_stats(m.lookup_percpu(ctypes.c_uint32(0)))
 
     # -- epochs ------------------------------------------------------------------------------
     def flip(self, keep_snapshot: bool = True) -> EpochRecord:
@@ -414,16 +493,15 @@ class Sketch:
         self._need()
         with self._lock:
             old, new = self.active, 1 - self.active
-            self.obj.map("sk_active").update(bytes(4), self.banks[new])  # synchronize_rcu inside
-            self.active = new
+            self._maps["sk_active"].update(bytes(4), self.banks[new])  # synchronize_rcu inside
             ended = time.time()
             snap = self.snapshot(old)
-            rec = EpochRecord(epoch=self.epoch, bank=old, started=self.epoch_started, ended=ended,
+            rec = EpochRecord(epoch=snap.epoch, bank=old, started=self.epoch_started, ended=ended,
                               total=snap.total, packets=snap.packets, sampled=snap.sampled,
                               top=self.topk(self.cfg.topk, snap=snap),
                               heavy=self.heavy_hitters(snap=snap),
                               snapshot=snap if keep_snapshot else None)
-            self.epoch += 1
+            self.epoch = snap.epoch + 1   # the bank's header: right even after another process flipped
             self.epoch_started = ended
             self._drop_candidates(old)
             self._clear(old, epoch=self.epoch + 1)
@@ -436,12 +514,14 @@ class Sketch:
         The active bank is swapped out first so no in-flight update lands in a cleared bank."""
         self._need()
         with self._lock:
-            self.obj.map("sk_active").update(bytes(4), self.banks[1 - self.active])
-            self._clear(self.active, epoch=0)
-            self.obj.map("sk_active").update(bytes(4), self.banks[self.active])
-            self._clear(1 - self.active, epoch=1)
-            for k in list(self.obj.map("sk_cand").raw_keys()):
-                self.obj.map("sk_cand").delete(k)
+            act = self.active
+            self._maps["sk_active"].update(bytes(4), self.banks[1 - act])
+            self._clear(act, epoch=0)
+            self._maps["sk_active"].update(bytes(4), self.banks[act])
+            self._clear(1 - act, epoch=1)
+            cand = self._maps["sk_cand"]
+            for k in list(cand.raw_keys()):
+                cand.delete(k)
             self.epoch = 0
             self.epoch_started = time.time()
             self.history.clear()

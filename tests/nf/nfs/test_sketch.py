@@ -148,3 +148,40 @@ def test_lab_redirect_moves_heavy_flow_to_another_port(lab):
     finally:
         with lab.enter("dut"):
             sk.down()
+
+
+def test_pinned_deployment_is_found_by_another_controller():
+    """up(pin=True) pins banks, maps and program under /sys/fs/bpf/xdp-nf/<name>; a second
+    controller (as another process would) opens it, sees the traffic, flips, and the first one
+    sees the flip; down() of the opener removes the deployment."""
+    from nf.bpf import list_instances
+    from nf.bpf.pin import bpffs_mount_of
+    from nf.testing.tiers import require
+    require(bpffs_mount_of("/sys/fs/bpf") is not None, "bpffs not mounted")
+    name = f"sktest{__import__('os').getpid()}"
+    c = cfg(threshold={"absolute": 3})
+    f = Flow("10.0.0.1", "10.0.0.2", 5, 6, 17)
+    frame = _udp("10.0.0.1", "10.0.0.2", 5, 6, "02:00:00:00:00:01", "02:00:00:00:00:02")
+    owner = Sketch(c, name=name).up(pin=True)
+    try:
+        assert name in list_instances()
+        with pytest.raises(RuntimeError, match="already deployed"):
+            Sketch(c, name=name).up(pin=True)
+        other = Sketch.open_pinned(c, name=name)
+        owner.program.test_run(frame, repeat=4)
+        assert other.point(f) == 4 and other.active == 0 and other.epoch == 0
+        assert [k for k, _ in other.topk()] == [flow_key("five_tuple", f)]
+        rec = other.flip()
+        assert (rec.epoch, rec.packets) == (0, 4) and owner.active == 1 and owner.point(f) == 0
+        other.program.test_run(frame, repeat=2)       # the pinned program, same datapath
+        assert owner.point(f) == 2 and owner.stats().packets[2] == 6
+        rec = owner.flip()
+        assert (rec.epoch, rec.packets) == (1, 2) and other.active == 0
+        with pytest.raises(RuntimeError, match="another depth"):
+            Sketch.open_pinned(cfg(width=512), name=name)
+        other.down()
+        assert name not in list_instances()
+    finally:
+        owner.down()
+    with pytest.raises(RuntimeError, match="no sketch"):
+        Sketch.open_pinned(c, name=name)
