@@ -403,7 +403,7 @@ def per_packet(prog, data: bytes, *, n: int = 50000, rounds: int = 5,
         os.sched_setaffinity(0, before)
     # Programs loaded during the measurement (the empty baseline) are named by a fresh read;
     # the measured program was loaded before, so its name is already right.
-    by_fn = hist
+    by_fn = {f: v for f, v in hist.items() if abs(v) >= 0.005 * n}  # drop noise residue
     ranked = sorted(by_fn.items(), key=lambda kv: -abs(kv[1]))[:top]
     return PerPacket(n=n, raw_per_packet=raw, empty_per_packet=empty,
                      insns_per_packet=raw - empty if empty is not None else raw,

@@ -248,6 +248,28 @@ def _cleanup_all() -> None:
 atexit.register(_cleanup_all)
 
 
+def _sweep_stale_dirs() -> None:
+    """Remove /tmp/nf-vm-* run dirs whose runner died without cleaning up (SIGKILL)."""
+    for d in glob.glob("/tmp/nf-vm-*/owner.pid"):
+        try:
+            pid = int(Path(d).read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.dirname(d), ignore_errors=True)
+        except (OSError, ValueError):
+            pass
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL when the process that started it dies, however it
+    dies (SIGKILL, a CI timeout), so no QEMU or virtiofsd outlives its runner."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def _kill(p: subprocess.Popen | None, grace: float = 2.0) -> None:
     if p is None or p.poll() is not None:
         return
@@ -345,7 +367,9 @@ class Vm:
         self.info = BootInfo(accel, why, kernel)
         rd = initramfs()
         # Under /tmp, which the guest also sees: the TCG plugin writes its results here.
+        _sweep_stale_dirs()
         self.dir = Path(tempfile.mkdtemp(prefix="nf-vm-", dir="/tmp"))
+        (self.dir / "owner.pid").write_text(f"{os.getpid()}\n")
         _LIVE.add(self)
         t0 = time.monotonic()
         try:
@@ -356,7 +380,8 @@ class Vm:
                     [virtiofsd, f"--socket-path={sockp}", "-o", f"source={src}",
                      "-o", "sandbox=chroot", "-o", f"cache={cache}", "-o", "log_level=warn",
                      "--rlimit-nofile=0"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True))
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                    preexec_fn=_die_with_parent))
                 log.close()
             for tag in ("hostroot", "hosttmp"):
                 self._wait_path(self.dir / f"{tag}.sock", 10, f"virtiofsd ({tag}) socket")
@@ -369,7 +394,7 @@ class Vm:
             (self.dir / "qemu.cmd").write_text(" ".join(cmd) + "\n")
             qlog = open(self.dir / "qemu.log", "wb")
             self.qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_die_with_parent)
             qlog.close()
             try:
                 self.sock, _ = listener.accept()
