@@ -126,3 +126,22 @@ def test_cli_exit_code_and_output():
     assert p.returncode == 7, p.stderr
     assert p.stdout.strip() == runner.kernel_release(runner.find_kernel())
     assert p.stderr == "e\n"
+
+
+def test_qemu_and_virtiofsd_die_with_a_killed_runner():
+    _need_vm()
+    code = ("import os; from nf.vm import Vm; vm = Vm().start(); "
+            "print(vm.qemu.pid, *[p.pid for p in vm.fsd], flush=True); os.kill(os.getpid(), 9)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       cwd=runner.ROOT)
+    assert p.returncode == -9, p.stderr
+    pids = [int(x) for x in p.stdout.split()]
+    assert len(pids) == 3
+    import time
+    deadline = time.monotonic() + 10
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}")
+                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]]
+    assert not alive, f"still running after the runner was SIGKILLed: {alive}"
