@@ -150,6 +150,8 @@ class RouterModel:
             return XDP_PASS, f, None
         if src >> 28 >= 0xE or src == 0:
             return XDP_DROP, f, None
+        if src >> 24 == 127 or dst >> 24 in (0, 127):
+            return XDP_DROP, f, None
         proto, ttl = ip[9], ip[8]
         g = self.groups.get(self.v4.lookup(dst))
         if g is None or g.kind == KIND_NONE:
@@ -228,7 +230,7 @@ class RouterModel:
         src, dst = int.from_bytes(ip[8:24], "big"), int.from_bytes(ip[24:40], "big")
         if dst >> 120 == 0xFF or dst >> 118 == 0x3FA:
             return XDP_PASS, f, None
-        if src >> 120 == 0xFF:
+        if src >> 120 == 0xFF or dst in (0, 1) or src == 0:
             return XDP_DROP, f, None
         nh, hl = ip[6], ip[7]
         g = self.groups.get(self.v6.lookup(dst))

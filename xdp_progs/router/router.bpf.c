@@ -818,6 +818,9 @@ static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct
 		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 	if ((bpf_ntohl(ip->saddr) >> 28) >= 0xe || ip->saddr == 0)
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+	/* martians (RFC 1812 5.3.7): loopback either way, "this network" as destination */
+	if ((bpf_ntohl(ip->saddr) >> 24) == 127 || (dst >> 24) == 127 || (dst >> 24) == 0)
+		return OUT(XDP_DROP, NF_REASON_MALFORMED);
 
 	if (cfg.mode == RT_MODE_FIB) {
 		struct bpf_fib_lookup p = {};
@@ -932,6 +935,15 @@ static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct
 		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 	if (ip6->saddr.in6_u.u6_addr8[0] == 0xff)
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+	/* ::1 and :: are never routed, nor forwarded from :: (RFC 4291 2.5.2/2.5.3) */
+	{
+		const __u32 *w = (const __u32 *)dst, *s = ip6->saddr.in6_u.u6_addr32;
+
+		if ((w[0] | w[1] | w[2]) == 0 && (w[3] == 0 || w[3] == bpf_htonl(1)))
+			return OUT(XDP_DROP, NF_REASON_MALFORMED);
+		if ((s[0] | s[1] | s[2] | s[3]) == 0)
+			return OUT(XDP_DROP, NF_REASON_MALFORMED);
+	}
 
 	if (cfg.mode == RT_MODE_FIB) {
 		struct bpf_fib_lookup p = {};

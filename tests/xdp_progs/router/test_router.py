@@ -181,6 +181,12 @@ def _v6_long_plen():
     ("bad header checksum", _bad_csum()), ("tot_len beyond frame", _long_tot_len()),
     ("ihl 4", _ihl4()), ("truncated ip", bytes(Ether(dst=MAC_P0, src=H0_MAC, type=0x0800) / b"\x45\x00\x00")),
     ("multicast source", bytes(v4("192.168.3.4", src="224.1.1.1"))),
+    ("loopback source", bytes(v4("192.168.3.4", src="127.0.0.1"))),
+    ("loopback destination", bytes(v4("127.0.0.2"))),
+    ("this-network destination", bytes(v4("0.1.2.3"))),
+    ("v6 loopback destination", bytes(v6("::1"))),
+    ("v6 unspecified destination", bytes(v6("::"))),
+    ("v6 unspecified source", bytes(v6("2001:db8:99::1", src="::"))),
     ("v6 payload length beyond frame", _v6_long_plen()),
     ("v6 truncated", bytes(Ether(dst=MAC_P0, src=H0_MAC, type=0x86DD) / (b"\x60" + b"\0" * 20))),
 ])
