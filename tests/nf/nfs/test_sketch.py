@@ -185,3 +185,17 @@ def test_pinned_deployment_is_found_by_another_controller():
         owner.down()
     with pytest.raises(RuntimeError, match="no sketch"):
         Sketch.open_pinned(c, name=name)
+
+
+def test_example_config_brings_up_in_test_run_mode():
+    from pathlib import Path
+    from nf.config import load
+    c = load(Path(__file__).resolve().parents[3] / "configs" / "sketch.yaml", SketchConfig)
+    frame = _udp("10.0.0.1", "10.0.0.2", 5, 6, "02:00:00:00:00:01", "02:00:00:00:00:02")
+    with Sketch(c) as sk:            # no interfaces: loaded, not attached
+        assert sk.links == []
+        sk.program.test_run(frame, repeat=2000)
+        f = Flow("10.0.0.1", "10.0.0.2", 5, 6, 17)
+        assert sk.point(f) == 2000
+        # fraction 0.01 of a 2000-packet epoch, min_total 1000: the only flow is heavy
+        assert sk.heavy_hitters() == [(flow_key("five_tuple", f), 2000)]

@@ -57,8 +57,8 @@ def test_module_hashes_equal_bpf_hashes(enetstl, scalar):
 
 
 def _traffic():
-    fs = zipf(400, 6000, 1.1, seed=31)
-    fs6 = uniform(40, 600, seed=32, ipv6=True)
+    fs = zipf(400, 3000, 1.1, seed=31)
+    fs6 = uniform(40, 300, seed=32, ipv6=True)
     frames = [raw_frame(f, size=60 + 37 * (i % 5)) for i, f in enumerate(fs.flows)]
     frames += [raw_frame(f) for f in fs6.flows]
     keys = [flow_key("five_tuple", f) for f in fs.flows + fs6.flows]
@@ -76,7 +76,7 @@ def test_variants_give_identical_counters_and_verdicts(enetstl, counters, d, w):
     for variant in ("pure", "enetstl"):
         c = cfg(variant=variant, counters=counters, depth=d, width=w, seed=0x1234,
                 count="bytes" if d == 5 else "packets", action="drop",
-                threshold={"absolute": 200 if d != 5 else 20000})
+                threshold={"absolute": 100 if d != 5 else 10000})
         pin = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {min(pin)})
         try:
@@ -147,7 +147,7 @@ def test_every_key_kind_and_mode_verifies_on_guest_kernel(enetstl, variant):
         frames.append(raw_frame(f, size=64 + i, smac=bytes([2, 0, 0, 0, 0, i])))
     for key in ("five_tuple", "src_ip", "dst_ip", "src_dst", "src_mac"):
         for count, action, nitro in (("packets", "monitor", False), ("bytes", "drop", False),
-                                     ("packets", "drop", True), ("bytes", "monitor", True)):
+                                     ("packets", "drop", True)):
             c = cfg(variant=variant, key=key, count=count, action=action, depth=3, width=128,
                     nitro={"enabled": nitro, "p": 0.5}, threshold={"absolute": 1 << 30})
             with Sketch(c).load() as sk:
