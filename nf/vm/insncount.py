@@ -412,8 +412,9 @@ def per_packet(prog, data: bytes, *, n: int = 50000, rounds: int = 5,
 
 
 def main() -> None:
-    """python -m nf.vm.insncount OBJ [SECTION_PROG] — quick look from the guest: counts a
-    pinned program (bpftool-loaded) or the empty program."""
+    """python -m nf.vm.insncount [PINNED_PROG] — quick look from a measuring guest: counts a
+    pinned XDP program (e.g. loaded with bpftool, minus the empty program) on a zero 64-byte
+    frame, or the empty program alone; prints JSON."""
     import sys
     import json
     data = bytes(64)
