@@ -181,7 +181,8 @@ class Router:
         self.user = RouteSet.empty()
         self.bank = 0
         self._mm: dict[str, tuple[mmap.mmap, np.ndarray]] = {}
-        self._trie_keys: list[tuple[set, set]] = [(set(), set()), (set(), set())]
+        # what each bank's tries hold ({(addr, len): gid} per family), None = unknown (a failed fill)
+        self._trie_state: list[list[dict | None]] = [[{}, {}], [{}, {}]]
         self.links: list = []
         self._static_routes()
 
@@ -459,9 +460,12 @@ class Router:
     def all_routes(self) -> RouteSet:
         return self.user.merged(self.fixed)
 
-    def publish(self) -> None:
-        """Build every table into the idle bank, then flip the bank index (one 4-byte write)."""
-        routes = self.all_routes()
+    def publish(self, user: RouteSet | None = None) -> None:
+        """Build every table into the idle bank, then flip the bank index (one 4-byte write).
+        ``user`` (default: the current routes) becomes current only when the flip happened: a
+        failed build leaves traffic and the controller's view on the old table."""
+        user = self.user if user is None else user
+        routes = user.merged(self.fixed)
         idle = 1 - self.bank
         if self.cfg.mode == "dir":
             self._fill_dir(idle, routes)
@@ -470,6 +474,7 @@ class Router:
         self._write_groups(idle)
         self.obj.map("rt_bank").typed(u32, u32)[0] = idle
         self.bank = idle
+        self.user = user
 
     def _fill_dir(self, bank: int, routes: RouteSet) -> None:
         sz = self.cfg.sizes
@@ -491,29 +496,37 @@ class Router:
         self.table_stats = {"v4_chunks": n8, "v6_chunks": n6}
 
     def _fill_trie(self, bank: int, routes: RouteSet) -> None:
-        """The idle trie gets exactly `routes`: stale keys deleted, the rest (re)written, one
-        syscall per element (LPM tries have no batch update)."""
-        for fam, name, kt, width in ((4, f"rt_trie4_{bank}", RtTrie4Key, 4),
-                                     (6, f"rt_trie6_{bank}", RtTrie6Key, 16)):
-            fd = self.obj.map(name).fd
+        """The idle trie gets exactly `routes`: stale keys deleted, new or changed ones written,
+        one syscall per element (LPM tries have no batch update), unchanged ones left alone — a
+        runtime add at 1M routes writes one element, not a million."""
+        for fi, (fam, name, kt, width) in enumerate(((4, f"rt_trie4_{bank}", RtTrie4Key, 4),
+                                                    (6, f"rt_trie6_{bank}", RtTrie6Key, 16))):
+            m = self.obj.map(name)
+            fd = m.fd
             if fam == 4:
                 pairs = {(int(a), int(n)): int(g) for a, n, g in
-                         zip(routes.v4_addr, routes.v4_len, routes.v4_gid)}
+                         zip(routes.v4_addr.tolist(), routes.v4_len.tolist(), routes.v4_gid.tolist())}
             else:
                 pairs = {(a, n): g for a, n, g in routes.v6}
-            old = self._trie_keys[bank][0 if fam == 4 else 1]
+            old = self._trie_state[bank][fi]
+            if old is None:  # unknown after a failure: wipe the map
+                for k in list(m.raw_keys()):
+                    m.delete(k)
+                old = {}
+            self._trie_state[bank][fi] = None
             key, val = kt(), u32()
-            for a, n in old - pairs.keys():
+            for a, n in old.keys() - pairs.keys():
                 key.prefixlen = n
                 key.addr[:] = list(a.to_bytes(width, "big"))
                 L.bpf_map_delete_elem(fd, ctypes.byref(key))
-            if fam == 4 and pairs:
+            changed = [(k, g) for k, g in pairs.items() if old.get(k) != g]
+            if fam == 4 and changed:
                 # keys built in one numpy buffer: prefixlen (LE u32) + address (BE u32)
-                arr = np.array(list(pairs.keys()), dtype=np.uint64)
+                arr = np.array([k for k, _ in changed], dtype=np.uint64)
                 buf = np.empty((len(arr), 2), np.uint32)
                 buf[:, 0] = arr[:, 1]
                 buf[:, 1] = arr[:, 0].astype(np.uint32).byteswap()
-                vals = np.array(list(pairs.values()), np.uint32)
+                vals = np.array([g for _, g in changed], np.uint32)
                 kp, vp = buf.ctypes.data, vals.ctypes.data
                 for i in range(len(arr)):
                     rc = L.bpf_map_update_elem(fd, kp + 8 * i, vp + 4 * i, 0)
@@ -521,15 +534,15 @@ class Router:
                         raise RouteError(f"LPM trie update failed (errno {-rc}): sizes.trie_entries "
                                          f"is {self.cfg.sizes.trie_entries}")
             else:
-                for (a, n), g in pairs.items():
+                for (a, n), g in changed:
                     key.prefixlen = n
                     key.addr[:] = list(a.to_bytes(width, "big"))
                     val.value = g
                     rc = L.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(val), 0)
                     if rc < 0:
-                        raise RouteError(f"LPM trie update failed (errno {-rc})")
-            old.clear()
-            old.update(pairs.keys())
+                        raise RouteError(f"LPM trie update failed (errno {-rc}): sizes.trie_entries "
+                                         f"is {self.cfg.sizes.trie_entries}")
+            self._trie_state[bank][fi] = pairs
 
     def _write_groups(self, bank: int) -> None:
         m = self.obj.map("rt_groups").typed(u32, RtGroup)
@@ -549,14 +562,14 @@ class Router:
             if hit.any():
                 g = u.v4_gid.copy()
                 g[hit] = gid
-                self.user = RouteSet(u.v4_addr, u.v4_len, g, u.v6)
+                new = RouteSet(u.v4_addr, u.v4_len, g, u.v6)
             else:
-                self.user = RouteSet(np.append(u.v4_addr, np.uint32(a)), np.append(u.v4_len, np.uint8(n)),
-                                     np.append(u.v4_gid, np.uint32(gid)), u.v6)
+                new = RouteSet(np.append(u.v4_addr, np.uint32(a)), np.append(u.v4_len, np.uint8(n)),
+                               np.append(u.v4_gid, np.uint32(gid)), u.v6)
         else:
-            self.user = RouteSet(u.v4_addr, u.v4_len, u.v4_gid,
-                                 [r for r in u.v6 if (r[0], r[1]) != (a, n)] + [(a, n, gid)])
-        self.publish()
+            new = RouteSet(u.v4_addr, u.v4_len, u.v4_gid,
+                           [r for r in u.v6 if (r[0], r[1]) != (a, n)] + [(a, n, gid)])
+        self.publish(new)
         return gid
 
     def delete_route(self, prefix: str) -> bool:
@@ -571,8 +584,7 @@ class Router:
             gone = len(v6) != len(u.v6)
             new = RouteSet(u.v4_addr, u.v4_len, u.v4_gid, v6)
         if gone:
-            self.user = new
-            self.publish()
+            self.publish(new)
         return gone
 
     def replace_routes(self, routes: RouteSet | str | Path) -> None:
@@ -580,8 +592,7 @@ class Router:
         if not isinstance(routes, RouteSet):
             routes = read_route_file(routes, self._resolver())
         check_v4(routes.v4_addr, routes.v4_len)
-        self.user = routes
-        self.publish()
+        self.publish(routes)
 
     # ---- datapath queries ---------------------------------------------------------------------
     def lookup(self, addrs) -> list[int]:

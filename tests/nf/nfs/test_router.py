@@ -116,3 +116,22 @@ def test_close_releases_every_fd():
             assert r.lookup(["10.9.1.1"]) == [r.resolve_target("via 10.0.1.2")]
         r.close()
     assert len(os.listdir("/proc/self/fd")) == n0
+
+
+@needs_root
+def test_trie_overflow_then_recovers():
+    """A fill that fails half-way (trie full) leaves that bank unknown; the next publish wipes and
+    refills it, and traffic kept the old bank meanwhile."""
+    from nf.routes import parse_route_lines
+    with Router(cfg(mode="trie"), tx_ifindex=1) as r:
+        r.load()
+        small = parse_route_lines(["10.5.0.0/16 via 10.0.1.2"], r._resolver())
+        r.replace_routes(small)
+        big = parse_route_lines([f"10.{i}.0.0/16 via 10.0.1.2" for i in range(100, 180)], r._resolver())
+        with pytest.raises(RouteError, match="LPM trie update failed"):
+            r.replace_routes(big)
+        assert r.lookup(["10.5.1.1"]) == [r.resolve_target("via 10.0.1.2")]
+        assert r.user.v4_dict() == small.v4_dict()      # the failed replace changed nothing
+        r.replace_routes(small)
+        r.add_route("10.6.0.0/16", "via 10.0.1.2")
+        assert r.lookup(["10.5.1.1", "10.6.1.1", "10.100.1.1"]) == [r.resolve_target("via 10.0.1.2")] * 2 + [0]
