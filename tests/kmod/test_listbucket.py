@@ -163,3 +163,34 @@ def test_two_cpus_push_concurrently(objs):
         x = struct.unpack("<Q", v)[0]
         seen[x >> 32].append(x & 0xFFFFFFFF)
     assert seen == {0: list(range(n)), 1: list(range(n))}
+
+
+def test_free_while_another_cpu_uses_it(objs):
+    """CPU 0 hammers a set through its handle while CPU 1 drops the owning reference: CPU 0's
+    lookups start failing cleanly (handle gone), nothing leaks, the kernel logs no warning."""
+    import subprocess
+    import time
+
+    def warnings():
+        log = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=30).stdout
+        return log.count("WARNING:") + log.count("BUG:")
+
+    p = objs.program("objects")
+    before = warnings()
+    for rnd in range(3):
+        h = new(p, slots=1, cap=64, vsize=8)
+
+        def user():
+            return [ko_call(p, KO_LB_PUSH_SEQ, handle=h, a=0, repeat=2000).ret
+                    for _ in range(20)]
+
+        def owner():
+            time.sleep(0.02 * rnd)
+            return ko_call(p, KO_LB_FREE, idx=0).ret
+
+        res = run_on_cpus({0: user, 1: owner})
+        assert res[1] == 0
+        assert res[0][-1] == -ENOENT          # after the free, the handle resolves to nothing
+        assert set(res[0]) <= {0, -ENOSPC, -ENOENT}
+        assert wait_live_zero()["live_lb"] == 0
+    assert warnings() == before
