@@ -457,15 +457,16 @@ class Router:
         return added
 
     # ---- routes -------------------------------------------------------------------------------
-    def all_routes(self) -> RouteSet:
-        return self.user.merged(self.fixed)
+    def all_routes(self, user: RouteSet | None = None) -> RouteSet:
+        """What the datapath holds (or would, for ``user``): routes + connected + local."""
+        return self._default_class(self.user if user is None else user).merged(self.fixed)
 
     def publish(self, user: RouteSet | None = None) -> None:
         """Build every table into the idle bank, then flip the bank index (one 4-byte write).
         ``user`` (default: the current routes) becomes current only when the flip happened: a
         failed build leaves traffic and the controller's view on the old table."""
         user = self.user if user is None else user
-        routes = user.merged(self.fixed)
+        routes = self.all_routes(user)
         idle = 1 - self.bank
         if self.cfg.mode == "dir":
             self._fill_dir(idle, routes)
@@ -475,6 +476,24 @@ class Router:
         self.obj.map("rt_bank").typed(u32, u32)[0] = idle
         self.bank = idle
         self.user = user
+
+    def _default_class(self, rs: RouteSet) -> RouteSet:
+        """Default routes (/0) count in the "default" class: their forwarding groups get a twin
+        that differs only in the class."""
+        keys = {gid: key for key, gid in self._group_ids.items()}
+
+        def twin(gid: int) -> int:
+            kind, cls, fam, hops = keys[gid]
+            if kind != KIND_FORWARD or cls == CLS["ecmp"]:
+                return gid
+            return self.group_id(kind, CLS["default"], fam, hops)
+        z = rs.v4_len == 0
+        v4_gid = rs.v4_gid
+        if z.any():
+            v4_gid = v4_gid.copy()
+            v4_gid[z] = [twin(int(g)) for g in v4_gid[z]]
+        v6 = [(a, n, twin(g) if n == 0 else g) for a, n, g in rs.v6]
+        return RouteSet(rs.v4_addr, rs.v4_len, v4_gid, v6)
 
     def _fill_dir(self, bank: int, routes: RouteSet) -> None:
         sz = self.cfg.sizes

@@ -135,3 +135,18 @@ def test_trie_overflow_then_recovers():
         r.replace_routes(small)
         r.add_route("10.6.0.0/16", "via 10.0.1.2")
         assert r.lookup(["10.5.1.1", "10.6.1.1", "10.100.1.1"]) == [r.resolve_target("via 10.0.1.2")] * 2 + [0]
+
+
+@needs_root
+def test_default_route_counts_in_default_class():
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    c = cfg(routes=[{"prefix": "0.0.0.0/0", "via": ["10.0.1.2"]}, {"prefix": "10.9.0.0/16", "via": ["10.0.1.2"]}],
+            neighbours=[{"address": "10.0.1.2", "mac": "02:aa:00:00:00:02"}])
+    with Router(c, tx_ifindex=1) as r:
+        r.load()
+        for dst in ("8.8.8.8", "8.8.4.4", "10.9.1.1"):
+            f = Ether(dst="02:00:00:00:00:01") / IP(src="10.0.0.5", dst=dst) / UDP()
+            assert r.run(bytes(f))[0] == 4
+        cs = r.class_stats()
+        assert (cs["default"]["packets"], cs["static"]["packets"]) == (2, 1)
