@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes as C
 from dataclasses import dataclass
 
-KT_XXH32, KT_CRC32C, KT_MULTI, KT_FIND16, KT_FIND32, KT_MIN, KT_BITS, KT_KEYEQ, KT_CM = range(1, 10)
+KT_XXH32, KT_CRC32C, KT_MULTI, KT_FIND16, KT_FIND32, KT_MIN, KT_BITS, KT_KEYEQ, KT_CM, \
+    KT_LONG = range(1, 11)
+KT_LONG_MAX = 2048
 KT_ABSENT = 0xAB5E
 XDP_ABORTED, XDP_DROP, XDP_PASS = 0, 1, 2
 

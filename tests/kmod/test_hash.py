@@ -136,3 +136,27 @@ def kt_call_repeat(p, key: bytes, n: int) -> int:
     r = KtReq(op=KT_CM, len=len(key), seed=1, arg=1)      # seed & 1: the atomic kfunc
     C.memmove(r.key, key, len(key))
     return p.test_run(bytes(r), repeat=n).retval
+
+
+@pytest.mark.parametrize("scalar", [False, True], ids=["simd", "scalar"])
+def test_long_inputs(enetstl, prog, scalar):
+    """Single hashes over up to 2 KiB and multi-hash keys up to 256 bytes (many stripes)."""
+    from nf.testing.kmod import KT_LONG, KT_LONG_MAX
+
+    p = prog.program("kfuncs")
+    m = prog.map("kt_long")
+    rnd = random.Random(77 + scalar)
+    buf = rnd.randbytes(KT_LONG_MAX)
+    m.update(struct.pack("<I", 0), buf)
+    with enetstl.force_scalar(scalar):
+        for n in (65, 100, 255, 256, 257, 1000, 1499, 2047, 2048):
+            seed = rnd.getrandbits(32)
+            r = kt_call(p, KT_LONG, arg=0, seed=seed, x=n)
+            assert (r.ret, r.out[0]) == (0, algo.xxh32(buf[:n], seed)), n
+            r = kt_call(p, KT_LONG, arg=1, seed=seed, x=n)
+            assert (r.ret, r.out[0]) == (0, algo.crc32c(buf[:n], seed)), n
+            r = kt_call(p, KT_LONG, arg=2, seed=seed, x=n)
+            if n <= 256:
+                assert (r.ret, r.out) == (16, algo.multi_hash(buf[:n], 16, seed)), n
+            else:
+                assert r.ret == -1               # the program keeps multi-hash keys <= 256

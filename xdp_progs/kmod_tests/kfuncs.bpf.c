@@ -15,6 +15,46 @@ struct {
 	__type(value, struct kt_cm_table);
 } cm_table SEC(".maps");
 
+struct kt_long_buf {
+	__u8 data[KT_LONG_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kt_long_buf);
+} kt_long SEC(".maps");
+
+static __noinline int long_op(struct kt_req *r)
+{
+	struct kt_long_buf *b;
+	__u32 zero = 0;
+	__u64 n;
+
+	if (!r)
+		return -1;
+	b = bpf_map_lookup_elem(&kt_long, &zero);
+	if (!b)
+		return -1;
+	n = r->x;
+	if (n > KT_LONG_MAX)
+		return -1;
+	switch (r->arg) {
+	case 0:
+		r->out[0] = enetstl_xxh32(b->data, n, r->seed);
+		return 0;
+	case 1:
+		r->out[0] = enetstl_crc32c(b->data, n, r->seed);
+		return 0;
+	case 2:
+		if (n > 256)
+			return -1;
+		return enetstl_hash_multi(b->data, n, r->out, sizeof(r->out), r->seed);
+	}
+	return -1;
+}
+
 SEC("xdp")
 int kfuncs(struct xdp_md *ctx)
 {
@@ -112,6 +152,11 @@ int kfuncs(struct xdp_md *ctx)
 			r->ret = enetstl_cm_add_atomic(r->key, len, t, sizeof(*t), r->arg);
 		else
 			r->ret = enetstl_cm_add(r->key, len, t, sizeof(*t), r->arg);
+		break;
+	case KT_LONG:
+		if (!bpf_ksym_exists(enetstl_hash_multi))
+			break;
+		r->ret = long_op(r);
 		break;
 	default:
 		return XDP_DROP;

@@ -19,7 +19,11 @@ enum kt_op {
 	KT_BITS = 7,	/* out[0..8) = ffs32 fls32 popcnt32 ctz32 ffs64 fls64 popcnt64 ctz64 of x */
 	KT_KEYEQ = 8,	/* ret = key_eq(key[0..len), key[32..32+arg)) */
 	KT_CM = 9,	/* ret = cm_add(key, len, table map, inc = arg); seed & 1: atomic */
+	KT_LONG = 10,	/* long input from the kt_long map: arg 0 xxh32, 1 crc32c (len <= 2048),
+			 * 2 multi-hash with d = 16 into out (len <= 256) */
 };
+
+#define KT_LONG_MAX 2048
 
 #define KT_ABSENT 0xab5e	/* ret when the kfunc is missing (bpf_ksym_exists() false) */
 
