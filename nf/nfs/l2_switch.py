@@ -413,7 +413,11 @@ class EfdbMaps(SwitchMaps):
 
     def entries(self) -> list[tuple[bytes, int, EfdbEntry]]:
         out = []
-        for i in range(self.efdb.map.max_entries):
+        # One batch read of every bucket; only buckets holding entries (or held by a writer) are
+        # read again, one by one, to get a copy whose seqcount is even and unchanged.
+        for i, snap in self.efdb.items_batch(chunk=1024):
+            if not (snap.seq & 1 or any(snap.sig)):
+                continue
             b = self._bucket(i)
             if b is None:
                 continue
