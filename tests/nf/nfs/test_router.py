@@ -150,3 +150,21 @@ def test_default_route_counts_in_default_class():
             assert r.run(bytes(f))[0] == 4
         cs = r.class_stats()
         assert (cs["default"]["packets"], cs["static"]["packets"]) == (2, 1)
+
+
+def test_generated_route_file_parses_with_example_config(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    from nf.config.router import load_router_config
+    root = Path(__file__).resolve().parents[3]
+    out = tmp_path / "routes.txt"
+    subprocess.run([sys.executable, str(root / "configs" / "gen_router_routes.py"), str(out),
+                    "--v4", "3000", "--v6", "300"], check=True, timeout=120)
+    c = load_router_config(root / "configs" / "router.yaml")
+    for i, itf in enumerate(c.interfaces):
+        itf.ifindex = 100 + i            # the example's interfaces need not exist here
+    c.route_file = str(out)
+    r = Router(c)
+    assert len(r.user.v4_addr) == 3000 + 4 and len(r.user.v6) == 300 + 1   # + the YAML routes
+    assert r.group(r.resolve_target("group uplinks")).count == 2
