@@ -226,7 +226,7 @@ def _filter_preflight(cfg) -> None:
 def _filter_up(cfg) -> dict:
     from nf.nfs.filter import Filter
     Filter(cfg).up()
-    return {"variant": "pure"}
+    return {"variant": "pure", "object_sha": object_sha("base/base")}
 
 
 def _filter_cfg(rec):
@@ -259,7 +259,7 @@ def _filter_reload(rec, cfg) -> dict:
                 link.update_program(prog)
     finally:
         obj.close()
-    return {"replaced": len(links)}
+    return {"replaced": len(links), "object_sha": object_sha("base/base")}
 
 
 # ---- chain -------------------------------------------------------------------------------------

@@ -471,6 +471,8 @@ def test_apply_new_filter_rules_swaps_the_program_and_keeps_counters(make_lab, t
         c = settle(15)
         assert (c["drop_packets"], c["pass_packets"]) == (3 + 6, 2 + 4)
         assert deploy.read(name).config["drop_dports"] == [123]
+        r = nf("apply", g)
+        assert r.exit_code == 0 and r.output.strip() == f"{name}: unchanged"
     finally:
         nf("down", name)
 
