@@ -145,3 +145,12 @@ def test_qemu_and_virtiofsd_die_with_a_killed_runner():
         alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}")
                  and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]]
     assert not alive, f"still running after the runner was SIGKILLed: {alive}"
+
+
+def test_early_kernel_panic_is_retried_once_then_reported():
+    _need_vm()
+    # no init in the initramfs under that name and no root device: the kernel panics
+    vm = Vm(extra_cmdline="rdinit=/no-such-init root=/dev/no-such-disk", boot_timeout=120)
+    with pytest.raises(VmError, match=r"(?s)Kernel panic.*--- first attempt ---.*Kernel panic"):
+        vm.start()
+    assert vm.qemu is None or vm.qemu.poll() is not None
