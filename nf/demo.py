@@ -17,6 +17,7 @@ The switch is deployed through the same path as `nf up` (a deployment record und
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -101,8 +102,9 @@ class DemoSpec(Model):
                 raise ValueError(f"traffic[{i}].src: a sender must be a host")
         return self
 
-    def switch_config(self, dut_netns: str) -> L2SwitchConfig:
-        return validate({**self.switch, "netns": dut_netns}, L2SwitchConfig, "switch")
+    def switch_config(self, dut_netns: str, suffix: str = "") -> L2SwitchConfig:
+        name = self.switch.get("name", "l2sw") + suffix
+        return validate({**self.switch, "netns": dut_netns, "name": name}, L2SwitchConfig, "switch")
 
 
 def load_spec(path: str | Path) -> DemoSpec:
@@ -172,15 +174,18 @@ def _switch_scene(config: str | Path, out, keep: bool = False) -> int:
     say(f"lab: {len(spec.lab.hosts)} hosts, each in its own netns, veths to the dut netns")
     t0 = time.monotonic()
     with Lab(spec.lab) as lab:
-        cfg = spec.switch_config(lab.dut)
+        # one instance per demo process: two demos (or test runs) at once never collide
+        cfg = spec.switch_config(lab.dut, f"-{os.getpid()}")
         name = cfg.name
         say(f"lab up in {time.monotonic() - t0:.2f} s; dut netns {lab.dut}")
         rec = sk = None
         with deploy.locked():
-            old = deploy.read(name)
-            if old is not None and old.netns and not netns_exists(old.netns):
-                say(f"{name}: removing a deployment left by an earlier demo (its lab is gone)")
-                cli._teardown(old)
+            base = spec.switch.get("name", "l2sw") + "-"
+            for old in deploy.records():       # left by a killed demo: its lab netns is gone
+                if old.name.startswith(base) and old.netns and not netns_exists(old.netns) \
+                        and not old.owner_alive():
+                    say(f"{old.name}: removing a deployment left by an earlier demo (its lab is gone)")
+                    cli._teardown(old)
             kind.preflight(cfg)
             cli.deploy_up(None, kind, cfg, name, say)
             rec = deploy.read(name)

@@ -70,7 +70,7 @@ def test_demo_passes_and_cleans_up():
     assert "PASS: routed frames arrive rewritten byte for byte; router counters equal what was sent" in out
     assert "│ 10.9.0.0/16 │ via 10.1.2.2 │ p2   │" in out
     assert out.rstrip().endswith("demo: PASS")
-    assert deploy.read("demo-sw") is None
+    assert not [n for n in deploy.names() if n == f"demo-sw-{os.getpid()}"]
     assert set(list_netns()) <= before
 
 
@@ -89,4 +89,4 @@ def test_demo_fails_with_code_8_when_counters_differ(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["demo"])
     assert r.exit_code == cli.E_CHECK, r.output
     assert "FAIL" in r.output and "(want " in r.output
-    assert deploy.read("demo-sw") is None
+    assert not [n for n in deploy.names() if n == f"demo-sw-{os.getpid()}"]
