@@ -56,9 +56,13 @@ class ChainStats(ctypes.Structure):
 class Chain:
     """A dispatcher and its PROG_ARRAY; members join at positions 1..8."""
 
-    def __init__(self):
+    def __init__(self, reuse: dict | None = None):
+        """``reuse``: map name -> Map to use instead of a new one (e.g. the dispatcher counters
+        of the chain this one replaces)."""
         self.obj = BpfObject.open_built(OBJECT)
         try:
+            for n, m in (reuse or {}).items():
+                self.obj.map(n).reuse(m)
             self.obj.load()
         except BaseException:
             self.obj.close()
@@ -204,7 +208,8 @@ def _l2_member(cfg, chain: Chain, position: int):
             try:
                 obj.map("fdb").set_max_entries(self.cfg.fdb_size)
                 self.pin_dir.mkdir(parents=True, exist_ok=True)
-                obj.pin_maps(self.pin_dir)
+                # not the chain's PROG_ARRAY: the chain's pin alone decides its lifetime
+                obj.pin_maps(self.pin_dir, [n for n in obj.maps if n != CHAIN_MAP and "." not in n])
                 obj.load()
             except BaseException:
                 obj.close()
@@ -285,3 +290,106 @@ def chain_stats(pin_dir) -> dict[str, int]:
         return {"entered": sum(s.entered for s in per), "empty": sum(s.empty for s in per)}
     finally:
         m.close()
+
+
+# ---- apply: reorder / insert / remove members, counters kept -------------------------------------
+def _l2_member_reload(cfg, chain: Chain, position: int):
+    """The switch's program again, for a new position, on its pinned (already filled) maps."""
+    import contextlib
+    from nf.bpf import Map
+    from nf.bpf.pin import instance_dir
+    d = instance_dir(cfg.name, create=False)
+    obj = chain.member("chain/l2_switch_chain", position)
+    try:
+        obj.map("fdb").set_max_entries(cfg.fdb_size)
+        for n in obj.maps:
+            if n != CHAIN_MAP and "." not in n and (d / n).exists():   # bpffs: no dots (EPERM)
+                with contextlib.closing(Map.from_pin(d / n)) as pinned:   # by fd: see registry
+                    obj.map(n).reuse(pinned)
+        obj.load()
+    except BaseException:
+        obj.close()
+        raise
+    return obj, "xdp_l2sw", None
+
+
+MEMBER_RELOAD = {"l2_switch": _l2_member_reload, "filter": _filter_member}
+
+
+def apply_chain(rec, new: ChainConfig) -> list[str]:
+    """Move a deployed chain to ``new``: members kept (same kind and config) are loaded again for
+    their new positions on their own pinned maps, new members come up fresh, then one new
+    dispatcher is swapped into every interface's link with bpf_link_update; removed members go
+    down after the swap. Interfaces, netns and kept members' configs cannot change here."""
+    import contextlib
+    from nf import deploy
+    from nf.bpf import Map
+    from nf.bpf import pin as _pin
+    from nf.net import netns
+
+    old = {m["name"]: m for m in rec.extra.get("members", [])}
+    old_cfg = {m["config"]["name"]: m for m in rec.config["nfs"]}
+    members = new.members()
+    for k, m in members:
+        if m.name in old_cfg and (old_cfg[m.name]["kind"] != k.name or
+                                  m.model_dump(mode="json") != deploy.read(m.name).config):
+            raise ValueError(f"member {m.name}: its kind or config changed; a chain apply only "
+                             "reorders, inserts and removes members")
+    d = _pin.instance_dir(new.chain, create=False)
+    with contextlib.closing(Map.from_pin(d / "chain_stats")) as st:
+        chain = Chain(reuse={"chain_stats": st})
+    held, fresh, log = [], [], []
+    try:
+        for pos, (k, m) in enumerate(members, 1):
+            if m.name in old:
+                obj, prog, ctl = MEMBER_RELOAD[k.name](m, chain, pos)
+                log.append(f"{m.name}: position {old[m.name]['position']} -> {pos}"
+                           if old[m.name]["position"] != pos else f"{m.name}: stays at {pos}")
+            else:
+                obj, prog, ctl = MEMBER_UP[k.name](m, chain, pos)
+                fresh.append((k, m))
+                log.append(f"{m.name}: new {k.name} at position {pos}")
+            held.append((obj, prog, ctl))
+        chain.install([obj.program(p) for obj, p, _ in held])
+        links = sorted((d / "links").iterdir())
+        with netns.enter(new.netns):
+            for p in links:
+                with contextlib.closing(Link.from_pin(p)) as link:
+                    link.update_program(chain.prog)          # the swap: old chain or new, never mixed
+        tmp = d / f"_tmp{os.getpid()}"
+        chain.slots.pin(tmp)
+        os.rename(tmp, d / CHAIN_MAP)                        # the old PROG_ARRAY's last pin goes
+    except BaseException:
+        from nf.deploy import cleanup_pins
+        for _, m in fresh:
+            cleanup_pins(m.name)
+        raise
+    finally:
+        for obj, _, ctl in held:
+            if ctl is not None:
+                ctl.__exit__(None, None, None)
+            else:
+                obj.close()
+        chain.close()
+    kept = {m.name for _, m in members}
+    for name in old:
+        if name not in kept:
+            from nf.nfs import registry
+            mrec = deploy.read(name)
+            if mrec is not None:
+                registry.get(mrec.kind).down(mrec)
+            deploy.cleanup_pins(name)
+            deploy.remove(name)
+            log.append(f"{name}: removed")
+    rec.extra["members"] = [{"name": m.name, "kind": k.name, "position": i}
+                            for i, (k, m) in enumerate(members, 1)]
+    for k, m in members:                                  # member records follow
+        mrec = deploy.read(m.name) or deploy.Record(name=m.name, kind=k.name, source=rec.source,
+                                                    config=m.model_dump(mode="json"), netns=new.netns,
+                                                    mode=new.attach, variant="pure", status="up")
+        mrec.interfaces = list(new.interfaces)
+        mrec.chain = {"name": new.chain, "position": [x["position"] for x in rec.extra["members"]
+                                                      if x["name"] == m.name][0]}
+        mrec.status = "up"
+        deploy.write(mrec)
+    return log

@@ -652,9 +652,11 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
         try:
             if need_reload:
                 info = k.reload(rec, cfg)
+                for line in info.pop("log", []):
+                    out.print(f"{name}: {line}", markup=False)
                 rec.extra.update(info)
-                out.print(f"{name}: program replaced on {info.get('replaced', '?')} link(s), maps kept",
-                          markup=False)
+                out.print(f"{name}: program replaced on {info.get('replaced', len(rec.interfaces))} "
+                          f"link(s), maps kept", markup=False)
             with k.open(rec) as h:
                 for line in k.runtime(h, old, cfg):
                     out.print(f"{name}: {line}", markup=False)
@@ -690,6 +692,10 @@ def demo(config: Path = typer.Option(Path(__file__).resolve().parents[1] / "conf
     """Build the lab, deploy the NFs, replay scapy traffic, show FDB + counters, check them."""
     from nf.demo import run
     return run(config, out, keep=keep)
+
+
+from nf.bench.cli import register as _register_bench  # noqa: E402  (nf bench, nf replay)
+_register_bench(app, command)
 
 
 def main() -> None:

@@ -181,7 +181,7 @@ def _l2_reload(rec, cfg) -> dict:
         else:
             obj.map("fdb").set_max_entries(cfg.fdb_size)
         for n in obj.maps:
-            if (sw.pin_dir / n).exists() and not n.startswith("."):
+            if "." not in n and (sw.pin_dir / n).exists():   # bpffs refuses dotted names (EPERM)
                 with contextlib.closing(Map.from_pin(sw.pin_dir / n)) as pinned:
                     obj.map(n).reuse(pinned)
         obj.load()
@@ -298,6 +298,11 @@ def _chain_down(rec) -> None:
             deploy.remove(m["name"])
 
 
+def _chain_apply(rec, cfg) -> dict:
+    from nf.chain import apply_chain
+    return {"log": apply_chain(rec, cfg)}
+
+
 class _ChainHandle:
     def __init__(self, rec):
         self.rec = rec
@@ -337,7 +342,7 @@ KINDS: dict[str, Kind] = {
         "chain", "several NFs on the same interfaces, run in order (tail-call dispatcher)",
         "nf.chain:ChainConfig", deployable=True,
         _preflight=_chain_preflight, _up=_chain_up, _down=_chain_down, _open=_ChainHandle,
-        _stats=_chain_stats),
+        _stats=_chain_stats, _reload=_chain_apply, reload_fields=frozenset({"nfs"})),
     "router": Kind(
         "router", "LPM router (IPv4+IPv6, ECMP, ICMP errors in XDP)",
         "nf.config.router:RouterConfig", why_not=_PINS.format(ctl="nf.nfs.router.Router"),

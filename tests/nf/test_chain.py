@@ -228,3 +228,76 @@ def test_cli_deploys_a_filter_then_switch_chain(make_lab, tmp_path):
     assert not {f"ch{tag}", f"chf{tag}", f"chs{tag}"} & set(deploy.names())
     with lab.enter("dut"):
         assert not any(xdp_query(p).attached for p in ("p1", "p2", "p3"))
+
+
+@pytest.mark.netns
+def test_cli_apply_inserts_reorders_and_removes_members_keeping_their_state(make_lab, tmp_path):
+    import json
+    import os
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from nf import deploy
+    from nf.cli import app
+    from nf.net.lab import HostSpec, LabSpec
+
+    lab = make_lab(LabSpec(hosts=[HostSpec(name=f"h{i}") for i in (1, 2)]))
+    tag = f"{os.getpid()}"
+    A = {"kind": "filter", "config": {"name": f"fa{tag}", "drop_dports": [53]}}
+    B = {"kind": "filter", "config": {"name": f"fb{tag}", "drop_dports": [123]}}
+    SW = {"kind": "l2_switch", "config": {"name": f"sw{tag}", "ports": [
+        {"name": "p1", "vlan": 10}, {"name": "p2", "vlan": 10}]}}
+    base = {"chain": f"ca{tag}", "netns": lab.dut, "interfaces": ["p1", "p2"]}
+
+    def cfg(*nfs):
+        f = tmp_path / f"chain{len(nfs)}{nfs[0]['config']['name']}.yaml"
+        f.write_text(yaml.safe_dump({**base, "nfs": list(nfs)}))
+        return str(f)
+
+    run = CliRunner().invoke
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    eth = Ether(src=h1.mac, dst=h2.mac) / IP(src="10.0.0.1", dst="10.0.0.2")
+    dns = bytes(eth / UDP(sport=1, dport=53) / b"d")
+    ntp = bytes(eth / UDP(sport=1, dport=123) / b"n")
+    web = bytes(eth / TCP(sport=1, dport=80) / b"w")
+
+    def deliver(frames, expect):
+        with lab.capture(["h2"]) as cap:
+            lab.send("h1", frames)
+            return sorted(cap.wait(count=None, timeout=1.0, quiet=0.3)[lab.tap("h2")]) == sorted(expect)
+
+    def st(name):
+        return json.loads(run(app, ["stats", name, "--json"]).output)[name]["ports"]
+
+    assert run(app, ["up", cfg(A, SW)]).exit_code == 0
+    try:
+        lab.send("h2", [bytes(Ether(src=h2.mac, dst="ff:ff:ff:ff:ff:ff") / IP() / UDP(dport=7))])
+        assert deliver([dns, ntp, web], [ntp, web])
+        # insert B in front of A
+        r = run(app, ["apply", cfg(B, A, SW)])
+        assert r.exit_code == 0, r.output
+        assert f"fb{tag}: new filter at position 1" in r.output and f"fa{tag}: position 1 -> 2" in r.output
+        assert deliver([dns, ntp, web], [web])
+        assert st(f"fa{tag}")["all"]["drop_packets"] == 2           # counters carried on
+        assert st(f"fb{tag}")["all"]["drop_packets"] == 1
+        assert st(f"sw{tag}")["p1"]["unicast"] == 3                   # the switch's maps too
+        fdb = json.loads(run(app, ["fdb", f"sw{tag}", "--json"]).output)[f"sw{tag}"]
+        assert {e["mac"] for e in fdb} == {h1.mac, h2.mac}
+        assert deploy.read(f"fb{tag}").chain == {"name": f"ca{tag}", "position": 1}
+        # remove B again
+        r = run(app, ["apply", cfg(A, SW)])
+        assert r.exit_code == 0 and f"fb{tag}: removed" in r.output, r.output
+        assert deploy.read(f"fb{tag}") is None and deploy.read(f"fa{tag}").chain["position"] == 1
+        assert deliver([dns, ntp, web], [ntp, web])
+        assert st(f"fa{tag}")["all"]["drop_packets"] == 3
+        # a kept member's config may not change in a chain apply
+        A2 = {"kind": "filter", "config": {"name": f"fa{tag}", "drop_dports": [54]}}
+        r = run(app, ["apply", cfg(A2, SW)])
+        assert r.exit_code != 0 and "config changed" in r.output
+    finally:
+        r = run(app, ["down", f"ca{tag}"])
+    assert r.exit_code == 0
+    assert not {f"ca{tag}", f"fa{tag}", f"fb{tag}", f"sw{tag}"} & set(deploy.names())
+    with lab.enter("dut"):
+        assert not any(xdp_query(p).attached for p in ("p1", "p2"))
