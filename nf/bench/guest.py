@@ -1,0 +1,227 @@
+"""Guest side of `nf bench`: instructions per packet of every NF's pure-eBPF and eNetSTL variants
+in one measuring boot (nf/vm/insncount.py; Vm(insmod=True, insncount=True)), with a per-function
+profile of where the instructions go.
+
+    python -m nf.bench.guest OUT.json [NF ...]      # inside the guest; writes OUT.json
+
+Every figure is the program's (C(2N) − C(N)) / N minus the empty XDP program's on the same frame,
+counted in the same boot. The programs of one NF are loaded before one /proc/kallsyms snapshot
+that all its counts share (a kallsyms read takes seconds under TCG).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+import sys
+import time
+import traceback
+from pathlib import Path
+
+# ---- the switch's benchmark setup (shared with the host's native measurement) ---------------
+# Two trunk ports carrying VLAN 10: test_run can repeat one tagged frame unchanged.
+
+
+def sw_ports():
+    from nf.nfs.l2_switch import TRUNK, PortPlan
+    return [PortPlan("p4", 14, 0, TRUNK, 0, frozenset({10}), True),
+            PortPlan("p5", 15, 1, TRUNK, 0, frozenset({10}), True)]
+
+
+def sw_frame(dst: bytes, src: bytes) -> bytes:
+    return dst + src + struct.pack("!HH", 0x8100, 10) + b"\x08\x00" + bytes(46)
+
+
+def sw_mac(i: int) -> bytes:
+    return bytes([2, 0, 0x10, (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF])
+
+
+def sw_fill(sw, n_macs: int, now: int = 10**12) -> None:
+    """n_macs learned on p5 (ifindex 15), then the sender sw_mac(n_macs) on p4 (ifindex 14)."""
+    sw.set_ctl(ingress_ifindex=15, now_override=now)
+    for i in range(n_macs):
+        sw.ingress.test_run(sw_frame(b"\xff" * 6, sw_mac(i)))
+    got = len(sw.maps.fdb(now=now))
+    if got != n_macs:
+        raise RuntimeError(f"switch bench: {got} MACs learned of {n_macs}")
+    sw.set_ctl(ingress_ifindex=14, now_override=now)
+    sw.ingress.test_run(sw_frame(b"\xff" * 6, sw_mac(n_macs)))
+
+
+# ---- counting --------------------------------------------------------------------------------
+
+N = 2000        # packets per test_run(N); test_run(2N) beside it
+ROUNDS = 3
+TOP = 10
+
+
+class Counter:
+    """insncount with one kallsyms snapshot per NF and the empty program counted once per frame."""
+
+    def __init__(self):
+        from nf.vm import insncount
+        self.ic = insncount
+        self.efd = insncount.load_empty_xdp()
+        self._orig = insncount.Symbols
+        self._empty: dict[bytes, float] = {}
+
+    @contextlib.contextmanager
+    def snapshot(self):
+        """Call after the NF's programs are loaded: their JIT images are named in the profile."""
+        syms = self._orig()
+        self.ic.Symbols = lambda: syms
+        try:
+            yield
+        finally:
+            self.ic.Symbols = self._orig
+
+    def empty(self, frame: bytes) -> float:
+        if frame not in self._empty:
+            self._empty[frame] = self.ic.per_packet(self.efd, frame, n=N, rounds=ROUNDS,
+                                                    baseline=False, top=0).raw_per_packet
+        return self._empty[frame]
+
+    def count(self, prog, frame: bytes, n: int = N, top: int = 0, expect: int | None = None):
+        r = self.ic.per_packet(prog, frame, n=n, rounds=ROUNDS, baseline=False, top=top)
+        if expect is not None and r.retval != expect:
+            raise RuntimeError(f"verdict {r.retval}, expected {expect}")
+        prof = [(name, round(v, 1)) for name, v in r.top]
+        return round(r.raw_per_packet - self.empty(frame), 1), prof
+
+    def close(self):
+        os.close(self.efd)
+
+
+def _log(msg: str) -> None:
+    print(f"[guest {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---- per NF ----------------------------------------------------------------------------------
+
+def sketch(c: Counter) -> dict:
+    from nf.bench.suite import SK_DEPTHS, _testmod
+    from nf.nfs.sketch import Sketch
+    sb = _testmod("tests/xdp_progs/sketch/test_sketch_bench.py")
+    frame = sb._frames(1)[0]
+    rows, profiles = {}, {}
+    for d in SK_DEPTHS:
+        row = {}
+        for variant in ("pure", "enetstl"):
+            with Sketch(sb._cfg(variant, d)).load() as sk, c.snapshot():
+                v, prof = c.count(sk.program, frame, top=TOP if d == 8 else 0, expect=2)
+            row[variant] = v
+            if prof:
+                profiles[f"d=8 {variant}"] = prof
+        rows[str(d)] = row
+        _log(f"sketch d={d}: {row}")
+    return {"rows": rows, "profiles": profiles}
+
+
+def flow_table(c: Counter) -> dict:
+    from nf.bench.suite import _testmod
+    fb = _testmod("tests/xdp_progs/flow_table/test_flow_table_bench.py")
+    b = fb.Bench("enetstl")
+    progs = {"pure": b.ft.obj.program("xdp_ft_pure"), "enetstl": b.ft.obj.program("xdp_ft_enetstl"),
+             "hash": b.hprog, "base": b.base}
+    ins, profiles = {}, {}
+    loads = [int(x * 100) for x in fb.LOADS]
+    try:
+        with c.snapshot():
+            for load in fb.LOADS:
+                b.fill_to(load)
+                hits, misses = b.probes(load)
+                L = int(load * 100)
+                for kind, frames in (("hit", hits), ("miss", misses)):
+                    for name, prog in progs.items():
+                        vals = []
+                        for i, fr in enumerate(frames[:2]):
+                            top = TOP if (L == 75 and i == 0 and name in ("pure", "enetstl")) else 0
+                            v, prof = c.count(prog, fr, top=top)
+                            vals.append(v)
+                            if prof:
+                                profiles[f"75 % {kind} {name}"] = prof
+                        ins[f"{name}/{kind}/{L}"] = sum(vals) / len(vals)
+                _log(f"flow table {L} %: " + json.dumps({k: v for k, v in ins.items()
+                                                        if k.endswith(f"/{L}")}))
+    finally:
+        b.close()
+    return {"insns": ins, "loads": loads, "profiles": profiles}
+
+
+def router(c: Counter) -> dict:
+    from nf.bench.suite import _testmod
+    _testmod("tests/xdp_progs/router/test_bench.py")   # puts router_topo on sys.path
+    from router_topo import bench_frame, bench_router
+    rows, profiles = {}, {}
+    for mode in ("dir", "trie"):
+        for use_module in (True, False):
+            r = bench_router(mode, use_module=use_module)
+            try:
+                with c.snapshot():
+                    for name in ("v4 /10", "v4 ecmp", "v6 /48"):
+                        if not use_module and "ecmp" not in name:
+                            continue
+                        # the frame's TTL starts at 255 and each repeat decrements it: N = 100
+                        top = TOP if (mode == "dir" and name == "v4 ecmp") else 0
+                        v, prof = c.count(r.obj.program("xdp_router"), bench_frame(name), n=100,
+                                          top=top, expect=4)
+                        key = f"{mode} {name}" + ("" if use_module else " (pure crc)")
+                        rows[key] = v
+                        if prof:
+                            profiles[key] = prof
+            finally:
+                r.close()
+    _log(f"router: {rows}")
+    return {"rows": rows, "profiles": profiles}
+
+
+def l2_switch(c: Counter, n_macs: int = 4096) -> dict:
+    from nf.config.l2_switch import Variant
+    from nf.nfs.l2_switch import SwitchSim
+    rows, profiles = {}, {}
+    for variant in (Variant.pure, Variant.enetstl):
+        with SwitchSim(sw_ports(), fdb_size=16384, variant=variant) as sw:
+            sw_fill(sw, n_macs)
+            with c.snapshot():
+                v, prof = c.count(sw.ingress, sw_frame(sw_mac(1234), sw_mac(n_macs)), top=TOP, expect=4)
+                rows[f"{variant.value}: known unicast"] = v
+                profiles[f"{variant.value} known unicast"] = prof
+                v, _ = c.count(sw.ingress, sw_frame(b"\xff" * 6, sw_mac(n_macs)))
+                rows[f"{variant.value}: broadcast"] = v
+    _log(f"l2 switch: {rows}")
+    return {"rows": rows, "profiles": profiles, "macs": n_macs}
+
+
+RUNNERS = {"l2_switch": l2_switch, "router": router, "sketch": sketch, "flow_table": flow_table}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    only = argv[1:] or list(RUNNERS)
+    from nf.vm import insncount
+    if not insncount.available():
+        print("nf.bench.guest runs inside a measuring guest (Vm(insncount=True))", file=sys.stderr)
+        return 2
+    data: dict = {"kernel": os.uname().release, "errors": []}
+    c = Counter()
+    try:
+        for nf in only:
+            t = time.monotonic()
+            try:
+                data[nf] = RUNNERS[nf](c)
+            except Exception as e:  # noqa: BLE001 - record and go on with the other NFs
+                traceback.print_exc()
+                data["errors"].append(f"{nf}: {type(e).__name__}: {e}")
+            _log(f"{nf} done in {time.monotonic() - t:.0f} s")
+            out.write_text(json.dumps(data, indent=1))   # partial results survive a later crash
+    finally:
+        c.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

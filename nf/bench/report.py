@@ -1,0 +1,121 @@
+"""RESULTS.md and PNG plots from a suite run (nf.bench.suite.Results)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nf.bench.suite import NFS, Results
+
+PLOTS_HINT = ("plots skipped: matplotlib is not installed "
+              "(install the bench extra: .venv/bin/pip install -e '.[bench]')")
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "–"
+    a = abs(v)
+    if a >= 100:
+        return f"{v:,.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def _ratio(v: float | None) -> str:
+    return "–" if v is None else (f"{v:.2f}×" if v < 10 else f"{v:.0f}×")
+
+
+def markdown(res: Results) -> str:
+    m = res.machine
+    mode = "quick (tiny sizes, host only: no VM, no lab)" if res.quick else "full"
+    out = ["# Benchmark results", "",
+           f"`nf bench`{' --quick' if res.quick else ''} — {mode}, {res.seconds:.0f} s.", "",
+           "| machine | |", "|---|---|",
+           f"| kernel (`uname -r`) | {m['kernel']} |", f"| CPU | {m['cpu']} |",
+           f"| nproc | {m['nproc']} |", f"| load average at start | {m['loadavg']} |",
+           f"| date | {m['date']} |", "",
+           "Methods (ARCHITECTURE.md §6): **native** = host BPF_PROG_TEST_RUN with repeat, "
+           "kernel-reported ns, median of rounds; **guest insns** = guest instructions per packet "
+           "beyond the empty XDP program, QEMU TCG plugin, pure and eNetSTL in ONE boot (TCG wall "
+           "time is never used to rank); **lab** = live frames on a veth lab, generator, NF and "
+           "receiver on one CPU, counted at the receiver; **wall** = elapsed time. "
+           "Absolute numbers drift with the machine's load: compare the ratios.", "",
+           "| NF | measurement | method | value | ratio | target | met |", "|---|---|---|---|---|---|---|"]
+    for nf in NFS:
+        for r in (r for r in res.rows if r.nf == nf):
+            ratio = f"{_ratio(r.ratio)} ({r.ratio_is})" if r.ratio is not None else "–"
+            met = "–" if r.met is None else ("**yes**" if r.met else "**NO**")
+            out.append(f"| {r.nf} | {r.what} | {r.method} | {_fmt(r.value)} {r.unit} | {ratio} | "
+                       f"{r.target or '–'} | {met} |")
+    tg = [r for r in res.rows if r.met is not None]
+    if tg:
+        out += ["", f"Targets met: {sum(r.met for r in tg)} of {len(tg)}."]
+    if res.notes:
+        out += ["", "Notes:", ""] + [f"- {n}" for n in res.notes]
+    if res.profiles:
+        out += ["", "## Where the instructions go (guest, per packet, by function)", ""]
+        for k, prof in res.profiles.items():
+            top = ", ".join(f"{name.split(' ')[0]} {v:.0f}" for name, v in prof[:8])
+            out.append(f"- **{k}**: {top}")
+    if res.errors:
+        out += ["", "## Not measured in this run", ""] + [f"- {e}" for e in res.errors]
+    pngs = [f"{k}.png" for k in res.series]
+    if pngs and not res.quick:
+        out += ["", "Plots: " + ", ".join(f"[{p}]({p})" for p in pngs)]
+    return "\n".join(out) + "\n"
+
+
+def plots(res: Results, out_dir: Path) -> list[Path] | str:
+    """One PNG per series (scaling plots). Returns the files, or a message when matplotlib is
+    missing (plots are optional: the default test install stays lean)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return PLOTS_HINT
+    files = []
+    for name, s in res.series.items():
+        if not s["series"]:
+            continue
+        fig, ax1 = plt.subplots(figsize=(7, 4.2))
+        ax2 = None
+        for label, ys in s["series"].items():
+            ax = ax1
+            if "insns" in label and any("ns" in k and "insns" not in k for k in s["series"]):
+                ax2 = ax2 or ax1.twinx()
+                ax = ax2
+            ax.plot(s["x"][:len(ys)], ys, marker="o", linestyle="--" if ax is ax2 else "-", label=label)
+        if s.get("logx"):
+            ax1.set_xscale("log")
+        ax1.set_xlabel(s["xlabel"])
+        ax1.set_ylabel("ns" if ax2 else s["ylabel"])
+        h, lab = ax1.get_legend_handles_labels()
+        if ax2:
+            ax2.set_ylabel("guest instructions")
+            h2, l2 = ax2.get_legend_handles_labels()
+            h, lab = h + h2, lab + l2
+        ax1.legend(h, lab, fontsize=7, loc="best")
+        ax1.set_title(f"{name.replace('_', ' ')} — {res.machine['kernel']}, {res.machine['date']}",
+                      fontsize=9)
+        ax1.grid(alpha=0.3)
+        fig.tight_layout()
+        p = out_dir / f"{name}{'-quick' if res.quick else ''}.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        files.append(p)
+    return files
+
+
+def write_report(res: Results, out_dir: str | Path = "benchmarks", with_plots: bool = True) -> dict:
+    """Write RESULTS.md (RESULTS-quick.md for a quick run, so it never overwrites the committed
+    full results), results.json and the plots. Returns {"markdown": path, "json": path,
+    "plots": [paths] or a message}."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = "-quick" if res.quick else ""
+    md = out_dir / f"RESULTS{suffix}.md"
+    md.write_text(markdown(res))
+    js = out_dir / f"results{suffix}.json"
+    js.write_text(res.to_json() + "\n")
+    pl = plots(res, out_dir) if with_plots else "plots not requested"
+    return {"markdown": md, "json": js, "plots": pl}

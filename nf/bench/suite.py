@@ -1,0 +1,552 @@
+"""Runs every NF's benchmarks in one run on one machine and collects rows with their targets.
+
+Sections (method: ARCHITECTURE.md §6):
+- native: ns/packet of the pure-eBPF variants on the host (BPF_PROG_TEST_RUN with repeat, the
+  kernel-reported duration, median of rounds), with the kernel LPM trie and a BPF hash map
+  holding the same flows as baselines; scaling of routes, sketch depth and cuckoo load.
+- guest (full run only): guest instructions per packet of the pure and eNetSTL variants of every
+  NF in ONE QEMU TCG boot with the module loaded, with a per-function profile (nf/bench/guest.py).
+- lab (full run only, root + netns): live-frames Mpps against Linux bridge / Linux forwarding /
+  bpf_fib_lookup; these run the NF helpers' own lab benchmarks through pytest and read their
+  printed tables.
+
+The measuring code is the NF helpers' (tests/xdp_progs/*/test_*bench*.py, imported by path);
+this module only chooses sizes, runs them together and compares the results with the targets
+of issues 4–7. `quick` = tiny sizes, host only (no VM, no lab): the whole run takes seconds.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[2]
+NFS = ("l2_switch", "router", "sketch", "flow_table")
+
+
+@dataclass
+class Row:
+    """One measured figure. `ratio` is the figure the target talks about (`ratio_is` says what it
+    divides); `met` is None where no target applies."""
+    nf: str
+    what: str
+    value: float
+    unit: str
+    method: str                      # "native" | "guest insns" | "lab" | "wall"
+    ratio: float | None = None
+    ratio_is: str = ""
+    target: str = ""
+    met: bool | None = None
+
+
+@dataclass
+class Results:
+    quick: bool
+    machine: dict
+    rows: list[Row] = field(default_factory=list)
+    # plot data: name -> {"x": [...], "xlabel": str, "ylabel": str, "series": {label: [...]}}
+    series: dict = field(default_factory=dict)
+    profiles: dict = field(default_factory=dict)   # "nf: what" -> [(function, insns/packet)]
+    notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, *a, **kw) -> Row:
+        r = Row(*a, **kw)
+        self.rows.append(r)
+        return r
+
+    def target(self, nf, what, value, unit, method, ratio, ratio_is, op: str, bound: float) -> Row:
+        """A row with a target `ratio op bound` (op one of ">=", "<=", "<")."""
+        met = {">=": ratio >= bound, "<=": ratio <= bound, "<": ratio < bound}[op]
+        sym = {">=": "≥", "<=": "≤", "<": "<"}[op]
+        return self.add(nf, what, value, unit, method, ratio, ratio_is, f"{sym} {bound:.3g}", met)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        return json.dumps(d, indent=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# machine
+
+def machine_info() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"kernel": platform.release(), "cpu": cpu, "nproc": os.cpu_count(),
+            "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "python": platform.python_version()}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+def _testmod(rel: str):
+    """Import an NF helper's benchmark file by path (their measuring functions live there for
+    now); its directory goes on sys.path for sibling helpers such as router_topo."""
+    p = ROOT / rel
+    if not p.exists():
+        raise FileNotFoundError(f"{rel} is missing")
+    d = str(p.parent)
+    if d not in sys.path:
+        sys.path.insert(0, d)
+    name = "_nfbench_" + re.sub(r"\W", "_", rel)
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, p)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _empty_ns(frame: bytes, repeat: int, rounds: int) -> float:
+    """Native ns/packet of the empty XDP program (`return XDP_PASS`) on the same frame."""
+    from nf.vm import insncount
+    fd = insncount.load_empty_xdp()
+    try:
+        t = insncount._TestRun(fd, frame)
+        out = []
+        for _ in range(rounds):
+            t(repeat)
+            out.append(t.attr.duration)
+        return statistics.median(out)
+    finally:
+        os.close(fd)
+
+
+def _ns(prog, frames, repeat: int, rounds: int, **kw) -> float:
+    """Median over rounds of the mean over frames of the kernel-reported ns/packet."""
+    per = []
+    for _ in range(rounds):
+        per.append(statistics.mean(prog.test_run(f, repeat=repeat, **kw).duration_ns for f in frames))
+    return statistics.median(per)
+
+
+def _bpf_stats_off() -> None:
+    try:
+        if Path("/proc/sys/kernel/bpf_stats_enabled").read_text().strip() != "0":
+            raise RuntimeError("kernel.bpf_stats_enabled must be 0 while timing "
+                               "(sysctl -w kernel.bpf_stats_enabled=0)")
+    except FileNotFoundError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# native sections (host)
+
+SK_DEPTHS = (1, 2, 4, 8, 16)
+
+
+def native_sketch(res: Results, quick: bool) -> None:
+    sb = _testmod("tests/xdp_progs/sketch/test_sketch_bench.py")
+    from nf.nfs.sketch import Sketch
+    frames = sb._frames(8)
+    rep, rounds = (2_000, 1) if quick else (200_000, 5)
+    empty = _empty_ns(frames[0], rep, rounds)
+    ys = []
+    for d in SK_DEPTHS:
+        with Sketch(sb._cfg("pure", d)).load() as sk:
+            v = max(_ns(sk.program, frames, rep, rounds) - empty, 0.0)
+        ys.append(v)
+        res.add("sketch", f"pure eBPF, d={d}, ns/packet beyond the empty program", v, "ns", "native")
+    res.series.setdefault("sketch_depth", {"x": list(SK_DEPTHS), "xlabel": "depth d",
+                                           "ylabel": "per packet", "series": {}})
+    res.series["sketch_depth"]["series"]["pure native ns"] = ys
+
+
+def native_flow_table(res: Results, quick: bool) -> None:
+    fb = _testmod("tests/xdp_progs/flow_table/test_flow_table_bench.py")
+    ns = fb.native(rounds=1 if quick else 5, repeat=2_000 if quick else 100_000)
+    loads = [int(x * 100) for x in fb.LOADS]
+    for kind in ("hit", "miss"):
+        p, h = ns[f"pure/{kind}/75"], ns[f"hash/{kind}/75"]
+        res.target("flow_table", f"pure eBPF lookup, 75 % load, {kind} (vs BPF hash map "
+                   f"{h:.1f} ns)", p, "ns", "native", p / h, "pure / hash", "<=", 1.0)
+    s = res.series.setdefault("cuckoo_load", {"x": loads, "xlabel": "load %", "ylabel": "per packet",
+                                              "series": {}})
+    for name in ("pure", "hash"):
+        for kind in ("hit", "miss"):
+            s["series"][f"{name} {kind} native ns"] = [ns[f"{name}/{kind}/{l}"] for l in loads]
+    res.notes.append(f"flow table: {fb.SIZE} slots, whole-program ns (the `base` program — parse, "
+                     f"key, exit without a lookup — costs {ns['base/hit/75']:.1f} ns)")
+
+
+def native_router(res: Results, quick: bool) -> None:
+    rb = _testmod("tests/xdp_progs/router/test_bench.py")
+    import numpy as np
+    from nf.routes import RouteSet, synthetic_v4, synthetic_v6
+    rnd = random.Random(1)
+    sizes4 = (1_000, 10_000) if quick else (1_000, 10_000, 100_000, 1_000_000)
+    sizes6 = (1_000,) if quick else (1_000, 100_000)
+    rounds, repeat = (1, 3) if quick else (5, 20)
+    ncold = 4096 if quick else 65536
+    table: dict = {}
+    for n in sizes4:
+        a4, l4 = synthetic_v4(n, seed=3)
+        sets = {}
+        try:
+            for mode in ("dir", "trie"):
+                r = rb._router(mode, n, 0)
+                sets[mode] = r
+                gid = r.resolve_target("dev p0")
+                r.replace_routes(RouteSet(a4, l4, np.full(len(a4), gid, np.uint32), []))
+            routed = [int(a4[i]) | (rnd.getrandbits(32) & ((1 << (32 - int(l4[i]))) - 1))
+                      for i in rnd.sample(range(len(a4)), min(len(a4), ncold))]
+            cases = {"hot": [routed[0]] * 1024, "warm": routed[:1024],
+                     "cold": [routed[i % len(routed)] ^ rnd.getrandbits(12) for i in range(ncold)]}
+            for kind, addrs in cases.items():
+                for m, r in sets.items():
+                    table[("v4", n, kind, m)] = rb._time_probes(r, addrs, 4, rounds=rounds, repeat=repeat)
+        finally:
+            for r in sets.values():
+                r.close()
+    for n in sizes6:
+        r6 = synthetic_v6(n, seed=3)
+        sets = {}
+        try:
+            for mode in ("dir", "trie"):
+                r = rb._router(mode, 0, n, r6)
+                sets[mode] = r
+                gid = r.resolve_target("dev p0")
+                r.replace_routes(RouteSet(np.zeros(0, np.uint32), np.zeros(0, np.uint8),
+                                          np.zeros(0, np.uint32), [(a, l, gid) for a, l in r6]))
+            routed = [r6[i][0] | (rnd.getrandbits(128) & ((1 << (128 - r6[i][1])) - 1))
+                      for i in rnd.sample(range(len(r6)), min(len(r6), ncold))]
+            cases = {"hot": [routed[0]] * 1024, "warm": routed[:1024],
+                     "cold": [routed[i % len(routed)] for i in range(ncold)]}
+            for kind, addrs in cases.items():
+                for m, r in sets.items():
+                    table[("v6", n, kind, m)] = rb._time_probes(r, addrs, 6, rounds=rounds, repeat=repeat)
+        finally:
+            for r in sets.values():
+                r.close()
+    # rows: every point, targets at the largest size measured
+    big4, big6 = sizes4[-1], sizes6[-1]
+    order = {"hot": 0, "warm": 1, "cold": 2}
+    full = big4 >= 1_000_000 and big6 >= 100_000   # the sizes the targets are defined at
+    for (fam, n, kind, m), v in sorted(table.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])):
+        if m != "dir":
+            continue
+        trie = table[(fam, n, kind, "trie")]
+        name = f"{fam} {n:,} routes, {kind}: ours vs LPM trie {trie:.1f} ns"
+        ratio = trie / max(v, 0.1)
+        if full and fam == "v4" and n == big4 and kind in ("cold", "warm"):
+            res.target("router", name, v, "ns/lookup", "native", ratio, "trie / ours", ">=",
+                       20.0 if kind == "cold" else 10.0)
+        elif full and fam == "v6" and n == big6 and kind == "warm":
+            res.target("router", name, v, "ns/lookup", "native", ratio, "trie / ours", ">=", 5.0)
+        else:
+            res.add("router", name, v, "ns/lookup", "native", ratio, "trie / ours")
+    w_big, w_1k = table[("v4", big4, "warm", "dir")], table[("v4", 1_000, "warm", "dir")]
+    if full:
+        res.target("router", f"v4 warm lookup at {big4:,} vs 1,000 routes ({w_1k:.1f} ns)", w_big,
+                   "ns/lookup", "native", w_big / max(w_1k, 0.1), f"{big4:,} / 1k", "<=", 1.3)
+    else:
+        res.add("router", f"v4 warm lookup at {big4:,} vs 1,000 routes ({w_1k:.1f} ns)", w_big,
+                "ns/lookup", "native", w_big / max(w_1k, 0.1), f"{big4:,} / 1k")
+    s = res.series.setdefault("router_routes", {"x": list(sizes4), "xlabel": "IPv4 routes",
+                                                "ylabel": "ns/lookup", "logx": True, "series": {}})
+    for m, label in (("dir", "DIR-24-8"), ("trie", "LPM trie")):
+        for kind in ("warm", "cold"):
+            s["series"][f"{label} {kind}"] = [table[("v4", n, kind, m)] for n in sizes4]
+    if quick:
+        res.notes.append(f"--quick: routes up to {big4:,} (v4) / {big6:,} (v6), {ncold} cold "
+                         "destinations; the targets are defined at 1M (v4) and 100k (v6)")
+    # whole forward path, hairpin routes (router_topo): dir vs trie
+    from router_topo import bench_frame, bench_router
+    frep, frounds = (100, 5) if quick else (200, 101)
+    for name in ("v4 /10", "v4 ecmp", "v6 /48"):
+        vals = {}
+        for mode in ("dir", "trie"):
+            r = bench_router(mode)
+            try:
+                p = r.obj.program("xdp_router")
+                f = bench_frame(name)
+                if p.test_run(f, repeat=frep, ingress_ifindex=1).retval != 4:
+                    raise RuntimeError(f"router bench frame {name!r} was not redirected")
+                vals[mode] = statistics.median(p.test_run(f, repeat=frep, ingress_ifindex=1).duration_ns
+                                               for _ in range(frounds))
+            finally:
+                r.close()
+        res.add("router", f"forward path {name} (DIR/trie) vs LPM trie {vals['trie']:.0f} ns",
+                vals["dir"], "ns/packet", "native", vals["trie"] / max(vals["dir"], 0.1), "trie / ours")
+
+
+def load_1m_routes(res: Results, quick: bool) -> None:
+    """The router helper's 1M-route load test (generate the file, parse + validate + build +
+    upload + flip), called directly; its printed time is the figure."""
+    if quick:
+        return
+    rb = _testmod("tests/xdp_progs/router/test_bench.py")
+    buf = io.StringIO()
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(buf):
+        os.chdir(ROOT)
+        try:
+            rb.test_load_1m_from_file(Path(d))
+        finally:
+            os.chdir(cwd)
+    m = re.search(r"flip ([\d.]+) s", buf.getvalue())
+    if not m:
+        raise RuntimeError(f"no time in the 1M load output: {buf.getvalue()[-300:]!r}")
+    t = float(m.group(1))
+    res.target("router", "load 1M IPv4 routes from the route file (parse+validate+build+flip)",
+               t, "s", "wall", t, "seconds", "<=", 2.0)
+
+
+def native_switch(res: Results, quick: bool) -> None:
+    """The pure switch's ingress per packet on a populated FDB (SwitchSim, trunk ports so one
+    frame repeats unchanged): known unicast and broadcast."""
+    from nf.config.l2_switch import Variant
+    from nf.nfs.l2_switch import SwitchSim
+    from nf.bench.guest import sw_frame, sw_mac, sw_ports
+    n_macs = 1_000 if quick else 10_000
+    rep, rounds = (2_000, 1) if quick else (100_000, 5)
+    with SwitchSim(sw_ports(), fdb_size=16384, variant=Variant.pure) as sw:
+        _sw_fill(sw, n_macs)
+        f = sw_frame(sw_mac(123), sw_mac(n_macs))
+        empty = _empty_ns(f, rep, rounds)
+        if sw.ingress.test_run(f).retval != 4:
+            raise RuntimeError("switch bench frame was not redirected")
+        uni = max(_ns(sw.ingress, [f], rep, rounds) - empty, 0.0)
+        flood = max(_ns(sw.ingress, [sw_frame(b"\xff" * 6, sw_mac(n_macs))], rep, rounds) - empty, 0.0)
+    res.add("l2_switch", f"pure eBPF known unicast, {n_macs:,} MACs, beyond the empty program",
+            uni, "ns/packet", "native")
+    res.add("l2_switch", "pure eBPF broadcast (learn refresh + flood verdict), beyond the empty program",
+            flood, "ns/packet", "native")
+
+
+def _sw_fill(sw, n_macs: int) -> None:
+    from nf.bench.guest import sw_fill
+    sw_fill(sw, n_macs)
+
+
+# ---------------------------------------------------------------------------------------------
+# guest section: one VM boot for every NF
+
+def guest_all(res: Results, quick: bool, only: tuple[str, ...]) -> None:
+    if quick:
+        return
+    from nf.bpf.build import build
+    from nf.vm import Vm, prerequisites
+    from nf.vm import insncount
+    from nf.vm.runner import repo_python
+    missing = prerequisites()
+    if missing:
+        raise RuntimeError(f"VM tier unavailable: {missing}")
+    for o in ("sketch/sketch", "flow_table/flow_table", "flow_table/flow_table_hash",
+              "router/router", "l2_switch/l2_switch", "l2_switch/l2_switch_enetstl"):
+        build(o)
+    out = Path(tempfile.mkdtemp(prefix="nfbench-", dir="/tmp")) / "guest.json"
+    t0 = time.monotonic()
+    with Vm(insmod=True, **insncount.vm_options()) as vm:
+        r = vm.run([repo_python(), "-m", "nf.bench.guest", str(out), *only], timeout=3000,
+                   on_output=lambda stream, chunk: stream == "e" and sys.stderr.write(
+                       chunk.decode(errors="replace")))
+        if r.rc != 0 and not out.exists():
+            raise RuntimeError(f"guest benchmark failed (rc {r.rc}): {r.output[-2000:]}")
+    data = json.loads(out.read_text())
+    res.notes.append(f"guest: one QEMU TCG boot ({data.get('kernel')}, module loaded, vCPU 1 "
+                     f"isolated), {time.monotonic() - t0:.0f} s; instructions per packet beyond "
+                     f"the empty XDP program, (C(2N) − C(N)) / N, min over rounds per function")
+    for e in data.get("errors", []):
+        res.errors.append(f"guest: {e}")
+    apply_guest(res, data)
+
+
+def apply_guest(res: Results, data: dict) -> None:
+    """Rows, targets and series from nf.bench.guest's JSON."""
+    sk = data.get("sketch")
+    if sk:
+        ds = sorted(int(d) for d in sk["rows"])
+        for d in ds:
+            row = sk["rows"][str(d)]
+            p, e = row["pure"], row["enetstl"]
+            what = f"d={d}: eNetSTL vs pure eBPF ({p:.0f}) insns/packet, IPv4 5-tuple"
+            if d == 8:
+                res.target("sketch", what, e, "insns", "guest insns", e / p, "eNetSTL / pure", "<=", 1 / 3)
+            elif d >= 2:
+                res.target("sketch", what, e, "insns", "guest insns", e / p, "eNetSTL / pure", "<", 1.0)
+            else:
+                res.add("sketch", what, e, "insns", "guest insns", e / p, "eNetSTL / pure")
+        s = res.series.setdefault("sketch_depth", {"x": list(SK_DEPTHS), "xlabel": "depth d",
+                                                   "ylabel": "per packet", "series": {}})
+        s["x"] = ds
+        s["series"]["pure guest insns"] = [sk["rows"][str(d)]["pure"] for d in ds]
+        s["series"]["eNetSTL guest insns"] = [sk["rows"][str(d)]["enetstl"] for d in ds]
+        for k, v in sk.get("profiles", {}).items():
+            res.profiles[f"sketch: {k}"] = v
+    ft = data.get("flow_table")
+    if ft:
+        ins = ft["insns"]
+        loads = ft["loads"]
+        for kind in ("hit", "miss"):
+            b = ins[f"base/{kind}/75"]
+            p, e = ins[f"pure/{kind}/75"] - b, ins[f"enetstl/{kind}/75"] - b
+            res.target("flow_table", f"75 % load, {kind}: eNetSTL vs pure ({p:.0f}) lookup insns "
+                       "(program minus parse/key/exit)", e, "insns", "guest insns", e / p,
+                       "eNetSTL / pure", "<=", 0.5)
+        for load in loads:
+            for kind in ("hit", "miss"):
+                h = ins[f"hash/{kind}/{load}"] - ins[f"base/{kind}/{load}"]
+                p = ins[f"pure/{kind}/{load}"] - ins[f"base/{kind}/{load}"]
+                e = ins[f"enetstl/{kind}/{load}"] - ins[f"base/{kind}/{load}"]
+                if load != 75:
+                    res.add("flow_table", f"{load} % load, {kind}: eNetSTL vs pure ({p:.0f}) lookup "
+                            f"insns; BPF hash {h:.0f}", e, "insns", "guest insns", e / p, "eNetSTL / pure")
+        s = res.series.setdefault("cuckoo_load", {"x": loads, "xlabel": "load %",
+                                                  "ylabel": "per packet", "series": {}})
+        for name, label in (("pure", "pure"), ("enetstl", "eNetSTL"), ("hash", "BPF hash")):
+            s["series"][f"{label} hit guest insns"] = [ins[f"{name}/hit/{l}"] - ins[f"base/hit/{l}"]
+                                                       for l in loads]
+        for k, v in ft.get("profiles", {}).items():
+            res.profiles[f"flow_table: {k}"] = v
+    rt = data.get("router")
+    if rt:
+        for k, v in rt["rows"].items():
+            if k.endswith("(pure crc)"):
+                continue
+            pure = rt["rows"].get(k + " (pure crc)")
+            if pure:
+                res.add("router", f"{k}: module CRC-32C vs pure ({pure:.0f}) insns/packet", v, "insns",
+                        "guest insns", v / pure, "eNetSTL / pure")
+            else:
+                res.add("router", f"{k}: insns/packet (no kfunc on this path)", v, "insns", "guest insns")
+        for k, v in rt.get("profiles", {}).items():
+            res.profiles[f"router: {k}"] = v
+    sw = data.get("l2_switch")
+    if sw:
+        for case in ("known unicast", "broadcast"):
+            p, e = sw["rows"].get(f"pure: {case}"), sw["rows"].get(f"enetstl: {case}")
+            if p and e:
+                res.add("l2_switch", f"{case}, {sw['macs']:,} MACs: eNetSTL FDB vs pure ({p:.0f}) "
+                        "insns/packet", e, "insns", "guest insns", e / p, "eNetSTL / pure")
+        for k, v in sw.get("profiles", {}).items():
+            res.profiles[f"l2_switch: {k}"] = v
+
+
+# ---------------------------------------------------------------------------------------------
+# lab section: the NF helpers' lab benchmarks through pytest
+
+def _pytest_bench(rel: str, timeout: float = 900) -> str:
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-m", "bench", "-p", "no:randomly",
+                        rel], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"{rel}: pytest rc {p.returncode}: {(p.stdout + p.stderr)[-1500:]}")
+    return p.stdout
+
+
+def lab_switch(res: Results, quick: bool) -> None:
+    if quick:
+        return
+    out = _pytest_bench("tests/xdp_progs/l2_switch/test_bench_l2_switch.py")
+    v = {m.group(2).strip(): float(m.group(1))
+         for m in re.finditer(r"^\s*([\d.]+) Mpps\s+(.+)$", out, re.M)}
+    need = ["ceiling: devmap redirect (traffic/fwd)", "switch known unicast, access ports",
+            "Linux bridge known unicast", "switch flood to 3 ports, access ports (counted at one)",
+            "Linux bridge flood to 3 ports (counted at one)"]
+    miss = [k for k in need if k not in v]
+    if miss:
+        raise RuntimeError(f"switch lab output lacks {miss}: {out[-800:]}")
+    ceil, uni, br = v[need[0]], v[need[1]], v[need[2]]
+    fl, brf = v[need[3]], v[need[4]]
+    res.target("l2_switch", f"known unicast vs devmap-redirect ceiling ({ceil:.2f} Mpps; stricter "
+               "than the bare hash-lookup redirect of the target)", uni, "Mpps", "lab", uni / ceil,
+               "switch / ceiling", ">=", 0.9)
+    res.target("l2_switch", f"known unicast vs Linux bridge ({br:.2f} Mpps)", uni, "Mpps", "lab",
+               uni / br, "switch / bridge", ">=", 4.0)
+    res.target("l2_switch", f"flood to 3 ports vs Linux bridge flood ({brf:.2f} Mpps)", fl, "Mpps",
+               "lab", fl / brf, "switch / bridge", ">=", 3.0)
+    for k, x in v.items():
+        if k not in need:
+            res.add("l2_switch", k, x, "Mpps", "lab")
+
+
+def lab_router(res: Results, quick: bool) -> None:
+    if quick:
+        return
+    out = _pytest_bench("tests/xdp_progs/router/test_bench_lab.py")
+    v = {m.group(1).strip(): float(m.group(2))
+         for m in re.finditer(r"^\s{2}(\S.*?)\s+([\d.]+) Mpps", out, re.M)}
+    if not {"linux forwarding", "router dir", "router fib"} <= set(v):
+        raise RuntimeError(f"router lab output lacks rows: {out[-800:]}")
+    lin, fib, d = v["linux forwarding"], v["router fib"], v["router dir"]
+    res.target("router", f"lab DIR-24-8 (100k routes) vs Linux forwarding ({lin:.2f} Mpps)", d,
+               "Mpps", "lab", d / lin, "router / Linux", ">=", 4.0)
+    res.target("router", f"lab DIR-24-8 vs bpf_fib_lookup forwarder ({fib:.2f} Mpps)", d, "Mpps",
+               "lab", d / fib, "router / fib", ">=", 1.4)
+    for k in ("ceiling (fwd)", "router trie"):
+        if k in v:
+            res.add("router", f"lab {k}", v[k], "Mpps", "lab", v[k] / lin, "x / Linux")
+
+
+# ---------------------------------------------------------------------------------------------
+
+SECTIONS: list[tuple[str, str, Callable]] = [
+    ("native", "l2_switch", native_switch),
+    ("native", "router", native_router),
+    ("native", "sketch", native_sketch),
+    ("native", "flow_table", native_flow_table),
+    ("wall", "router", load_1m_routes),
+    ("lab", "l2_switch", lab_switch),
+    ("lab", "router", lab_router),
+]
+
+
+def run_suite(quick: bool = False, only: list[str] | tuple[str, ...] | None = None,
+              say: Callable[[str], None] = print, guest: bool = True, lab: bool = True) -> Results:
+    """Run the suite. `only` restricts it to some NFs (names in NFS). A section that fails is
+    recorded in Results.errors (with the reason) and the others still run."""
+    only = tuple(only or NFS)
+    bad = [n for n in only if n not in NFS]
+    if bad:
+        raise ValueError(f"unknown NF {bad}: choose from {', '.join(NFS)}")
+    _bpf_stats_off()
+    res = Results(quick=quick, machine=machine_info())
+    t0 = time.monotonic()
+    for kind, nf, fn in SECTIONS:
+        if nf not in only or (kind == "lab" and not lab):
+            continue
+        if kind == "lab" and not quick and os.geteuid() != 0:
+            res.errors.append(f"{nf} lab: needs root (network namespaces)")
+            continue
+        t = time.monotonic()
+        try:
+            fn(res, quick)
+        except Exception as e:  # noqa: BLE001 - one section's failure must not lose the others
+            res.errors.append(f"{nf} {kind}: {type(e).__name__}: {e}")
+            if os.environ.get("NF_DEBUG"):
+                traceback.print_exc()
+        if not quick or os.environ.get("NF_DEBUG"):
+            say(f"bench: {nf} {kind} done in {time.monotonic() - t:.1f} s")
+    if guest and not quick:
+        t = time.monotonic()
+        try:
+            guest_all(res, quick, only)
+        except Exception as e:  # noqa: BLE001
+            res.errors.append(f"guest: {type(e).__name__}: {e}")
+        say(f"bench: guest instruction counts done in {time.monotonic() - t:.1f} s")
+    res.seconds = time.monotonic() - t0
+    return res
