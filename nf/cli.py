@@ -222,7 +222,8 @@ def up(files: list[Path] = typer.Argument(..., help="config file(s); every one i
         made = []
         try:
             for f, k, cfg, name in plans:
-                r = deploy_up(f, k, cfg, name, say=lambda s: out.print(s, markup=False))
+                with out.status(f"{name}: loading and attaching {k.name}..."):   # tty only
+                    r = deploy_up(f, k, cfg, name, say=lambda s: out.print(s, markup=False))
                 if r == "up":
                     made.append(name)
                 out.print(f"{name}: {'unchanged' if r == 'unchanged' else 'up'} ({k.name}, "
@@ -651,7 +652,8 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
         deploy.write(rec)
         try:
             if need_reload:
-                info = k.reload(rec, cfg)
+                with out.status(f"{name}: loading the new program..."):
+                    info = k.reload(rec, cfg)
                 for line in info.pop("log", []):
                     out.print(f"{name}: {line}", markup=False)
                 rec.extra.update(info)
