@@ -54,11 +54,11 @@ def test_crud_and_python_lookup_agrees_with_datapath():
 
 
 def test_expire_idle_learned_flows_only():
-    with FlowTable(size=256, variant="pure", idle_timeout=0.3).load() as ft:
+    with FlowTable(size=256, variant="pure", idle_timeout=2.0).load() as ft:
         ft.insert(C, Action.PASS)                     # static: never expires
         for f in (A, B):
             ft.run(flow_frame(f))                     # learned
-        time.sleep(0.5)
+        time.sleep(2.5)                               # a margin for a loaded machine
         ft.run(flow_frame(B))                         # B active again
         gone = ft.expire()
         assert gone == [A]
