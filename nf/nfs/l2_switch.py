@@ -121,6 +121,8 @@ class DevmapVal(ctypes.Structure):
 WAYS = 16
 WHEEL_SLOTS = 256
 OP_ADD, OP_DEL, OP_FLUSH, OP_EXPIRE, OP_WHEEL_START = 1, 2, 3, 4, 5
+EFDB_KFUNC_CRC, EFDB_KFUNC_FIND = 1, 2
+EFDB_DEFAULT_FLAGS = EFDB_KFUNC_CRC | EFDB_KFUNC_FIND
 
 
 class EfdbEntry(ctypes.Structure):
@@ -139,7 +141,7 @@ class EfdbBucket(ctypes.Structure):
 class EfdbCfg(ctypes.Structure):
     __c_struct__ = "struct l2sw_efdb_cfg"
     __bpf_object__ = OBJECT_ENETSTL
-    _fields_ = [("bucket_mask", u32), ("seed", u32)]
+    _fields_ = [("bucket_mask", u32), ("seed", u32), ("flags", u32), ("pad", u32)]
 
 
 class WheelItem(ctypes.Structure):
@@ -493,8 +495,10 @@ def built(name: str) -> Path:
         return obj
 
 
-def open_object(variant: Variant, fdb_size: int, pin_dir: Path | None = None):
-    """Open and load the object of a variant sized for fdb_size entries."""
+def open_object(variant: Variant, fdb_size: int, pin_dir: Path | None = None,
+                efdb_flags: int | None = None):
+    """Open and load the object of a variant sized for fdb_size entries (efdb_flags: which
+    kfuncs the eNetSTL table uses when the module is there; EFDB_DEFAULT_FLAGS by default)."""
     from nf.bpf import BpfObject
 
     obj = BpfObject.open(built(OBJECT_ENETSTL if variant == Variant.enetstl else OBJECT))
@@ -502,7 +506,8 @@ def open_object(variant: Variant, fdb_size: int, pin_dir: Path | None = None):
         if variant == Variant.enetstl:
             nb = efdb_buckets(fdb_size)
             obj.map("efdb").set_max_entries(nb)
-            obj.set_rodata("efdb_cfg", EfdbCfg(nb - 1, 0))
+            flags = EFDB_DEFAULT_FLAGS if efdb_flags is None else efdb_flags
+            obj.set_rodata("efdb_cfg", EfdbCfg(nb - 1, 0, flags))
         else:
             obj.map("fdb").set_max_entries(fdb_size)
         if pin_dir is not None:
@@ -757,10 +762,10 @@ class SwitchSim:
     the reference model (nf/models/l2_switch.py) against the datapath."""
 
     def __init__(self, ports: list[PortPlan], aging_s: float = 300, fdb_size: int = 65536,
-                 variant: Variant = Variant.pure):
+                 variant: Variant = Variant.pure, efdb_flags: int | None = None):
         self.plans = {p.ifindex: p for p in ports}
         self.variant = variant
-        self.obj = open_object(variant, fdb_size)
+        self.obj = open_object(variant, fdb_size, efdb_flags=efdb_flags)
         self.inner = {}
         try:
             self.maps = make_maps(self.obj, variant, {p.ifindex: p.name for p in ports})

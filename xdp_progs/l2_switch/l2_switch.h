@@ -105,7 +105,12 @@ struct l2sw_efdb_bucket {
 struct l2sw_efdb_cfg {
 	__u32 bucket_mask; /* buckets - 1 (a power of two) */
 	__u32 seed;        /* CRC32-C seed */
+	__u32 flags;       /* L2SW_EFDB_*: which kfuncs to use when the module is there */
+	__u32 pad;
 };
+
+#define L2SW_EFDB_KFUNC_CRC  1 /* hash with enetstl_crc32c (else the pure-eBPF table CRC) */
+#define L2SW_EFDB_KFUNC_FIND 2 /* compare signatures with enetstl_match_u16 (else SWAR in BPF) */
 
 /* A timing-wheel filing (list-bucket value): the key, and the tick it was filed under. */
 struct l2sw_wheel_item {

@@ -42,7 +42,10 @@ char LICENSE[] SEC("license") = "GPL";
 #define READ_ONCE_U32(x) (*(volatile __u32 *)&(x))
 #define barrier() asm volatile("" ::: "memory")
 
-const volatile struct l2sw_efdb_cfg efdb_cfg = { .bucket_mask = L2SW_FDB_DEFAULT / L2SW_WAYS - 1 };
+const volatile struct l2sw_efdb_cfg efdb_cfg = {
+	.bucket_mask = L2SW_FDB_DEFAULT / L2SW_WAYS - 1,
+	.flags = L2SW_EFDB_KFUNC_CRC | L2SW_EFDB_KFUNC_FIND,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -88,14 +91,14 @@ struct {
 /* ---- table ------------------------------------------------------------------------------- */
 static __always_inline __u32 efdb_hash(const __u64 *kw)
 {
-	if (bpf_ksym_exists(enetstl_crc32c))
+	if ((efdb_cfg.flags & L2SW_EFDB_KFUNC_CRC) && bpf_ksym_exists(enetstl_crc32c))
 		return enetstl_crc32c(kw, sizeof(*kw), efdb_cfg.seed);
 	return algo_crc32c(kw, sizeof(*kw), efdb_cfg.seed);
 }
 
 static __always_inline __u32 efdb_match(struct l2sw_efdb_bucket *b, __u16 sig)
 {
-	if (bpf_ksym_exists(enetstl_match_u16))
+	if ((efdb_cfg.flags & L2SW_EFDB_KFUNC_FIND) && bpf_ksym_exists(enetstl_match_u16))
 		return enetstl_match_u16(b->sig, sizeof(b->sig), sig);
 	return algo_match16_u16(b->sig, sig);
 }

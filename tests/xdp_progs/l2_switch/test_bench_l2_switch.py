@@ -70,12 +70,15 @@ def test_bench_switch_vs_forwarder(make_lab):
     out = {}
     with Fwd(lab.dut, "p1", "p2", h2, lab.host("h1").port_mac):
         out["ceiling: devmap redirect (traffic/fwd)"] = run(lab, [frame(h2, h1)])
-    for name, ports, vid in [
-        ("access ports", [{"name": f"p{i}", "vlan": 10} for i in range(1, 5)], None),
-        ("trunk ports (tagged)", [{"name": f"p{i}", "mode": "trunk", "vlans": [10]} for i in range(1, 5)], 10),
+    access = [{"name": f"p{i}", "vlan": 10} for i in range(1, 5)]
+    trunk = [{"name": f"p{i}", "mode": "trunk", "vlans": [10]} for i in range(1, 5)]
+    for name, ports, vid, variant in [
+        ("access ports", access, None, "pure"),
+        ("trunk ports (tagged)", trunk, 10, "pure"),
+        ("access ports, eNetSTL table (host: no module, BPF CRC + SWAR)", access, None, "enetstl"),
     ]:
         cfg = validate({"name": f"bench{os.getpid()}", "netns": lab.dut, "attach": "native",
-                        "ports": ports}, L2SwitchConfig)
+                        "variant": variant, "ports": ports}, L2SwitchConfig)
         with L2Switch(cfg) as sw:
             sw.up()
             lab.send("h2", [frame("ff:ff:ff:ff:ff:ff", h2, vid)])   # learn h2
