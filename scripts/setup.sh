@@ -31,19 +31,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   list=/etc/apt/sources.list.d/xdp-nf-debian.sources
   if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     $SUDO tee "$list" >/dev/null <<SRC
-Types: deb deb-src
+Types: deb
 URIs: http://deb.debian.org/debian
 Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  fi
-  # The TCG instruction counter needs qemu-plugin.h, which only Debian's qemu source ships.
-  if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
-    $SUDO tee /etc/apt/sources.list.d/xdp-nf-debian-src.sources >/dev/null <<SRC
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
