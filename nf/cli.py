@@ -157,9 +157,11 @@ def deploy_up(f: Path | None, k, cfg, name: str, say=print) -> str:
     rec = deploy.read(name)
     new = _record(f, k, cfg, name)
     if rec is not None:
-        if rec.stale:
-            say(f"{name}: cleaning up an unfinished deployment (pid {rec.pid} is gone)")
+        if rec.stale or (rec.status == "up" and not rec.pin_dir.exists()):
+            say(f"{name}: cleaning up " + (f"an unfinished deployment (pid {rec.pid} is gone)"
+                                           if rec.stale else "a record whose pins are gone"))
             _teardown(rec)
+            rec = None
         elif rec.digest == new.digest and rec.kind == k.name and rec.status == "up" and rec.pin_dir.exists():
             return "unchanged"
         elif rec.status != "up":
