@@ -42,7 +42,12 @@ def markdown(res: Results) -> str:
            "| NF | measurement | method | value | ratio | target | met |", "|---|---|---|---|---|---|---|"]
     for nf in NFS:
         for r in (r for r in res.rows if r.nf == nf):
-            ratio = f"{_ratio(r.ratio)} ({r.ratio_is})" if r.ratio is not None else "–"
+            if r.ratio is None:
+                ratio = "–"
+            elif r.ratio_is == "seconds":
+                ratio = f"{r.ratio:.2f} s"
+            else:
+                ratio = f"{_ratio(r.ratio)} ({r.ratio_is})"
             met = "–" if r.met is None else ("**yes**" if r.met else "**NO**")
             out.append(f"| {r.nf} | {r.what} | {r.method} | {_fmt(r.value)} {r.unit} | {ratio} | "
                        f"{r.target or '–'} | {met} |")
@@ -54,7 +59,7 @@ def markdown(res: Results) -> str:
     if res.profiles:
         out += ["", "## Where the instructions go (guest, per packet, by function)", ""]
         for k, prof in res.profiles.items():
-            top = ", ".join(f"{name.split(' ')[0]} {v:.0f}" for name, v in prof[:8])
+            top = ", ".join(f"{name.split(' ')[0]} {v:.0f}" for name, v in prof[:8] if abs(v) >= 0.5)
             out.append(f"- **{k}**: {top}")
     if res.errors:
         out += ["", "## Not measured in this run", ""] + [f"- {e}" for e in res.errors]
@@ -77,33 +82,38 @@ def plots(res: Results, out_dir: Path) -> list[Path] | str:
     for name, s in res.series.items():
         if not s["series"]:
             continue
-        fig, ax1 = plt.subplots(figsize=(7, 4.2))
-        ax2 = None
-        for label, ys in s["series"].items():
-            ax = ax1
-            if "insns" in label and any("ns" in k and "insns" not in k for k in s["series"]):
-                ax2 = ax2 or ax1.twinx()
-                ax = ax2
-            ax.plot(s["x"][:len(ys)], ys, marker="o", linestyle="--" if ax is ax2 else "-", label=label)
-        if s.get("logx"):
-            ax1.set_xscale("log")
-        ax1.set_xlabel(s["xlabel"])
-        ax1.set_ylabel("ns" if ax2 else s["ylabel"])
-        h, lab = ax1.get_legend_handles_labels()
-        if ax2:
-            ax2.set_ylabel("guest instructions")
-            h2, l2 = ax2.get_legend_handles_labels()
-            h, lab = h + h2, lab + l2
-        ax1.legend(h, lab, fontsize=7, loc="best")
-        ax1.set_title(f"{name.replace('_', ' ')} — {res.machine['kernel']}, {res.machine['date']}",
-                      fontsize=9)
-        ax1.grid(alpha=0.3)
+        # native time and guest instructions are different units: one panel each
+        groups = [("ns", {k: v for k, v in s["series"].items() if "insns" not in k}),
+                  ("guest instructions / packet", {k: v for k, v in s["series"].items() if "insns" in k})]
+        groups = [(unit, g) for unit, g in groups if g]
+        fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4.2), squeeze=False)
+        for ax, (unit, g) in zip(axes[0], groups):
+            for label, ys in g.items():
+                ax.plot(s["x"][:len(ys)], ys, marker="o", label=label)
+            if s.get("logx"):
+                ax.set_xscale("log")
+            ax.set_xlabel(s["xlabel"])
+            ax.set_ylabel(s["ylabel"] if unit == "ns" and s["ylabel"].startswith("ns") else unit)
+            ax.set_ylim(bottom=0)
+            ax.legend(fontsize=7, loc="best")
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"{name.replace('_', ' ')} — {res.machine['kernel']}, {res.machine['date']}",
+                     fontsize=9)
         fig.tight_layout()
         p = out_dir / f"{name}{'-quick' if res.quick else ''}.png"
         fig.savefig(p, dpi=110)
         plt.close(fig)
         files.append(p)
     return files
+
+
+def load_results(path: str | Path) -> Results:
+    """A Results back from the results.json a run wrote (to re-render its table and plots)."""
+    import json
+    from nf.bench.suite import Row
+    d = json.loads(Path(path).read_text())
+    rows = [Row(**r) for r in d.pop("rows")]
+    return Results(rows=rows, **d)
 
 
 def write_report(res: Results, out_dir: str | Path = "benchmarks", with_plots: bool = True) -> dict:
