@@ -69,6 +69,21 @@ def markdown(res: Results) -> str:
     return "\n".join(out) + "\n"
 
 
+def targets_markdown(res: Results) -> str:
+    """The target rows only (for the README): NF, measurement, ratio, target, met."""
+    m = res.machine
+    out = [f"Targets, `nf bench` on {m['date']} ({m['kernel']}, {m['cpu']}, {m['nproc']} CPUs, "
+           f"load average {m['loadavg'].split()[0]} at start):", "",
+           "| NF | measurement | method | value | ratio | target | met |", "|---|---|---|---|---|---|---|"]
+    for r in sorted(res.rows, key=lambda r: NFS.index(r.nf)):   # stable: run order within an NF
+        if r.met is None:
+            continue
+        ratio = f"{r.ratio:.2f} s" if r.ratio_is == "seconds" else f"{_ratio(r.ratio)} ({r.ratio_is})"
+        out.append(f"| {r.nf} | {r.what} | {r.method} | {_fmt(r.value)} {r.unit} | {ratio} | {r.target} | "
+                   f"{'yes' if r.met else '**NO**'} |")
+    return "\n".join(out) + "\n"
+
+
 def plots(res: Results, out_dir: Path) -> list[Path] | str:
     """One PNG per series (scaling plots). Returns the files, or a message when matplotlib is
     missing (plots are optional: the default test install stays lean)."""

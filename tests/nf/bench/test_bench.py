@@ -10,7 +10,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from nf.bench.report import PLOTS_HINT, markdown
+from nf.bench.report import PLOTS_HINT, load_results, markdown, targets_markdown, write_report
 from nf.bench.suite import NFS, Results, apply_guest, machine_info
 from nf.cli import app
 from nf.testing.tiers import require
@@ -121,6 +121,18 @@ def test_guest_rows_and_targets():
            "0.29× (eNetSTL / pure) | ≤ 0.333 | **yes** |" in md
     assert "Targets met: 4 of 6." in md   # sketch d=2,4,8,16 (3 met) + flow table hit/miss (1 met)
     assert "**sketch: d=8 enetstl**: cm_add 218" in md
+    tg = targets_markdown(res)
+    assert tg.count("\n| ") == 1 + 6 and "| sketch | d=2:" in tg and "| router |" not in tg
+
+
+def test_results_json_round_trip(tmp_path):
+    res = Results(quick=False, machine=machine_info())
+    apply_guest(res, _guest_json())
+    files = write_report(res, tmp_path, with_plots=False)
+    assert files["plots"] == "plots not requested"
+    back = load_results(files["json"])
+    assert back.rows == res.rows and back.series == res.series
+    assert markdown(back) == files["markdown"].read_text()
 
 
 @pytest.mark.netns
