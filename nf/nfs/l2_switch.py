@@ -10,7 +10,10 @@
         sw.stats()                                   # {"p1": {"rx_packets": ..}, ...} summed over CPUs
     # sw.down() detaches every port and removes the pins (also on __exit__ unless keep=True)
 
-    sw = L2Switch.attach("l2sw")       # a deployment made by another process (its pins)
+    sw = L2Switch.attach(cfg)          # a deployment made by another process (its pins)
+
+Demo (root): `.venv/bin/python -m nf.nfs.l2_switch` builds a 4-host lab, brings the switch of
+configs/l2_switch.yaml up on it, sends scapy traffic, prints the FDB and the port counters.
 
 Two FDB variants behind this one API, chosen at load (config `variant`; auto = eNetSTL when the
 enetstl module is loaded): pure eBPF (a preallocated BPF hash map; SwitchMaps) and eNetSTL (a
@@ -828,3 +831,68 @@ class SwitchSim:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def demo(config: str | Path | None = None, variant: str | None = None) -> int:
+    """A 4-host veth lab with this switch (configs/l2_switch.yaml, its netns replaced by the lab's
+    switch netns), scapy traffic through it, and the FDB and port counters printed. Needs root.
+
+        sudo .venv/bin/python -m nf.nfs.l2_switch [--variant pure|enetstl|auto] [config.yaml]
+    """
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    from nf.config import load
+    from nf.net.lab import Lab, LabSpec
+
+    path = Path(config) if config else Path(__file__).resolve().parents[2] / "configs" / "l2_switch.yaml"
+    cfg = load(path, L2SwitchConfig)
+    with Lab(LabSpec.switch(len(cfg.ports))) as lab:
+        # the lab's dut ports are p1..pN: map the config's ports onto them in order
+        names = {p.name: f"p{i}" for i, p in enumerate(cfg.ports, 1)}
+        data = cfg.model_dump(mode="json")
+        data["netns"] = lab.dut
+        data["name"] = f"demo{os.getpid()}"
+        for p in data["ports"]:
+            p["name"] = names[p["name"]]
+        for e in data["static_entries"]:
+            e["port"] = names[e["port"]]
+        if variant:
+            data["variant"] = variant
+        from nf.config import validate
+        cfg = validate(data, L2SwitchConfig, str(path))
+        hosts = [f"h{i}" for i in range(1, len(cfg.ports) + 1)]
+        with L2Switch(cfg) as sw:
+            sw.up()
+            print(f"switch {cfg.name}: variant {sw.variant.value}, ports "
+                  + ", ".join(f"{p.name}({p.mode.value} {sorted(p.member_vlans())})" for p in cfg.ports))
+            with lab.capture(hosts) as cap:
+                for h, p in zip(hosts, cfg.ports):
+                    pkt = Ether(src=lab.host(h).mac, dst="ff:ff:ff:ff:ff:ff", type=0x88B5)
+                    if p.mode == PortMode.trunk and p.tagged_vlans():
+                        pkt = Ether(src=lab.host(h).mac, dst="ff:ff:ff:ff:ff:ff") / \
+                            Dot1Q(vlan=min(p.tagged_vlans()), type=0x88B5)
+                    lab.send(h, [pkt / (b"hello from " + h.encode())])
+                for a, b in zip(hosts, hosts[1:]):
+                    lab.send(a, [Ether(src=lab.host(a).mac, dst=lab.host(b).mac, type=0x88B5) / b"unicast"])
+                got = cap.wait(timeout=1.0)
+            for h in hosts:
+                print(f"  {h} received {len(got[lab.tap(h)])} frame(s)")
+            print("FDB:")
+            for e in sw.fdb():
+                print(f"  {e.mac} vlan {e.vlan:4} -> {e.port:4} {'static' if e.static else f'age {e.age_s:.1f}s'}")
+            print("port counters (summed over CPUs):")
+            for port, st in sw.stats().items():
+                nz = {k: v for k, v in st.items() if v}
+                if nz:
+                    print(f"  {port}: " + " ".join(f"{k}={v}" for k, v in nz.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="L2 switch demo on a veth lab (needs root)")
+    ap.add_argument("config", nargs="?", help="switch config (default configs/l2_switch.yaml)")
+    ap.add_argument("--variant", choices=[v.value for v in Variant])
+    args = ap.parse_args()
+    raise SystemExit(demo(args.config, args.variant))
