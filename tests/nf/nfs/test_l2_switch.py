@@ -224,6 +224,16 @@ def test_down_detaches_and_unpins(lab4, variant):
     from nf.net.netns import enter
 
     sw = L2Switch(cfg_for(lab4, ACCESS4, variant=variant)).up()
+    try:
+        check_down(sw, lab4, variant)
+    finally:
+        sw.down()   # idempotent; leaves no pins behind even when a check failed
+
+
+def check_down(sw, lab4, variant):
+    from nf.bpf import xdp_query
+    from nf.net.netns import enter
+
     pins = sw.pin_dir
     assert (pins / ("efdb" if variant == "enetstl" else "fdb")).exists()
     assert len(list((pins / "links").iterdir())) == 4
