@@ -134,6 +134,8 @@ def run_on_cpus(fns_by_cpu: dict[int, "callable"]) -> dict[int, object]:
     def worker(cpu, fn):
         try:
             os.sched_setaffinity(0, {cpu})
+            if os.sched_getaffinity(0) != {cpu}:
+                raise RuntimeError(f"could not pin a thread to CPU {cpu}")
             barrier.wait()
             results[cpu] = fn()
         except BaseException as e:  # re-raised in the caller
