@@ -55,6 +55,7 @@ CLOCK_MONOTONIC_COARSE = 6  # what bpf_ktime_get_coarse_ns reads
 # l2_switch.h
 MAX_PORTS = 64
 STATS_SLOTS = MAX_PORTS + 1
+IFINDEX_FAST = 4096
 VLAN_SLOTS = 4096
 ACCESS, TRUNK = 0, 1
 FDB_STATIC = 1
@@ -267,11 +268,12 @@ class SwitchMaps:
     """Typed views of a loaded (or pinned) switch's maps: every runtime operation goes here, so
     a deployment can be driven by the process that made it or by any later one."""
 
-    MAPS = ("ports", "vlans", "fdb", "config", "stats", "vlan_ports", "tx_ports")
+    MAPS = ("ports", "port_by_ifindex", "vlans", "fdb", "config", "stats", "vlan_ports", "tx_ports")
     variant = Variant.pure
 
     def __init__(self, maps: dict, port_names: dict[int, str] | None = None):
         self.ports = maps["ports"].typed(u32, Port)
+        self.port_by_ifindex = maps["port_by_ifindex"].typed(u32, Port)
         self.vlans = maps["vlans"].typed(u32, Vlan)
         self.fdb_map = maps["fdb"].typed(FdbKey, FdbVal) if "fdb" in maps else None
         self.config = maps["config"].typed(u32, Config)
@@ -383,7 +385,8 @@ class EfdbMaps(SwitchMaps):
     read); every write goes through xdp_l2sw_fdb_ctl (test_run), so it follows the datapath's
     writer protocol (per-bucket try-lock by cmpxchg) instead of racing it from user space."""
 
-    MAPS = ("ports", "vlans", "efdb", "config", "stats", "vlan_ports", "tx_ports", "wheel", "wheel_stats")
+    MAPS = ("ports", "port_by_ifindex", "vlans", "efdb", "config", "stats", "vlan_ports", "tx_ports",
+            "wheel", "wheel_stats")
     variant = Variant.enetstl
 
     def __init__(self, maps: dict, port_names: dict[int, str] | None, ctl):
@@ -541,6 +544,8 @@ def fill_tables(obj, m: SwitchMaps, plans: list[PortPlan], real_ports: bool = Tr
         v = Port()
         v.ifindex, v.idx, v.pvid, v.mode, v.learning = p.ifindex, p.idx, p.pvid, p.mode, int(p.learning)
         m.ports.update(p.ifindex, v)
+        if p.ifindex < IFINDEX_FAST:
+            m.port_by_ifindex.update(p.ifindex, v)
     egress_fd = obj.program(PROG_EGRESS).fd
     if real_ports:
         tx = obj.map("tx_ports")

@@ -10,6 +10,7 @@
 #define L2SW_STATS_SLOTS (L2SW_MAX_PORTS + 1) /* last slot: frames on an unknown ifindex */
 #define L2SW_VLAN_SLOTS  4096    /* indexed by VID; 0 and 4095 are never valid */
 #define L2SW_FDB_DEFAULT 65536
+#define L2SW_IFINDEX_FAST 4096  /* ports with a smaller ifindex are also in port_by_ifindex */
 
 enum l2sw_port_mode {
 	L2SW_ACCESS = 0, /* one VLAN (pvid), untagged in and out */
@@ -20,7 +21,8 @@ enum l2sw_fdb_flags {
 	L2SW_FDB_STATIC = 1, /* added by the controller: never learned over, never aged */
 };
 
-/* ports: HASH, key = ifindex (u32) */
+/* ports: HASH, key = ifindex (u32); also port_by_ifindex: ARRAY[L2SW_IFINDEX_FAST] indexed by
+ * ifindex (ifindex 0 there = no port), an inlined array read instead of a hash lookup per frame */
 struct l2sw_port {
 	__u32 ifindex;
 	__u16 idx;      /* 0..L2SW_MAX_PORTS-1: bit in l2sw_vlan masks, slot in stats */

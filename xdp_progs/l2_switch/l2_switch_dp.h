@@ -80,7 +80,7 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 	__u64 now, aging;
 	void *fwd;
 
-	p = bpf_map_lookup_elem(&ports, &in_ifindex);
+	p = port_of(in_ifindex);
 	st = port_stats(p ? p->idx : L2SW_MAX_PORTS);
 	if (!st) /* cannot happen: the index is below L2SW_STATS_SLOTS */
 		return XDP_ABORTED;
@@ -190,7 +190,7 @@ static __always_inline int switch_egress(struct xdp_md *ctx, __u32 out_ifindex)
 	__u32 vkey;
 	__u64 bit;
 
-	p = bpf_map_lookup_elem(&ports, &out_ifindex);
+	p = port_of(out_ifindex);
 	if (!p)
 		return XDP_DROP;
 	st = port_stats(p->idx);

@@ -274,3 +274,18 @@ def test_counters_and_one_exit_point(sw):
     ns = sum_values(sw.obj.map("nf_stats").typed(ctypes.c_uint32, NfStats).lookup_percpu(0))
     assert ns.packets[XdpAction.REDIRECT] == 3 and ns.packets[XdpAction.DROP] == 1
     assert ns.reasons[4] == 1                       # NF_REASON_CONFIG: the VLAN drop
+
+
+def test_port_with_a_large_ifindex_uses_the_hash_path(variant):
+    """ifindex >= 4096 is not in port_by_ifindex: the ports hash serves it, same behaviour."""
+    big = 5000
+    ports = PORTS[:2] + [PortPlan("pbig", big, 6, ACCESS, 10, frozenset(), True)]
+    with SwitchSim(ports, variant=variant) as sw:
+        assert sw.maps.port_by_ifindex.lookup(P1).ifindex == P1
+        r = sw.receive(frame(src=C), big, T0)
+        assert r.action == ACT_FLOOD and r.out == {P1: frame(src=C), P2: frame(src=C)}
+        assert sw.maps.entry(C, 10).ifindex == big
+        r = sw.receive(frame(src=A, dst=C), P1, T0)
+        assert r.action == ACT_UNICAST and r.out == {big: frame(src=A, dst=C)}
+        assert sw.egress(tag(frame(), 10), big) == (PASS, frame())
+        assert sw.maps.stats()["pbig"]["rx_packets"] == 1 and sw.maps.stats()["pbig"]["tx_packets"] == 2
