@@ -367,7 +367,11 @@ def guest_all(res: Results, quick: bool, only: tuple[str, ...]) -> None:
                        chunk.decode(errors="replace")))
         if r.rc != 0 and not out.exists():
             raise RuntimeError(f"guest benchmark failed (rc {r.rc}): {r.output[-2000:]}")
-    data = json.loads(out.read_text())
+    try:
+        data = json.loads(out.read_text())
+    finally:
+        import shutil
+        shutil.rmtree(out.parent, ignore_errors=True)
     res.notes.append(f"guest: one QEMU TCG boot ({data.get('kernel')}, module loaded, vCPU 1 "
                      f"isolated), {time.monotonic() - t0:.0f} s; instructions per packet beyond "
                      f"the empty XDP program, (C(2N) − C(N)) / N, min over rounds per function")
