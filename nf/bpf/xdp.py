@@ -162,13 +162,24 @@ class Link:
             raise BpfError(E.EINVAL, f"{path} is pinned but is not a BPF link") from None
         if info.type == L.BPF_LINK_TYPE_XDP:
             link._ifindex = info.xdp_ifindex
-            link.mode = link._mode_from_query()
+            # ifindex 0: the interface went away (or the link was detached); the link is defunct
+            # but still detachable/unpinnable, so no query (it would name no interface)
+            link.mode = link._mode_from_query() if info.xdp_ifindex else None
         return link
+
+    @property
+    def defunct(self) -> bool:
+        """True when the link no longer holds an interface (its device was deleted, or another
+        process detached it); detach() still releases it cleanly."""
+        if self._fd < 0:
+            return True
+        info = self.info()
+        return info.type == L.BPF_LINK_TYPE_XDP and info.xdp_ifindex == 0
 
     def _mode_from_query(self) -> XdpMode | None:
         try:
             q = query(self._ifindex)
-        except BpfError:
+        except (BpfError, ValueError):
             return None
         pid = self.prog_id
         for m, i in q.prog_ids().items():

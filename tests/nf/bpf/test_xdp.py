@@ -184,3 +184,22 @@ def test_detach_legacy_refuses_link_held_program(veth_netns, verdicts):
         assert ei.value.errno == errno.EBUSY and "Link.from_pin" in ei.value.hint
         assert xdp_query(veth_netns.va).mode is XdpMode.GENERIC
     detach_legacy(veth_netns.va)        # nothing attached: a no-op, not an error
+
+
+def test_from_pin_of_a_link_whose_interface_is_gone(veth_netns, bpffs_dir, verdicts):
+    """Deleting the interface leaves the pinned link defunct (xdp_ifindex 0): from_pin still
+    opens it (it used to raise ValueError("invalid ifindex 0")), reports it, and detaches it."""
+    from pyroute2 import IPRoute
+    with IPRoute() as ipr:
+        ipr.link("add", ifname="vgone", kind="veth", peer="vgone2")
+        idx = ipr.link_lookup(ifname="vgone")[0]
+        ipr.link("set", index=idx, state="up")
+        pin = bpffs_dir / "link_gone"
+        link = verdicts.program("xdp_drop").attach_xdp("vgone", XdpMode.GENERIC, pin=str(pin))
+        assert link.ifindex == idx and not link.defunct
+        link.close()
+        ipr.link("del", index=idx)
+    link = Link.from_pin(pin)
+    assert link.defunct and link.ifindex == 0 and link.mode is None
+    link.detach()
+    assert not pin.exists() and link.defunct
