@@ -13,41 +13,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import struct
 import sys
 import time
 import traceback
 from pathlib import Path
-
-# ---- the switch's benchmark setup (shared with the host's native measurement) ---------------
-# Two trunk ports carrying VLAN 10: test_run can repeat one tagged frame unchanged.
-
-
-def sw_ports():
-    from nf.nfs.l2_switch import TRUNK, PortPlan
-    return [PortPlan("p4", 14, 0, TRUNK, 0, frozenset({10}), True),
-            PortPlan("p5", 15, 1, TRUNK, 0, frozenset({10}), True)]
-
-
-def sw_frame(dst: bytes, src: bytes) -> bytes:
-    return dst + src + struct.pack("!HH", 0x8100, 10) + b"\x08\x00" + bytes(46)
-
-
-def sw_mac(i: int) -> bytes:
-    return bytes([2, 0, 0x10, (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF])
-
-
-def sw_fill(sw, n_macs: int, now: int = 10**12) -> None:
-    """n_macs learned on p5 (ifindex 15), then the sender sw_mac(n_macs) on p4 (ifindex 14)."""
-    sw.set_ctl(ingress_ifindex=15, now_override=now)
-    for i in range(n_macs):
-        sw.ingress.test_run(sw_frame(b"\xff" * 6, sw_mac(i)))
-    got = len(sw.maps.fdb(now=now))
-    if got != n_macs:
-        raise RuntimeError(f"switch bench: {got} MACs learned of {n_macs}")
-    sw.set_ctl(ingress_ifindex=14, now_override=now)
-    sw.ingress.test_run(sw_frame(b"\xff" * 6, sw_mac(n_macs)))
-
 
 # ---- counting --------------------------------------------------------------------------------
 
@@ -100,15 +69,14 @@ def _log(msg: str) -> None:
 # ---- per NF ----------------------------------------------------------------------------------
 
 def sketch(c: Counter) -> dict:
-    from nf.bench.suite import SK_DEPTHS, _testmod
+    from nf.bench import sketch as sb
     from nf.nfs.sketch import Sketch
-    sb = _testmod("tests/xdp_progs/sketch/test_sketch_bench.py")
-    frame = sb._frames(1)[0]
+    frame = sb.frames(1)[0]
     rows, profiles = {}, {}
-    for d in SK_DEPTHS:
+    for d in sb.DEPTHS:
         row = {}
         for variant in ("pure", "enetstl"):
-            with Sketch(sb._cfg(variant, d)).load() as sk, c.snapshot():
+            with Sketch(sb.cfg(variant, d)).load() as sk, c.snapshot():
                 v, prof = c.count(sk.program, frame, top=TOP if d == 8 else 0, expect=2)
             row[variant] = v
             if prof:
@@ -119,8 +87,7 @@ def sketch(c: Counter) -> dict:
 
 
 def flow_table(c: Counter) -> dict:
-    from nf.bench.suite import _testmod
-    fb = _testmod("tests/xdp_progs/flow_table/test_flow_table_bench.py")
+    from nf.bench import flow_table as fb
     b = fb.Bench("enetstl")
     progs = {"pure": b.ft.obj.program("xdp_ft_pure"), "enetstl": b.ft.obj.program("xdp_ft_enetstl"),
              "hash": b.hprog, "base": b.base}
@@ -177,17 +144,18 @@ def router(c: Counter) -> dict:
 
 
 def l2_switch(c: Counter, n_macs: int = 4096) -> dict:
+    from nf.bench.l2_switch import BROADCAST, fill, frame, mac, ports
     from nf.config.l2_switch import Variant
     from nf.nfs.l2_switch import SwitchSim
     rows, profiles = {}, {}
     for variant in (Variant.pure, Variant.enetstl):
-        with SwitchSim(sw_ports(), fdb_size=16384, variant=variant) as sw:
-            sw_fill(sw, n_macs)
+        with SwitchSim(ports(), fdb_size=16384, variant=variant) as sw:
+            fill(sw, n_macs)
             with c.snapshot():
-                v, prof = c.count(sw.ingress, sw_frame(sw_mac(1234), sw_mac(n_macs)), top=TOP, expect=4)
+                v, prof = c.count(sw.ingress, frame(mac(1234), mac(n_macs)), top=TOP, expect=4)
                 rows[f"{variant.value}: known unicast"] = v
                 profiles[f"{variant.value} known unicast"] = prof
-                v, _ = c.count(sw.ingress, sw_frame(b"\xff" * 6, sw_mac(n_macs)))
+                v, _ = c.count(sw.ingress, frame(BROADCAST, mac(n_macs)))
                 rows[f"{variant.value}: broadcast"] = v
     _log(f"l2 switch: {rows}")
     return {"rows": rows, "profiles": profiles, "macs": n_macs}

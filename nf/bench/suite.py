@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from nf.bench.sketch import DEPTHS as SK_DEPTHS
+
 ROOT = Path(__file__).resolve().parents[2]
 NFS = ("l2_switch", "router", "sketch", "flow_table")
 
@@ -156,18 +158,17 @@ def _bpf_stats_off() -> None:
 # ---------------------------------------------------------------------------------------------
 # native sections (host)
 
-SK_DEPTHS = (1, 2, 4, 8, 16)
 
 
 def native_sketch(res: Results, quick: bool) -> None:
-    sb = _testmod("tests/xdp_progs/sketch/test_sketch_bench.py")
+    from nf.bench import sketch as sb
     from nf.nfs.sketch import Sketch
-    frames = sb._frames(8)
+    frames = sb.frames(8)
     rep, rounds = (2_000, 1) if quick else (200_000, 5)
     empty = _empty_ns(frames[0], rep, rounds)
     ys = []
     for d in SK_DEPTHS:
-        with Sketch(sb._cfg("pure", d)).load() as sk:
+        with Sketch(sb.cfg("pure", d)).load() as sk:
             v = max(_ns(sk.program, frames, rep, rounds) - empty, 0.0)
         ys.append(v)
         res.add("sketch", f"pure eBPF, d={d}, ns/packet beyond the empty program", v, "ns", "native")
@@ -177,7 +178,7 @@ def native_sketch(res: Results, quick: bool) -> None:
 
 
 def native_flow_table(res: Results, quick: bool) -> None:
-    fb = _testmod("tests/xdp_progs/flow_table/test_flow_table_bench.py")
+    from nf.bench import flow_table as fb
     ns = fb.native(rounds=1 if quick else 5, repeat=2_000 if quick else 100_000)
     loads = [int(x * 100) for x in fb.LOADS]
     for kind in ("hit", "miss"):
@@ -321,11 +322,11 @@ def native_switch(res: Results, quick: bool) -> None:
     frame repeats unchanged): known unicast and broadcast."""
     from nf.config.l2_switch import Variant
     from nf.nfs.l2_switch import SwitchSim
-    from nf.bench.guest import sw_frame, sw_mac, sw_ports
+    from nf.bench.l2_switch import fill, frame as sw_frame, mac as sw_mac, ports as sw_ports
     n_macs = 1_000 if quick else 10_000
     rep, rounds = (2_000, 1) if quick else (100_000, 5)
     with SwitchSim(sw_ports(), fdb_size=16384, variant=Variant.pure) as sw:
-        _sw_fill(sw, n_macs)
+        fill(sw, n_macs)
         f = sw_frame(sw_mac(123), sw_mac(n_macs))
         empty = _empty_ns(f, rep, rounds)
         if sw.ingress.test_run(f).retval != 4:
@@ -336,11 +337,6 @@ def native_switch(res: Results, quick: bool) -> None:
             uni, "ns/packet", "native")
     res.add("l2_switch", "pure eBPF broadcast (learn refresh + flood verdict), beyond the empty program",
             flood, "ns/packet", "native")
-
-
-def _sw_fill(sw, n_macs: int) -> None:
-    from nf.bench.guest import sw_fill
-    sw_fill(sw, n_macs)
 
 
 # ---------------------------------------------------------------------------------------------

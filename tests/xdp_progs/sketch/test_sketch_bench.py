@@ -6,7 +6,8 @@ d = 1, 2, 4, 8, 16, by ARCHITECTURE.md §6.
 - host (bench): native ns/packet of the pure-eBPF variant (test_run repeat, kernel-reported
   duration, median of 5 rounds over 8 distinct flows) minus the empty program.
 
-Results are printed and written to /tmp/sketch-bench-{insns,native}.json. The targets (eNetSTL
+The setup (configs, frames) is nf/bench/sketch.py, shared with `nf bench`. Results are printed
+and written to /tmp/sketch-bench-{insns,native}.json. The targets (eNetSTL
 <= 1/3 of pure at d = 8, fewer instructions at every d >= 2) are printed beside the ratios.
 """
 from __future__ import annotations
@@ -17,27 +18,8 @@ import statistics
 
 import pytest
 
-from nf.config import validate
-from nf.config.sketch import SketchConfig
+from nf.bench.sketch import DEPTHS, WIDTH, cfg as _cfg, frames as _frames  # shared with nf bench
 from nf.nfs.sketch import Sketch
-from traffic.flows import uniform
-
-DEPTHS = (1, 2, 4, 8, 16)
-WIDTH = 256     # fits a per-CPU bank at d = 16; the width does not change the instruction path
-
-
-def _cfg(variant: str, d: int) -> SketchConfig:
-    return validate({"variant": variant, "depth": d, "width": WIDTH,
-                     "threshold": {"absolute": (1 << 32) - 1}}, SketchConfig)
-
-
-def _frames(n: int = 8, ipv6: bool = False) -> list[bytes]:
-    from importlib.util import module_from_spec, spec_from_file_location
-    from pathlib import Path
-    spec = spec_from_file_location("_sk_t1b", Path(__file__).with_name("test_sketch.py"))
-    mod = module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return [mod.raw_frame(f) for f in uniform(n, 0, seed=1, protos=(17,), ipv6=ipv6).flows]
 
 
 @pytest.mark.bench

@@ -1,0 +1,137 @@
+"""The L2 switch's benchmarks (used by nf bench, nf/bench/guest.py and the @bench tests under
+tests/xdp_progs/l2_switch/).
+
+- test_run setup: two trunk ports carrying VLAN 10 (so test_run can repeat one tagged frame
+  unchanged) and a populated FDB: `PORTS`, `frame`, `mac`, `fill`;
+- lab: live frames through the switch on a 4-host lab vs the devmap-redirect forwarder of
+  traffic/fwd.bpf.c (the ceiling) and the Linux bridge: `lab_mpps`.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import time
+
+from nf.bench.lab import rate
+
+# ---- test_run setup ----------------------------------------------------------------------------
+
+
+def ports():
+    """p4 (ifindex 14) and p5 (ifindex 15), trunks of VLAN 10."""
+    from nf.nfs.l2_switch import TRUNK, PortPlan
+    return [PortPlan("p4", 14, 0, TRUNK, 0, frozenset({10}), True),
+            PortPlan("p5", 15, 1, TRUNK, 0, frozenset({10}), True)]
+
+
+def frame(dst: bytes, src: bytes) -> bytes:
+    """A 64-byte frame tagged VLAN 10."""
+    return dst + src + struct.pack("!HH", 0x8100, 10) + b"\x08\x00" + bytes(46)
+
+
+def mac(i: int) -> bytes:
+    return bytes([2, 0, 0x10, (i >> 16) & 0xFF, (i >> 8) & 0xFF, i & 0xFF])
+
+
+BROADCAST = b"\xff" * 6
+
+
+def fill(sw, n_macs: int, now: int = 10**12) -> None:
+    """On a SwitchSim over ports(): mac(0..n_macs-1) learned on p5 (ifindex 15), then the sender
+    mac(n_macs) on p4 (ifindex 14). Time is pinned to `now` so nothing ages."""
+    sw.set_ctl(ingress_ifindex=15, now_override=now)
+    for i in range(n_macs):
+        sw.ingress.test_run(frame(BROADCAST, mac(i)))
+    got = len(sw.maps.fdb(now=now))
+    if got != n_macs:
+        raise RuntimeError(f"switch bench: {got} MACs learned of {n_macs}")
+    sw.set_ctl(ingress_ifindex=14, now_override=now)
+    sw.ingress.test_run(frame(BROADCAST, mac(n_macs)))
+
+
+# ---- lab ---------------------------------------------------------------------------------------
+
+LAB_N = 500_000
+LAB_ROUNDS = 5
+SINKS = ("h2", "h3", "h4")
+CEILING = "ceiling: devmap redirect (traffic/fwd)"
+BRIDGE_UNICAST = "Linux bridge known unicast"
+BRIDGE_FLOOD = "Linux bridge flood to 3 ports (counted at one)"
+
+
+def lab_frame(dst: str, src: str, vid: int | None = None, size: int = 64) -> bytes:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Dot1Q, Ether
+
+    e = Ether(dst=dst, src=src)
+    if vid is not None:
+        e = e / Dot1Q(vlan=vid)
+    b = bytes(e / IP(src="10.0.0.1", dst="10.0.0.2", ttl=64) / UDP(sport=9, dport=9))
+    return b.ljust(size, b"\0")
+
+
+def run(lab, frames, lossless: bool = True, n: int = LAB_N, rounds: int = LAB_ROUNDS) -> float:
+    """Median Mpps from h1 counted at h2, every other host a native-XDP sink. `lossless`: the
+    XDP paths must deliver every frame (the bridge's backlog may drop some)."""
+    return rate(lab, frames, sinks=SINKS, n=n, rounds=rounds, warmup=50_000,
+                min_delivered=1.0 if lossless else None)
+
+
+def bridge(lab, up: bool) -> None:
+    """A Linux bridge over the dut ports (the baseline a user would pick instead)."""
+    from pyroute2 import IPRoute
+    from nf.net.netns import enter
+
+    with enter(lab.dut), IPRoute() as ipr:
+        if up:
+            ipr.link("add", ifname="br0", kind="bridge")
+            br = ipr.link_lookup(ifname="br0")[0]
+            for p in lab.ports:
+                ipr.link("set", index=ipr.link_lookup(ifname=p)[0], master=br)
+            ipr.link("set", index=br, state="up")
+        else:
+            ipr.link("del", index=ipr.link_lookup(ifname="br0")[0])
+
+
+def lab_mpps(lab, n: int = LAB_N, rounds: int = LAB_ROUNDS) -> dict[str, float]:
+    """On a LabSpec.switch(4) lab: Mpps of the ceiling, the switch (access / trunk ports, pure and
+    eNetSTL tables; known unicast and flood) and the Linux bridge. Keys: CEILING,
+    "switch known unicast, <ports>", "switch flood to 3 ports, <ports> (counted at one)",
+    BRIDGE_UNICAST, BRIDGE_FLOOD."""
+    from nf.config import validate
+    from nf.config.l2_switch import L2SwitchConfig
+    from nf.nfs.l2_switch import L2Switch
+    from traffic.livegen import Fwd
+
+    bc = "ff:ff:ff:ff:ff:ff"
+    h1, h2 = lab.host("h1").mac, lab.host("h2").mac
+    out = {}
+    with Fwd(lab.dut, "p1", "p2", h2, lab.host("h1").port_mac):
+        out[CEILING] = run(lab, [lab_frame(h2, h1)], n=n, rounds=rounds)
+    access = [{"name": f"p{i}", "vlan": 10} for i in range(1, 5)]
+    trunk = [{"name": f"p{i}", "mode": "trunk", "vlans": [10]} for i in range(1, 5)]
+    for name, plist, vid, variant in [
+        ("access ports", access, None, "pure"),
+        ("trunk ports (tagged)", trunk, 10, "pure"),
+        ("access ports, eNetSTL table (host: no module, BPF CRC + SWAR)", access, None, "enetstl"),
+    ]:
+        cfg = validate({"name": f"bench{os.getpid()}", "netns": lab.dut, "attach": "native",
+                        "variant": variant, "ports": plist}, L2SwitchConfig)
+        with L2Switch(cfg) as sw:
+            sw.up()
+            lab.send("h2", [lab_frame(bc, h2, vid)])   # learn h2
+            if not any(e.mac == h2 for e in sw.fdb()):
+                raise RuntimeError(f"switch ({name}) did not learn h2")
+            out[f"switch known unicast, {name}"] = run(lab, [lab_frame(h2, h1, vid)], n=n, rounds=rounds)
+            out[f"switch flood to 3 ports, {name} (counted at one)"] = run(
+                lab, [lab_frame(bc, h1, vid)], n=n, rounds=rounds)
+    bridge(lab, True)
+    try:
+        time.sleep(0.2)
+        lab.send("h2", [lab_frame(bc, h2)])             # the bridge learns h2
+        time.sleep(0.1)
+        out[BRIDGE_UNICAST] = run(lab, [lab_frame(h2, h1)], lossless=False, n=n, rounds=rounds)
+        out[BRIDGE_FLOOD] = run(lab, [lab_frame(bc, h1)], lossless=False, n=n, rounds=rounds)
+    finally:
+        bridge(lab, False)
+    return out
