@@ -364,8 +364,9 @@ def _stats_tables(data: dict, prev: dict | None, dt: float) -> list:
     for name, d in data.items():
         ports = d["ports"]
         if ports:
-            counters = [c for c in next(iter(ports.values())) if any(p[c] for p in ports.values())] or \
-                ["rx_packets", "tx_packets"]
+            # groups may have different counters (a sketch's epoch, a router's ports and classes)
+            names = list(dict.fromkeys(c for cs in ports.values() for c in cs))
+            counters = [c for c in names if any(p.get(c, 0) for p in ports.values())] or names[:4]
             t = Table(title=f"{name}: per-port counters" + (" (rate /s)" if prev else ""))
             t.add_column("port")
             for c in counters:
@@ -373,9 +374,10 @@ def _stats_tables(data: dict, prev: dict | None, dt: float) -> list:
             for p, cs in ports.items():
                 if prev:
                     pp = prev.get(name, {}).get("ports", {}).get(p, {})
-                    t.add_row(p, *[f"{cs[c]} ({(cs[c] - pp.get(c, cs[c])) / dt:.0f})" for c in counters])
+                    t.add_row(p, *[f"{cs.get(c, 0)} ({(cs.get(c, 0) - pp.get(c, cs.get(c, 0))) / dt:.0f})"
+                                   for c in counters])
                 else:
-                    t.add_row(p, *[str(cs[c]) for c in counters])
+                    t.add_row(p, *[str(cs.get(c, "-")) for c in counters])
             tables.append(t)
         a = d["actions"]
         if a:
@@ -417,7 +419,7 @@ def stats(name: Optional[str] = typer.Argument(None),
                 break
 
 
-def _verb(verb: str, name: str | None):
+def _verb(verb: str, name: str | None, **kw):
     from nf.nfs import registry
     recs = [r for r in _records(name) if verb in registry.get(r.kind).verbs]
     if not recs:
@@ -426,7 +428,7 @@ def _verb(verb: str, name: str | None):
     for r in recs:
         k = registry.get(r.kind)
         with k.open(r) as h:
-            res[r.name] = k.verbs[verb](h)
+            res[r.name] = k.verbs[verb](h, **kw)
     return res
 
 
@@ -450,6 +452,29 @@ def fdb(name: Optional[str] = typer.Argument(None), as_json: bool = typer.Option
         return
     for n, rows in res.items():
         out.print(_rows_table(f"{n}: FDB ({len(rows)} entries)", rows))
+
+
+@app.command()
+@command
+def topk(name: Optional[str] = typer.Argument(None),
+         k: Optional[int] = typer.Option(None, "-k", help="how many (default: the config's topk)"),
+         flip: bool = typer.Option(False, "--flip", help="close the epoch and report it (counting "
+                                   "continues in the other bank)"),
+         as_json: bool = typer.Option(False, "--json")):
+    """Top talkers of each deployed sketch (count-min estimates of its candidates)."""
+    if k is not None and k < 1:
+        raise Fail(E_CONFIG, f"-k must be >= 1, got {k}")
+    from nf import deploy
+    if flip:
+        with deploy.locked():
+            res = _verb("topk", name, k=k, flip=True)
+    else:
+        res = _verb("topk", name, k=k)
+    if as_json:
+        out.print_json(json.dumps(res))
+        return
+    for n, rows in res.items():
+        out.print(_rows_table(f"{n}: top {len(rows)} flows" + (" (closed epoch)" if flip else ""), rows))
 
 
 # ---- check / schema / validate -----------------------------------------------------------------

@@ -113,6 +113,11 @@ class Nitro(Model):
 
 
 class SketchConfig(Model):
+    name: str = Field(default="sketch", pattern=r"^[A-Za-z0-9_-]{1,32}$",
+                      description="instance name: pins live under /sys/fs/bpf/xdp-nf/<name> "
+                                  "(no dots: bpffs refuses them)")
+    netns: Optional[str] = Field(default=None,
+                                 description="network namespace of the interfaces (default: current)")
     variant: Variant = Variant.auto
     depth: int = Field(default=4, description="rows d (hash functions), 1..16")
     width: int = Field(default=1024, description="counters per row w, a power of two")

@@ -10,9 +10,11 @@
 Adapters are deliberately thin: each one only translates between the CLI's vocabulary and a
 controller's methods. What a controller must offer to be *deployable* from the CLI (its state
 outliving the `nf` process): pins under ``nf.bpf.pin.instance_dir(name)`` for every map and
-XDP link, and a way to re-open a deployment from those pins (``L2Switch.attach``). Controllers
-without that (router, sketch, flow table today) are validated, described and schema'd here but
-refused by ``nf up`` with a clear reason, never half-deployed.
+XDP link, a way to re-open a deployment from those pins (``L2Switch.attach``,
+``Sketch.open_pinned``), a teardown from the pins alone (any process, any netns, partial pins
+after a crash) and per-group counter dicts for `nf stats`. Controllers without that are
+validated, described and schema'd here but refused by ``nf up`` with a clear reason, never
+half-deployed.
 """
 from __future__ import annotations
 
@@ -313,6 +315,73 @@ def _chain_stats(h) -> dict[str, dict[str, int]]:
     return {"dispatcher": chain_stats(h.rec.pin_dir)}
 
 
+# ---- shared by the kinds below -------------------------------------------------------------------
+def _check_system(cfg, ifaces: list[tuple[str, str]]) -> None:
+    """netns exists and every (field path, interface) resolves in it: ConfigError naming fields."""
+    from nf.net.iface import InterfaceError, resolve
+    from nf.net.netns import exists
+    src = getattr(cfg, "name", "config")
+    if cfg.netns is not None and not exists(cfg.netns):
+        raise ConfigError(src, [("netns", f"no network namespace {cfg.netns!r}")])
+    errors = []
+    for where, n in ifaces:
+        try:
+            resolve(n, cfg.netns)
+        except InterfaceError as e:
+            errors.append((where, f"unknown interface: {e}"))
+    if errors:
+        raise ConfigError(src, errors)
+
+
+# ---- sketch ------------------------------------------------------------------------------------
+def _sk_cfg(rec):
+    from nf.config.sketch import SketchConfig
+    return _validate(rec.config, SketchConfig, rec.name)
+
+
+def _sk_preflight(cfg) -> None:
+    from nf.nfs.sketch import Sketch
+    _check_system(cfg, [(f"interfaces[{i}]", n) for i, n in enumerate(cfg.interfaces)]
+                  + ([("redirect_to", cfg.redirect_to)] if cfg.redirect_to else []))
+    Sketch.resolve_variant(cfg.variant)
+
+
+def _sk_up(cfg) -> dict:
+    from nf.nfs.sketch import Sketch
+    sk = Sketch(cfg).up(pin=True)
+    variant = sk.variant.value
+    sk.release()                      # the pins hold the deployment now
+    return {"variant": variant, "object_sha": object_sha("sketch/sketch")}
+
+
+def _sk_down(rec) -> None:
+    from nf.nfs.sketch import Sketch
+    Sketch.remove_pinned(rec.name)
+
+
+def _sk_open(rec):
+    from nf.nfs.sketch import Sketch
+    return Sketch.open_pinned(_sk_cfg(rec), rec.name)
+
+
+def _sk_topk(sk, k: int | None = None, flip: bool = False) -> list[dict]:
+    """Top flows of the current epoch (or, with ``flip``, of the epoch this call closes)."""
+    from nf.nfs.sketch import decode_key
+    if flip:
+        r = sk.flip(keep_snapshot=False)
+        top, heavy, ep = r.top[:k] if k else r.top, {key for key, _ in r.heavy}, r.epoch
+    else:
+        snap = sk.snapshot()
+        top = sk.topk(k, snap=snap)
+        heavy, ep = {key for key, _ in sk.heavy_hitters(snap=snap)}, snap.epoch
+    out = []
+    for key, est in top:
+        flow = decode_key(sk.cfg.key, key)
+        out.append({"flow": " ".join(map(str, flow)) if isinstance(flow, tuple) else flow,
+                    "estimate": int(est), "heavy": key in heavy, "epoch": ep})
+    return out
+
+
 # ---- kinds not yet deployable: validation only -------------------------------------------------
 def _router_load(path: Path):
     from nf.config.router import load_router_config
@@ -349,7 +418,10 @@ KINDS: dict[str, Kind] = {
         _load=_router_load),
     "sketch": Kind(
         "sketch", "heavy-hitter count-min sketch (top-k, epochs, NitroSketch)",
-        "nf.config.sketch:SketchConfig", why_not=_PINS.format(ctl="nf.nfs.sketch.Sketch")),
+        "nf.config.sketch:SketchConfig", deployable=True, object="sketch/sketch",
+        verbs={"topk": _sk_topk},
+        _preflight=_sk_preflight, _up=_sk_up, _down=_sk_down, _open=_sk_open,
+        _stats=lambda sk: sk.counters()),
     "flow_table": Kind(
         "flow_table", "cuckoo flow table (5-tuple rules, per-flow counters)",
         "nf.config.flow_table:FlowTableConfig",

@@ -104,6 +104,14 @@ class HashCheck(ctypes.Structure):
 BANK_HDR = ctypes.sizeof(SketchBank)  # 48
 
 
+def _netns_ctx(netns: str | None):
+    if netns is None:
+        from contextlib import nullcontext
+        return nullcontext()
+    from nf.net import netns as _netns
+    return _netns.enter(netns)
+
+
 def module_present() -> bool:
     """The enetstl module's BTF is registered (its kfuncs can be resolved at load)."""
     return Path("/sys/kernel/btf/enetstl").exists()
@@ -181,11 +189,12 @@ class EpochRecord:
 
 class Sketch:
     def __init__(self, cfg: SketchConfig, variant: Variant | str | None = None,
-                 name: str = "sketch"):
+                 name: str | None = None):
         if not isinstance(cfg, SketchConfig):
             raise TypeError(f"cfg must be a SketchConfig, got {type(cfg).__name__}")
         self.cfg = cfg
-        self.name = name
+        self.name = name or cfg.name
+        self._keep = False          # opened from pins: leaving a `with` releases fds, keeps pins
         self.variant = self.resolve_variant(Variant(variant) if variant else cfg.variant)
         self.obj = None
         self.banks: list = []
@@ -261,7 +270,7 @@ class Sketch:
         maps, program and links are pinned in /sys/fs/bpf/xdp-nf/<name>/, so the deployment
         outlives this process and :meth:`open_pinned` finds it (another process, the CLI)."""
         from nf.net.iface import ifindex
-        rd = ifindex(self.cfg.redirect_to) if self.cfg.redirect_to else 0
+        rd = ifindex(self.cfg.redirect_to, self.cfg.netns) if self.cfg.redirect_to else 0
         if pin:
             from nf.bpf import instance_dir
             d = instance_dir(self.name)
@@ -277,25 +286,81 @@ class Sketch:
                 for n, m in self._maps.items():
                     m.pin(self.pin_dir / n)
                 self.program.pin(self.pin_dir / "prog")
-            for name in self.cfg.interfaces:
-                self.attach(name)
+            with _netns_ctx(self.cfg.netns):     # attach acts in the calling thread's netns
+                for name in self.cfg.interfaces:
+                    self.attach(name)
         except BaseException:
             self.down()
             raise
         return self
 
+    def release(self) -> None:
+        """Close this process's fds but leave a pinned deployment running (the CLI's `up`)."""
+        if self.pin_dir is None:
+            raise RuntimeError("release() keeps pins: only for a sketch brought up with pin=True")
+        self.stop_epochs()
+        for link in self.links:
+            link.close()
+        self.links = []
+        if self._prog is not None:
+            self._prog.close()
+            self._prog = None
+        if self.obj is None:
+            for m in self._maps.values():
+                m.close()
+        self._maps = {}
+        if self.obj is not None:
+            self.obj.close()
+            self.obj = None
+        for b in self.banks:
+            b.close()
+        self.banks = []
+        self.pin_dir = None
+
+    @staticmethod
+    def remove_pinned(name: str) -> bool:
+        """Tear down a pinned deployment from its pins alone (any process, any netns, partial
+        pins after a crash): detach every link, unpin everything. False when nothing was there."""
+        from nf.bpf import Link, instance_dir, remove_instance
+        d = instance_dir(name, create=False)
+        if not d.exists():
+            return False
+        for p in sorted(d.glob("link_*")):
+            try:
+                Link.from_pin(p).detach()     # a defunct link (interface gone) detaches too
+            except Exception:                 # noqa: BLE001 - not a link: unpinned below
+                pass
+        remove_instance(name)
+        return True
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Per-group counters (the CLI's stats): the current epoch's bank header and candidates."""
+        self._need()
+        i = self.active
+        raw = self.banks[i].lookup(bytes(4))
+        n = self._ncpu_slots()
+        stride = ((self.value_size + 7) & ~7) if not self.shared else self.value_size
+        tot = pk = sm = ep = 0
+        for c in range(n):
+            h = SketchBank.from_buffer_copy(raw, c * stride)
+            tot, pk, sm, ep = tot + h.total, pk + h.packets, sm + h.sampled, h.epoch
+        return {"epoch": {"epoch": ep, "bank": i, "packets": pk, "sampled": sm, "total": tot,
+                          "candidates": len(self.candidates(i))}}
+
     @classmethod
-    def open_pinned(cls, cfg: SketchConfig, name: str = "sketch") -> "Sketch":
+    def open_pinned(cls, cfg: SketchConfig, name: str | None = None) -> "Sketch":
         """A controller for a sketch deployed with up(pin=True) by another process (same
         config): queries, flips and reset act on the pinned maps; down() removes the
         deployment. The epoch history is the opener's own."""
         from nf.bpf import Map, Program, instance_dir
+        name = name or cfg.name
         d = instance_dir(name, create=False)
         if not (d / "sk_active").exists():
             raise RuntimeError(f"no sketch {name!r} is deployed ({d} has no pins)")
         sk = cls.__new__(cls)
         sk.__init__(cfg, variant=Variant.pure, name=name)   # datapath variant is the deployer's
         sk.variant = None
+        sk._keep = True
         sk.pin_dir = d
         sk._maps = {n: Map.from_pin(d / n) for n in ("sk_active", "sk_cand", STATS_MAP)}
         sk.banks = [Map.from_pin(d / "bank0"), Map.from_pin(d / "bank1")]
@@ -362,7 +427,10 @@ class Sketch:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.down()
+        if self._keep:
+            self.release()
+        else:
+            self.down()
 
     @property
     def program(self):

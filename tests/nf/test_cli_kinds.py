@@ -1,0 +1,133 @@
+"""nf/cli.py + nf/nfs/registry.py for the sketch, flow table and router kinds, through real
+`nf` processes (tier 2, netns): up in one process; show / stats / the kind's verb in later ones;
+down in another; a `nf up` killed after the controller attached leaves pins and links that the
+next `nf down` removes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nf import deploy
+
+pytestmark = pytest.mark.netns
+ROOT = Path(__file__).resolve().parents[2]
+NF = str(ROOT / ".venv" / "bin" / "nf")
+
+
+def run(*args, env=None, ok=True):
+    p = subprocess.run([NF, *map(str, args)], capture_output=True, text=True, timeout=180,
+                       env={**os.environ, **(env or {})})
+    if ok:
+        assert p.returncode == 0, f"nf {' '.join(map(str, args))}: rc {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def js(*args):
+    return json.loads(run(*args, "--json").stdout)
+
+
+def attached(lab, ports):
+    from nf.bpf import xdp_query
+    with lab.enter("dut"):
+        return [xdp_query(p).attached for p in ports]
+
+
+def udp(src, dst, sport, dport, smac, dmac, n=1) -> list[bytes]:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    return [bytes(Ether(src=smac, dst=dmac) / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport)
+                  / (b"x" * 18))] * n
+
+
+@pytest.fixture
+def lab4(make_lab):
+    from nf.net.lab import LabSpec
+    need = os.geteuid() == 0
+    from nf.testing.tiers import require
+    require(need, "needs root")
+    return make_lab(LabSpec.switch(4))
+
+
+@pytest.fixture
+def instance(tmp_path):
+    """(name, write(kind, data) -> path); whatever it names is torn down afterwards."""
+    name = f"k{os.getpid()}"
+
+    def write(kind: str, data: dict) -> Path:
+        f = tmp_path / f"{kind}.yaml"
+        f.write_text(yaml.safe_dump({"name": name, **data}))
+        return f
+    yield name, write
+    subprocess.run([NF, "down", name], capture_output=True, timeout=120)
+    deploy.cleanup_pins(name)
+    deploy.remove(name)
+
+
+# ---- sketch ------------------------------------------------------------------------------------
+def _sk_file(lab, write):
+    return write("sketch", {"netns": lab.dut, "interfaces": ["p1"], "depth": 4, "width": 1024,
+                            "threshold": {"absolute": 10}, "topk": 4, "candidates": 64,
+                            "variant": "pure"})
+
+
+def test_sketch_up_show_stats_topk_flip_down_across_processes(lab4, instance):
+    name, write = instance
+    f = _sk_file(lab4, write)
+    p = run("up", f)
+    assert f"{name}: up (sketch, p1)" in p.stdout
+    rec = deploy.read(name)
+    assert rec.kind == "sketch" and rec.status == "up" and rec.variant == "pure"
+    assert attached(lab4, ["p1", "p2"]) == [True, False]
+    assert "unchanged" in run("up", f).stdout                      # same file: nothing changes
+    h1 = lab4.host("h1")
+    lab4.send("h1", udp("10.0.0.1", "10.0.0.2", 1000, 2000, h1.mac, "02:00:00:00:00:02", 30)
+              + udp("10.0.0.1", "10.0.0.3", 1001, 2001, h1.mac, "02:00:00:00:00:03", 5))
+    st = js("stats", name)[name]
+    ep = st["ports"]["epoch"]
+    assert ep["epoch"] == 0 and ep["packets"] >= 35 and ep["candidates"] >= 1
+    assert st["actions"]["packets"]["pass"] == ep["packets"]      # monitor: every frame passes
+    top = js("topk", name)[name]
+    assert top[0] == {"flow": "10.0.0.1 10.0.0.2 1000 2000 17", "estimate": 30, "heavy": True,
+                      "epoch": 0}
+    assert all(r["estimate"] < 30 for r in top[1:])
+    shown = [d for d in js("show") if d["name"] == name][0]
+    assert shown["kind"] == "sketch" and shown["interfaces"] == ["p1"]
+    # flip: the closed epoch is reported; counting continues in the other bank
+    closed = js("topk", name, "--flip", "-k", "1")[name]
+    assert closed == [{"flow": "10.0.0.1 10.0.0.2 1000 2000 17", "estimate": 30, "heavy": True,
+                       "epoch": 0}]
+    ep = js("stats", name)[name]["ports"]["epoch"]
+    assert ep["epoch"] == 1 and ep["candidates"] == 0
+    lab4.send("h1", udp("10.0.0.1", "10.0.0.2", 1000, 2000, h1.mac, "02:00:00:00:00:02", 3))
+    assert js("topk", name)[name] == []                 # 3 < threshold: no candidate this epoch
+    assert run("topk", name, "-k", "0", ok=False).returncode == 3
+    p = run("down", name)
+    assert f"{name}: down" in p.stdout
+    assert deploy.read(name) is None and not rec.pin_dir.exists()
+    assert attached(lab4, ["p1"]) == [False]
+
+
+def test_sketch_preflight_names_the_field(lab4, instance):
+    name, write = instance
+    f = write("sketch", {"netns": lab4.dut, "interfaces": ["p1", "nope0"]})
+    p = run("up", f, ok=False)
+    assert p.returncode == 3 and "interfaces[1]" in p.stdout + p.stderr
+    assert deploy.read(name) is None and attached(lab4, ["p1"]) == [False]
+
+
+def test_sketch_killed_up_is_cleaned_by_down(lab4, instance):
+    name, write = instance
+    f = _sk_file(lab4, write)
+    p = run("up", f, env={"NF_TEST_CRASH_AT": "after-up"}, ok=False)
+    assert p.returncode == -signal.SIGKILL
+    rec = deploy.read(name)
+    assert rec.stale and rec.pin_dir.exists() and attached(lab4, ["p1"]) == [True]
+    assert f"{name}: down" in run("down", name).stdout
+    assert deploy.read(name) is None and not rec.pin_dir.exists()
+    assert attached(lab4, ["p1"]) == [False]
