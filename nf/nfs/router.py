@@ -64,7 +64,19 @@ class RtGroup(_S):
 class RtPort(_S):
     __c_struct__ = "struct rt_port"
     _fields_ = [("ifindex", u32), ("mac", u8 * 6), ("up", u8), ("pad", u8), ("ip4", u8 * 4),
-                ("ip6", u8 * 16)]
+                ("ip6", u8 * 16), ("mtu", u16), ("pad2", u16)]
+
+
+def _link_mtu(ifindex: int) -> int:
+    """The interface's MTU in this netns for rt_port.mtu (0 = unchecked: no such link, or an
+    MTU above what the datapath's 16-bit field holds, e.g. lo's 65536)."""
+    from pyroute2 import IPRoute
+    try:
+        with IPRoute() as ipr:
+            mtu = ipr.get_links(ifindex)[0].get_attr("IFLA_MTU") or 0
+    except Exception:  # noqa: BLE001 - pyroute2 raises NetlinkError/OSError for a missing link
+        return 0
+    return mtu if mtu <= 0xffff else 0
 
 
 class RtNeighKey(_S):
@@ -329,7 +341,7 @@ class Router:
         ifx = self.obj.map("rt_ifindex").typed(u32, u32)
         tx = self.obj.map("rt_tx").typed(u32, u32)
         for p in self.ports:
-            v = RtPort(ifindex=p.ifindex, up=1)
+            v = RtPort(ifindex=p.ifindex, up=1, mtu=_link_mtu(p.ifindex))
             v.mac[:] = list(p.mac)
             v.ip4[:] = list(p.ip4.to_bytes(4, "big"))
             v.ip6[:] = list(p.ip6.to_bytes(16, "big"))

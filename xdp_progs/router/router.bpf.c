@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* LPM router in XDP: IPv4/IPv6 longest-prefix match, neighbours, TTL/hop limit with an
  * incremental IPv4 checksum (RFC 1624), MAC rewrite, devmap redirect, ECMP by 5-tuple hash,
- * ICMP Time Exceeded / Destination Unreachable and echo replies built here, per-CPU
+ * ICMP Time Exceeded / Destination Unreachable / Fragmentation Needed / Packet Too Big and echo
+ * replies built here (egress MTU per port, rt_port.mtu), per-CPU
  * rate-limited ICMP errors, per-port and per-route-class counters.
  *
  * Three lookup modes chosen at load time (rodata cfg.mode; the verifier drops the others):
@@ -43,6 +44,7 @@ struct icmphdr {
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
 #define ICMP_NET_UNREACH 0
+#define ICMP_FRAG_NEEDED 4
 #define ICMP_PKT_FILTERED 13
 #define ICMP_EXC_TTL 0
 
@@ -500,7 +502,7 @@ static __always_inline void learn_na(struct xdp_md *ctx, __u32 port, struct ipv6
  * error, not a non-first fragment, unicast source. */
 #define V4_QUOTE (20 + 8)
 static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
-					 __u8 type, __u8 code, __u32 why)
+					 __u8 type, __u8 code, __be32 rest, __u32 why)
 {
 	struct ethhdr *eth;
 	struct iphdr *ip;
@@ -555,7 +557,7 @@ static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, stru
 	ic->type = type;
 	ic->code = code;
 	ic->checksum = 0;
-	ic->rest = 0;
+	ic->rest = rest;
 	ic->checksum = csum_fold(sum_pkt(ctx, sizeof(*eth) + sizeof(*ip), sizeof(*ic) + quote));
 	count_icmp(in_port);
 	return OUT(XDP_TX, why);
@@ -564,7 +566,7 @@ static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, stru
 /* ICMPv6 error: as much of the invoking packet as fits in the minimum MTU (RFC 4443 2.4(c)). */
 #define V6_QUOTE_MAX (1280 - 40 - 8)
 static __always_inline __u32 icmp6_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
-					 __u8 type, __u8 code, __u32 why)
+					 __u8 type, __u8 code, __be32 rest, __u32 why)
 {
 	struct ethhdr *eth;
 	struct ipv6hdr *ip6;
@@ -615,7 +617,7 @@ static __always_inline __u32 icmp6_error(struct xdp_md *ctx, __u32 in_port, stru
 	ic->icmp6_type = type;
 	ic->icmp6_code = code;
 	ic->icmp6_cksum = 0;
-	ic->icmp6_dataun.un_data32[0] = 0;
+	ic->icmp6_dataun.un_data32[0] = rest;
 	/* pseudo-header: addresses, upper-layer length, next header */
 	s = sum_pkt(ctx, sizeof(*eth) + 8, 32);
 	s += bpf_htons(plen) + bpf_htons(IPPROTO_ICMPV6);
@@ -694,13 +696,19 @@ static __always_inline __u32 local6(struct xdp_md *ctx, __u32 in_port, struct et
 /* ---- forwarding -------------------------------------------------------------------------------- */
 struct fwd {
 	__u32 port;
+	__u32 mtu;      /* set with RT_TOO_BIG */
 	__u8 dmac[6];
 	__u8 smac[6];
 };
 
-/* Choose the hop of a group for this flow and resolve its neighbour. 0 = ok, else reason. */
+/* resolve() result: the egress port's MTU is below the packet (f->mtu says how far). */
+#define RT_TOO_BIG (-1)
+
+/* Choose the hop of a group for this flow, check the egress MTU against the packet's IP length
+ * `l3len` (before the neighbour, as Linux's ip_forward does) and resolve the neighbour.
+ * 0 = ok, RT_TOO_BIG, else a reason. */
 static __always_inline int resolve(struct rt_group *g, __u32 hash, __u8 family, const __u8 *dst,
-				   struct fwd *f)
+				   __u32 l3len, struct fwd *f)
 {
 	struct rt_neigh_key k = { .family = family };
 	struct rt_neigh *n;
@@ -715,6 +723,13 @@ static __always_inline int resolve(struct rt_group *g, __u32 hash, __u8 family, 
 	}
 	h = &g->hops[idx & (RT_ECMP_MAX - 1)];
 	k.port = h->port;
+	op = bpf_map_lookup_elem(&rt_ports, &k.port);
+	if (!op || !op->up)
+		return WHY(RT_REASON_NO_ROUTE);
+	if (op->mtu && l3len > op->mtu) {
+		f->mtu = op->mtu;
+		return RT_TOO_BIG;
+	}
 	if (g->kind == RT_KIND_CONNECTED)
 		__builtin_memcpy(k.addr, dst, family == 4 ? 4 : 16);
 	else
@@ -726,9 +741,6 @@ static __always_inline int resolve(struct rt_group *g, __u32 hash, __u8 family, 
 		bpf_map_update_elem(&rt_neigh_miss, &k, &now, BPF_ANY);
 		return WHY(RT_REASON_NEIGH_MISS);
 	}
-	op = bpf_map_lookup_elem(&rt_ports, &k.port);
-	if (!op || !op->up)
-		return WHY(RT_REASON_NO_ROUTE);
 	f->port = k.port;
 	__builtin_memcpy(f->dmac, n->mac, 6);
 	__builtin_memcpy(f->smac, op->mac, 6);
@@ -784,13 +796,20 @@ static __always_inline int is_icmp4_error(struct xdp_md *ctx, struct iphdr *ip)
 	       *t == ICMP_TIME_EXCEEDED || *t == ICMP_PARAMETERPROB;
 }
 
-static __always_inline __u32 v4_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
-				      struct iphdr *ip, __u8 type, __u8 code, __u32 why)
+static __always_inline __u32 v4_error_rest(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
+					   struct iphdr *ip, __u8 type, __u8 code, __be32 rest,
+					   __u32 why)
 {
 	/* RFC 1122 3.2.2: never about ICMP errors or non-first fragments */
 	if ((ip->frag_off & bpf_htons(0x1fff)) || is_icmp4_error(ctx, ip))
 		return OUT(XDP_DROP, why);
-	return icmp4_error(ctx, in_port, inp, type, code, why);
+	return icmp4_error(ctx, in_port, inp, type, code, rest, why);
+}
+
+static __always_inline __u32 v4_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
+				      struct iphdr *ip, __u8 type, __u8 code, __u32 why)
+{
+	return v4_error_rest(ctx, in_port, inp, ip, type, code, 0, why);
 }
 
 static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp)
@@ -886,7 +905,16 @@ static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct
 			}
 			hash = flow_hash(bpf_ntohl(ip->saddr), dst, ports, ip->protocol);
 		}
-		why = resolve(g, hash, 4, (__u8 *)&ip->daddr, &f);
+		why = resolve(g, hash, 4, (__u8 *)&ip->daddr, tot, &f);
+		if (why == RT_TOO_BIG) {
+			/* DF: Fragmentation Needed with the next-hop MTU in the low 16 bits of the
+			 * second word (RFC 1191 4); without DF the kernel fragments (XDP cannot). */
+			if (!(ip->frag_off & bpf_htons(0x4000)))
+				return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+			return v4_error_rest(ctx, in_port, inp, ip, ICMP_DEST_UNREACH,
+					     ICMP_FRAG_NEEDED, bpf_htonl(f.mtu & 0xffff),
+					     WHY(RT_REASON_NO_ROUTE));
+		}
 		if (why)
 			return OUT(XDP_PASS, why); /* the kernel resolves it; the controller mirrors it */
 	}
@@ -901,8 +929,9 @@ static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct
 	return transmit(ctx, eth, &f, cls);
 }
 
-static __always_inline __u32 v6_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
-				      struct ipv6hdr *ip6, __u8 type, __u8 code, __u32 why)
+static __always_inline __u32 v6_error_rest(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
+					   struct ipv6hdr *ip6, __u8 type, __u8 code, __be32 rest,
+					   __u32 why)
 {
 	if (ip6->nexthdr == IPPROTO_ICMPV6) {
 		__u8 *t = xdp_ptr(ctx, sizeof(struct ethhdr) + sizeof(*ip6), 1);
@@ -910,7 +939,13 @@ static __always_inline __u32 v6_error(struct xdp_md *ctx, __u32 in_port, struct 
 		if (!t || *t < 128) /* RFC 4443 2.4(e): never about an ICMPv6 error */
 			return OUT(XDP_DROP, why);
 	}
-	return icmp6_error(ctx, in_port, inp, type, code, why);
+	return icmp6_error(ctx, in_port, inp, type, code, rest, why);
+}
+
+static __always_inline __u32 v6_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
+				      struct ipv6hdr *ip6, __u8 type, __u8 code, __u32 why)
+{
+	return v6_error_rest(ctx, in_port, inp, ip6, type, code, 0, why);
 }
 
 static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp)
@@ -1009,7 +1044,10 @@ static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct
 			hash = flow_hash(fold6(ip6->saddr.in6_u.u6_addr8), fold6(dst), ports,
 					 ip6->nexthdr);
 		}
-		why = resolve(g, hash, 6, dst, &f);
+		why = resolve(g, hash, 6, dst, sizeof(*ip6) + bpf_ntohs(ip6->payload_len), &f);
+		if (why == RT_TOO_BIG) /* Packet Too Big, MTU field = egress MTU (RFC 4443 3.2, 8201) */
+			return v6_error_rest(ctx, in_port, inp, ip6, ICMPV6_PKT_TOOBIG, 0,
+					     bpf_htonl(f.mtu), WHY(RT_REASON_NO_ROUTE));
 		if (why)
 			return OUT(XDP_PASS, why);
 	}

@@ -60,7 +60,7 @@ enum rt_class {
 
 /* NF-specific reasons (slots NF_REASON_NF(n) of struct nf_stats, stats.h). */
 enum rt_reason {
-	RT_REASON_NO_ROUTE = 0,
+	RT_REASON_NO_ROUTE = 0,   /* also: destination unreachable sent (admin, frag needed) */
 	RT_REASON_TTL = 1,
 	RT_REASON_NEIGH_MISS = 2,
 	RT_REASON_BLACKHOLE = 3,
@@ -90,6 +90,8 @@ struct rt_port {
 	__u8 pad;
 	__u8 ip4[4];    /* source of ICMP errors sent from this port (0 = none: no ICMP) */
 	__u8 ip6[16];
+	__u16 mtu;      /* largest IP packet (L3 bytes) this port sends; 0 = not checked */
+	__u16 pad2;
 };
 
 struct rt_neigh_key {
