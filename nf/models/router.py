@@ -94,6 +94,7 @@ class PortM:
     ip4: int = 0
     ip6: int = 0
     up: bool = True
+    mtu: int = 0      # largest IP packet sent out of this port; 0 = unchecked
 
 
 @dataclass
@@ -172,17 +173,23 @@ class RouterModel:
                 sport, dport = struct.unpack("!HH", ip[20:24])
             h = flow_hash(src, dst, sport, dport, proto, self.seed)
         port, gw = g.hops[ecmp_index(h, len(g.hops))]
+        out = self.ports[port]
+        if out.mtu and tot > out.mtu:
+            # DF set: Fragmentation Needed, next-hop MTU in the low 16 bits (RFC 1191 4);
+            # otherwise the kernel fragments
+            if not struct.unpack("!H", ip[6:8])[0] & 0x4000:
+                return XDP_PASS, f, None
+            return self._err4(f, inp, 3, 4, out.mtu & 0xffff)
         mac = self.neigh.get((port, 4, dst if g.kind == KIND_CONNECTED else gw))
         if mac is None:
             return XDP_PASS, f, None
-        out = self.ports[port]
         hdr = bytearray(ip[:20])
         hdr[8] -= 1
         hdr[10:12] = b"\0\0"
         hdr[10:12] = struct.pack("!H", csum(bytes(hdr)))
         return XDP_REDIRECT, mac + out.mac + f[12:14] + bytes(hdr) + ip[20:], port
 
-    def _err4(self, f: bytes, inp: PortM, typ: int, code: int):
+    def _err4(self, f: bytes, inp: PortM, typ: int, code: int, rest: int = 0):
         ip = f[14:]
         frag = struct.unpack("!H", ip[6:8])[0] & 0x1fff
         if frag or (ip[9] == 1 and (len(ip) < 21 or ip[20] in (3, 4, 5, 11, 12))):
@@ -191,7 +198,7 @@ class RouterModel:
             return XDP_DROP, f, None
         tot = struct.unpack("!H", ip[2:4])[0]
         quote = ip[:min(tot, 28)]
-        icmp = bytearray(struct.pack("!BBHI", typ, code, 0, 0) + quote)
+        icmp = bytearray(struct.pack("!BBHI", typ, code, 0, rest) + quote)
         icmp[2:4] = struct.pack("!H", csum(bytes(icmp)))
         src = struct.unpack("!I", ip[12:16])[0]
         hdr = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0xC0, 20 + len(icmp), 0, 0, 64, 1, 0,
@@ -251,15 +258,17 @@ class RouterModel:
                 sport, dport = struct.unpack("!HH", ip[40:44])
             h = flow_hash(fold6(src), fold6(dst), sport, dport, nh, self.seed)
         port, gw = g.hops[ecmp_index(h, len(g.hops))]
+        out = self.ports[port]
+        if out.mtu and 40 + plen > out.mtu:
+            return self._err6(f, inp, 2, 0, out.mtu)   # Packet Too Big (RFC 4443 3.2)
         mac = self.neigh.get((port, 6, dst if g.kind == KIND_CONNECTED else gw))
         if mac is None:
             return XDP_PASS, f, None
-        out = self.ports[port]
         hdr = bytearray(ip[:40])
         hdr[7] -= 1
         return XDP_REDIRECT, mac + out.mac + f[12:14] + bytes(hdr) + ip[40:], port
 
-    def _err6(self, f: bytes, inp: PortM, typ: int, code: int):
+    def _err6(self, f: bytes, inp: PortM, typ: int, code: int, rest: int = 0):
         ip = f[14:]
         if ip[6] == 58 and (len(ip) < 41 or ip[40] < 128):
             return XDP_DROP, f, None
@@ -269,7 +278,7 @@ class RouterModel:
         quote = ip[:min(40 + plen, 1280 - 48)]
         src = ip[8:24]
         me = inp.ip6.to_bytes(16, "big")
-        body = bytearray(struct.pack("!BBHI", typ, code, 0, 0) + quote)
+        body = bytearray(struct.pack("!BBHI", typ, code, 0, rest) + quote)
         pseudo = me + src + struct.pack("!IxxxB", len(body), 58)
         body[2:4] = struct.pack("!H", csum(pseudo + bytes(body)))
         hdr = struct.pack("!IHBB", 0x60000000, len(body), 58, 64) + me + src
