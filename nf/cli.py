@@ -477,6 +477,45 @@ def topk(name: Optional[str] = typer.Argument(None),
         out.print(_rows_table(f"{n}: top {len(rows)} flows" + (" (closed epoch)" if flip else ""), rows))
 
 
+@app.command()
+@command
+def flows(name: Optional[str] = typer.Argument(None, help="flow table instance"),
+          op: str = typer.Argument("list", help="list | add | del"),
+          src: Optional[str] = typer.Option(None), dst: Optional[str] = typer.Option(None),
+          proto: str = typer.Option("udp", help="tcp | udp | icmp | icmpv6 | number"),
+          sport: int = typer.Option(0), dport: int = typer.Option(0),
+          action: str = typer.Option("pass", help="add: pass | drop | redirect"),
+          port: Optional[str] = typer.Option(None, help="add with redirect: egress interface"),
+          as_json: bool = typer.Option(False, "--json")):
+    """Flows of each deployed flow table; add/del a static flow (exact 5-tuple) while it runs."""
+    from nf import deploy
+    from nf.config import ConfigError
+    from nf.config.flow_table import Rule
+    from pydantic import ValidationError
+    if op not in ("list", "add", "del"):
+        raise Fail(E_USAGE, f"unknown flows operation {op!r} (list, add, del)")
+    if op == "list":
+        res = _verb("flows", name)
+    else:
+        if name is None:
+            raise Fail(E_USAGE, f"flows {op} needs the instance name")
+        if not (src and dst):
+            raise Fail(E_USAGE, f"flows {op} needs --src and --dst")
+        try:
+            rule = Rule(src=src, dst=dst, proto=proto, sport=sport, dport=dport, action=action,
+                        port=port)
+        except ValidationError as e:
+            raise ConfigError("flow", [(".".join(map(str, x["loc"])) or "flow", x["msg"])
+                                       for x in e.errors()]) from None
+        with deploy.locked():
+            res = _verb("flows", name, op=op, rule=rule)
+    if as_json:
+        out.print_json(json.dumps(res))
+        return
+    for n, rows in res.items():
+        out.print(_rows_table(f"{n}: {len(rows)} flows" if op == "list" else f"{n}: flows {op}", rows))
+
+
 # ---- check / schema / validate -----------------------------------------------------------------
 def host_report(netns: str | None = None, probe: bool = True) -> dict:
     import platform

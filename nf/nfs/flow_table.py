@@ -125,6 +125,10 @@ class FlowTable:
         self.links: list = []
         self.variant: Variant | None = None
         self.ifindexes: dict[str, int] = {}
+        # pinned deployment (up(pin=True) / open_pinned): /sys/fs/bpf/xdp-nf/<name>/
+        self.pin_dir: Path | None = None
+        self._pinned: dict = {}        # maps and programs opened from pins (no object)
+        self._keep = False             # opened from pins: leaving a `with` keeps the deployment
 
     # -- lifecycle -----------------------------------------------------------------------
     def resolve_variant(self) -> Variant:
@@ -177,6 +181,8 @@ class FlowTable:
             obj.map("ft_buckets").set_max_entries(self.n_buckets)
             obj.map("ft_entries").set_max_entries(self.capacity + 1)
             obj.map("ft_free").set_max_entries(self.capacity)
+            if self.pin_dir is not None:
+                obj.pin_maps(self.pin_dir)     # every non-internal map, pinned at load
             obj.load()
         except BaseException:
             obj.close()
@@ -184,10 +190,7 @@ class FlowTable:
         self.obj = obj
         self.prog = obj.program(PROG[self.variant])
         self.ctl_prog = obj.program(CTL[self.variant])
-        self.buckets_map = obj.map("ft_buckets").typed(u32, FtBucket)
-        self.entries_map = obj.map("ft_entries").typed(u32, FtEntry)
-        self.state_map = obj.map("ft_state").typed(u32, FtState)
-        self.metrics_map = obj.map("ft_metrics").typed(u32, FtMetrics)
+        self._typed({n: obj.map(n) for n in ("ft_buckets", "ft_entries", "ft_state", "ft_metrics")})
         return self
 
     def install_rules(self) -> None:
@@ -199,9 +202,22 @@ class FlowTable:
             except FlowTableError as e:
                 raise FlowTableError(e.rc, f"rules[{i}] '{r.text()}'") from None
 
-    def up(self) -> "FlowTable":
+    def up(self, pin: bool = False) -> "FlowTable":
+        """load(), static rules, attach. With ``pin`` the maps, the datapath and control
+        programs and the links are pinned in /sys/fs/bpf/xdp-nf/<name>/, so the deployment
+        outlives this process and :meth:`open_pinned` drives it from another one."""
+        if pin:
+            from nf.bpf import instance_dir
+            d = instance_dir(self.cfg.name)
+            if any(d.iterdir()):
+                raise RuntimeError(f"flow table {self.cfg.name!r} is already deployed (pins in "
+                                   f"{d}); take it down first")
+            self.pin_dir = d
         try:
             self.load()
+            if pin:
+                self.prog.pin(self.pin_dir / "prog")
+                self.ctl_prog.pin(self.pin_dir / "ctl")   # mutations from another process
             self.install_rules()
             self.attach()
         except BaseException:
@@ -209,13 +225,84 @@ class FlowTable:
             raise
         return self
 
+    @classmethod
+    def open_pinned(cls, cfg: FlowTableConfig, name: str | None = None) -> "FlowTable":
+        """A controller for a table deployed with up(pin=True) by another process (same
+        config): insert/delete run the pinned control program; lookup/dump/metrics/stats read
+        the pinned maps; down() removes the deployment."""
+        from nf.bpf import Map, Program, instance_dir
+        if name and name != cfg.name:
+            cfg = cfg.model_copy(update={"name": name})
+        ft = cls(cfg)
+        d = instance_dir(cfg.name, create=False)
+        if not (d / "ctl").exists():
+            raise RuntimeError(f"no flow table {cfg.name!r} is deployed ({d} has no pins)")
+        ft.pin_dir, ft._keep = d, True
+        try:
+            ft._pinned = {n: Map.from_pin(d / n) for n in
+                          ("ft_buckets", "ft_entries", "ft_state", "ft_metrics", "ft_stats")}
+            if ft._pinned["ft_buckets"].max_entries != ft.n_buckets:
+                raise RuntimeError(f"pinned flow table {cfg.name!r} has "
+                                   f"{ft._pinned['ft_buckets'].max_entries} buckets, this config "
+                                   f"{ft.n_buckets} (another size)")
+            ft._pinned["prog"] = ft.prog = Program.from_pin(d / "prog")
+            ft._pinned["ctl"] = ft.ctl_prog = Program.from_pin(d / "ctl")
+        except BaseException:
+            ft.release()
+            raise
+        ft._typed(ft._pinned)
+        return ft
+
+    def _typed(self, maps) -> None:
+        self.buckets_map = maps["ft_buckets"].typed(u32, FtBucket)
+        self.entries_map = maps["ft_entries"].typed(u32, FtEntry)
+        self.state_map = maps["ft_state"].typed(u32, FtState)
+        self.metrics_map = maps["ft_metrics"].typed(u32, FtMetrics)
+
+    def _map(self, name: str):
+        return self._pinned[name] if self._pinned else self._loaded().map(name)
+
+    def release(self) -> None:
+        """Close this process's fds, leave a pinned deployment running (the CLI's `up`)."""
+        for link in self.links:
+            link.close()
+        self.links = []
+        for o in self._pinned.values():
+            o.close()
+        self._pinned = {}
+        if self.obj is not None:
+            self.obj.close()
+            self.obj = None
+        self.pin_dir = None
+
+    @staticmethod
+    def remove_pinned(name: str) -> bool:
+        """Tear down a pinned deployment from its pins alone (any process or netns, partial
+        pins after a crash): detach every pinned link, unpin everything."""
+        from nf.bpf import Link, instance_dir, remove_instance
+        d = instance_dir(name, create=False)
+        if not d.exists():
+            return False
+        for p in sorted((d / "links").glob("*")):
+            try:
+                Link.from_pin(p).detach()        # a defunct link (interface gone) detaches too
+            except Exception:                    # noqa: BLE001 - unpinned below anyway
+                pass
+        remove_instance(name)
+        return True
+
     def attach(self) -> None:
         from nf.bpf import XdpMode
         mode = {AttachMode.auto: XdpMode.AUTO, AttachMode.native: XdpMode.NATIVE,
                 AttachMode.generic: XdpMode.GENERIC}[self.cfg.attach]
+        links = None
+        if self.pin_dir is not None and self.cfg.interfaces:
+            links = self.pin_dir / "links"
+            links.mkdir(exist_ok=True)
         with _netns_ctx(self.cfg.netns):
             for name in self.cfg.interfaces:
-                self.links.append(self.prog.attach_xdp(self.ifindexes[name], mode=mode))
+                self.links.append(self.prog.attach_xdp(
+                    self.ifindexes[name], mode=mode, pin=str(links / name) if links else None))
 
     def down(self) -> None:
         """Detach and release every fd. Idempotent."""
@@ -226,9 +313,10 @@ class FlowTable:
                 except Exception:  # noqa: BLE001 - best effort on the way down
                     pass
         self.links = []
-        if self.obj is not None:
-            self.obj.close()
-            self.obj = None
+        pinned = self.pin_dir
+        self.release()
+        if pinned is not None:
+            self.remove_pinned(self.cfg.name)
 
     close = down
 
@@ -236,9 +324,14 @@ class FlowTable:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.down()
+        if self._keep:
+            self.release()
+        else:
+            self.down()
 
     def _loaded(self):
+        if self._pinned:
+            return None
         if self.obj is None:
             raise RuntimeError(f"flow table {self.cfg.name} is not loaded (call load() or up())")
         return self.obj
@@ -293,7 +386,7 @@ class FlowTable:
         self.state_map[0] = FtState()
         self.metrics_map[0] = FtMetrics()
         from nf.datapath import NfStats
-        self.obj.map("ft_stats").typed(u32, NfStats)[0] = NfStats()
+        self._map("ft_stats").typed(u32, NfStats)[0] = NfStats()
 
     # -- reads (Python, same hash) --------------------------------------------------------
     def place(self, flow: Flow | bytes) -> tuple[int, int, int]:
@@ -382,8 +475,14 @@ class FlowTable:
         }
 
     def stats(self):
-        from nf.datapath import read_stats
-        return read_stats(self._loaded(), "ft_stats")
+        from nf.datapath import NfStats, sum_stats
+        return sum_stats(self._map("ft_stats").typed(u32, NfStats).lookup_percpu(u32(0)))
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Per-group counters (the CLI's stats): table occupancy and operation counts."""
+        m = self.metrics()
+        return {"table": {k: m[k] for k in ("entries", "slots", "lookups", "hits", "misses",
+                                             "inserts", "insert_failures", "deletes", "retries")}}
 
     def run(self, frame: bytes, repeat: int = 1):
         """One frame through the datapath program (test_run)."""

@@ -382,6 +382,86 @@ def _sk_topk(sk, k: int | None = None, flip: bool = False) -> list[dict]:
     return out
 
 
+# ---- flow table --------------------------------------------------------------------------------
+def _ft_cfg(rec):
+    from nf.config.flow_table import FlowTableConfig
+    return _validate(rec.config, FlowTableConfig, rec.name)
+
+
+def _ft_preflight(cfg) -> None:
+    from nf.nfs.flow_table import FlowTable
+    _check_system(cfg, [(f"interfaces[{i}]", n) for i, n in enumerate(cfg.interfaces)]
+                  + ([("default_port", cfg.default_port)] if cfg.default_port else [])
+                  + [(f"rules[{i}].port", r.port) for i, r in enumerate(cfg.rules) if r.port])
+    FlowTable(cfg).resolve_variant()
+
+
+def _ft_up(cfg) -> dict:
+    from nf.models.flow_table import OBJECT
+    from nf.nfs.flow_table import FlowTable
+    ft = FlowTable(cfg).up(pin=True)
+    variant = ft.variant.value
+    ft.release()
+    return {"variant": variant, "object_sha": object_sha(OBJECT)}
+
+
+def _ft_down(rec) -> None:
+    from nf.nfs.flow_table import FlowTable
+    FlowTable.remove_pinned(rec.name)
+
+
+def _ft_open(rec):
+    from nf.nfs.flow_table import FlowTable
+    return FlowTable.open_pinned(_ft_cfg(rec), rec.name)
+
+
+def _ft_rule(ft, rule):
+    """(Flow, action, port ifindex) of a validated config Rule, ports resolved in the netns."""
+    from nf.config.flow_table import Action as CA
+    from nf.models.flow_table import Action, Flow
+    from nf.net.iface import ifindex
+    port = ifindex(rule.port, ft.cfg.netns) if rule.port else 0
+    act = {CA.pass_: Action.PASS, CA.drop: Action.DROP, CA.redirect: Action.REDIRECT}[rule.action]
+    return Flow(rule.src, rule.dst, rule.sport, rule.dport, rule.proto), act, port
+
+
+def _ft_flows(ft, op: str = "list", rule=None) -> list[dict]:
+    """list: every entry; add: insert (or replace) a static flow; del: remove one."""
+    from nf.models.flow_table import Flags
+    if op == "add":
+        flow, act, port = _ft_rule(ft, rule)
+        w = ft.insert(flow, act, port, update=True)
+        return [{"added": rule.text(), "bucket": w.bucket, "slot": w.slot, "moves": w.moves}]
+    if op == "del":
+        flow, _, _ = _ft_rule(ft, rule)
+        if not ft.delete(flow):
+            raise KeyError(f"{ft.cfg.name}: no flow {rule.text().rsplit(' ', 1)[0]}")
+        return [{"deleted": rule.text().rsplit(" ", 1)[0]}]
+    return [{"flow": f"{e.flow.proto} {e.flow.src}:{e.flow.sport} -> {e.flow.dst}:{e.flow.dport}",
+             "action": e.action.name.lower(), "port": e.port, "packets": e.packets,
+             "bytes": e.bytes, "static": Flags.STATIC in e.flags} for e in ft.dump()]
+
+
+def _ft_runtime(ft, old, new) -> list[str]:
+    """Static rules change in place through the control program (traffic keeps flowing)."""
+    done = []
+    key = lambda r: (r.src, r.dst, r.proto, r.sport, r.dport)   # noqa: E731
+    o = {key(r): r for r in old.rules}
+    n = {key(r): r for r in new.rules}
+    for k in o.keys() - n.keys():
+        flow, _, _ = _ft_rule(ft, o[k])
+        ft.delete(flow)
+        done.append(f"rule removed: {o[k].text()}")
+    for k, r in n.items():
+        if k not in o or o[k] != r:
+            flow, act, port = _ft_rule(ft, r)
+            ft.insert(flow, act, port, update=True)
+            done.append(f"rule set: {r.text()}")
+    if old.idle_timeout != new.idle_timeout:
+        done.append(f"idle_timeout {old.idle_timeout:g} -> {new.idle_timeout:g} s (controller side)")
+    return done
+
+
 # ---- kinds not yet deployable: validation only -------------------------------------------------
 def _router_load(path: Path):
     from nf.config.router import load_router_config
@@ -424,8 +504,11 @@ KINDS: dict[str, Kind] = {
         _stats=lambda sk: sk.counters()),
     "flow_table": Kind(
         "flow_table", "cuckoo flow table (5-tuple rules, per-flow counters)",
-        "nf.config.flow_table:FlowTableConfig",
-        why_not=_PINS.format(ctl="nf.nfs.flow_table.FlowTable")),
+        "nf.config.flow_table:FlowTableConfig", deployable=True, object="flow_table/flow_table",
+        verbs={"flows": _ft_flows},
+        _preflight=_ft_preflight, _up=_ft_up, _down=_ft_down, _open=_ft_open,
+        _stats=lambda ft: ft.counters(), _runtime=_ft_runtime,
+        runtime_fields=frozenset({"rules", "idle_timeout"})),
 }
 
 

@@ -131,3 +131,77 @@ def test_sketch_killed_up_is_cleaned_by_down(lab4, instance):
     assert f"{name}: down" in run("down", name).stdout
     assert deploy.read(name) is None and not rec.pin_dir.exists()
     assert attached(lab4, ["p1"]) == [False]
+
+
+# ---- flow table --------------------------------------------------------------------------------
+def _ft_file(lab, write, **kw):
+    return write("flow_table", {"netns": lab.dut, "interfaces": ["p1"], "size": 1024,
+                                "variant": "pure", "learn": True,
+                                "rules": [{"proto": "udp", "src": "10.0.0.1", "sport": 7,
+                                           "dst": "10.0.0.2", "dport": 53, "action": "drop"}], **kw})
+
+
+def _rows(name):
+    return {r["flow"]: r for r in js("flows", name)[name]}
+
+
+def test_flow_table_up_flows_add_del_apply_stats_down_across_processes(lab4, instance):
+    name, write = instance
+    f = _ft_file(lab4, write)
+    p = run("up", f)
+    assert f"{name}: up (flow_table, p1)" in p.stdout
+    rec = deploy.read(name)
+    assert rec.kind == "flow_table" and rec.variant == "pure" and attached(lab4, ["p1"]) == [True]
+    rows = _rows(name)
+    assert rows == {"17 10.0.0.1:7 -> 10.0.0.2:53": {
+        "flow": "17 10.0.0.1:7 -> 10.0.0.2:53", "action": "drop", "port": 0, "packets": 0,
+        "bytes": 0, "static": True}}
+    h1 = lab4.host("h1")
+    # 4 frames hit the static drop rule, 6 of a new flow are learned (default action pass)
+    lab4.send("h1", udp("10.0.0.1", "10.0.0.2", 7, 53, h1.mac, "02:00:00:00:00:02", 4)
+              + udp("10.0.0.1", "10.0.0.3", 9, 99, h1.mac, "02:00:00:00:00:03", 6))
+    rows = _rows(name)
+    assert rows["17 10.0.0.1:7 -> 10.0.0.2:53"]["packets"] == 4
+    learned = rows["17 10.0.0.1:9 -> 10.0.0.3:99"]
+    assert learned["packets"] == 6 and not learned["static"] and learned["action"] == "pass"
+    st = js("stats", name)[name]
+    assert st["ports"]["table"]["entries"] == len(rows) and st["ports"]["table"]["hits"] >= 9
+    assert st["actions"]["packets"]["drop"] == 4
+    # add / del from other processes; the datapath obeys at once
+    run("flows", name, "add", "--src", "10.0.0.1", "--dst", "10.0.0.4", "--sport", "1",
+        "--dport", "2", "--action", "drop")
+    lab4.send("h1", udp("10.0.0.1", "10.0.0.4", 1, 2, h1.mac, "02:00:00:00:00:04", 3))
+    assert _rows(name)["17 10.0.0.1:1 -> 10.0.0.4:2"]["packets"] == 3
+    assert js("stats", name)[name]["actions"]["packets"]["drop"] == 7
+    run("flows", name, "del", "--src", "10.0.0.1", "--dst", "10.0.0.4", "--sport", "1", "--dport", "2")
+    assert "17 10.0.0.1:1 -> 10.0.0.4:2" not in _rows(name)
+    p = run("flows", name, "del", "--src", "10.0.0.1", "--dst", "10.0.0.4", "--sport", "1",
+            "--dport", "2", ok=False)
+    assert p.returncode == 6 and "no flow" in p.stderr
+    p = run("flows", name, "add", "--src", "10.0.0.1", "--dst", "nope", ok=False)
+    assert p.returncode == 3 and "dst" in p.stderr
+    p = run("flows", name, "add", "--src", "10.0.0.1", "--dst", "10.0.0.9", "--action", "redirect",
+            ok=False)
+    assert p.returncode == 3 and "redirect needs a port" in p.stderr
+    # apply: the static rule's action changes in place, counters of other flows stay
+    g = _ft_file(lab4, write, rules=[{"proto": "udp", "src": "10.0.0.1", "sport": 7,
+                                      "dst": "10.0.0.2", "dport": 53, "action": "pass"}])
+    p = run("apply", g)
+    assert "rule set: udp 10.0.0.1:7 -> 10.0.0.2:53 pass" in p.stdout
+    rows = _rows(name)
+    assert rows["17 10.0.0.1:7 -> 10.0.0.2:53"]["action"] == "pass"
+    assert rows["17 10.0.0.1:9 -> 10.0.0.3:99"]["packets"] == 6
+    p = run("down", name)
+    assert f"{name}: down" in p.stdout and not rec.pin_dir.exists()
+    assert attached(lab4, ["p1"]) == [False] and deploy.read(name) is None
+
+
+def test_flow_table_killed_up_is_cleaned_by_down(lab4, instance):
+    name, write = instance
+    f = _ft_file(lab4, write)
+    p = run("up", f, env={"NF_TEST_CRASH_AT": "after-up"}, ok=False)
+    assert p.returncode == -signal.SIGKILL
+    rec = deploy.read(name)
+    assert rec.stale and (rec.pin_dir / "links" / "p1").exists() and attached(lab4, ["p1"]) == [True]
+    assert f"{name}: down" in run("down", name).stdout
+    assert deploy.read(name) is None and not rec.pin_dir.exists() and attached(lab4, ["p1"]) == [False]
