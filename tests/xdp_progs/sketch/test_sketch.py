@@ -59,8 +59,15 @@ def cfg(**kw) -> SketchConfig:
 
 
 def send_seq(prog, frames, seq) -> list[int]:
+    """Run the sequence on ONE CPU: with per-CPU counters the datapath's threshold sees only its
+    CPU's share, so a thread migrating mid-run would split flows below the threshold."""
     run = prog.test_run
-    return [run(frames[i]).retval for i in seq]
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(saved)})
+    try:
+        return [run(frames[i]).retval for i in seq]
+    finally:
+        os.sched_setaffinity(0, saved)
 
 
 @pytest.fixture(scope="module")
