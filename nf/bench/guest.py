@@ -117,9 +117,7 @@ def flow_table(c: Counter) -> dict:
 
 
 def router(c: Counter) -> dict:
-    from nf.bench.suite import _testmod
-    _testmod("tests/xdp_progs/router/test_bench.py")   # puts router_topo on sys.path
-    from router_topo import bench_frame, bench_router
+    from nf.bench.router import bench_frame, bench_router
     rows, profiles = {}, {}
     for mode in ("dir", "trie"):
         for use_module in (True, False):

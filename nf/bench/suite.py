@@ -7,25 +7,18 @@ Sections (method: ARCHITECTURE.md §6):
 - guest (full run only): guest instructions per packet of the pure and eNetSTL variants of every
   NF in ONE QEMU TCG boot with the module loaded, with a per-function profile (nf/bench/guest.py).
 - lab (full run only, root + netns): live-frames Mpps against Linux bridge / Linux forwarding /
-  bpf_fib_lookup; these run the NF helpers' own lab benchmarks through pytest and read their
-  printed tables.
+  bpf_fib_lookup.
 
-The measuring code is the NF helpers' (tests/xdp_progs/*/test_*bench*.py, imported by path);
-this module only chooses sizes, runs them together and compares the results with the targets
-of issues 4–7. `quick` = tiny sizes, host only (no VM, no lab): the whole run takes seconds.
+The measuring code is in nf/bench/<nf>.py (l2_switch, router, sketch, flow_table; lab.py for the
+lab rate), which the @bench tests under tests/xdp_progs/ call too; this module only chooses
+sizes, runs them together and compares the results with the targets of issues 4–7. `quick` = tiny sizes, host only (no VM, no lab): the whole run takes seconds.
 """
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import io
 import json
 import os
 import platform
-import random
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -104,25 +97,6 @@ def machine_info() -> dict:
 # ---------------------------------------------------------------------------------------------
 # helpers
 
-def _testmod(rel: str):
-    """Import an NF helper's benchmark file by path (their measuring functions live there for
-    now); its directory goes on sys.path for sibling helpers such as router_topo."""
-    p = ROOT / rel
-    if not p.exists():
-        raise FileNotFoundError(f"{rel} is missing")
-    d = str(p.parent)
-    if d not in sys.path:
-        sys.path.insert(0, d)
-    name = "_nfbench_" + re.sub(r"\W", "_", rel)
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, p)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _empty_ns(frame: bytes, repeat: int, rounds: int) -> float:
     """Native ns/packet of the empty XDP program (`return XDP_PASS`) on the same frame."""
     from nf.vm import insncount
@@ -195,54 +169,12 @@ def native_flow_table(res: Results, quick: bool) -> None:
 
 
 def native_router(res: Results, quick: bool) -> None:
-    rb = _testmod("tests/xdp_progs/router/test_bench.py")
-    import numpy as np
-    from nf.routes import RouteSet, synthetic_v4, synthetic_v6
-    rnd = random.Random(1)
+    from nf.bench import router as rb
     sizes4 = (1_000, 10_000) if quick else (1_000, 10_000, 100_000, 1_000_000)
     sizes6 = (1_000,) if quick else (1_000, 100_000)
     rounds, repeat = (1, 3) if quick else (5, 20)
     ncold = 4096 if quick else 65536
-    table: dict = {}
-    for n in sizes4:
-        a4, l4 = synthetic_v4(n, seed=3)
-        sets = {}
-        try:
-            for mode in ("dir", "trie"):
-                r = rb._router(mode, n, 0)
-                sets[mode] = r
-                gid = r.resolve_target("dev p0")
-                r.replace_routes(RouteSet(a4, l4, np.full(len(a4), gid, np.uint32), []))
-            routed = [int(a4[i]) | (rnd.getrandbits(32) & ((1 << (32 - int(l4[i]))) - 1))
-                      for i in rnd.sample(range(len(a4)), min(len(a4), ncold))]
-            cases = {"hot": [routed[0]] * 1024, "warm": routed[:1024],
-                     "cold": [routed[i % len(routed)] ^ rnd.getrandbits(12) for i in range(ncold)]}
-            for kind, addrs in cases.items():
-                for m, r in sets.items():
-                    table[("v4", n, kind, m)] = rb._time_probes(r, addrs, 4, rounds=rounds, repeat=repeat)
-        finally:
-            for r in sets.values():
-                r.close()
-    for n in sizes6:
-        r6 = synthetic_v6(n, seed=3)
-        sets = {}
-        try:
-            for mode in ("dir", "trie"):
-                r = rb._router(mode, 0, n, r6)
-                sets[mode] = r
-                gid = r.resolve_target("dev p0")
-                r.replace_routes(RouteSet(np.zeros(0, np.uint32), np.zeros(0, np.uint8),
-                                          np.zeros(0, np.uint32), [(a, l, gid) for a, l in r6]))
-            routed = [r6[i][0] | (rnd.getrandbits(128) & ((1 << (128 - r6[i][1])) - 1))
-                      for i in rnd.sample(range(len(r6)), min(len(r6), ncold))]
-            cases = {"hot": [routed[0]] * 1024, "warm": routed[:1024],
-                     "cold": [routed[i % len(routed)] for i in range(ncold)]}
-            for kind, addrs in cases.items():
-                for m, r in sets.items():
-                    table[("v6", n, kind, m)] = rb._time_probes(r, addrs, 6, rounds=rounds, repeat=repeat)
-        finally:
-            for r in sets.values():
-                r.close()
+    table = rb.lookup_ns(sizes4, sizes6, ncold=ncold, rounds=rounds, repeat=repeat)
     # rows: every point, targets at the largest size measured
     big4, big6 = sizes4[-1], sizes6[-1]
     order = {"hot": 0, "warm": 1, "cold": 2}
@@ -275,20 +207,14 @@ def native_router(res: Results, quick: bool) -> None:
     if quick:
         res.notes.append(f"--quick: routes up to {big4:,} (v4) / {big6:,} (v6), {ncold} cold "
                          "destinations; the targets are defined at 1M (v4) and 100k (v6)")
-    # whole forward path, hairpin routes (router_topo): dir vs trie
-    from router_topo import bench_frame, bench_router
+    # whole forward path, hairpin routes (nf/bench/router.py): dir vs trie
     frep, frounds = (100, 5) if quick else (200, 101)
     for name in ("v4 /10", "v4 ecmp", "v6 /48"):
         vals = {}
         for mode in ("dir", "trie"):
-            r = bench_router(mode)
+            r = rb.bench_router(mode)
             try:
-                p = r.obj.program("xdp_router")
-                f = bench_frame(name)
-                if p.test_run(f, repeat=frep, ingress_ifindex=1).retval != 4:
-                    raise RuntimeError(f"router bench frame {name!r} was not redirected")
-                vals[mode] = statistics.median(p.test_run(f, repeat=frep, ingress_ifindex=1).duration_ns
-                                               for _ in range(frounds))
+                vals[mode] = rb.forward_ns(r.obj.program("xdp_router"), name, repeat=frep, rounds=frounds)
             finally:
                 r.close()
         res.add("router", f"forward path {name} (DIR/trie) vs LPM trie {vals['trie']:.0f} ns",
@@ -296,23 +222,13 @@ def native_router(res: Results, quick: bool) -> None:
 
 
 def load_1m_routes(res: Results, quick: bool) -> None:
-    """The router helper's 1M-route load test (generate the file, parse + validate + build +
-    upload + flip), called directly; its printed time is the figure."""
+    """Time to load 1M IPv4 routes from a route file (generate, then parse + validate + build +
+    upload + flip)."""
     if quick:
         return
-    rb = _testmod("tests/xdp_progs/router/test_bench.py")
-    buf = io.StringIO()
-    cwd = os.getcwd()
-    with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(buf):
-        os.chdir(ROOT)
-        try:
-            rb.test_load_1m_from_file(Path(d))
-        finally:
-            os.chdir(cwd)
-    m = re.search(r"flip ([\d.]+) s", buf.getvalue())
-    if not m:
-        raise RuntimeError(f"no time in the 1M load output: {buf.getvalue()[-300:]!r}")
-    t = float(m.group(1))
+    from nf.bench.router import load_route_file_s
+    with tempfile.TemporaryDirectory() as d:
+        t = load_route_file_s(Path(d))
     res.target("router", "load 1M IPv4 routes from the route file (parse+validate+build+flip)",
                t, "s", "wall", t, "seconds", "<=", 2.0)
 
@@ -448,28 +364,17 @@ def apply_guest(res: Results, data: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# lab section: the NF helpers' lab benchmarks through pytest
-
-def _pytest_bench(rel: str, timeout: float = 900) -> str:
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-m", "bench", "-p", "no:randomly",
-                        rel], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    if p.returncode != 0:
-        raise RuntimeError(f"{rel}: pytest rc {p.returncode}: {(p.stdout + p.stderr)[-1500:]}")
-    return p.stdout
-
+# lab section (root + netns): nf/bench/l2_switch.py and nf/bench/router.py
 
 def lab_switch(res: Results, quick: bool) -> None:
     if quick:
         return
-    out = _pytest_bench("tests/xdp_progs/l2_switch/test_bench_l2_switch.py")
-    v = {m.group(2).strip(): float(m.group(1))
-         for m in re.finditer(r"^\s*([\d.]+) Mpps\s+(.+)$", out, re.M)}
-    need = ["ceiling: devmap redirect (traffic/fwd)", "switch known unicast, access ports",
-            "Linux bridge known unicast", "switch flood to 3 ports, access ports (counted at one)",
-            "Linux bridge flood to 3 ports (counted at one)"]
-    miss = [k for k in need if k not in v]
-    if miss:
-        raise RuntimeError(f"switch lab output lacks {miss}: {out[-800:]}")
+    from nf.bench import l2_switch as sb
+    from nf.net.lab import Lab, LabSpec
+    with Lab(LabSpec.switch(4)) as lab:
+        v = sb.lab_mpps(lab)
+    need = [sb.CEILING, "switch known unicast, access ports", sb.BRIDGE_UNICAST,
+            "switch flood to 3 ports, access ports (counted at one)", sb.BRIDGE_FLOOD]
     ceil, uni, br = v[need[0]], v[need[1]], v[need[2]]
     fl, brf = v[need[3]], v[need[4]]
     res.target("l2_switch", f"known unicast vs devmap-redirect ceiling ({ceil:.2f} Mpps; stricter "
@@ -487,11 +392,8 @@ def lab_switch(res: Results, quick: bool) -> None:
 def lab_router(res: Results, quick: bool) -> None:
     if quick:
         return
-    out = _pytest_bench("tests/xdp_progs/router/test_bench_lab.py")
-    v = {m.group(1).strip(): float(m.group(2))
-         for m in re.finditer(r"^\s{2}(\S.*?)\s+([\d.]+) Mpps", out, re.M)}
-    if not {"linux forwarding", "router dir", "router fib"} <= set(v):
-        raise RuntimeError(f"router lab output lacks rows: {out[-800:]}")
+    from nf.bench.router import lab_mpps
+    v = lab_mpps()
     lin, fib, d = v["linux forwarding"], v["router fib"], v["router dir"]
     res.target("router", f"lab DIR-24-8 (100k routes) vs Linux forwarding ({lin:.2f} Mpps)", d,
                "Mpps", "lab", d / lin, "router / Linux", ">=", 4.0)

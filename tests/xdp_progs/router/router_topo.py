@@ -116,42 +116,5 @@ def release(held) -> None:
         link.detach()
         obj.close()
 
-
-# ---- per-packet benchmarks ------------------------------------------------------------------------
-# test_run with repeat keeps the rewritten frame between iterations. To time the forward path,
-# routes hairpin out of p0 to neighbours whose MAC is p0's own: the rewritten frame is again
-# addressed to the router, identical but for the TTL (start at 255, repeat < 255).
-BENCH_ROUTES = [
-    {"prefix": "100.64.0.0/10", "via": ["10.0.0.9"]},
-    {"prefix": "100.64.7.128/25", "via": ["10.0.0.9"]},
-    {"prefix": "100.128.0.0/16", "group": "hairpin"},
-    {"prefix": "2001:db8:77::/48", "via": ["2001:db8::9"]},
-    {"prefix": "2001:db8:78::/48", "group": "hairpin6"},
-]
-BENCH_DESTS = {"v4 /10": ("100.65.1.1", 4), "v4 /25 (tbl8)": ("100.64.7.200", 4),
-               "v4 ecmp": ("100.128.5.5", 4), "v6 /48": ("2001:db8:77::1", 6),
-               "v6 ecmp": ("2001:db8:78::1", 6)}
-
-
-def bench_router(mode: str = "dir", **extra) -> Router:
-    base = topology()
-    d = topology(
-        mode=mode,
-        groups=base["groups"] + [{"name": "hairpin", "via": ["10.0.0.9", "10.0.0.10"]},
-                                 {"name": "hairpin6", "via": ["2001:db8::9", "2001:db8::a"]}],
-        routes=base["routes"] + BENCH_ROUTES,
-        neighbours=base["neighbours"] + [{"address": a, "mac": MAC_P0} for a in
-                                         ("10.0.0.9", "10.0.0.10", "2001:db8::9", "2001:db8::a")],
-        **extra)
-    return Router(validate_router_config(d), tx_ifindex=1).load()
-
-
-def bench_frame(name: str) -> bytes:
-    from scapy.layers.inet import IP, UDP
-    from scapy.layers.inet6 import IPv6
-    from scapy.layers.l2 import Ether
-    dst, fam = BENCH_DESTS[name]
-    e = Ether(dst=MAC_P0, src=H0_MAC)
-    u = UDP(sport=1234, dport=4789) / (b"\0" * 18)
-    l3 = IP(src="10.0.0.5", dst=dst, ttl=255) if fam == 4 else IPv6(src="2001:db8::5", dst=dst, hlim=255)
-    return bytes(e / l3 / u)
+# The per-packet benchmark setup (hairpin routes, bench_router, bench_frame) is in
+# nf/bench/router.py.

@@ -3,18 +3,15 @@ forward paths (design notes §6), module loaded: a static IPv4 route, an ECMP gr
 hash is the module's CRC-32C kfunc vs the pure-eBPF CRC-32C (use_module: false), IPv6; both
 lookup structures. test_run keeps the rewritten frame between repeats (each one decrements the
 TTL again, and rewrites the MACs): routes hairpin to neighbours carrying the router's own MAC
-(router_topo.bench_router), frames start at TTL 255 and N is small (100 / 200), so every counted
+(nf/bench/router.py: bench_router), frames start at TTL 255 and N is small (100 / 200), so every counted
 iteration is the same forward. The ICMP paths turn the frame into another one: not measured. Printed and written to /tmp/router-bench-insns.json."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from router_topo import BENCH_DESTS, bench_frame, bench_router  # noqa: E402
+from nf.bench.router import BENCH_DESTS, bench_frame, bench_router
 
 pytestmark = [pytest.mark.bench, pytest.mark.vm]
 
