@@ -516,6 +516,93 @@ def flows(name: Optional[str] = typer.Argument(None, help="flow table instance")
         out.print(_rows_table(f"{n}: {len(rows)} flows" if op == "list" else f"{n}: flows {op}", rows))
 
 
+def _one(name: str | None, op: str) -> str:
+    if name is None:
+        raise Fail(E_USAGE, f"{op} needs the instance name")
+    return name
+
+
+@app.command()
+@command
+def routes(name: Optional[str] = typer.Argument(None, help="router instance"),
+           op: str = typer.Argument("list", help="list | add PREFIX TARGET.. | del PREFIX | replace FILE"),
+           args: Optional[list[str]] = typer.Argument(None, help="add: PREFIX TARGET (e.g. 10.9.0.0/16 "
+                                                      "via 10.0.2.2); del: PREFIX; replace: FILE"),
+           limit: int = typer.Option(1000, help="list: at most this many (0 = all)"),
+           as_json: bool = typer.Option(False, "--json")):
+    """Routes of each deployed router; add/del one, or replace all from a route file (built into
+    the idle bank, then one flip: traffic sees the old table or the new one)."""
+    from nf import deploy
+    args = args or []
+    if op == "list":
+        if args:
+            raise Fail(E_USAGE, "routes list takes no arguments")
+        res = _verb("routes", name, limit=limit or None)
+    elif op in ("add", "del", "replace"):
+        need = {"add": 2, "del": 1, "replace": 1}[op]
+        if len(args) < need or (op != "add" and len(args) > 1):
+            raise Fail(E_USAGE, {"add": "routes NAME add PREFIX TARGET..", "del": "routes NAME del PREFIX",
+                                 "replace": "routes NAME replace FILE"}[op])
+        _one(name, f"routes {op}")
+        kw = {"add": lambda: {"prefix": args[0], "target": " ".join(args[1:])},
+              "del": lambda: {"prefix": args[0]},
+              "replace": lambda: {"file": args[0]}}[op]()
+        if op == "replace" and not Path(args[0]).exists():
+            raise Fail(E_NOT_FOUND, f"{args[0]}: no such file")
+        with deploy.locked():
+            if op == "replace":
+                from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+                with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                              console=err, transient=True) as pg:
+                    task = pg.add_task("routes", total=3)
+
+                    def progress(step, total, what):
+                        pg.update(task, completed=step, total=total, description=what)
+                    res = _verb("routes", name, op=op, progress=progress, **kw)
+            else:
+                res = _verb("routes", name, op=op, **kw)
+    else:
+        raise Fail(E_USAGE, f"unknown routes operation {op!r} (list, add, del, replace)")
+    if as_json:
+        out.print_json(json.dumps(res))
+        return
+    for n, rows in res.items():
+        out.print(_rows_table(f"{n}: routes" + (f" ({len(rows)} shown)" if op == "list" else f" {op}"), rows))
+
+
+@app.command()
+@command
+def neigh(name: Optional[str] = typer.Argument(None, help="router instance"),
+          op: str = typer.Argument("list", help="list | add ADDRESS MAC | del ADDRESS"),
+          args: Optional[list[str]] = typer.Argument(None),
+          dev: Optional[str] = typer.Option(None, help="router port (default: the one whose subnet holds ADDRESS)"),
+          as_json: bool = typer.Option(False, "--json")):
+    """Neighbour table (next hop -> MAC) of each deployed router; add/del static entries."""
+    from nf import deploy
+    args = args or []
+    if op == "list":
+        res = _verb("neigh", name)
+    elif op in ("add", "del"):
+        if len(args) != (2 if op == "add" else 1):
+            raise Fail(E_USAGE, "neigh NAME add ADDRESS MAC" if op == "add" else "neigh NAME del ADDRESS")
+        _one(name, f"neigh {op}")
+        import ipaddress
+        try:
+            ipaddress.ip_address(args[0])
+        except ValueError:
+            raise Fail(E_CONFIG, f"{args[0]!r} is not an IP address") from None
+        with deploy.locked():
+            res = _verb("neigh", name, op=op, address=args[0], dev=dev,
+                        **({"mac": args[1]} if op == "add" else {}))
+    else:
+        raise Fail(E_USAGE, f"unknown neigh operation {op!r} (list, add, del)")
+    if as_json:
+        out.print_json(json.dumps(res))
+        return
+    for n, rows in res.items():
+        out.print(_rows_table(f"{n}: neighbours", rows))
+
+
 # ---- check / schema / validate -----------------------------------------------------------------
 def host_report(netns: str | None = None, probe: bool = True) -> dict:
     import platform

@@ -9,6 +9,8 @@ same kind of path, e.g. ``routes[3].via[0]: next hop 192.0.2.9 is on no connecte
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import ipaddress
 import re
 from pathlib import Path
@@ -140,6 +142,11 @@ class Sizes(Model):
 
 
 class RouterConfig(Model):
+    name: str = Field(default="router", pattern=r"^[A-Za-z0-9_-]{1,32}$",
+                      description="instance name: pins live under /sys/fs/bpf/xdp-nf/<name> "
+                                  "(no dots: bpffs refuses them)")
+    netns: Optional[str] = Field(default=None,
+                                 description="network namespace of the interfaces (default: current)")
     mode: Literal["dir", "trie", "fib"] = "dir"
     interfaces: list[Interface] = Field(min_length=1)
     groups: list[Group] = Field(default_factory=list)

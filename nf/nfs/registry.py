@@ -462,6 +462,87 @@ def _ft_runtime(ft, old, new) -> list[str]:
     return done
 
 
+# ---- router ------------------------------------------------------------------------------------
+def _rt_cfg(rec):
+    from nf.config.router import RouterConfig
+    return _validate(rec.config, RouterConfig, rec.name)
+
+
+def _rt_preflight(cfg) -> None:
+    from nf.nfs.router import Router
+    _check_system(cfg, [(f"interfaces[{i}].name", itf.name) for i, itf in enumerate(cfg.interfaces)
+                        if itf.ifindex is None])
+    Router(cfg).close()            # every route target resolves (RouteError names the route)
+
+
+def _rt_variant(cfg) -> str:
+    from nf.nfs.sketch import module_present
+    return "enetstl" if cfg.use_module and module_present() else "pure"
+
+
+def _rt_up(cfg) -> dict:
+    from nf.nfs.router import OBJECT, Router
+    r = Router(cfg).up(pin=True)
+    n4, n6 = len(r.user.v4_addr), len(r.user.v6)
+    r.release()
+    return {"variant": _rt_variant(cfg), "object_sha": object_sha(OBJECT), "routes": n4 + n6}
+
+
+def _rt_down(rec) -> None:
+    from nf.nfs.router import Router
+    Router.remove_pinned(rec.name)
+
+
+def _rt_open(rec):
+    from nf.nfs.router import Router
+    return Router.open_pinned(_rt_cfg(rec), rec.name)
+
+
+def _rt_routes(r, op: str = "list", prefix: str | None = None, target: str | None = None,
+               file: str | None = None, limit: int | None = None, progress=None) -> list[dict]:
+    """list | add PREFIX TARGET | del PREFIX | replace FILE (built into the idle bank, one flip).
+    ``progress(step, total, what)`` is told each stage of a replace."""
+    from nf.routes import check_v4, read_route_file
+    if op == "add":
+        r.add_route(prefix, target)
+        return [{"added": prefix, "target": r.target_text(r.resolve_target(target))}]
+    if op == "del":
+        if not r.delete_route(prefix):
+            raise KeyError(f"{r.name}: no route {prefix}")
+        return [{"deleted": prefix}]
+    if op == "replace":
+        say = progress or (lambda *a: None)
+        say(0, 3, f"parsing {file}")
+        rs = read_route_file(file, r._resolver())
+        say(1, 3, f"building {len(rs.v4_addr) + len(rs.v6)} routes into the idle bank")
+        check_v4(rs.v4_addr, rs.v4_len)
+        r.publish(rs)                       # one flip; the saved state follows
+        say(3, 3, "flipped")
+        return [{"replaced": str(file), "ipv4": int(len(rs.v4_addr)), "ipv6": len(rs.v6),
+                 "bank": r.bank}]
+    return [{"prefix": p, "target": t} for p, t in r.route_list(limit)]
+
+
+def _rt_neigh(r, op: str = "list", address: str | None = None, mac: str | None = None,
+              dev: str | None = None) -> list[dict]:
+    """list | add ADDRESS MAC [dev] (static) | del ADDRESS [dev]."""
+    from nf.config.router import port_of_gateway
+    from nf.nfs.router import NEIGH_STATIC
+    if op == "add":
+        name = dev or port_of_gateway(r.cfg, address)
+        if name not in r.by_name:
+            raise ValueError(f"neighbour {address}: on no connected subnet of a router port"
+                             if dev is None else f"unknown interface {dev!r}")
+        r.set_neighbour(r.by_name[name].idx, address, mac, static=True)
+        return [{"added": address, "mac": mac.lower(), "port": name}]
+    if op == "del":
+        if not r.delete_neighbour(address, dev):
+            raise KeyError(f"{r.name}: no neighbour {address}")
+        return [{"deleted": address}]
+    return [{"port": r.ports[p].name if p < len(r.ports) else f"#{p}", "address": a, "mac": m,
+             "static": bool(f & NEIGH_STATIC)} for (p, a), (m, f) in sorted(r.neighbours().items())]
+
+
 # ---- kinds not yet deployable: validation only -------------------------------------------------
 def _router_load(path: Path):
     from nf.config.router import load_router_config
@@ -494,8 +575,10 @@ KINDS: dict[str, Kind] = {
         _stats=_chain_stats, _reload=_chain_apply, reload_fields=frozenset({"nfs"})),
     "router": Kind(
         "router", "LPM router (IPv4+IPv6, ECMP, ICMP errors in XDP)",
-        "nf.config.router:RouterConfig", why_not=_PINS.format(ctl="nf.nfs.router.Router"),
-        _load=_router_load),
+        "nf.config.router:RouterConfig", deployable=True, object="router/router",
+        verbs={"routes": _rt_routes, "neigh": _rt_neigh},
+        _load=_router_load, _preflight=_rt_preflight, _up=_rt_up, _down=_rt_down,
+        _open=_rt_open, _stats=lambda r: r.counters()),
     "sketch": Kind(
         "sketch", "heavy-hitter count-min sketch (top-k, epochs, NitroSketch)",
         "nf.config.sketch:SketchConfig", deployable=True, object="sketch/sketch",

@@ -147,10 +147,51 @@ def socket_if_nametoindex(name: str) -> int:
 
 
 def _if_mac(name: str) -> bytes:
+    # netlink, not /sys/class/net: sysfs shows the netns of its mount, not the calling thread's
+    from nf.net.iface import InterfaceError, resolve
     try:
-        return mac_bytes(Path(f"/sys/class/net/{name}/address").read_text().strip())
-    except OSError:
+        return mac_bytes(resolve(name).mac)
+    except (InterfaceError, OSError, ValueError):
         raise RouteError(f"interface {name!r}: cannot read its MAC (set interfaces[].mac)") from None
+
+
+def _netns_ctx(netns: str | None):
+    if netns is None:
+        from contextlib import nullcontext
+        return nullcontext()
+    from nf.net import netns as _netns
+    return _netns.enter(netns)
+
+
+# pins of a deployed router (besides every non-internal map, pinned under its own name)
+PROG_PINS = {PROGRAM: "prog", "xdp_lookup_batch": "lookup"}
+STATE_PIN = "ctl_state"          # the controller's own state: groups and routes (see save_state)
+_STATE_CHUNK = 1 << 16
+
+
+class _PinnedObject:
+    """The part of BpfObject the controller uses (map(name), program(name), close()), served
+    from a deployment's pins, so every method works the same on a router opened from pins."""
+
+    def __init__(self, d: Path):
+        self.d, self._maps, self._progs = d, {}, {}
+
+    def map(self, name: str):
+        from nf.bpf import Map
+        if name not in self._maps:
+            self._maps[name] = Map.from_pin(self.d / name)
+        return self._maps[name]
+
+    def program(self, name: str):
+        from nf.bpf import Program
+        if name not in self._progs:
+            self._progs[name] = Program.from_pin(self.d / PROG_PINS[name])
+        return self._progs[name]
+
+    def close(self) -> None:
+        for o in [*self._maps.values(), *self._progs.values()]:
+            o.close()
+        self._maps, self._progs = {}, {}
 
 
 @dataclass
@@ -171,8 +212,23 @@ class Router:
         self.cfg = check(cfg)
         self.tx_ifindex = tx_ifindex
         self.obj: BpfObject | None = None
+        self.pin_dir: Path | None = None     # set by up(pin=True) / open_pinned
         self.ports: list[PortInfo] = []
         self.by_name: dict[str, PortInfo] = {}
+        with _netns_ctx(cfg.netns):          # names, MACs resolve in the router's netns
+            self._resolve_ports(cfg)
+        self._group_ids: dict[tuple, int] = {}
+        self._groups: dict[int, RtGroup] = {}
+        self._gnames = {g.name: g for g in cfg.groups}
+        self.user = RouteSet.empty()
+        self.bank = 0
+        self._mm: dict[str, tuple[mmap.mmap, np.ndarray]] = {}
+        # what each bank's tries hold ({(addr, len): gid} per family), None = unknown (a failed fill)
+        self._trie_state: list[list[dict | None]] = [[{}, {}], [{}, {}]]
+        self.links: list = []
+        self._static_routes()
+
+    def _resolve_ports(self, cfg: RouterConfig) -> None:
         for i, itf in enumerate(cfg.interfaces):
             ifindex = itf.ifindex or _ifindex(itf.name)
             if ifindex >= RT_IFINDEX_MAX:
@@ -187,16 +243,6 @@ class Router:
                     p.ip6 = int(ia.ip)
             self.ports.append(p)
             self.by_name[itf.name] = p
-        self._group_ids: dict[tuple, int] = {}
-        self._groups: dict[int, RtGroup] = {}
-        self._gnames = {g.name: g for g in cfg.groups}
-        self.user = RouteSet.empty()
-        self.bank = 0
-        self._mm: dict[str, tuple[mmap.mmap, np.ndarray]] = {}
-        # what each bank's tries hold ({(addr, len): gid} per family), None = unknown (a failed fill)
-        self._trie_state: list[list[dict | None]] = [[{}, {}], [{}, {}]]
-        self.links: list = []
-        self._static_routes()
 
     # ---- groups and targets -------------------------------------------------------------------
     def group_id(self, kind: int, cls: int, family: int, hops: tuple[tuple[int, int], ...] = ()) -> int:
@@ -315,19 +361,216 @@ class Router:
             for n in ("rt_trie4_0", "rt_trie4_1", "rt_trie6_0", "rt_trie6_1"):
                 obj.map(n).set_max_entries(sz.trie_entries if mode == MODE["trie"] else 1)
             obj.map("rt_neigh").set_max_entries(sz.neighbours)
+            if self.pin_dir is not None:
+                obj.pin_maps(self.pin_dir)       # every non-internal map, pinned at load
             obj.load()
         except BaseException:
             obj.close()
             raise
         self.obj = obj
+        if self.pin_dir is not None:
+            for prog, pin in PROG_PINS.items():
+                obj.program(prog).pin(self.pin_dir / pin)
         if dir_:
-            for n in ("rt_v4_tbl24", "rt_v4_tbl8", "rt_v6_root", "rt_v6_chunks"):
-                self._mm[n] = self._mmap_u32(n)
-        self._write_ports()
+            self._map_tables()
+        with _netns_ctx(self.cfg.netns):         # port MTUs are read in the router's netns
+            self._write_ports()
         self._write_neighbours()
         if mode != MODE["fib"]:
             self.publish()
+        elif self.pin_dir is not None:
+            self.save_state()
         return self
+
+    def _map_tables(self) -> None:
+        for n in ("rt_v4_tbl24", "rt_v4_tbl8", "rt_v6_root", "rt_v6_chunks"):
+            self._mm[n] = self._mmap_u32(n)
+
+    # ---- deployment through pins (the CLI) ------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    def up(self, pin: bool = False, mode: XdpMode = XdpMode.AUTO) -> "Router":
+        """load() + attach(). With ``pin`` every map, the programs, the links and the
+        controller's state (groups, routes) are pinned in /sys/fs/bpf/xdp-nf/<name>/, so the
+        deployment outlives this process and :meth:`open_pinned` drives it from another one."""
+        if pin:
+            from nf.bpf import instance_dir
+            d = instance_dir(self.name)
+            if any(d.iterdir()):
+                raise RuntimeError(f"router {self.name!r} is already deployed (pins in {d}); "
+                                   "take it down first")
+            self.pin_dir = d
+        try:
+            self.load()
+            self.attach(mode)
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def save_state(self) -> None:
+        """Store the groups and the user routes next to the maps (a pinned ARRAY of 64 KiB
+        chunks, replaced by an atomic rename), so another process reopens the same table: the
+        DIR-24-8 arrays cannot be turned back into prefixes."""
+        import json
+        import struct
+        from nf.bpf import Map
+        u = self.user
+        head = json.dumps({
+            "groups": [[k[0], k[1], k[2], [[p, g] for p, g in k[3]], gid]
+                       for k, gid in sorted(self._group_ids.items(), key=lambda kv: kv[1])],
+            "v6": [[str(a), n, g] for a, n, g in u.v6], "n4": int(len(u.v4_addr))}).encode()
+        blob = (struct.pack("<QQ", len(head), 0) + head
+                + np.ascontiguousarray(u.v4_addr, np.uint32).tobytes()
+                + np.ascontiguousarray(u.v4_len, np.uint8).tobytes()
+                + np.ascontiguousarray(u.v4_gid, np.uint32).tobytes())
+        blob = struct.pack("<Q", 8 + len(blob)) + blob     # total length, this word included
+        n = -(-len(blob) // _STATE_CHUNK)
+        m = Map.create("array", 4, _STATE_CHUNK, n, name="rt_ctl_state")
+        try:
+            blob += bytes(n * _STATE_CHUNK - len(blob))
+            for i in range(n):
+                m.update(i.to_bytes(4, "little"), blob[i * _STATE_CHUNK:(i + 1) * _STATE_CHUNK])
+            tmp = self.pin_dir / "_ctl_state_new"
+            if tmp.exists():
+                tmp.unlink()
+            m.pin(tmp)
+            os.rename(tmp, self.pin_dir / STATE_PIN)
+        finally:
+            m.close()
+
+    def _load_state(self) -> None:
+        import json
+        import struct
+        from nf.bpf import Map
+        m = Map.from_pin(self.pin_dir / STATE_PIN)
+        try:
+            first = m.lookup(bytes(4))
+            total = struct.unpack_from("<Q", first)[0]
+            blob = b"".join(m.lookup(i.to_bytes(4, "little"))
+                            for i in range(-(-total // _STATE_CHUNK)))[:total]
+        finally:
+            m.close()
+        hl = struct.unpack_from("<Q", blob, 8)[0]
+        head = json.loads(blob[24:24 + hl])
+        o, n4 = 24 + hl, head["n4"]
+        v4a = np.frombuffer(blob, np.uint32, n4, o).copy()
+        v4l = np.frombuffer(blob, np.uint8, n4, o + 4 * n4).copy()
+        v4g = np.frombuffer(blob, np.uint32, n4, o + 5 * n4).copy()
+        self._group_ids, self._groups = {}, {}
+        for kind, cls, fam, hops, gid in head["groups"]:   # same order: same ids
+            got = self.group_id(kind, cls, fam, tuple((p, g) for p, g in hops))
+            if got != gid:
+                raise RuntimeError(f"router {self.name}: saved group {gid} came back as {got}")
+        self.user = RouteSet(v4a, v4l, v4g, [(int(a), n, g) for a, n, g in head["v6"]])
+
+    @classmethod
+    def open_pinned(cls, cfg: RouterConfig, name: str | None = None) -> "Router":
+        """A controller for a router deployed with up(pin=True) by another process (same
+        config): routes, neighbours, lookups and counters act on the pinned maps; down()
+        removes the deployment."""
+        from nf.bpf import instance_dir
+        if name and name != cfg.name:
+            cfg = cfg.model_copy(update={"name": name})
+        cfg = cfg.model_copy(update={"route_file": None})   # the saved routes replace it
+        d = instance_dir(cfg.name, create=False)
+        if not (d / STATE_PIN).exists():
+            raise RuntimeError(f"no router {cfg.name!r} is deployed ({d} has no controller state)")
+        r = cls(cfg)
+        r.pin_dir = d
+        r.obj = _PinnedObject(d)
+        try:
+            r._load_state()
+            r.bank = r.obj.map("rt_bank").typed(u32, u32)[0]
+            r._trie_state = [[None, None], [None, None]]   # unknown here: the next fill rewrites
+            if cfg.mode == "dir":
+                r._map_tables()
+        except BaseException:
+            r.release()
+            raise
+        return r
+
+    def release(self) -> None:
+        """Close this process's fds and mappings; a pinned deployment keeps running."""
+        for link in self.links:
+            link.close()
+        self.links.clear()
+        self.close()
+        self.pin_dir = None
+
+    @staticmethod
+    def remove_pinned(name: str) -> bool:
+        """Tear down a pinned deployment from its pins alone (any process or netns, partial
+        pins after a crash): detach every pinned link, unpin everything."""
+        from nf.bpf import Link, instance_dir, remove_instance
+        d = instance_dir(name, create=False)
+        if not d.exists():
+            return False
+        for p in sorted((d / "links").glob("*")):
+            try:
+                Link.from_pin(p).detach()        # a defunct link (interface gone) detaches too
+            except Exception:                    # noqa: BLE001 - unpinned below anyway
+                pass
+        remove_instance(name)
+        return True
+
+    def down(self) -> None:
+        """Detach, release every fd and remove the pins of a pinned deployment."""
+        pinned = self.pin_dir
+        self.close()
+        self.pin_dir = None
+        if pinned is not None:
+            self.remove_pinned(self.name)
+
+    def target_text(self, gid: int) -> str:
+        """A group id back in route-file syntax (a named group shows as its next hops)."""
+        keys = {g: k for k, g in self._group_ids.items()}
+        kind, _cls, fam, hops = keys[gid]
+        if kind == KIND_BLACKHOLE:
+            return "blackhole"
+        if kind == KIND_UNREACHABLE:
+            return "unreachable"
+        if kind == KIND_LOCAL:
+            return "local"
+        if kind == KIND_CONNECTED:
+            return f"dev {self.ports[hops[0][0]].name}"
+        return " ".join(f"via {ipaddress.ip_address(g)}" for _, g in hops)
+
+    def route_list(self, limit: int | None = None, fixed: bool = False) -> list[tuple[str, str]]:
+        """(prefix, target) of the user routes (plus connected/local with ``fixed``), IPv4
+        then IPv6, each sorted by address and length; at most ``limit``."""
+        out = []
+        for rs in ([self.user, self.fixed] if fixed else [self.user]):
+            order = np.lexsort((rs.v4_len, rs.v4_addr))
+            for i in order[:limit] if limit else order:
+                out.append((f"{ipaddress.IPv4Address(int(rs.v4_addr[i]))}/{int(rs.v4_len[i])}",
+                            int(rs.v4_gid[i])))
+            for a, n, g in sorted(rs.v6):
+                out.append((f"{ipaddress.IPv6Address(a)}/{n}", g))
+        out = out[:limit] if limit else out
+        return [(p, self.target_text(g)) for p, g in out]
+
+    def delete_neighbour(self, address: str, dev: str | None = None) -> bool:
+        a = ipaddress.ip_address(address)
+        name = dev or port_of_gateway(self.cfg, address)
+        if name not in self.by_name:
+            raise ValueError(f"neighbour {address}: on no router port" if dev is None
+                             else f"unknown interface {dev!r}")
+        k = RtNeighKey(port=self.by_name[name].idx, family=a.version)
+        k.addr[:len(a.packed)] = list(a.packed)
+        gone = self.obj.map("rt_neigh").typed(RtNeighKey, RtNeigh).delete(k)
+        gen = self.obj.map("rt_neigh_gen").typed(u32, u64)
+        gen[0] = gen[0] + 1      # per-CPU neighbour caches drop the entry
+        return bool(gone)
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Per-group counters (the CLI's stats): each port, then each route class."""
+        out = dict(self.port_stats())
+        for c, v in self.class_stats().items():
+            out[f"class {c}"] = v
+        return out
 
     def _mmap_u32(self, name: str):
         m = self.obj.map(name)
@@ -361,6 +604,9 @@ class Router:
         v = RtNeigh(flags=NEIGH_STATIC if static else NEIGH_LEARNED)
         v.mac[:] = list(mac_bytes(mac))
         self.obj.map("rt_neigh").typed(RtNeighKey, RtNeigh)[k] = v
+        # after the entry: the datapath's per-CPU neighbour cache drops entries of older generations
+        gen = self.obj.map("rt_neigh_gen").typed(u32, u64)
+        gen[0] = gen[0] + 1
 
     def neighbours(self) -> dict[tuple[int, str], tuple[str, int]]:
         """(port, address) -> (mac, flags) for every entry of the datapath's table."""
@@ -488,6 +734,8 @@ class Router:
         self.obj.map("rt_bank").typed(u32, u32)[0] = idle
         self.bank = idle
         self.user = user
+        if self.pin_dir is not None:
+            self.save_state()
 
     def _default_class(self, rs: RouteSet) -> RouteSet:
         """Default routes (/0) count in the "default" class: their forwarding groups get a twin
@@ -695,8 +943,14 @@ class Router:
     # ---- attach / lifetime --------------------------------------------------------------------
     def attach(self, mode: XdpMode = XdpMode.AUTO) -> None:
         prog = self.obj.program(PROGRAM)
-        for p in self.ports:
-            self.links.append(prog.attach_xdp(p.ifindex, mode))
+        links = None
+        if self.pin_dir is not None:
+            links = self.pin_dir / "links"
+            links.mkdir(exist_ok=True)
+        with _netns_ctx(self.cfg.netns):
+            for p in self.ports:
+                self.links.append(prog.attach_xdp(p.ifindex, mode,
+                                                  pin=str(links / p.name) if links else None))
 
     def close(self) -> None:
         halt = getattr(self, "_stop_sync", None)

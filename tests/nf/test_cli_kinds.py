@@ -205,3 +205,95 @@ def test_flow_table_killed_up_is_cleaned_by_down(lab4, instance):
     assert rec.stale and (rec.pin_dir / "links" / "p1").exists() and attached(lab4, ["p1"]) == [True]
     assert f"{name}: down" in run("down", name).stdout
     assert deploy.read(name) is None and not rec.pin_dir.exists() and attached(lab4, ["p1"]) == [False]
+
+
+# ---- router ------------------------------------------------------------------------------------
+@pytest.fixture
+def rlab(make_lab):
+    from nf.net.lab import LabSpec
+    from nf.testing.tiers import require
+    require(os.geteuid() == 0, "needs root")
+    return make_lab(LabSpec.router(3))
+
+
+def _rt_file(lab, write):
+    # no `mac:` per interface: the router reads each port's MAC in its netns (netlink)
+    return write("router", {
+        "netns": lab.dut, "mode": "dir", "learn_neighbours": False,
+        "interfaces": [{"name": f"p{i}", "addresses": [f"10.0.{i}.1/24"]} for i in (1, 2, 3)],
+        "routes": [{"prefix": "10.9.0.0/16", "via": ["10.0.2.2"]}],
+        "neighbours": [{"address": "10.0.2.2", "mac": lab.host("h2").mac}],
+        "sizes": {"v4_chunks": 64, "v6_chunks": 64, "trie_entries": 1024, "neighbours": 64}})
+
+
+def _forwarded(lab, to_host: str, dst: str, n: int = 5, timeout: float = 2.0) -> list:
+    """n UDP frames from h1 (to its gateway's MAC) for ``dst``; what ``to_host`` receives."""
+    from scapy.layers.inet import IP
+    from scapy.layers.l2 import Ether
+    h1 = lab.host("h1")
+    frames = udp("10.0.1.2", dst, 4000, 5000, h1.mac, h1.port_mac, n)
+    with lab.capture([to_host]) as cap:
+        lab.send("h1", frames)
+        got = cap.wait(count=n, timeout=timeout)[lab.tap(to_host)]
+    return [Ether(bytes(f)) for f in got if IP in Ether(bytes(f)) and Ether(bytes(f))[IP].dst == dst]
+
+
+def test_router_up_routes_neigh_stats_down_across_processes(rlab, instance, tmp_path):
+    from scapy.layers.inet import IP
+    name, write = instance
+    f = _rt_file(rlab, write)
+    p = run("up", f)
+    assert f"{name}: up (router, p1, p2, p3)" in p.stdout
+    rec = deploy.read(name)
+    assert rec.kind == "router" and rec.status == "up" and rec.extra["routes"] == 1
+    assert attached(rlab, ["p1", "p2", "p3"]) == [True] * 3
+    assert "unchanged" in run("up", f).stdout
+    assert js("routes", name)[name] == [{"prefix": "10.9.0.0/16", "target": "via 10.0.2.2"}]
+    h2, h3 = rlab.host("h2"), rlab.host("h3")
+    assert js("neigh", name)[name] == [{"port": "p2", "address": "10.0.2.2", "mac": h2.mac,
+                                       "static": True}]
+    # forwarded by the pinned program: TTL decremented, MACs rewritten from the port's own
+    got = _forwarded(rlab, "h2", "10.9.1.1")
+    assert len(got) == 5
+    assert all(g[IP].ttl == 63 and g.dst == h2.mac and g.src == h2.port_mac for g in got)
+    st = js("stats", name)[name]["ports"]
+    assert st["p2"]["tx_packets"] == 5 and st["p1"]["rx_packets"] >= 5
+    assert st["class static"]["packets"] == 5
+    # routes and neighbours changed by later processes; the datapath follows
+    run("neigh", name, "add", "10.0.3.2", h3.mac)
+    run("routes", name, "add", "10.8.0.0/16", "via", "10.0.3.2")
+    assert {"prefix": "10.8.0.0/16", "target": "via 10.0.3.2"} in js("routes", name)[name]
+    assert len(_forwarded(rlab, "h3", "10.8.0.1")) == 5
+    run("routes", name, "del", "10.9.0.0/16")
+    assert _forwarded(rlab, "h2", "10.9.1.1", timeout=0.5) == []
+    p = run("routes", name, "del", "10.9.0.0/16", ok=False)
+    assert p.returncode == 6 and "no route 10.9.0.0/16" in p.stderr
+    p = run("routes", name, "add", "10.6.0.0/16", "via", "192.0.2.1", ok=False)
+    assert p.returncode == 3 and "no connected subnet" in p.stderr
+    run("neigh", name, "del", "10.0.3.2")
+    assert [n["address"] for n in js("neigh", name)[name]] == ["10.0.2.2"]
+    # bulk replace from a file: one flip
+    rf = tmp_path / "routes.txt"
+    rf.write_text("".join(f"10.{100 + i}.0.0/16 via 10.0.2.2\n" for i in range(50))
+                  + "10.7.0.0/24 blackhole\n")
+    res = js("routes", name, "replace", rf)[name][0]
+    assert (res["ipv4"], res["ipv6"]) == (51, 0)
+    rows = js("routes", name, "--limit", "0")[name]
+    assert len(rows) == 51 and {"prefix": "10.7.0.0/24", "target": "blackhole"} in rows
+    assert len(_forwarded(rlab, "h2", "10.120.3.4")) == 5
+    p = run("routes", name, "replace", tmp_path / "nope.txt", ok=False)
+    assert p.returncode == 6
+    p = run("down", name)
+    assert f"{name}: down" in p.stdout and not rec.pin_dir.exists() and deploy.read(name) is None
+    assert attached(rlab, ["p1", "p2", "p3"]) == [False] * 3
+
+
+def test_router_killed_up_is_cleaned_by_down(rlab, instance):
+    name, write = instance
+    p = run("up", _rt_file(rlab, write), env={"NF_TEST_CRASH_AT": "after-up"}, ok=False)
+    assert p.returncode == -signal.SIGKILL
+    rec = deploy.read(name)
+    assert rec.stale and attached(rlab, ["p1", "p2", "p3"]) == [True] * 3
+    assert f"{name}: down" in run("down", name).stdout
+    assert deploy.read(name) is None and not rec.pin_dir.exists()
+    assert attached(rlab, ["p1", "p2", "p3"]) == [False] * 3
