@@ -297,3 +297,37 @@ def test_router_killed_up_is_cleaned_by_down(rlab, instance):
     assert f"{name}: down" in run("down", name).stdout
     assert deploy.read(name) is None and not rec.pin_dir.exists()
     assert attached(rlab, ["p1", "p2", "p3"]) == [False] * 3
+
+
+def test_router_trie_mode_routes_change_from_another_process(rlab, instance):
+    """mode: trie keeps routes in the kernel's LPM tries: a process that did not fill them
+    rewrites the idle bank from the saved state and flips."""
+    name, write = instance
+    f = _rt_file(rlab, write)
+    data = yaml.safe_load(f.read_text())
+    f.write_text(yaml.safe_dump({**data, "mode": "trie"}))
+    run("up", f)
+    assert len(_forwarded(rlab, "h2", "10.9.1.1")) == 5
+    run("neigh", name, "add", "10.0.3.2", rlab.host("h3").mac)
+    run("routes", name, "add", "10.9.4.0/24", "via", "10.0.3.2")     # more specific: wins
+    assert len(_forwarded(rlab, "h3", "10.9.4.4")) == 5
+    assert len(_forwarded(rlab, "h2", "10.9.1.1")) == 5
+    run("routes", name, "del", "10.9.0.0/16")
+    assert _forwarded(rlab, "h2", "10.9.1.1", timeout=0.5) == []
+    assert len(_forwarded(rlab, "h3", "10.9.4.4")) == 5
+    assert f"{name}: down" in run("down", name).stdout
+    assert attached(rlab, ["p1", "p2", "p3"]) == [False] * 3
+
+
+def test_down_after_the_interface_is_gone(lab4, instance):
+    """A deployment whose interface was deleted: the pinned link is defunct; `nf down` still
+    detaches and unpins everything."""
+    from pyroute2 import IPRoute
+    name, write = instance
+    run("up", _sk_file(lab4, write))
+    rec = deploy.read(name)
+    with lab4.enter("dut"), IPRoute() as ipr:
+        ipr.link("del", index=ipr.link_lookup(ifname="p1")[0])
+    assert run("show").returncode == 0
+    p = run("down", name)
+    assert f"{name}: down" in p.stdout and not rec.pin_dir.exists() and deploy.read(name) is None
