@@ -30,10 +30,37 @@ static __always_inline u32 eq4x16(u64 w, u64 pat)
 	return ((z >> 15) * 0x0001000200040008ull) >> 48 & 0xf;
 }
 
+/* High bit of each u16 lane of the result set iff that lane of `w` differs from `pat`. */
+static __always_inline u64 ne4x16_hi(u64 w, u64 pat)
+{
+	u64 x = w ^ pat;
+
+	return (((x & LANES16_7FFF) + LANES16_7FFF) | x) & LANES16_HI;
+}
+
+/*
+ * All 16 lanes: word j's lane k "differs" bit is moved to bit 16k + 4j (shift by 15 - 4j), the
+ * four words ORed, inverted once; one multiply then transposes bit 16k + 4j to bit 48 + 4j + k
+ * (every partial product lands on a distinct bit, so nothing carries into 48..63).
+ */
+static __always_inline u32 match16x16(const u16 *arr, u64 pat)
+{
+	u64 ne = ne4x16_hi(get_unaligned((const u64 *)arr), pat) >> 15 |
+		 ne4x16_hi(get_unaligned((const u64 *)(arr + 4)), pat) >> 11 |
+		 ne4x16_hi(get_unaligned((const u64 *)(arr + 8)), pat) >> 7 |
+		 ne4x16_hi(get_unaligned((const u64 *)(arr + 12)), pat) >> 3;
+
+	return ((~ne & 0x1111111111111111ull) * 0x0001000200040008ull) >> 48;
+}
+
 static __always_inline u32 match16(const u16 *arr, u32 n, u32 v)
 {
 	u64 pat = (u64)(u16)v * LANES16_LO;
 	u32 mask = 0, i = 0;
+
+	/* The common case (a full 16-slot bucket): four straight-line SWAR words, no loop. */
+	if (n == 16)
+		return match16x16(arr, pat);
 
 	for (; i + 4 <= n; i += 4)
 		mask |= eq4x16(get_unaligned((const u64 *)(arr + i)), pat) << i;
@@ -100,6 +127,37 @@ __bpf_kfunc int enetstl_key_eq(const void *a, u32 a__sz, const void *b, u32 b__s
 		return -EINVAL;
 	if (a__sz != b__sz)
 		return 0;
+	/* Flow keys are short: up to 64 bytes in straight-line u64 words, the rest in the loops. */
+	if (n <= 64 && n >= 8) {
+		u32 t = n & ~7u;
+
+		switch (t) {
+		case 64: diff |= get_unaligned((const u64 *)(pa + 56)) ^ get_unaligned((const u64 *)(pb + 56));
+			fallthrough;
+		case 56: diff |= get_unaligned((const u64 *)(pa + 48)) ^ get_unaligned((const u64 *)(pb + 48));
+			fallthrough;
+		case 48: diff |= get_unaligned((const u64 *)(pa + 40)) ^ get_unaligned((const u64 *)(pb + 40));
+			fallthrough;
+		case 40: diff |= get_unaligned((const u64 *)(pa + 32)) ^ get_unaligned((const u64 *)(pb + 32));
+			fallthrough;
+		case 32: diff |= get_unaligned((const u64 *)(pa + 24)) ^ get_unaligned((const u64 *)(pb + 24));
+			fallthrough;
+		case 24: diff |= get_unaligned((const u64 *)(pa + 16)) ^ get_unaligned((const u64 *)(pb + 16));
+			fallthrough;
+		case 16: diff |= get_unaligned((const u64 *)(pa + 8)) ^ get_unaligned((const u64 *)(pb + 8));
+			fallthrough;
+		default: diff |= get_unaligned((const u64 *)pa) ^ get_unaligned((const u64 *)pb);
+		}
+		n -= t;
+		pa += t;
+		pb += t;
+		if (n >= 4) {
+			diff |= get_unaligned((const u32 *)pa) ^ get_unaligned((const u32 *)pb);
+			n -= 4;
+			pa += 4;
+			pb += 4;
+		}
+	}
 	for (; n >= 8; n -= 8, pa += 8, pb += 8)
 		diff |= get_unaligned((const u64 *)pa) ^ get_unaligned((const u64 *)pb);
 	for (; n; n--)
