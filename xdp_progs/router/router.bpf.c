@@ -177,6 +177,54 @@ struct {
 	__type(value, __u64);
 } rt_neigh_miss SEC(".maps");
 
+/* Per-CPU direct-mapped cache in front of rt_neigh: a hash-map lookup of the 24-byte key costs
+ * ~12-19 ns of a ~38 ns forward path (measured, NOTES.md); a cache hit is two inlined array reads
+ * and a compare. rt_neigh_gen[0] changes on every rt_neigh write (learn() here, set_neighbour()
+ * in the controller, which writes the entry first and then bumps): an entry filled under another
+ * generation is a miss, so a changed neighbour is seen by the next packet. A fill stores the
+ * generation read *before* its rt_neigh lookup, so a write racing with it invalidates it. */
+#define RT_NCACHE_BITS 10
+struct rt_ncache {
+	__u64 gen;
+	__u32 port;
+	__u32 family;
+	__u8 addr[16];
+	__u8 mac[6];
+	__u8 valid;
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1 << RT_NCACHE_BITS);
+	__type(key, __u32);
+	__type(value, struct rt_ncache);
+} rt_ncache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} rt_neigh_gen SEC(".maps");
+
+static __always_inline __u64 neigh_gen(void)
+{
+	__u32 k = 0;
+	__u64 *g = bpf_map_lookup_elem(&rt_neigh_gen, &k);
+
+	return g ? *g : 0;
+}
+
+static __always_inline void neigh_gen_bump(void)
+{
+	__u32 k = 0;
+	__u64 *g = bpf_map_lookup_elem(&rt_neigh_gen, &k);
+
+	if (g)
+		__sync_fetch_and_add(g, 1);
+}
+
 /* ---- counters --------------------------------------------------------------------------------- */
 NF_STATS_MAP(rt_stats);
 
@@ -458,7 +506,10 @@ static __always_inline void learn(__u32 port, __u8 family, const __u8 *addr, con
 	if (old && (old->flags & RT_NEIGH_STATIC))
 		return; /* configured entries win over what the wire says */
 	__builtin_memcpy(n.mac, mac, 6);
+	if (old && !__builtin_memcmp(old->mac, mac, 6) && old->flags == n.flags)
+		return; /* unchanged: keep the caches valid */
 	bpf_map_update_elem(&rt_neigh, &k, &n, BPF_ANY);
+	neigh_gen_bump();
 }
 
 struct arp_eth4 {
@@ -734,15 +785,35 @@ static __always_inline int resolve(struct rt_group *g, __u32 hash, __u8 family, 
 		__builtin_memcpy(k.addr, dst, family == 4 ? 4 : 16);
 	else
 		__builtin_memcpy(k.addr, h->gw, family == 4 ? 4 : 16);
-	n = bpf_map_lookup_elem(&rt_neigh, &k);
-	if (!n) {
-		__u64 now = bpf_ktime_get_ns();
+	{
+		const __u32 *a = (const __u32 *)k.addr;
+		__u64 gen = neigh_gen();
+		__u32 ci = ((a[0] ^ a[1] ^ a[2] ^ a[3] ^ k.port) * 0x9e3779b1u) >> (32 - RT_NCACHE_BITS);
+		struct rt_ncache *c = bpf_map_lookup_elem(&rt_ncache, &ci);
 
-		bpf_map_update_elem(&rt_neigh_miss, &k, &now, BPF_ANY);
-		return WHY(RT_REASON_NEIGH_MISS);
+		if (c && c->valid && c->gen == gen && c->port == k.port && c->family == family &&
+		    !__builtin_memcmp(c->addr, k.addr, 16)) {
+			__builtin_memcpy(f->dmac, c->mac, 6);
+		} else {
+			n = bpf_map_lookup_elem(&rt_neigh, &k);
+			if (!n) {
+				__u64 now = bpf_ktime_get_ns();
+
+				bpf_map_update_elem(&rt_neigh_miss, &k, &now, BPF_ANY);
+				return WHY(RT_REASON_NEIGH_MISS);
+			}
+			__builtin_memcpy(f->dmac, n->mac, 6);
+			if (c) {
+				c->gen = gen;
+				c->port = k.port;
+				c->family = family;
+				__builtin_memcpy(c->addr, k.addr, 16);
+				__builtin_memcpy(c->mac, n->mac, 6);
+				c->valid = 1;
+			}
+		}
 	}
 	f->port = k.port;
-	__builtin_memcpy(f->dmac, n->mac, 6);
 	__builtin_memcpy(f->smac, op->mac, 6);
 	return 0;
 }
