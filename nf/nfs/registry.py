@@ -382,6 +382,11 @@ def _sk_topk(sk, k: int | None = None, flip: bool = False) -> list[dict]:
     return out
 
 
+def _sk_runtime(sk, old, new) -> list[str]:
+    return [f"{f} {getattr(old, f)} -> {getattr(new, f)} (controller side)"
+            for f in ("topk", "epoch_s", "history") if getattr(old, f) != getattr(new, f)]
+
+
 # ---- flow table --------------------------------------------------------------------------------
 def _ft_cfg(rec):
     from nf.config.flow_table import FlowTableConfig
@@ -543,15 +548,12 @@ def _rt_neigh(r, op: str = "list", address: str | None = None, mac: str | None =
              "static": bool(f & NEIGH_STATIC)} for (p, a), (m, f) in sorted(r.neighbours().items())]
 
 
-# ---- kinds not yet deployable: validation only -------------------------------------------------
+# ---- the kinds -------------------------------------------------
 def _router_load(path: Path):
     from nf.config.router import load_router_config
     return load_router_config(path)
 
 
-_PINS = ("its controller keeps maps and links only as fds of the process (no pins under "
-         "/sys/fs/bpf/xdp-nf/<name>, no attach-from-pins), so the deployment would vanish when "
-         "`nf` exits; use the Python controller ({ctl}) in a long-running process")
 
 KINDS: dict[str, Kind] = {
     "l2_switch": Kind(
@@ -584,7 +586,9 @@ KINDS: dict[str, Kind] = {
         "nf.config.sketch:SketchConfig", deployable=True, object="sketch/sketch",
         verbs={"topk": _sk_topk},
         _preflight=_sk_preflight, _up=_sk_up, _down=_sk_down, _open=_sk_open,
-        _stats=lambda sk: sk.counters()),
+        _stats=lambda sk: sk.counters(), _runtime=_sk_runtime,
+        # read by the controller only (`nf topk` defaults); the datapath never sees them
+        runtime_fields=frozenset({"topk", "epoch_s", "history"})),
     "flow_table": Kind(
         "flow_table", "cuckoo flow table (5-tuple rules, per-flow counters)",
         "nf.config.flow_table:FlowTableConfig", deployable=True, object="flow_table/flow_table",

@@ -331,3 +331,17 @@ def test_down_after_the_interface_is_gone(lab4, instance):
     assert run("show").returncode == 0
     p = run("down", name)
     assert f"{name}: down" in p.stdout and not rec.pin_dir.exists() and deploy.read(name) is None
+
+
+def test_sketch_apply_changes_controller_fields_and_refuses_datapath_ones(lab4, instance):
+    name, write = instance
+    f = _sk_file(lab4, write)
+    run("up", f)
+    data = yaml.safe_load(f.read_text())
+    f.write_text(yaml.safe_dump({**data, "topk": 2}))
+    p = run("apply", f)
+    assert "topk 4 -> 2 (controller side)" in p.stdout and deploy.read(name).config["topk"] == 2
+    f.write_text(yaml.safe_dump({**data, "topk": 2, "width": 512}))
+    p = run("apply", f, ok=False)
+    assert p.returncode == 7 and "width" in p.stderr
+    assert deploy.read(name).config["width"] == 1024
