@@ -138,7 +138,9 @@ from pydantic import Field, model_validator  # noqa: E402
 from nf.config import ConfigError  # noqa: E402
 from nf.config.base import Model  # noqa: E402
 
-CHAINABLE = ("filter", "l2_switch")
+CHAINABLE = ("filter", "l2_switch", "sketch", "flow_table", "router")
+# kinds whose config names interfaces of its own: in a chain the chain's interfaces are used
+_OWN_IFACES = ("filter", "sketch", "flow_table")
 
 
 class MemberSpec(Model):
@@ -175,7 +177,7 @@ class ChainConfig(Model):
                 continue
             k = registry.get(m.kind)
             data = {**m.config, "netns": self.netns}
-            if m.kind == "filter":
+            if m.kind in _OWN_IFACES:
                 if m.config.get("interfaces"):
                     errors.append((f"nfs[{i}].config.interfaces", "a chain member runs on the chain's "
                                                                   "interfaces; leave it out"))
@@ -185,6 +187,9 @@ class ChainConfig(Model):
             except ConfigError as e:
                 errors += [(f"nfs[{i}].config.{p}" if p else f"nfs[{i}].config", msg) for p, msg in e.errors]
                 continue
+            if m.kind == "router" and sorted(p.name for p in cfg.interfaces) != sorted(self.interfaces):
+                errors.append((f"nfs[{i}].config.interfaces", "a router in a chain has exactly the "
+                                                              f"chain's interfaces ({', '.join(self.interfaces)})"))
             if m.kind == "l2_switch" and sorted(p.name for p in cfg.ports) != sorted(self.interfaces):
                 errors.append((f"nfs[{i}].config.ports", "a switch in a chain has exactly the chain's "
                                                          f"interfaces as ports ({', '.join(self.interfaces)})"))
@@ -235,7 +240,59 @@ def _filter_member(cfg, chain: Chain, position: int):
     return obj, PROG, None
 
 
-MEMBER_UP = {"l2_switch": _l2_member, "filter": _filter_member}
+def _sketch_member(cfg, chain: Chain, position: int):
+    """The controller's own up(pin=True) (banks, maps, prog pinned), on the chainable object,
+    with no interface of its own (the chain's dispatcher holds them)."""
+    from nf.nfs.sketch import PROG, Sketch
+
+    class ChainedSketch(Sketch):
+        def _open_object(self):
+            return chain.member(SKETCH_CHAIN, position)
+
+    sk = ChainedSketch(cfg)
+    sk.up(pin=True)
+    sk._keep = True                  # leaving it (up_chain's finally) releases fds, keeps pins
+    return sk.obj, PROG, sk
+
+
+def _ft_member(cfg, chain: Chain, position: int):
+    """The controller's own up(pin=True) (maps, datapath + control programs, rules) on the
+    chainable object; no interface of its own."""
+    from nf.nfs.flow_table import PROG, FlowTable
+
+    class ChainedFlowTable(FlowTable):
+        def _open_object(self):
+            return chain.member(FT_CHAIN, position)
+
+    ft = ChainedFlowTable(cfg)
+    ft.up(pin=True)
+    ft._keep = True
+    return ft.obj, PROG[ft.variant], ft
+
+
+def _rt_member(cfg, chain: Chain, position: int):
+    """The controller's own up(pin=True) (maps, programs, routes, neighbours, saved state) on
+    the chainable object; the chain's dispatcher holds the router's ports."""
+    from nf.nfs.router import PROGRAM, Router
+
+    class ChainedRouter(Router):
+        def _open_object(self):
+            return chain.member(RT_CHAIN, position)
+
+        def attach(self, mode=None) -> None:
+            pass
+
+    r = ChainedRouter(cfg)
+    r.up(pin=True)
+    r.pin_dir = None                 # leaving it (close) keeps the pins
+    return r.obj, PROGRAM, r
+
+
+SKETCH_CHAIN = "sketch/sketch_chain"
+FT_CHAIN = "flow_table/flow_table_chain"
+RT_CHAIN = "router/router_chain"
+MEMBER_UP = {"l2_switch": _l2_member, "filter": _filter_member, "sketch": _sketch_member,
+             "flow_table": _ft_member, "router": _rt_member}
 
 
 def up_chain(cfg: ChainConfig) -> dict:
@@ -313,7 +370,87 @@ def _l2_member_reload(cfg, chain: Chain, position: int):
     return obj, "xdp_l2sw", None
 
 
-MEMBER_RELOAD = {"l2_switch": _l2_member_reload, "filter": _filter_member}
+def _sketch_member_reload(cfg, chain: Chain, position: int):
+    """The sketch's program again, for a new position, on its pinned banks and maps (by fd):
+    the current epoch's counts, candidates and counters carry on."""
+    import contextlib
+    from nf.bpf import Map
+    from nf.bpf.pin import instance_dir
+    from nf.nfs import sketch as S
+    from nf.net.iface import ifindex
+    d = instance_dir(cfg.name, create=False)
+    variant = S.Sketch.resolve_variant(cfg.variant)
+    rd = ifindex(cfg.redirect_to, cfg.netns) if cfg.redirect_to else 0
+    obj = chain.member(SKETCH_CHAIN, position)
+    try:
+        obj.set_rodata("sk_cfg", S.make_cfg(cfg, variant, rd))
+        obj.set_rodata("sk_log2_tab", (ctypes.c_uint32 * S.SKETCH_LOG2_TAB)(*S.log2_table(S.SKETCH_LOG2_TAB)))
+        obj.map("sk_cand").set_max_entries(2 * cfg.candidates)
+        with contextlib.ExitStack() as es:
+            bank0 = es.enter_context(contextlib.closing(Map.from_pin(d / "bank0")))
+            obj.map("sk_active").set_inner_map(bank0)
+            for n in ("sk_active", "sk_cand", S.STATS_MAP):
+                obj.map(n).reuse(es.enter_context(contextlib.closing(Map.from_pin(d / n))))
+            obj.program(S.PROG_HASHCHECK).set_autoload(False)
+            if not (cfg.nitro.enabled and variant == S.Variant.enetstl):
+                obj.program(S.PROG_POOL).set_autoload(False)
+            obj.load()
+    except BaseException:
+        obj.close()
+        raise
+    return obj, S.PROG, None
+
+
+def _ft_member_reload(cfg, chain: Chain, position: int):
+    """The table's programs again, for a new position; load() reuses its pinned maps (flows,
+    counters) through pin_maps. The control program pin stays the first one (same maps)."""
+    from nf.bpf.pin import instance_dir
+    from nf.nfs.flow_table import PROG, FlowTable
+
+    class ChainedFlowTable(FlowTable):
+        def _open_object(self):
+            return chain.member(FT_CHAIN, position)
+
+    ft = ChainedFlowTable(cfg)
+    ft.pin_dir = instance_dir(cfg.name, create=False)
+    ft._keep = True
+    try:
+        ft.load()
+    except BaseException:
+        ft.release()
+        raise
+    return ft.obj, PROG[ft.variant], ft
+
+
+def _rt_member_reload(cfg, chain: Chain, position: int):
+    """The router's program again, for a new position, on its pinned maps reused by fd (the
+    kernel's DEVMAP flags defeat libbpf's pinned-map check; see registry._l2_reload): routes,
+    neighbours, ports and counters carry on."""
+    import contextlib
+    from nf.bpf import Map
+    from nf.bpf.pin import instance_dir
+    from nf.nfs.router import PROGRAM, Router
+    d = instance_dir(cfg.name, create=False)
+    r = Router(cfg)
+    obj = chain.member(RT_CHAIN, position)
+    try:
+        r.configure(obj)
+        with contextlib.ExitStack() as es:
+            for n in obj.maps:
+                if n != CHAIN_MAP and "." not in n and (d / n).exists():
+                    obj.map(n).reuse(es.enter_context(contextlib.closing(Map.from_pin(d / n))))
+            obj.load()
+    except BaseException:
+        obj.close()
+        raise
+    finally:
+        r.close()
+    return obj, PROGRAM, None
+
+
+MEMBER_RELOAD = {"l2_switch": _l2_member_reload, "filter": _filter_member,
+                 "sketch": _sketch_member_reload, "flow_table": _ft_member_reload,
+                 "router": _rt_member_reload}
 
 
 def apply_chain(rec, new: ChainConfig) -> list[str]:

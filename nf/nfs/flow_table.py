@@ -164,6 +164,11 @@ class FlowTable:
                      default_port=self.ifindexes.get(c.default_port or "", 0),
                      non_ip_action=_ACT[c.non_ip_action])
 
+    def _open_object(self):
+        """The object load() configures; a chain member (nf/chain.py) opens its chainable one."""
+        from nf.bpf import BpfObject
+        return BpfObject.open_built(OBJECT)
+
     def load(self) -> "FlowTable":
         """Open and load the object with the config's sizes (no rules, no attach)."""
         from nf.bpf import BpfObject
@@ -175,14 +180,16 @@ class FlowTable:
         if needs_ports and not self.ifindexes:
             self.ifindexes = self._resolve_ports()
         self.variant = self.resolve_variant()
-        obj = BpfObject.open_built(OBJECT)
+        obj = self._open_object()
         try:
             obj.set_rodata("ft_cfg", self.rodata())
             obj.map("ft_buckets").set_max_entries(self.n_buckets)
             obj.map("ft_entries").set_max_entries(self.capacity + 1)
             obj.map("ft_free").set_max_entries(self.capacity)
             if self.pin_dir is not None:
-                obj.pin_maps(self.pin_dir)     # every non-internal map, pinned at load
+                # every non-internal map, pinned at load (a chain member's PROG_ARRAY is the
+                # chain's: its own pin alone decides its lifetime)
+                obj.pin_maps(self.pin_dir, [n for n in obj.maps if n != "nf_chain" and "." not in n])
             obj.load()
         except BaseException:
             obj.close()

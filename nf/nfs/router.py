@@ -341,28 +341,40 @@ class Router:
         return res
 
     # ---- load ---------------------------------------------------------------------------------
-    def load(self) -> "Router":
+    def _open_object(self) -> BpfObject:
+        """The object load() configures; a chain member (nf/chain.py) opens its chainable one."""
         from nf.bpf.build import build
+        return BpfObject.open(build(OBJECT))
+
+    def configure(self, obj: BpfObject) -> None:
+        """Rodata and map sizes of this config on an opened, not yet loaded object."""
         sz = self.cfg.sizes
         mode = MODE[self.cfg.mode]
-        obj = BpfObject.open(build(OBJECT))
+        flags = (F_ICMP_ERRORS if self.cfg.icmp.errors else 0) | \
+            (F_ECHO if self.cfg.icmp.echo else 0) | (F_LEARN if self.cfg.learn_neighbours else 0) | \
+            (0 if self.cfg.use_module else F_PURE)
+        obj.set_rodata("cfg", RtCfg(mode=mode, flags=flags, icmp_rate=self.cfg.icmp.rate,
+                                    icmp_burst=self.cfg.icmp.burst, ecmp_seed=self.cfg.ecmp_seed))
+        dir_ = mode == MODE["dir"]
+        # unused tables shrink to one element (the verifier removed the code using them)
+        obj.map("rt_v4_tbl24").set_max_entries(V4_TBL24 if dir_ else 1)
+        obj.map("rt_v4_tbl8").set_max_entries(sz.v4_chunks * CHUNK if dir_ else 1)
+        obj.map("rt_v6_root").set_max_entries(V6_ROOT if dir_ else 1)
+        obj.map("rt_v6_chunks").set_max_entries(sz.v6_chunks * CHUNK if dir_ else 1)
+        for n in ("rt_trie4_0", "rt_trie4_1", "rt_trie6_0", "rt_trie6_1"):
+            obj.map(n).set_max_entries(sz.trie_entries if mode == MODE["trie"] else 1)
+        obj.map("rt_neigh").set_max_entries(sz.neighbours)
+
+    def load(self) -> "Router":
+        mode = MODE[self.cfg.mode]
+        dir_ = mode == MODE["dir"]
+        obj = self._open_object()
         try:
-            flags = (F_ICMP_ERRORS if self.cfg.icmp.errors else 0) | \
-                (F_ECHO if self.cfg.icmp.echo else 0) | (F_LEARN if self.cfg.learn_neighbours else 0) | \
-                (0 if self.cfg.use_module else F_PURE)
-            obj.set_rodata("cfg", RtCfg(mode=mode, flags=flags, icmp_rate=self.cfg.icmp.rate,
-                                        icmp_burst=self.cfg.icmp.burst, ecmp_seed=self.cfg.ecmp_seed))
-            dir_ = mode == MODE["dir"]
-            # unused tables shrink to one element (the verifier removed the code using them)
-            obj.map("rt_v4_tbl24").set_max_entries(V4_TBL24 if dir_ else 1)
-            obj.map("rt_v4_tbl8").set_max_entries(sz.v4_chunks * CHUNK if dir_ else 1)
-            obj.map("rt_v6_root").set_max_entries(V6_ROOT if dir_ else 1)
-            obj.map("rt_v6_chunks").set_max_entries(sz.v6_chunks * CHUNK if dir_ else 1)
-            for n in ("rt_trie4_0", "rt_trie4_1", "rt_trie6_0", "rt_trie6_1"):
-                obj.map(n).set_max_entries(sz.trie_entries if mode == MODE["trie"] else 1)
-            obj.map("rt_neigh").set_max_entries(sz.neighbours)
+            self.configure(obj)
             if self.pin_dir is not None:
-                obj.pin_maps(self.pin_dir)       # every non-internal map, pinned at load
+                # every non-internal map, pinned at load (a chain member's PROG_ARRAY is the
+                # chain's: its own pin alone decides its lifetime)
+                obj.pin_maps(self.pin_dir, [n for n in obj.maps if n != "nf_chain" and "." not in n])
             obj.load()
         except BaseException:
             obj.close()

@@ -229,12 +229,17 @@ class Sketch:
         kind = "array" if self.shared else "percpu_array"
         return Map.create(kind, 4, self.value_size, 1, name=f"sk_bank{i}")
 
+    def _open_object(self):
+        """The object load() configures; a chain member (nf/chain.py) opens its chainable one."""
+        from nf.bpf import BpfObject
+        return BpfObject.open_built(OBJECT)
+
     def load(self, redirect_ifindex: int = 0) -> "Sketch":
         """Open, configure and load (no attach): test_run-only mode."""
         from nf.bpf import BpfObject
         if self.obj is not None:
             raise RuntimeError("sketch already loaded")
-        obj = BpfObject.open_built(OBJECT)
+        obj = self._open_object()
         try:
             obj.set_rodata("sk_cfg", make_cfg(self.cfg, self.variant, redirect_ifindex))
             obj.set_rodata("sk_log2_tab", (ctypes.c_uint32 * SKETCH_LOG2_TAB)(*log2_table(SKETCH_LOG2_TAB)))

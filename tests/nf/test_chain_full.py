@@ -1,0 +1,158 @@
+"""nf/chain.py with the issue's chain: flow table -> sketch -> router on the same interfaces
+(configs/chain_full.yaml), through real `nf` processes (tier 2, netns). Each NF keeps its own
+counters; a flow the table drops never reaches the sketch; the router's frames are byte-correct;
+`nf apply` reordering keeps every member's maps; `nf down` leaves nothing."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from nf import deploy
+
+pytestmark = pytest.mark.netns
+ROOT = Path(__file__).resolve().parents[2]
+NF = str(ROOT / ".venv" / "bin" / "nf")
+
+
+def run(*args, ok=True):
+    p = subprocess.run([NF, *map(str, args)], capture_output=True, text=True, timeout=180)
+    if ok:
+        assert p.returncode == 0, f"nf {' '.join(map(str, args))}: rc {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def js(*args):
+    return json.loads(run(*args, "--json").stdout)
+
+
+@pytest.fixture
+def rlab(make_lab):
+    from nf.net.lab import LabSpec
+    from nf.testing.tiers import require
+    require(os.geteuid() == 0, "needs root")
+    return make_lab(LabSpec.router(3))
+
+
+@pytest.fixture
+def chain_cfg(rlab, tmp_path):
+    """configs/chain_full.yaml in this lab with unique names; write(order) -> path. Torn down after."""
+    data = yaml.safe_load((ROOT / "configs" / "chain_full.yaml").read_text())
+    tag = f"x{os.getpid()}"
+    data["chain"] += tag
+    data["netns"] = rlab.dut
+    for m in data["nfs"]:
+        m["config"]["name"] += tag
+        if m["kind"] == "sketch":        # a handful of frames makes a candidate (topk lists it)
+            m["config"]["threshold"] = {"absolute": 2}
+    names = {m["kind"]: m["config"]["name"] for m in data["nfs"]}
+    by_kind = {m["kind"]: m for m in data["nfs"]}
+
+    def write(order=("flow_table", "sketch", "router")):
+        f = tmp_path / f"chain_{'_'.join(order)}.yaml"
+        f.write_text(yaml.safe_dump({**data, "nfs": [by_kind[k] for k in order]}))
+        return f
+    write.chain, write.names = data["chain"], names
+    yield write
+    subprocess.run([NF, "down", data["chain"]], capture_output=True, timeout=120)
+    for n in [data["chain"], *names.values()]:
+        deploy.cleanup_pins(n)
+        deploy.remove(n)
+
+
+def frames(lab, sport, n):
+    h1 = lab.host("h1")
+    return [bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src="10.0.1.2", dst="10.9.1.1", ttl=64)
+                  / UDP(sport=sport, dport=5000) / f"{sport}-{i}".encode().ljust(18, b"."))
+            for i in range(n)]
+
+
+def routed(lab, frame) -> bytes:
+    """What the router must put on the wire to h2: TTL - 1, IP checksum, port MAC -> h2's MAC."""
+    h2 = lab.host("h2")
+    e = Ether(frame)
+    e.src, e.dst = h2.port_mac, h2.mac
+    e[IP].ttl -= 1
+    del e[IP].chksum
+    return bytes(e)
+
+
+def send(lab, fs, count, timeout=2.0):
+    with lab.capture(["h2", "h3"]) as cap:
+        lab.send("h1", fs)
+        got = cap.wait(count=count, timeout=timeout, quiet=0.3)
+    return {h: [bytes(f) for f in got[lab.tap(h)] if IP in Ether(bytes(f))] for h in ("h2", "h3")}
+
+
+def flows(name):
+    return {(r["flow"], r["action"]): r["packets"] for r in js("flows", name)[name]}
+
+
+def sketch_top(name):
+    return {r["flow"]: r["estimate"] for r in js("topk", name)[name]}
+
+
+def test_flow_table_sketch_router_chain_across_processes(rlab, chain_cfg):
+    from nf.bpf import xdp_query
+    ft, sk, rt = (chain_cfg.names[k] for k in ("flow_table", "sketch", "router"))
+    ch = chain_cfg.chain
+    f = chain_cfg()
+    p = run("up", f)
+    assert f"{ch}: up (chain, p1, p2, p3)" in p.stdout, p.stdout
+    assert {deploy.read(n).chain["position"] for n in (ft, sk, rt)} == {1, 2, 3}
+    assert [deploy.read(n).chain["position"] for n in (ft, sk, rt)] == [1, 2, 3]
+
+    good, bad = frames(rlab, 4000, 5), frames(rlab, 4001, 3)   # 4001: the table's drop rule
+    st0 = js("stats")
+    got = send(rlab, good + bad, count=5)
+    # the router's output, byte for byte (only the passed flow, only to h2)
+    assert sorted(got["h2"]) == sorted(routed(rlab, g) for g in good) and got["h3"] == []
+    st = js("stats")
+    # each NF its own counters: the table saw all 8 and dropped 3 (per-flow counts in its entries)
+    fl = flows(ft)
+    assert fl[("17 10.0.1.2:4001 -> 10.9.1.1:5000", "drop")] == 3
+    assert fl[("17 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == 5
+    d = lambda n, g, k: st[n]["ports"][g][k] - st0[n]["ports"][g][k]   # noqa: E731
+    a = lambda n, k: st[n]["actions"]["packets"][k] - st0[n]["actions"]["packets"][k]  # noqa: E731
+    assert d(ft, "table", "lookups") == 8
+    assert (a(ft, "drop"), a(ft, "pass")) == (3, 5)             # exit-point counters, per NF
+    assert (a(sk, "pass"), a(sk, "drop")) == (5, 0)
+    assert (a(rt, "redirect"), a(rt, "pass")) == (5, 0)
+    # the sketch only saw what the table passed: the dropped flow was never counted
+    top = sketch_top(sk)
+    assert top.get("10.0.1.2 10.9.1.1 4000 5000 17") == 5, top
+    assert not [k for k in top if " 4001 " in k], top
+    assert d(sk, "epoch", "packets") == 5
+    assert d(rt, "p2", "tx_packets") == 5 and d(rt, "class static", "packets") == 5
+    assert st[ch]["ports"]["dispatcher"]["entered"] - st0[ch]["ports"]["dispatcher"]["entered"] >= 8
+
+    # reorder: sketch first, then the table, then the router; every member keeps its maps
+    r = run("apply", chain_cfg(("sketch", "flow_table", "router")))
+    assert f"{sk}: position 2 -> 1" in r.stdout and f"{ft}: position 1 -> 2" in r.stdout, r.stdout
+    assert f"{rt}: stays at 3" in r.stdout
+    assert [deploy.read(n).chain["position"] for n in (sk, ft, rt)] == [1, 2, 3]
+    got = send(rlab, good + bad, count=5)
+    assert sorted(got["h2"]) == sorted(routed(rlab, g) for g in good)
+    fl = flows(ft)                                             # the table's flows carried on
+    assert fl[("17 10.0.1.2:4001 -> 10.9.1.1:5000", "drop")] == 6
+    assert fl[("17 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == 10
+    top = sketch_top(sk)                                       # now in front: it sees the drops too
+    assert top.get("10.0.1.2 10.9.1.1 4000 5000 17") == 10, top
+    assert top.get("10.0.1.2 10.9.1.1 4001 5000 17") == 3, top
+    st2 = js("stats")
+    assert st2[rt]["ports"]["p2"]["tx_packets"] - st0[rt]["ports"]["p2"]["tx_packets"] == 10
+    assert {"prefix": "10.9.0.0/16", "target": "via 10.0.2.2"} in js("routes", rt)[rt]
+
+    p = run("down", ch)
+    assert f"{ch}: down" in p.stdout
+    assert not {ch, ft, sk, rt} & set(deploy.names())
+    from nf.bpf.pin import instance_dir
+    assert not any(instance_dir(n, create=False).exists() for n in (ch, ft, sk, rt))
+    with rlab.enter("dut"):
+        assert not any(xdp_query(p).attached for p in ("p1", "p2", "p3"))
