@@ -158,7 +158,11 @@ def test_chain_config_errors_name_the_member_field():
                         {"name": "p1", "vlan": 10}, {"name": "p2", "vlan": 10}]}}]}
     assert [k.name for k, _ in validate(base, ChainConfig).members()] == ["filter", "l2_switch"]
     for mutate, needle in [
-        (lambda d: d["nfs"][0].update(kind="router"), "nfs[0].kind: 'router' cannot join a chain"),
+        (lambda d: d["nfs"][0].update(kind="chain"), "nfs[0].kind: 'chain' cannot join a chain"),
+        (lambda d: d["nfs"].append({"kind": "router", "config": {"name": "r1", "interfaces": [
+            {"name": "p1", "addresses": ["10.0.1.1/24"]}]}}), "nfs[2].config.interfaces: a router in a chain"),
+        (lambda d: d["nfs"].append({"kind": "sketch", "config": {"name": "k1", "interfaces": ["p1"]}}),
+         "nfs[2].config.interfaces: a chain member runs on the chain's interfaces"),
         (lambda d: d["nfs"][0]["config"].update(drop_dports=[0]), "nfs[0].config.drop_dports"),
         (lambda d: d["nfs"][1]["config"]["ports"].pop(), "nfs[1].config.ports: a switch in a chain"),
         (lambda d: d["nfs"][1]["config"].update(name="f1"), "nfs[1].config.name: instance name 'f1'"),
