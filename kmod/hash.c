@@ -129,11 +129,74 @@ static u32 crc32c_hw(u32 crc, const u8 *p, u32 len)
 	return crc;
 }
 
+/*
+ * Scalar multi-hash for keys of at most ROWS_MAX_LEN bytes: the key words are loaded and
+ * multiplied by their prime once, then each row runs only its seed-dependent part (3 ops per
+ * stripe word, merge, tail, finalise), straight-line for the common lengths.  About half the
+ * instructions of d separate enetstl_xxh32_scalar calls.
+ */
+#define ROWS_MAX_LEN	64
+
+static void xxh32_rows_scalar(const u8 *p, u32 len, u32 seed, u32 d, u32 *out)
+{
+	u32 m[ROWS_MAX_LEN / 4] __uninitialized, tb[3] __uninitialized;
+	u32 ns = len / 16, nw = len / 4, nt = len & 3, i, r;
+
+	for (i = 0; i < ns * 4; i++)
+		m[i] = get_unaligned_le32(p + 4 * i) * P2;
+	for (; i < nw; i++)
+		m[i] = get_unaligned_le32(p + 4 * i) * P3;
+	for (i = 0; i < nt; i++)
+		tb[i] = p[nw * 4 + i] * P5;
+	for (r = 0; r < d; r++, seed += ENETSTL_SEED_STEP) {
+		u32 h;
+
+		if (ns) {
+			u32 v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+
+			for (i = 0; i < ns * 4; i += 4) {
+				v1 = rol32(v1 + m[i], 13) * P1;
+				v2 = rol32(v2 + m[i + 1], 13) * P1;
+				v3 = rol32(v3 + m[i + 2], 13) * P1;
+				v4 = rol32(v4 + m[i + 3], 13) * P1;
+			}
+			h = rol32(v1, 1) + rol32(v2, 7) + rol32(v3, 12) + rol32(v4, 18);
+		} else {
+			h = seed + P5;
+		}
+		h += len;
+		for (i = ns * 4; i < nw; i++)
+			h = rol32(h + m[i], 17) * P4;
+		for (i = 0; i < nt; i++)
+			h = rol32(h + tb[i], 11) * P1;
+		h ^= h >> 15;
+		h *= P2;
+		h ^= h >> 13;
+		h *= P3;
+		h ^= h >> 16;
+		out[r] = h;
+	}
+}
+
+/*
+ * Below these many rows the scalar rows beat the AVX2 lanes, whose fixed cost (irq_fpu_usable,
+ * kernel_fpu_begin_mask/end, 8 lanes computed whatever d is) is several scalar rows:
+ * measured with tests/kmod/test_kfunc_bench.py (kmod/BENCH.md; 16-byte key: fused scalar
+ * count-min ~142 + 46/row, AVX2 ~300 + 14/row).  Longer keys keep AVX2.
+ */
+#define SIMD_MIN_D	ENETSTL_SIMD_MIN_D
+#define CM_SIMD_MIN_D	ENETSTL_CM_SIMD_MIN_D
+
 /* Multi-hash core: d in 1..16, out has room for 16 (SIMD lanes past d are discarded). */
 static void hash_d(const u8 *key, u32 len, u32 seed, u32 d, u32 *out)
 {
 	u32 i;
 
+	if (d < SIMD_MIN_D && len <= ROWS_MAX_LEN) {
+		xxh32_rows_scalar(key, len, seed, d, out);
+		enetstl_count(CTR_HASH_SCALAR);
+		return;
+	}
 	if (enetstl_has_avx2 && !READ_ONCE(enetstl_force_scalar)) {
 		if (irq_fpu_usable()) {
 			kernel_fpu_begin_mask(0);
@@ -146,16 +209,146 @@ static void hash_d(const u8 *key, u32 len, u32 seed, u32 d, u32 *out)
 		}
 		enetstl_count(CTR_FPU_BUSY);
 	}
-	for (i = 0; i < d; i++)
-		out[i] = enetstl_xxh32_scalar(key, len, seed + i * ENETSTL_SEED_STEP);
+	if (len <= ROWS_MAX_LEN)
+		xxh32_rows_scalar(key, len, seed, d, out);
+	else
+		for (i = 0; i < d; i++)
+			out[i] = enetstl_xxh32_scalar(key, len, seed + i * ENETSTL_SEED_STEP);
 	enetstl_count(CTR_HASH_SCALAR);
+}
+
+static __always_inline u32 cm_bump(u32 *c, u32 inc, bool atomic)
+{
+	u32 v;
+
+	if (atomic)
+		return atomic_add_return(inc, (atomic_t *)c);
+	v = *c + inc;
+	*c = v;
+	return v;
+}
+
+/*
+ * Fused scalar count-min for small d: each row's hash goes straight into its counter bump, no
+ * hash array, no FPU bracket.  Instantiated with a constant `len` for the usual flow-key
+ * lengths, so the key words sit in registers (loaded and multiplied once) and every row is
+ * straight-line code.  Bit-identical to xxh32 (see enetstl_xxh32_scalar).
+ */
+static __always_inline u32 cm_fused_rows(const u8 *p, const u32 len, u32 *cnt, u32 d, u32 w,
+					 u32 seed, u32 inc, bool atomic)
+{
+	u32 m[ROWS_MAX_LEN / 4] __uninitialized, tb[3] __uninitialized;
+	const u32 ns = len / 16, nw = len / 4, nt = len & 3;
+	u32 i, r, min = U32_MAX, mask = w - 1;
+	bool pow2 = !(w & mask);
+
+#pragma GCC unroll 16
+	for (i = 0; i < ns * 4; i++)
+		m[i] = get_unaligned_le32(p + 4 * i) * P2;
+#pragma GCC unroll 16
+	for (i = ns * 4; i < nw; i++)
+		m[i] = get_unaligned_le32(p + 4 * i) * P3;
+#pragma GCC unroll 3
+	for (i = 0; i < nt; i++)
+		tb[i] = p[nw * 4 + i] * P5;
+	for (r = 0; r < d; r++, seed += ENETSTL_SEED_STEP, cnt += w) {
+		u32 h;
+
+		if (ns) {
+			u32 v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1;
+
+#pragma GCC unroll 4
+			for (i = 0; i < ns * 4; i += 4) {
+				v1 = rol32(v1 + m[i], 13) * P1;
+				v2 = rol32(v2 + m[i + 1], 13) * P1;
+				v3 = rol32(v3 + m[i + 2], 13) * P1;
+				v4 = rol32(v4 + m[i + 3], 13) * P1;
+			}
+			h = rol32(v1, 1) + rol32(v2, 7) + rol32(v3, 12) + rol32(v4, 18);
+		} else {
+			h = seed + P5;
+		}
+		h += len;
+#pragma GCC unroll 4
+		for (i = ns * 4; i < nw; i++)
+			h = rol32(h + m[i], 17) * P4;
+#pragma GCC unroll 3
+		for (i = 0; i < nt; i++)
+			h = rol32(h + tb[i], 11) * P1;
+		h ^= h >> 15;
+		h *= P2;
+		h ^= h >> 13;
+		h *= P3;
+		h ^= h >> 16;
+		min = min(min, cm_bump(&cnt[pow2 ? h & mask : h % w], inc, atomic));
+	}
+	return min;
+}
+
+static noinline u32 cm_fused(const u8 *p, u32 len, u32 *cnt, u32 d, u32 w, u32 seed, u32 inc,
+			     bool atomic)
+{
+	switch (len) {
+	case 4: return cm_fused_rows(p, 4, cnt, d, w, seed, inc, atomic);
+	case 8: return cm_fused_rows(p, 8, cnt, d, w, seed, inc, atomic);
+	case 13: return cm_fused_rows(p, 13, cnt, d, w, seed, inc, atomic);
+	case 16: return cm_fused_rows(p, 16, cnt, d, w, seed, inc, atomic);
+	case 32: return cm_fused_rows(p, 32, cnt, d, w, seed, inc, atomic);
+	case 37: return cm_fused_rows(p, 37, cnt, d, w, seed, inc, atomic);
+	case 40: return cm_fused_rows(p, 40, cnt, d, w, seed, inc, atomic);
+	default: return cm_fused_rows(p, len, cnt, d, w, seed, inc, atomic);
+	}
+}
+
+static bool use_simd(u32 d, u32 len)
+{
+	if (d < CM_SIMD_MIN_D && len <= ROWS_MAX_LEN)
+		return false;
+	if (!enetstl_has_avx2 || READ_ONCE(enetstl_force_scalar))
+		return false;
+	return true;
+}
+
+/* The AVX2 (or, with the FPU busy, scalar) hash array, then the bumps. */
+static noinline u32 cm_lanes(const u8 *key, u32 len, u32 *cnt, u32 d, u32 w, u32 seed, u32 inc,
+			     bool atomic)
+{
+	u32 h[ENETSTL_MAX_D] __uninitialized, i, min = U32_MAX;
+
+	/* Power-of-two width: the vector unit also masks and adds the row offsets, leaving one
+	 * load-add-store-min per row.  Otherwise hash_d decides (AVX2, or scalar). */
+	if (enetstl_has_avx2 && !READ_ONCE(enetstl_force_scalar) && !(w & (w - 1)) &&
+	    irq_fpu_usable()) {
+		kernel_fpu_begin_mask(0);
+		enetstl_cm_idx8_avx2(key, len, seed, 0, w, h);
+		if (d > 8)
+			enetstl_cm_idx8_avx2(key, len, seed, 8, w, h + 8);
+		kernel_fpu_end();
+		enetstl_count(CTR_HASH_SIMD);
+		for (i = 0; i < d; i++)
+			min = min(min, cm_bump(&cnt[h[i]], inc, atomic));
+		return min;
+	}
+	hash_d(key, len, seed, d, h);
+	if (!(w & (w - 1))) {
+		/* power-of-two width (the common configuration): mask, and a row pointer that
+		 * advances by w instead of a multiply per row */
+		u32 mask = w - 1;
+
+		for (i = 0; i < d; i++, cnt += w)
+			min = min(min, cm_bump(&cnt[h[i] & mask], inc, atomic));
+		return min;
+	}
+	for (i = 0; i < d; i++, cnt += w)
+		min = min(min, cm_bump(&cnt[h[i] % w], inc, atomic));
+	return min;
 }
 
 static s64 cm_add(const void *key, u32 key__sz, void *table, u32 table__sz, u32 inc,
 		  bool atomic)
 {
 	struct enetstl_cm_hdr *hdr = table;
-	u32 h[ENETSTL_MAX_D] __uninitialized, d, w, i, min = U32_MAX;
+	u32 d, w, min;
 	u32 *cnt;
 
 	if (!key || !table || key__sz > ENETSTL_MAX_KEY || table__sz < sizeof(*hdr) ||
@@ -167,21 +360,13 @@ static s64 cm_add(const void *key, u32 key__sz, void *table, u32 table__sz, u32 
 	if (!d || d > ENETSTL_MAX_D || !w || READ_ONCE(hdr->flags) ||
 	    (u64)d * w * sizeof(u32) > table__sz - sizeof(*hdr))
 		return -EINVAL;
-	hash_d(key, key__sz, READ_ONCE(hdr->seed), d, h);
 	cnt = (u32 *)(hdr + 1);
-	for (i = 0; i < d; i++) {
-		u32 j = (w & (w - 1)) ? h[i] % w : h[i] & (w - 1);
-		u32 *c = &cnt[i * w + j], v;
-
-		if (atomic) {
-			v = atomic_add_return(inc, (atomic_t *)c);
-		} else {
-			v = *c + inc;
-			*c = v;
-		}
-		min = min(min, v);
+	if (key__sz <= ROWS_MAX_LEN && !use_simd(d, key__sz)) {
+		min = cm_fused(key, key__sz, cnt, d, w, READ_ONCE(hdr->seed), inc, atomic);
+		enetstl_count(CTR_HASH_SCALAR);
+		return min;
 	}
-	return min;
+	return cm_lanes(key, key__sz, cnt, d, w, READ_ONCE(hdr->seed), inc, atomic);
 }
 
 __bpf_kfunc_start_defs();

@@ -38,7 +38,7 @@ static __always_inline v8u32 round32(v8u32 acc, u32 word)
 }
 
 /* Lane i of a call starting at row `first` hashes with seed + (first + i) * ENETSTL_SEED_STEP. */
-void enetstl_xxh32x8_avx2(const u8 *p, u32 len, u32 seed0, u32 first, u32 *out)
+static __always_inline v8u32 xxh32x8(const u8 *p, u32 len, u32 seed0, u32 first)
 {
 	static const v8u32 lane_step = {
 		0 * ENETSTL_SEED_STEP, 1 * ENETSTL_SEED_STEP, 2 * ENETSTL_SEED_STEP,
@@ -83,5 +83,22 @@ void enetstl_xxh32x8_avx2(const u8 *p, u32 len, u32 seed0, u32 first, u32 *out)
 	h ^= h >> 13;
 	h *= P3;
 	h ^= h >> 16;
-	*(v8u32_una *)out = h;
+	return h;
+}
+
+void enetstl_xxh32x8_avx2(const u8 *p, u32 len, u32 seed0, u32 first, u32 *out)
+{
+	*(v8u32_una *)out = xxh32x8(p, len, seed0, first);
+}
+
+/*
+ * Count-min columns for rows first..first+7 of a power-of-two width w, in the vector unit:
+ * out[i] = (first + i) * w + (h_i & (w - 1)), the counter's index in the row-major table.
+ */
+void enetstl_cm_idx8_avx2(const u8 *p, u32 len, u32 seed0, u32 first, u32 w, u32 *out)
+{
+	static const v8u32 lane = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	v8u32 h = xxh32x8(p, len, seed0, first);
+
+	*(v8u32_una *)out = (h & bcast(w - 1)) + (lane + first) * w;
 }

@@ -36,6 +36,7 @@ extern atomic_long_t enetstl_live_lb, enetstl_live_rp, enetstl_live_mw, enetstl_
 
 /* hash.c <-> hash_simd.c (hash_simd.c is the only unit compiled with -mavx2; callers bracket) */
 void enetstl_xxh32x8_avx2(const u8 *key, u32 len, u32 seed, u32 first, u32 *out);
+void enetstl_cm_idx8_avx2(const u8 *key, u32 len, u32 seed, u32 first, u32 w, u32 *out);
 u32 enetstl_xxh32_scalar(const u8 *p, u32 len, u32 seed);
 
 void enetstl_hash_init(void);

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes as C
 import random
+import re
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,10 @@ from nf.testing.kmod import (KT_CM, KT_CRC32C, KT_MULTI, KT_XXH32, KtCmTable, KT
                              kt_call, open_kmod_test)
 
 pytestmark = pytest.mark.vm
+
+ROOT = Path(__file__).resolve().parents[2]
+SIMD_MIN_D = int(re.search(r"#define ENETSTL_SIMD_MIN_D\s+(\d+)",
+                 (ROOT / "kmod/include/enetstl.h").read_text()).group(1))
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +45,16 @@ def test_every_length_and_d_bit_identical(enetstl, prog, scalar):
                 assert r.out[d:] == [0] * (16 - d), "wrote past out__sz"
         after = kmod.counters()
     calls = 65 * 16
+    # below ENETSTL_SIMD_MIN_D rows (keys <= 64 bytes, as here) the scalar rows are cheaper
+    # than the FPU bracket + 8 lanes, so those calls count as scalar on either setting
+    small = 65 * (SIMD_MIN_D - 1)
     feats = kmod.features()
     if scalar or not feats["avx2"]:
         assert after["hash_scalar_calls"] - before["hash_scalar_calls"] == calls
         assert after["hash_simd_calls"] == before["hash_simd_calls"]
     else:
-        assert after["hash_simd_calls"] - before["hash_simd_calls"] == calls
-        assert after["hash_scalar_calls"] == before["hash_scalar_calls"]
+        assert after["hash_simd_calls"] - before["hash_simd_calls"] == calls - small
+        assert after["hash_scalar_calls"] - before["hash_scalar_calls"] == small
     crc = "crc32c_sw_calls" if scalar or not feats["sse4_2"] else "crc32c_hw_calls"
     assert after[crc] - before[crc] == 65
 
@@ -160,3 +169,23 @@ def test_long_inputs(enetstl, prog, scalar):
                 assert (r.ret, r.out) == (16, algo.multi_hash(buf[:n], 16, seed)), n
             else:
                 assert r.ret == -1               # the program keeps multi-hash keys <= 256
+
+
+@pytest.mark.parametrize("scalar", [False, True], ids=["simd", "scalar"])
+@pytest.mark.parametrize("w", [64, 100], ids=["pow2", "odd"])
+def test_count_min_every_specialised_length_and_path(enetstl, prog, scalar, w):
+    """The fused scalar rows (straight-line code for key lengths 4, 8, 13, 16, 32, 37, 40; loops
+    otherwise; d below ENETSTL_CM_SIMD_MIN_D) and the AVX2 column indices (power-of-two w) all
+    give the reference counters, on both sides of every threshold."""
+    p = prog.program("kfuncs")
+    rnd = random.Random(w + scalar)
+    # d * w within the test table (KT_CM_MAX = 1024 counters)
+    for d in (1, 2, 3, 4, 5, 8, 9, 10) + ((16,) if w == 64 else ()):
+        m = _table(prog, d, w, seed=0x5EED)
+        ref = [[0] * w for _ in range(d)]
+        with enetstl.force_scalar(scalar):
+            for n in (0, 1, 3, 4, 8, 12, 13, 16, 20, 32, 37, 40, 63, 64):
+                key, inc = rnd.randbytes(n), rnd.choice([1, 7, 1500])
+                r = kt_call(p, KT_CM, key, seed=rnd.getrandbits(1), arg=inc)
+                assert r.ret == algo.cm_add(ref, key, 0x5EED, inc), (d, n)
+        assert _read(m, d, w) == ref, d
