@@ -32,6 +32,14 @@ Design: tail calls through a dispatcher of our own.
 
 What a controller needs to join a chain: open its chainable object, let ``Chain.member``
 prepare it (PROG_ARRAY reuse + position) before its own load, and leave the attach to the chain.
+Members today: filter, l2_switch, sketch, flow_table, router (each has a one-line
+xdp_progs/<nf>/<nf>_chain.bpf.c or xdp_progs/chain/<nf>_chain.bpf.c; the sketch, flow table
+and router controllers expose ``_open_object()`` which the chain overrides). Only XDP_PASS
+continues: a flow-table DROP or REDIRECT, a sketch in drop/redirect mode, the router's
+REDIRECT/TX (every routed or answered frame) and the switch's forwarding end the chain at that
+NF, so put counting NFs (sketch) in front of forwarding ones (router, switch). Programs run
+only by test_run for control (the flow table's control program, the router's batch lookup)
+return without the exit point, so they never enter the chain.
 """
 from __future__ import annotations
 
