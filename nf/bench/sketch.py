@@ -20,7 +20,7 @@ def cfg(variant: str, d: int):
                      "threshold": {"absolute": (1 << 32) - 1}}, SketchConfig)
 
 
-def raw_frame(f, size: int = 60) -> bytes:
+def raw_frame(f, size: int = 60, smac: bytes = SMAC) -> bytes:
     """A TCP/UDP frame for a traffic.flows.Flow, padded to `size` (checksums zero: XDP parsing
     ignores them)."""
     s, d = ipaddress.ip_address(f.src).packed, ipaddress.ip_address(f.dst).packed
@@ -36,9 +36,9 @@ def raw_frame(f, size: int = 60) -> bytes:
         l4 = l4[:4] + struct.pack("!H", len(l4)) + l4[6:]
     if v4:
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, f.proto, 0, s, d)
-        return DMAC + SMAC + b"\x08\x00" + ip + l4
+        return DMAC + smac + b"\x08\x00" + ip + l4
     ip = struct.pack("!IHBB16s16s", 6 << 28, len(l4), f.proto, 64, s, d)
-    return DMAC + SMAC + b"\x86\xdd" + ip + l4
+    return DMAC + smac + b"\x86\xdd" + ip + l4
 
 
 def frames(n: int = 8, ipv6: bool = False) -> list[bytes]:

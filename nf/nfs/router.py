@@ -514,19 +514,9 @@ class Router:
 
     @staticmethod
     def remove_pinned(name: str) -> bool:
-        """Tear down a pinned deployment from its pins alone (any process or netns, partial
-        pins after a crash): detach every pinned link, unpin everything."""
-        from nf.bpf import Link, instance_dir, remove_instance
-        d = instance_dir(name, create=False)
-        if not d.exists():
-            return False
-        for p in sorted((d / "links").glob("*")):
-            try:
-                Link.from_pin(p).detach()        # a defunct link (interface gone) detaches too
-            except Exception:                    # noqa: BLE001 - unpinned below anyway
-                pass
-        remove_instance(name)
-        return True
+        """Tear down a pinned deployment from its pins alone (nf.bpf.pin.remove_deployment)."""
+        from nf.bpf.pin import remove_deployment
+        return remove_deployment(name, ("links/*",))
 
     def down(self) -> None:
         """Detach, release every fd and remove the pins of a pinned deployment."""

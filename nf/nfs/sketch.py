@@ -324,19 +324,9 @@ class Sketch:
 
     @staticmethod
     def remove_pinned(name: str) -> bool:
-        """Tear down a pinned deployment from its pins alone (any process, any netns, partial
-        pins after a crash): detach every link, unpin everything. False when nothing was there."""
-        from nf.bpf import Link, instance_dir, remove_instance
-        d = instance_dir(name, create=False)
-        if not d.exists():
-            return False
-        for p in sorted(d.glob("link_*")):
-            try:
-                Link.from_pin(p).detach()     # a defunct link (interface gone) detaches too
-            except Exception:                 # noqa: BLE001 - not a link: unpinned below
-                pass
-        remove_instance(name)
-        return True
+        """Tear down a pinned deployment from its pins alone (nf.bpf.pin.remove_deployment)."""
+        from nf.bpf.pin import remove_deployment
+        return remove_deployment(name, ("link_*",))
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Per-group counters (the CLI's stats): the current epoch's bank header and candidates."""

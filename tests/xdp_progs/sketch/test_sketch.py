@@ -7,7 +7,6 @@ sampling; per-CPU threshold semantics; per-packet verdicts of the drop/redirect 
 from __future__ import annotations
 
 import os
-import struct
 import threading
 import time
 
@@ -20,38 +19,9 @@ from nf.datapath import Reason, XdpAction
 from nf.models.sketch import CountMin, flow_key, within_bound_fraction
 from nf.nfs.sketch import (REASON_CAND_FULL, REASON_HEAVY, REASON_NO_KEY, REASON_SAMPLED_OUT,
                            Sketch, decode_key, module_present)
+from nf.bench.sketch import DMAC, SMAC, raw_frame  # one frame builder for tests and benches
 from traffic.flows import Flow, uniform, zipf, zipf_probabilities
 from traffic.packets import from_flow
-
-SMAC = bytes.fromhex("020000000001")
-DMAC = bytes.fromhex("020000000002")
-
-
-def raw_frame(f: Flow, size: int = 60, smac: bytes = SMAC) -> bytes:
-    """Fast IPv4/IPv6 TCP/UDP frame for a Flow (checksums zero: XDP parsing ignores them)."""
-    import ipaddress
-    s, d = ipaddress.ip_address(f.src).packed, ipaddress.ip_address(f.dst).packed
-    if f.proto == 6:
-        l4 = struct.pack("!HHIIBBHHH", f.sport, f.dport, 1, 0, 5 << 4, 0x02, 8192, 0, 0)
-    elif f.proto == 17:
-        l4 = struct.pack("!HHHH", f.sport, f.dport, 8, 0)
-    else:
-        raise ValueError("TCP/UDP only")
-    if len(s) == 4:
-        hdr = 14 + 20
-        pad = max(0, size - hdr - len(l4))
-        l4 += bytes(pad)
-        if f.proto == 17:
-            l4 = l4[:4] + struct.pack("!H", len(l4)) + l4[6:]
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, f.proto, 0, s, d)
-        return DMAC + smac + b"\x08\x00" + ip + l4
-    pad = max(0, size - 54 - len(l4))
-    l4 += bytes(pad)
-    if f.proto == 17:
-        l4 = l4[:4] + struct.pack("!H", len(l4)) + l4[6:]
-    ip = struct.pack("!IHBB16s16s", 6 << 28, len(l4), f.proto, 64, s, d)
-    return DMAC + smac + b"\x86\xdd" + ip + l4
-
 
 def cfg(**kw) -> SketchConfig:
     kw.setdefault("variant", "pure")
