@@ -350,6 +350,32 @@ def num_possible_cpus() -> int:
     return n
 
 
+def get_info(getter, fd: int, info_cls, what: str):
+    """One bpf_*_get_info_by_fd call: a filled ``info_cls`` or BpfError."""
+    info = info_cls()
+    n = ctypes.c_uint32(ctypes.sizeof(info))
+    check(getter(fd, ctypes.byref(info), ctypes.byref(n)), what)
+    return info
+
+
+class Closing:
+    """Lifetime of an fd/object owner: ``with`` closes it, and so does garbage collection as a
+    last resort (subclasses define an idempotent ``close()``)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: nothing to report to
+            pass
+
+
 def close_fd(fd: int) -> None:
     if fd is not None and fd >= 0:
         try:

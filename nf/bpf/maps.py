@@ -24,7 +24,7 @@ def _round8(n: int) -> int:
     return (n + 7) & ~7
 
 
-class Map:
+class Map(L.Closing):
     """One BPF map. Properties read libbpf's view before load and the kernel's after."""
 
     def __init__(self, *, ptr: int | None = None, owner: Any = None, fd: int = -1,
@@ -95,11 +95,8 @@ class Map:
         return m
 
     def _refresh_info(self) -> None:
-        info = L.bpf_map_info()
-        n = ctypes.c_uint32(ctypes.sizeof(info))
-        L.check(L.bpf_map_get_info_by_fd(self.fd, ctypes.byref(info), ctypes.byref(n)),
-                "bpf_map_get_info_by_fd")
-        self._info = info
+        self._info = L.get_info(L.bpf_map_get_info_by_fd, self.fd, L.bpf_map_info,
+                                "bpf_map_get_info_by_fd")
 
     # ---- identity and shape ----
     def _alive(self) -> None:
@@ -166,11 +163,8 @@ class Map:
 
     @property
     def id(self) -> int:
-        info = L.bpf_map_info()
-        n = ctypes.c_uint32(ctypes.sizeof(info))
-        L.check(L.bpf_map_get_info_by_fd(self.fd, ctypes.byref(info), ctypes.byref(n)),
-                "bpf_map_get_info_by_fd")
-        return info.id
+        return L.get_info(L.bpf_map_get_info_by_fd, self.fd, L.bpf_map_info,
+                          "bpf_map_get_info_by_fd").id
 
     @property
     def percpu(self) -> bool:
@@ -335,18 +329,6 @@ class Map:
             L.close_fd(self._fd)
         self._fd = -1
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def _as_bytes(ct: type, x: Any, what: str) -> bytes:

@@ -41,7 +41,7 @@ class RodataVar:
     size: int
 
 
-class Program:
+class Program(L.Closing):
     """A BPF program of an object (fd owned by the object) or standalone (from_pin/from_id)."""
 
     def __init__(self, *, ptr: int | None = None, owner: "BpfObject | None" = None,
@@ -101,11 +101,8 @@ class Program:
         return self.info().type
 
     def info(self) -> L.bpf_prog_info:
-        info = L.bpf_prog_info()
-        n = ctypes.c_uint32(ctypes.sizeof(info))
-        L.check(L.bpf_prog_get_info_by_fd(self.fd, ctypes.byref(info), ctypes.byref(n)),
-                "bpf_prog_get_info_by_fd")
-        return info
+        return L.get_info(L.bpf_prog_get_info_by_fd, self.fd, L.bpf_prog_info,
+                          "bpf_prog_get_info_by_fd")
 
     @property
     def id(self) -> int:
@@ -218,17 +215,12 @@ class Program:
             L.close_fd(self._fd)
             self._fd = -1
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         return f"<Program {self._name}>"
 
 
-class BpfObject:
+class BpfObject(L.Closing):
     """One clang-built BPF ELF object. Configure between open and load(); close() frees all."""
 
     def __init__(self, ptr: int, path: str):
@@ -417,18 +409,6 @@ class BpfObject:
             L.bpf_object__close(self._obj)
             self._obj = None
 
-    def __enter__(self) -> "BpfObject":
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        self.close()
-        return False
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         state = "closed" if self._obj is None else ("loaded" if self.loaded else "open")

@@ -140,7 +140,7 @@ def attach(prog_fd: int, prog_name: str, iface: int | str, mode: XdpMode = XdpMo
                    hint=_attach_hint(err, m, ifname))
 
 
-class Link:
+class Link(L.Closing):
     """A bpf_link. Closing the last fd detaches it unless it is pinned in bpffs."""
 
     def __init__(self, fd: int, *, ifindex: int | None = None, mode: XdpMode | None = None,
@@ -194,11 +194,8 @@ class Link:
         return self._fd
 
     def info(self) -> L.bpf_link_info:
-        info = L.bpf_link_info()
-        n = ctypes.c_uint32(ctypes.sizeof(info))
-        L.check(L.bpf_link_get_info_by_fd(self.fd, ctypes.byref(info), ctypes.byref(n)),
-                "bpf_link_get_info_by_fd")
-        return info
+        return L.get_info(L.bpf_link_get_info_by_fd, self.fd, L.bpf_link_info,
+                          "bpf_link_get_info_by_fd")
 
     @property
     def id(self) -> int:
@@ -263,18 +260,6 @@ class Link:
             L.close_fd(self._fd)
             self._fd = -1
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         if self._fd < 0:
