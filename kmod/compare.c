@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Compare kfuncs: find/match a u16 among up to 16, a u32 among up to 8, key equality of any
+ * Compare kfuncs: find/match a u16 among up to 16 (or in two such arrays at once), a u32 among up to 8, key equality of any
  * length, index of the minimum of up to 16 u32.
  *
  * These run on general registers (SWAR: 4 u16 lanes per u64), not AVX2: a 16-lane compare is
@@ -97,6 +97,22 @@ __bpf_kfunc u32 enetstl_match_u16(const u16 *arr, u32 arr__sz, u32 v)
 	if (!arr || !arr__sz || arr__sz > 32 || arr__sz & 1)
 		return 0;
 	return match16(arr, arr__sz / 2, v);
+}
+
+/*
+ * Two buckets in one call (a cuckoo lookup's primary and alternate): bits 0..15 = lanes of `a`
+ * equal to the low 16 bits of `sigs`, bits 16..31 = lanes of `b` equal to its high 16 bits.
+ * Each array holds 1..16 u16 (its __sz even, 2..32); 0 if either size is bad.  One call
+ * instead of two halves the entry / argument-check overhead, which is most of a 16-lane match.
+ */
+__bpf_kfunc u32 enetstl_match2_u16(const u16 *a, u32 a__sz, const u16 *b, u32 b__sz, u32 sigs)
+{
+	if (!a || !b || !a__sz || a__sz > 32 || a__sz & 1 || !b__sz || b__sz > 32 || b__sz & 1)
+		return 0;
+	if (a__sz == 32 && b__sz == 32)
+		return match16x16(a, (u64)(u16)sigs * LANES16_LO) |
+		       match16x16(b, (u64)(sigs >> 16) * LANES16_LO) << 16;
+	return match16(a, a__sz / 2, sigs & 0xffff) | match16(b, b__sz / 2, sigs >> 16) << 16;
 }
 
 __bpf_kfunc int enetstl_find_u32(const u32 *arr, u32 arr__sz, u32 v)

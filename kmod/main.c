@@ -96,6 +96,7 @@ BTF_ID_FLAGS(func, enetstl_cm_add_atomic)
 /* compare.c */
 BTF_ID_FLAGS(func, enetstl_find_u16)
 BTF_ID_FLAGS(func, enetstl_match_u16)
+BTF_ID_FLAGS(func, enetstl_match2_u16)
 BTF_ID_FLAGS(func, enetstl_find_u32)
 BTF_ID_FLAGS(func, enetstl_match_u32)
 BTF_ID_FLAGS(func, enetstl_key_eq)

@@ -93,6 +93,8 @@ ENETSTL_DECL(__s64, enetstl_cm_add_atomic, const void *key, __u32 key__sz, void 
 /* compare.c */
 ENETSTL_DECL(int, enetstl_find_u16, const __u16 *arr, __u32 arr__sz, __u32 v);
 ENETSTL_DECL(__u32, enetstl_match_u16, const __u16 *arr, __u32 arr__sz, __u32 v);
+ENETSTL_DECL(__u32, enetstl_match2_u16, const __u16 *a, __u32 a__sz, const __u16 *b,
+	     __u32 b__sz, __u32 sigs);
 ENETSTL_DECL(int, enetstl_find_u32, const __u32 *arr, __u32 arr__sz, __u32 v);
 ENETSTL_DECL(__u32, enetstl_match_u32, const __u32 *arr, __u32 arr__sz, __u32 v);
 ENETSTL_DECL(int, enetstl_key_eq, const void *a, __u32 a__sz, const void *b, __u32 b__sz);

@@ -1,5 +1,6 @@
 """VM tier: compare.c and bits.c kfuncs against nf.algo: no match, several matches, first and
-last lane, partial lane counts, key equality of any length, min index ties, bits of 0."""
+last lane, partial lane counts, two buckets in one call (match2), key equality of any length,
+min index ties, bits of 0."""
 from __future__ import annotations
 
 import ctypes as C
@@ -50,6 +51,66 @@ def test_find_u16_random(p):
         r = kt_call(p, KT_FIND16, struct.pack("<16H", *lanes), length=n, arg=v)
         assert (s32(r.out[0]), r.out[1]) == (algo.find_u16(lanes[:n], v),
                                             algo.match_u16(lanes[:n], v))
+
+
+@pytest.fixture(scope="module")
+def p2():
+    obj = open_kmod_test("match2")
+    yield obj.program("match2")
+    obj.close()
+
+
+def match2(p2, a, b, sigs, la=None, lb=None):
+    """enetstl_match2_u16 on a (key[0..32)) and b (key[32..64)), sizes in bytes; returns
+    (fused result, the two-call result)."""
+    r = kt_call(p2, 0, struct.pack("<16H", *a) + struct.pack("<16H", *b),
+                length=32 if la is None else la, arg=32 if lb is None else lb, seed=sigs)
+    assert (r.retval, r.ret) == (2, 0)
+    return r.out[0], r.out[1]
+
+
+@pytest.mark.parametrize("a,b,sa,sb", [
+    ([0] * 16, [0] * 16, 0, 0),                     # two empty buckets: every slot free
+    ([0] * 16, [0] * 16, 1, 1),                     # nothing matches
+    ([7] + [0] * 15, [0] * 15 + [9], 7, 9),         # first lane of a, last of b
+    ([9] * 16, [7] * 16, 7, 9),                     # each signature only in the other bucket
+    ([5] * 16, [5] * 16, 5, 5),                     # all 32 lanes
+    ([0x8000, 0x7FFF, 0x0001, 0xFFFE] * 4, [0xFFFE, 0x8000] * 8, 0x7FFF, 0x8000),
+    ([3, 9, 3, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3], [0xFFFF] * 16, 3, 0xFFFF),
+])
+def test_match2_u16(p2, a, b, sa, sb):
+    fused, two = match2(p2, a, b, sa | sb << 16)
+    assert fused == algo.match_u16(a, sa) | algo.match_u16(b, sb) << 16
+    assert fused == two
+
+
+def test_match2_u16_values(p2):
+    # exact masks written out, not only compared with the reference
+    a = [1, 2, 1, 0] + [0] * 11 + [1]
+    b = [0] * 4 + [2] * 2 + [0] * 10
+    assert match2(p2, a, b, 1 | 2 << 16)[0] == 0x0030_8005
+    assert match2(p2, a, b, 0)[0] == 0xFFCF_7FF8
+    assert match2(p2, a, b, 2 | 1 << 16)[0] == 0x0000_0002
+
+
+def test_match2_u16_random(p2):
+    rnd = random.Random(11)
+    for _ in range(300):
+        la, lb = rnd.randint(1, 16), rnd.randint(1, 16)
+        pick = [0, 1, 0x8000, 0xFFFF]
+        a = [rnd.choice(pick + [rnd.getrandbits(16)]) for _ in range(16)]
+        b = [rnd.choice(pick + [rnd.getrandbits(16)]) for _ in range(16)]
+        sa = rnd.choice(a[:la] + [rnd.getrandbits(16)])
+        sb = rnd.choice(b[:lb] + [rnd.getrandbits(16)])
+        fused, two = match2(p2, a, b, sa | sb << 16, 2 * la, 2 * lb)
+        assert fused == algo.match_u16(a[:la], sa) | algo.match_u16(b[:lb], sb) << 16
+        assert fused == two
+
+
+@pytest.mark.parametrize("la,lb", [(31, 32), (32, 3), (34, 32), (32, 34), (1, 1)])
+def test_match2_u16_bad_size_is_zero(p2, la, lb):
+    # odd byte counts and more than 16 lanes on either side: 0, even where lanes would match
+    assert match2(p2, [0] * 16, [0] * 16, 0, la, lb)[0] == 0
 
 
 @pytest.mark.parametrize("lanes,v", [
