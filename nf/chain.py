@@ -461,61 +461,327 @@ MEMBER_RELOAD = {"l2_switch": _l2_member_reload, "filter": _filter_member,
                  "router": _rt_member_reload}
 
 
-def apply_chain(rec, new: ChainConfig) -> list[str]:
-    """Move a deployed chain to ``new``: members kept (same kind and config) are loaded again for
-    their new positions on their own pinned maps, new members come up fresh, then one new
-    dispatcher is swapped into every interface's link with bpf_link_update; removed members go
-    down after the swap. Interfaces, netns and kept members' configs cannot change here."""
+# ---- apply: a kept member's config changes -------------------------------------------------------
+# How a chain apply changes each field of a kept member's config. "runtime": through the member's
+# controller on its pinned maps (rules, routes, neighbours: each write is seen by the next frame;
+# a router's routes change with one bank flip). "program": the field is rodata, so the member's
+# program is loaded again on its pinned maps (counters, flows, banks, routes kept) and put into
+# its slot of the chain's PROG_ARRAY - one map update: a frame runs the old program or the new
+# one, the other members are not touched. Anything else (sizes, seeds, key layout, variant,
+# interfaces) would lose or misread the member's state: refused, nothing changed.
+RUNTIME_FIELDS = {
+    "flow_table": frozenset({"rules", "idle_timeout"}),
+    "sketch": frozenset({"topk", "epoch_s", "history"}),
+    "router": frozenset({"routes", "neighbours", "groups"}),
+    "l2_switch": frozenset({"aging_time", "static_entries"}),
+    "filter": frozenset(),
+}
+PROGRAM_FIELDS = {
+    "flow_table": frozenset({"learn", "default_action", "default_port", "non_ip_action", "max_search"}),
+    "sketch": frozenset({"threshold", "action", "redirect_to", "nitro"}),
+    "router": frozenset({"icmp", "learn_neighbours", "ecmp_seed", "use_module"}),
+    "l2_switch": frozenset(),
+    "filter": frozenset({"drop_dports", "drop_l4_protos", "drop_fragments"}),
+}
+
+
+class NeedsRedeploy(ValueError):
+    """A chain apply would have to change a field that only down + up can change."""
+
+
+def config_diff(old, new, path: str = "") -> list[tuple[str, object, object]]:
+    """(dotted path, old, new) per changed leaf; lists of equal length compare item by item."""
+    out = []
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in list(old) + [k for k in new if k not in old]:
+            p = f"{path}.{k}" if path else k
+            if k not in old or k not in new:
+                out.append((p, old.get(k), new.get(k)))
+            else:
+                out += config_diff(old[k], new[k], p)
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new)):
+            out += config_diff(a, b, f"{path}[{i}]")
+    elif old != new:
+        out.append((path, old, new))
+    return out
+
+
+def _top(path: str) -> str:
+    return path.split(".")[0].split("[")[0]
+
+
+class MemberChange:
+    """A kept member whose config changed: what changes and how."""
+
+    def __init__(self, name, kind, position, old, new, changes):
+        self.name, self.kind, self.position = name, kind, position
+        self.old, self.new, self.changes = old, new, changes
+        fields = {_top(p) for p, _, _ in changes}
+        self.runtime = bool(fields & RUNTIME_FIELDS[kind])
+        self.program = bool(fields & PROGRAM_FIELDS[kind])
+
+
+def plan_apply(rec, new: ChainConfig) -> tuple[list, list[MemberChange], list[str]]:
+    """What moving the deployed chain ``rec`` to ``new`` does, touching nothing: (members,
+    changes of kept members, one line per change for the operator). NeedsRedeploy names every
+    member field that cannot change in place."""
+    import json
+    from nf import deploy
+    old_members = {m["name"]: m for m in rec.extra.get("members", [])}
+    old_kind = {m["config"]["name"]: m["kind"] for m in rec.config["nfs"]}
+    members = new.members()
+    plan, lines, bad = [], [], []
+    for pos, (k, m) in enumerate(members, 1):
+        if m.name not in old_members:
+            lines.append(f"{m.name}: new {k.name} at position {pos}")
+            continue
+        was = old_members[m.name]["position"]
+        if was != pos:
+            lines.append(f"{m.name}: position {was} -> {pos}")
+        if old_kind.get(m.name, k.name) != k.name:
+            bad.append(f"{m.name} (kind {old_kind[m.name]} -> {k.name})")
+            continue
+        mrec = deploy.read(m.name)
+        if mrec is None:
+            raise NeedsRedeploy(f"member {m.name} has no deployment record; `nf down {rec.name}` "
+                                "+ `nf up`")
+        changes = config_diff(mrec.config, m.model_dump(mode="json"))
+        for p, a, b in changes:
+            f = _top(p)
+            how = ("runtime" if f in RUNTIME_FIELDS[k.name] else
+                   "new program" if f in PROGRAM_FIELDS[k.name] else "needs down/up")
+            lines.append(f"{m.name}.{p}: {json.dumps(a)} -> {json.dumps(b)}  [{how}]")
+            if how == "needs down/up":
+                bad.append(f"{m.name}.{f}")
+        if changes:
+            plan.append(MemberChange(m.name, k.name, pos, k.validate(mrec.config, m.name), m, changes))
+    kept = {m.name for _, m in members}
+    lines += [f"{n}: removed" for n in old_members if n not in kept]
+    if bad:
+        raise NeedsRedeploy(f"{rec.name}: changing {', '.join(sorted(set(bad)))} needs `nf down "
+                            f"{rec.name}` + `nf up` (state would be lost); nothing changed")
+    return members, plan, lines
+
+
+def router_runtime(r, old, new) -> list[str]:
+    """Neighbours and routes of an open router controller ``r`` (opened with ``new``) moved from
+    ``old`` to ``new``: new neighbours first (a new next hop has its MAC before a route uses it),
+    then every config route in one new table and one bank flip (routes added at runtime with
+    `nf routes add` stay unless the config names their prefix), then removed neighbours."""
+    import numpy as np
+    from nf.config.router import port_of_gateway
+    from nf.routes import RouteSet, parse_prefix, parse_route_lines
+    done = []
+    key = lambda n: (n.address, n.dev)   # noqa: E731
+    o = {key(n): n.mac.lower() for n in old.neighbours}
+    nn = {key(n): n.mac.lower() for n in new.neighbours}
+    for (addr, dev), mac in nn.items():
+        if o.get((addr, dev)) != mac:
+            port = port_of_gateway(new, addr, dev)
+            r.set_neighbour(r.by_name[port].idx, addr, mac, static=True)
+            done.append(f"neighbour {addr} -> {mac} ({port})")
+    ro = {x.prefix: x.target() for x in old.routes}
+    rn = {x.prefix: x.target() for x in new.routes}
+    if ro != rn or old.groups != new.groups:
+        u = r.user
+        gone4, gone6 = [], set()
+        for p in ro:
+            fam, a, n = parse_prefix(p)
+            if fam == 4:
+                gone4.append((a << 6) | n)
+            else:
+                gone6.add((a, n))
+        k4 = (u.v4_addr.astype(np.uint64) << np.uint64(6)) | u.v4_len.astype(np.uint64)
+        keep = ~np.isin(k4, np.array(gone4, np.uint64))
+        base = RouteSet(u.v4_addr[keep], u.v4_len[keep], u.v4_gid[keep],
+                        [x for x in u.v6 if (x[0], x[1]) not in gone6])
+        add = parse_route_lines([f"{p} {t}" for p, t in rn.items()], r._resolver(), "<config routes>")
+        r.publish(base.merged(add))           # one flip: the old table or the new one
+        for p in ro.keys() - rn.keys():
+            done.append(f"route {p} removed")
+        for p, t in rn.items():
+            if ro.get(p) != t:
+                done.append(f"route {p} {t}")
+        if old.groups != new.groups:
+            done.append("groups changed (routes using them re-resolved)")
+    for (addr, dev) in o.keys() - nn.keys():
+        r.delete_neighbour(addr, dev)
+        done.append(f"neighbour {addr} removed")
+    return done
+
+
+def _member_runtime(c: MemberChange) -> list[str]:
+    """A kept member's runtime fields through its own controller, opened on its pins with the
+    new config (sizes are equal: plan_apply refused anything else)."""
+    from nf.nfs import registry
+    from nf import deploy
+    if c.kind == "router":
+        from nf.nfs.router import Router
+        r = Router.open_pinned(c.new, c.name)
+        try:
+            return router_runtime(r, c.old, c.new)
+        finally:
+            r.release()
+    k = registry.get(c.kind)
+    mrec = deploy.read(c.name)
+    mrec.config = c.new.model_dump(mode="json")
+    with k.open(mrec) as h:
+        return k.runtime(h, c.old, c.new)
+
+
+def _repin(path, prog) -> None:
+    """Point a program pin at ``prog`` (pin a temporary, rename over: readers never miss it)."""
+    tmp = path.parent / f"_tmp{os.getpid()}_{path.name}"
+    if tmp.exists():
+        tmp.unlink()
+    prog.pin(tmp)
+    os.rename(tmp, path)
+
+
+def _repin_member(kind: str, name: str, obj, prog: str) -> None:
+    """The member's own program pins (what its controller's queries run) follow its new program."""
+    from nf.bpf.pin import instance_dir
+    d = instance_dir(name, create=False)
+    pins = {"sketch": {prog: "prog"}, "flow_table": {prog: "prog"},
+            "router": {"xdp_router": "prog", "xdp_lookup_batch": "lookup"}}.get(kind, {})
+    if kind == "flow_table":                 # the control program of the same variant
+        from nf.nfs.flow_table import CTL, PROG
+        pins[CTL[[v for v, n in PROG.items() if n == prog][0]]] = "ctl"
+    for p, pin in pins.items():
+        if (d / pin).exists():
+            _repin(d / pin, obj.program(p))
+
+
+class _PinnedSlots(Chain):
+    """The PROG_ARRAY of a deployed chain, from its pin: members join it like a new chain's,
+    and a slot can be replaced on its own (no new dispatcher)."""
+
+    def __init__(self, d):
+        from nf.bpf import Map
+        self.obj = None
+        self.slots = Map.from_pin(d / CHAIN_MAP)
+        self.members = []
+
+    def replace(self, position: int, prog) -> None:
+        self.slots.update((position - 1).to_bytes(4, "little"), prog.fd.to_bytes(4, "little"))
+
+    def close(self) -> None:
+        self.slots.close()
+
+
+def _apply_in_place(new: ChainConfig, plan: list[MemberChange], progress=None) -> list[str]:
+    """Same members in the same order: every new program is loaded first (a verifier error
+    changes nothing), then runtime fields through the controllers, then each new program into
+    its own slot. The dispatcher, its links and the unchanged members are not touched."""
+    from nf.bpf.pin import instance_dir
+    d = instance_dir(new.chain, create=False)
+    say = progress or (lambda *a: None)
+    slots = _PinnedSlots(d)
+    held, log = [], []
+    total = sum(c.program for c in plan) * 2 + sum(c.runtime for c in plan)
+    step = 0
+    try:
+        for c in plan:
+            if c.program:
+                say(step, total, f"{c.name}: loading its new program")
+                obj, prog, ctl = MEMBER_RELOAD[c.kind](c.new, slots, c.position)
+                held.append((c, obj, prog, ctl))
+                step += 1
+        for c in plan:
+            if c.runtime:
+                say(step, total, f"{c.name}: changing it in place")
+                log += [f"{c.name}: {line}" for line in _member_runtime(c)]
+                step += 1
+        for c, obj, prog, _ in held:
+            say(step, total, f"{c.name}: replacing slot {c.position}")
+            slots.replace(c.position, obj.program(prog))
+            _repin_member(c.kind, c.name, obj, prog)
+            log.append(f"{c.name}: program replaced in slot {c.position}, maps kept")
+            step += 1
+        say(total, total, "done")
+    finally:
+        for _, obj, _, ctl in held:
+            if ctl is not None:
+                ctl.__exit__(None, None, None)
+            else:
+                obj.close()
+        slots.close()
+    return log
+
+
+def apply_chain(rec, new: ChainConfig, progress=None, rebuild: bool = False) -> list[str]:
+    """Move a deployed chain to ``new``.
+
+    Same members in the same order: only what changed changes (``_apply_in_place``). Otherwise
+    (reorder, insert, remove): members kept are loaded again for their new positions on their
+    own pinned maps (with their new config), new members come up fresh, then one new dispatcher
+    is swapped into every interface's link with bpf_link_update; runtime changes of kept members
+    go through their controllers; removed members go down after the swap. Interfaces and netns
+    cannot change here; ``rebuild`` takes the second way even for the same order (`nf apply
+    --reload`: every member's program again). ``progress(step, total, what)`` is told each stage."""
     import contextlib
     from nf import deploy
     from nf.bpf import Map
     from nf.bpf import pin as _pin
     from nf.net import netns
 
+    members, plan, _ = plan_apply(rec, new)
+    say = progress or (lambda *a: None)
     old = {m["name"]: m for m in rec.extra.get("members", [])}
-    old_cfg = {m["config"]["name"]: m for m in rec.config["nfs"]}
-    members = new.members()
-    for k, m in members:
-        if m.name in old_cfg and (old_cfg[m.name]["kind"] != k.name or
-                                  m.model_dump(mode="json") != deploy.read(m.name).config):
-            raise ValueError(f"member {m.name}: its kind or config changed; a chain apply only "
-                             "reorders, inserts and removes members")
-    d = _pin.instance_dir(new.chain, create=False)
-    with contextlib.closing(Map.from_pin(d / "chain_stats")) as st:
-        chain = Chain(reuse={"chain_stats": st})
-    held, fresh, log = [], [], []
-    try:
-        for pos, (k, m) in enumerate(members, 1):
-            if m.name in old:
-                obj, prog, ctl = MEMBER_RELOAD[k.name](m, chain, pos)
-                log.append(f"{m.name}: position {old[m.name]['position']} -> {pos}"
-                           if old[m.name]["position"] != pos else f"{m.name}: stays at {pos}")
-            else:
-                obj, prog, ctl = MEMBER_UP[k.name](m, chain, pos)
-                fresh.append((k, m))
-                log.append(f"{m.name}: new {k.name} at position {pos}")
-            held.append((obj, prog, ctl))
-        chain.install([obj.program(p) for obj, p, _ in held])
-        links = sorted((d / "links").iterdir())
-        with netns.enter(new.netns):
-            for p in links:
-                with contextlib.closing(Link.from_pin(p)) as link:
-                    link.update_program(chain.prog)          # the swap: old chain or new, never mixed
-        tmp = d / f"_tmp{os.getpid()}"
-        chain.slots.pin(tmp)
-        os.rename(tmp, d / CHAIN_MAP)                        # the old PROG_ARRAY's last pin goes
-    except BaseException:
-        from nf.deploy import cleanup_pins
-        for _, m in fresh:
-            cleanup_pins(m.name)
-        raise
-    finally:
-        for obj, _, ctl in held:
-            if ctl is not None:
-                ctl.__exit__(None, None, None)
-            else:
-                obj.close()
-        chain.close()
+    old_order = [m["name"] for m in sorted(old.values(), key=lambda m: m["position"])]
+    if [m.name for _, m in members] == old_order and not rebuild:
+        log = _apply_in_place(new, plan, progress)
+    else:
+        changed = {c.name: c for c in plan}
+        d = _pin.instance_dir(new.chain, create=False)
+        with contextlib.closing(Map.from_pin(d / "chain_stats")) as st:
+            chain = Chain(reuse={"chain_stats": st})
+        held, fresh, log = [], [], []
+        total = len(members) + 2
+        try:
+            for pos, (k, m) in enumerate(members, 1):
+                say(pos - 1, total, f"{m.name}: loading for position {pos}")
+                if m.name in old:
+                    obj, prog, ctl = MEMBER_RELOAD[k.name](m, chain, pos)
+                    log.append(f"{m.name}: position {old[m.name]['position']} -> {pos}"
+                               if old[m.name]["position"] != pos else f"{m.name}: stays at {pos}")
+                else:
+                    obj, prog, ctl = MEMBER_UP[k.name](m, chain, pos)
+                    fresh.append((k, m))
+                    log.append(f"{m.name}: new {k.name} at position {pos}")
+                held.append((obj, prog, ctl, k.name, m.name))
+            for c in plan:                      # kept members' maps: seen by old and new chain
+                if c.runtime:
+                    log += [f"{c.name}: {line}" for line in _member_runtime(c)]
+            say(len(members), total, "swapping the dispatcher")
+            chain.install([obj.program(p) for obj, p, *_ in held])
+            links = sorted((d / "links").iterdir())
+            with netns.enter(new.netns):
+                for p in links:
+                    with contextlib.closing(Link.from_pin(p)) as link:
+                        link.update_program(chain.prog)      # the swap: old chain or new, never mixed
+            tmp = d / f"_tmp{os.getpid()}"
+            chain.slots.pin(tmp)
+            os.rename(tmp, d / CHAIN_MAP)                    # the old PROG_ARRAY's last pin goes
+            for obj, prog, _, kind, name in held:
+                if name in old:
+                    _repin_member(kind, name, obj, prog)
+                    if name in changed and changed[name].program:
+                        log.append(f"{name}: new program, maps kept")
+        except BaseException:
+            from nf.deploy import cleanup_pins
+            for _, m in fresh:
+                cleanup_pins(m.name)
+            raise
+        finally:
+            for obj, _, ctl, *_ in held:
+                if ctl is not None:
+                    ctl.__exit__(None, None, None)
+                else:
+                    obj.close()
+            chain.close()
+        say(total - 1, total, "removing dropped members")
     kept = {m.name for _, m in members}
     for name in old:
         if name not in kept:
@@ -532,9 +798,10 @@ def apply_chain(rec, new: ChainConfig) -> list[str]:
         mrec = deploy.read(m.name) or deploy.Record(name=m.name, kind=k.name, source=rec.source,
                                                     config=m.model_dump(mode="json"), netns=new.netns,
                                                     mode=new.attach, variant="pure", status="up")
+        mrec.config = m.model_dump(mode="json")
         mrec.interfaces = list(new.interfaces)
         mrec.chain = {"name": new.chain, "position": [x["position"] for x in rec.extra["members"]
                                                       if x["name"] == m.name][0]}
         mrec.status = "up"
         deploy.write(mrec)
-    return log
+    return log or ["nothing changed"]

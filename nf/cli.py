@@ -1,6 +1,7 @@
 """`nf`: one command line for every NF (typer + rich). See EPILOG for the exit codes."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -35,6 +36,48 @@ app = typer.Typer(help="Deploy and drive XDP network functions.", epilog=EPILOG,
                   pretty_exceptions_enable=False)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+QUIET = False         # --quiet: no progress output (there is none anyway when stdout is no terminal)
+
+
+@app.callback()
+def _options(quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars or spinners "
+                                        "(they only ever show when stdout is a terminal)")):
+    global QUIET
+    QUIET = quiet
+
+
+def _live() -> bool:
+    """Progress output only for a person watching: stdout and stderr terminals, no --quiet."""
+    return not QUIET and out.is_terminal and err.is_terminal and not os.environ.get("NF_QUIET")
+
+
+@contextlib.contextmanager
+def progress_bar(what: str, total: int | None = None):
+    """Yields ``say(step, total, description)``: a transient bar on stderr (steps done, time)
+    when _live(), else a no-op, so logs and pipes get only the result lines."""
+    if not _live():
+        yield lambda *a: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as pg:
+        task = pg.add_task(what, total=total)
+
+        def say(step, total, desc=None):
+            pg.update(task, completed=step, total=total, **({"description": desc} if desc else {}))
+        yield say
+
+
+@contextlib.contextmanager
+def spinner(text: str):
+    """A spinner for one step of unknown length, under the same rule as progress_bar."""
+    if not _live():
+        yield
+        return
+    with err.status(text):
+        yield
 
 
 class Fail(Exception):
@@ -223,13 +266,15 @@ def up(files: list[Path] = typer.Argument(..., help="config file(s); every one i
     with deploy.locked():
         made = []
         try:
-            for f, k, cfg, name in plans:
-                with out.status(f"{name}: loading and attaching {k.name}..."):   # tty only
+            with progress_bar("up", total=len(plans)) as say:    # one step per NF (a chain: one)
+                for i, (f, k, cfg, name) in enumerate(plans):
+                    say(i, len(plans), f"{name}: loading and attaching {k.name}")
                     r = deploy_up(f, k, cfg, name, say=lambda s: out.print(s, markup=False))
-                if r == "up":
-                    made.append(name)
-                out.print(f"{name}: {'unchanged' if r == 'unchanged' else 'up'} ({k.name}, "
-                          f"{', '.join(k.interfaces(cfg))})", markup=False)
+                    if r == "up":
+                        made.append(name)
+                    out.print(f"{name}: {'unchanged' if r == 'unchanged' else 'up'} ({k.name}, "
+                              f"{', '.join(k.interfaces(cfg))})", markup=False)
+                say(len(plans), len(plans), "done")
         except BaseException:
             # all or nothing: what this command brought up goes down again
             for n in reversed(made):
@@ -551,14 +596,8 @@ def routes(name: Optional[str] = typer.Argument(None, help="router instance"),
             raise Fail(E_NOT_FOUND, f"{args[0]}: no such file")
         with deploy.locked():
             if op == "replace":
-                from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-                with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                              console=err, transient=True) as pg:
-                    task = pg.add_task("routes", total=3)
-
-                    def progress(step, total, what):
-                        pg.update(task, completed=step, total=total, description=what)
-                    res = _verb("routes", name, op=op, progress=progress, **kw)
+                with progress_bar("routes", total=3) as say:
+                    res = _verb("routes", name, op=op, progress=say, **kw)
             else:
                 res = _verb("routes", name, op=op, **kw)
     else:
@@ -782,6 +821,8 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
         changes = diff(rec.config, cfg.model_dump(mode="json"))
         top = {c[0].split(".")[0].split("[")[0] for c in changes}
         bad = top - k.runtime_fields - k.reload_fields
+        if k.name == "chain" and not bad:
+            return _apply_chain(rec, cfg, changes, reload, dry_run, file)
         for p, a, b in changes:
             how = "runtime" if p.split(".")[0].split("[")[0] in k.runtime_fields else \
                 "new program" if p.split(".")[0] in k.reload_fields else "needs down/up"
@@ -805,7 +846,7 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
         deploy.write(rec)
         try:
             if need_reload:
-                with out.status(f"{name}: loading the new program..."):
+                with spinner(f"{name}: loading the new program..."):
                     info = k.reload(rec, cfg)
                 for line in info.pop("log", []):
                     out.print(f"{name}: {line}", markup=False)
@@ -820,6 +861,38 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
         finally:
             rec.status = "up"
             deploy.write(rec)
+
+
+def _apply_chain(rec, cfg, changes, reload: bool, dry_run: bool, file: Path):
+    """A chain's diff is per member (nf.chain.plan_apply): each line says whether it changes in
+    place, by a new program in that member's slot, or needs down/up (refused, nothing changed)."""
+    from nf import deploy
+    from nf.chain import NeedsRedeploy, apply_chain, plan_apply
+    name = rec.name
+    try:
+        _, plan, lines = plan_apply(rec, cfg)
+    except NeedsRedeploy as e:
+        raise Fail(E_CONFLICT, str(e)) from None
+    for line in lines:
+        out.print(f"  {line}", markup=False)
+    if not changes and not reload:
+        out.print(f"{name}: unchanged")
+        return
+    if dry_run:
+        out.print(f"{name}: dry run, {len(lines)} change(s)" + (", every member reloaded" if reload else ""))
+        return
+    rec.status = "applying"
+    deploy.write(rec)
+    try:
+        with progress_bar(f"{name}: applying") as say:
+            log = apply_chain(rec, cfg, progress=say, rebuild=reload)
+        for line in log:
+            out.print(f"{name}: {line}", markup=False)
+        rec.config = cfg.model_dump(mode="json")
+        rec.source = str(file.resolve())
+    finally:
+        rec.status = "up"
+        deploy.write(rec)
 
 
 # ---- metrics / demo ----------------------------------------------------------------------------

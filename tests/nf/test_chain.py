@@ -295,10 +295,20 @@ def test_cli_apply_inserts_reorders_and_removes_members_keeping_their_state(make
         assert deploy.read(f"fb{tag}") is None and deploy.read(f"fa{tag}").chain["position"] == 1
         assert deliver([dns, ntp, web], [ntp, web])
         assert st(f"fa{tag}")["all"]["drop_packets"] == 3
-        # a kept member's config may not change in a chain apply
-        A2 = {"kind": "filter", "config": {"name": f"fa{tag}", "drop_dports": [54]}}
+        # a kept member's rodata change: a new program in its own slot, its counters kept
+        A2 = {"kind": "filter", "config": {"name": f"fa{tag}", "drop_dports": [123]}}
         r = run(app, ["apply", cfg(A2, SW)])
-        assert r.exit_code != 0 and "config changed" in r.output
+        assert r.exit_code == 0, r.output
+        assert f"fa{tag}.drop_dports[0]: 53 -> 123  [new program]" in r.output, r.output
+        assert f"fa{tag}: program replaced in slot 1, maps kept" in r.output, r.output
+        assert deliver([dns, ntp, web], [dns, web])
+        assert st(f"fa{tag}")["all"]["drop_packets"] == 4
+        assert st(f"sw{tag}")["p1"]["unicast"] == 7                   # 2 + 1 + 2 + 2
+        # a field only down/up can change: refused (exit 7), nothing changed
+        SW2 = {"kind": "l2_switch", "config": {**SW["config"], "fdb_size": 1024}}
+        r = run(app, ["apply", cfg(A2, SW2)])
+        assert r.exit_code == 7 and f"sw{tag}.fdb_size" in r.output, r.output
+        assert deliver([dns, ntp, web], [dns, web])
     finally:
         r = run(app, ["down", f"ca{tag}"])
     assert r.exit_code == 0

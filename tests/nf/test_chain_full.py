@@ -156,3 +156,137 @@ def test_flow_table_sketch_router_chain_across_processes(rlab, chain_cfg):
     assert not any(instance_dir(n, create=False).exists() for n in (ch, ft, sk, rt))
     with rlab.enter("dut"):
         assert not any(xdp_query(p).attached for p in ("p1", "p2", "p3"))
+
+
+def _slot_ids(chain):
+    from nf.bpf.pin import instance_dir
+    from nf.chain import _PinnedSlots
+    s = _PinnedSlots(instance_dir(chain, create=False))
+    try:
+        return s.programs()
+    finally:
+        s.close()
+
+
+def test_apply_changes_kept_members_in_place_under_traffic(rlab, chain_cfg, tmp_path):
+    """A kept member's changed config under continuous traffic: the router's new route and
+    neighbour (runtime, one bank flip), the table's new drop rule (runtime), the sketch's new
+    threshold (a new program in its slot only). Every frame arrives (at the old next hop or the
+    new one, byte-correct), the new behaviour shows, the other members' programs and counters
+    are untouched."""
+    import threading
+    import time
+
+    ft, sk, rt = (chain_cfg.names[k] for k in ("flow_table", "sketch", "router"))
+    ch = chain_cfg.chain
+    f = chain_cfg()
+    run("up", f)
+    data = yaml.safe_load(f.read_text())
+    by = {m["kind"]: m["config"] for m in data["nfs"]}
+    h1, h2, h3 = (rlab.host(h) for h in ("h1", "h2", "h3"))
+
+    def variant(name, **changes):
+        for kind, edit in changes.items():
+            edit(by[kind])
+        p = tmp_path / f"{name}.yaml"
+        p.write_text(yaml.safe_dump(data))
+        return p
+
+    def to_h3(c):
+        c["routes"] = [{"prefix": "10.9.0.0/16", "via": ["10.0.3.2"]}]
+        c["neighbours"] = c["neighbours"] + [{"address": "10.0.3.2", "mac": h3.mac}]
+    new_route = variant("route", router=to_h3)
+    new_rule = variant("rule", flow_table=lambda c: c["rules"].append(
+        {"proto": "udp", "src": "10.0.1.2", "sport": 4002, "dst": "10.9.1.1", "dport": 5000,
+         "action": "drop"}), sketch=lambda c: c.update(threshold={"absolute": 7}))
+
+    ids0 = _slot_ids(ch)
+    from nf.bpf import xdp_query
+    with rlab.enter("dut"):
+        disp0 = xdp_query("p1").prog_id
+    sent: list[bytes] = []
+    stop = threading.Event()
+
+    def stream():
+        i = 0
+        while not stop.is_set() or i < 600:
+            chunk = [bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src="10.0.1.2", dst="10.9.1.1")
+                           / UDP(sport=4000, dport=5000) / f"s{i + k}".encode().ljust(18, b"."))
+                     for k in range(32)]
+            rlab.send("h1", chunk)
+            sent.extend(chunk)
+            i += 32
+
+    outs = []
+    with rlab.capture(["h2", "h3"]) as cap:
+        t = threading.Thread(target=stream)
+        t.start()
+        try:
+            time.sleep(0.3)
+            outs.append(run("apply", new_route).stdout)
+            time.sleep(0.3)
+            outs.append(run("apply", new_rule).stdout)
+            time.sleep(0.2)
+            assert t.is_alive(), "traffic ended before the applies"
+        finally:
+            stop.set()
+            t.join(60)
+        n = len(sent)
+        got = cap.wait(count=n, timeout=5, quiet=0.5)
+    at2 = [bytes(x) for x in got[rlab.tap("h2")] if IP in Ether(bytes(x))]
+    at3 = [bytes(x) for x in got[rlab.tap("h3")] if IP in Ether(bytes(x))]
+    print(f"chain apply x2 under traffic: {n} sent, {len(at2)} via h2, {len(at3)} via h3")
+
+    # the diff said how each change is made; only the changed member's slot got a new program
+    assert "edge3-rt" in outs[0] or rt in outs[0]
+    assert f"{rt}.routes[0].via[0]: \"10.0.2.2\" -> \"10.0.3.2\"  [runtime]" in outs[0], outs[0]
+    assert f"{rt}: route 10.9.0.0/16 via 10.0.3.2" in outs[0], outs[0]
+    assert f"{rt}: neighbour 10.0.3.2 -> {h3.mac}" in outs[0], outs[0]
+    assert f"{sk}.threshold.absolute: 2 -> 7  [new program]" in outs[1], outs[1]
+    assert f"{ft}.rules: " in outs[1] and "[runtime]" in outs[1], outs[1]
+    assert f"{sk}: program replaced in slot 2, maps kept" in outs[1], outs[1]
+    ids1 = _slot_ids(ch)
+    assert ids1[0] == ids0[0] and ids1[2] == ids0[2] and ids1[1] != ids0[1], (ids0, ids1)
+    with rlab.enter("dut"):
+        assert xdp_query("p1").prog_id == disp0            # no new dispatcher
+
+    # nothing lost, nothing duplicated: each frame routed once, to the old next hop or the new
+    rt_for = lambda fr, host: routed_to(rlab, fr, host)   # noqa: E731
+    assert len(at2) + len(at3) == n
+    assert sorted(at2 + at3) == sorted([rt_for(fr, "h2") for fr in sent[:len(at2)]]
+                                       + [rt_for(fr, "h3") for fr in sent[len(at2):]])
+    assert at2 and at3
+
+    # the new rule drops; the table's other flows, the sketch's bank, the router's counters went on
+    bad = [bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src="10.0.1.2", dst="10.9.1.1")
+                 / UDP(sport=4002, dport=5000) / (b"x" * 18)) for _ in range(4)]
+    assert send(rlab, bad, count=1, timeout=1.0) == {"h2": [], "h3": []}
+    fl = flows(ft)
+    assert fl[("17 10.0.1.2:4002 -> 10.9.1.1:5000", "drop")] == 4
+    assert fl[("17 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == n
+    top = sketch_top(sk)
+    assert top["10.0.1.2 10.9.1.1 4000 5000 17"] == n, top        # same bank, same counts
+    st = js("stats")
+    assert st[sk]["ports"]["epoch"]["packets"] == n
+    assert st[rt]["ports"]["p2"]["tx_packets"] == len(at2)
+    assert st[rt]["ports"]["p3"]["tx_packets"] == len(at3)
+    assert {"prefix": "10.9.0.0/16", "target": "via 10.0.3.2"} in js("routes", rt)[rt]
+    assert deploy.read(sk).config["threshold"]["absolute"] == 7
+    assert deploy.read(rt).config["routes"][0]["via"] == ["10.0.3.2"]
+
+    # a field only down/up can change is refused whole: nothing of the file is applied
+    bad_cfg = variant("depth", sketch=lambda c: c.update(depth=2),
+                      router=lambda c: c.update(routes=[]))
+    p = run("apply", bad_cfg, ok=False)
+    assert p.returncode == 7 and f"{sk}.depth" in p.stderr and "nothing changed" in p.stderr, p.stderr
+    assert {"prefix": "10.9.0.0/16", "target": "via 10.0.3.2"} in js("routes", rt)[rt]
+    assert _slot_ids(ch) == ids1
+
+
+def routed_to(lab, frame, host) -> bytes:
+    h = lab.host(host)
+    e = Ether(frame)
+    e.src, e.dst = h.port_mac, h.mac
+    e[IP].ttl -= 1
+    del e[IP].chksum
+    return bytes(e)
