@@ -360,7 +360,9 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
         out.print_json(json.dumps([{"name": r.name, "kind": r.kind, "status": r.status, "variant": r.variant,
                                     "mode": r.mode, "netns": r.netns, "interfaces": r.interfaces,
                                     "source": r.source, "digest": r.digest, "pid": r.pid, "chain": r.chain,
-                                    "xdp": {i: _xdp_on(r.netns, i) for i in r.interfaces}} for r in recs]))
+                                    "xdp": {i: _xdp_on(r.netns, i) for i in r.interfaces},
+                                    **({"epochs": _epoch_json(r)} if r.kind == "sketch" else {})}
+                                   for r in recs]))
         return
     t = Table(title="deployments")
     for c in ("name", "kind", "status", "variant", "mode", "netns", "interfaces (xdp)", "source"):
@@ -374,6 +376,39 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
     for n in deploy.orphans():
         out.print(f"leftover pins without a record: {n} (nf down {n})", markup=False)
     out.print(_kmod_line(), markup=False)
+    sketches = [r for r in recs if r.kind == "sketch"]
+    if sketches:
+        for line in _epoch_lines(sketches):
+            out.print(line, markup=False)
+
+
+def _epoch_json(r) -> dict:
+    from nf.agent import running
+    from nf.deploy import read_doc
+    from nf.nfs.sketch import EPOCH_PIN
+    log = read_doc(r.pin_dir / EPOCH_PIN) or {}
+    return {"epoch_started": log.get("epoch_started"), "closed": log.get("closed", 0),
+            "closed_packets": log.get("closed_packets", 0), "agent": running()}
+
+
+def _epoch_lines(sketches) -> list[str]:
+    """One line per sketch (epoch, since when, closed epochs) and whether an agent flips them."""
+    from nf.agent import running
+    from nf.deploy import read_doc
+    from nf.nfs.sketch import EPOCH_PIN
+    pid = running()
+    lines = [f"nf agent: running (pid {pid}), flipping sketch epochs" if pid else
+             "nf agent: not running - sketch epochs do not flip (`nf agent` flips them)"]
+    for r in sketches:
+        try:
+            log = read_doc(r.pin_dir / EPOCH_PIN) or {}
+        except Exception:  # noqa: BLE001
+            log = {}
+        st = log.get("epoch_started")
+        age = f"{time.time() - st:.0f} s ago" if st else "?"
+        lines.append(f"{r.name}: epoch started {age}, every {r.config.get('epoch_s')} s; "
+                     f"{log.get('closed', 0)} closed ({log.get('closed_packets', 0)} packets)")
+    return lines
 
 
 app.command("status", help="Same as show.")(show)
@@ -505,11 +540,17 @@ def topk(name: Optional[str] = typer.Argument(None),
          k: Optional[int] = typer.Option(None, "-k", help="how many (default: the config's topk)"),
          flip: bool = typer.Option(False, "--flip", help="close the epoch and report it (counting "
                                    "continues in the other bank)"),
+         history: bool = typer.Option(False, "--history", help="the closed epochs kept in the "
+                                      "sketch's pinned epoch log (flipped by `nf agent` or --flip)"),
          as_json: bool = typer.Option(False, "--json")):
     """Top talkers of each deployed sketch (count-min estimates of its candidates)."""
     if k is not None and k < 1:
         raise Fail(E_CONFIG, f"-k must be >= 1, got {k}")
     from nf import deploy
+    if history:
+        if flip:
+            raise Fail(E_USAGE, "--history and --flip do not go together")
+        return _epoch_history(name, k, as_json)
     if flip:
         with deploy.locked():
             res = _verb("topk", name, k=k, flip=True)
@@ -520,6 +561,73 @@ def topk(name: Optional[str] = typer.Argument(None),
         return
     for n, rows in res.items():
         out.print(_rows_table(f"{n}: top {len(rows)} flows" + (" (closed epoch)" if flip else ""), rows))
+
+
+def _epoch_logs(name: str | None) -> dict[str, dict]:
+    from nf.deploy import read_doc
+    from nf.nfs.sketch import EPOCH_PIN
+    recs = [r for r in _records(name) if r.kind == "sketch"]
+    if not recs:
+        raise Fail(E_NOT_FOUND, "no deployed sketch" + (f" named {name!r}" if name else ""))
+    return {r.name: read_doc(r.pin_dir / EPOCH_PIN) or {"history": [], "closed": 0,
+                                                           "closed_packets": 0, "epoch_started": None}
+            for r in recs}
+
+
+def _epoch_history(name: str | None, k: int | None, as_json: bool):
+    logs = _epoch_logs(name)
+    if as_json:
+        out.print_json(json.dumps(logs))
+        return
+    for n, log in logs.items():
+        t = Table(title=f"{n}: {len(log['history'])} closed epoch(s) kept of {log['closed']} "
+                        f"({log['closed_packets']} packets)")
+        for c in ("epoch", "ended", "seconds", "packets", "total", "top flows"):
+            t.add_column(c, justify="left" if c in ("ended", "top flows") else "right")
+        for e in log["history"]:
+            top = "; ".join(f"{f} {v}" for f, v in e["top"][:k or 3])
+            t.add_row(str(e["epoch"]) + (" (recovered)" if e.get("recovered") else ""),
+                      time.strftime("%H:%M:%S", time.localtime(e["ended"])),
+                      f"{e['ended'] - e['started']:.1f}" if e["started"] else "-",
+                      str(e["packets"]), str(e["total"]), top or "-")
+        out.print(t)
+
+
+@app.command()
+@command
+def agent(listen: Optional[str] = typer.Option(None, help="also serve /metrics on HOST:PORT (loopback)"),
+          once: bool = typer.Option(False, "--once", help="flip what is due now, then exit")):
+    """Run as the controller of every deployment until stopped (SIGTERM/Ctrl-C): flips each
+    deployed sketch's banks every epoch_s of its config and appends the closed epoch to the
+    sketch's pinned epoch log (`nf topk --history`). One agent per host."""
+    import threading
+    from nf.agent import Agent, AgentRunning
+    ag = Agent(say=lambda s: (out.print(s, markup=False), sys.stdout.flush()))
+    try:
+        ag.acquire()
+    except AgentRunning as e:
+        raise Fail(E_CONFLICT, str(e)) from None
+    stop = threading.Event()
+    srv = None
+    try:
+        if listen:
+            from nf import metrics as M
+            srv = M.make_server(listen)
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+        if not once:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            n = len(ag.sketches())
+            err.print(f"nf agent (pid {os.getpid()}): {n} sketch(es) deployed; flipping their epochs"
+                      + (f", serving http://{listen}/metrics" if listen else ""), markup=False)
+        ag.run(stop, once=once)
+    finally:
+        if srv is not None:
+            srv.shutdown()
+            srv.server_close()
+        ag.release()
+    if not once:
+        err.print(f"nf agent: stopped after {ag.flips} flip(s)", markup=False)
 
 
 @app.command()

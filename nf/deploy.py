@@ -110,10 +110,49 @@ def _path(name: str) -> Path:
     return state_root() / name
 
 
-def write(rec: Record) -> None:
-    """Store (or atomically replace) the record of an instance."""
+def write_doc(path: Path, doc: dict, name: str = "nf_state") -> None:
+    """Store a JSON document as a one-entry BPF ARRAY pinned at ``path`` (a fresh map pinned
+    under a temporary name, then renamed over the old pin: a reader never sees half of it)."""
     from nf.bpf import Map
 
+    raw = json.dumps(doc, sort_keys=True).encode()
+    size = -(-(len(raw) + _HDR) // _PAGE) * _PAGE
+    m = Map.create("array", 4, size, 1, name=name)
+    try:
+        m.update(b"\0\0\0\0", len(raw).to_bytes(_HDR, "little") + raw + bytes(size - _HDR - len(raw)))
+        # bpffs refuses names with a dot (EPERM); instance names never start with "_"
+        tmp = path.parent / f"_tmp{os.getpid()}_{path.name.replace('.', '_')}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        m.pin(tmp)
+        os.rename(tmp, path)
+    finally:
+        m.close()
+
+
+def read_doc(path: Path) -> dict | None:
+    """The document write_doc stored at ``path`` (None when there is no pin)."""
+    from nf.bpf import Map, BpfError
+
+    if not path.exists():
+        return None
+    try:
+        m = Map.from_pin(path)
+    except BpfError as e:
+        raise StateError(f"{path} is unreadable: {e}") from None
+    try:
+        raw = m.lookup(b"\0\0\0\0")
+    finally:
+        m.close()
+    n = int.from_bytes(raw[:_HDR], "little")
+    try:
+        return json.loads(raw[_HDR:_HDR + n])
+    except ValueError as e:
+        raise StateError(f"{path} is corrupt: {e}") from None
+
+
+def write(rec: Record) -> None:
+    """Store (or atomically replace) the record of an instance."""
     _pin.check_bpffs(_pin.BPFFS)
     root = state_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -121,40 +160,21 @@ def write(rec: Record) -> None:
     rec.created = rec.created or now
     rec.updated = now
     rec.pid = os.getpid()
-    doc = rec.to_json()
-    size = -(-(len(doc) + _HDR) // _PAGE) * _PAGE
-    m = Map.create("array", 4, size, 1, name="nf_state")
-    try:
-        m.update(b"\0\0\0\0", len(doc).to_bytes(_HDR, "little") + doc + bytes(size - _HDR - len(doc)))
-        # bpffs refuses names with a dot (EPERM); instance names never start with "_"
-        tmp = root / f"_tmp{os.getpid()}_{rec.name.replace('.', '_')}"
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        m.pin(tmp)
-        os.rename(tmp, _path(rec.name))
-    finally:
-        m.close()
+    write_doc(_path(rec.name), asdict(rec))
 
 
 def read(name: str) -> Record | None:
-    from nf.bpf import Map, BpfError
-
-    p = _path(name)
-    if not p.exists():
+    try:
+        d = read_doc(_path(name))
+    except StateError as e:
+        raise StateError(f"deployment record: {e}") from None
+    if d is None:
         return None
     try:
-        m = Map.from_pin(p)
-    except BpfError as e:
-        raise StateError(f"deployment record {p} is unreadable: {e}") from None
-    try:
-        raw = m.lookup(b"\0\0\0\0")
-    finally:
-        m.close()
-    n = int.from_bytes(raw[:_HDR], "little")
-    try:
-        return Record.from_json(raw[_HDR:_HDR + n])
-    except (ValueError, TypeError) as e:
-        raise StateError(f"deployment record {p} is corrupt: {e}") from None
+        known = {f for f in Record.__dataclass_fields__}
+        return Record(**{k: v for k, v in d.items() if k in known})
+    except TypeError as e:
+        raise StateError(f"deployment record {_path(name)} is corrupt: {e}") from None
 
 
 def names() -> list[str]:

@@ -9,6 +9,10 @@ Families:
   xdpnf_xdp_bytes_total{instance,kind,action}
   xdpnf_xdp_reasons_total{instance,kind,reason}
   xdpnf_<kind>_<counter>_total{instance,port}         each NF's own per-port counters
+  xdpnf_sketch_epoch{instance,group} ...              gauges (GAUGES): values that also go down
+                                                      (a sketch's current epoch, a table's entries)
+  xdpnf_sketch_packets_total / _epochs_closed_total   from the sketch's pinned epoch log
+  xdpnf_agent_running                                 1 while `nf agent` runs (gauge)
   xdpnf_kmod_loaded                                   1 when the enetstl module is loaded
   xdpnf_kmod_<counter>_total                          the module's path counters (SIMD/scalar...)
 Counters are read fresh for every scrape; a deployment that cannot be read is reported by
@@ -84,6 +88,42 @@ def _action_stats(rec):
     return None
 
 
+# Values that go down as well as up (Prometheus gauges: no _total suffix, no rate()); every other
+# per-NF value is a monotonic counter. The sketch's are its current epoch's (reset by each flip).
+GAUGES = {
+    ("sketch", "epoch"): ("xdpnf_sketch_epoch", "number of the sketch's current epoch"),
+    ("sketch", "bank"): ("xdpnf_sketch_active_bank", "bank (0/1) the datapath counts into now"),
+    ("sketch", "packets"): ("xdpnf_sketch_epoch_packets", "frames counted in the current epoch"),
+    ("sketch", "sampled"): ("xdpnf_sketch_epoch_sampled", "frames sampled in the current epoch"),
+    ("sketch", "total"): ("xdpnf_sketch_epoch_sum", "count-min increments (packets or bytes) "
+                                                    "in the current epoch"),
+    ("sketch", "candidates"): ("xdpnf_sketch_epoch_candidates", "heavy-hitter candidates of the "
+                                                                "current epoch"),
+    ("flow_table", "entries"): ("xdpnf_flow_table_entries", "flows in the table"),
+    ("flow_table", "slots"): ("xdpnf_flow_table_slots", "capacity of the table (flows)"),
+}
+
+
+def _sketch_epochs(exp: "Exposition", rec) -> None:
+    """From the sketch's pinned epoch log: closed epochs and the frames counted over all epochs
+    (closed + current: a real counter, unlike the per-epoch gauges), when the epoch began."""
+    from nf.deploy import read_doc
+    from nf.nfs.sketch import EPOCH_PIN
+    log = read_doc(rec.pin_dir / EPOCH_PIN)
+    if log is None:
+        return
+    lab = {"instance": rec.name}
+    cur = exp.fams.get("xdpnf_sketch_epoch_packets")
+    now = sum(v for la, v in (cur.samples if cur else []) if la["instance"] == rec.name)
+    exp.add("xdpnf_sketch_packets_total", "counter", "frames counted by the sketch over every "
+            "epoch (closed epochs of the log + the current one)", lab, log["closed_packets"] + now)
+    exp.add("xdpnf_sketch_epochs_closed_total", "counter", "epochs closed (bank flips)", lab,
+            log["closed"])
+    if log.get("epoch_started"):
+        exp.add("xdpnf_sketch_epoch_started_timestamp_seconds", "gauge", "when the current epoch "
+                "began (unix time)", lab, round(log["epoch_started"], 3))
+
+
 def collect(exp: Exposition | None = None) -> Exposition:
     from nf import deploy, kmod
     from nf.nfs import registry
@@ -110,11 +150,21 @@ def collect(exp: Exposition | None = None) -> Exposition:
                 with kind.open(rec) as h:
                     for port, counters in kind.stats(h).items():
                         for c, v in counters.items():
-                            exp.add(metric_name("xdpnf", rec.kind, c, "total"), "counter",
-                                    f"{rec.kind} per-port counter {c}", {"instance": rec.name, "port": port}, v)
+                            g = GAUGES.get((rec.kind, c))
+                            if g is not None:
+                                exp.add(g[0], "gauge", g[1], {"instance": rec.name, "group": port}, v)
+                            else:
+                                exp.add(metric_name("xdpnf", rec.kind, c, "total"), "counter",
+                                        f"{rec.kind} per-port counter {c}",
+                                        {"instance": rec.name, "port": port}, v)
+            if rec.kind == "sketch":
+                _sketch_epochs(exp, rec)
         except Exception as e:  # noqa: BLE001 - one unreadable deployment must not hide the rest
             exp.add("xdpnf_scrape_error", "gauge", "1 when a deployment's counters could not be read",
                     {"instance": rec.name, "error": type(e).__name__}, 1)
+    from nf.agent import running
+    exp.add("xdpnf_agent_running", "gauge", "1 while an `nf agent` flips the sketches' epochs", {},
+            int(running() is not None))
     loaded = kmod.is_loaded()
     exp.add("xdpnf_kmod_loaded", "gauge", "1 when the enetstl kfunc module is loaded", {}, int(loaded))
     if loaded:

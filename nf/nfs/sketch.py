@@ -39,6 +39,8 @@ PROG = "xdp_sketch"
 PROG_POOL = "xdp_sketch_pool"
 PROG_HASHCHECK = "xdp_sketch_hashcheck"
 STATS_MAP = "sk_stats"
+EPOCH_PIN = "epochs"        # the epoch log of a pinned sketch (a JSON document in a pinned ARRAY)
+EPOCH_LOG_MAX = 1 << 20     # bytes of that document: the oldest epochs go first beyond it
 
 # sketch.h
 SKETCH_MAX_D = 16
@@ -185,6 +187,7 @@ class EpochRecord:
     top: list[tuple[bytes, int]]
     heavy: list[tuple[bytes, int]]
     snapshot: BankSnapshot | None = field(default=None, repr=False)
+    recovered: bool = False     # closed by _recover_idle: a flip cut short by a killed process
 
 
 class Sketch:
@@ -291,6 +294,7 @@ class Sketch:
                 for n, m in self._maps.items():
                     m.pin(self.pin_dir / n)
                 self.program.pin(self.pin_dir / "prog")
+                self._write_log(self._empty_log())
             with _netns_ctx(self.cfg.netns):     # attach acts in the calling thread's netns
                 for name in self.cfg.interfaces:
                     self.attach(name)
@@ -365,6 +369,7 @@ class Sketch:
                                "counters than this config")
         sk._prog = Program.from_pin(d / "prog")
         sk.epoch = SketchBank.from_buffer_copy(sk.banks[sk.active].lookup(bytes(4))).epoch
+        sk.epoch_started = sk.epoch_log().get("epoch_started") or 0.0
         return sk
 
     def attach(self, iface: str | int, mode: AttachMode | None = None):
@@ -550,20 +555,106 @@ class Sketch:
         return sum_stats(m.lookup_percpu(ctypes.c_uint32(0)))
 
     # -- epochs ------------------------------------------------------------------------------
+    def _empty_log(self) -> dict:
+        return {"epoch_started": self.epoch_started or time.time(), "closed": 0, "closed_packets": 0,
+                "closed_total": 0, "last_epoch": None, "history": []}
+
+    def epoch_log(self) -> dict:
+        """The pinned epoch log (a sketch deployed with pin=True): ``epoch_started`` of the
+        current epoch, ``closed`` epochs so far with their summed ``closed_packets`` /
+        ``closed_total``, ``last_epoch`` recorded and ``history`` (the last cfg.history epochs:
+        epoch, bank, started, ended, packets, total, sampled, top, heavy, recovered). Every
+        flip of any process appends to it; `nf topk --history` and the metrics read it."""
+        if self.pin_dir is None:
+            raise RuntimeError("only a pinned sketch keeps an epoch log")
+        from nf.deploy import read_doc
+        return read_doc(self.pin_dir / EPOCH_PIN) or self._empty_log()
+
+    def _write_log(self, log: dict) -> None:
+        import json
+        from nf.deploy import write_doc
+        keep = self.cfg.history
+        log["history"] = log["history"][-keep:] if keep else []
+        while log["history"] and len(json.dumps(log)) > EPOCH_LOG_MAX:
+            log["history"] = log["history"][len(log["history"]) // 8 + 1:]
+        write_doc(self.pin_dir / EPOCH_PIN, log, name="sk_epochs")
+
+    def _flows(self, pairs) -> list:
+        out = []
+        for key, est in pairs:
+            f = decode_key(self.cfg.key, key)
+            out.append([" ".join(map(str, f)) if isinstance(f, tuple) else f, int(est)])
+        return out
+
+    def _log_epoch(self, rec: EpochRecord) -> None:
+        log = self.epoch_log()
+        log["history"].append({"epoch": rec.epoch, "bank": rec.bank, "started": rec.started,
+                               "ended": rec.ended, "packets": rec.packets, "total": rec.total,
+                               "sampled": rec.sampled, "top": self._flows(rec.top),
+                               "heavy": self._flows(rec.heavy), "recovered": rec.recovered})
+        log["closed"] += 1
+        log["closed_packets"] += rec.packets
+        log["closed_total"] += rec.total
+        log["last_epoch"] = rec.epoch
+        log["epoch_started"] = rec.ended
+        self._write_log(log)
+
+    def _bank_sums(self, i: int) -> tuple[int, int, int, int]:
+        """(epoch, packets, total, sampled) of a bank's headers, summed over CPUs."""
+        raw = self.banks[i].lookup(bytes(4))
+        stride = ((self.value_size + 7) & ~7) if not self.shared else self.value_size
+        ep = pk = tot = sm = 0
+        for c in range(self._ncpu_slots()):
+            h = SketchBank.from_buffer_copy(raw, c * stride)
+            ep, pk, tot, sm = h.epoch, pk + h.packets, tot + h.total, sm + h.sampled
+        return ep, pk, tot, sm
+
+    def _recover_idle(self) -> EpochRecord | None:
+        """A flip cut short (its process killed after the swap, before the old bank was cleared)
+        leaves a closed epoch in the idle bank; installing that bank again would add its counts
+        to the next epoch. So before every flip: a dirty idle bank is recorded (unless the log
+        already has its epoch: the kill came after the record) and cleared."""
+        idle = 1 - self.active
+        ep, pk, tot, sm = self._bank_sums(idle)
+        if not (pk or tot or sm):
+            return None
+        rec = None
+        log = self.epoch_log() if self.pin_dir is not None else None
+        if log is None or log["last_epoch"] != ep:
+            snap = self.snapshot(idle)
+            rec = EpochRecord(epoch=ep, bank=idle, started=log["epoch_started"] if log else 0.0,
+                              ended=time.time(), total=snap.total, packets=snap.packets,
+                              sampled=snap.sampled, top=self.topk(self.cfg.topk, snap=snap),
+                              heavy=self.heavy_hitters(snap=snap), recovered=True)
+            if log is not None:
+                self._log_epoch(rec)
+            elif self.history.maxlen != 0:
+                self.history.append(rec)
+        self._drop_candidates(idle)
+        self._clear(idle, epoch=self._bank_sums(1 - idle)[0] + 1)
+        return rec
+
     def flip(self, keep_snapshot: bool = True) -> EpochRecord:
         """End the epoch: install the idle bank, wait (inside the map update) for programs still
-        using the old one, read it into an EpochRecord (appended to history), clear it."""
+        using the old one, read it into an EpochRecord (appended to history, and to the pinned
+        epoch log of a pinned sketch), clear it. Callers in several processes serialise flips
+        themselves (the CLI: deploy.locked())."""
         self._need()
         with self._lock:
+            self._recover_idle()
             old, new = self.active, 1 - self.active
             self._maps["sk_active"].update(bytes(4), self.banks[new])  # synchronize_rcu inside
             ended = time.time()
             snap = self.snapshot(old)
+            if self.pin_dir is not None:      # the log's start of this epoch, whoever flipped last
+                self.epoch_started = self.epoch_log().get("epoch_started") or self.epoch_started
             rec = EpochRecord(epoch=snap.epoch, bank=old, started=self.epoch_started, ended=ended,
                               total=snap.total, packets=snap.packets, sampled=snap.sampled,
                               top=self.topk(self.cfg.topk, snap=snap),
                               heavy=self.heavy_hitters(snap=snap),
                               snapshot=snap if keep_snapshot else None)
+            if self.pin_dir is not None:      # recorded before the bank is cleared (see _recover_idle)
+                self._log_epoch(rec)
             self.epoch = snap.epoch + 1   # the bank's header: right even after another process flipped
             self.epoch_started = ended
             self._drop_candidates(old)
@@ -588,6 +679,8 @@ class Sketch:
             self.epoch = 0
             self.epoch_started = time.time()
             self.history.clear()
+            if self.pin_dir is not None:
+                self._write_log(self._empty_log())
 
     def start_epochs(self) -> None:
         """Flip every cfg.epoch_s seconds in a background thread (stop_epochs / down stop it)."""

@@ -1,0 +1,146 @@
+"""`nf agent`: the long-running controller of every deployed NF that needs one after `nf up`
+has exited. Today that is the sketch's epochs: each deployed sketch (standalone or a chain
+member) gets its banks flipped every ``epoch_s`` seconds of its config.
+
+    agent = Agent(say=print)
+    agent.tick()                 # flip every sketch whose epoch is due; seconds until the next
+    agent.run(stop_event)        # until stop_event is set (SIGTERM/SIGINT in the CLI)
+
+What it guarantees:
+- One agent per host: a flock on /run/xdp-nf-agent.lock (NF_AGENT_LOCK), its pid in the file.
+  A second `nf agent` exits with the conflict code instead of flipping twice as often.
+- Each flip runs under the deployment lock (deploy.locked), like `nf topk --flip`, `nf apply`
+  and `nf down`: flips of several processes never interleave and a sketch is never flipped while
+  it is being torn down or changed.
+- The epoch history lives in the sketch's own pins (``<pin dir>/epochs``, Sketch.epoch_log), not
+  in the agent: `nf topk --history`, `nf show` and the metrics of any later process read it, a
+  restarted agent carries on from ``epoch_started`` (an epoch that spanned the agent's downtime
+  is recorded with its real length), `nf down` removes it with the sketch.
+- Nothing lost or counted twice: the bank swap is one update of the ARRAY_OF_MAPS, which returns
+  only after every program that could still hold the old bank has finished, so the closed bank is
+  complete when it is read; an agent killed between the swap and the clear leaves a dirty idle
+  bank that the next flip records (once) and clears before installing it (Sketch._recover_idle).
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from pathlib import Path
+
+AGENT_LOCK = Path(os.environ.get("NF_AGENT_LOCK", "/run/xdp-nf-agent.lock"))
+MAX_SLEEP = 1.0            # the deployment list is read again at least this often
+
+
+class AgentRunning(RuntimeError):
+    pass
+
+
+def running() -> int | None:
+    """Pid of the running `nf agent`, or None."""
+    try:
+        fd = os.open(AGENT_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                return int(os.pread(fd, 32, 0).split()[0])
+            except (ValueError, IndexError):
+                return -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+class Agent:
+    def __init__(self, say=print, lock_timeout: float = 2.0):
+        self.say = say
+        self.lock_timeout = lock_timeout
+        self.flips = 0
+        self._fd: int | None = None
+
+    # ---- the one-agent lock ------------------------------------------------------------------
+    def acquire(self) -> None:
+        AGENT_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(AGENT_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise AgentRunning(f"another nf agent (pid {running()}) holds {AGENT_LOCK}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)        # the kernel drops the flock; a killed agent's too
+            self._fd = None
+
+    # ---- epochs ------------------------------------------------------------------------------
+    @staticmethod
+    def sketches() -> list:
+        """(record, config) of every deployed sketch that is up (chain members included)."""
+        from nf import deploy
+        from nf.nfs import registry
+        out = []
+        for r in deploy.records():
+            if r.kind == "sketch" and r.status == "up" and r.pin_dir.exists():
+                out.append((r, registry.get("sketch").validate(r.config, r.name)))
+        return out
+
+    @staticmethod
+    def epoch_started(rec) -> float:
+        from nf.deploy import read_doc
+        from nf.nfs.sketch import EPOCH_PIN
+        log = read_doc(rec.pin_dir / EPOCH_PIN)
+        return (log or {}).get("epoch_started") or rec.created
+
+    def tick(self, now: float | None = None) -> float:
+        """Flip every sketch whose epoch is due; returns the seconds until the next one is."""
+        from nf import deploy
+        from nf.deploy import StateError
+        from nf.nfs.sketch import Sketch
+        now = time.time() if now is None else now
+        wait = MAX_SLEEP
+        for rec, cfg in self.sketches():
+            due = self.epoch_started(rec) + cfg.epoch_s
+            if now < due:
+                wait = min(wait, due - now)
+                continue
+            try:
+                with deploy.locked(self.lock_timeout):
+                    cur = deploy.read(rec.name)        # still there, unchanged, after the wait?
+                    if cur is None or cur.status != "up" or cur.digest != rec.digest:
+                        continue
+                    if self.epoch_started(cur) + cfg.epoch_s > time.time():
+                        continue                      # someone else flipped meanwhile
+                    sk = Sketch.open_pinned(cfg, rec.name)
+                    try:
+                        r = sk.flip(keep_snapshot=False)
+                    finally:
+                        sk.release()
+            except StateError:
+                wait = min(wait, 0.2)                 # `nf up`/`apply` holds the lock: soon again
+                continue
+            except Exception as e:  # noqa: BLE001 - one broken deployment must not stop the rest
+                self.say(f"{rec.name}: flip failed: {type(e).__name__}: {e}")
+                continue
+            self.flips += 1
+            top = ", ".join(f"{f} {e}" for f, e in sk._flows(r.top[:3]))
+            self.say(f"{rec.name}: epoch {r.epoch} closed: {r.packets} packets"
+                     + (f", top {top}" if top else "") + (" (recovered)" if r.recovered else ""))
+            wait = min(wait, cfg.epoch_s)
+        return max(0.02, wait)
+
+    def run(self, stop: threading.Event, once: bool = False) -> None:
+        while not stop.is_set():
+            wait = self.tick()
+            if once:
+                return
+            stop.wait(wait)
