@@ -20,6 +20,13 @@ CLASS_NOROUTE, CLASS_CONNECTED, CLASS_STATIC, CLASS_ECMP, CLASS_BLACKHOLE, CLASS
 
 M32 = 0xffffffff
 
+# ICMP errors quote as much of the invoking packet as fits in an error datagram of this size:
+# RFC 1812 4.3.2.3 (IPv4 routers: 576 bytes) and RFC 4443 2.4(c) (the minimum IPv6 MTU).
+V4_ERR_MAX = 576
+V6_ERR_MAX = 1280
+V4_QUOTE_MAX = V4_ERR_MAX - 20 - 8
+V6_QUOTE_MAX = V6_ERR_MAX - 40 - 8
+
 
 class Lpm:
     """Longest-prefix match over {(addr, len): value}: one dict per length, longest first."""
@@ -141,11 +148,12 @@ class RouterModel:
             return XDP_DROP, f, None
         if ip[0] >> 4 != 4 or ip[0] & 15 < 5:
             return XDP_DROP, f, None
-        if ip[0] & 15 != 5:
-            return XDP_PASS, f, None
+        hlen = (ip[0] & 15) * 4
         tot = struct.unpack("!H", ip[2:4])[0]
-        if tot < 20 or tot > len(ip) or not ip4_csum_ok(ip[:20]):
+        if tot < 20 or tot > len(ip) or tot < hlen or not ip4_csum_ok(ip[:hlen]):
             return XDP_DROP, f, None
+        # options: errors are built here, forwarding and local delivery are the kernel's
+        opts = hlen > 20
         src, dst = struct.unpack("!II", ip[12:20])
         if dst >> 28 == 0xE or dst == M32:
             return XDP_PASS, f, None
@@ -158,13 +166,15 @@ class RouterModel:
         if g is None or g.kind == KIND_NONE:
             return self._err4(f, inp, 3, 0)
         if g.kind == KIND_LOCAL:
-            return self._echo4(f, inp)
+            return (XDP_PASS, f, None) if opts else self._echo4(f, inp)
         if g.kind == KIND_BLACKHOLE:
             return XDP_DROP, f, None
         if g.kind == KIND_UNREACHABLE:
             return self._err4(f, inp, 3, 13)
         if ttl <= 1:
             return self._err4(f, inp, 11, 0)
+        if opts:
+            return XDP_PASS, f, None
         h = 0
         if len(g.hops) > 1:
             sport = dport = 0
@@ -192,12 +202,13 @@ class RouterModel:
     def _err4(self, f: bytes, inp: PortM, typ: int, code: int, rest: int = 0):
         ip = f[14:]
         frag = struct.unpack("!H", ip[6:8])[0] & 0x1fff
-        if frag or (ip[9] == 1 and (len(ip) < 21 or ip[20] in (3, 4, 5, 11, 12))):
+        hlen = (ip[0] & 15) * 4
+        if frag or (ip[9] == 1 and (len(ip) < hlen + 1 or ip[hlen] in (3, 4, 5, 11, 12))):
             return XDP_DROP, f, None
         if not self.icmp_errors or not inp.ip4:
             return XDP_DROP, f, None
         tot = struct.unpack("!H", ip[2:4])[0]
-        quote = ip[:min(tot, 28)]
+        quote = ip[:min(tot, V4_QUOTE_MAX)]   # options included, Ethernet padding never
         icmp = bytearray(struct.pack("!BBHI", typ, code, 0, rest) + quote)
         icmp[2:4] = struct.pack("!H", csum(bytes(icmp)))
         src = struct.unpack("!I", ip[12:16])[0]
@@ -275,7 +286,7 @@ class RouterModel:
         if not self.icmp_errors or not inp.ip6:
             return XDP_DROP, f, None
         plen = struct.unpack("!H", ip[4:6])[0]
-        quote = ip[:min(40 + plen, 1280 - 48)]
+        quote = ip[:min(40 + plen, V6_QUOTE_MAX)]
         src = ip[8:24]
         me = inp.ip6.to_bytes(16, "big")
         body = bytearray(struct.pack("!BBHI", typ, code, 0, rest) + quote)

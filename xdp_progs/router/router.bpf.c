@@ -283,18 +283,34 @@ static __always_inline __u16 ip4_hdr_csum(struct iphdr *ip)
 		s += w[i];
 	return csum_fold(s);
 }
-
-/* Ones'-complement sum of `len` packet bytes from `off` (raw words, odd tail zero-padded).
- * Copied out in 64-byte blocks with bpf_xdp_load_bytes: a per-word loop over packet pointers
- * is too many verifier states at ICMPv6's 1,240 bytes. */
+/* Ones'-complement sums of packet bytes (raw words, an odd tail zero-padded), copied out in
+ * 64-byte blocks with bpf_xdp_load_bytes: a per-word loop over packet pointers is too many
+ * verifier states at ICMPv6's 1,240 bytes. */
 #define SUM_BLOCK 64
 #define SUM_MAX_BLOCKS 20 /* 1,280 bytes */
+
+/* Add `n` (1..64) bytes from `off` to *s; -1 when they are not in the packet. */
+static __always_inline int sum_block(struct xdp_md *ctx, __u32 off, __u32 n, __u64 *s)
+{
+	__u16 buf[SUM_BLOCK / 2] = {};
+
+	/* same value for n in 1..64, but a range the verifier can see is never 0 */
+	asm volatile("" : "+r"(n)); /* keep clang from folding the mask away */
+	n = ((n - 1) & (SUM_BLOCK - 1)) + 1;
+	if (bpf_xdp_load_bytes(ctx, off, buf, n))
+		return -1;
+#pragma unroll
+	for (int i = 0; i < SUM_BLOCK / 2; i++)
+		*s += buf[i];
+	return 0;
+}
+
+/* Sum of `len` (up to 1,280) packet bytes from `off`. */
 static __always_inline __u64 sum_pkt(struct xdp_md *ctx, __u32 off, __u32 len)
 {
 	__u64 s = 0;
 
 	for (int b = 0; b < SUM_MAX_BLOCKS; b++) {
-		__u16 buf[SUM_BLOCK / 2] = {};
 		__u32 n, done = b * SUM_BLOCK;
 
 		if (done >= len)
@@ -302,16 +318,20 @@ static __always_inline __u64 sum_pkt(struct xdp_md *ctx, __u32 off, __u32 len)
 		n = len - done;
 		if (n > SUM_BLOCK)
 			n = SUM_BLOCK;
-		/* same value for n in 1..64, but a range the verifier can see is never 0 */
-		asm volatile("" : "+r"(n)); /* keep clang from folding the mask away */
-		n = ((n - 1) & (SUM_BLOCK - 1)) + 1;
-		if (bpf_xdp_load_bytes(ctx, off + done, buf, n))
+		if (sum_block(ctx, off + done, n, &s))
 			break;
-#pragma unroll
-		for (int i = 0; i < SUM_BLOCK / 2; i++)
-			s += buf[i];
 	}
 	return s;
+}
+
+/* Header checksum check of an IPv4 header with options (hlen 24..60): 0 when it is right. */
+static __always_inline __u16 ip4_opt_csum(struct xdp_md *ctx, __u32 hlen)
+{
+	__u64 s = 0;
+
+	if (sum_block(ctx, sizeof(struct ethhdr), hlen, &s))
+		return 1;
+	return csum_fold(s);
 }
 
 /* ---- ECMP flow hash (mirrored by nf/models/router.py: flow_hash) ------------------------------
@@ -548,10 +568,42 @@ static __always_inline void learn_na(struct xdp_md *ctx, __u32 port, struct ipv6
 }
 
 /* ---- ICMP built in XDP ------------------------------------------------------------------------- */
-/* Turn the frame into an ICMPv4 error quoting the original IP header + 8 bytes (RFC 792), sent
- * back out the ingress port from that port's address. Caller checked: ihl == 5, not an ICMP
- * error, not a non-first fragment, unicast source. */
-#define V4_QUOTE (20 + 8)
+/* An ICMP error quotes as much of the invoking packet as fits in an error datagram of at most
+ * 576 bytes for IPv4 (RFC 1812 4.3.2.3) and of the minimum IPv6 MTU, 1,280 bytes, for IPv6
+ * (RFC 4443 2.4(c)). Built in place: the frame grows at the front by the new IP + ICMP headers,
+ * the original IP packet (options included) becomes the quote, and the tail is cut where the quote
+ * ends; bytes after the original's IP length (Ethernet padding) are never quoted. Sent back out
+ * the ingress port from that port's address, per-CPU rate-limited (icmp_allowed). */
+#define V4_ERR_MAX 576
+#define V6_ERR_MAX 1280
+#define V4_QUOTE_MAX (V4_ERR_MAX - 20 - 8)
+#define V6_QUOTE_MAX (V6_ERR_MAX - 40 - 8)
+
+/* Grow the front by `hdr` bytes (the error's IP + ICMP headers), keep `quote` bytes of the old IP
+ * packet after them, and address the frame to `smac` from the ingress port. NULL: no room. */
+static __always_inline struct ethhdr *icmp_reframe(struct xdp_md *ctx, struct rt_port *inp,
+						   const __u8 *smac, __u32 hdr, __u32 quote,
+						   __be16 proto)
+{
+	struct ethhdr *eth;
+	int delta;
+
+	if (bpf_xdp_adjust_head(ctx, -(int)hdr))
+		return NULL;
+	/* quote <= the original IP length <= what the frame held: only ever a cut */
+	delta = (int)(sizeof(*eth) + hdr + quote) - (int)(ctx->data_end - ctx->data);
+	if (delta < 0 && bpf_xdp_adjust_tail(ctx, delta))
+		return NULL;
+	eth = xdp_ptr(ctx, 0, sizeof(*eth) + hdr);
+	if (!eth)
+		return NULL;
+	__builtin_memcpy(eth->h_dest, smac, 6);
+	__builtin_memcpy(eth->h_source, inp->mac, 6);
+	eth->h_proto = proto;
+	return eth;
+}
+
+/* ICMPv4 error. Caller checked: not about an ICMP error, not a non-first fragment. */
 static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
 					 __u8 type, __u8 code, __be32 rest, __u32 why)
 {
@@ -560,8 +612,7 @@ static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, stru
 	struct icmphdr *ic;
 	__u8 smac[6];
 	__be32 dst;
-	__u32 quote, tot, len;
-	int delta;
+	__u32 quote;
 
 	if (!(cfg.flags & RT_F_ICMP_ERRORS) || *(__u32 *)inp->ip4 == 0)
 		return OUT(XDP_DROP, why);
@@ -571,27 +622,17 @@ static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, stru
 	ip = (void *)(eth + 1);
 	__builtin_memcpy(smac, eth->h_source, 6);
 	dst = ip->saddr;
-	tot = bpf_ntohs(ip->tot_len);
-	quote = tot < V4_QUOTE ? tot : V4_QUOTE;
+	quote = bpf_ntohs(ip->tot_len);
+	if (quote > V4_QUOTE_MAX)
+		quote = V4_QUOTE_MAX;
 	if (!icmp_allowed())
 		return OUT(XDP_DROP, WHY(RT_REASON_ICMP_LIMITED));
 
-	if (bpf_xdp_adjust_head(ctx, -(int)(sizeof(*ip) + sizeof(*ic))))
-		return OUT(XDP_DROP, why);
-	len = ctx->data_end - ctx->data;
-	delta = (int)(sizeof(*eth) + sizeof(*ip) + sizeof(*ic) + quote) - (int)len;
-	if (delta < 0 && bpf_xdp_adjust_tail(ctx, delta))
-		return OUT(XDP_DROP, why);
-
-	eth = xdp_ptr(ctx, 0, sizeof(*eth) + sizeof(*ip) + sizeof(*ic));
+	eth = icmp_reframe(ctx, inp, smac, sizeof(*ip) + sizeof(*ic), quote, bpf_htons(ETH_P_IP));
 	if (!eth)
 		return OUT(XDP_DROP, why);
 	ip = (void *)(eth + 1);
 	ic = (void *)(ip + 1);
-	__builtin_memcpy(eth->h_dest, smac, 6);
-	__builtin_memcpy(eth->h_source, inp->mac, 6);
-	eth->h_proto = bpf_htons(ETH_P_IP);
-
 	ip->version = 4;
 	ip->ihl = 5;
 	ip->tos = 0xc0; /* internetwork control, as Linux sends its ICMP errors */
@@ -614,8 +655,7 @@ static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, stru
 	return OUT(XDP_TX, why);
 }
 
-/* ICMPv6 error: as much of the invoking packet as fits in the minimum MTU (RFC 4443 2.4(c)). */
-#define V6_QUOTE_MAX (1280 - 40 - 8)
+/* ICMPv6 error. Caller checked: not about an ICMPv6 error. */
 static __always_inline __u32 icmp6_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
 					 __u8 type, __u8 code, __be32 rest, __u32 why)
 {
@@ -623,9 +663,8 @@ static __always_inline __u32 icmp6_error(struct xdp_md *ctx, __u32 in_port, stru
 	struct ipv6hdr *ip6;
 	struct icmp6hdr *ic;
 	__u8 smac[6], dst[16];
-	__u32 quote, len, plen;
+	__u32 quote, plen;
 	__u64 s;
-	int delta;
 
 	if (!(cfg.flags & RT_F_ICMP_ERRORS) || !(inp->ip6[0] | inp->ip6[1]))
 		return OUT(XDP_DROP, why);
@@ -641,22 +680,11 @@ static __always_inline __u32 icmp6_error(struct xdp_md *ctx, __u32 in_port, stru
 	if (!icmp_allowed())
 		return OUT(XDP_DROP, WHY(RT_REASON_ICMP_LIMITED));
 
-	if (bpf_xdp_adjust_head(ctx, -(int)(sizeof(*ip6) + sizeof(*ic))))
-		return OUT(XDP_DROP, why);
-	len = ctx->data_end - ctx->data;
-	delta = (int)(sizeof(*eth) + sizeof(*ip6) + sizeof(*ic) + quote) - (int)len;
-	if (delta < 0 && bpf_xdp_adjust_tail(ctx, delta))
-		return OUT(XDP_DROP, why);
-
-	eth = xdp_ptr(ctx, 0, sizeof(*eth) + sizeof(*ip6) + sizeof(*ic));
+	eth = icmp_reframe(ctx, inp, smac, sizeof(*ip6) + sizeof(*ic), quote, bpf_htons(ETH_P_IPV6));
 	if (!eth)
 		return OUT(XDP_DROP, why);
 	ip6 = (void *)(eth + 1);
 	ic = (void *)(ip6 + 1);
-	__builtin_memcpy(eth->h_dest, smac, 6);
-	__builtin_memcpy(eth->h_source, inp->mac, 6);
-	eth->h_proto = bpf_htons(ETH_P_IPV6);
-
 	plen = sizeof(*ic) + quote;
 	*(__be32 *)ip6 = bpf_htonl(0x60000000);
 	ip6->payload_len = bpf_htons(plen);
@@ -818,10 +846,8 @@ static __always_inline int resolve(struct rt_group *g, __u32 hash, __u8 family, 
 	return 0;
 }
 
-static __always_inline __u32 transmit(struct xdp_md *ctx, struct ethhdr *eth, struct fwd *f,
-				      __u32 cls)
+static __always_inline __u32 transmit(struct ethhdr *eth, struct fwd *f, __u32 cls, __u32 bytes)
 {
-	__u64 bytes = ctx->data_end - ctx->data;
 
 	__builtin_memcpy(eth->h_dest, f->dmac, 6);
 	__builtin_memcpy(eth->h_source, f->smac, 6);
@@ -854,55 +880,224 @@ static __always_inline int fib_resolve(struct xdp_md *ctx, struct bpf_fib_lookup
 	}
 }
 
+/* What the forward path shared by both families needs of an IP header (filled by handle_v4 /
+ * handle_v6 after their checks). */
+struct l3 {
+	void *hdr;          /* struct iphdr or struct ipv6hdr, in the packet */
+	const __u8 *dst;    /* destination address bytes (IPv6: a stack copy) */
+	__u32 dst4;         /* IPv4 destination, host order */
+	__u32 len;          /* IP total length */
+	__u32 bytes;        /* frame length (counters) */
+	__u8 proto;         /* IPv4 protocol / IPv6 first next header */
+	__u8 opts;          /* IPv4 header with options: errors are built here, the rest is the
+			     * kernel's (it processes record route, source routes, ...) */
+};
+
 static __always_inline int is_icmp4_error(struct xdp_md *ctx, struct iphdr *ip)
 {
 	__u8 *t;
 
 	if (ip->protocol != IPPROTO_ICMP)
 		return 0;
-	t = xdp_ptr(ctx, sizeof(struct ethhdr) + sizeof(*ip), 1);
+	t = xdp_ptr(ctx, sizeof(struct ethhdr) + ip->ihl * 4, 1);
 	if (!t)
 		return 1; /* cannot tell: stay silent */
 	return *t == ICMP_DEST_UNREACH || *t == ICMP_SOURCE_QUENCH || *t == ICMP_REDIRECT ||
 	       *t == ICMP_TIME_EXCEEDED || *t == ICMP_PARAMETERPROB;
 }
 
-static __always_inline __u32 v4_error_rest(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
-					   struct iphdr *ip, __u8 type, __u8 code, __be32 rest,
-					   __u32 why)
+/* The ICMP errors the router sends, in family-neutral terms. */
+enum ip_err {
+	ERR_NO_ROUTE,   /* v4 3/0 net unreachable, v6 1/0 no route */
+	ERR_ADMIN,      /* unreachable route: v4 3/13 administratively filtered, v6 1/1 */
+	ERR_TTL,        /* v4 11/0, v6 3/0: TTL / hop limit exceeded in transit */
+	ERR_TOO_BIG,    /* v4 3/4 fragmentation needed (MTU in the low 16 bits of the second word,
+			 * RFC 1191 4), v6 2/0 packet too big (MTU, RFC 4443 3.2) */
+};
+
+/* Error `e` about the packet; never about an ICMP error, nor (IPv4) a non-first fragment
+ * (RFC 1122 3.2.2, RFC 4443 2.4(e)). */
+static __always_inline __u32 ip_error(struct xdp_md *ctx, const __u8 family, __u32 in_port,
+				      struct rt_port *inp, struct l3 *p, enum ip_err e, __u32 mtu)
 {
-	/* RFC 1122 3.2.2: never about ICMP errors or non-first fragments */
-	if ((ip->frag_off & bpf_htons(0x1fff)) || is_icmp4_error(ctx, ip))
-		return OUT(XDP_DROP, why);
-	return icmp4_error(ctx, in_port, inp, type, code, rest, why);
+	__u32 why = WHY(e == ERR_TTL ? RT_REASON_TTL : RT_REASON_NO_ROUTE);
+
+	if (family == 4) {
+		struct iphdr *ip = p->hdr;
+
+		if ((ip->frag_off & bpf_htons(0x1fff)) || is_icmp4_error(ctx, ip))
+			return OUT(XDP_DROP, why);
+		return icmp4_error(ctx, in_port, inp,
+				   e == ERR_TTL ? ICMP_TIME_EXCEEDED : ICMP_DEST_UNREACH,
+				   e == ERR_ADMIN ? ICMP_PKT_FILTERED :
+				   e == ERR_TOO_BIG ? ICMP_FRAG_NEEDED : 0 /* net unreach, TTL */,
+				   bpf_htonl(mtu & 0xffff), why);
+	}
+	if (p->proto == IPPROTO_ICMPV6) {
+		__u8 *t = xdp_ptr(ctx, sizeof(struct ethhdr) + sizeof(struct ipv6hdr), 1);
+
+		if (!t || *t < 128) /* an error type */
+			return OUT(XDP_DROP, why);
+	}
+	return icmp6_error(ctx, in_port, inp,
+			   e == ERR_TTL ? ICMPV6_TIME_EXCEED :
+			   e == ERR_TOO_BIG ? ICMPV6_PKT_TOOBIG : ICMPV6_DEST_UNREACH,
+			   e == ERR_ADMIN ? ICMPV6_ADM_PROHIBITED : 0 /* no route, hop limit */,
+			   bpf_htonl(mtu), why);
 }
 
-static __always_inline __u32 v4_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
-				      struct iphdr *ip, __u8 type, __u8 code, __u32 why)
+/* ECMP flow hash of the packet; IPv4 fragments hash without ports (only the first has them). */
+static __always_inline __u32 ecmp_hash(struct xdp_md *ctx, const __u8 family, struct l3 *p)
 {
-	return v4_error_rest(ctx, in_port, inp, ip, type, code, 0, why);
+	struct iphdr *ip = p->hdr;
+	struct ipv6hdr *ip6 = p->hdr;
+	__u32 ports = 0;
+
+	if ((p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) &&
+	    !(family == 4 && (ip->frag_off & bpf_htons(0x3fff)))) {
+		__u32 *l4 = xdp_ptr(ctx, sizeof(struct ethhdr) +
+					 (family == 4 ? sizeof(*ip) : sizeof(*ip6)), 4);
+
+		if (l4)
+			ports = bpf_ntohl(*l4);
+	}
+	if (family == 4)
+		return flow_hash(bpf_ntohl(ip->saddr), p->dst4, ports, p->proto);
+	return flow_hash(fold6(ip6->saddr.in6_u.u6_addr8), fold6(p->dst), ports, p->proto);
 }
 
-static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp)
+/* Route, then forward / answer / send an error: the same steps for both families (`family` is a
+ * constant in each inlined copy, so the other family's branches compile away). */
+static __always_inline __u32 forward_ip(struct xdp_md *ctx, const __u8 family, __u32 in_port,
+					struct rt_port *inp, struct ethhdr *eth, struct l3 *p)
+{
+	struct iphdr *ip = p->hdr;
+	struct ipv6hdr *ip6 = p->hdr;
+	struct rt_group *g = NULL;
+	struct fwd f = {};
+	__u32 kind, cls, hash = 0, mtu = 0;
+	enum ip_err e;
+	int why;
+
+	if (cfg.mode == RT_MODE_FIB) {
+		struct bpf_fib_lookup fl = {};
+		int k;
+
+		fl.l4_protocol = p->proto;
+		fl.tot_len = p->len;
+		fl.ifindex = ctx->ingress_ifindex;
+		if (family == 4) {
+			fl.family = AF_INET;
+			fl.tos = ip->tos;
+			fl.ipv4_src = ip->saddr;
+			fl.ipv4_dst = ip->daddr;
+		} else {
+			fl.family = AF_INET6;
+			fl.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+			__builtin_memcpy(fl.ipv6_src, &ip6->saddr, 16);
+			__builtin_memcpy(fl.ipv6_dst, p->dst, 16);
+		}
+		k = fib_resolve(ctx, &fl, &f);
+		if (k < 0)
+			return OUT(XDP_PASS, WHY(RT_REASON_NEIGH_MISS));
+		kind = k;
+		cls = RT_CLASS_KERNEL;
+	} else {
+		__u32 bank = bank_now();
+
+		g = group_of(bank, family == 4 ? lookup4(bank, p->dst4) : lookup6(bank, p->dst));
+		if (!g || g->kind == RT_KIND_NONE) {
+			count_class(RT_CLASS_NOROUTE, p->bytes);
+			e = ERR_NO_ROUTE;
+			goto error;
+		}
+		kind = g->kind;
+		cls = g->cls & (RT_CLASSES - 1);
+	}
+
+	switch (kind) {
+	case RT_KIND_LOCAL:
+		count_class(RT_CLASS_LOCAL, p->bytes);
+		if (family == 6)
+			return local6(ctx, in_port, eth, ip6);
+		if (p->opts)
+			return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
+		return local4(ctx, in_port, eth, ip);
+	case RT_KIND_BLACKHOLE:
+		count_class(cls, p->bytes);
+		return OUT(XDP_DROP, WHY(RT_REASON_BLACKHOLE));
+	case RT_KIND_UNREACHABLE:
+		count_class(cls, p->bytes);
+		e = ERR_ADMIN;
+		goto error;
+	case RT_KIND_FORWARD:
+	case RT_KIND_CONNECTED:
+		break;
+	default:
+		return OUT(XDP_DROP, NF_REASON_CONFIG);
+	}
+
+	if ((family == 4 ? ip->ttl : ip6->hop_limit) <= 1) {
+		e = ERR_TTL;
+		goto error;
+	}
+	if (family == 4 && p->opts)
+		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+
+	if (g) {
+		if (g->count > 1)
+			hash = ecmp_hash(ctx, family, p);
+		why = resolve(g, hash, family, p->dst, p->len, &f);
+		if (why == RT_TOO_BIG) {
+			/* IPv4 without DF: the kernel fragments (XDP cannot) */
+			if (family == 4 && !(ip->frag_off & bpf_htons(0x4000)))
+				return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+			e = ERR_TOO_BIG;
+			mtu = f.mtu;
+			goto error;
+		}
+		if (why)
+			return OUT(XDP_PASS, why); /* the kernel resolves it; the controller mirrors it */
+	}
+
+	if (family == 4) {
+		/* TTL decrement; the checksum follows the 16-bit word (ttl, protocol) (RFC 1624) */
+		__u16 old = *(__u16 *)&ip->ttl;
+
+		ip->ttl -= 1;
+		ip->check = csum_replace16(ip->check, old, *(__u16 *)&ip->ttl);
+	} else {
+		ip6->hop_limit -= 1; /* no header checksum in IPv6 */
+	}
+	return transmit(eth, &f, cls, p->bytes);
+error:
+	/* one copy of the (large) error builder per family, whatever the error */
+	return ip_error(ctx, family, in_port, inp, p, e, mtu);
+}
+
+static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
+				      __u32 bytes)
 {
 	struct ethhdr *eth = xdp_data(ctx);
 	struct iphdr *ip = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip));
-	struct rt_group *g = NULL;
-	struct fwd f = {};
-	__u32 bank = 0, gid, dst, tot, kind, cls, hash = 0;
-	int why;
+	struct l3 p = {};
+	__u32 dst, tot;
 
 	if (!ip || (void *)(eth + 1) > xdp_data_end(ctx))
 		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
 	if (ip->version != 4 || ip->ihl < 5)
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
-	if (ip->ihl != 5)
-		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US)); /* options: the kernel's slow path */
 	tot = bpf_ntohs(ip->tot_len);
-	if (tot < sizeof(*ip) || tot > ctx->data_end - ctx->data - sizeof(*eth))
+	if (tot < sizeof(*ip) || tot > bytes - sizeof(*eth))
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
-	if (ip4_hdr_csum(ip) != 0)
+	if (ip->ihl != 5) {
+		/* options: checked over the whole header; errors about it are built here */
+		if (tot < ip->ihl * 4 || ip4_opt_csum(ctx, ip->ihl * 4) != 0)
+			return OUT(XDP_DROP, NF_REASON_MALFORMED);
+		p.opts = 1;
+	} else if (ip4_hdr_csum(ip) != 0) {
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+	}
 	dst = bpf_ntohl(ip->daddr);
 	if ((dst >> 28) == 0xe || dst == 0xffffffff)
 		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
@@ -912,128 +1107,28 @@ static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct
 	if ((bpf_ntohl(ip->saddr) >> 24) == 127 || (dst >> 24) == 127 || (dst >> 24) == 0)
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
 
-	if (cfg.mode == RT_MODE_FIB) {
-		struct bpf_fib_lookup p = {};
-		int k;
-
-		p.family = AF_INET;
-		p.tos = ip->tos;
-		p.l4_protocol = ip->protocol;
-		p.tot_len = tot;
-		p.ipv4_src = ip->saddr;
-		p.ipv4_dst = ip->daddr;
-		p.ifindex = ctx->ingress_ifindex;
-		k = fib_resolve(ctx, &p, &f);
-		if (k < 0)
-			return OUT(XDP_PASS, WHY(RT_REASON_NEIGH_MISS));
-		kind = k;
-		cls = RT_CLASS_KERNEL;
-	} else {
-		bank = bank_now();
-		gid = lookup4(bank, dst);
-		g = group_of(bank, gid);
-		if (!g || g->kind == RT_KIND_NONE) {
-			count_class(RT_CLASS_NOROUTE, ctx->data_end - ctx->data);
-			return v4_error(ctx, in_port, inp, ip, ICMP_DEST_UNREACH, ICMP_NET_UNREACH,
-					WHY(RT_REASON_NO_ROUTE));
-		}
-		kind = g->kind;
-		cls = g->cls & (RT_CLASSES - 1);
-	}
-
-	switch (kind) {
-	case RT_KIND_LOCAL:
-		count_class(RT_CLASS_LOCAL, ctx->data_end - ctx->data);
-		return local4(ctx, in_port, eth, ip);
-	case RT_KIND_BLACKHOLE:
-		count_class(cls, ctx->data_end - ctx->data);
-		return OUT(XDP_DROP, WHY(RT_REASON_BLACKHOLE));
-	case RT_KIND_UNREACHABLE:
-		count_class(cls, ctx->data_end - ctx->data);
-		return v4_error(ctx, in_port, inp, ip, ICMP_DEST_UNREACH, ICMP_PKT_FILTERED,
-				WHY(RT_REASON_NO_ROUTE));
-	case RT_KIND_FORWARD:
-	case RT_KIND_CONNECTED:
-		break;
-	default:
-		return OUT(XDP_DROP, NF_REASON_CONFIG);
-	}
-
-	if (ip->ttl <= 1)
-		return v4_error(ctx, in_port, inp, ip, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL,
-				WHY(RT_REASON_TTL));
-
-	if (g) {
-		if (g->count > 1) {
-			__u32 ports = 0;
-
-			if ((ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) &&
-			    !(ip->frag_off & bpf_htons(0x3fff))) {
-				__u32 *l4 = xdp_ptr(ctx, sizeof(*eth) + sizeof(*ip), 4);
-
-				if (l4)
-					ports = bpf_ntohl(*l4);
-			}
-			hash = flow_hash(bpf_ntohl(ip->saddr), dst, ports, ip->protocol);
-		}
-		why = resolve(g, hash, 4, (__u8 *)&ip->daddr, tot, &f);
-		if (why == RT_TOO_BIG) {
-			/* DF: Fragmentation Needed with the next-hop MTU in the low 16 bits of the
-			 * second word (RFC 1191 4); without DF the kernel fragments (XDP cannot). */
-			if (!(ip->frag_off & bpf_htons(0x4000)))
-				return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
-			return v4_error_rest(ctx, in_port, inp, ip, ICMP_DEST_UNREACH,
-					     ICMP_FRAG_NEEDED, bpf_htonl(f.mtu & 0xffff),
-					     WHY(RT_REASON_NO_ROUTE));
-		}
-		if (why)
-			return OUT(XDP_PASS, why); /* the kernel resolves it; the controller mirrors it */
-	}
-
-	/* TTL decrement; the checksum follows the 16-bit word (ttl, protocol) (RFC 1624). */
-	{
-		__u16 old = *(__u16 *)&ip->ttl;
-
-		ip->ttl -= 1;
-		ip->check = csum_replace16(ip->check, old, *(__u16 *)&ip->ttl);
-	}
-	return transmit(ctx, eth, &f, cls);
+	p.hdr = ip;
+	p.bytes = bytes;
+	p.dst = (const __u8 *)&ip->daddr;
+	p.dst4 = dst;
+	p.len = tot;
+	p.proto = ip->protocol;
+	return forward_ip(ctx, 4, in_port, inp, eth, &p);
 }
 
-static __always_inline __u32 v6_error_rest(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
-					   struct ipv6hdr *ip6, __u8 type, __u8 code, __be32 rest,
-					   __u32 why)
-{
-	if (ip6->nexthdr == IPPROTO_ICMPV6) {
-		__u8 *t = xdp_ptr(ctx, sizeof(struct ethhdr) + sizeof(*ip6), 1);
-
-		if (!t || *t < 128) /* RFC 4443 2.4(e): never about an ICMPv6 error */
-			return OUT(XDP_DROP, why);
-	}
-	return icmp6_error(ctx, in_port, inp, type, code, rest, why);
-}
-
-static __always_inline __u32 v6_error(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
-				      struct ipv6hdr *ip6, __u8 type, __u8 code, __u32 why)
-{
-	return v6_error_rest(ctx, in_port, inp, ip6, type, code, 0, why);
-}
-
-static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp)
+static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
+				      __u32 bytes)
 {
 	struct ethhdr *eth = xdp_data(ctx);
 	struct ipv6hdr *ip6 = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip6));
-	struct rt_group *g = NULL;
-	struct fwd f = {};
+	struct l3 p = {};
 	__u8 dst[16];
-	__u32 bank = 0, gid, kind, cls, hash = 0;
-	int why;
 
 	if (!ip6 || (void *)(eth + 1) > xdp_data_end(ctx))
 		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
 	if (ip6->version != 6)
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
-	if (sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > ctx->data_end - ctx->data - sizeof(*eth))
+	if (sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > bytes - sizeof(*eth))
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
 	__builtin_memcpy(dst, &ip6->daddr, 16);
 	/* multicast and link-local destinations are the kernel's */
@@ -1051,79 +1146,12 @@ static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct
 			return OUT(XDP_DROP, NF_REASON_MALFORMED);
 	}
 
-	if (cfg.mode == RT_MODE_FIB) {
-		struct bpf_fib_lookup p = {};
-		int k;
-
-		p.family = AF_INET6;
-		p.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
-		p.l4_protocol = ip6->nexthdr;
-		p.tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-		__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
-		__builtin_memcpy(p.ipv6_dst, dst, 16);
-		p.ifindex = ctx->ingress_ifindex;
-		k = fib_resolve(ctx, &p, &f);
-		if (k < 0)
-			return OUT(XDP_PASS, WHY(RT_REASON_NEIGH_MISS));
-		kind = k;
-		cls = RT_CLASS_KERNEL;
-	} else {
-		bank = bank_now();
-		gid = lookup6(bank, dst);
-		g = group_of(bank, gid);
-		if (!g || g->kind == RT_KIND_NONE) {
-			count_class(RT_CLASS_NOROUTE, ctx->data_end - ctx->data);
-			return v6_error(ctx, in_port, inp, ip6, ICMPV6_DEST_UNREACH, ICMPV6_NOROUTE,
-					WHY(RT_REASON_NO_ROUTE));
-		}
-		kind = g->kind;
-		cls = g->cls & (RT_CLASSES - 1);
-	}
-
-	switch (kind) {
-	case RT_KIND_LOCAL:
-		count_class(RT_CLASS_LOCAL, ctx->data_end - ctx->data);
-		return local6(ctx, in_port, eth, ip6);
-	case RT_KIND_BLACKHOLE:
-		count_class(cls, ctx->data_end - ctx->data);
-		return OUT(XDP_DROP, WHY(RT_REASON_BLACKHOLE));
-	case RT_KIND_UNREACHABLE:
-		count_class(cls, ctx->data_end - ctx->data);
-		return v6_error(ctx, in_port, inp, ip6, ICMPV6_DEST_UNREACH, ICMPV6_ADM_PROHIBITED,
-				WHY(RT_REASON_NO_ROUTE));
-	case RT_KIND_FORWARD:
-	case RT_KIND_CONNECTED:
-		break;
-	default:
-		return OUT(XDP_DROP, NF_REASON_CONFIG);
-	}
-
-	if (ip6->hop_limit <= 1)
-		return v6_error(ctx, in_port, inp, ip6, ICMPV6_TIME_EXCEED, ICMPV6_EXC_HOPLIMIT,
-				WHY(RT_REASON_TTL));
-
-	if (g) {
-		if (g->count > 1) {
-			__u32 ports = 0;
-
-			if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP) {
-				__u32 *l4 = xdp_ptr(ctx, sizeof(*eth) + sizeof(*ip6), 4);
-
-				if (l4)
-					ports = bpf_ntohl(*l4);
-			}
-			hash = flow_hash(fold6(ip6->saddr.in6_u.u6_addr8), fold6(dst), ports,
-					 ip6->nexthdr);
-		}
-		why = resolve(g, hash, 6, dst, sizeof(*ip6) + bpf_ntohs(ip6->payload_len), &f);
-		if (why == RT_TOO_BIG) /* Packet Too Big, MTU field = egress MTU (RFC 4443 3.2, 8201) */
-			return v6_error_rest(ctx, in_port, inp, ip6, ICMPV6_PKT_TOOBIG, 0,
-					     bpf_htonl(f.mtu), WHY(RT_REASON_NO_ROUTE));
-		if (why)
-			return OUT(XDP_PASS, why);
-	}
-	ip6->hop_limit -= 1; /* no header checksum in IPv6 */
-	return transmit(ctx, eth, &f, cls);
+	p.hdr = ip6;
+	p.bytes = bytes;
+	p.dst = dst;
+	p.len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	p.proto = ip6->nexthdr;
+	return forward_ip(ctx, 6, in_port, inp, eth, &p);
 }
 
 SEC("xdp")
@@ -1172,9 +1200,9 @@ int xdp_router(struct xdp_md *ctx)
 		else if ((eth->h_dest[0] & 1) || __builtin_memcmp(eth->h_dest, p->mac, 6))
 			res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 		else if (eth->h_proto == bpf_htons(ETH_P_IP))
-			res = handle_v4(ctx, port, p);
+			res = handle_v4(ctx, port, p, bytes);
 		else if (eth->h_proto == bpf_htons(ETH_P_IPV6))
-			res = handle_v6(ctx, port, p);
+			res = handle_v6(ctx, port, p, bytes);
 		else
 			res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 	}

@@ -82,7 +82,7 @@ def test_v4_df_too_big_gets_frag_needed(mlab):
     assert (p[IP].dst, p[ICMP].type, p[ICMP].code) == (h1.ip4, 3, 4)
     assert p[IP].src == h1.port_addresses[0].split("/")[0]
     assert int.from_bytes(e[34 + 6:34 + 8], "big") == 1400 and csum(e[34:]) == 0
-    assert e[42:] == sent[14:14 + 28]
+    assert e[42:] == sent[14:14 + 548] and len(e) == 14 + 576   # RFC 1812 4.3.2.3
     assert not [f for f in got[lab.tap("h2")] if len(f) > 1000]
 
 

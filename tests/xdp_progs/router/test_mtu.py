@@ -72,14 +72,15 @@ def test_v4_df_over_mtu_gets_frag_needed(mtu_router):
     assert verdict == XDP_TX
     p = Ether(out)
     assert (p.dst, p.src, p.type) == (H0_MAC, MAC_P0, 0x0800)
-    assert (p[IP].src, p[IP].dst, p[IP].proto, p[IP].ttl, p[IP].len) == ("10.0.0.1", "10.0.0.5", 1, 64, 56)
+    assert (p[IP].src, p[IP].dst, p[IP].proto, p[IP].ttl, p[IP].len) == ("10.0.0.1", "10.0.0.5", 1, 64, 576)
     assert csum(out[14:34]) == 0
     icmp = out[34:]
     assert (icmp[0], icmp[1]) == (3, 4)                       # unreachable, fragmentation needed
     assert icmp[4:6] == b"\0\0" and int.from_bytes(icmp[6:8], "big") == 1400   # next-hop MTU
     assert csum(icmp) == 0
-    assert icmp[8:] == f[14:14 + 28]                          # the header as received + 8 bytes
-    assert len(out) == 14 + 20 + 8 + 28
+    # as much of the original as fits in 576 bytes (RFC 1812 4.3.2.3)
+    assert icmp[8:] == f[14:14 + 548]
+    assert len(out) == 14 + 576
 
 
 def test_v4_no_df_over_mtu_goes_to_kernel(mtu_router):
