@@ -28,8 +28,25 @@ def bench(quick: bool = typer.Option(False, "--quick", help="tiny sizes, host on
         if n not in NFS:
             raise typer.BadParameter(f"unknown NF {n!r}: choose from {', '.join(NFS)}",
                                      param_hint="--only")
-    res = run_suite(quick=quick, only=only or None, guest=not no_vm, lab=not no_lab,
-                    say=lambda s: typer.echo(s, err=True))
+    import os
+
+    from nf.bench.suite import SECTIONS
+    from nf.cli import _live, err, progress_bar
+    sel = set(only or NFS)
+    # one step per section that will run (each reports "done" through say), plus the guest counts
+    total = sum(1 for kind, nf, _ in SECTIONS if nf in sel and (kind != "lab" or not no_lab)
+                and (kind != "lab" or quick or os.geteuid() == 0)) + (0 if no_vm or quick else 1)
+    with progress_bar("bench: running", total=total) as bar:
+        done = [0]
+
+        def say(s: str) -> None:
+            done[0] += 1
+            bar(done[0], total, s)
+            if _live():
+                err.print(s, markup=False)       # above the bar
+            else:
+                typer.echo(s, err=True)
+        res = run_suite(quick=quick, only=only or None, guest=not no_vm, lab=not no_lab, say=say)
     files = write_report(res, out, with_plots=not no_plots)
     typer.echo(markdown(res))
     typer.echo(f"wrote {files['markdown']} and {files['json']}", err=True)
