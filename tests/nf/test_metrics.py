@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from nf import deploy, metrics
 from nf.cli import app
 
+ROOT_CFG = __import__("pathlib").Path(__file__).resolve().parents[2] / "configs"
+
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
 SAMPLE = re.compile(rf"^({NAME})(?:\{{((?:{LABEL})(?:,{LABEL})*)?\}})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$")
@@ -144,3 +146,77 @@ def test_counters_of_a_deployed_switch_are_exposed_and_served(make_lab, tmp_path
     finally:
         runner.invoke(app, ["down", name])
     assert deploy.read(name) is None
+
+
+# every per-NF family and its type: counters only ever grow, gauges may go down
+EXPECTED_GAUGES = {"xdpnf_sketch_epoch", "xdpnf_sketch_active_bank", "xdpnf_sketch_epoch_packets",
+                   "xdpnf_sketch_epoch_sampled", "xdpnf_sketch_epoch_sum", "xdpnf_sketch_epoch_candidates",
+                   "xdpnf_sketch_epoch_started_timestamp_seconds", "xdpnf_flow_table_entries",
+                   "xdpnf_flow_table_slots", "xdpnf_up", "xdpnf_kmod_loaded", "xdpnf_agent_running"}
+
+
+@pytest.mark.netns
+def test_types_of_every_kind_in_a_chain(make_lab, tmp_path):
+    """flow table -> sketch -> router (configs/chain_full.yaml): each kind's families carry the
+    right TYPE; after an epoch flip the per-epoch gauges drop to 0 while every counter (the
+    sketch's all-epoch count included) stays where it was."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    from nf.net.lab import LabSpec
+    lab = make_lab(LabSpec.router(3))
+    data = yaml.safe_load((ROOT_CFG / "chain_full.yaml").read_text())
+    tag = f"m{os.getpid()}"
+    data["chain"] += tag
+    data["netns"] = lab.dut
+    for m in data["nfs"]:
+        m["config"]["name"] += tag
+    names = {m["kind"]: m["config"]["name"] for m in data["nfs"]}
+    f = tmp_path / "chain.yaml"
+    f.write_text(yaml.safe_dump(data))
+    runner = CliRunner()
+    r = runner.invoke(app, ["up", str(f)])
+    assert r.exit_code == 0, r.output
+    try:
+        h1 = lab.host("h1")
+        frames = [bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src="10.0.1.2", dst="10.9.1.1")
+                        / UDP(sport=4000 + i % 2, dport=5000) / b"m") for i in range(10)]
+        with lab.capture(["h2"]) as cap:
+            lab.send("h1", frames)
+            cap.wait(count=5, timeout=2)
+        fams = parse(metrics.render())
+        types = {n: f_["type"] for n, f_ in fams.items()}
+        for n, t in types.items():
+            assert (t == "gauge") == (n in EXPECTED_GAUGES or n == "xdpnf_scrape_error"
+                                      or n.startswith("xdpnf_kmod_live")), (n, t)
+            assert (t == "counter") == n.endswith("_total"), (n, t)
+        assert "xdpnf_scrape_error" not in fams
+        v = lambda fam, **lab: [x for la, x in fams[fam]["samples"]   # noqa: E731
+                                if all(la.get(k) == w for k, w in lab.items())]
+        ft, sk, rt = names["flow_table"], names["sketch"], names["router"]
+        assert v("xdpnf_flow_table_entries", instance=ft) == [2]       # two flows learnt
+        assert v("xdpnf_flow_table_lookups_total", instance=ft) == [10]
+        assert v("xdpnf_sketch_epoch_packets", instance=sk) == [5]     # 4001 dropped by the table
+        assert v("xdpnf_sketch_packets_total", instance=sk) == [5]
+        assert v("xdpnf_sketch_epoch", instance=sk) == [0]
+        assert v("xdpnf_router_tx_packets_total", instance=rt, port="p2") == [5]
+        assert v("xdpnf_chain_entered_total", instance=data["chain"]) == [10]
+        assert v("xdpnf_xdp_packets_total", instance=ft, action="drop") == [5]
+        # close the epoch: gauges of the epoch restart, counters do not go back
+        assert runner.invoke(app, ["topk", sk, "--flip"]).exit_code == 0
+        after = parse(metrics.render())
+        w = lambda fam, **lab: [x for la, x in after[fam]["samples"]   # noqa: E731
+                                if all(la.get(k) == y for k, y in lab.items())]
+        assert w("xdpnf_sketch_epoch_packets", instance=sk) == [0]
+        assert w("xdpnf_sketch_epoch", instance=sk) == [1]
+        assert w("xdpnf_sketch_active_bank", instance=sk) == [1]
+        assert w("xdpnf_sketch_packets_total", instance=sk) == [5]
+        assert w("xdpnf_sketch_epochs_closed_total", instance=sk) == [1]
+        for n, f_ in fams.items():
+            if f_["type"] == "counter":
+                old = {tuple(sorted(la.items())): x for la, x in f_["samples"]}
+                new = {tuple(sorted(la.items())): x for la, x in after[n]["samples"]}
+                assert all(new[k] >= x for k, x in old.items() if k in new), n
+    finally:
+        runner.invoke(app, ["down", data["chain"]])
+    assert not set(names.values()) & set(deploy.names())
