@@ -242,9 +242,33 @@ class LiveGen:
         self.close()
 
 
-class Fwd:
+class _DutNF:
+    """A baseline NF attached natively on a dut port; subclasses load `obj` and set `link`."""
+    obj: BpfObject
+    link = None
+    stats_map = ""
+
+    def stats(self):
+        from nf.datapath import read_stats
+        return read_stats(self.obj, self.stats_map)
+
+    def close(self) -> None:
+        if self.link is not None:
+            self.link.detach()
+            self.link = None
+        self.obj.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Fwd(_DutNF):
     """The test NF of xdp_progs/traffic/fwd.bpf.c attached natively on a dut port: rewrite
     MACs, decrement TTL, redirect to another port of the same netns."""
+    stats_map = "fwd_stats"
 
     def __init__(self, netns: str | None, in_ifname: str, out_ifname: str, dmac: str, smac: str):
         self.netns = netns
@@ -263,21 +287,35 @@ class Fwd:
             self.obj.close()
             raise
 
-    def stats(self):
-        from nf.datapath import read_stats
-        return read_stats(self.obj, "fwd_stats")
 
-    def close(self) -> None:
-        if getattr(self, "link", None) is not None:
-            self.link.detach()
-            self.link = None
-        self.obj.close()
+L2FWD_PORTS = 8
 
-    def __enter__(self) -> "Fwd":
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+class L2Fwd(_DutNF):
+    """The bare hash-lookup redirect of xdp_progs/traffic/l2fwd.bpf.c attached natively on a dut
+    port: `fdb` maps destination MAC -> egress interface name (in the same netns); frames to
+    other MACs are dropped."""
+    stats_map = "l2fwd_stats"
+
+    def __init__(self, netns: str | None, in_ifname: str, fdb: dict[str, str]):
+        outs = list(dict.fromkeys(fdb.values()))
+        if len(outs) > L2FWD_PORTS:
+            raise ValueError(f"l2fwd serves at most {L2FWD_PORTS} egress ports, not {len(outs)}")
+        in_idx = resolve(in_ifname, netns).ifindex
+        self.obj = BpfObject.open_built("traffic/l2fwd")
+        try:
+            self.obj.load()
+            with _netns.enter(netns):
+                ports = self.obj.map("l2fwd_ports")
+                for slot, name in enumerate(outs):
+                    ports.update(_u32(slot), _u32(resolve(name, netns).ifindex))
+                table = self.obj.map("l2fwd_fdb")
+                for mac, name in fdb.items():
+                    table.update(_mac(mac).ljust(8, b"\0"), _u32(outs.index(name)))
+                self.link = self.obj.program("xdp_l2fwd").attach_xdp(in_idx, XdpMode.NATIVE)
+        except BaseException:
+            self.obj.close()
+            raise
 
 
 def flow_templates(flowset, limit: int | None = None, **build_kw) -> list[bytes]:

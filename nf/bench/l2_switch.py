@@ -4,15 +4,17 @@ tests/xdp_progs/l2_switch/).
 - test_run setup: two trunk ports carrying VLAN 10 (so test_run can repeat one tagged frame
   unchanged) and a populated FDB: `PORTS`, `frame`, `mac`, `fill`;
 - lab: live frames through the switch on a 4-host lab vs the devmap-redirect forwarder of
-  traffic/fwd.bpf.c (the ceiling) and the Linux bridge: `lab_mpps`.
+  traffic/fwd.bpf.c (the ceiling), the bare hash-lookup redirect of traffic/l2fwd.bpf.c and the
+  Linux bridge with bridge-nf-call off and at its default (on): `lab_mpps`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import time
 
-from nf.bench.lab import rate
+from nf.bench.lab import interleaved
 
 # ---- test_run setup ----------------------------------------------------------------------------
 
@@ -55,8 +57,10 @@ LAB_N = 500_000
 LAB_ROUNDS = 5
 SINKS = ("h2", "h3", "h4")
 CEILING = "ceiling: devmap redirect (traffic/fwd)"
+BARE = "bare hash-lookup redirect (traffic/l2fwd)"
 BRIDGE_UNICAST = "Linux bridge known unicast"
 BRIDGE_FLOOD = "Linux bridge flood to 3 ports (counted at one)"
+NF_CALL_ON = ", bridge-nf-call on (the default)"
 
 
 def lab_frame(dst: str, src: str, vid: int | None = None, size: int = 64) -> bytes:
@@ -70,11 +74,18 @@ def lab_frame(dst: str, src: str, vid: int | None = None, size: int = 64) -> byt
     return b.ljust(size, b"\0")
 
 
-def run(lab, frames, lossless: bool = True, n: int = LAB_N, rounds: int = LAB_ROUNDS) -> float:
-    """Median Mpps from h1 counted at h2, every other host a native-XDP sink. `lossless`: the
-    XDP paths must deliver every frame (the bridge's backlog may drop some)."""
-    return rate(lab, frames, sinks=SINKS, n=n, rounds=rounds, warmup=50_000,
-                min_delivered=1.0 if lossless else None)
+BRIDGE_NF_CALL = ("arptables", "iptables", "ip6tables")
+
+
+def bridge_nf_call(lab, on: bool) -> None:
+    """Set bridge-nf-call-{arp,ip,ip6}tables in the dut's netns (per netns; a new one starts
+    at 1, the kernel default, where every bridged IPv4 frame walks the netfilter hooks)."""
+    from nf.net.netns import enter
+
+    with enter(lab.dut):
+        for t in BRIDGE_NF_CALL:
+            with open(f"/proc/sys/net/bridge/bridge-nf-call-{t}", "w") as f:
+                f.write("1" if on else "0")
 
 
 def bridge(lab, up: bool) -> None:
@@ -95,19 +106,49 @@ def bridge(lab, up: bool) -> None:
 
 def lab_mpps(lab, n: int = LAB_N, rounds: int = LAB_ROUNDS) -> dict[str, float]:
     """On a LabSpec.switch(4) lab: Mpps of the ceiling, the switch (access / trunk ports, pure and
-    eNetSTL tables; known unicast and flood) and the Linux bridge. Keys: CEILING,
-    "switch known unicast, <ports>", "switch flood to 3 ports, <ports> (counted at one)",
-    BRIDGE_UNICAST, BRIDGE_FLOOD."""
+    eNetSTL tables; known unicast and flood), the bare hash-lookup redirect and the Linux bridge,
+    taking turns round by round (nf.bench.lab.interleaved). Keys: CEILING, BARE, "switch known
+    unicast, <ports>", "switch flood to 3 ports, <ports> (counted at one)", BRIDGE_UNICAST,
+    BRIDGE_FLOOD (bridge-nf-call off), and the same two with NF_CALL_ON appended."""
     from nf.config import validate
     from nf.config.l2_switch import L2SwitchConfig
     from nf.nfs.l2_switch import L2Switch
-    from traffic.livegen import Fwd
+    from traffic.livegen import Fwd, L2Fwd
 
     bc = "ff:ff:ff:ff:ff:ff"
     h1, h2 = lab.host("h1").mac, lab.host("h2").mac
-    out = {}
-    with Fwd(lab.dut, "p1", "p2", h2, lab.host("h1").port_mac):
-        out[CEILING] = run(lab, [lab_frame(h2, h1)], n=n, rounds=rounds)
+
+    @contextlib.contextmanager
+    def switch(plist, vid, variant):
+        cfg = validate({"name": f"bench{os.getpid()}", "netns": lab.dut, "attach": "native",
+                        "variant": variant, "ports": plist}, L2SwitchConfig)
+        with L2Switch(cfg) as sw:
+            sw.up()
+            lab.send("h2", [lab_frame(bc, h2, vid)])   # learn h2
+            if not any(e.mac == h2 for e in sw.fdb()):
+                raise RuntimeError(f"switch ({variant}, {plist[0]}) did not learn h2")
+            yield
+
+    @contextlib.contextmanager
+    def linux_bridge(nf_call: bool):
+        bridge(lab, True)
+        try:
+            bridge_nf_call(lab, nf_call)
+            time.sleep(0.2)
+            lab.send("h2", [lab_frame(bc, h2)])         # the bridge learns h2
+            time.sleep(0.1)
+            yield
+        finally:
+            bridge(lab, False)
+            bridge_nf_call(lab, True)
+
+    cases = {
+        CEILING: (lambda: Fwd(lab.dut, "p1", "p2", h2, lab.host("h1").port_mac),
+                  [lab_frame(h2, h1)], True),
+        BARE: (lambda: L2Fwd(lab.dut, "p1", {h2: "p2", lab.host("h3").mac: "p3",
+                                              lab.host("h4").mac: "p4"}),
+               [lab_frame(h2, h1)], True),
+    }
     access = [{"name": f"p{i}", "vlan": 10} for i in range(1, 5)]
     trunk = [{"name": f"p{i}", "mode": "trunk", "vlans": [10]} for i in range(1, 5)]
     for name, plist, vid, variant in [
@@ -115,23 +156,11 @@ def lab_mpps(lab, n: int = LAB_N, rounds: int = LAB_ROUNDS) -> dict[str, float]:
         ("trunk ports (tagged)", trunk, 10, "pure"),
         ("access ports, eNetSTL table (host: no module, BPF CRC + SWAR)", access, None, "enetstl"),
     ]:
-        cfg = validate({"name": f"bench{os.getpid()}", "netns": lab.dut, "attach": "native",
-                        "variant": variant, "ports": plist}, L2SwitchConfig)
-        with L2Switch(cfg) as sw:
-            sw.up()
-            lab.send("h2", [lab_frame(bc, h2, vid)])   # learn h2
-            if not any(e.mac == h2 for e in sw.fdb()):
-                raise RuntimeError(f"switch ({name}) did not learn h2")
-            out[f"switch known unicast, {name}"] = run(lab, [lab_frame(h2, h1, vid)], n=n, rounds=rounds)
-            out[f"switch flood to 3 ports, {name} (counted at one)"] = run(
-                lab, [lab_frame(bc, h1, vid)], n=n, rounds=rounds)
-    bridge(lab, True)
-    try:
-        time.sleep(0.2)
-        lab.send("h2", [lab_frame(bc, h2)])             # the bridge learns h2
-        time.sleep(0.1)
-        out[BRIDGE_UNICAST] = run(lab, [lab_frame(h2, h1)], lossless=False, n=n, rounds=rounds)
-        out[BRIDGE_FLOOD] = run(lab, [lab_frame(bc, h1)], lossless=False, n=n, rounds=rounds)
-    finally:
-        bridge(lab, False)
-    return out
+        setup = (lambda plist=plist, vid=vid, variant=variant: switch(plist, vid, variant))
+        cases[f"switch known unicast, {name}"] = (setup, [lab_frame(h2, h1, vid)], True)
+        cases[f"switch flood to 3 ports, {name} (counted at one)"] = (setup, [lab_frame(bc, h1, vid)], True)
+    for on, suffix in ((False, ""), (True, NF_CALL_ON)):
+        setup = (lambda on=on: linux_bridge(on))
+        cases[BRIDGE_UNICAST + suffix] = (setup, [lab_frame(h2, h1)], False)
+        cases[BRIDGE_FLOOD + suffix] = (setup, [lab_frame(bc, h1)], False)
+    return interleaved(lab, cases, sinks=SINKS, n=n, rounds=rounds, warmup=50_000)

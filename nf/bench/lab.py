@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+from collections.abc import Callable
 
 
 def rate(lab, frames, *, tx: str = "h1", rx: str = "h2", sinks: tuple[str, ...] = (),
@@ -33,3 +34,18 @@ def rate(lab, frames, *, tx: str = "h1", rx: str = "h2", sinks: tuple[str, ...] 
         if bad:
             raise AssertionError(f"under {min_delivered:.0%} delivered: {bad}")
     return statistics.median(r.mpps for r in res)
+
+
+def interleaved(lab, cases: dict[str, tuple[Callable, list[bytes], bool]], *, sinks=(),
+                n: int = 400_000, rounds: int = 3, warmup: int = 20_000) -> dict[str, float]:
+    """Median Mpps per case, the cases taking turns round by round (case A, B, C, A, B, C...),
+    so drift in the machine's load spreads over every case instead of biasing the ratios.
+    cases: name -> (setup, frames, lossless): `setup()` is a context manager that deploys the
+    path under test and removes it on exit; lossless as `min_delivered=1.0` of rate()."""
+    got: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for name, (setup, frames, lossless) in cases.items():
+            with setup():
+                got[name].append(rate(lab, frames, sinks=sinks, n=n, rounds=1, warmup=warmup,
+                                      min_delivered=1.0 if lossless else None))
+    return {k: statistics.median(v) for k, v in got.items()}

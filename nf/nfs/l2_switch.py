@@ -59,6 +59,7 @@ IFINDEX_FAST = 4096
 VLAN_SLOTS = 4096
 ACCESS, TRUNK = 0, 1
 FDB_STATIC = 1
+GEN_CTL_STEP = 1 << 32   # L2SW_GEN_CTL_STEP: the controller's bump of fdb_gen
 ACT_DROP, ACT_UNICAST, ACT_FLOOD = 1, 2, 3
 
 u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
@@ -268,7 +269,8 @@ class SwitchMaps:
     """Typed views of a loaded (or pinned) switch's maps: every runtime operation goes here, so
     a deployment can be driven by the process that made it or by any later one."""
 
-    MAPS = ("ports", "port_by_ifindex", "vlans", "fdb", "config", "stats", "vlan_ports", "tx_ports")
+    MAPS = ("ports", "port_by_ifindex", "vlans", "fdb", "config", "stats", "vlan_ports", "tx_ports",
+            "fdb_gen")
     variant = Variant.pure
 
     def __init__(self, maps: dict, port_names: dict[int, str] | None = None):
@@ -279,6 +281,7 @@ class SwitchMaps:
         self.config = maps["config"].typed(u32, Config)
         self.stats_map = maps["stats"].typed(u32, Stats)
         self.vlan_ports = maps["vlan_ports"]
+        self.gen = maps["fdb_gen"].typed(u32, u64)
         self.raw = maps
         self.port_names = port_names or {}
 
@@ -295,6 +298,12 @@ class SwitchMaps:
         raise KeyError(f"no switch port {port!r} (ports: {', '.join(self.port_names.values())})")
 
     # -- FDB -----------------------------------------------------------------------------
+    def _changed(self) -> None:
+        """After a change to the FDB: every CPU's learn memo is stale (l2_switch_dp.h). A new
+        high word, so the value differs from any the datapath's +1 per move has produced."""
+        g = self.gen.lookup(0) or 0
+        self.gen.update(0, ((g // GEN_CTL_STEP) + 1) * GEN_CTL_STEP)
+
     def aging_ns(self) -> int:
         return self.config.lookup(0).aging_ns
 
@@ -334,9 +343,12 @@ class SwitchMaps:
         v = FdbVal()
         v.ifindex, v.idx, v.flags, v.ts_ns = ifindex, p.idx, FDB_STATIC, 0
         self.fdb_map.update(fdb_key(mac, vlan), v)
+        self._changed()
 
     def fdb_delete(self, mac: str | bytes, vlan: int) -> bool:
-        return self.fdb_map.delete(fdb_key(mac, vlan))
+        gone = self.fdb_map.delete(fdb_key(mac, vlan))
+        self._changed()
+        return gone
 
     def fdb_flush(self, static: bool = False) -> int:
         """Delete every dynamic entry (and the static ones too when static=True)."""
@@ -344,6 +356,7 @@ class SwitchMaps:
         for k, v in list(self.fdb_map.items()):
             if static or not v.flags & FDB_STATIC:
                 n += bool(self.fdb_map.delete(k))
+        self._changed()
         return n
 
     def expire(self, now: int | None = None) -> int:
@@ -360,6 +373,8 @@ class SwitchMaps:
                 cur = self.fdb_map.lookup(k)
                 if cur is not None and cur.ts_ns == v.ts_ns:  # not refreshed meanwhile
                     n += bool(self.fdb_map.delete(k))
+        if n:
+            self._changed()
         return n
 
     # -- stats ---------------------------------------------------------------------------
@@ -386,6 +401,7 @@ class EfdbMaps(SwitchMaps):
     writer protocol (per-bucket try-lock by cmpxchg) instead of racing it from user space."""
 
     MAPS = ("ports", "port_by_ifindex", "vlans", "efdb", "config", "stats", "vlan_ports", "tx_ports",
+            "fdb_gen",
             "wheel", "wheel_stats")
     variant = Variant.enetstl
 

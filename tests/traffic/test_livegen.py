@@ -15,7 +15,7 @@ from nf.bpf.build import build
 from nf.bpf.layout import check_layout
 from nf.net import Lab, LabSpec
 from traffic import livegen, packets
-from traffic.livegen import (Fwd, FwdCfg, LiveGen, LivegenCfg, LivegenStats, LivegenTmpl,
+from traffic.livegen import (Fwd, FwdCfg, L2Fwd, LiveGen, LivegenCfg, LivegenStats, LivegenTmpl,
                              RxCounter, RxcountCfg, RxcountStats)
 
 XDP_DROP, XDP_PASS, XDP_REDIRECT = 1, 2, 4
@@ -126,6 +126,28 @@ def test_live_frames_exact_count_through_rewriting_nf(make_lab):
     assert res.received == n, res
     assert st.packets[XDP_REDIRECT] == n and st.total_packets == n
     assert res.mpps > 0
+
+
+@pytest.mark.netns
+def test_l2fwd_redirects_by_destination_mac_and_drops_unknown(make_lab):
+    """The switch bench's bare hash-lookup redirect: frames to h2's MAC reach h2 only, frames to
+    h3's reach h3 only, an unknown MAC reaches nobody; its exit counters agree."""
+    lab = make_lab(LabSpec.switch(3))
+    h1, h2, h3 = lab.host("h1"), lab.host("h2"), lab.host("h3")
+    to = {m: packets.frame(smac=h1.mac, dmac=m, src=h1.ip4, dst=h2.ip4, size=60)
+          for m in (h2.mac, h3.mac, "02:99:00:00:00:01")}
+    n = 10_007
+    with L2Fwd(lab.dut, h1.port, {h2.mac: h2.port, h3.mac: h3.port}) as fwd, \
+            RxCounter(h2.netns, h2.ifname) as r2, RxCounter(h3.netns, h3.ifname) as r3:
+        for m, f in to.items():
+            with LiveGen(h1.netns, h1.ifname, [f]) as gen:
+                assert gen.run(n, cpu=0).generated == n
+        st = fwd.stats()
+        assert (r2.count(), r3.count()) == (n, n)
+    assert st.packets[XDP_REDIRECT] == 2 * n and st.total_packets == 3 * n
+    assert st.reasons[8] == n                        # L2FWD_REASON_MISS
+    with pytest.raises(ValueError, match="at most 8"):
+        L2Fwd(lab.dut, h1.port, {f"02:00:00:00:00:{i:02x}": f"x{i}" for i in range(9)})
 
 
 @pytest.mark.netns

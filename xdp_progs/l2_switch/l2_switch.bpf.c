@@ -38,8 +38,8 @@ static __always_inline int fdb_find(const struct l2sw_fdb_key *k, struct l2sw_fd
 /* Learn src on vid at port p. Entries are replaced whole with bpf_map_update_elem (the hash map
  * swaps elements under RCU, so a lookup on another CPU sees the old or the new entry, never a
  * mix); only the timestamp of an unchanged entry is refreshed in place (one aligned u64 store). */
-static __always_inline void fdb_learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
-				      struct l2sw_stats *st, __u64 now, __u64 aging)
+static __always_inline int fdb_learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
+				     struct l2sw_stats *st, __u64 now, __u64 aging)
 {
 	struct l2sw_fdb_val *e, nv;
 	long err;
@@ -47,30 +47,34 @@ static __always_inline void fdb_learn(const struct l2sw_fdb_key *k, const struct
 	e = bpf_map_lookup_elem(&fdb, k);
 	if (e) {
 		if (e->flags & L2SW_FDB_STATIC)
-			return; /* never learned over, even when the MAC shows up elsewhere */
+			return 0; /* never learned over, even when the MAC shows up elsewhere */
 		if (e->ifindex == p->ifindex) {
 			if (e->ts_ns != now) /* at most one store per clock tick */
 				e->ts_ns = now;
-			return;
+			return 1;
 		}
 		nv = (struct l2sw_fdb_val){ .ifindex = p->ifindex, .idx = p->idx, .ts_ns = now };
-		if (bpf_map_update_elem(&fdb, k, &nv, BPF_ANY) == 0 && st) {
+		if (bpf_map_update_elem(&fdb, k, &nv, BPF_ANY))
+			return 0;
+		fdb_gen_bump(); /* other CPUs' memos of this MAC on its old port are stale */
+		if (st) {
 			/* an expired entry elsewhere is a fresh learn, not a move */
 			if (expired(e, now, aging))
 				st->learn++;
 			else
 				st->move++;
 		}
-		return;
+		return 1;
 	}
 	nv = (struct l2sw_fdb_val){ .ifindex = p->ifindex, .idx = p->idx, .ts_ns = now };
 	err = bpf_map_update_elem(&fdb, k, &nv, BPF_NOEXIST);
-	if (!st)
-		return;
-	if (err == 0)
-		st->learn++;
-	else if (err != -17 /* EEXIST: another CPU learned it first */)
-		st->fdb_full++;
+	if (st) {
+		if (err == 0)
+			st->learn++;
+		else if (err != -17 /* EEXIST: another CPU learned it first */)
+			st->fdb_full++;
+	}
+	return err == 0;
 }
 
 #include "l2_switch_dp.h"

@@ -57,6 +57,13 @@ struct l2sw_config {
 	__u64 wheel_tick_ns; /* eNetSTL variant: period of the aging timer (timing-wheel tick) */
 };
 
+/* fdb_gen: ARRAY[1] of __u64, the FDB's generation. Any change that can make a learned entry
+ * disappear or point elsewhere bumps it: the controller on add/delete/flush/expire (in the high
+ * 32 bits: read, +1 << 32, write; so its new value was never seen before even if it races a
+ * datapath bump), the datapath on a MAC move (atomic +1). Each CPU's learn memo (BPF only, see
+ * l2_switch_dp.h) is valid only for the generation it was written in. */
+#define L2SW_GEN_CTL_STEP (1ULL << 32)
+
 /* stats: PERCPU_ARRAY[L2SW_STATS_SLOTS], index = port idx; the controller sums over CPUs.
  * rx, unicast, flood, drop and its reasons, learn, move and fdb_full count frames
  * received on the port; tx_* count copies sent out of the port (counted by the egress program). drop = sum of drop_* reasons. */

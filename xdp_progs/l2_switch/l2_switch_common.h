@@ -12,6 +12,48 @@
 #define VLAN_HLEN 4
 #define ETH_P_8021Q_BE bpf_htons(0x8100)
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} fdb_gen SEC(".maps");
+
+/* learn_memo: this CPU's last source learned on each port (PERCPU_ARRAY[L2SW_MAX_PORTS]).
+ * A frame whose (MAC, VID) equals it, in the same clock tick and FDB generation, is already
+ * learned on this port with this timestamp: the FDB is not touched. */
+struct l2sw_learn_memo {
+	__u64 key;   /* struct l2sw_fdb_key as one word */
+	__u64 ts_ns;
+	__u64 gen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L2SW_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct l2sw_learn_memo);
+} learn_memo SEC(".maps");
+
+static __always_inline void gen_add(__u64 step)
+{
+	__u32 zero = 0;
+	__u64 *g = bpf_map_lookup_elem(&fdb_gen, &zero);
+
+	if (g)
+		__sync_fetch_and_add(g, step);
+}
+
+static __always_inline void fdb_gen_bump(void)
+{
+	gen_add(1);
+}
+
+static __always_inline void cfg_gen_bump(void)
+{
+	gen_add(L2SW_GEN_CTL_STEP);
+}
+
 /* Per-CPU per-verdict counters of the ingress program, recorded at its one exit point. */
 NF_STATS_MAP(nf_stats);
 

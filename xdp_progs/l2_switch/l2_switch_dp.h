@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* L2 switch datapath, part 2 of 2 (BPF only): ingress, egress and the entry points. Needs
  *   int  fdb_find(const struct l2sw_fdb_key *k, struct l2sw_fdb_val *out);   1 = found, copied
- *   void fdb_learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
+ *   int  fdb_learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
  *                  struct l2sw_stats *st, __u64 now, __u64 aging);
- * from the FDB variant that includes it. */
+ *        1 = (k) is now in the FDB on port p with timestamp `now` (learned, refreshed, moved)
+ * from the FDB variant that includes it; a MAC move there calls fdb_gen_bump(). */
 #ifndef L2_SWITCH_DP_H
 #define L2_SWITCH_DP_H
 
@@ -61,6 +62,29 @@ static __always_inline int set_tag(struct xdp_md *ctx, const __u8 *dst, const __
 		*(__be16 *)(eth + 1) = bpf_htons(vid);
 	}
 	return 0;
+}
+
+/* Learn k on p, skipping the FDB when this CPU learned exactly this on p in this clock tick and
+ * FDB generation (a sender's frames mostly come in bursts: one FDB access per tick instead of
+ * per frame). The generation is read before the FDB, so a change racing the learn leaves a memo
+ * that is already stale. A MAC moving away on another CPU bumps the generation too; a move back
+ * seen by this CPU costs at most the rest of the tick (a coarse-clock tick, a few ms). */
+static __always_inline void learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
+				  struct l2sw_stats *st, __u64 now, __u64 aging)
+{
+	__u32 zero = 0, slot = p->idx;
+	struct l2sw_learn_memo *m = bpf_map_lookup_elem(&learn_memo, &slot);
+	__u64 *gp = bpf_map_lookup_elem(&fdb_gen, &zero);
+	__u64 kw, g = gp ? *(volatile __u64 *)gp : 0;
+
+	__builtin_memcpy(&kw, k, sizeof(kw));
+	if (m && m->key == kw && m->ts_ns == now && m->gen == g)
+		return;
+	if (fdb_learn(k, p, st, now, aging) && m) {
+		m->key = kw;
+		m->ts_ns = now;
+		m->gen = g;
+	}
 }
 
 static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
@@ -130,7 +154,7 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 		struct l2sw_fdb_key sk = { .vid = vid };
 
 		__builtin_memcpy(sk.mac, src, ETH_ALEN);
-		fdb_learn(&sk, p, st, now, aging);
+		learn(&sk, p, st, now, aging);
 	}
 
 	if (!(dst[0] & 1)) {

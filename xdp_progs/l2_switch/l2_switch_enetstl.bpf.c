@@ -153,6 +153,7 @@ static __always_inline void way_clear(struct l2sw_efdb_bucket *b, int i)
 	i &= L2SW_WAYS - 1;
 	b->sig[i] = 0;
 	__builtin_memset(&b->e[i], 0, sizeof(b->e[i]));
+	fdb_gen_bump(); /* learn memos of the removed entry are stale */
 }
 
 static __always_inline int fdb_find(const struct l2sw_fdb_key *k, struct l2sw_fdb_val *out)
@@ -237,8 +238,8 @@ static __always_inline void wheel_file(__u64 kw, __u64 t)
 	enetstl_lb_release(lb);
 }
 
-static __always_inline void fdb_learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
-				      struct l2sw_stats *st, __u64 now, __u64 aging)
+static __always_inline int fdb_learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
+				     struct l2sw_stats *st, __u64 now, __u64 aging)
 {
 	struct l2sw_efdb_bucket *b;
 	struct l2sw_efdb_entry *e;
@@ -249,30 +250,32 @@ static __always_inline void fdb_learn(const struct l2sw_fdb_key *k, const struct
 
 	b = efdb_bucket(k, &kw, &sig);
 	if (!b)
-		return;
+		return 0;
 	/* Fast path, read only: the same MAC again on the same port within this clock tick, or a
 	 * static entry. A torn read here only sends us to the locked path, which re-checks. */
 	i = efdb_way(b, kw, sig);
 	if (i >= 0) {
 		e = &b->e[i & (L2SW_WAYS - 1)];
-		if (e->flags & L2SW_FDB_STATIC || (e->ifindex == p->ifindex && e->ts_ns == now))
-			return;
+		if (e->flags & L2SW_FDB_STATIC)
+			return 0;
+		if (e->ifindex == p->ifindex && e->ts_ns == now)
+			return 1;
 	}
 	if (bucket_trylock(b)) {
 		st->fdb_busy++;
-		return;
+		return 0;
 	}
 	i = efdb_way(b, kw, sig);
 	if (i >= 0) {
 		e = &b->e[i & (L2SW_WAYS - 1)];
 		if (e->flags & L2SW_FDB_STATIC) {
 			bucket_unlock(b);
-			return;
+			return 0;
 		}
 		if (e->ifindex == p->ifindex) {
 			e->ts_ns = now;
 			bucket_unlock(b);
-			return;
+			return 1;
 		}
 		/* a move (or a fresh learn over an expired entry); its filing re-checks ts */
 		if (aging && now - e->ts_ns > aging)
@@ -283,13 +286,14 @@ static __always_inline void fdb_learn(const struct l2sw_fdb_key *k, const struct
 		e->idx = p->idx;
 		e->ts_ns = now;
 		bucket_unlock(b);
-		return;
+		fdb_gen_bump(); /* other CPUs' memos of this MAC on its old port are stale */
+		return 1;
 	}
 	free = efdb_match(b, 0);
 	if (!free) {
 		bucket_unlock(b);
 		st->fdb_full++;
-		return;
+		return 0;
 	}
 	i = algo_ctz16(free) & (L2SW_WAYS - 1);
 	e = &b->e[i];
@@ -304,6 +308,7 @@ static __always_inline void fdb_learn(const struct l2sw_fdb_key *k, const struct
 	bucket_unlock(b);
 	st->learn++;
 	wheel_file(kw, t);
+	return 1;
 }
 
 #include "l2_switch_dp.h"
@@ -596,9 +601,13 @@ int xdp_l2sw_fdb_ctl(struct xdp_md *ctx)
 		break;
 	case L2SW_OP_WHEEL_START:
 		r->ret = ctl_wheel_start();
-		break;
+		return XDP_PASS;
 	default:
 		r->ret = -EINVAL;
+		return XDP_PASS;
 	}
+	/* a control change (a static entry over a learned one, deletions): every learn memo is
+	 * stale; the step keeps control bumps apart from the datapath's +1 per move */
+	cfg_gen_bump();
 	return XDP_PASS;
 }

@@ -168,6 +168,54 @@ def test_mac_move_is_counted_and_redirects(sw):
     assert sw.receive(frame(src=B, dst=A), P1, T0 + 2).out.keys() == {P2}
 
 
+# ---- the per-CPU learn memo (l2_switch_dp.h): one FDB access per source, port and clock tick --
+def test_memo_skips_the_fdb_within_a_tick_and_not_after():
+    """Same (MAC, VID, port, tick) again: the FDB is not touched (a timestamp we rewrote behind
+    the datapath's back stays); the next tick refreshes it. Pure variant: its hash map can be
+    written behind the datapath's back."""
+    with SwitchSim(PORTS, aging_s=300, variant=Variant.pure) as sw:
+        sw.receive(frame(src=A), P1, T0)
+        v = sw.maps.entry(A, 10)
+        v.ts_ns = T0 - 7                           # no generation bump: the memo still holds
+        sw.maps.fdb_map.update(fdb_key(A, 10), v)
+        sw.receive(frame(src=A), P1, T0)
+        assert sw.maps.entry(A, 10).ts_ns == T0 - 7
+        sw.receive(frame(src=A), P1, T0 + 1)       # a new tick: learned again
+        assert sw.maps.entry(A, 10).ts_ns == T0 + 1
+        assert stat(sw, "p1", "learn") == 1 and stat(sw, "p1", "move") == 0
+
+
+def test_memo_is_stale_after_a_move_and_back(sw):
+    """A moves p1 -> p2 -> p1 within one tick: each move is seen (the move bumps the FDB
+    generation, so p1's memo of A no longer holds)."""
+    sw.receive(frame(src=A), P1, T0)
+    sw.receive(frame(src=A), P2, T0)
+    sw.receive(frame(src=A), P1, T0)
+    assert sw.maps.entry(A, 10).ifindex == P1
+    assert stat(sw, "p2", "move") == 1 and stat(sw, "p1", "move") == 1
+    assert sw.receive(frame(src=B, dst=A), P2, T0).out.keys() == {P1}
+
+
+@pytest.mark.parametrize("change", ["delete", "flush", "static"])
+def test_memo_is_stale_after_a_controller_change(sw, change):
+    """Within one tick, a deleted/flushed entry is learned again by the next frame, and a
+    static entry added over it is never learned over."""
+    sw.receive(frame(src=A), P1, T0)
+    if change == "delete":
+        assert sw.maps.fdb_delete(A, 10)
+    elif change == "flush":
+        assert sw.maps.fdb_flush() == 1
+    else:
+        sw.maps.fdb_add(A, 10, "p2")
+    sw.receive(frame(src=A), P1, T0)
+    v = sw.maps.entry(A, 10)
+    if change == "static":
+        assert (v.ifindex, v.flags) == (P2, 1)
+    else:
+        assert (v.ifindex, v.flags, v.ts_ns) == (P1, 0, T0)
+        assert stat(sw, "p1", "learn") == 2
+
+
 def test_static_entry_is_never_learned_over_nor_aged(sw):
     sw.maps.fdb_add(A, 10, "p2")
     sw.receive(frame(src=A), P1, T0)               # A shows up on p1: ignored
