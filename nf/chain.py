@@ -571,7 +571,12 @@ def router_runtime(r, old, new) -> list[str]:
     `nf routes add` stay unless the config names their prefix), then removed neighbours."""
     import numpy as np
     from nf.config.router import port_of_gateway
+    from nf.config.router import check
     from nf.routes import RouteSet, parse_prefix, parse_route_lines
+    # targets resolve against the new config's groups (its interfaces are the old ones: a
+    # change there is not a runtime change)
+    r.cfg = check(new)
+    r._gnames = {g.name: g for g in new.groups}
     done = []
     key = lambda n: (n.address, n.dev)   # noqa: E731
     o = {key(n): n.mac.lower() for n in old.neighbours}

@@ -548,6 +548,13 @@ def _rt_neigh(r, op: str = "list", address: str | None = None, mac: str | None =
              "static": bool(f & NEIGH_STATIC)} for (p, a), (m, f) in sorted(r.neighbours().items())]
 
 
+def _rt_runtime(r, old, new) -> list[str]:
+    """Routes, groups and neighbours of the config, changed in place (nf/chain.py router_runtime:
+    new neighbours first, all routes in one bank flip, removed neighbours last)."""
+    from nf.chain import router_runtime
+    return router_runtime(r, old, new)
+
+
 # ---- the kinds -------------------------------------------------
 def _router_load(path: Path):
     from nf.config.router import load_router_config
@@ -580,7 +587,8 @@ KINDS: dict[str, Kind] = {
         "nf.config.router:RouterConfig", deployable=True, object="router/router",
         verbs={"routes": _rt_routes, "neigh": _rt_neigh},
         _load=_router_load, _preflight=_rt_preflight, _up=_rt_up, _down=_rt_down,
-        _open=_rt_open, _stats=lambda r: r.counters()),
+        _open=_rt_open, _stats=lambda r: r.counters(), _runtime=_rt_runtime,
+        runtime_fields=frozenset({"routes", "neighbours", "groups"})),
     "sketch": Kind(
         "sketch", "heavy-hitter count-min sketch (top-k, epochs, NitroSketch)",
         "nf.config.sketch:SketchConfig", deployable=True, object="sketch/sketch",

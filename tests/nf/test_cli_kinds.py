@@ -345,3 +345,74 @@ def test_sketch_apply_changes_controller_fields_and_refuses_datapath_ones(lab4, 
     p = run("apply", f, ok=False)
     assert p.returncode == 7 and "width" in p.stderr
     assert deploy.read(name).config["width"] == 1024
+
+
+def test_router_apply_changes_routes_and_neighbours_in_place_under_traffic(rlab, instance, tmp_path):
+    """`nf apply` of a router file whose route moves to a new next hop (with its neighbour):
+    changed in place (one bank flip) while h1 streams; every frame arrives once, at h2 before
+    and h3 after, byte-correct; a field only down/up can change is refused (7), nothing changed."""
+    import threading
+    import time
+
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    name, write = instance
+    f = _rt_file(rlab, write)
+    run("up", f)
+    data = yaml.safe_load(f.read_text())
+    h1, h2, h3 = (rlab.host(h) for h in ("h1", "h2", "h3"))
+    data["routes"] = [{"prefix": "10.9.0.0/16", "via": ["10.0.3.2"]},
+                      {"prefix": "10.8.0.0/16", "via": ["10.0.2.2"]}]
+    data["neighbours"].append({"address": "10.0.3.2", "mac": h3.mac})
+    g = tmp_path / "router_new.yaml"
+    g.write_text(yaml.safe_dump(data))
+    sent, stop = [], threading.Event()
+
+    def stream():
+        i = 0
+        while not stop.is_set() or i < 400:
+            chunk = [bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src="10.0.1.2", dst="10.9.1.1")
+                           / UDP(sport=4000, dport=5000) / f"r{i + k}".encode().ljust(18, b"."))
+                     for k in range(32)]
+            rlab.send("h1", chunk)
+            sent.extend(chunk)
+            i += 32
+
+    with rlab.capture(["h2", "h3"]) as cap:
+        t = threading.Thread(target=stream)
+        t.start()
+        try:
+            time.sleep(0.3)
+            out = run("apply", g).stdout
+            time.sleep(0.3)
+            assert t.is_alive()
+        finally:
+            stop.set()
+            t.join(60)
+        got = cap.wait(count=len(sent), timeout=5, quiet=0.5)
+    at = {h: [bytes(x) for x in got[rlab.tap(h)] if IP in Ether(bytes(x))] for h in ("h2", "h3")}
+    print(f"router apply under traffic: {len(sent)} sent, {len(at['h2'])} via h2, {len(at['h3'])} via h3")
+    assert "[runtime]" in out and f"{name}: route 10.9.0.0/16 via 10.0.3.2" in out, out
+    assert f"{name}: neighbour 10.0.3.2 -> {h3.mac}" in out, out
+
+    def routed(fr, host):
+        h = rlab.host(host)
+        e = Ether(fr)
+        e.src, e.dst = h.port_mac, h.mac
+        e[IP].ttl -= 1
+        del e[IP].chksum
+        return bytes(e)
+    n2 = len(at["h2"])
+    assert at["h3"] and n2 + len(at["h3"]) == len(sent)
+    assert sorted(at["h2"] + at["h3"]) == sorted([routed(x, "h2") for x in sent[:n2]]
+                                                 + [routed(x, "h3") for x in sent[n2:]])
+    rows = js("routes", name)[name]
+    assert {"prefix": "10.9.0.0/16", "target": "via 10.0.3.2"} in rows
+    assert {"prefix": "10.8.0.0/16", "target": "via 10.0.2.2"} in rows
+    assert deploy.read(name).config["routes"][0]["via"] == ["10.0.3.2"]
+    assert "unchanged" in run("apply", g).stdout
+    data["mode"] = "trie"
+    g.write_text(yaml.safe_dump(data))
+    p = run("apply", g, ok=False)
+    assert p.returncode == 7 and "changing mode needs" in p.stderr, p.stderr
+    assert deploy.read(name).config["mode"] == "dir"
