@@ -16,6 +16,7 @@
  * nor MXCSR) and only when irq_fpu_usable(); otherwise the scalar path runs.
  */
 #include <linux/kernel.h>
+#include <linux/moduleparam.h>
 #include <linux/errno.h>
 #include <linux/unaligned.h>
 #include <linux/bitops.h>
@@ -232,7 +233,7 @@ static __always_inline u32 cm_bump(u32 *c, u32 inc, bool atomic)
  * Fused scalar count-min for small d: each row's hash goes straight into its counter bump, no
  * hash array, no FPU bracket.  Instantiated with a constant `len` for the usual flow-key
  * lengths, so the key words sit in registers (loaded and multiplied once) and every row is
- * straight-line code.  Bit-identical to xxh32 (see enetstl_xxh32_scalar).
+ * straight-line code.  Power-of-two w only.  Bit-identical to xxh32 (see enetstl_xxh32_scalar).
  */
 static __always_inline u32 cm_fused_rows(const u8 *p, const u32 len, u32 *cnt, u32 d, u32 w,
 					 u32 seed, u32 inc, bool atomic)
@@ -240,7 +241,6 @@ static __always_inline u32 cm_fused_rows(const u8 *p, const u32 len, u32 *cnt, u
 	u32 m[ROWS_MAX_LEN / 4] __uninitialized, tb[3] __uninitialized;
 	const u32 ns = len / 16, nw = len / 4, nt = len & 3;
 	u32 i, r, min = U32_MAX, mask = w - 1;
-	bool pow2 = !(w & mask);
 
 #pragma GCC unroll 16
 	for (i = 0; i < ns * 4; i++)
@@ -280,59 +280,53 @@ static __always_inline u32 cm_fused_rows(const u8 *p, const u32 len, u32 *cnt, u
 		h ^= h >> 13;
 		h *= P3;
 		h ^= h >> 16;
-		min = min(min, cm_bump(&cnt[pow2 ? h & mask : h % w], inc, atomic));
+		min = min(min, cm_bump(&cnt[h & mask], inc, atomic));
 	}
 	return min;
 }
 
-static noinline u32 cm_fused(const u8 *p, u32 len, u32 *cnt, u32 d, u32 w, u32 seed, u32 inc,
-			     bool atomic)
-{
-	switch (len) {
-	case 4: return cm_fused_rows(p, 4, cnt, d, w, seed, inc, atomic);
-	case 8: return cm_fused_rows(p, 8, cnt, d, w, seed, inc, atomic);
-	case 13: return cm_fused_rows(p, 13, cnt, d, w, seed, inc, atomic);
-	case 16: return cm_fused_rows(p, 16, cnt, d, w, seed, inc, atomic);
-	case 32: return cm_fused_rows(p, 32, cnt, d, w, seed, inc, atomic);
-	case 37: return cm_fused_rows(p, 37, cnt, d, w, seed, inc, atomic);
-	case 40: return cm_fused_rows(p, 40, cnt, d, w, seed, inc, atomic);
-	default: return cm_fused_rows(p, len, cnt, d, w, seed, inc, atomic);
+#define CM_FUSED_BY_LEN(atomic)								\
+	switch (len) {									\
+	case 4: return cm_fused_rows(p, 4, cnt, d, w, seed, inc, atomic);		\
+	case 8: return cm_fused_rows(p, 8, cnt, d, w, seed, inc, atomic);		\
+	case 13: return cm_fused_rows(p, 13, cnt, d, w, seed, inc, atomic);		\
+	case 16: return cm_fused_rows(p, 16, cnt, d, w, seed, inc, atomic);		\
+	case 32: return cm_fused_rows(p, 32, cnt, d, w, seed, inc, atomic);		\
+	case 37: return cm_fused_rows(p, 37, cnt, d, w, seed, inc, atomic);		\
+	case 40: return cm_fused_rows(p, 40, cnt, d, w, seed, inc, atomic);		\
+	default: return cm_fused_rows(p, len, cnt, d, w, seed, inc, atomic);		\
 	}
-}
 
-static bool use_simd(u32 d, u32 len)
+/* Out-of-line instances for the AVX2 path's fallback (FPU busy). */
+static noinline u32 cm_fused(const u8 *p, u32 len, u32 *cnt, u32 d, u32 w, u32 seed, u32 inc)
 {
-	if (d < CM_SIMD_MIN_D && len <= ROWS_MAX_LEN)
-		return false;
-	if (!enetstl_has_avx2 || READ_ONCE(enetstl_force_scalar))
-		return false;
-	return true;
+	CM_FUSED_BY_LEN(false)
 }
 
-/* The AVX2 (or, with the FPU busy, scalar) hash array, then the bumps. */
-static noinline u32 cm_lanes(const u8 *key, u32 len, u32 *cnt, u32 d, u32 w, u32 seed, u32 inc,
-			     bool atomic)
+static noinline u32 cm_fused_atomic(const u8 *p, u32 len, u32 *cnt, u32 d, u32 w, u32 seed,
+				    u32 inc)
+{
+	CM_FUSED_BY_LEN(true)
+}
+
+/*
+ * Rows from which enetstl_cm_add* takes the AVX2 path (keys <= ROWS_MAX_LEN bytes, power-of-two
+ * w); below it the fused scalar rows are cheaper than the FPU bracket.  A parameter so the
+ * crossover can be re-measured in one boot (tests/kmod/test_kfunc_bench.py); default
+ * ENETSTL_CM_SIMD_MIN_D.
+ */
+static unsigned int cm_simd_min_d = CM_SIMD_MIN_D;
+module_param(cm_simd_min_d, uint, 0644);
+MODULE_PARM_DESC(cm_simd_min_d, "enetstl_cm_add*: AVX2 from this many rows (keys <= 64 B)");
+
+/* Long keys or a width that is not a power of two: the hash array, then the bumps. */
+static noinline u32 cm_slow(const u8 *key, u32 len, u32 *cnt, u32 d, u32 w, u32 seed, u32 inc,
+			    bool atomic)
 {
 	u32 h[ENETSTL_MAX_D] __uninitialized, i, min = U32_MAX;
 
-	/* Power-of-two width: the vector unit also masks and adds the row offsets, leaving one
-	 * load-add-store-min per row.  Otherwise hash_d decides (AVX2, or scalar). */
-	if (enetstl_has_avx2 && !READ_ONCE(enetstl_force_scalar) && !(w & (w - 1)) &&
-	    irq_fpu_usable()) {
-		kernel_fpu_begin_mask(0);
-		enetstl_cm_idx8_avx2(key, len, seed, 0, w, h);
-		if (d > 8)
-			enetstl_cm_idx8_avx2(key, len, seed, 8, w, h + 8);
-		kernel_fpu_end();
-		enetstl_count(CTR_HASH_SIMD);
-		for (i = 0; i < d; i++)
-			min = min(min, cm_bump(&cnt[h[i]], inc, atomic));
-		return min;
-	}
 	hash_d(key, len, seed, d, h);
 	if (!(w & (w - 1))) {
-		/* power-of-two width (the common configuration): mask, and a row pointer that
-		 * advances by w instead of a multiply per row */
 		u32 mask = w - 1;
 
 		for (i = 0; i < d; i++, cnt += w)
@@ -344,29 +338,63 @@ static noinline u32 cm_lanes(const u8 *key, u32 len, u32 *cnt, u32 d, u32 w, u32
 	return min;
 }
 
-static s64 cm_add(const void *key, u32 key__sz, void *table, u32 table__sz, u32 inc,
-		  bool atomic)
+/* One FPU bracket around hash x 8 lanes + index + bumps (hash_simd.c); scalar if it is busy. */
+static noinline u32 cm_simd(const u8 *key, u32 len, u32 *cnt, u32 d, u32 w, u32 seed, u32 inc,
+			    bool atomic)
+{
+	u32 min;
+
+	if (likely(irq_fpu_usable())) {
+		kernel_fpu_begin_mask(0);
+		if (atomic)
+			min = enetstl_cm_avx2_atomic(key, len, seed, cnt, d, w, inc);
+		else
+			min = enetstl_cm_avx2(key, len, seed, cnt, d, w, inc);
+		kernel_fpu_end();
+		enetstl_count(CTR_HASH_SIMD);
+		return min;
+	}
+	enetstl_count(CTR_FPU_BUSY);
+	enetstl_count(CTR_HASH_SCALAR);
+	return atomic ? cm_fused_atomic(key, len, cnt, d, w, seed, inc) :
+			cm_fused(key, len, cnt, d, w, seed, inc);
+}
+
+/*
+ * The count-min kfuncs.  The header lives in memory BPF and user space can write, so d, w and
+ * seed are read once and checked against the table size the verifier proved (table__sz), and
+ * only the checked copies are used.  The verifier already guarantees key and table are valid
+ * for their sizes (no NULL: the arguments are not __nullable).
+ *  - key <= 64 B, power-of-two w, d >= cm_simd_min_d, AVX2: cm_simd (one FPU bracket);
+ *  - key <= 64 B, power-of-two w, fewer rows: the fused scalar rows, inline here, so the
+ *    small-d path is one function with one frame (no FPU);
+ *  - longer keys / other widths: cm_slow.
+ */
+static __always_inline s64 cm_add(const void *key, u32 key__sz, void *table, u32 table__sz,
+				  u32 inc, bool atomic)
 {
 	struct enetstl_cm_hdr *hdr = table;
-	u32 d, w, min;
+	const u8 *p = key;
+	u32 d, w, seed, len = key__sz;
 	u32 *cnt;
 
-	if (!key || !table || key__sz > ENETSTL_MAX_KEY || table__sz < sizeof(*hdr) ||
-	    !IS_ALIGNED((unsigned long)table, 4))
+	if (unlikely(len > ENETSTL_MAX_KEY || table__sz < sizeof(*hdr)))
 		return -EINVAL;
 	d = READ_ONCE(hdr->d);
 	w = READ_ONCE(hdr->w);
+	seed = READ_ONCE(hdr->seed);
 	/* Rows are bounded by the table the caller passed, not by what the header claims. */
-	if (!d || d > ENETSTL_MAX_D || !w || READ_ONCE(hdr->flags) ||
-	    (u64)d * w * sizeof(u32) > table__sz - sizeof(*hdr))
+	if (unlikely(d - 1 >= ENETSTL_MAX_D || !w || READ_ONCE(hdr->flags) ||
+		     (u64)d * w * sizeof(u32) > table__sz - sizeof(*hdr) ||
+		     !IS_ALIGNED((unsigned long)table, 4)))
 		return -EINVAL;
 	cnt = (u32 *)(hdr + 1);
-	if (key__sz <= ROWS_MAX_LEN && !use_simd(d, key__sz)) {
-		min = cm_fused(key, key__sz, cnt, d, w, READ_ONCE(hdr->seed), inc, atomic);
-		enetstl_count(CTR_HASH_SCALAR);
-		return min;
-	}
-	return cm_lanes(key, key__sz, cnt, d, w, READ_ONCE(hdr->seed), inc, atomic);
+	if (unlikely(len > ROWS_MAX_LEN || (w & (w - 1))))
+		return cm_slow(p, len, cnt, d, w, seed, inc, atomic);
+	if (d >= READ_ONCE(cm_simd_min_d) && enetstl_has_avx2 && !READ_ONCE(enetstl_force_scalar))
+		return cm_simd(p, len, cnt, d, w, seed, inc, atomic);
+	enetstl_count(CTR_HASH_SCALAR);
+	CM_FUSED_BY_LEN(atomic)
 }
 
 __bpf_kfunc_start_defs();
@@ -403,12 +431,14 @@ __bpf_kfunc int enetstl_hash_multi(const void *key, u32 key__sz, u32 *out, u32 o
 	return d;
 }
 
-__bpf_kfunc s64 enetstl_cm_add(const void *key, u32 key__sz, void *table, u32 table__sz, u32 inc)
+/* No stack protector: the only stack arrays are the fused rows' key products, indexed below
+ * ROWS_MAX_LEN / 4 by construction; the canary would cost the small-d path ~8 instructions. */
+__bpf_kfunc __no_stack_protector s64 enetstl_cm_add(const void *key, u32 key__sz, void *table, u32 table__sz, u32 inc)
 {
 	return cm_add(key, key__sz, table, table__sz, inc, false);
 }
 
-__bpf_kfunc s64 enetstl_cm_add_atomic(const void *key, u32 key__sz, void *table, u32 table__sz,
+__bpf_kfunc __no_stack_protector s64 enetstl_cm_add_atomic(const void *key, u32 key__sz, void *table, u32 table__sz,
 				      u32 inc)
 {
 	return cm_add(key, key__sz, table, table__sz, inc, true);

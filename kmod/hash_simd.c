@@ -9,6 +9,9 @@
  * vpaddd / vpmulld / vpxor / vpslld / vpsrld.  Key words are broadcast, never gathered.
  */
 #include <linux/types.h>
+#include <linux/minmax.h>
+#include <linux/limits.h>
+#include <linux/atomic.h>
 #include <linux/unaligned.h>
 #include "internal.h"
 
@@ -89,6 +92,75 @@ static __always_inline v8u32 xxh32x8(const u8 *p, u32 len, u32 seed0, u32 first)
 void enetstl_xxh32x8_avx2(const u8 *p, u32 len, u32 seed0, u32 first, u32 *out)
 {
 	*(v8u32_una *)out = xxh32x8(p, len, seed0, first);
+}
+
+static __always_inline u32 cm_bump(u32 *c, u32 inc, bool atomic)
+{
+	u32 v;
+
+	if (atomic)
+		return atomic_add_return(inc, (atomic_t *)c);
+	v = *c + inc;
+	*c = v;
+	return v;
+}
+
+/*
+ * Rows first..first+n-1 (n <= 8) of a count-min with power-of-two width w: the 8 lanes hash,
+ * mask and add the row offsets in the vector unit; then one scalar load-add-store-min per row
+ * (AVX2 has no scatter; lanes >= n are computed and dropped, never touched in memory).
+ */
+static __always_inline u32 cm_rows8(const u8 *p, const u32 len, u32 seed, u32 first, u32 n,
+				    u32 *cnt, u32 w, u32 inc, bool atomic, u32 min)
+{
+	static const v8u32 lane = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	v8u32 ix = (xxh32x8(p, len, seed, first) & bcast(w - 1)) + (lane + first) * w;
+	u32 i;
+
+#pragma GCC unroll 8
+	for (i = 0; i < 8; i++) {
+		if (i >= n)
+			break;
+		min = min(min, cm_bump(&cnt[ix[i]], inc, atomic));
+	}
+	return min;
+}
+
+static __always_inline u32 cm_avx2(const u8 *p, const u32 len, u32 seed, u32 *cnt, u32 d, u32 w,
+				   u32 inc, bool atomic)
+{
+	u32 min = cm_rows8(p, len, seed, 0, d, cnt, w, inc, atomic, U32_MAX);
+
+	if (d > 8)
+		min = cm_rows8(p, len, seed, 8, d - 8, cnt, w, inc, atomic, min);
+	return min;
+}
+
+/* Constant key lengths for the usual flow keys: no loop control left in the lanes. */
+#define CM_AVX2_BY_LEN(atomic)								\
+	switch (len) {									\
+	case 4: return cm_avx2(p, 4, seed, cnt, d, w, inc, atomic);			\
+	case 8: return cm_avx2(p, 8, seed, cnt, d, w, inc, atomic);			\
+	case 13: return cm_avx2(p, 13, seed, cnt, d, w, inc, atomic);			\
+	case 16: return cm_avx2(p, 16, seed, cnt, d, w, inc, atomic);			\
+	case 32: return cm_avx2(p, 32, seed, cnt, d, w, inc, atomic);			\
+	case 37: return cm_avx2(p, 37, seed, cnt, d, w, inc, atomic);			\
+	case 40: return cm_avx2(p, 40, seed, cnt, d, w, inc, atomic);			\
+	default: return cm_avx2(p, len, seed, cnt, d, w, inc, atomic);			\
+	}
+
+/*
+ * Whole count-min update (d in 1..16, w a power of two): hash x d, add, min.  The caller
+ * brackets it with kernel_fpu_begin_mask(0) / kernel_fpu_end().
+ */
+u32 enetstl_cm_avx2(const u8 *p, u32 len, u32 seed, u32 *cnt, u32 d, u32 w, u32 inc)
+{
+	CM_AVX2_BY_LEN(false)
+}
+
+u32 enetstl_cm_avx2_atomic(const u8 *p, u32 len, u32 seed, u32 *cnt, u32 d, u32 w, u32 inc)
+{
+	CM_AVX2_BY_LEN(true)
 }
 
 /*
