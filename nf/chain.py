@@ -478,7 +478,7 @@ RUNTIME_FIELDS = {
 }
 PROGRAM_FIELDS = {
     "flow_table": frozenset({"learn", "default_action", "default_port", "non_ip_action", "max_search"}),
-    "sketch": frozenset({"threshold", "action", "redirect_to", "nitro"}),
+    "sketch": frozenset({"threshold", "action", "redirect_to"}),
     "router": frozenset({"icmp", "learn_neighbours", "ecmp_seed", "use_module"}),
     "l2_switch": frozenset(),
     "filter": frozenset({"drop_dports", "drop_l4_protos", "drop_fragments"}),

@@ -382,6 +382,14 @@ def _sk_topk(sk, k: int | None = None, flip: bool = False) -> list[dict]:
     return out
 
 
+def _sk_reload(rec, cfg) -> dict:
+    """threshold / action / redirect_to are rodata: a new program on the pinned banks and maps,
+    swapped into each pinned link (Sketch.reload_pinned)."""
+    from nf.nfs.sketch import Sketch
+    n = Sketch.reload_pinned(cfg, rec.name, rec.variant)
+    return {"replaced": n, "object_sha": object_sha("sketch/sketch")}
+
+
 def _sk_runtime(sk, old, new) -> list[str]:
     return [f"{f} {getattr(old, f)} -> {getattr(new, f)} (controller side)"
             for f in ("topk", "epoch_s", "history") if getattr(old, f) != getattr(new, f)]
@@ -594,9 +602,10 @@ KINDS: dict[str, Kind] = {
         "nf.config.sketch:SketchConfig", deployable=True, object="sketch/sketch",
         verbs={"topk": _sk_topk},
         _preflight=_sk_preflight, _up=_sk_up, _down=_sk_down, _open=_sk_open,
-        _stats=lambda sk: sk.counters(), _runtime=_sk_runtime,
+        _stats=lambda sk: sk.counters(), _runtime=_sk_runtime, _reload=_sk_reload,
         # read by the controller only (`nf topk` defaults); the datapath never sees them
-        runtime_fields=frozenset({"topk", "epoch_s", "history"})),
+        runtime_fields=frozenset({"topk", "epoch_s", "history"}),
+        reload_fields=frozenset({"threshold", "action", "redirect_to"})),
     "flow_table": Kind(
         "flow_table", "cuckoo flow table (5-tuple rules, per-flow counters)",
         "nf.config.flow_table:FlowTableConfig", deployable=True, object="flow_table/flow_table",

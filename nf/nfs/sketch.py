@@ -327,6 +327,46 @@ class Sketch:
         self.pin_dir = None
 
     @staticmethod
+    def reload_pinned(cfg: SketchConfig, name: str, variant: Variant | str) -> int:
+        """A new program for a sketch deployed with up(pin=True) (its rodata from ``cfg``: a new
+        threshold, action, redirect port; or a rebuilt object), loaded on the pinned banks and
+        maps (reused by fd: the epoch's counts, candidates and counters carry on) and swapped
+        into every pinned link with bpf_link_update. Returns the links replaced."""
+        import contextlib
+        from nf.bpf import BpfObject, Link, Map, instance_dir
+        from nf.net.iface import ifindex
+        d = instance_dir(name, create=False)
+        variant = Variant(variant)
+        rd = ifindex(cfg.redirect_to, cfg.netns) if cfg.redirect_to else 0
+        obj = BpfObject.open_built(OBJECT)
+        try:
+            obj.set_rodata("sk_cfg", make_cfg(cfg, variant, rd))
+            obj.set_rodata("sk_log2_tab", (ctypes.c_uint32 * SKETCH_LOG2_TAB)(*log2_table(SKETCH_LOG2_TAB)))
+            obj.map("sk_cand").set_max_entries(2 * cfg.candidates)
+            with contextlib.ExitStack() as es:
+                bank0 = es.enter_context(contextlib.closing(Map.from_pin(d / "bank0")))
+                obj.map("sk_active").set_inner_map(bank0)
+                for n in ("sk_active", "sk_cand", STATS_MAP):
+                    obj.map(n).reuse(es.enter_context(contextlib.closing(Map.from_pin(d / n))))
+                obj.program(PROG_HASHCHECK).set_autoload(False)
+                obj.program(PROG_POOL).set_autoload(False)   # nitro is not a reload field
+                obj.load()
+            prog = obj.program(PROG)
+            links = sorted(d.glob("link_*"))
+            with _netns_ctx(cfg.netns):
+                for p in links:
+                    with contextlib.closing(Link.from_pin(p)) as link:
+                        link.update_program(prog)
+            tmp = d / f"_tmp{os.getpid()}_prog"
+            if tmp.exists():
+                tmp.unlink()
+            prog.pin(tmp)
+            os.rename(tmp, d / "prog")                    # queries run the new program too
+        finally:
+            obj.close()                                   # links and pins hold what is needed
+        return len(links)
+
+    @staticmethod
     def remove_pinned(name: str) -> bool:
         """Tear down a pinned deployment from its pins alone (nf.bpf.pin.remove_deployment)."""
         from nf.bpf.pin import remove_deployment

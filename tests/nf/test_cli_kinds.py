@@ -345,6 +345,19 @@ def test_sketch_apply_changes_controller_fields_and_refuses_datapath_ones(lab4, 
     p = run("apply", f, ok=False)
     assert p.returncode == 7 and "width" in p.stderr
     assert deploy.read(name).config["width"] == 1024
+    # the threshold is rodata: a new program on the same banks, swapped into the link
+    h1 = lab4.host("h1")
+    lab4.send("h1", udp("10.0.0.1", "10.0.0.2", 1000, 2000, h1.mac, "02:00:00:00:00:02", 3))
+    assert js("topk", name)[name] == []                       # 3 < 10: no candidate
+    f.write_text(yaml.safe_dump({**data, "topk": 2, "threshold": {"absolute": 2}}))
+    p = run("apply", f)
+    assert "threshold.absolute: 10 -> 2  [new program]" in p.stdout, p.stdout
+    assert f"{name}: program replaced on 1 link(s), maps kept" in p.stdout, p.stdout
+    lab4.send("h1", udp("10.0.0.1", "10.0.0.3", 1001, 2001, h1.mac, "02:00:00:00:00:03", 3))
+    assert js("topk", name)[name] == [{"flow": "10.0.0.1 10.0.0.3 1001 2001 17", "estimate": 3,
+                                       "heavy": True, "epoch": 0}]
+    assert js("stats", name)[name]["ports"]["epoch"]["packets"] == 6     # the bank carried on
+    assert deploy.read(name).config["threshold"]["absolute"] == 2
 
 
 def test_router_apply_changes_routes_and_neighbours_in_place_under_traffic(rlab, instance, tmp_path):
