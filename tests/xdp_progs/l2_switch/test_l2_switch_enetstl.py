@@ -96,6 +96,28 @@ def test_control_operations(sw):
     assert m.fdb_flush(static=True) == 1 and m.fdb(now=T0) == []
 
 
+def test_signature_collision_finds_each_key():
+    """Two MACs whose 16-bit signatures collide in one bucket: the first candidate way holds the
+    other key, so the lookup must go on to the second candidate (both directions)."""
+    seen, pair = {}, None
+    for i in range(1 << 16):
+        mac = f"02:00:00:{i >> 16 & 0xff:02x}:{i >> 8 & 0xff:02x}:{i & 0xff:02x}"
+        s = sig_of(key_hash(mac, 10))
+        if s in seen:
+            pair = (seen[s], mac)
+            break
+        seen[s] = mac
+    x, y = pair
+    with SwitchSim(PORTS, fdb_size=8, variant=Variant.enetstl) as sw:  # one bucket, 16 ways
+        sw.receive(frame(src=x), P1, T0)
+        sw.receive(frame(src=y), P2, T0)
+        b = bucket(sw, 0)
+        assert b.sig[0] == b.sig[1] == sig_of(key_hash(x, 10))
+        assert sw.receive(frame(src=B, dst=y, vid=10), P5, T0).out.keys() == {P2}
+        assert sw.receive(frame(src=B, dst=x, vid=10), P5, T0).out.keys() == {P1}
+        assert {(e.mac, e.port) for e in sw.maps.fdb(now=T0)} >= {(x, "p1"), (y, "p2")}
+
+
 def test_full_bucket_refuses_a_static_add_and_counts_learning():
     with SwitchSim(PORTS, fdb_size=8, variant=Variant.enetstl) as sw:  # one bucket, 16 ways
         for i in range(16):
