@@ -431,7 +431,7 @@ def _collect_stats(name: str | None) -> dict:
     for r in _records(name):
         k = registry.get(r.kind)
         s = _action_stats(r)
-        d = {"actions": s.as_dict() if s else None, "ports": {}}
+        d = {"kind": r.kind, "actions": s.as_dict() if s else None, "ports": {}}
         if k.deployable:
             with k.open(r) as h:
                 d["ports"] = k.stats(h)
@@ -451,10 +451,12 @@ def _stats_tables(data: dict, prev: dict | None, dt: float) -> list:
             t.add_column("port")
             for c in counters:
                 t.add_column(c, justify="right")
+            from nf.metrics import GAUGES
             for p, cs in ports.items():
-                if prev:
+                if prev:      # a rate for counters; gauges (epoch values, entries) as they are
                     pp = prev.get(name, {}).get("ports", {}).get(p, {})
-                    t.add_row(p, *[f"{cs.get(c, 0)} ({(cs.get(c, 0) - pp.get(c, cs.get(c, 0))) / dt:.0f})"
+                    t.add_row(p, *[str(cs.get(c, 0)) if (d.get("kind"), c) in GAUGES else
+                                   f"{cs.get(c, 0)} ({(cs.get(c, 0) - pp.get(c, cs.get(c, 0))) / dt:.0f})"
                                    for c in counters])
                 else:
                     t.add_row(p, *[str(cs.get(c, "-")) for c in counters])

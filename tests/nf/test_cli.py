@@ -487,3 +487,22 @@ def test_apply_new_filter_rules_swaps_the_program_and_keeps_counters(make_lab, t
     finally:
         nf("down", name)
 
+
+
+def test_stats_watch_rates_only_for_counters():
+    """--watch shows a rate next to counters; gauges (a sketch's epoch values, a table's entries)
+    are shown as they are: a flip that restarts the epoch is not a negative rate."""
+    import io
+
+    from rich.console import Console
+    prev = {"sk": {"kind": "sketch", "actions": None, "ports": {"epoch": {"epoch": 2, "packets": 500}}},
+            "sw": {"kind": "l2_switch", "actions": None, "ports": {"p1": {"rx_packets": 100}}}}
+    cur = {"sk": {"kind": "sketch", "actions": None, "ports": {"epoch": {"epoch": 3, "packets": 40}}},
+           "sw": {"kind": "l2_switch", "actions": None, "ports": {"p1": {"rx_packets": 300}}}}
+    buf = io.StringIO()
+    con = Console(file=buf, width=200)
+    for t in cli._stats_tables(cur, prev, 2.0):
+        con.print(t)
+    text = buf.getvalue()
+    assert "300 (100)" in text                    # 200 frames in 2 s
+    assert "40 (" not in text and "3 (" not in text and " 40 " in text, text
