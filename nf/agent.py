@@ -140,7 +140,13 @@ class Agent:
 
     def run(self, stop: threading.Event, once: bool = False) -> None:
         while not stop.is_set():
-            wait = self.tick()
+            try:
+                wait = self.tick()
+            except Exception as e:  # noqa: BLE001 - e.g. bpffs briefly unreadable: keep running
+                if once:
+                    raise
+                self.say(f"nf agent: {type(e).__name__}: {e}")
+                wait = MAX_SLEEP
             if once:
                 return
             stop.wait(wait)
