@@ -117,21 +117,13 @@ static __always_inline struct l2sw_efdb_bucket *efdb_bucket(const struct l2sw_fd
 	return bpf_map_lookup_elem(&efdb, &i);
 }
 
-/* Way holding kw in b, or -1. Unsynchronised: readers validate with the seqcount. Usually
- * exactly one bit is set: its way (ctz) is checked first, in constant code. Other candidates
- * (a 16-bit signature collision) take a plain scan of the mask: walking it with ctz and
- * m &= m - 1 makes the mask's exact value matter to the verifier, and its paths explode. */
+/* Way holding kw in b, or -1. Unsynchronised: readers validate with the seqcount. A plain
+ * scan of the match mask: walking it with ctz and m &= m - 1 makes the mask's exact value
+ * matter to the verifier, and its paths explode. Usually one bit is set. */
 static __always_inline int efdb_way(struct l2sw_efdb_bucket *b, __u64 kw, __u16 sig)
 {
 	__u32 m = efdb_match(b, sig);
-	int first;
 
-	if (!m)
-		return -1;
-	first = algo_ctz16(m) & (L2SW_WAYS - 1);
-	if (*(__u64 *)&b->e[first].key == kw)
-		return first;
-	m &= m - 1;
 	if (!m)
 		return -1;
 #pragma clang loop unroll(disable)
