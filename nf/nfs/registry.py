@@ -455,6 +455,38 @@ def _ft_flows(ft, op: str = "list", rule=None) -> list[dict]:
              "bytes": e.bytes, "static": Flags.STATIC in e.flags} for e in ft.dump()]
 
 
+def _swap_links(links: list[Path], prog, netns: str | None) -> int:
+    """bpf_link_update of every pinned link to ``prog`` (in the deployment's netns)."""
+    from nf.bpf import Link
+    from nf.net import netns as _ns
+    with _ns.enter(netns):
+        for p in links:
+            with contextlib.closing(Link.from_pin(p)) as link:
+                link.update_program(prog)
+    return len(links)
+
+
+def _ft_reload(rec, cfg) -> dict:
+    """learn / default actions / max_search are rodata: the table's programs again on its
+    pinned maps (FlowTable.load reuses them through pin_maps: flows and counters carry on),
+    swapped into each pinned link; the prog and ctl pins follow."""
+    from nf.bpf.pin import instance_dir
+    from nf.chain import _repin
+    from nf.models.flow_table import OBJECT
+    from nf.nfs.flow_table import FlowTable
+    ft = FlowTable(cfg)
+    ft.pin_dir = instance_dir(rec.name, create=False)
+    ft._keep = True
+    try:
+        ft.load()
+        n = _swap_links(sorted((ft.pin_dir / "links").iterdir()), ft.prog, cfg.netns)
+        _repin(ft.pin_dir / "prog", ft.prog)
+        _repin(ft.pin_dir / "ctl", ft.ctl_prog)
+    finally:
+        ft.release()
+    return {"replaced": n, "object_sha": object_sha(OBJECT)}
+
+
 def _ft_runtime(ft, old, new) -> list[str]:
     """Static rules change in place through the control program (traffic keeps flowing)."""
     done = []
@@ -556,6 +588,34 @@ def _rt_neigh(r, op: str = "list", address: str | None = None, mac: str | None =
              "static": bool(f & NEIGH_STATIC)} for (p, a), (m, f) in sorted(r.neighbours().items())]
 
 
+def _rt_reload(rec, cfg) -> dict:
+    """icmp / learn_neighbours / ecmp_seed / use_module are rodata: the router's program again
+    on its pinned maps (reused by fd, see _l2_reload: routes, neighbours, ports and counters
+    carry on), swapped into each pinned link; the program pins follow."""
+    from nf.bpf import BpfObject, Map
+    from nf.bpf.build import build
+    from nf.bpf.pin import instance_dir
+    from nf.chain import _repin
+    from nf.nfs.router import OBJECT, PROG_PINS, PROGRAM, Router
+    d = instance_dir(rec.name, create=False)
+    r = Router(cfg.model_copy(update={"route_file": None}))   # the pinned tables are kept
+    obj = BpfObject.open(build(OBJECT))
+    try:
+        r.configure(obj)
+        with contextlib.ExitStack() as es:
+            for n in obj.maps:
+                if "." not in n and (d / n).exists():
+                    obj.map(n).reuse(es.enter_context(contextlib.closing(Map.from_pin(d / n))))
+            obj.load()
+        n = _swap_links(sorted((d / "links").iterdir()), obj.program(PROGRAM), cfg.netns)
+        for prog, pin in PROG_PINS.items():
+            _repin(d / pin, obj.program(prog))
+    finally:
+        obj.close()
+        r.close()
+    return {"replaced": n, "object_sha": object_sha(OBJECT)}
+
+
 def _rt_runtime(r, old, new) -> list[str]:
     """Routes, groups and neighbours of the config, changed in place (nf/chain.py router_runtime:
     new neighbours first, all routes in one bank flip, removed neighbours last)."""
@@ -595,8 +655,9 @@ KINDS: dict[str, Kind] = {
         "nf.config.router:RouterConfig", deployable=True, object="router/router",
         verbs={"routes": _rt_routes, "neigh": _rt_neigh},
         _load=_router_load, _preflight=_rt_preflight, _up=_rt_up, _down=_rt_down,
-        _open=_rt_open, _stats=lambda r: r.counters(), _runtime=_rt_runtime,
-        runtime_fields=frozenset({"routes", "neighbours", "groups"})),
+        _open=_rt_open, _stats=lambda r: r.counters(), _runtime=_rt_runtime, _reload=_rt_reload,
+        runtime_fields=frozenset({"routes", "neighbours", "groups"}),
+        reload_fields=frozenset({"icmp", "learn_neighbours", "ecmp_seed", "use_module"})),
     "sketch": Kind(
         "sketch", "heavy-hitter count-min sketch (top-k, epochs, NitroSketch)",
         "nf.config.sketch:SketchConfig", deployable=True, object="sketch/sketch",
@@ -611,8 +672,10 @@ KINDS: dict[str, Kind] = {
         "nf.config.flow_table:FlowTableConfig", deployable=True, object="flow_table/flow_table",
         verbs={"flows": _ft_flows},
         _preflight=_ft_preflight, _up=_ft_up, _down=_ft_down, _open=_ft_open,
-        _stats=lambda ft: ft.counters(), _runtime=_ft_runtime,
-        runtime_fields=frozenset({"rules", "idle_timeout"})),
+        _stats=lambda ft: ft.counters(), _runtime=_ft_runtime, _reload=_ft_reload,
+        runtime_fields=frozenset({"rules", "idle_timeout"}),
+        reload_fields=frozenset({"learn", "default_action", "default_port", "non_ip_action",
+                                 "max_search"})),
 }
 
 

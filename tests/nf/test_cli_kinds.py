@@ -191,6 +191,19 @@ def test_flow_table_up_flows_add_del_apply_stats_down_across_processes(lab4, ins
     rows = _rows(name)
     assert rows["17 10.0.0.1:7 -> 10.0.0.2:53"]["action"] == "pass"
     assert rows["17 10.0.0.1:9 -> 10.0.0.3:99"]["packets"] == 6
+    # learn is rodata: a new program on the same maps, swapped into the link
+    g = _ft_file(lab4, write, learn=False, rules=[{"proto": "udp", "src": "10.0.0.1", "sport": 7,
+                                                  "dst": "10.0.0.2", "dport": 53, "action": "pass"}])
+    p = run("apply", g)
+    assert "learn: true -> false  [new program]" in p.stdout, p.stdout
+    assert f"{name}: program replaced on 1 link(s), maps kept" in p.stdout, p.stdout
+    lab4.send("h1", udp("10.0.0.1", "10.0.0.3", 9, 99, h1.mac, "02:00:00:00:00:03", 2)
+              + udp("10.0.0.1", "10.0.0.5", 3, 4, h1.mac, "02:00:00:00:00:05", 5))
+    rows = _rows(name)
+    assert rows["17 10.0.0.1:9 -> 10.0.0.3:99"]["packets"] == 8          # the learned flow goes on
+    assert "17 10.0.0.1:3 -> 10.0.0.5:4" not in rows                      # nothing new is learned
+    run("flows", name, "add", "--src", "10.0.0.1", "--dst", "10.0.0.6", "--action", "drop")
+    assert "17 10.0.0.1:0 -> 10.0.0.6:0" in _rows(name)                  # the control pin works
     p = run("down", name)
     assert f"{name}: down" in p.stdout and not rec.pin_dir.exists()
     assert attached(lab4, ["p1"]) == [False] and deploy.read(name) is None
@@ -424,6 +437,16 @@ def test_router_apply_changes_routes_and_neighbours_in_place_under_traffic(rlab,
     assert {"prefix": "10.8.0.0/16", "target": "via 10.0.2.2"} in rows
     assert deploy.read(name).config["routes"][0]["via"] == ["10.0.3.2"]
     assert "unchanged" in run("apply", g).stdout
+    # icmp is rodata: a new program on the same maps in every link; routes and counters go on
+    tx = js("stats", name)[name]["ports"]["p3"]["tx_packets"]
+    data["icmp"] = {"rate": 50}
+    g.write_text(yaml.safe_dump(data))
+    out = run("apply", g).stdout
+    assert "icmp.rate: 1000 -> 50  [new program]" in out, out
+    assert f"{name}: program replaced on 3 link(s), maps kept" in out, out
+    assert len(_forwarded(rlab, "h3", "10.9.4.4")) == 5
+    assert js("stats", name)[name]["ports"]["p3"]["tx_packets"] == tx + 5
+    assert {"prefix": "10.8.0.0/16", "target": "via 10.0.2.2"} in js("routes", name)[name]
     data["mode"] = "trie"
     g.write_text(yaml.safe_dump(data))
     p = run("apply", g, ok=False)
