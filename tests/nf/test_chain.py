@@ -309,6 +309,17 @@ def test_cli_apply_inserts_reorders_and_removes_members_keeping_their_state(make
         r = run(app, ["apply", cfg(A2, SW2)])
         assert r.exit_code == 7 and f"sw{tag}.fdb_size" in r.output, r.output
         assert deliver([dns, ntp, web], [dns, web])
+        # reorder and change at once: the switch first (its forwarding ends the chain), the
+        # filter's new rule in its new program behind it never sees a frame
+        A3 = {"kind": "filter", "config": {"name": f"fa{tag}", "drop_dports": [80]}}
+        fa0, sw0 = st(f"fa{tag}")["all"], st(f"sw{tag}")["p1"]["unicast"]
+        r = run(app, ["apply", cfg(SW, A3)])
+        assert r.exit_code == 0, r.output
+        assert f"fa{tag}: position 1 -> 2" in r.output and f"sw{tag}: position 2 -> 1" in r.output
+        assert f"fa{tag}: new program, maps kept" in r.output, r.output
+        assert deliver([dns, ntp, web], [dns, ntp, web])
+        assert st(f"fa{tag}")["all"] == fa0 and st(f"sw{tag}")["p1"]["unicast"] == sw0 + 3
+        assert deploy.read(f"fa{tag}").config["drop_dports"] == [80]
     finally:
         r = run(app, ["down", f"ca{tag}"])
     assert r.exit_code == 0
