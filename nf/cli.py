@@ -386,7 +386,10 @@ def _epoch_json(r) -> dict:
     from nf.agent import running
     from nf.deploy import read_doc
     from nf.nfs.sketch import EPOCH_PIN
-    log = read_doc(r.pin_dir / EPOCH_PIN) or {}
+    try:
+        log = read_doc(r.pin_dir / EPOCH_PIN) or {}
+    except Exception:  # noqa: BLE001 - show must not fail on one unreadable log
+        log = {}
     return {"epoch_started": log.get("epoch_started"), "closed": log.get("closed", 0),
             "closed_packets": log.get("closed_packets", 0), "agent": running()}
 
