@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Compare kfuncs: find/match a u16 among up to 16 (or in two such arrays at once), a u32 among up to 8, key equality of any
+ * Compare kfuncs: find/match a u16 among up to 16 (or in two such arrays at once), a cuckoo
+ * table's first candidate (hash and both buckets' signature compares in one call), a u32 among up to 8, key equality of any
  * length, index of the minimum of up to 16 u32.
  *
  * These run on general registers (SWAR: 4 u16 lanes per u64), not AVX2: a 16-lane compare is
@@ -12,6 +13,8 @@
 #include <linux/errno.h>
 #include <linux/unaligned.h>
 #include <linux/bitops.h>
+#include <linux/bpf.h>
+#include <linux/log2.h>
 #include "internal.h"
 
 #define LANES16_LO	0x0001000100010001ull
@@ -132,17 +135,12 @@ __bpf_kfunc u32 enetstl_match_u32(const u32 *arr, u32 arr__sz, u32 v)
 	return match32(arr, arr__sz / 4, v);
 }
 
-/* 1 if the two buffers have the same length and bytes, 0 if not, -EINVAL if > 4096 bytes. */
-__bpf_kfunc int enetstl_key_eq(const void *a, u32 a__sz, const void *b, u32 b__sz)
+/* 1 if the n bytes at a and b are equal. */
+static __always_inline int bytes_eq(const void *a, const void *b, u32 n)
 {
 	const u8 *pa = a, *pb = b;
 	u64 diff = 0;
-	u32 n = a__sz;
 
-	if (!a || !b || a__sz > 4096 || b__sz > 4096)
-		return -EINVAL;
-	if (a__sz != b__sz)
-		return 0;
 	/* Flow keys are short: up to 64 bytes in straight-line u64 words, the rest in the loops. */
 	if (n <= 64 && n >= 8) {
 		u32 t = n & ~7u;
@@ -179,6 +177,102 @@ __bpf_kfunc int enetstl_key_eq(const void *a, u32 a__sz, const void *b, u32 b__s
 	for (; n; n--)
 		diff |= *pa++ ^ *pb++;
 	return diff == 0;
+}
+
+/* 1 if the two buffers have the same length and bytes, 0 if not, -EINVAL if > 4096 bytes. */
+__bpf_kfunc int enetstl_key_eq(const void *a, u32 a__sz, const void *b, u32 b__sz)
+{
+	if (!a || !b || a__sz > 4096 || b__sz > 4096)
+		return -EINVAL;
+	if (a__sz != b__sz)
+		return 0;
+	return bytes_eq(a, b, a__sz);
+}
+
+/* CRC-32C as enetstl_crc32c computes it; the SSE4.2 instruction inline (no call). */
+static __always_inline u32 ck_crc32c(const u8 *p, u32 len, u32 seed)
+{
+	u64 c = (u32)~seed;
+
+	if (unlikely(!enetstl_has_sse42 || READ_ONCE(enetstl_force_scalar)))
+		return enetstl_crc32c(p, len, seed);
+	for (; len >= 8; len -= 8, p += 8)
+		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)p)));
+	for (; len; len--, p++)
+		asm("crc32b %1, %k0" : "+r"(c) : "rm"(*p));
+	return ~(u32)c;
+}
+
+static __always_inline u32 ck_mul64(const u8 *p, u32 len, u32 seed)
+{
+	static const u64 k[5] = { ENETSTL_MUL64_K0, ENETSTL_MUL64_K1, ENETSTL_MUL64_K2,
+				  ENETSTL_MUL64_K3, ENETSTL_MUL64_K4 };
+	u64 a = seed;
+	u32 i;
+
+	if (len == 40)	/* the 5-tuple key: straight-line, five independent multiplies */
+		a += get_unaligned((const u64 *)p) * ENETSTL_MUL64_K0 +
+		     get_unaligned((const u64 *)(p + 8)) * ENETSTL_MUL64_K1 +
+		     get_unaligned((const u64 *)(p + 16)) * ENETSTL_MUL64_K2 +
+		     get_unaligned((const u64 *)(p + 24)) * ENETSTL_MUL64_K3 +
+		     get_unaligned((const u64 *)(p + 32)) * ENETSTL_MUL64_K4;
+	else
+		for (i = 0; i < len / 8; i++)
+			a += get_unaligned((const u64 *)(p + 8 * i)) * k[i];
+	a ^= a >> 32;
+	a *= ENETSTL_MUL64_FIN;
+	a ^= a >> 32;
+	return (u32)a;
+}
+
+/*
+ * The first key-index candidate of `key` in a cuckoo table (layout and placement in enetstl.h)
+ * and its hash: hash, both buckets' 16-lane signature compares (primary first), the key index
+ * of the first slot whose signature matches.  The caller compares that entry's key; bit 30 of
+ * the result tells it whether other slots matched too (then a mismatch is not yet a miss).
+ * Readers take no lock; the caller's writer protocol decides what a concurrent move means.
+ *
+ * The key store is not an argument: on 6.12 a second `__map` argument whose map has no BTF
+ * record crashes the verifier (check_kfunc_args reads record->wq_off of a NULL record).
+ */
+__bpf_kfunc u64 enetstl_cuckoo_cand(void *buckets__map, const void *key, u32 key__sz, u64 cfg)
+{
+	const struct bpf_array *ba = buckets__map;
+	u32 kind = (cfg >> 32) & 0xff, seed = (u32)cfg, h, sig, mask, x, b, m1, m2;
+	const struct enetstl_ck_bucket *b1, *b2;
+	u64 pat;
+
+	if (!ba || !key || !key__sz || key__sz > ENETSTL_MAX_KEY ||
+	    ba->map.map_type != BPF_MAP_TYPE_ARRAY ||
+	    ba->map.value_size < sizeof(struct enetstl_ck_bucket) ||
+	    /* plain data only: no spin locks, timers or kptrs inside the values we read */
+	    !IS_ERR_OR_NULL(ba->map.record) ||
+	    ba->map.max_entries < 2 || !is_power_of_2(ba->map.max_entries))
+		return ENETSTL_CK_ERR;
+	if (kind == ENETSTL_CK_HASH_CRC32C)
+		h = ck_crc32c(key, key__sz, seed);
+	else if (kind == ENETSTL_CK_HASH_MUL64 && !(key__sz & 7) &&
+		 key__sz <= ENETSTL_MUL64_MAX_KEY)
+		h = ck_mul64(key, key__sz, seed);
+	else
+		return ENETSTL_CK_ERR;
+	sig = h >> 16 ? h >> 16 : 1;
+	mask = ba->map.max_entries - 1;
+	b = h & mask;
+	x = sig * ENETSTL_CK_SIG_MIX;
+	x ^= x >> 16;
+	b1 = (const void *)(ba->value + (u64)ba->elem_size * b);
+	b2 = (const void *)(ba->value + (u64)ba->elem_size * ((b ^ ((x & mask) | 1)) & mask));
+	pat = (u64)sig * LANES16_LO;
+	m1 = match16x16(b1->sig, pat);
+	m2 = match16x16(b2->sig, pat);
+	if (m1)
+		return (u64)h << 32 | ((m1 & (m1 - 1)) || m2 ? ENETSTL_CK_MORE : 0) |
+		       (READ_ONCE(b1->idx[__ffs(m1)]) & ENETSTL_CK_IDX);
+	if (m2)
+		return (u64)h << 32 | (m2 & (m2 - 1) ? ENETSTL_CK_MORE : 0) |
+		       (READ_ONCE(b2->idx[__ffs(m2)]) & ENETSTL_CK_IDX);
+	return (u64)h << 32;
 }
 
 /* Index of the first minimum among vals__sz / 4 (1..16) u32, -EINVAL on bad size. */

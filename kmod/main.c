@@ -100,6 +100,7 @@ BTF_ID_FLAGS(func, enetstl_match2_u16)
 BTF_ID_FLAGS(func, enetstl_find_u32)
 BTF_ID_FLAGS(func, enetstl_match_u32)
 BTF_ID_FLAGS(func, enetstl_key_eq)
+BTF_ID_FLAGS(func, enetstl_cuckoo_cand)
 BTF_ID_FLAGS(func, enetstl_min_idx_u32)
 /* bits.c */
 BTF_ID_FLAGS(func, enetstl_ffs32)

@@ -49,6 +49,41 @@ struct enetstl_cm_hdr {
 };
 
 /*
+ * Cuckoo table of enetstl_cuckoo_cand (DPDK rte_hash style): a BPF_MAP_TYPE_ARRAY of buckets,
+ * n_buckets = max_entries a power of two >= 2, each bucket 16 (u16 signature, u32 key index)
+ * slots, signature 0 = empty (the key store is the caller's).  Placement of a key with hash h:
+ *   sig = h >> 16, or 1 if that is 0;   b1 = h & (n_buckets - 1);
+ *   b2 = b1 ^ ((mix(sig) & (n_buckets - 1)) | 1),  mix(s) = x ^ x >> 16 with x = s * SIG_MIX
+ * The `cfg` argument: bits 0..31 the seed, bits 32..39 the hash (ENETSTL_CK_HASH_*).
+ * Result: bits 0..29 the key index in the first slot whose signature matches (primary bucket
+ * first; 0 = no slot matches: the key is absent), bit 30 ENETSTL_CK_MORE (other slots match
+ * too), bit 31 ENETSTL_CK_ERR (bad argument), bits 32..63 the hash h (a miss still yields the
+ * placement for an insert).
+ */
+#define ENETSTL_CK_SLOTS	16
+#define ENETSTL_CK_SIG_MIX	0x9E3779B1u
+#define ENETSTL_CK_HASH_CRC32C	0	/* CRC-32C of the key with the seed (enetstl_crc32c) */
+#define ENETSTL_CK_HASH_MUL64	1	/* key as u64 words (length a multiple of 8, <= 40 B):
+					 * a = seed + sum w[i] * ENETSTL_MUL64_K[i] (mod 2^64);
+					 * a ^= a >> 32; a *= ENETSTL_MUL64_FIN; a ^= a >> 32;
+					 * h = low 32 bits of a */
+#define ENETSTL_MUL64_MAX_KEY	40
+#define ENETSTL_MUL64_K0	0x9E3779B185EBCA87ull
+#define ENETSTL_MUL64_K1	0xC2B2AE3D27D4EB4Full
+#define ENETSTL_MUL64_K2	0x165667B19E3779F9ull
+#define ENETSTL_MUL64_K3	0x85EBCA77C2B2AE63ull
+#define ENETSTL_MUL64_K4	0x27D4EB2F165667C5ull
+#define ENETSTL_MUL64_FIN	0x9E3779B97F4A7C15ull
+#define ENETSTL_CK_IDX		((1u << 30) - 1)
+#define ENETSTL_CK_MORE		(1u << 30)
+#define ENETSTL_CK_ERR		(1u << 31)
+
+struct enetstl_ck_bucket {
+	__u16 sig[ENETSTL_CK_SLOTS];
+	__u32 idx[ENETSTL_CK_SLOTS];
+};
+
+/*
  * Memory-wrapper node: BPF reads `data` directly (constant offsets) through the pointer
  * the acquire kfuncs return and writes it with enetstl_mw_node_write().  The kernel-private
  * part of the node follows `id` and is not visible here.
@@ -98,6 +133,8 @@ ENETSTL_DECL(__u32, enetstl_match2_u16, const __u16 *a, __u32 a__sz, const __u16
 ENETSTL_DECL(int, enetstl_find_u32, const __u32 *arr, __u32 arr__sz, __u32 v);
 ENETSTL_DECL(__u32, enetstl_match_u32, const __u32 *arr, __u32 arr__sz, __u32 v);
 ENETSTL_DECL(int, enetstl_key_eq, const void *a, __u32 a__sz, const void *b, __u32 b__sz);
+ENETSTL_DECL(__u64, enetstl_cuckoo_cand, void *buckets__map, const void *key, __u32 key__sz,
+	     __u64 cfg);
 ENETSTL_DECL(int, enetstl_min_idx_u32, const __u32 *vals, __u32 vals__sz);
 
 /* bits.c */

@@ -38,6 +38,19 @@ FT_MIN_BUCKETS = 2
 FT_MAX_BUCKETS = 1 << 20
 OBJECT = "flow_table/flow_table"
 M32 = 0xFFFFFFFF
+M64 = (1 << 64) - 1
+
+
+class Hash(enum.IntEnum):
+    """enum ft_hash (= enetstl.h ENETSTL_CK_HASH_*)."""
+    CRC32C = 0
+    MUL64 = 1
+
+
+# enetstl.h ENETSTL_MUL64_*: the MUL64 hash's word multipliers and its final multiplier
+MUL64_K = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x85EBCA77C2B2AE63,
+           0x27D4EB2F165667C5)
+MUL64_FIN = 0x9E3779B97F4A7C15
 
 
 class Action(enum.IntEnum):
@@ -119,7 +132,7 @@ class FtCfg(ctypes.Structure):
     __bpf_object__ = OBJECT
     _fields_ = [(n, ctypes.c_uint32) for n in (
         "bucket_mask", "capacity", "seed", "max_search", "learn", "default_action",
-        "default_port", "non_ip_action")]
+        "default_port", "non_ip_action", "hash")]
 
 
 class FtReq(ctypes.Structure):
@@ -200,9 +213,29 @@ def flow_key(src: str, dst: str, sport: int = 0, dport: int = 0,
     return bytes(k)
 
 
-def key_hash(key: bytes, seed: int = 0) -> int:
+def mul64(key: bytes, seed: int = 0) -> int:
+    """The MUL64 hash: seed + sum of the key's little-endian u64 words times MUL64_K (mod 2^64),
+    fold, multiply, fold; the low 32 bits."""
+    if len(key) % 8 or len(key) > 8 * len(MUL64_K):
+        raise ValueError(f"MUL64 hashes up to {8 * len(MUL64_K)} bytes in u64 words, "
+                         f"got {len(key)}")
+    a = seed & M32
+    for i in range(len(key) // 8):
+        a += int.from_bytes(key[8 * i:8 * i + 8], "little") * MUL64_K[i]
+    a &= M64
+    a ^= a >> 32
+    a = (a * MUL64_FIN) & M64
+    a ^= a >> 32
+    return a & M32
+
+
+def key_hash(key: bytes, seed: int = 0, kind: Hash | int = Hash.CRC32C) -> int:
     if len(key) != FT_KEY_SIZE:
         raise ValueError(f"a flow key is {FT_KEY_SIZE} bytes, got {len(key)}")
+    if kind == Hash.MUL64:
+        return mul64(key, seed)
+    if kind != Hash.CRC32C:
+        raise ValueError(f"unknown hash {kind}")
     return crc32c(key, seed)
 
 
@@ -241,12 +274,13 @@ class CuckooModel:
     """The table as the datapath lays it out, mutated by the datapath's algorithm."""
 
     def __init__(self, n_buckets: int, seed: int = 0, max_search: int = 256,
-                 capacity: int | None = None):
+                 capacity: int | None = None, hash: Hash | int = Hash.CRC32C):
         if n_buckets < FT_MIN_BUCKETS or n_buckets & (n_buckets - 1):
             raise ValueError(f"n_buckets {n_buckets}: a power of two >= {FT_MIN_BUCKETS}")
         if not 1 <= max_search <= FT_SEARCH_MAX:
             raise ValueError(f"max_search {max_search} outside 1..{FT_SEARCH_MAX}")
         self.nb, self.mask, self.seed, self.max_search = n_buckets, n_buckets - 1, seed, max_search
+        self.hash = Hash(hash)
         self.capacity = capacity if capacity is not None else n_buckets * FT_SLOTS
         self.sig = [[0] * FT_SLOTS for _ in range(n_buckets)]
         self.idx = [[0] * FT_SLOTS for _ in range(n_buckets)]
@@ -259,7 +293,7 @@ class CuckooModel:
 
     # ---- placement ----
     def place(self, key: bytes) -> tuple[int, int, int]:
-        h = key_hash(key, self.seed)
+        h = key_hash(key, self.seed, self.hash)
         sig = sig_of(h)
         b1 = h & self.mask
         return b1, alt_bucket(b1, sig, self.mask), sig

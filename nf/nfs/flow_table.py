@@ -9,7 +9,7 @@
 Mutations (insert/delete) run the datapath's own C code through test_run of the control program
 (xdp_ft_ctl / xdp_ft_ctl_kf), under the same writer lock as datapath inserts, so they are safe
 while traffic flows and place entries exactly where the datapath looks. Reads (lookup, dump) are
-done in Python from the maps: the CRC32-C hash (nf.algo), the bucket pair and the signature come
+done in Python from the maps: the key hash (CRC32-C from nf.algo, or MUL64), the bucket pair and the signature come
 from nf.models.flow_table, the same definitions the datapath uses.
 """
 from __future__ import annotations
@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nf.config.base import ConfigError
-from nf.config.flow_table import Action as CfgAction, AttachMode, FlowTableConfig, Variant
+from nf.config.flow_table import (Action as CfgAction, AttachMode, FlowTableConfig, HashKind,
+                                  Variant)
 from nf.models.flow_table import (
-    FT_HIST_BINS, FT_SLOTS, OBJECT, Action, Flags, Flow, FtBucket, FtCfg, FtEntry, FtKey,
+    FT_HIST_BINS, FT_SLOTS, OBJECT, Action, Flags, Flow, FtBucket, FtCfg, FtEntry, FtKey, Hash,
     FtMetrics, FtReq, FtState, FtValue, Op, Rc, Where, alt_bucket, flow_key, key_hash,
     n_buckets_for, sig_of,
 )
@@ -31,6 +32,7 @@ from nf.models.flow_table import (
 u32 = ctypes.c_uint32
 PROG = {Variant.pure: "xdp_ft_pure", Variant.enetstl: "xdp_ft_enetstl"}
 CTL = {Variant.pure: "xdp_ft_ctl", Variant.enetstl: "xdp_ft_ctl_kf"}
+_HASH = {HashKind.crc32c: Hash.CRC32C, HashKind.mul64: Hash.MUL64}
 _ACT = {CfgAction.pass_: Action.PASS, CfgAction.drop: Action.DROP,
         CfgAction.redirect: Action.REDIRECT}
 
@@ -162,7 +164,7 @@ class FlowTable:
                      max_search=c.max_search, learn=int(c.learn),
                      default_action=_ACT[c.default_action],
                      default_port=self.ifindexes.get(c.default_port or "", 0),
-                     non_ip_action=_ACT[c.non_ip_action])
+                     non_ip_action=_ACT[c.non_ip_action], hash=_HASH[c.hash])
 
     def _open_object(self):
         """The object load() configures; a chain member (nf/chain.py) opens its chainable one."""
@@ -388,7 +390,7 @@ class FlowTable:
     # -- reads (Python, same hash) --------------------------------------------------------
     def place(self, flow: Flow | bytes) -> tuple[int, int, int]:
         """(primary bucket, alternate bucket, signature) of a flow."""
-        h = key_hash(_as_key(flow), self.cfg.seed)
+        h = key_hash(_as_key(flow), self.cfg.seed, _HASH[self.cfg.hash])
         sig = sig_of(h)
         b1 = h & self.mask
         return b1, alt_bucket(b1, sig, self.mask), sig
@@ -464,7 +466,7 @@ class FlowTable:
         return {
             "entries": st.entries, "slots": self.capacity, "buckets": self.n_buckets,
             "load_factor": st.entries / self.capacity,
-            "lookups": m.lookups, "hits": m.hits, "misses": m.misses, "inserts": m.inserts,
+            "lookups": m.hits + m.misses, "hits": m.hits, "misses": m.misses, "inserts": m.inserts,
             "insert_failures": fails, "fail_full": m.fail_full, "fail_index": m.fail_index,
             "fail_busy": m.fail_busy, "deletes": m.deletes, "retries": m.retries,
             "search_steps": m.search_steps,

@@ -5,8 +5,11 @@
  * bounded breadth-first displacement search.
  *
  * Programs (all share the maps):
- *   xdp_ft_pure     datapath, pure eBPF: algo_crc32c, SWAR match (algo/find.h), u64 key compare
- *   xdp_ft_enetstl  datapath, module kfuncs: enetstl_crc32c, enetstl_match_u16 + enetstl_ctz32,
+ *   xdp_ft_pure     datapath, pure eBPF: algo_crc32c or MUL64 (cfg.hash), 16-lane SWAR match,
+ *                   de Bruijn ctz, u64 key compare
+ *   xdp_ft_enetstl  datapath, module kfuncs: enetstl_cuckoo_cand (hash + both buckets' signature
+ *                   match in one call) + u64 key compare; several candidates, control requests
+ *                   and the insert use enetstl_crc32c, enetstl_match_u16 + enetstl_ctz32 and
  *                   enetstl_key_eq; falls back to the pure code per call when a kfunc is absent
  *   xdp_ft_ctl      control requests (struct ft_req as the frame) for insert/delete/lookup,
  *   xdp_ft_ctl_kf   so the controller mutates the table with the same code and the same lock
@@ -47,6 +50,7 @@ const volatile struct ft_cfg ft_cfg = {
 	.default_action = FT_ACT_PASS,
 	.default_port = 0,
 	.non_ip_action = FT_ACT_PASS,
+	.hash = FT_HASH_CRC32C,
 };
 
 /* Never read: puts struct ft_req (only used through packet pointers) into the BTF, where the
@@ -101,8 +105,28 @@ NF_STATS_MAP(ft_stats);
 
 /* ---- hashing and signatures (identical in both variants and in nf/models/flow_table.py) ---- */
 
+_Static_assert(FT_HASH_CRC32C == ENETSTL_CK_HASH_CRC32C && FT_HASH_MUL64 == ENETSTL_CK_HASH_MUL64 &&
+	       FT_SIG_MIX == ENETSTL_CK_SIG_MIX && FT_SLOTS == ENETSTL_CK_SLOTS &&
+	       sizeof(struct ft_bucket) == sizeof(struct enetstl_ck_bucket),
+	       "flow_table.h and enetstl_cuckoo_find must agree on the table");
+
+/* MUL64 (enetstl.h): five independent multiplies, then a fold-multiply-fold. */
+static __always_inline __u32 ft_mul64(const struct ft_key *k)
+{
+	const __u64 *w = (const __u64 *)k;
+	__u64 a = ft_cfg.seed + w[0] * ENETSTL_MUL64_K0 + w[1] * ENETSTL_MUL64_K1 +
+		  w[2] * ENETSTL_MUL64_K2 + w[3] * ENETSTL_MUL64_K3 + w[4] * ENETSTL_MUL64_K4;
+
+	a ^= a >> 32;
+	a *= ENETSTL_MUL64_FIN;
+	a ^= a >> 32;
+	return (__u32)a;
+}
+
 static __always_inline __u32 ft_hash(const struct ft_key *k, const int kf)
 {
+	if (ft_cfg.hash == FT_HASH_MUL64)
+		return ft_mul64(k);
 	if (kf && bpf_ksym_exists(enetstl_crc32c))
 		return enetstl_crc32c(k, FT_KEY_SIZE, ft_cfg.seed);
 	return algo_crc32c(k, FT_KEY_SIZE, ft_cfg.seed);
@@ -123,19 +147,46 @@ static __always_inline __u32 ft_alt(__u32 bkt, __u32 sig)
 	return (bkt ^ ((x & ft_cfg.bucket_mask) | 1)) & ft_cfg.bucket_mask;
 }
 
+/* High bit of each u16 lane set iff the lane of x is non-zero (exact: the +0x7fff never
+ * carries into the next lane). */
+static __always_inline __u64 ft_nz4x16(__u64 x)
+{
+	return (((x & 0x7fff7fff7fff7fffull) + 0x7fff7fff7fff7fffull) | x) & 0x8000800080008000ull;
+}
+
+/* Pure eBPF 16-lane match, 4 lanes per u64: word j's lane-k "differs" bit goes to bit
+ * 16k + 4j, the four words are ORed and inverted once, and one multiply moves bit 16k + 4j to
+ * bit 48 + 4j + k (every partial product on its own bit, nothing carries into 48..63). */
+static __always_inline __u32 ft_match16(const __u16 *arr, __u32 v)
+{
+	const __u64 *w = (const __u64 *)arr;
+	__u64 pat = (__u64)(v & 0xffff) * 0x0001000100010001ull;
+	__u64 ne = ft_nz4x16(w[0] ^ pat) >> 15 | ft_nz4x16(w[1] ^ pat) >> 11 |
+		   ft_nz4x16(w[2] ^ pat) >> 7 | ft_nz4x16(w[3] ^ pat) >> 3;
+
+	return ((~ne & 0x1111111111111111ull) * 0x0001000200040008ull) >> 48;
+}
+
 /* Bit i set iff slot i holds `sig` (sig 0: the empty slots). */
 static __always_inline __u32 ft_match(struct ft_bucket *b, __u32 sig, const int kf)
 {
 	if (kf && bpf_ksym_exists(enetstl_match_u16))
 		return enetstl_match_u16(b->sig, sizeof(b->sig), sig);
-	return algo_match16_u16(b->sig, sig);
+	return ft_match16(b->sig, sig);
 }
 
+/* de Bruijn sequence 0x077CB531: the top 5 bits of (lowest set bit * it) name the bit */
+static const __u8 ft_debruijn[32] = {
+	0, 1, 28, 2, 29, 14, 24, 3, 30, 22, 20, 15, 25, 17, 4, 8,
+	31, 27, 13, 23, 21, 19, 16, 7, 26, 12, 18, 6, 11, 5, 10, 9,
+};
+
+/* Index of the lowest set bit of a non-zero m (BPF has no ctz instruction). */
 static __always_inline __u32 ft_ctz(__u32 m, const int kf)
 {
 	if (kf && bpf_ksym_exists(enetstl_ctz32))
 		return enetstl_ctz32(m);
-	return algo_ctz16(m);
+	return ft_debruijn[((m & -m) * 0x077CB531u) >> 27];
 }
 
 /* First empty slot of b, or -1. */
@@ -152,7 +203,10 @@ static __always_inline int ft_key_eq(const struct ft_key *a, const struct ft_key
 
 	if (kf && bpf_ksym_exists(enetstl_key_eq))
 		return enetstl_key_eq(a, FT_KEY_SIZE, b, FT_KEY_SIZE) == 1;
-	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+	__u64 d = (x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]);
+
+	barrier_var(d); /* one branch on the OR, not one per word */
+	return d == 0;
 }
 
 static __always_inline struct ft_state *ft_get_state(void)
@@ -207,7 +261,8 @@ static __always_inline void ft_place(struct ft_where *w, __u32 h)
 {
 	w->sig = ft_sig(h);
 	w->b1 = h & ft_cfg.bucket_mask;
-	w->b2 = ft_alt(w->b1, w->sig);
+	/* b2 is computed by ft_lookup when the primary bucket misses (every insert looks up
+	 * first): a hit in the primary bucket never needs it */
 }
 
 /* Lock-free lookup; retried while writers moved entries meanwhile (see the protocol above). */
@@ -220,8 +275,7 @@ static __always_inline struct ft_entry *ft_lookup(struct ft_state *st, struct ft
 	int r;
 
 	b1 = bpf_map_lookup_elem(&ft_buckets, &w->b1);
-	b2 = bpf_map_lookup_elem(&ft_buckets, &w->b2);
-	if (!b1 || !b2)
+	if (!b1)
 		return NULL;
 	for (r = 0; r < FT_LOOKUP_RETRIES; r++) {
 		__u64 c0 = *(volatile __u64 *)&st->chg;
@@ -232,6 +286,10 @@ static __always_inline struct ft_entry *ft_lookup(struct ft_state *st, struct ft
 			w->bkt = w->b1;
 			return e;
 		}
+		w->b2 = ft_alt(w->b1, w->sig);
+		b2 = bpf_map_lookup_elem(&ft_buckets, &w->b2);
+		if (!b2)
+			return NULL;
 		e = ft_find_in(b2, w->sig, key, &w->slot, kf);
 		if (e) {
 			w->bkt = w->b2;
@@ -243,6 +301,49 @@ static __always_inline struct ft_entry *ft_lookup(struct ft_state *st, struct ft
 		if (mt)
 			mt->retries++;
 	}
+	return NULL;
+}
+
+/* The eNetSTL lookup: one enetstl_cuckoo_cand call hashes the key and compares the signature
+ * in both buckets' 16 slots, returning the key index of the first matching slot; the key
+ * compare (five u64 words) stays here, where it is cheaper than a call. Same change-counter
+ * retry as ft_lookup. On a miss w gets the placement (from the hash the call returns) for an
+ * insert. *fallback = 1 sends the caller to ft_lookup: when the first candidate was a
+ * signature collision and other slots matched too (rare: 16-bit signatures), or when the module
+ * refused the table (never with the maps of this file). */
+static __always_inline struct ft_entry *ft_lookup_kf(struct ft_state *st, struct ft_metrics *mt,
+						     const struct ft_key *key,
+						     struct ft_where *w, int *fallback)
+{
+	const __u64 cfg = (__u64)ft_cfg.hash << 32 | ft_cfg.seed;
+	struct ft_entry *e;
+	__u64 res = 0;
+	__u32 idx;
+	int r;
+
+	for (r = 0; r < FT_LOOKUP_RETRIES; r++) {
+		__u64 c0 = *(volatile __u64 *)&st->chg;
+
+		FT_BARRIER();
+		res = enetstl_cuckoo_cand(&ft_buckets, key, FT_KEY_SIZE, cfg);
+		if (res & (ENETSTL_CK_ERR | ENETSTL_CK_MORE)) {
+			/* several candidates: the full walk (also a moved key's retry) */
+			*fallback = 1;
+			return NULL;
+		}
+		idx = res & ENETSTL_CK_IDX;
+		if (idx) {
+			e = bpf_map_lookup_elem(&ft_entries, &idx);
+			if (e && ft_key_eq(&e->key, key, 0))
+				return e;
+		}
+		FT_BARRIER();
+		if (*(volatile __u64 *)&st->chg == c0)
+			break;
+		if (mt)
+			mt->retries++;
+	}
+	ft_place(w, res >> 32);
 	return NULL;
 }
 
@@ -659,9 +760,16 @@ static __always_inline int ft_main(struct xdp_md *ctx, const int kf)
 	if (!st || !mt)
 		return xdp_exit(ctx, &ft_stats, XDP_ABORTED);
 	len = xdp_data_end(ctx) - xdp_data(ctx);
-	ft_place(&w, ft_hash(&key, kf));
-	mt->lookups++;
-	e = ft_lookup(st, mt, &key, &w, kf);
+	e = NULL;
+	rc = 1;
+	if (kf && bpf_ksym_exists(enetstl_cuckoo_cand)) {
+		rc = 0;
+		e = ft_lookup_kf(st, mt, &key, &w, &rc);
+	}
+	if (rc) {
+		ft_place(&w, ft_hash(&key, kf));
+		e = ft_lookup(st, mt, &key, &w, kf);
+	}
 	if (e) {
 		mt->hits++;
 		__sync_fetch_and_add(&e->val.packets, 1);

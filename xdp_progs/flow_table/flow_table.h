@@ -10,7 +10,9 @@
  *   ft_state    ARRAY[1]           writer lock, change counter, allocator, entry count
  *   ft_metrics  PERCPU_ARRAY[1]    lookups, hits, inserts, failures, displacement histogram
  *   ft_bfs      PERCPU_ARRAY[1]    scratch queue of the displacement search
- * Hash: h = CRC32-C(key, 40 bytes, seed); primary = h & mask; sig = h >> 16 (0 -> 1);
+ * Hash (cfg.hash): CRC32-C(key, 40 bytes, seed), or MUL64 (the key's five u64 words times five
+ * odd constants, summed with the seed, folded; enetstl.h ENETSTL_CK_HASH_MUL64 defines it);
+ * primary = h & mask; sig = h >> 16 (0 -> 1);
  * alternate = bucket ^ ((mix(sig) & mask) | 1), an involution that never maps a bucket to itself.
  */
 #ifndef FLOW_TABLE_H
@@ -30,6 +32,13 @@
 #define FT_SIG_MIX 0x9E3779B1u /* multiplier of the alternate-bucket mix */
 #define FT_MIN_BUCKETS 2
 #define FT_MAX_BUCKETS (1u << 20)
+
+/* cfg.hash: the key hash; the values are enetstl_cuckoo_find's ENETSTL_CK_HASH_* */
+enum ft_hash {
+	FT_HASH_CRC32C = 0, /* rte_hash's default: one instruction per 8 bytes with SSE4.2, a
+			     * table walk in eBPF */
+	FT_HASH_MUL64 = 1,  /* five independent 64-bit multiplies: cheap everywhere */
+};
 
 enum ft_action {
 	FT_ACT_PASS = 0,
@@ -97,7 +106,7 @@ struct ft_state {
 };
 
 struct ft_metrics {
-	__u64 lookups;
+	__u64 lookups;       /* unused: lookups = hits + misses (one counter less per packet) */
 	__u64 hits;
 	__u64 misses;
 	__u64 inserts;       /* successful inserts (datapath and control) */
@@ -127,6 +136,7 @@ struct ft_cfg {
 	__u32 default_action; /* enum ft_action for flows without an entry (and failed inserts) */
 	__u32 default_port;   /* ifindex when default_action is REDIRECT */
 	__u32 non_ip_action;  /* enum ft_action for frames without IPv4/IPv6 */
+	__u32 hash;           /* enum ft_hash */
 };
 
 /* Control request: the payload of a test_run of xdp_ft_ctl (the frame is this struct, padded). */
