@@ -26,6 +26,11 @@ Design: tail calls through a dispatcher of our own.
 - Changing the order builds new members (same maps, reused through their pins or fds, so the
   counters carry on) into a new PROG_ARRAY and a new dispatcher, then swaps the dispatcher into
   the interface's link with one bpf_link_update: frames see the old chain or the new one.
+- Changing a kept member's config (same members, same order) touches that member only: its
+  runtime fields through its controller on its pinned maps, its rodata fields by loading its
+  program again on those maps and replacing its slot of the PROG_ARRAY (one map update: a tail
+  call reaches the old program or the new one); the dispatcher and the other members stay.
+  RUNTIME_FIELDS / PROGRAM_FIELDS say which field is which; any other field is refused whole.
 - The interface is held through a (pinned) bpf_link, like every deployment here. A link-held
   interface refuses netlink attaches, which is why libxdp's netlink dispatcher is not combined
   with it.

@@ -18,6 +18,9 @@ record whose pid is dead; ``nf down`` then tears down whatever pins exist (links
 their pins, maps unpinned) whatever the status, and finally drops the record. Pin directories
 with no record at all (a controller used directly, or a crash before the record) are "orphans"
 and are cleaned the same generic way (``cleanup_pins``).
+
+``write_doc(path, dict)`` / ``read_doc(path)`` are the same storage for any JSON document a
+controller keeps next to its maps (the sketch's epoch log, ``<pin dir>/epochs``).
 """
 from __future__ import annotations
 
