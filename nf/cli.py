@@ -930,6 +930,10 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
             raise Fail(E_NOT_FOUND, f"{name} is not deployed; use `nf up {file}`")
         if rec.kind != k.name:
             raise Fail(E_CONFLICT, f"{name} is a {rec.kind}, the file is a {k.name}")
+        if rec.chain:     # its program lives in the chain's slot, not in links of its own
+            raise Fail(E_CONFLICT, f"{name} is member {rec.chain['position']} of chain "
+                                   f"{rec.chain['name']}: change it in the chain's file "
+                                   f"(`nf apply CHAIN_FILE`)")
         old = k.validate(rec.config, name)
         changes = diff(rec.config, cfg.model_dump(mode="json"))
         top = {c[0].split(".")[0].split("[")[0] for c in changes}

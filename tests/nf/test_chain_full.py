@@ -281,6 +281,12 @@ def test_apply_changes_kept_members_in_place_under_traffic(rlab, chain_cfg, tmp_
     assert p.returncode == 7 and f"{sk}.depth" in p.stderr and "nothing changed" in p.stderr, p.stderr
     assert {"prefix": "10.9.0.0/16", "target": "via 10.0.3.2"} in js("routes", rt)[rt]
     assert _slot_ids(ch) == ids1
+    # a member is changed through its chain's file, not a file of its own
+    own = tmp_path / "sketch_member.yaml"
+    own.write_text(yaml.safe_dump({**by["sketch"], "netns": rlab.dut, "threshold": {"absolute": 9}}))
+    p = run("apply", own, ok=False)
+    assert p.returncode == 7 and f"{sk} is member 2 of chain {ch}" in p.stderr, p.stderr
+    assert _slot_ids(ch) == ids1
 
 
 def routed_to(lab, frame, host) -> bytes:
