@@ -297,15 +297,24 @@ static __always_inline u32 cm_fused_rows(const u8 *p, const u32 len, u32 *cnt, u
 	default: return cm_fused_rows(p, len, cnt, d, w, seed, inc, atomic);		\
 	}
 
-/* Out-of-line instances for the AVX2 path's fallback (FPU busy). */
-static noinline u32 cm_fused(const u8 *p, u32 len, u32 *cnt, u32 d, u32 w, u32 seed, u32 inc)
+/*
+ * The fast paths take six register arguments (seed and inc packed in `si`: seed | inc << 32)
+ * and return the kfunc's own type, so the kfunc reaches them with a jump, not a call, and
+ * keeps no frame of its own.  One instance per mode, so no row tests `atomic`.
+ */
+/* No stack protector: the only stack arrays are the key products, indexed below
+ * ROWS_MAX_LEN / 4 by construction (the canary costs ~8 instructions a call). */
+static noinline __no_stack_protector s64 cm_fused(const u8 *p, u32 len, u32 *cnt, u32 d, u32 w, u64 si)
 {
+	u32 seed = (u32)si, inc = si >> 32;
+
 	CM_FUSED_BY_LEN(false)
 }
 
-static noinline u32 cm_fused_atomic(const u8 *p, u32 len, u32 *cnt, u32 d, u32 w, u32 seed,
-				    u32 inc)
+static noinline __no_stack_protector s64 cm_fused_atomic(const u8 *p, u32 len, u32 *cnt, u32 d, u32 w, u64 si)
 {
+	u32 seed = (u32)si, inc = si >> 32;
+
 	CM_FUSED_BY_LEN(true)
 }
 
@@ -338,40 +347,22 @@ static noinline u32 cm_slow(const u8 *key, u32 len, u32 *cnt, u32 d, u32 w, u32 
 	return min;
 }
 
-/* One FPU bracket around hash x 8 lanes + index + bumps (hash_simd.c); scalar if it is busy. */
-static noinline u32 cm_simd(const u8 *key, u32 len, u32 *cnt, u32 d, u32 w, u32 seed, u32 inc,
-			    bool atomic)
-{
-	u32 min;
-
-	if (likely(irq_fpu_usable())) {
-		kernel_fpu_begin_mask(0);
-		if (atomic)
-			min = enetstl_cm_avx2_atomic(key, len, seed, cnt, d, w, inc);
-		else
-			min = enetstl_cm_avx2(key, len, seed, cnt, d, w, inc);
-		kernel_fpu_end();
-		enetstl_count(CTR_HASH_SIMD);
-		return min;
-	}
-	enetstl_count(CTR_FPU_BUSY);
-	enetstl_count(CTR_HASH_SCALAR);
-	return atomic ? cm_fused_atomic(key, len, cnt, d, w, seed, inc) :
-			cm_fused(key, len, cnt, d, w, seed, inc);
-}
-
 /*
  * The count-min kfuncs.  The header lives in memory BPF and user space can write, so d, w and
  * seed are read once and checked against the table size the verifier proved (table__sz), and
  * only the checked copies are used.  The verifier already guarantees key and table are valid
  * for their sizes (no NULL: the arguments are not __nullable).
- *  - key <= 64 B, power-of-two w, d >= cm_simd_min_d, AVX2: cm_simd (one FPU bracket);
- *  - key <= 64 B, power-of-two w, fewer rows: the fused scalar rows, inline here, so the
- *    small-d path is one function with one frame (no FPU);
+ *  - key <= 64 B, power-of-two w, d >= cm_simd_min_d, AVX2: one FPU bracket around
+ *    hash x 8 lanes + index + bumps (hash_simd.c); the scalar rows if the FPU is busy;
+ *  - key <= 64 B, power-of-two w, fewer rows: the fused scalar rows (no FPU), inline;
  *  - longer keys / other widths: cm_slow.
+ * The kfunc itself only picks the path (from an unchecked read of d: either path is correct
+ * for any d, and each checks the header itself) and jumps to it, so each path runs in one
+ * frame: a frame shared by both costs the AVX2 path the scalar rows' register saves, a
+ * separate function for the rows costs the scalar path ~20 instructions.
  */
-static __always_inline s64 cm_add(const void *key, u32 key__sz, void *table, u32 table__sz,
-				  u32 inc, bool atomic)
+static __always_inline s64 cm_checked(const void *key, u32 key__sz, void *table, u32 table__sz,
+				      u32 inc, bool atomic, bool simd)
 {
 	struct enetstl_cm_hdr *hdr = table;
 	const u8 *p = key;
@@ -391,10 +382,46 @@ static __always_inline s64 cm_add(const void *key, u32 key__sz, void *table, u32
 	cnt = (u32 *)(hdr + 1);
 	if (unlikely(len > ROWS_MAX_LEN || (w & (w - 1))))
 		return cm_slow(p, len, cnt, d, w, seed, inc, atomic);
-	if (d >= READ_ONCE(cm_simd_min_d) && enetstl_has_avx2 && !READ_ONCE(enetstl_force_scalar))
-		return cm_simd(p, len, cnt, d, w, seed, inc, atomic);
+	if (simd) {
+		u64 si = seed | (u64)inc << 32;
+		u32 min;
+
+		if (likely(irq_fpu_usable())) {
+			kernel_fpu_begin_mask(0);
+			if (atomic)
+				min = enetstl_cm_avx2_atomic(p, len, cnt, d, w, si);
+			else
+				min = enetstl_cm_avx2(p, len, cnt, d, w, si);
+			kernel_fpu_end();
+			enetstl_count(CTR_HASH_SIMD);
+			return min;
+		}
+		enetstl_count(CTR_FPU_BUSY);
+		enetstl_count(CTR_HASH_SCALAR);
+		return atomic ? cm_fused_atomic(p, len, cnt, d, w, si) :
+				cm_fused(p, len, cnt, d, w, si);
+	}
 	enetstl_count(CTR_HASH_SCALAR);
 	CM_FUSED_BY_LEN(atomic)
+}
+
+/* No stack protector: the only stack arrays are the inline rows' key products (see cm_fused). */
+#define CM_PATH(name, atomic, simd)							\
+static noinline __no_stack_protector s64 name(const void *key, u32 key__sz, void *table,	\
+					      u32 table__sz, u32 inc)			\
+{											\
+	return cm_checked(key, key__sz, table, table__sz, inc, atomic, simd);		\
+}
+CM_PATH(cm_add_small, false, false)
+CM_PATH(cm_add_small_atomic, true, false)
+CM_PATH(cm_add_simd, false, true)
+CM_PATH(cm_add_simd_atomic, true, true)
+
+static __always_inline bool cm_want_simd(void *table, u32 table__sz)
+{
+	return table__sz >= sizeof(struct enetstl_cm_hdr) &&
+	       READ_ONCE(((struct enetstl_cm_hdr *)table)->d) >= READ_ONCE(cm_simd_min_d) &&
+	       enetstl_has_avx2 && !READ_ONCE(enetstl_force_scalar);
 }
 
 __bpf_kfunc_start_defs();
@@ -431,17 +458,19 @@ __bpf_kfunc int enetstl_hash_multi(const void *key, u32 key__sz, u32 *out, u32 o
 	return d;
 }
 
-/* No stack protector: the only stack arrays are the fused rows' key products, indexed below
- * ROWS_MAX_LEN / 4 by construction; the canary would cost the small-d path ~8 instructions. */
-__bpf_kfunc __no_stack_protector s64 enetstl_cm_add(const void *key, u32 key__sz, void *table, u32 table__sz, u32 inc)
+__bpf_kfunc s64 enetstl_cm_add(const void *key, u32 key__sz, void *table, u32 table__sz, u32 inc)
 {
-	return cm_add(key, key__sz, table, table__sz, inc, false);
+	if (cm_want_simd(table, table__sz))
+		return cm_add_simd(key, key__sz, table, table__sz, inc);
+	return cm_add_small(key, key__sz, table, table__sz, inc);
 }
 
-__bpf_kfunc __no_stack_protector s64 enetstl_cm_add_atomic(const void *key, u32 key__sz, void *table, u32 table__sz,
+__bpf_kfunc s64 enetstl_cm_add_atomic(const void *key, u32 key__sz, void *table, u32 table__sz,
 				      u32 inc)
 {
-	return cm_add(key, key__sz, table, table__sz, inc, true);
+	if (cm_want_simd(table, table__sz))
+		return cm_add_simd_atomic(key, key__sz, table, table__sz, inc);
+	return cm_add_small_atomic(key, key__sz, table, table__sz, inc);
 }
 
 __bpf_kfunc_end_defs();

@@ -9,6 +9,7 @@
  * vpaddd / vpmulld / vpxor / vpslld / vpsrld.  Key words are broadcast, never gathered.
  */
 #include <linux/types.h>
+#include <linux/compiler_attributes.h>
 #include <linux/minmax.h>
 #include <linux/limits.h>
 #include <linux/atomic.h>
@@ -115,14 +116,22 @@ static __always_inline u32 cm_rows8(const u8 *p, const u32 len, u32 seed, u32 fi
 {
 	static const v8u32 lane = { 0, 1, 2, 3, 4, 5, 6, 7 };
 	v8u32 ix = (xxh32x8(p, len, seed, first) & bcast(w - 1)) + (lane + first) * w;
-	u32 i;
 
-#pragma GCC unroll 8
-	for (i = 0; i < 8; i++) {
-		if (i >= n)
-			break;
-		min = min(min, cm_bump(&cnt[ix[i]], inc, atomic));
+	/* Rows n-1 down to 0, entered once by n (rows are disjoint, the min is order-free):
+	 * no per-row test of n. */
+#define BUMP(i) min = min(min, cm_bump(&cnt[ix[i]], inc, atomic))
+	switch (n) {
+	default:
+	case 8: BUMP(7); fallthrough;
+	case 7: BUMP(6); fallthrough;
+	case 6: BUMP(5); fallthrough;
+	case 5: BUMP(4); fallthrough;
+	case 4: BUMP(3); fallthrough;
+	case 3: BUMP(2); fallthrough;
+	case 2: BUMP(1); fallthrough;
+	case 1: BUMP(0);
 	}
+#undef BUMP
 	return min;
 }
 
@@ -150,27 +159,20 @@ static __always_inline u32 cm_avx2(const u8 *p, const u32 len, u32 seed, u32 *cn
 	}
 
 /*
- * Whole count-min update (d in 1..16, w a power of two): hash x d, add, min.  The caller
- * brackets it with kernel_fpu_begin_mask(0) / kernel_fpu_end().
+ * Whole count-min update (d in 1..16, w a power of two): hash x d, add, min; si = seed |
+ * inc << 32 (six register arguments).  The caller brackets it with kernel_fpu_begin_mask(0) /
+ * kernel_fpu_end().
  */
-u32 enetstl_cm_avx2(const u8 *p, u32 len, u32 seed, u32 *cnt, u32 d, u32 w, u32 inc)
+u32 enetstl_cm_avx2(const u8 *p, u32 len, u32 *cnt, u32 d, u32 w, u64 si)
 {
+	u32 seed = (u32)si, inc = si >> 32;
+
 	CM_AVX2_BY_LEN(false)
 }
 
-u32 enetstl_cm_avx2_atomic(const u8 *p, u32 len, u32 seed, u32 *cnt, u32 d, u32 w, u32 inc)
+u32 enetstl_cm_avx2_atomic(const u8 *p, u32 len, u32 *cnt, u32 d, u32 w, u64 si)
 {
+	u32 seed = (u32)si, inc = si >> 32;
+
 	CM_AVX2_BY_LEN(true)
-}
-
-/*
- * Count-min columns for rows first..first+7 of a power-of-two width w, in the vector unit:
- * out[i] = (first + i) * w + (h_i & (w - 1)), the counter's index in the row-major table.
- */
-void enetstl_cm_idx8_avx2(const u8 *p, u32 len, u32 seed0, u32 first, u32 w, u32 *out)
-{
-	static const v8u32 lane = { 0, 1, 2, 3, 4, 5, 6, 7 };
-	v8u32 h = xxh32x8(p, len, seed0, first);
-
-	*(v8u32_una *)out = (h & bcast(w - 1)) + (lane + first) * w;
 }

@@ -36,11 +36,11 @@ extern atomic_long_t enetstl_live_lb, enetstl_live_rp, enetstl_live_mw, enetstl_
 
 /* hash.c <-> hash_simd.c (hash_simd.c is the only unit compiled with -mavx2; callers bracket) */
 void enetstl_xxh32x8_avx2(const u8 *key, u32 len, u32 seed, u32 first, u32 *out);
-void enetstl_cm_idx8_avx2(const u8 *key, u32 len, u32 seed, u32 first, u32 w, u32 *out);
 u32 enetstl_xxh32_scalar(const u8 *p, u32 len, u32 seed);
-/* count-min, w a power of two, d in 1..16, inside the caller's FPU bracket; returns the min */
-u32 enetstl_cm_avx2(const u8 *key, u32 len, u32 seed, u32 *cnt, u32 d, u32 w, u32 inc);
-u32 enetstl_cm_avx2_atomic(const u8 *key, u32 len, u32 seed, u32 *cnt, u32 d, u32 w, u32 inc);
+/* count-min, w a power of two, d in 1..16, si = seed | inc << 32, inside the caller's FPU
+ * bracket; returns the min */
+u32 enetstl_cm_avx2(const u8 *key, u32 len, u32 *cnt, u32 d, u32 w, u64 si);
+u32 enetstl_cm_avx2_atomic(const u8 *key, u32 len, u32 *cnt, u32 d, u32 w, u64 si);
 
 void enetstl_hash_init(void);
 

@@ -45,3 +45,139 @@ def frames(n: int = 8, ipv6: bool = False) -> list[bytes]:
     """n distinct UDP flows (seed 1), one frame each."""
     from traffic.flows import uniform
     return [raw_frame(f) for f in uniform(n, 0, seed=1, protos=(17,), ipv6=ipv6).flows]
+
+
+# ---- where the instructions go: per-phase builds and path crossover (VM, measuring boot) ------
+#
+#   python -m nf.bench.sketch profile [OUT.json]     # host: boots one measuring guest
+#
+# Every figure is guest instructions per packet beyond the empty XDP program ((C(2N) - C(N)) / N,
+# nf/vm/insncount.py), all in one boot. Phases: sketch.bpf.c built with -DSK_PHASE=n stops after
+# phase n, so consecutive differences are the phases' costs.
+
+PHASES = ("stats exit (nothing else)", "parse + flow key", "bank lookups (array-of-maps)",
+          "bank totals (packets, total)", "count-min update")
+PROFILE_DEPTHS = (1, 2, 3, 4, 5, 6, 7, 8, 16)
+
+
+def phase_objects(build: bool = True) -> list:
+    """sketch.bpf.c built with -DSK_PHASE=0..4 (build/bpf/sketch/phase/sketch_p<n>.o); the
+    guest, whose view of the tree is read-only, passes build=False for the host's builds."""
+    import subprocess
+    from nf.bpf.build import CFLAGS, OUT, SRC, clang
+    out = OUT / "sketch" / "phase"
+    objs = [out / f"sketch_p{n}.o" for n in range(len(PHASES))]
+    if build:
+        out.mkdir(parents=True, exist_ok=True)
+        for n, o in enumerate(objs):
+            subprocess.run([clang(), *CFLAGS, f"-DSK_PHASE={n}", "-c",
+                            str(SRC / "sketch" / "sketch.bpf.c"), "-o", str(o)], check=True)
+    return objs
+
+
+def _module_param(name: str, value) -> str | None:
+    from pathlib import Path
+    p = Path("/sys/module/enetstl/parameters") / name
+    if not p.exists():
+        return None
+    old = p.read_text().strip()
+    p.write_text(f"{int(value) if isinstance(value, bool) else value}\n")
+    return old
+
+
+def guest_profile(c, depths=PROFILE_DEPTHS, phase_d: int = 8, top: int = 14) -> dict:
+    """Inside a measuring guest (nf.bench.guest.Counter c): per depth, pure eBPF, eNetSTL as
+    configured, eNetSTL forced scalar (force_scalar=1) and forced AVX2 (cm_simd_min_d=1);
+    function profiles at d=2 and d=phase_d; the phase builds at d=phase_d; IPv6 at 8 and 16."""
+    from nf.bpf import BpfObject
+    from nf.nfs.sketch import Sketch
+
+    def run(variant, d, obj=None, ipv6=False, prof=False):
+        class _S(Sketch):
+            def _open_object(self):
+                return BpfObject.open(str(obj)) if obj else super()._open_object()
+        with _S(cfg(variant, d)).load() as sk, c.snapshot():
+            return c.count(sk.program, frames(1, ipv6=ipv6)[0], top=top if prof else 0,
+                           expect=2)
+
+    out: dict = {"rows": {}, "profiles": {}, "phases": {}, "ipv6": {}}
+    for d in depths:
+        row = {}
+        for name, param, val in (("pure", None, None), ("enetstl", None, None),
+                                 ("enetstl scalar", "force_scalar", True),
+                                 ("enetstl avx2", "cm_simd_min_d", 1)):
+            old = _module_param(param, val) if param else None
+            try:
+                v, p = run("pure" if name == "pure" else "enetstl", d,
+                           prof=d in (2, phase_d) and name in ("pure", "enetstl"))
+            finally:
+                if param and old is not None:
+                    _module_param(param, old)
+            row[name] = v
+            if p:
+                out["profiles"][f"d={d} {name}"] = p
+        out["rows"][str(d)] = row
+    for n, obj in enumerate(phase_objects(build=False)):
+        out["phases"][PHASES[n]] = {v: run(v, phase_d, obj=obj, prof=True)
+                                    for v in ("pure", "enetstl")}
+    for d in (8, 16):
+        out["ipv6"][str(d)] = {v: run(v, d, ipv6=True)[0] for v in ("pure", "enetstl")}
+    return out
+
+
+def _print_profile(r: dict) -> None:
+    print("d  pure  eNetSTL  (scalar  avx2)  eNetSTL/pure")
+    for d, row in r["rows"].items():
+        print(f"{d:>2} {row['pure']:6.1f} {row['enetstl']:7.1f} ({row['enetstl scalar']:7.1f} "
+              f"{row['enetstl avx2']:7.1f})  {row['enetstl'] / row['pure']:.3f}")
+    prev = None
+    for name, vals in r["phases"].items():
+        cur = {v: vals[v][0] for v in vals}
+        delta = {v: cur[v] - (prev[v] if prev else 0) for v in cur}
+        print(f"phase {name}: " + ", ".join(f"{v} {cur[v]:.1f} (+{delta[v]:.1f})" for v in cur))
+        prev = cur
+    for k, p in r["profiles"].items():
+        print(f"{k}: " + ", ".join(f"{n} {v:g}" for n, v in p if v))
+    for d, v in r["ipv6"].items():
+        print(f"IPv6 d={d}: {v}")
+
+
+def main(argv: list[str]) -> int:
+    import json
+    import os
+    import sys
+    from pathlib import Path
+    if argv[:1] == ["--guest"]:
+        from nf.bench.guest import Counter
+        c = Counter()
+        try:
+            Path(argv[1]).write_text(json.dumps(guest_profile(c), indent=1))
+        finally:
+            c.close()
+        return 0
+    if argv[:1] != ["profile"]:
+        print("usage: python -m nf.bench.sketch profile [OUT.json]", file=sys.stderr)
+        return 2
+    import tempfile
+    from nf.bpf.build import build
+    from nf.vm import Vm, insncount
+    from nf.vm.runner import repo_python
+    build("sketch/sketch")
+    phase_objects()
+    tmp = Path(tempfile.mkdtemp(prefix="sketch-profile-", dir="/tmp")) / "out.json"
+    with Vm(insmod=True, **insncount.vm_options()) as vm:
+        r = vm.run([repo_python(), "-m", "nf.bench.sketch", "--guest", str(tmp)], timeout=3000)
+        if r.rc != 0:
+            print(r.output[-3000:], file=sys.stderr)
+            return 1
+    data = json.loads(tmp.read_text())
+    os.unlink(tmp)
+    if len(argv) > 1:
+        Path(argv[1]).write_text(json.dumps(data, indent=1))
+    _print_profile(data)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv[1:]))

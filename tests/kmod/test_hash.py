@@ -189,3 +189,38 @@ def test_count_min_every_specialised_length_and_path(enetstl, prog, scalar, w):
                 r = kt_call(p, KT_CM, key, seed=rnd.getrandbits(1), arg=inc)
                 assert r.ret == algo.cm_add(ref, key, 0x5EED, inc), (d, n)
         assert _read(m, d, w) == ref, d
+
+
+@pytest.mark.parametrize("simd_min_d", [1, 17], ids=["avx2_every_d", "scalar_every_d"])
+@pytest.mark.parametrize("atomic", [False, True], ids=["plain", "atomic"])
+def test_count_min_crossover_parameter(enetstl, prog, simd_min_d, atomic):
+    """cm_simd_min_d moves the AVX2/scalar crossover of enetstl_cm_add*: at 1 every d takes the
+    AVX2 rows (8 lanes, the lanes past d dropped: no counter outside the table moves), at 17
+    none does; both give the reference counters and the path counters say which one ran."""
+    if not kmod.features()["avx2"]:
+        pytest.skip("no AVX2 in this guest")
+    p = prog.program("kfuncs")
+    rnd = random.Random(simd_min_d * 2 + atomic)
+    before_param = enetstl.param("cm_simd_min_d")
+    enetstl.set_param("cm_simd_min_d", simd_min_d)
+    try:
+        calls = 0
+        before = kmod.counters()
+        for d in range(1, 17):
+            w = 64
+            m = _table(prog, d, w, seed=0xC0FFEE)
+            ref = [[0] * w for _ in range(d)]
+            for n in (4, 8, 13, 16, 20, 32, 37, 40, 64):
+                key, inc = rnd.randbytes(n), rnd.choice([1, 9, 1500])
+                r = kt_call(p, KT_CM, key, seed=int(atomic), arg=inc)
+                assert r.ret == algo.cm_add(ref, key, 0xC0FFEE, inc), (d, n)
+                calls += 1
+            assert _read(m, d, w) == ref, d
+            t = KtCmTable.from_buffer_copy(m.lookup(struct.pack("<I", 0))[:C.sizeof(KtCmTable)])
+            assert not any(t.cnt[d * w:]), d
+        after = kmod.counters()
+    finally:
+        enetstl.set_param("cm_simd_min_d", before_param)
+    simd = after["hash_simd_calls"] - before["hash_simd_calls"]
+    scalar = after["hash_scalar_calls"] - before["hash_scalar_calls"]
+    assert (simd, scalar) == ((calls, 0) if simd_min_d == 1 else (0, calls))

@@ -99,7 +99,8 @@ struct {
 
 NF_STATS_MAP(sk_stats);
 
-#define SK_SHARED (sk_cfg.flags & SK_F_SHARED)
+/* sk_cfg.flags is read once per packet (each sk_cfg access is a load: volatile) and passed on */
+#define SK_SHARED (flags & SK_F_SHARED)
 
 /* Measurement hook of the per-phase profile (nf/bench/sketch.py: phase_objects): built with
  * -DSK_PHASE=n the program returns PASS through the stats exit right after phase n
@@ -114,7 +115,7 @@ NF_STATS_MAP(sk_stats);
 			return xdp_exit(ctx, &sk_stats, XDP_PASS);	\
 	} while (0)
 
-static __always_inline void add64(__u64 *p, __u64 v)
+static __always_inline void add64(__u64 *p, __u64 v, __u32 flags)
 {
 	if (SK_SHARED)
 		__sync_fetch_and_add(p, v);
@@ -330,7 +331,8 @@ static __always_inline __u32 fast_key(struct xdp_md *ctx, __u32 *kw)
 /* ---- count-min update ---- */
 
 /* d rows with a compile-time key length (clang unrolls xxh32 completely). */
-static __always_inline __u32 cm_rows(__u32 *cnt, const __u32 *kw, const __u32 len, __u32 inc)
+static __always_inline __u32 cm_rows(__u32 *cnt, const __u32 *kw, const __u32 len, __u32 inc,
+				     __u32 flags)
 {
 	/* w and seed read once: each sk_cfg access is a load (volatile), and the verifier, which
 	 * knows the values, only removes the branches on them. d stays a per-row load: with a
@@ -358,26 +360,28 @@ static __always_inline __u32 cm_rows(__u32 *cnt, const __u32 *kw, const __u32 le
 	return min;
 }
 
-static __always_inline __u32 cm_pure(struct sketch_bank *b, const __u32 *kw, __u32 len, __u32 inc)
+static __always_inline __u32 cm_pure(struct sketch_bank *b, const __u32 *kw, __u32 len, __u32 inc,
+				     __u32 flags)
 {
 	__u32 *cnt = (__u32 *)(b + 1);
 
 	switch (len) {
 	case 4:
-		return cm_rows(cnt, kw, 4, inc);
+		return cm_rows(cnt, kw, 4, inc, flags);
 	case 8:
-		return cm_rows(cnt, kw, 8, inc);
+		return cm_rows(cnt, kw, 8, inc, flags);
 	case 16:
-		return cm_rows(cnt, kw, 16, inc);
+		return cm_rows(cnt, kw, 16, inc, flags);
 	case 32:
-		return cm_rows(cnt, kw, 32, inc);
+		return cm_rows(cnt, kw, 32, inc, flags);
 	default:
-		return cm_rows(cnt, kw, 40, inc);
+		return cm_rows(cnt, kw, 40, inc, flags);
 	}
 }
 
 /* Returns the estimate after the update (the min of the d updated counters). */
-static __always_inline __u32 cm_update(struct sketch_bank *b, __u32 *kw, __u32 len, __u32 inc)
+static __always_inline __u32 cm_update(struct sketch_bank *b, __u32 *kw, __u32 len, __u32 inc,
+				       __u32 flags)
 {
 	if (sk_cfg.variant == SK_VAR_ENETSTL && bpf_ksym_exists(enetstl_cm_add)) {
 		__u32 tsz = sizeof(struct enetstl_cm_hdr) + sk_cfg.d * sk_cfg.w * sizeof(__u32);
@@ -393,7 +397,7 @@ static __always_inline __u32 cm_update(struct sketch_bank *b, __u32 *kw, __u32 l
 		if (r >= 0)
 			return (__u32)r;
 	}
-	return cm_pure(b, kw, len, inc);
+	return cm_pure(b, kw, len, inc, flags);
 }
 
 /* ---- NitroSketch sampling ---- */
@@ -465,9 +469,9 @@ static __always_inline int nitro_take(void)
 
 /* ---- heavy hitters ---- */
 
-static __always_inline int over_threshold(struct sketch_bank *b, __u64 est)
+static __always_inline int over_threshold(struct sketch_bank *b, __u64 est, __u32 flags)
 {
-	if (sk_cfg.flags & SK_F_FRACTION) {
+	if (flags & SK_F_FRACTION) {
 		__u64 total = b->total;
 
 		if (total < sk_cfg.min_total || !total)
@@ -530,6 +534,7 @@ int xdp_sketch(struct xdp_md *ctx)
 	struct sketch_bank *b;
 	struct pkt_meta m;
 	__u32 len, inc, zero = 0, est;
+	__u32 flags = sk_cfg.flags;
 	void *inner;
 	int rc;
 
@@ -553,9 +558,9 @@ int xdp_sketch(struct xdp_md *ctx)
 		return xdp_exit_why(ctx, &sk_stats, XDP_PASS, NF_REASON_NF(SK_REASON_NO_BANK));
 	SK_STOP_AFTER(2);
 
-	inc = (sk_cfg.flags & SK_F_BYTES) ? (__u16)(ctx->data_end - ctx->data) : 1;
-	add64(&b->packets, 1);
-	if (sk_cfg.flags & SK_F_NITRO) {
+	inc = (flags & SK_F_BYTES) ? (__u16)(ctx->data_end - ctx->data) : 1;
+	add64(&b->packets, 1, flags);
+	if (flags & SK_F_NITRO) {
 		if (!nitro_take()) {
 			/* No estimate without an update: a flagged flow is known by its candidate. */
 			if (sk_cfg.action != SK_ACT_MONITOR) {
@@ -574,13 +579,13 @@ int xdp_sketch(struct xdp_md *ctx)
 		}
 		/* Scaled increment 1/p (Q16): unbiased for 1/p an integer, else rounded down. */
 		inc = (__u32)(((__u64)inc * sk_cfg.nitro_scale_q16) >> 16);
-		add64(&b->sampled, 1);
+		add64(&b->sampled, 1, flags);
 	}
-	add64(&b->total, inc);
+	add64(&b->total, inc, flags);
 	SK_STOP_AFTER(3);
-	est = cm_update(b, kw, len, inc);
+	est = cm_update(b, kw, len, inc, flags);
 	SK_STOP_AFTER(4);
-	if (over_threshold(b, est))
+	if (over_threshold(b, est, flags))
 		return act(ctx, flag(b, kw, len, est));
 	return xdp_exit(ctx, &sk_stats, XDP_PASS);
 }
