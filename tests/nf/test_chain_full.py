@@ -281,6 +281,26 @@ def test_apply_changes_kept_members_in_place_under_traffic(rlab, chain_cfg, tmp_
     assert p.returncode == 7 and f"{sk}.depth" in p.stderr and "nothing changed" in p.stderr, p.stderr
     assert {"prefix": "10.9.0.0/16", "target": "via 10.0.3.2"} in js("routes", rt)[rt]
     assert _slot_ids(ch) == ids1
+    # the table's rodata (learn) in a chain: only its slot changes, its flows and control go on
+    by["sketch"]["depth"], by["router"]["routes"] = 4, [{"prefix": "10.9.0.0/16", "via": ["10.0.3.2"]}]
+    no_learn = variant("nolearn", flow_table=lambda c: c.update(learn=False))
+    out = run("apply", no_learn).stdout
+    assert f"{ft}.learn: true -> false  [new program]" in out and f"{ft}: program replaced in slot 1" in out, out
+    ids2 = _slot_ids(ch)
+    assert ids2[0] != ids1[0] and ids2[1:] == ids1[1:]
+    lab_new = [bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src="10.0.1.2", dst="10.9.1.1")
+                     / UDP(sport=4003, dport=5000) / (b"y" * 18)) for _ in range(2)]
+    assert len(send(rlab, lab_new, count=2)["h3"]) == 2              # still routed
+    fl = flows(ft)
+    assert fl[("17 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == n    # kept
+    assert not [k for k in fl if ":4003 " in k[0]]                    # not learned any more
+    run("flows", ft, "add", "--src", "10.0.1.2", "--dst", "10.9.1.1", "--sport", "4004",
+        "--dport", "5000", "--action", "drop")                      # the re-pinned control program
+    f4004 = bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src="10.0.1.2", dst="10.9.1.1")
+                  / UDP(sport=4004, dport=5000) / (b"z" * 18))
+    assert send(rlab, [f4004], count=1, timeout=1.0) == {"h2": [], "h3": []}
+    assert flows(ft)[("17 10.0.1.2:4004 -> 10.9.1.1:5000", "drop")] == 1
+    ids1 = ids2
     # a member is changed through its chain's file, not a file of its own
     own = tmp_path / "sketch_member.yaml"
     own.write_text(yaml.safe_dump({**by["sketch"], "netns": rlab.dut, "threshold": {"absolute": 9}}))
