@@ -253,6 +253,45 @@ struct {
 #define OUT(act, why) ((__u32)(act) | ((__u32)(why) << 8))
 #define WHY(n) NF_REASON_NF(n)
 
+/* ---- word copies ------------------------------------------------------------------------------ */
+/* MACs and addresses moved and compared as 4- and 2-byte words. clang turns __builtin_memcpy /
+ * __builtin_memcmp of byte arrays it cannot prove aligned into single-byte loads and stores (BPF
+ * has no unaligned access): 16 loads, shifts and stores for an IPv6 address, 12 instructions per
+ * MAC. Unaligned packet and map-value words are fine here (x86; the verifier only enforces
+ * alignment on the stack, where the buffers these touch are word-aligned). */
+static __always_inline void mac_copy(void *d, const void *s)
+{
+	*(__u32 *)d = *(const __u32 *)s;
+	*(__u16 *)(d + 4) = *(const __u16 *)(s + 4);
+}
+
+static __always_inline int mac_eq(const void *a, const void *b)
+{
+	return *(const __u32 *)a == *(const __u32 *)b &&
+	       *(const __u16 *)(a + 4) == *(const __u16 *)(b + 4);
+}
+
+/* 4 (family 4) or 16 bytes */
+static __always_inline void addr_copy(void *d, const void *s, __u8 family)
+{
+	__u32 *dw = d;
+	const __u32 *sw = s;
+
+	dw[0] = sw[0];
+	if (family != 4) {
+		dw[1] = sw[1];
+		dw[2] = sw[2];
+		dw[3] = sw[3];
+	}
+}
+
+static __always_inline int addr16_eq(const void *a, const void *b)
+{
+	const __u32 *x = a, *y = b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+}
+
 /* ---- checksums -------------------------------------------------------------------------------- */
 static __always_inline __u16 csum_fold(__u64 s)
 {
@@ -439,7 +478,7 @@ static __always_inline __u32 lookup6(__u32 bank, const __u8 *a)
 		struct rt_trie6_key k = { .prefixlen = 128 };
 		__u32 *v;
 
-		__builtin_memcpy(k.addr, a, 16);
+		addr_copy(k.addr, a, 6);
 		v = bank ? bpf_map_lookup_elem(&rt_trie6_1, &k) : bpf_map_lookup_elem(&rt_trie6_0, &k);
 		return v ? *v : 0;
 	}
@@ -776,8 +815,8 @@ static __always_inline __u32 local6(struct xdp_md *ctx, __u32 in_port, struct et
 struct fwd {
 	__u32 port;
 	__u32 mtu;      /* set with RT_TOO_BIG */
-	__u8 dmac[6];
-	__u8 smac[6];
+	__u8 dmac[8];   /* 6 used; 8 keeps smac word-aligned on the stack (mac_copy) */
+	__u8 smac[8];
 };
 
 /* resolve() result: the egress port's MTU is below the packet (f->mtu says how far). */
@@ -809,10 +848,7 @@ static __always_inline int resolve(struct rt_group *g, __u32 hash, __u8 family, 
 		f->mtu = op->mtu;
 		return RT_TOO_BIG;
 	}
-	if (g->kind == RT_KIND_CONNECTED)
-		__builtin_memcpy(k.addr, dst, family == 4 ? 4 : 16);
-	else
-		__builtin_memcpy(k.addr, h->gw, family == 4 ? 4 : 16);
+	addr_copy(k.addr, g->kind == RT_KIND_CONNECTED ? dst : h->gw, family);
 	{
 		const __u32 *a = (const __u32 *)k.addr;
 		__u64 gen = neigh_gen();
@@ -820,8 +856,8 @@ static __always_inline int resolve(struct rt_group *g, __u32 hash, __u8 family, 
 		struct rt_ncache *c = bpf_map_lookup_elem(&rt_ncache, &ci);
 
 		if (c && c->valid && c->gen == gen && c->port == k.port && c->family == family &&
-		    !__builtin_memcmp(c->addr, k.addr, 16)) {
-			__builtin_memcpy(f->dmac, c->mac, 6);
+		    addr16_eq(c->addr, k.addr)) {
+			mac_copy(f->dmac, c->mac);
 		} else {
 			n = bpf_map_lookup_elem(&rt_neigh, &k);
 			if (!n) {
@@ -830,27 +866,27 @@ static __always_inline int resolve(struct rt_group *g, __u32 hash, __u8 family, 
 				bpf_map_update_elem(&rt_neigh_miss, &k, &now, BPF_ANY);
 				return WHY(RT_REASON_NEIGH_MISS);
 			}
-			__builtin_memcpy(f->dmac, n->mac, 6);
+			mac_copy(f->dmac, n->mac);
 			if (c) {
 				c->gen = gen;
 				c->port = k.port;
 				c->family = family;
-				__builtin_memcpy(c->addr, k.addr, 16);
-				__builtin_memcpy(c->mac, n->mac, 6);
+				addr_copy(c->addr, k.addr, 6);
+				mac_copy(c->mac, n->mac);
 				c->valid = 1;
 			}
 		}
 	}
 	f->port = k.port;
-	__builtin_memcpy(f->smac, op->mac, 6);
+	mac_copy(f->smac, op->mac);
 	return 0;
 }
 
 static __always_inline __u32 transmit(struct ethhdr *eth, struct fwd *f, __u32 cls, __u32 bytes)
 {
 
-	__builtin_memcpy(eth->h_dest, f->dmac, 6);
-	__builtin_memcpy(eth->h_source, f->smac, 6);
+	mac_copy(eth->h_dest, f->dmac);
+	mac_copy(eth->h_source, f->smac);
 	count_class(cls, bytes);
 	count_tx(f->port, bytes);
 	return OUT(bpf_redirect_map(&rt_tx, f->port, XDP_DROP), NF_REASON_NONE);
@@ -889,8 +925,6 @@ struct l3 {
 	__u32 len;          /* IP total length */
 	__u32 bytes;        /* frame length (counters) */
 	__u8 proto;         /* IPv4 protocol / IPv6 first next header */
-	__u8 opts;          /* IPv4 header with options: errors are built here, the rest is the
-			     * kernel's (it processes record route, source routes, ...) */
 };
 
 static __always_inline int is_icmp4_error(struct xdp_md *ctx, struct iphdr *ip)
@@ -1020,7 +1054,7 @@ static __always_inline __u32 forward_ip(struct xdp_md *ctx, const __u8 family, _
 		count_class(RT_CLASS_LOCAL, p->bytes);
 		if (family == 6)
 			return local6(ctx, in_port, eth, ip6);
-		if (p->opts)
+		if (ip->ihl != 5) /* options: the kernel answers (and echoes them) */
 			return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
 		return local4(ctx, in_port, eth, ip);
 	case RT_KIND_BLACKHOLE:
@@ -1041,7 +1075,7 @@ static __always_inline __u32 forward_ip(struct xdp_md *ctx, const __u8 family, _
 		e = ERR_TTL;
 		goto error;
 	}
-	if (family == 4 && p->opts)
+	if (family == 4 && ip->ihl != 5) /* options: the kernel forwards (and processes) them */
 		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 
 	if (g) {
@@ -1091,10 +1125,10 @@ static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct
 	if (tot < sizeof(*ip) || tot > bytes - sizeof(*eth))
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
 	if (ip->ihl != 5) {
-		/* options: checked over the whole header; errors about it are built here */
+		/* options: checked over the whole header; only errors about the packet are built
+		 * here (forward_ip), the rest is the kernel's (record route, source routes, ...) */
 		if (tot < ip->ihl * 4 || ip4_opt_csum(ctx, ip->ihl * 4) != 0)
 			return OUT(XDP_DROP, NF_REASON_MALFORMED);
-		p.opts = 1;
 	} else if (ip4_hdr_csum(ip) != 0) {
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
 	}
@@ -1122,7 +1156,8 @@ static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct
 	struct ethhdr *eth = xdp_data(ctx);
 	struct ipv6hdr *ip6 = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip6));
 	struct l3 p = {};
-	__u8 dst[16];
+	__u32 dst[4]; /* words: see mac_copy */
+	const __u8 *d = (const __u8 *)dst;
 
 	if (!ip6 || (void *)(eth + 1) > xdp_data_end(ctx))
 		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
@@ -1130,15 +1165,15 @@ static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
 	if (sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > bytes - sizeof(*eth))
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
-	__builtin_memcpy(dst, &ip6->daddr, 16);
+	addr_copy(dst, &ip6->daddr, 6);
 	/* multicast and link-local destinations are the kernel's */
-	if (dst[0] == 0xff || (dst[0] == 0xfe && (dst[1] & 0xc0) == 0x80))
+	if (d[0] == 0xff || (d[0] == 0xfe && (d[1] & 0xc0) == 0x80))
 		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 	if (ip6->saddr.in6_u.u6_addr8[0] == 0xff)
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
 	/* ::1 and :: are never routed, nor forwarded from :: (RFC 4291 2.5.2/2.5.3) */
 	{
-		const __u32 *w = (const __u32 *)dst, *s = ip6->saddr.in6_u.u6_addr32;
+		const __u32 *w = dst, *s = ip6->saddr.in6_u.u6_addr32;
 
 		if ((w[0] | w[1] | w[2]) == 0 && (w[3] == 0 || w[3] == bpf_htonl(1)))
 			return OUT(XDP_DROP, NF_REASON_MALFORMED);
@@ -1148,7 +1183,7 @@ static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct
 
 	p.hdr = ip6;
 	p.bytes = bytes;
-	p.dst = dst;
+	p.dst = d;
 	p.len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	p.proto = ip6->nexthdr;
 	return forward_ip(ctx, 6, in_port, inp, eth, &p);
@@ -1197,7 +1232,7 @@ int xdp_router(struct xdp_md *ctx)
 		eth = xdp_ptr(ctx, 0, sizeof(*eth));
 		if (!eth)
 			res = OUT(XDP_DROP, NF_REASON_TRUNCATED);
-		else if ((eth->h_dest[0] & 1) || __builtin_memcmp(eth->h_dest, p->mac, 6))
+		else if ((eth->h_dest[0] & 1) || !mac_eq(eth->h_dest, p->mac))
 			res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 		else if (eth->h_proto == bpf_htons(ETH_P_IP))
 			res = handle_v4(ctx, port, p, bytes);
