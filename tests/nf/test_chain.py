@@ -320,6 +320,11 @@ def test_cli_apply_inserts_reorders_and_removes_members_keeping_their_state(make
         assert deliver([dns, ntp, web], [dns, ntp, web])
         assert st(f"fa{tag}")["all"] == fa0 and st(f"sw{tag}")["p1"]["unicast"] == sw0 + 3
         assert deploy.read(f"fa{tag}").config["drop_dports"] == [80]
+        # --reload: every member again on its maps, one new dispatcher
+        r = run(app, ["apply", "--reload", cfg(SW, A3)])
+        assert r.exit_code == 0 and f"sw{tag}: stays at 1" in r.output and f"fa{tag}: stays at 2" in r.output, r.output
+        assert deliver([dns, ntp, web], [dns, ntp, web])
+        assert st(f"sw{tag}")["p1"]["unicast"] == sw0 + 6
     finally:
         r = run(app, ["down", f"ca{tag}"])
     assert r.exit_code == 0
