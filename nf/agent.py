@@ -11,7 +11,8 @@ What it guarantees:
   A second `nf agent` exits with the conflict code instead of flipping twice as often.
 - Each flip runs under the deployment lock (deploy.locked), like `nf topk --flip`, `nf apply`
   and `nf down`: flips of several processes never interleave and a sketch is never flipped while
-  it is being torn down or changed.
+  it is being torn down or changed. While another process holds that lock (a long `nf up`), a
+  due flip waits and is retried every 0.2 s; its epoch is recorded with its real length.
 - The epoch history lives in the sketch's own pins (``<pin dir>/epochs``, Sketch.epoch_log), not
   in the agent: `nf topk --history`, `nf show` and the metrics of any later process read it, a
   restarted agent carries on from ``epoch_started`` (an epoch that spanned the agent's downtime
