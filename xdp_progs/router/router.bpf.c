@@ -560,12 +560,12 @@ static __always_inline void learn(__u32 port, __u8 family, const __u8 *addr, con
 	struct rt_neigh_key k = { .port = port, .family = family };
 	struct rt_neigh n = { .flags = RT_NEIGH_LEARNED }, *old;
 
-	__builtin_memcpy(k.addr, addr, family == 4 ? 4 : 16);
+	addr_copy(k.addr, addr, family);
 	old = bpf_map_lookup_elem(&rt_neigh, &k);
 	if (old && (old->flags & RT_NEIGH_STATIC))
 		return; /* configured entries win over what the wire says */
-	__builtin_memcpy(n.mac, mac, 6);
-	if (old && !__builtin_memcmp(old->mac, mac, 6) && old->flags == n.flags)
+	mac_copy(n.mac, mac);
+	if (old && mac_eq(old->mac, mac) && old->flags == n.flags)
 		return; /* unchanged: keep the caches valid */
 	bpf_map_update_elem(&rt_neigh, &k, &n, BPF_ANY);
 	neigh_gen_bump();
@@ -585,7 +585,7 @@ static __always_inline void learn_arp(struct xdp_md *ctx, __u32 port, struct rt_
 	if (!a || a->op != bpf_htons(ARPOP_REPLY) || a->htype != bpf_htons(ARPHRD_ETHER) ||
 	    a->ptype != bpf_htons(ETH_P_IP) || a->hlen != 6 || a->plen != 4)
 		return;
-	if (*(__u32 *)p->ip4 == 0 || __builtin_memcmp(a->tpa, p->ip4, 4))
+	if (*(__u32 *)p->ip4 == 0 || *(__u32 *)a->tpa != *(__u32 *)p->ip4)
 		return;
 	learn(port, 4, a->spa, a->sha);
 }
@@ -621,7 +621,7 @@ static __always_inline void learn_na(struct xdp_md *ctx, __u32 port, struct ipv6
 /* Grow the front by `hdr` bytes (the error's IP + ICMP headers), keep `quote` bytes of the old IP
  * packet after them, and address the frame to `smac` from the ingress port. NULL: no room. */
 static __always_inline struct ethhdr *icmp_reframe(struct xdp_md *ctx, struct rt_port *inp,
-						   const __u8 *smac, __u32 hdr, __u32 quote,
+						   const void *smac, __u32 hdr, __u32 quote,
 						   __be16 proto)
 {
 	struct ethhdr *eth;
@@ -636,8 +636,8 @@ static __always_inline struct ethhdr *icmp_reframe(struct xdp_md *ctx, struct rt
 	eth = xdp_ptr(ctx, 0, sizeof(*eth) + hdr);
 	if (!eth)
 		return NULL;
-	__builtin_memcpy(eth->h_dest, smac, 6);
-	__builtin_memcpy(eth->h_source, inp->mac, 6);
+	mac_copy(eth->h_dest, smac);
+	mac_copy(eth->h_source, inp->mac);
 	eth->h_proto = proto;
 	return eth;
 }
@@ -649,7 +649,7 @@ static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, stru
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct icmphdr *ic;
-	__u8 smac[6];
+	__u32 smac[2]; /* words: see mac_copy */
 	__be32 dst;
 	__u32 quote;
 
@@ -659,7 +659,7 @@ static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, stru
 	if (!eth)
 		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
 	ip = (void *)(eth + 1);
-	__builtin_memcpy(smac, eth->h_source, 6);
+	mac_copy(smac, eth->h_source);
 	dst = ip->saddr;
 	quote = bpf_ntohs(ip->tot_len);
 	if (quote > V4_QUOTE_MAX)
@@ -701,7 +701,7 @@ static __always_inline __u32 icmp6_error(struct xdp_md *ctx, __u32 in_port, stru
 	struct ethhdr *eth;
 	struct ipv6hdr *ip6;
 	struct icmp6hdr *ic;
-	__u8 smac[6], dst[16];
+	__u32 smac[2], dst[4]; /* words: see mac_copy */
 	__u32 quote, plen;
 	__u64 s;
 
@@ -711,8 +711,8 @@ static __always_inline __u32 icmp6_error(struct xdp_md *ctx, __u32 in_port, stru
 	if (!eth)
 		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
 	ip6 = (void *)(eth + 1);
-	__builtin_memcpy(smac, eth->h_source, 6);
-	__builtin_memcpy(dst, &ip6->saddr, 16);
+	mac_copy(smac, eth->h_source);
+	addr_copy(dst, &ip6->saddr, 6);
 	quote = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	if (quote > V6_QUOTE_MAX)
 		quote = V6_QUOTE_MAX;
@@ -729,8 +729,8 @@ static __always_inline __u32 icmp6_error(struct xdp_md *ctx, __u32 in_port, stru
 	ip6->payload_len = bpf_htons(plen);
 	ip6->nexthdr = IPPROTO_ICMPV6;
 	ip6->hop_limit = 64;
-	__builtin_memcpy(&ip6->saddr, inp->ip6, 16);
-	__builtin_memcpy(&ip6->daddr, dst, 16);
+	addr_copy(&ip6->saddr, inp->ip6, 6);
+	addr_copy(&ip6->daddr, dst, 6);
 
 	ic->icmp6_type = type;
 	ic->icmp6_code = code;
@@ -750,11 +750,11 @@ static __always_inline __u32 icmp6_error(struct xdp_md *ctx, __u32 in_port, stru
 
 static __always_inline void swap_macs(struct ethhdr *eth)
 {
-	__u8 t[6];
+	__u32 t[2];
 
-	__builtin_memcpy(t, eth->h_dest, 6);
-	__builtin_memcpy(eth->h_dest, eth->h_source, 6);
-	__builtin_memcpy(eth->h_source, t, 6);
+	mac_copy(t, eth->h_dest);
+	mac_copy(eth->h_dest, eth->h_source);
+	mac_copy(eth->h_source, t);
 }
 
 /* Echo request to one of our addresses -> echo reply out the ingress port. Everything else
@@ -901,8 +901,8 @@ static __always_inline int fib_resolve(struct xdp_md *ctx, struct bpf_fib_lookup
 	case BPF_FIB_LKUP_RET_SUCCESS:
 		if (port_of_ifindex(p->ifindex, &f->port))
 			return -1; /* egress is not a router port: the kernel's job */
-		__builtin_memcpy(f->dmac, p->dmac, 6);
-		__builtin_memcpy(f->smac, p->smac, 6);
+		__builtin_memcpy(f->dmac, p->dmac, 6); /* at offset 58: only 2-byte aligned */
+		mac_copy(f->smac, p->smac);
 		return RT_KIND_FORWARD;
 	case BPF_FIB_LKUP_RET_BLACKHOLE:
 		return RT_KIND_BLACKHOLE;
@@ -1028,8 +1028,8 @@ static __always_inline __u32 forward_ip(struct xdp_md *ctx, const __u8 family, _
 		} else {
 			fl.family = AF_INET6;
 			fl.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
-			__builtin_memcpy(fl.ipv6_src, &ip6->saddr, 16);
-			__builtin_memcpy(fl.ipv6_dst, p->dst, 16);
+			addr_copy(fl.ipv6_src, &ip6->saddr, 6);
+			addr_copy(fl.ipv6_dst, p->dst, 6);
 		}
 		k = fib_resolve(ctx, &fl, &f);
 		if (k < 0)
