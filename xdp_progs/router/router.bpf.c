@@ -64,38 +64,22 @@ const volatile struct rt_cfg cfg = {
 };
 
 /* ---- lookup tables (two banks each) ---------------------------------------------------------- */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 2 * RT_V4_TBL24_SIZE / 2);
-	__type(key, __u32);
-	__type(value, __u64); /* two u32 entries: see tbl_get() */
-} rt_v4_tbl24 SEC(".maps");
+/* A table of u32 entries stored as u64 pairs (see tbl_get()), `n` entries for both banks;
+ * the controller sizes it at load. */
+#define TBL_MAP(name, n)                                 \
+	struct {                                         \
+		__uint(type, BPF_MAP_TYPE_ARRAY);        \
+		__uint(map_flags, BPF_F_MMAPABLE);       \
+		__uint(max_entries, (n) / 2);            \
+		__type(key, __u32);                      \
+		__type(value, __u64);                    \
+	} name SEC(".maps")
 
+TBL_MAP(rt_v4_tbl24, 2 * RT_V4_TBL24_SIZE);
 /* Chunks of 256 entries; bank b owns chunk numbers [b*N, (b+1)*N) (N = max_entries / 256). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 2 * 1024 * RT_CHUNK_SIZE / 2);
-	__type(key, __u32);
-	__type(value, __u64); /* two u32 entries: see tbl_get() */
-} rt_v4_tbl8 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 2 * RT_V6_ROOT_SIZE / 2);
-	__type(key, __u32);
-	__type(value, __u64); /* two u32 entries: see tbl_get() */
-} rt_v6_root SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 2 * 1024 * RT_CHUNK_SIZE / 2);
-	__type(key, __u32);
-	__type(value, __u64); /* two u32 entries: see tbl_get() */
-} rt_v6_chunks SEC(".maps");
+TBL_MAP(rt_v4_tbl8, 2 * 1024 * RT_CHUNK_SIZE);
+TBL_MAP(rt_v6_root, 2 * RT_V6_ROOT_SIZE);
+TBL_MAP(rt_v6_chunks, 2 * 1024 * RT_CHUNK_SIZE);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -312,15 +296,12 @@ static __always_inline __u16 csum_replace16(__u16 hc, __u16 old, __u16 new)
 	return (__u16)~s;
 }
 
+/* Summed as five 32-bit words: the ones'-complement sum folds from any word width (RFC 1071). */
 static __always_inline __u16 ip4_hdr_csum(struct iphdr *ip)
 {
-	__u16 *w = (__u16 *)ip;
-	__u64 s = 0;
+	const __u32 *w = (const __u32 *)ip;
 
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		s += w[i];
-	return csum_fold(s);
+	return csum_fold((__u64)w[0] + w[1] + w[2] + w[3] + w[4]);
 }
 /* Ones'-complement sums of packet bytes (raw words, an odd tail zero-padded), copied out in
  * 64-byte blocks with bpf_xdp_load_bytes: a per-word loop over packet pointers is too many
@@ -848,7 +829,10 @@ static __always_inline int resolve(struct rt_group *g, __u32 hash, __u8 family, 
 		f->mtu = op->mtu;
 		return RT_TOO_BIG;
 	}
-	addr_copy(k.addr, g->kind == RT_KIND_CONNECTED ? dst : h->gw, family);
+	if (g->kind == RT_KIND_CONNECTED)
+		addr_copy(k.addr, dst, family);
+	else
+		addr_copy(k.addr, h->gw, family);
 	{
 		const __u32 *a = (const __u32 *)k.addr;
 		__u64 gen = neigh_gen();
@@ -1198,11 +1182,14 @@ int xdp_router(struct xdp_md *ctx)
 	struct rt_port *p;
 	__u64 bytes = ctx->data_end - ctx->data;
 	__u32 act;
+	__be16 proto;
 
 	if (!eth) {
 		res = OUT(XDP_DROP, NF_REASON_TRUNCATED);
 		goto out;
 	}
+	/* one 16-bit load (struct ethhdr is packed: eth->h_proto is read byte by byte) */
+	proto = *(__be16 *)((void *)eth + 12);
 	if (port_of_ifindex(ifindex, &port)) {
 		res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 		goto out;
@@ -1218,12 +1205,12 @@ int xdp_router(struct xdp_md *ctx)
 		ps->rx_bytes += bytes;
 	}
 
-	if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
+	if (proto == bpf_htons(ETH_P_ARP)) {
 		if (cfg.flags & RT_F_LEARN)
 			learn_arp(ctx, port, p);
 		res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 	} else {
-		if (eth->h_proto == bpf_htons(ETH_P_IPV6) && (cfg.flags & RT_F_LEARN)) {
+		if (proto == bpf_htons(ETH_P_IPV6) && (cfg.flags & RT_F_LEARN)) {
 			struct ipv6hdr *ip6 = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip6));
 
 			if (ip6)
@@ -1234,9 +1221,9 @@ int xdp_router(struct xdp_md *ctx)
 			res = OUT(XDP_DROP, NF_REASON_TRUNCATED);
 		else if ((eth->h_dest[0] & 1) || !mac_eq(eth->h_dest, p->mac))
 			res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
-		else if (eth->h_proto == bpf_htons(ETH_P_IP))
+		else if (proto == bpf_htons(ETH_P_IP))
 			res = handle_v4(ctx, port, p, bytes);
-		else if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		else if (proto == bpf_htons(ETH_P_IPV6))
 			res = handle_v6(ctx, port, p, bytes);
 		else
 			res = OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
