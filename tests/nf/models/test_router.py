@@ -59,3 +59,29 @@ def test_model_icmp_errors_parse_with_scapy():
     chk = p[ICMPv6TimeExceeded].cksum
     del p[ICMPv6TimeExceeded].cksum
     assert act == XDP_TX and Ether(bytes(p))[ICMPv6TimeExceeded].cksum == chk
+
+
+def test_model_quotes_up_to_576_and_1280_bytes():
+    """RFC 1812 4.3.2.3 / RFC 4443 2.4(c): as much of the original as fits, cut exactly."""
+    from nf.models.router import XDP_PASS
+    m = _model()
+    big = bytes(Ether(dst="02:00:00:00:00:01") / IP(src="10.0.0.5", dst="192.168.1.1", ttl=1) /
+                UDP() / (bytes(range(256)) * 4))
+    act, out, _ = m.process(big, 1)
+    assert act == XDP_TX and len(out) == 14 + 576 and out[42:] == big[14:14 + 548]
+    assert csum(out[14:34]) == 0 and csum(out[34:]) == 0
+    small = bytes(Ether(dst="02:00:00:00:00:01") / IP(src="10.0.0.5", dst="192.168.1.1", ttl=1) /
+                  UDP() / b"odd")                     # 31 bytes: an odd quote
+    act, out, _ = m.process(small, 1)
+    assert act == XDP_TX and out[42:] == small[14:] and csum(out[34:]) == 0
+    # options: quoted as received; a forwardable packet with options is the kernel's
+    opt = IP(src="10.0.0.5", dst="192.168.1.1", ttl=1, options=b"\x01\x01\x01\x00") / UDP()
+    act, out, _ = m.process(bytes(Ether(dst="02:00:00:00:00:01") / opt), 1)
+    assert act == XDP_TX and out[42:] == bytes(opt) and out[14] == 0x45
+    opt.ttl = 9
+    f = bytes(Ether(dst="02:00:00:00:00:01") / opt)
+    assert m.process(f, 1) == (XDP_PASS, f, None)
+    f6 = bytes(Ether(dst="02:00:00:00:00:01") / IPv6(src="2001:db8::5", dst="2001:db8:9::1", hlim=1) /
+               UDP() / (b"v" * 1400))
+    act, out, _ = m.process(f6, 1)
+    assert act == XDP_TX and len(out) == 14 + 1280 and out[62:] == f6[14:14 + 1232]
