@@ -182,8 +182,10 @@ static void xxh32_rows_scalar(const u8 *p, u32 len, u32 seed, u32 d, u32 *out)
 /*
  * Below these many rows the scalar rows beat the AVX2 lanes, whose fixed cost (irq_fpu_usable,
  * kernel_fpu_begin_mask/end, 8 lanes computed whatever d is) is several scalar rows:
- * measured with tests/kmod/test_kfunc_bench.py (kmod/BENCH.md; 16-byte key: fused scalar
- * count-min ~142 + 46/row, AVX2 ~300 + 14/row).  Longer keys keep AVX2.
+ * measured with tests/kmod/test_kfunc_bench.py (kmod/BENCH.md) and, for the count-min, in the
+ * sketch with `python -m nf.bench.sketch profile` (16-byte key, whole kfunc call: fused scalar
+ * ~80 + 42/row, AVX2 ~261 + 8/row up to 8 rows; crossover between d = 5 and 6).  Longer keys
+ * keep AVX2.
  */
 #define SIMD_MIN_D	ENETSTL_SIMD_MIN_D
 #define CM_SIMD_MIN_D	ENETSTL_CM_SIMD_MIN_D
@@ -351,7 +353,8 @@ static noinline u32 cm_slow(const u8 *key, u32 len, u32 *cnt, u32 d, u32 w, u32 
  * The count-min kfuncs.  The header lives in memory BPF and user space can write, so d, w and
  * seed are read once and checked against the table size the verifier proved (table__sz), and
  * only the checked copies are used.  The verifier already guarantees key and table are valid
- * for their sizes (no NULL: the arguments are not __nullable).
+ * for their sizes; it lets a NULL buffer through only with size 0, and then nothing is read
+ * (a table under sizeof(hdr) is refused before any access, a 0-byte key is never loaded).
  *  - key <= 64 B, power-of-two w, d >= cm_simd_min_d, AVX2: one FPU bracket around
  *    hash x 8 lanes + index + bumps (hash_simd.c); the scalar rows if the FPU is busy;
  *  - key <= 64 B, power-of-two w, fewer rows: the fused scalar rows (no FPU), inline;

@@ -24,7 +24,7 @@
 #define ENETSTL_MAX_DATA	65535	/* bytes of one enetstl_crc32c / enetstl_xxh32 call */
 #define ENETSTL_MAX_D		16	/* seeds / rows of a multi-hash */
 #define ENETSTL_SIMD_MIN_D	3	/* enetstl_hash_multi: AVX2 from this many rows (keys <= 64 B) */
-#define ENETSTL_CM_SIMD_MIN_D	5	/* enetstl_cm_add*: AVX2 from this many rows (keys <= 64 B) */
+#define ENETSTL_CM_SIMD_MIN_D	6	/* enetstl_cm_add*: AVX2 from this many rows (keys <= 64 B) */
 #define ENETSTL_SEED_STEP	0x9E3779B1u	/* seed_i = seed + i * STEP (mod 2^32) */
 #define ENETSTL_LB_MAX_SLOTS	65536
 #define ENETSTL_LB_MAX_CAP	4096	/* values per slot */
