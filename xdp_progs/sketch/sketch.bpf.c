@@ -334,9 +334,11 @@ static __always_inline __u32 fast_key(struct xdp_md *ctx, __u32 *kw)
 static __always_inline __u32 cm_rows(__u32 *cnt, const __u32 *kw, const __u32 len, __u32 inc,
 				     __u32 flags)
 {
-	/* w and seed read once: each sk_cfg access is a load (volatile), and the verifier, which
-	 * knows the values, only removes the branches on them. d stays a per-row load: with a
-	 * loop-invariant bound clang no longer unrolls the loop completely. */
+	/* d, w and seed read once: each sk_cfg access is a load (volatile), and the verifier,
+	 * which knows the values, only removes the branches on them. barrier_var hides d's
+	 * invariance from clang, which otherwise no longer unrolls the loop completely; the
+	 * verifier still knows the register, so the per-row test disappears. */
+	__u32 d = sk_cfg.d;
 	const __u32 w = sk_cfg.w, seed = sk_cfg.seed;
 	__u32 min = 0xffffffff, i;
 
@@ -344,7 +346,8 @@ static __always_inline __u32 cm_rows(__u32 *cnt, const __u32 *kw, const __u32 le
 	for (i = 0; i < SKETCH_MAX_D; i++) {
 		__u32 h, idx, v;
 
-		if (i >= sk_cfg.d)
+		barrier_var(d);
+		if (i >= d)
 			break;
 		h = algo_xxh32(kw, len, ALGO_ROW_SEED(seed, i));
 		idx = i * w + (h & (w - 1));

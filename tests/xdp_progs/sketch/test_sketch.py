@@ -67,6 +67,81 @@ def test_raw_frames_count_like_scapy_frames():
             assert snap.estimate(flow_key("five_tuple", f)) == 2, f
 
 
+def _vlan(frame: bytes) -> bytes:
+    """The same frame with an 802.1Q tag (VID 7): the datapath's fast path leaves it to
+    parse_pkt."""
+    return frame[:12] + b"\x81\x00\x00\x07" + frame[12:]
+
+
+def _ipv4_options(frame: bytes) -> bytes:
+    """The IPv4 frame with 4 bytes of NOP options (IHL 6, total length + 4)."""
+    ip = bytearray(frame[14:34])
+    ip[0] = 0x46
+    ip[2:4] = (int.from_bytes(ip[2:4], "big") + 4).to_bytes(2, "big")
+    return frame[:14] + bytes(ip) + b"\x01" * 4 + frame[34:]
+
+
+def _set(frame: bytes, off: int, fmt_bytes: bytes) -> bytes:
+    return frame[:off] + fmt_bytes + frame[off + len(fmt_bytes):]
+
+
+@pytest.mark.parametrize("key", ["five_tuple", "src_ip", "dst_ip", "src_dst", "src_mac"])
+def test_fast_path_and_general_parser_agree(key):
+    """sketch.bpf.c reads untagged IPv4 (no options, not a fragment) / IPv6 (no extension
+    header) TCP/UDP frames with its own fast path and everything else with parse_pkt: the same
+    flow through both (plain, VLAN-tagged, IPv4 with options) counts as one key, and frames that
+    fail a check get parse_pkt's verdict reason and are not counted."""
+    flows = [Flow("10.1.2.3", "192.168.0.9", 4000, 53, 17), Flow("10.9.9.9", "192.168.7.7", 5555, 443, 6),
+             Flow("fd00::5", "fd01::7", 1000, 2000, 17), Flow("fd00::8", "fd01::9", 3, 4, 6)]
+    mac = ":".join(f"{b:02x}" for b in SMAC)
+    with Sketch(cfg(key=key, depth=2, width=1024)).load() as sk:
+        sent = {}
+        for f in flows:
+            fr = raw_frame(f, size=100)
+            variants = [fr, _vlan(fr)] + ([_ipv4_options(fr)] if ":" not in f.src else [])
+            for v in variants:
+                assert sk.program.test_run(v).retval == XdpAction.PASS
+            k = flow_key(key, f, mac=mac)
+            sent[k] = sent.get(k, 0) + len(variants)
+        snap = sk.snapshot()
+        for k, n in sent.items():
+            assert snap.estimate(k) == n, (key, k.hex())
+        assert snap.packets == sum(sent.values())
+        # broken frames: the reason parse_pkt gives, nothing counted
+        u4, t4 = raw_frame(flows[0], size=100), raw_frame(flows[1], size=100)
+        u6 = raw_frame(flows[2], size=100)
+        bad = {
+            Reason.MALFORMED: [_set(u4, 38, b"\x00\x04"),            # UDP length 4 < 8
+                               _set(t4, 46, b"\x40")],               # TCP data offset 4
+            Reason.TRUNCATED: [_set(u4, 38, b"\x00\xff"),            # UDP past the IP packet
+                               _set(u4, 16, b"\x05\xdc"),            # IPv4 total > frame
+                               _set(u6, 18, b"\x05\xdc")],           # IPv6 payload > frame
+        }
+        before = sk.stats()
+        for frames in bad.values():
+            for fr in frames:
+                assert sk.program.test_run(fr).retval == XdpAction.PASS
+        after = sk.stats()
+        for reason, frames in bad.items():
+            assert after.reasons[reason] - before.reasons[reason] == len(frames), reason
+        assert sk.snapshot().packets == sum(sent.values())
+        # a first fragment (MF) keeps its ports, a later one has none; ICMP has none
+        frag1 = _set(u4, 20, b"\x20\x00")
+        later = _set(u4, 20, b"\x00\x10")
+        icmp = _set(_set(u4, 23, b"\x01"), 34, b"\x08\x00\x00\x00")
+        for fr in (frag1, later, icmp):
+            assert sk.program.test_run(fr).retval == XdpAction.PASS
+        snap = sk.snapshot()
+        f = flows[0]
+        if key == "five_tuple":
+            assert snap.estimate(flow_key(key, f)) == sent[flow_key(key, f)] + 1
+            assert snap.estimate(flow_key(key, src=f.src, dst=f.dst, proto=17)) >= 1
+            assert snap.estimate(flow_key(key, src=f.src, dst=f.dst, proto=1)) >= 1
+        else:
+            assert snap.estimate(flow_key(key, f, mac=mac)) == sent[flow_key(key, f, mac=mac)] + 3
+        assert snap.packets == sum(sent.values()) + 3
+
+
 @pytest.mark.parametrize("key", ["five_tuple", "src_ip", "dst_ip", "src_dst", "src_mac"])
 @pytest.mark.parametrize("count", ["packets", "bytes"])
 def test_counters_equal_reference_exactly(key, count):
