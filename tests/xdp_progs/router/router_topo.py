@@ -116,5 +116,29 @@ def release(held) -> None:
         link.detach()
         obj.close()
 
+
+def router_lab(hosts: int, in_dut=None):
+    """Generator for a module fixture: a LabSpec.router(hosts) lab (v4 + v6), pass programs on
+    the host ends, the router_cfg() router attached natively in the dut; `in_dut(lab)` runs in
+    the dut first (e.g. to change a link). Yields (lab, router)."""
+    from nf.bpf import XdpMode
+    from nf.net.lab import Lab, LabSpec
+    lab = Lab(LabSpec.router(hosts, ipv6=True))
+    held = []
+    try:
+        held = host_xdp_pass(lab)
+        with lab.enter("dut"):
+            if in_dut is not None:
+                in_dut(lab)
+            r = Router(validate_router_config(router_cfg(lab))).load()
+            r.attach(XdpMode.NATIVE)
+        try:
+            yield lab, r
+        finally:
+            r.close()
+    finally:
+        release(held)
+        lab.destroy()
+
 # The per-packet benchmark setup (hairpin routes, bench_router, bench_frame) is in
 # nf/bench/router.py.

@@ -11,33 +11,15 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 
-from nf.bpf import XdpMode
-from nf.config.router import validate_router_config
 from nf.models.router import csum
-from nf.net.lab import Lab, LabSpec
-from nf.nfs.router import Router
-from router_topo import host_xdp_pass, router_cfg
+from router_topo import router_lab
 
 pytestmark = pytest.mark.netns
 
 
 @pytest.fixture(scope="module")
 def rlab():
-    lab = Lab(LabSpec.router(3, ipv6=True))
-    held = []
-    try:
-        held = host_xdp_pass(lab)
-        with lab.enter("dut"):
-            r = Router(validate_router_config(router_cfg(lab)))
-            r.load()
-            r.attach(XdpMode.NATIVE)
-        yield lab, r
-        r.close()
-    finally:
-        for obj, link in held:
-            link.detach()
-            obj.close()
-        lab.destroy()
+    yield from router_lab(3)
 
 
 def _udp(lab, src="h1", dst_ip=None, ttl=64, sport=4000, payload=b"x" * 32):

@@ -10,36 +10,20 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
 from scapy.layers.l2 import Ether
 
-from nf.bpf import XdpMode
-from nf.config.router import validate_router_config
 from nf.models.router import csum
-from nf.net.lab import Lab, LabSpec
-from nf.nfs.router import Router
-from router_topo import host_xdp_pass, router_cfg
+from router_topo import router_lab
 
 pytestmark = pytest.mark.netns
 
 
+def _h2_mtu_1400(lab):
+    with IPRoute() as ipr:
+        ipr.link("set", index=lab.host("h2").port_ifindex, mtu=1400)
+
+
 @pytest.fixture(scope="module")
 def mlab():
-    lab = Lab(LabSpec.router(2, ipv6=True))
-    held = []
-    try:
-        held = host_xdp_pass(lab)
-        h2 = lab.host("h2")
-        with lab.enter("dut"):
-            with IPRoute() as ipr:
-                ipr.link("set", index=h2.port_ifindex, mtu=1400)
-            r = Router(validate_router_config(router_cfg(lab)))
-            r.load()
-            r.attach(XdpMode.NATIVE)
-        yield lab, r
-        r.close()
-    finally:
-        for obj, link in held:
-            link.detach()
-            obj.close()
-        lab.destroy()
+    yield from router_lab(2, _h2_mtu_1400)
 
 
 def _exchange(lab, frames, taps):
