@@ -227,9 +227,10 @@ static __always_inline u32 ck_mul64(const u8 *p, u32 len, u32 seed)
 
 /*
  * The first key-index candidate of `key` in a cuckoo table (layout and placement in enetstl.h)
- * and its hash: hash, both buckets' 16-lane signature compares (primary first), the key index
- * of the first slot whose signature matches.  The caller compares that entry's key; bit 30 of
- * the result tells it whether other slots matched too (then a mismatch is not yet a miss).
+ * and its hash: hash, the 16-lane signature compare of the primary bucket, and of the alternate
+ * only when the primary has no match; the key index of the first matching slot.  The caller
+ * compares that entry's key; bit 30 of the result says a mismatch is not yet a miss (the
+ * alternate bucket was not read, or other slots matched too).
  * Readers take no lock; the caller's writer protocol decides what a concurrent move means.
  *
  * The key store is not an argument: on 6.12 a second `__map` argument whose map has no BTF
@@ -242,8 +243,8 @@ __bpf_kfunc u64 enetstl_cuckoo_cand(void *buckets__map, const void *key, u32 key
 	const struct enetstl_ck_bucket *b1, *b2;
 	u64 pat;
 
-	if (!ba || !key || !key__sz || key__sz > ENETSTL_MAX_KEY ||
-	    ba->map.map_type != BPF_MAP_TYPE_ARRAY ||
+	/* the verifier passes a map and key__sz readable bytes at key: no NULL checks */
+	if (!key__sz || key__sz > ENETSTL_MAX_KEY || ba->map.map_type != BPF_MAP_TYPE_ARRAY ||
 	    ba->map.value_size < sizeof(struct enetstl_ck_bucket) ||
 	    /* plain data only: no spin locks, timers or kptrs inside the values we read */
 	    !IS_ERR_OR_NULL(ba->map.record) ||
@@ -261,14 +262,16 @@ __bpf_kfunc u64 enetstl_cuckoo_cand(void *buckets__map, const void *key, u32 key
 	b = h & mask;
 	x = sig * ENETSTL_CK_SIG_MIX;
 	x ^= x >> 16;
-	b1 = (const void *)(ba->value + (u64)ba->elem_size * b);
-	b2 = (const void *)(ba->value + (u64)ba->elem_size * ((b ^ ((x & mask) | 1)) & mask));
 	pat = (u64)sig * LANES16_LO;
+	b1 = (const void *)(ba->value + (u64)ba->elem_size * b);
 	m1 = match16x16(b1->sig, pat);
-	m2 = match16x16(b2->sig, pat);
+	/* a candidate in the primary bucket: the alternate is not read (MORE: a mismatch here
+	 * is not yet a miss) */
 	if (m1)
-		return (u64)h << 32 | ((m1 & (m1 - 1)) || m2 ? ENETSTL_CK_MORE : 0) |
+		return (u64)h << 32 | ENETSTL_CK_MORE |
 		       (READ_ONCE(b1->idx[__ffs(m1)]) & ENETSTL_CK_IDX);
+	b2 = (const void *)(ba->value + (u64)ba->elem_size * ((b ^ ((x & mask) | 1)) & mask));
+	m2 = match16x16(b2->sig, pat);
 	if (m2)
 		return (u64)h << 32 | (m2 & (m2 - 1) ? ENETSTL_CK_MORE : 0) |
 		       (READ_ONCE(b2->idx[__ffs(m2)]) & ENETSTL_CK_IDX);

@@ -56,9 +56,10 @@ struct enetstl_cm_hdr {
  *   b2 = b1 ^ ((mix(sig) & (n_buckets - 1)) | 1),  mix(s) = x ^ x >> 16 with x = s * SIG_MIX
  * The `cfg` argument: bits 0..31 the seed, bits 32..39 the hash (ENETSTL_CK_HASH_*).
  * Result: bits 0..29 the key index in the first slot whose signature matches (primary bucket
- * first; 0 = no slot matches: the key is absent), bit 30 ENETSTL_CK_MORE (other slots match
- * too), bit 31 ENETSTL_CK_ERR (bad argument), bits 32..63 the hash h (a miss still yields the
- * placement for an insert).
+ * first, the alternate read only when the primary has no match; 0 = no slot matches: the key
+ * is absent), bit 30 ENETSTL_CK_MORE (a key mismatch there is not yet a miss: the candidate is
+ * in the primary bucket, or other slots of the alternate match too), bit 31 ENETSTL_CK_ERR (bad
+ * argument), bits 32..63 the hash h (a miss still yields the placement for an insert).
  */
 #define ENETSTL_CK_SLOTS	16
 #define ENETSTL_CK_SIG_MIX	0x9E3779B1u

@@ -9,7 +9,9 @@ method of ARCHITECTURE.md §6.
 - `report()`: the table with the targets (eNetSTL <= 1/2 of pure at 75 % in instructions; pure no
   slower than the hash map natively).
 
-    python -m nf.bench.flow_table --guest      # inside the guest: prints one JSON line
+    python -m nf.bench.flow_table --guest [--hash crc32c]   # in the guest: prints one JSON line
+
+The table's hash is HASH (the config default, mul64) unless a caller passes another.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ SIZE = 4096          # slots: 256 buckets of 16
 PROBES = 6           # distinct hit flows and miss flows measured per point (native)
 GUEST_PROBES = 3     # of those, counted in the guest (each count is seconds of TCG)
 N_GUEST = 2000       # packets per test_run in a count (N and 2N)
+HASH = "mul64"       # the table's key hash (FlowTableConfig.hash, its default): mul64 or crc32c
 
 
 def _flows(rnd: random.Random, n: int):
@@ -43,12 +46,14 @@ class Bench:
     """One flow table (both variants' programs share its maps) and a hash map with the same
     flows, filled step by step to each load."""
 
-    def __init__(self, variant_for_ctl: str):
+    def __init__(self, variant_for_ctl: str, hash: str | None = None):
         from nf.bpf import BpfObject
         from nf.models.flow_table import FtKey, FtValue
         from nf.nfs.flow_table import FlowTable
 
-        self.ft = FlowTable(size=SIZE, variant=variant_for_ctl, learn=False).load()
+        self.hash = hash or HASH
+        self.ft = FlowTable(size=SIZE, variant=variant_for_ctl, learn=False,
+                            hash=self.hash).load()
         self.hobj = BpfObject.open_built("flow_table/flow_table_hash")
         self.hobj.map("fth_flows").set_max_entries(SIZE)
         self.hobj.load()
@@ -86,13 +91,13 @@ class Bench:
         self.hobj.close()
 
 
-def guest_main() -> dict:
+def guest_main(hash: str | None = None) -> dict:
     """In the guest (module loaded, insncount boot): instructions per packet. Every program is
     loaded before one kallsyms snapshot that all counts share (per_packet would re-read
     /proc/kallsyms per call, seconds each under TCG); the empty program is counted once and
     subtracted from every figure."""
     from nf.vm import insncount
-    b = Bench("enetstl")
+    b = Bench("enetstl", hash)
     efd = insncount.load_empty_xdp()
     syms = insncount.Symbols()
     insncount.Symbols = lambda: syms
@@ -120,10 +125,10 @@ def guest_main() -> dict:
     return out
 
 
-def native(rounds: int = 5, repeat: int = 100000) -> dict:
+def native(rounds: int = 5, repeat: int = 100000, hash: str | None = None) -> dict:
     """On the host: ns per packet (kernel-reported test_run duration), median of rounds over
     the probe flows."""
-    b = Bench("pure")
+    b = Bench("pure", hash)
     progs = {"pure": b.ft.prog, "hash": b.hprog, "base": b.base}
     out = {}
     for load in LOADS:
@@ -175,4 +180,6 @@ def report(ins: dict | None, ns: dict) -> str:
 
 
 if __name__ == "__main__" and "--guest" in sys.argv:
-    print(json.dumps(guest_main()))
+    # --hash mul64|crc32c (default HASH)
+    print(json.dumps(guest_main(sys.argv[sys.argv.index("--hash") + 1]
+                                if "--hash" in sys.argv else None)))

@@ -103,9 +103,10 @@ class FlowTableConfig(Model):
     max_search: int = Field(default=256, ge=1, le=FT_SEARCH_MAX,
                             description="displacement search bound (buckets examined)")
     seed: int = Field(default=0, ge=0, le=0xFFFFFFFF)
-    hash: HashKind = Field(default=HashKind.crc32c,
-                           description="key hash: crc32c (rte_hash's; SSE4.2 in the module, a "
-                                       "table walk in eBPF) or mul64 (multiplies: cheap in both)")
+    hash: HashKind = Field(default=HashKind.mul64,
+                           description="key hash: mul64 (five multiplies: cheap in eBPF and in "
+                                       "the module) or crc32c (rte_hash's; SSE4.2 in the module, "
+                                       "a table walk in eBPF)")
     idle_timeout: float = Field(default=300.0, ge=0,
                                 description="seconds; learned flows idle longer are expired by "
                                             "the controller; 0 = never")

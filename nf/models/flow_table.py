@@ -229,7 +229,7 @@ def mul64(key: bytes, seed: int = 0) -> int:
     return a & M32
 
 
-def key_hash(key: bytes, seed: int = 0, kind: Hash | int = Hash.CRC32C) -> int:
+def key_hash(key: bytes, seed: int = 0, kind: Hash | int = Hash.MUL64) -> int:
     if len(key) != FT_KEY_SIZE:
         raise ValueError(f"a flow key is {FT_KEY_SIZE} bytes, got {len(key)}")
     if kind == Hash.MUL64:
@@ -274,7 +274,7 @@ class CuckooModel:
     """The table as the datapath lays it out, mutated by the datapath's algorithm."""
 
     def __init__(self, n_buckets: int, seed: int = 0, max_search: int = 256,
-                 capacity: int | None = None, hash: Hash | int = Hash.CRC32C):
+                 capacity: int | None = None, hash: Hash | int = Hash.MUL64):
         if n_buckets < FT_MIN_BUCKETS or n_buckets & (n_buckets - 1):
             raise ValueError(f"n_buckets {n_buckets}: a power of two >= {FT_MIN_BUCKETS}")
         if not 1 <= max_search <= FT_SEARCH_MAX:

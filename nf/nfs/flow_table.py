@@ -9,8 +9,8 @@
 Mutations (insert/delete) run the datapath's own C code through test_run of the control program
 (xdp_ft_ctl / xdp_ft_ctl_kf), under the same writer lock as datapath inserts, so they are safe
 while traffic flows and place entries exactly where the datapath looks. Reads (lookup, dump) are
-done in Python from the maps: the key hash (CRC32-C from nf.algo, or MUL64), the bucket pair and the signature come
-from nf.models.flow_table, the same definitions the datapath uses.
+done in Python from the maps: the key hash (CRC32-C from nf.algo, or MUL64), the bucket pair and
+the signature come from nf.models.flow_table, the same definitions the datapath uses.
 """
 from __future__ import annotations
 
@@ -445,7 +445,8 @@ class FlowTable:
         idle = self.cfg.idle_timeout if idle is None else idle
         if idle <= 0:
             return []
-        now = time.monotonic_ns() if now_ns is None else now_ns  # bpf_ktime_get_ns's clock
+        # CLOCK_MONOTONIC; the datapath's coarse clock (same base) trails it by < 1 tick
+        now = time.monotonic_ns() if now_ns is None else now_ns
         limit = int(idle * 1e9)
         gone = []
         for e in self.dump():

@@ -170,3 +170,70 @@ def test_bits(p, x):
 
 def test_bits_of_zero(p):
     assert kt_call(p, KT_BITS, x=0).out[:8] == [0, 0, 0, 32, 0, 0, 0, 64]
+
+
+# ---- enetstl_cuckoo_cand: hash + first signature candidate of a cuckoo table ----------------
+
+CK_MORE, CK_ERR = 1 << 30, 1 << 31
+
+
+@pytest.fixture(scope="module")
+def ck():
+    obj = open_kmod_test("cuckoo_cand")
+    yield obj
+    obj.close()
+
+
+def _ck_call(ck, key: bytes, seed: int = 0, kind: int = 0, table: int = 0):
+    r = kt_call(ck.program("cuckoo_cand"), table, key, seed=seed, arg=kind)
+    assert (r.retval, r.ret) == (2, 0)
+    return r.out[0], r.out[1]
+
+
+def _ck_fill(ck, rows: dict[int, list[tuple[int, int, int]]]):
+    """rows: bucket -> [(slot, sig, idx)]; every other slot empty."""
+    m = ck.map("ck_table")
+    for b in range(8):
+        sig, idx = [0] * 16, [0] * 16
+        for s, g, i in rows.get(b, []):
+            sig[s], idx[s] = g, i
+        m.update(struct.pack("<I", b), struct.pack("<16H16I", *sig, *idx))
+
+
+@pytest.mark.parametrize("kind", [0, 1])
+def test_cuckoo_cand_hash_and_placement(ck, kind):
+    from nf.models.flow_table import Hash, alt_bucket, key_hash, sig_of
+    rnd = random.Random(kind)
+    _ck_fill(ck, {})
+    for _ in range(20):
+        key, seed = rnd.randbytes(40), rnd.getrandbits(32)
+        h = key_hash(key, seed, Hash(kind))
+        assert _ck_call(ck, key, seed, kind) == (0, h)          # empty table: absent
+        sig, b1 = sig_of(h), h & 7
+        b2 = alt_bucket(b1, sig, 7)
+        # only in the alternate bucket, once: its index, and a mismatch there is a miss
+        _ck_fill(ck, {b2: [(9, sig, 1234)], b1: [(0, sig ^ 1 or 2, 55)]})
+        assert _ck_call(ck, key, seed, kind) == (1234, h)
+        # twice in the alternate: the first slot, MORE
+        _ck_fill(ck, {b2: [(9, sig, 1234), (3, sig, 99)]})
+        assert _ck_call(ck, key, seed, kind) == (CK_MORE | 99, h)
+        # in the primary (and the alternate): the primary's first slot, MORE (alternate unread)
+        _ck_fill(ck, {b1: [(15, sig, 7), (4, sig, 8)], b2: [(0, sig, 1)]})
+        assert _ck_call(ck, key, seed, kind) == (CK_MORE | 8, h)
+    # CRC32-C of any length equals nf.algo; MUL64 of 8..40 bytes in u64 words
+    from nf.algo import crc32c
+    from nf.models.flow_table import mul64
+    _ck_fill(ck, {})
+    for n in (1, 13, 16, 40, 64):
+        key = rnd.randbytes(n)
+        want = crc32c(key, 5) if kind == 0 else (mul64(key, 5) if n % 8 == 0 and n <= 40 else None)
+        got = _ck_call(ck, key, 5, kind)
+        assert got == ((0, want) if want is not None else (CK_ERR, 0)), n
+
+
+def test_cuckoo_cand_refuses_bad_tables_and_hashes(ck):
+    key = bytes(range(40))
+    assert _ck_call(ck, key, 0, 0, table=1) == (CK_ERR, 0)    # 6 buckets: not a power of two
+    assert _ck_call(ck, key, 0, 0, table=2) == (CK_ERR, 0)    # 8-byte values: not a bucket
+    assert _ck_call(ck, key, 0, 2) == (CK_ERR, 0)             # unknown hash
+    assert _ck_call(ck, key[:36], 0, 1) == (CK_ERR, 0)        # MUL64: u64 words only

@@ -50,7 +50,7 @@ const volatile struct ft_cfg ft_cfg = {
 	.default_action = FT_ACT_PASS,
 	.default_port = 0,
 	.non_ip_action = FT_ACT_PASS,
-	.hash = FT_HASH_CRC32C,
+	.hash = FT_HASH_MUL64,
 };
 
 /* Never read: puts struct ft_req (only used through packet pointers) into the BTF, where the
@@ -309,8 +309,8 @@ static __always_inline struct ft_entry *ft_lookup(struct ft_state *st, struct ft
  * compare (five u64 words) stays here, where it is cheaper than a call. Same change-counter
  * retry as ft_lookup. On a miss w gets the placement (from the hash the call returns) for an
  * insert. *fallback = 1 sends the caller to ft_lookup: when the first candidate was a
- * signature collision and other slots matched too (rare: 16-bit signatures), or when the module
- * refused the table (never with the maps of this file). */
+ * signature collision and other slots may hold the key (rare: 16-bit signatures), or when the
+ * module refused the table (never with the maps of this file). */
 static __always_inline struct ft_entry *ft_lookup_kf(struct ft_state *st, struct ft_metrics *mt,
 						     const struct ft_key *key,
 						     struct ft_where *w, int *fallback)
@@ -326,8 +326,7 @@ static __always_inline struct ft_entry *ft_lookup_kf(struct ft_state *st, struct
 
 		FT_BARRIER();
 		res = enetstl_cuckoo_cand(&ft_buckets, key, FT_KEY_SIZE, cfg);
-		if (res & (ENETSTL_CK_ERR | ENETSTL_CK_MORE)) {
-			/* several candidates: the full walk (also a moved key's retry) */
+		if (res & ENETSTL_CK_ERR) {
 			*fallback = 1;
 			return NULL;
 		}
@@ -336,6 +335,11 @@ static __always_inline struct ft_entry *ft_lookup_kf(struct ft_state *st, struct
 			e = bpf_map_lookup_elem(&ft_entries, &idx);
 			if (e && ft_key_eq(&e->key, key, 0))
 				return e;
+			if (res & ENETSTL_CK_MORE) {
+				/* a signature collision with other slots left: the full walk */
+				*fallback = 1;
+				return NULL;
+			}
 		}
 		FT_BARRIER();
 		if (*(volatile __u64 *)&st->chg == c0)
@@ -343,7 +347,8 @@ static __always_inline struct ft_entry *ft_lookup_kf(struct ft_state *st, struct
 		if (mt)
 			mt->retries++;
 	}
-	ft_place(w, res >> 32);
+	if (ft_cfg.learn)	/* the placement is for an insert (rodata: folded at load) */
+		ft_place(w, res >> 32);
 	return NULL;
 }
 
@@ -774,7 +779,7 @@ static __always_inline int ft_main(struct xdp_md *ctx, const int kf)
 		mt->hits++;
 		__sync_fetch_and_add(&e->val.packets, 1);
 		__sync_fetch_and_add(&e->val.bytes, len);
-		e->val.last_seen = bpf_ktime_get_ns();
+		e->val.last_seen = bpf_ktime_get_coarse_ns();
 		return ft_verdict(ctx, e->val.action, e->val.port);
 	}
 	mt->misses++;
@@ -782,7 +787,7 @@ static __always_inline int ft_main(struct xdp_md *ctx, const int kf)
 		struct ft_entry ne __attribute__((aligned(8))) = {};
 		__u32 moves = 0, idx = 0;
 
-		now = bpf_ktime_get_ns();
+		now = bpf_ktime_get_coarse_ns();
 		__builtin_memcpy(&ne.key, &key, sizeof(key));
 		ne.val.packets = 1;
 		ne.val.bytes = len;
@@ -846,7 +851,7 @@ static __always_inline int ft_ctl(struct xdp_md *ctx, const int kf)
 			r->ret = FT_BAD_REQ;
 			break;
 		}
-		now = bpf_ktime_get_ns();
+		now = bpf_ktime_get_coarse_ns();
 		ne.val.action = r->val.action;
 		ne.val.port = r->val.port;
 		ne.val.flags = r->val.flags;

@@ -77,7 +77,8 @@ struct ft_key {
 struct ft_value {
 	__u64 packets;    /* atomically added by every CPU */
 	__u64 bytes;
-	__u64 first_seen; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) at insert */
+	__u64 first_seen; /* bpf_ktime_get_coarse_ns (CLOCK_MONOTONIC_COARSE: ns, tick resolution;
+			   * plenty for idle timeouts, a third of ktime_get_ns's cost) at insert */
 	__u64 last_seen;  /* at the last packet (or insert) */
 	__u32 action;     /* enum ft_action */
 	__u32 port;       /* redirect target ifindex */

@@ -117,7 +117,7 @@ int xdp_ft_hash(struct xdp_md *ctx)
 		return xdp_exit(ctx, &fth_stats, XDP_PASS);
 	__sync_fetch_and_add(&v->packets, 1);
 	__sync_fetch_and_add(&v->bytes, len);
-	v->last_seen = bpf_ktime_get_ns();
+	v->last_seen = bpf_ktime_get_coarse_ns();
 	if (v->action == FT_ACT_DROP)
 		return xdp_exit(ctx, &fth_stats, XDP_DROP);
 	if (v->action == FT_ACT_REDIRECT)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from nf.algo import crc32c
 from nf.models.flow_table import (
-    FT_HIST_BINS, FT_KEY_SIZE, FT_SLOTS, CuckooModel, Flow, FtKey, Rc, alt_bucket, flow_key,
+    FT_HIST_BINS, FT_KEY_SIZE, FT_SLOTS, CuckooModel, Flow, FtKey, Hash, Rc, alt_bucket, flow_key,
     key_hash, n_buckets_for, sig_of,
 )
 
@@ -43,8 +43,8 @@ def test_bad_keys_rejected(args, msg):
 
 def test_hash_is_crc32c_and_placement():
     k = flow_key("10.0.0.1", "10.0.0.2", 1234, 80, "udp")
-    assert key_hash(k, 7) == crc32c(k, 7)
-    m = CuckooModel(256, seed=7)
+    assert key_hash(k, 7, Hash.CRC32C) == crc32c(k, 7)
+    m = CuckooModel(256, seed=7, hash=Hash.CRC32C)
     b1, b2, sig = m.place(k)
     h = crc32c(k, 7)
     assert (b1, sig) == (h & 255, h >> 16 or 1)
