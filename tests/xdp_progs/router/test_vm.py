@@ -1,5 +1,6 @@
 """VM tier (guest with the eNetSTL module loaded, 6.12 kernel): both lookup structures give the
-model's bytes and the reference LPM's answers there too, and the ECMP hash computed by the
+model's bytes (ICMP errors with long, odd and IPv4-options quotes included) and the reference
+LPM's answers there too, and the ECMP hash computed by the
 module's enetstl_crc32c kfunc picks the same hop as the pure-eBPF CRC-32C and the model."""
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def _frames():
     out += [e / IPv6(src="2001:db8::5", dst=d, hlim=h) / UDP(sport=7, dport=9) / (b"w" * 20)
             for d, h in (("2001:db8:99::1", 9), ("2001:db8:99:8001::1", 9), ("2001:db8:99::1", 1),
                          ("2001:db8:77::1", 9))]
+    # ICMP errors quoting up to 576 / 1,280 bytes (odd lengths, IPv4 options) on the 6.12 verifier
+    rr = b"\x07\x27\x04" + bytes(36) + b"\x00"
+    out += [e / IP(src="10.0.0.5", dst=d, ttl=t, options=o) / UDP(sport=7, dport=9) / (b"q" * n)
+            for d, t, o, n in (("192.168.3.4", 1, b"", 1000), ("192.168.3.4", 1, b"", 101),
+                               ("192.168.3.4", 1, b"\x01\x01\x01\x00", 700), ("8.8.8.8", 9, rr, 33),
+                               ("192.168.3.4", 9, rr, 33))]
+    out += [e / IPv6(src="2001:db8::5", dst="2001:db8:99::1", hlim=1) / UDP(sport=7, dport=9) / (b"W" * n)
+            for n in (1400, 101)]
     out += [e / IP(src="10.0.0.5", dst="172.16.5.5") / UDP(sport=1000 + i, dport=4789) for i in range(64)]
     out += [e / IPv6(src="2001:db8::5", dst="2001:db8:aa::5") / UDP(sport=1000 + i, dport=4789) for i in range(64)]
     return [bytes(f) for f in out]
