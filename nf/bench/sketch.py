@@ -11,13 +11,15 @@ SMAC = bytes.fromhex("020000000001")
 DMAC = bytes.fromhex("020000000002")
 
 
-def cfg(variant: str, d: int):
+def cfg(variant: str, d: int, nitro_p: float | None = None):
     """A SketchConfig whose heavy-hitter threshold is never reached (every packet takes the
-    same update path)."""
+    same update path); NitroSketch sampling with probability nitro_p when given."""
     from nf.config import validate
     from nf.config.sketch import SketchConfig
-    return validate({"variant": variant, "depth": d, "width": WIDTH,
-                     "threshold": {"absolute": (1 << 32) - 1}}, SketchConfig)
+    c = {"variant": variant, "depth": d, "width": WIDTH, "threshold": {"absolute": (1 << 32) - 1}}
+    if nitro_p is not None:
+        c["nitro"] = {"enabled": True, "p": nitro_p}
+    return validate(c, SketchConfig)
 
 
 def raw_frame(f, size: int = 60, smac: bytes = SMAC) -> bytes:
@@ -92,11 +94,11 @@ def guest_profile(c, depths=PROFILE_DEPTHS, phase_d: int = 8, top: int = 14) -> 
     from nf.bpf import BpfObject
     from nf.nfs.sketch import Sketch
 
-    def run(variant, d, obj=None, ipv6=False, prof=False):
+    def run(variant, d, obj=None, ipv6=False, prof=False, nitro_p=None):
         class _S(Sketch):
             def _open_object(self):
                 return BpfObject.open(str(obj)) if obj else super()._open_object()
-        with _S(cfg(variant, d)).load() as sk, c.snapshot():
+        with _S(cfg(variant, d, nitro_p)).load() as sk, c.snapshot():
             return c.count(sk.program, frames(1, ipv6=ipv6)[0], top=top if prof else 0,
                            expect=2)
 
@@ -122,6 +124,14 @@ def guest_profile(c, depths=PROFILE_DEPTHS, phase_d: int = 8, top: int = 14) -> 
                                     for v in ("pure", "enetstl")}
     for d in (8, 16):
         out["ipv6"][str(d)] = {v: run(v, d, ipv6=True)[0] for v in ("pure", "enetstl")}
+    # NitroSketch p = 1/16 at d = phase_d: a skip is drawn on sampled packets only, so this is
+    # the average of ~15 unsampled packets and one sampled packet with its draw (random: the
+    # number of draws in N packets varies, about +-1 instruction per packet)
+    out["nitro"] = {}
+    for v in ("pure", "enetstl"):
+        val, p = run(v, phase_d, nitro_p=1 / 16, prof=True)
+        out["nitro"][v] = val
+        out["profiles"][f"nitro 1/16 d={phase_d} {v}"] = p
     return out
 
 
@@ -140,6 +150,7 @@ def _print_profile(r: dict) -> None:
         print(f"{k}: " + ", ".join(f"{n} {v:g}" for n, v in p if v))
     for d, v in r["ipv6"].items():
         print(f"IPv6 d={d}: {v}")
+    print(f"NitroSketch p=1/16: {r.get('nitro')}")
 
 
 def main(argv: list[str]) -> int:
