@@ -144,10 +144,10 @@ def lab_mpps(lab, n: int = LAB_N, rounds: int = LAB_ROUNDS) -> dict[str, float]:
 
     cases = {
         CEILING: (lambda: Fwd(lab.dut, "p1", "p2", h2, lab.host("h1").port_mac),
-                  [lab_frame(h2, h1)], True),
+                  [lab_frame(h2, h1)], 1.0),
         BARE: (lambda: L2Fwd(lab.dut, "p1", {h2: "p2", lab.host("h3").mac: "p3",
                                               lab.host("h4").mac: "p4"}),
-               [lab_frame(h2, h1)], True),
+               [lab_frame(h2, h1)], 1.0),
     }
     access = [{"name": f"p{i}", "vlan": 10} for i in range(1, 5)]
     trunk = [{"name": f"p{i}", "mode": "trunk", "vlans": [10]} for i in range(1, 5)]
@@ -157,10 +157,11 @@ def lab_mpps(lab, n: int = LAB_N, rounds: int = LAB_ROUNDS) -> dict[str, float]:
         ("access ports, eNetSTL table (host: no module, BPF CRC + SWAR)", access, None, "enetstl"),
     ]:
         setup = (lambda plist=plist, vid=vid, variant=variant: switch(plist, vid, variant))
-        cases[f"switch known unicast, {name}"] = (setup, [lab_frame(h2, h1, vid)], True)
-        cases[f"switch flood to 3 ports, {name} (counted at one)"] = (setup, [lab_frame(bc, h1, vid)], True)
+        cases[f"switch known unicast, {name}"] = (setup, [lab_frame(h2, h1, vid)], 1.0)
+        cases[f"switch flood to 3 ports, {name} (counted at one)"] = (setup, [lab_frame(bc, h1, vid)], 1.0)
     for on, suffix in ((False, ""), (True, NF_CALL_ON)):
         setup = (lambda on=on: linux_bridge(on))
-        cases[BRIDGE_UNICAST + suffix] = (setup, [lab_frame(h2, h1)], False)
-        cases[BRIDGE_FLOOD + suffix] = (setup, [lab_frame(bc, h1)], False)
+        # the bridge's backlog may drop: counted, not required
+        cases[BRIDGE_UNICAST + suffix] = (setup, [lab_frame(h2, h1)], None)
+        cases[BRIDGE_FLOOD + suffix] = (setup, [lab_frame(bc, h1)], None)
     return interleaved(lab, cases, sinks=SINKS, n=n, rounds=rounds, warmup=50_000)

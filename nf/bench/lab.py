@@ -36,16 +36,16 @@ def rate(lab, frames, *, tx: str = "h1", rx: str = "h2", sinks: tuple[str, ...] 
     return statistics.median(r.mpps for r in res)
 
 
-def interleaved(lab, cases: dict[str, tuple[Callable, list[bytes], bool]], *, sinks=(),
+def interleaved(lab, cases: dict[str, tuple[Callable, list[bytes], float | None]], *, sinks=(),
                 n: int = 400_000, rounds: int = 3, warmup: int = 20_000) -> dict[str, float]:
     """Median Mpps per case, the cases taking turns round by round (case A, B, C, A, B, C...),
     so drift in the machine's load spreads over every case instead of biasing the ratios.
-    cases: name -> (setup, frames, lossless): `setup()` is a context manager that deploys the
-    path under test and removes it on exit; lossless as `min_delivered=1.0` of rate()."""
+    cases: name -> (setup, frames, min_delivered): `setup()` is a context manager that deploys
+    the path under test and removes it on exit; min_delivered as in rate()."""
     got: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):
-        for name, (setup, frames, lossless) in cases.items():
+        for name, (setup, frames, min_delivered) in cases.items():
             with setup():
                 got[name].append(rate(lab, frames, sinks=sinks, n=n, rounds=1, warmup=warmup,
-                                      min_delivered=1.0 if lossless else None))
+                                      min_delivered=min_delivered))
     return {k: statistics.median(v) for k, v in got.items()}
