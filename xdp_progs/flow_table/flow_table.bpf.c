@@ -36,7 +36,6 @@
 #include "stats.h"
 #include "enetstl.h"
 #include "algo/crc32c.h"
-#include "algo/find.h"
 #include "flow_table.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -335,11 +334,12 @@ static __always_inline struct ft_entry *ft_lookup_kf(struct ft_state *st, struct
 			e = bpf_map_lookup_elem(&ft_entries, &idx);
 			if (e && ft_key_eq(&e->key, key, 0))
 				return e;
-			if (res & ENETSTL_CK_MORE) {
-				/* a signature collision with other slots left: the full walk */
-				*fallback = 1;
-				return NULL;
-			}
+		}
+		if (res & ENETSTL_CK_MORE) {
+			/* a signature collision with other slots left (or a colliding entry deleted
+			 * under us: index 0), so not yet a miss: the full walk */
+			*fallback = 1;
+			return NULL;
 		}
 		FT_BARRIER();
 		if (*(volatile __u64 *)&st->chg == c0)
