@@ -126,7 +126,7 @@ def guest_profile(c, depths=PROFILE_DEPTHS, phase_d: int = 8, top: int = 14) -> 
         out["ipv6"][str(d)] = {v: run(v, d, ipv6=True)[0] for v in ("pure", "enetstl")}
     # NitroSketch p = 1/16 at d = phase_d: a skip is drawn on sampled packets only, so this is
     # the average of ~15 unsampled packets and one sampled packet with its draw (random: the
-    # number of draws in N packets varies, about +-1 instruction per packet)
+    # number of draws in N packets varies, ~10 instructions per packet between boots)
     out["nitro"] = {}
     for v in ("pure", "enetstl"):
         val, p = run(v, phase_d, nitro_p=1 / 16, prof=True)
