@@ -323,14 +323,11 @@ class SwitchMaps:
         aging = self.aging_ns()
         out = []
         for k, v in self.fdb_map.items():
-            static = bool(v.flags & FDB_STATIC)
-            age = 0 if static else max(0, now - v.ts_ns)
-            out.append(FdbEntry(mac_str(bytes(k.mac)), k.vid, self._name(v.ifindex), v.ifindex, static,
-                                age / 1e9, (not static) and aging != 0 and age > aging))
+            out.append(self._row(bytes(k.mac), k.vid, v, now, aging))
         return sorted(out, key=lambda e: (e.vlan, e.mac))
 
-    def fdb_add(self, mac: str | bytes, vlan: int, port: str | int) -> None:
-        """Add (or replace) a static entry: never learned over, never aged."""
+    def _static_port(self, port: str | int, vlan: int) -> tuple[int, "Port"]:
+        """(ifindex, port record) for a static entry on `port` in `vlan`, or a clear error."""
         ifindex = self._ifindex(port)
         p = self.ports.lookup(ifindex)
         if p is None:
@@ -340,6 +337,17 @@ class SwitchMaps:
         vl = self.vlans.lookup(vlan)
         if vl is None or not vl.members & (1 << p.idx):
             raise ValueError(f"port {self._name(ifindex)} does not carry VLAN {vlan}")
+        return ifindex, p
+
+    def _row(self, mac: bytes, vid: int, e, now: int, aging: int) -> FdbEntry:
+        static = bool(e.flags & FDB_STATIC)
+        age = 0 if static else max(0, now - e.ts_ns)
+        return FdbEntry(mac_str(mac), vid, self._name(e.ifindex), e.ifindex, static, age / 1e9,
+                        (not static) and aging != 0 and age > aging)
+
+    def fdb_add(self, mac: str | bytes, vlan: int, port: str | int) -> None:
+        """Add (or replace) a static entry: never learned over, never aged."""
+        ifindex, p = self._static_port(port, vlan)
         v = FdbVal()
         v.ifindex, v.idx, v.flags, v.ts_ns = ifindex, p.idx, FDB_STATIC, 0
         self.fdb_map.update(fdb_key(mac, vlan), v)
@@ -463,22 +471,11 @@ class EfdbMaps(SwitchMaps):
         aging = self.aging_ns()
         out = []
         for mac, vid, e in self.entries():
-            static = bool(e.flags & FDB_STATIC)
-            age = 0 if static else max(0, now - e.ts_ns)
-            out.append(FdbEntry(mac_str(mac), vid, self._name(e.ifindex), e.ifindex, static, age / 1e9,
-                                (not static) and aging != 0 and age > aging))
+            out.append(self._row(mac, vid, e, now, aging))
         return sorted(out, key=lambda x: (x.vlan, x.mac))
 
     def fdb_add(self, mac: str | bytes, vlan: int, port: str | int) -> None:
-        ifindex = self._ifindex(port)
-        p = self.ports.lookup(ifindex)
-        if p is None:
-            raise KeyError(f"ifindex {ifindex} is not a switch port")
-        if not 1 <= vlan <= 4094:
-            raise ValueError(f"VLAN {vlan} outside 1-4094")
-        vl = self.vlans.lookup(vlan)
-        if vl is None or not vl.members & (1 << p.idx):
-            raise ValueError(f"port {self._name(ifindex)} does not carry VLAN {vlan}")
+        ifindex, p = self._static_port(port, vlan)
         a = self.request(OP_ADD, key=fdb_key(mac, vlan), ifindex=ifindex, idx=p.idx, flags=FDB_STATIC)
         if a.ret:
             raise BpfError(-a.ret, f"cannot add {mac_str(mac_bytes(mac))} on VLAN {vlan}",
