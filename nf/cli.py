@@ -959,9 +959,7 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
         if dry_run:
             out.print(f"{name}: dry run, {len(changes)} change(s)" + (", new program" if need_reload else ""))
             return
-        rec.status = "applying"
-        deploy.write(rec)
-        try:
+        with _applying(rec, cfg, file):
             if need_reload:
                 with spinner(f"{name}: loading the new program..."):
                     info = k.reload(rec, cfg)
@@ -973,11 +971,22 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
             with k.open(rec) as h:
                 for line in k.runtime(h, old, cfg):
                     out.print(f"{name}: {line}", markup=False)
-            rec.config = cfg.model_dump(mode="json")
-            rec.source = str(file.resolve())
-        finally:
-            rec.status = "up"
-            deploy.write(rec)
+
+
+@contextlib.contextmanager
+def _applying(rec, cfg, file: Path):
+    """The record says "applying" while a change is made (a crashed apply is visible to `nf
+    show`); on success it takes the new config and source; it is "up" again either way."""
+    from nf import deploy
+    rec.status = "applying"
+    deploy.write(rec)
+    try:
+        yield
+        rec.config = cfg.model_dump(mode="json")
+        rec.source = str(file.resolve())
+    finally:
+        rec.status = "up"
+        deploy.write(rec)
 
 
 def _apply_chain(rec, cfg, changes, reload: bool, dry_run: bool, file: Path):
@@ -998,18 +1007,11 @@ def _apply_chain(rec, cfg, changes, reload: bool, dry_run: bool, file: Path):
     if dry_run:
         out.print(f"{name}: dry run, {len(lines)} change(s)" + (", every member reloaded" if reload else ""))
         return
-    rec.status = "applying"
-    deploy.write(rec)
-    try:
+    with _applying(rec, cfg, file):
         with progress_bar(f"{name}: applying") as say:
             log = apply_chain(rec, cfg, progress=say, rebuild=reload)
         for line in log:
             out.print(f"{name}: {line}", markup=False)
-        rec.config = cfg.model_dump(mode="json")
-        rec.source = str(file.resolve())
-    finally:
-        rec.status = "up"
-        deploy.write(rec)
 
 
 # ---- metrics / demo ----------------------------------------------------------------------------
