@@ -196,6 +196,14 @@ static __always_inline u32 ck_crc32c(const u8 *p, u32 len, u32 seed)
 
 	if (unlikely(!enetstl_has_sse42 || READ_ONCE(enetstl_force_scalar)))
 		return enetstl_crc32c(p, len, seed);
+	if (len == 40) {	/* the 5-tuple key: five instructions, no loop */
+		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)p)));
+		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)(p + 8))));
+		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)(p + 16))));
+		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)(p + 24))));
+		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)(p + 32))));
+		return ~(u32)c;
+	}
 	for (; len >= 8; len -= 8, p += 8)
 		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)p)));
 	for (; len; len--, p++)
@@ -243,8 +251,9 @@ __bpf_kfunc u64 enetstl_cuckoo_cand(void *buckets__map, const void *key, u32 key
 	const struct enetstl_ck_bucket *b1, *b2;
 	u64 pat;
 
-	/* the verifier passes a map and key__sz readable bytes at key: no NULL checks */
-	if (!key__sz || key__sz > ENETSTL_MAX_KEY || ba->map.map_type != BPF_MAP_TYPE_ARRAY ||
+	/* the verifier passes a map and key__sz readable bytes at key: no NULL checks (an empty
+	 * key hashes like any other) */
+	if (key__sz > ENETSTL_MAX_KEY || ba->map.map_type != BPF_MAP_TYPE_ARRAY ||
 	    ba->map.value_size < sizeof(struct enetstl_ck_bucket) ||
 	    /* plain data only: no spin locks, timers or kptrs inside the values we read */
 	    !IS_ERR_OR_NULL(ba->map.record) ||
