@@ -22,7 +22,7 @@ by a timing wheel of list buckets driven by a bpf_timer; EfdbMaps). Maps shared 
 (HASH ifindex -> l2sw_port), vlans (ARRAY[4096] of member/untagged port masks), config (ARRAY[1]:
 aging time, read per frame, so changing it needs no reload), stats (PERCPU_ARRAY per port),
 vlan_ports (ARRAY_OF_MAPS: one DEVMAP_HASH per VLAN for flooding, whose entries carry the egress
-program that pops the tag on untagged ports), tx_ports (DEVMAP_HASH for known unicast). Every map
+program that pops the tag on untagged ports), tx_ports (DEVMAP by port index for known unicast). Every map
 is pinned in /sys/fs/bpf/xdp-nf/<name>/ and every link in .../<name>/links/<port>, so a
 deployment outlives the process that made it (L2Switch.attach drives it from another process).
 """
@@ -563,7 +563,7 @@ def fill_tables(obj, m: SwitchMaps, plans: list[PortPlan], real_ports: bool = Tr
     if real_ports:
         tx = obj.map("tx_ports")
         for p in plans:  # known unicast: no egress program, the ingress did the tagging
-            tx.update(bytes(u32(p.ifindex)), bytes(u32(p.ifindex)))
+            tx.update(bytes(u32(p.idx)), bytes(u32(p.ifindex)))
     inner = {}
     for vid, vl in sorted(vlan_table(plans).items()):
         m.vlans.update(vid, vl)

@@ -4,7 +4,7 @@
  * Ingress (xdp_l2sw, attached to every port): classify the frame to a VLAN by the port's mode,
  * learn its source MAC, then either
  *  - known unicast: give the frame the tagging of the egress port (push, pop, or nothing) and
- *    redirect it through tx_ports (a DEVMAP_HASH without programs), or
+ *    redirect it through tx_ports (a DEVMAP by port index, without programs), or
  *  - flood it in the kernel through the VLAN's DEVMAP_HASH with BPF_F_BROADCAST |
  *    BPF_F_EXCLUDE_INGRESS. A flooded frame leaves the ingress tagged with its VLAN, and the
  *    egress program (xdp_l2sw_egress, the bpf_prog of every entry of those devmaps) pops the tag

@@ -116,10 +116,12 @@ struct {
 	__array(values, struct vlan_devmap);
 } vlan_ports SEC(".maps");
 
-/* Known unicast leaves through this one (ifindex -> ifindex, no egress program): the ingress
- * program already gave the frame its final tagging. */
+/* Known unicast leaves through this one (port index -> ifindex, no egress program): the ingress
+ * program already gave the frame its final tagging. An array devmap indexed by the FDB entry's
+ * port index, not a hash devmap keyed by ifindex: measured in the lab (perf, one CPU),
+ * dev_hash_map_redirect took 6.8 % of the frame's time against 2.4 % for dev_map_redirect. */
 struct {
-	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
 	__uint(max_entries, L2SW_MAX_PORTS);
 	__type(key, __u32);
 	__type(value, __u32);

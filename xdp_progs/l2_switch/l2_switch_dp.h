@@ -185,7 +185,7 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 			record(t, L2SW_ACT_UNICAST, out, vid);
 			if (t) /* test_run: tx_ports of a test holds no real devices */
 				return XDP_REDIRECT;
-			return bpf_redirect_map(&tx_ports, out, XDP_DROP);
+			return bpf_redirect_map(&tx_ports, oidx, XDP_DROP);
 		}
 	}
 
