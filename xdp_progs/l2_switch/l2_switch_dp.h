@@ -30,8 +30,9 @@ static __always_inline int drop(struct l2sw_stats *st, __u64 *reason, struct l2s
 }
 
 /* Give the frame the form it leaves in: tagged with vid (want_tag) or untagged. has_tag: it
- * carries an 802.1Q header now (a VLAN or a priority tag, whose PCP/DEI are kept). */
-static __always_inline int set_tag(struct xdp_md *ctx, const __u8 *dst, const __u8 *src,
+ * carries an 802.1Q header now (a VLAN or a priority tag, whose PCP/DEI are kept). macs: the
+ * frame's destination and source MACs as they were, three words. */
+static __always_inline int set_tag(struct xdp_md *ctx, const __u32 *macs,
 				   int has_tag, __u16 tci, __u16 vid, int want_tag)
 {
 	void *data, *data_end;
@@ -54,9 +55,11 @@ static __always_inline int set_tag(struct xdp_md *ctx, const __u8 *dst, const __
 	eth = data;
 	if (data + (want_tag ? sizeof(*eth) + VLAN_HLEN : 2 * ETH_ALEN) > data_end)
 		return -1;
-	/* the EtherType after the tag is already in place: only the MACs (and a new tag) move */
-	__builtin_memcpy(eth->h_dest, dst, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, src, ETH_ALEN);
+	/* the EtherType after the tag is already in place: only the MACs (and a new tag) move;
+	 * word stores (clang splits a 6-byte memcpy into bytes) */
+	((__u32 *)eth)[0] = macs[0];
+	((__u32 *)eth)[1] = macs[1];
+	((__u32 *)eth)[2] = macs[2];
 	if (want_tag) {
 		eth->h_proto = ETH_P_8021Q_BE;
 		*(__be16 *)(eth + 1) = bpf_htons(vid);
@@ -64,23 +67,26 @@ static __always_inline int set_tag(struct xdp_md *ctx, const __u8 *dst, const __
 	return 0;
 }
 
+_Static_assert(sizeof(struct l2sw_fdb_key) == 8, "FDB keys are built as one little-endian word");
+
 /* Learn k on p, skipping the FDB when this CPU learned exactly this on p in this clock tick and
  * FDB generation (a sender's frames mostly come in bursts: one FDB access per tick instead of
  * per frame). The generation is read before the FDB, so a change racing the learn leaves a memo
  * that is already stale. A MAC moving away on another CPU bumps the generation too; a move back
  * seen by this CPU costs at most the rest of the tick (a coarse-clock tick, a few ms). */
-static __always_inline void learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
-				  struct l2sw_stats *st, __u64 now, __u64 aging)
+static __always_inline void learn(__u64 kw, const struct l2sw_port *p, struct l2sw_stats *st,
+				  __u64 now, __u64 aging)
 {
 	__u32 zero = 0, slot = p->idx;
 	struct l2sw_learn_memo *m = bpf_map_lookup_elem(&learn_memo, &slot);
 	__u64 *gp = bpf_map_lookup_elem(&fdb_gen, &zero);
-	__u64 kw, g = gp ? *(volatile __u64 *)gp : 0;
+	__u64 g = gp ? *(volatile __u64 *)gp : 0;
+	struct l2sw_fdb_key k;
 
-	__builtin_memcpy(&kw, k, sizeof(kw));
 	if (m && m->key == kw && m->ts_ns == now && m->gen == g)
 		return;
-	if (fdb_learn(k, p, st, now, aging) && m) {
+	__builtin_memcpy(&k, &kw, sizeof(k));
+	if (fdb_learn(&k, p, st, now, aging) && m) {
 		m->key = kw;
 		m->ts_ns = now;
 		m->gen = g;
@@ -98,7 +104,8 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 	struct l2sw_stats *st;
 	struct l2sw_vlan *vl;
 	struct ethhdr *eth = data;
-	__u8 dst[ETH_ALEN], src[ETH_ALEN];
+	__u32 macs[3];   /* destination and source MAC as in the frame (little-endian words) */
+	__u32 src_lo;    /* source MAC bytes 0-1 */
 	__u16 vid, tci = 0;
 	int has_tag;
 	__u64 now, aging;
@@ -115,10 +122,12 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 	if ((void *)(eth + 1) > data_end)
 		return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_TRUNCATED);
 
-	__builtin_memcpy(dst, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(src, eth->h_source, ETH_ALEN);
+	macs[0] = ((__u32 *)eth)[0];
+	macs[1] = ((__u32 *)eth)[1];
+	macs[2] = ((__u32 *)eth)[2];
+	src_lo = macs[1] >> 16;
 	/* a source must be a unicast, nonzero address: never learn or forward anything else */
-	if ((src[0] & 1) || !(src[0] | src[1] | src[2] | src[3] | src[4] | src[5]))
+	if ((src_lo & 1) || !(src_lo | macs[2]))
 		return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_MALFORMED);
 
 	has_tag = eth->h_proto == ETH_P_8021Q_BE;
@@ -150,18 +159,16 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	aging = cfg ? cfg->aging_ns : 0;
 	now = clock_ns(t);
-	if (p->learning) {
-		struct l2sw_fdb_key sk = { .vid = vid };
+	/* FDB keys as one word each: struct l2sw_fdb_key is mac[6] then vid, little-endian */
+	if (p->learning)
+		learn(src_lo | (__u64)macs[2] << 16 | (__u64)vid << 48, p, st, now, aging);
 
-		__builtin_memcpy(sk.mac, src, ETH_ALEN);
-		learn(&sk, p, st, now, aging);
-	}
-
-	if (!(dst[0] & 1)) {
-		struct l2sw_fdb_key k = { .vid = vid };
+	if (!(macs[0] & 1)) {
+		__u64 kw = macs[0] | (__u64)(macs[1] & 0xffff) << 32 | (__u64)vid << 48;
+		struct l2sw_fdb_key k;
 		struct l2sw_fdb_val e;
 
-		__builtin_memcpy(k.mac, dst, ETH_ALEN);
+		__builtin_memcpy(&k, &kw, sizeof(k));
 		if (fdb_find(&k, &e) && !expired(&e, now, aging)) {
 			__u32 out = e.ifindex;
 			__u32 oidx = e.idx;
@@ -174,7 +181,7 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 				return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
 			/* Unicast leaves in its final form straight from here: no tag round trip, no
 			 * egress program (tx_ports has none), tx counted for the egress port here. */
-			if (set_tag(ctx, dst, src, has_tag, tci, vid, !(vl->untagged & obit)))
+			if (set_tag(ctx, macs, has_tag, tci, vid, !(vl->untagged & obit)))
 				return drop(st, &st->drop_malformed, t, vid, why, NF_REASON_MALFORMED);
 			st->unicast++;
 			so = port_stats(oidx);
@@ -194,7 +201,7 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 	fwd = bpf_map_lookup_elem(&vlan_ports, &vkey);
 	if (!fwd)
 		return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
-	if (set_tag(ctx, dst, src, has_tag, tci, vid, 1))
+	if (set_tag(ctx, macs, has_tag, tci, vid, 1))
 		return drop(st, &st->drop_malformed, t, vid, why, NF_REASON_MALFORMED);
 	st->flood++;
 	record(t, L2SW_ACT_FLOOD, 0, vid);
