@@ -83,6 +83,9 @@ def _guest_json():
             ins.update({f"base/{kind}/{load}": 300.0, f"pure/{kind}/{load}": 700.0,
                         f"enetstl/{kind}/{load}": 480.0 if kind == "hit" else 520.0,
                         f"hash/{kind}/{load}": 600.0})
+    ins.update({"crc32c:base/hit/75": 300.0, "crc32c:pure/hit/75": 700.0, "crc32c:enetstl/hit/75": 490.0,
+                "crc32c:base/miss/75": 300.0, "crc32c:pure/miss/75": 700.0,
+                "crc32c:enetstl/miss/75": 530.0})
     return {
         "kernel": "6.12.x", "errors": [],
         "sketch": {"rows": {"1": {"pure": 371.0, "enetstl": 685.0}, "2": {"pure": 462.0, "enetstl": 704.0},
@@ -106,10 +109,13 @@ def test_guest_rows_and_targets():
     sk2 = t[("sketch", "d=2")]
     assert sk2.target == "< 1" and sk2.met is False          # 704 > 462: eNetSTL loses at d=2
     assert t[("sketch", "d=4")].met is True and t[("sketch", "d=1")].met is None
-    hit = t[("flow_table", "75 % load, hit")]
+    hit = t[("flow_table", "75 % load, hit, hash mul64, the default")]
     assert hit.value == 180.0 and hit.ratio == pytest.approx(180 / 400) and hit.met is True
-    miss = t[("flow_table", "75 % load, miss")]
+    miss = t[("flow_table", "75 % load, miss, hash mul64, the default")]
     assert miss.ratio == pytest.approx(220 / 400) and miss.met is False
+    chit = t[("flow_table", "75 % load, hit, hash crc32c")]      # the other hash, same boot
+    assert chit.value == 190.0 and chit.met is True
+    assert t[("flow_table", "75 % load, miss, hash crc32c")].ratio == pytest.approx(230 / 400)
     ecmp = t[("router", "dir v4 ecmp")]
     assert ecmp.ratio == pytest.approx(878 / 951) and ecmp.met is None
     sw = t[("l2_switch", "known unicast, 4,096 MACs")]
@@ -119,10 +125,11 @@ def test_guest_rows_and_targets():
     md = markdown(res)
     assert "| sketch | d=8: eNetSTL vs pure eBPF (1023) insns/packet, IPv4 5-tuple | guest insns | 300 insns | " \
            "0.29× (eNetSTL / pure) | ≤ 0.333 | **yes** |" in md
-    assert "Targets met: 4 of 6." in md   # sketch d=2,4,8,16 (3 met) + flow table hit/miss (1 met)
+    # sketch d=2,4,8,16 (3 met) + flow table hit/miss for each hash (1 + 1 met)
+    assert "Targets met: 5 of 8." in md
     assert "**sketch: d=8 enetstl**: cm_add 218" in md
     tg = targets_markdown(res)
-    assert tg.count("\n| ") == 1 + 6 and "| sketch | d=2:" in tg and "| router |" not in tg
+    assert tg.count("\n| ") == 1 + 8 and "| sketch | d=2:" in tg and "| router |" not in tg
 
 
 def test_results_json_round_trip(tmp_path):
