@@ -25,9 +25,10 @@ struct {
 	__type(value, struct l2sw_fdb_val);
 } fdb SEC(".maps");
 
-static __always_inline int fdb_find(const struct l2sw_fdb_key *k, struct l2sw_fdb_val *out)
+/* kw: the struct l2sw_fdb_key as one word (same 8 bytes, so it is the map key as it is) */
+static __always_inline int fdb_find(__u64 kw, struct l2sw_fdb_val *out)
 {
-	struct l2sw_fdb_val *e = bpf_map_lookup_elem(&fdb, k);
+	struct l2sw_fdb_val *e = bpf_map_lookup_elem(&fdb, &kw);
 
 	if (!e)
 		return 0;
@@ -38,13 +39,13 @@ static __always_inline int fdb_find(const struct l2sw_fdb_key *k, struct l2sw_fd
 /* Learn src on vid at port p. Entries are replaced whole with bpf_map_update_elem (the hash map
  * swaps elements under RCU, so a lookup on another CPU sees the old or the new entry, never a
  * mix); only the timestamp of an unchanged entry is refreshed in place (one aligned u64 store). */
-static __always_inline int fdb_learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
-				     struct l2sw_stats *st, __u64 now, __u64 aging)
+static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct l2sw_stats *st,
+				     __u64 now, __u64 aging)
 {
 	struct l2sw_fdb_val *e, nv;
 	long err;
 
-	e = bpf_map_lookup_elem(&fdb, k);
+	e = bpf_map_lookup_elem(&fdb, &kw);
 	if (e) {
 		if (e->flags & L2SW_FDB_STATIC)
 			return 0; /* never learned over, even when the MAC shows up elsewhere */
@@ -54,7 +55,7 @@ static __always_inline int fdb_learn(const struct l2sw_fdb_key *k, const struct 
 			return 1;
 		}
 		nv = (struct l2sw_fdb_val){ .ifindex = p->ifindex, .idx = p->idx, .ts_ns = now };
-		if (bpf_map_update_elem(&fdb, k, &nv, BPF_ANY))
+		if (bpf_map_update_elem(&fdb, &kw, &nv, BPF_ANY))
 			return 0;
 		fdb_gen_bump(); /* other CPUs' memos of this MAC on its old port are stale */
 		if (st) {
@@ -67,7 +68,7 @@ static __always_inline int fdb_learn(const struct l2sw_fdb_key *k, const struct 
 		return 1;
 	}
 	nv = (struct l2sw_fdb_val){ .ifindex = p->ifindex, .idx = p->idx, .ts_ns = now };
-	err = bpf_map_update_elem(&fdb, k, &nv, BPF_NOEXIST);
+	err = bpf_map_update_elem(&fdb, &kw, &nv, BPF_NOEXIST);
 	if (st) {
 		if (err == 0)
 			st->learn++;

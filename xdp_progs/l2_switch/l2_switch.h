@@ -58,10 +58,11 @@ struct l2sw_config {
 };
 
 /* fdb_gen: ARRAY[1] of __u64, the FDB's generation. Any change that can make a learned entry
- * disappear or point elsewhere bumps it: the controller on add/delete/flush/expire (in the high
- * 32 bits: read, +1 << 32, write; so its new value was never seen before even if it races a
- * datapath bump), the datapath on a MAC move (atomic +1). Each CPU's learn memo (BPF only, see
- * l2_switch_dp.h) is valid only for the generation it was written in. */
+ * disappear or point elsewhere bumps it. In BPF (datapath moves; the eNetSTL variant's entry
+ * removals and control adds) by an atomic +1; the pure variant's controller writes from user
+ * space (read, next multiple of L2SW_GEN_CTL_STEP, write), so its new value was never produced
+ * by +1s even if it races one. Each CPU's learn memo (BPF only, see l2_switch_dp.h) is valid
+ * only for the generation it was written in. */
 #define L2SW_GEN_CTL_STEP (1ULL << 32)
 
 /* stats: PERCPU_ARRAY[L2SW_STATS_SLOTS], index = port idx; the controller sums over CPUs.

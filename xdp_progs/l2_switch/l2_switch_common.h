@@ -35,23 +35,14 @@ struct {
 	__type(value, struct l2sw_learn_memo);
 } learn_memo SEC(".maps");
 
-static __always_inline void gen_add(__u64 step)
+/* Every learn memo is stale from here (see fdb_gen in l2_switch.h). */
+static __always_inline void fdb_gen_bump(void)
 {
 	__u32 zero = 0;
 	__u64 *g = bpf_map_lookup_elem(&fdb_gen, &zero);
 
 	if (g)
-		__sync_fetch_and_add(g, step);
-}
-
-static __always_inline void fdb_gen_bump(void)
-{
-	gen_add(1);
-}
-
-static __always_inline void cfg_gen_bump(void)
-{
-	gen_add(L2SW_GEN_CTL_STEP);
+		__sync_fetch_and_add(g, 1);
 }
 
 /* Per-CPU per-verdict counters of the ingress program, recorded at its one exit point. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* L2 switch datapath, part 2 of 2 (BPF only): ingress, egress and the entry points. Needs
- *   int  fdb_find(const struct l2sw_fdb_key *k, struct l2sw_fdb_val *out);   1 = found, copied
- *   int  fdb_learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
+ *   int  fdb_find(__u64 kw, struct l2sw_fdb_val *out);   1 = found, copied
+ *   int  fdb_learn(__u64 kw, const struct l2sw_port *p,
  *                  struct l2sw_stats *st, __u64 now, __u64 aging);
  *        1 = (k) is now in the FDB on port p with timestamp `now` (learned, refreshed, moved)
  * from the FDB variant that includes it; a MAC move there calls fdb_gen_bump(). */
@@ -81,12 +81,10 @@ static __always_inline void learn(__u64 kw, const struct l2sw_port *p, struct l2
 	struct l2sw_learn_memo *m = bpf_map_lookup_elem(&learn_memo, &slot);
 	__u64 *gp = bpf_map_lookup_elem(&fdb_gen, &zero);
 	__u64 g = gp ? *(volatile __u64 *)gp : 0;
-	struct l2sw_fdb_key k;
 
 	if (m && m->key == kw && m->ts_ns == now && m->gen == g)
 		return;
-	__builtin_memcpy(&k, &kw, sizeof(k));
-	if (fdb_learn(&k, p, st, now, aging) && m) {
+	if (fdb_learn(kw, p, st, now, aging) && m) {
 		m->key = kw;
 		m->ts_ns = now;
 		m->gen = g;
@@ -165,11 +163,9 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 
 	if (!(macs[0] & 1)) {
 		__u64 kw = macs[0] | (__u64)(macs[1] & 0xffff) << 32 | (__u64)vid << 48;
-		struct l2sw_fdb_key k;
 		struct l2sw_fdb_val e;
 
-		__builtin_memcpy(&k, &kw, sizeof(k));
-		if (fdb_find(&k, &e) && !expired(&e, now, aging)) {
+		if (fdb_find(kw, &e) && !expired(&e, now, aging)) {
 			__u32 out = e.ifindex;
 			__u32 oidx = e.idx;
 			__u64 obit = 1ULL << (oidx & 63);

@@ -103,12 +103,19 @@ static __always_inline __u32 efdb_match(struct l2sw_efdb_bucket *b, __u16 sig)
 	return algo_match16_u16(b->sig, sig);
 }
 
-static __always_inline struct l2sw_efdb_bucket *efdb_bucket(const struct l2sw_fdb_key *k, __u64 *kw,
-							    __u16 *sig)
+static __always_inline __u64 key_word(const struct l2sw_fdb_key *k)
+{
+	__u64 kw;
+
+	__builtin_memcpy(&kw, k, sizeof(kw));
+	return kw;
+}
+
+/* The bucket of key word *kw, and its signature (never 0: 0 marks a free way). */
+static __always_inline struct l2sw_efdb_bucket *efdb_bucket(const __u64 *kw, __u16 *sig)
 {
 	__u32 h, i;
 
-	__builtin_memcpy(kw, k, sizeof(*kw));
 	h = efdb_hash(kw);
 	*sig = h >> 16;
 	if (!*sig)
@@ -156,13 +163,12 @@ static __always_inline void way_clear(struct l2sw_efdb_bucket *b, int i)
 	fdb_gen_bump(); /* learn memos of the removed entry are stale */
 }
 
-static __always_inline int fdb_find(const struct l2sw_fdb_key *k, struct l2sw_fdb_val *out)
+static __always_inline int fdb_find(__u64 kw, struct l2sw_fdb_val *out)
 {
 	struct l2sw_efdb_bucket *b;
-	__u64 kw;
 	__u16 sig;
 
-	b = efdb_bucket(k, &kw, &sig);
+	b = efdb_bucket(&kw, &sig);
 	if (!b)
 		return 0;
 	for (int t = 0; t < 3; t++) {
@@ -238,17 +244,17 @@ static __always_inline void wheel_file(__u64 kw, __u64 t)
 	enetstl_lb_release(lb);
 }
 
-static __always_inline int fdb_learn(const struct l2sw_fdb_key *k, const struct l2sw_port *p,
-				     struct l2sw_stats *st, __u64 now, __u64 aging)
+static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct l2sw_stats *st,
+				     __u64 now, __u64 aging)
 {
 	struct l2sw_efdb_bucket *b;
 	struct l2sw_efdb_entry *e;
 	__u32 free;
-	__u64 kw, t;
+	__u64 t;
 	__u16 sig;
 	int i;
 
-	b = efdb_bucket(k, &kw, &sig);
+	b = efdb_bucket(&kw, &sig);
 	if (!b)
 		return 0;
 	/* Fast path, read only: the same MAC again on the same port within this clock tick, or a
@@ -330,11 +336,11 @@ static __always_inline void wheel_item(struct enetstl_lb *lb, struct l2sw_wheel_
 {
 	struct l2sw_efdb_bucket *b;
 	struct l2sw_efdb_entry *e;
-	__u64 kw, t;
+	__u64 kw = key_word(&it->key), t;
 	__u16 sig;
 	int i;
 
-	b = efdb_bucket(&it->key, &kw, &sig);
+	b = efdb_bucket(&kw, &sig);
 	if (!b)
 		return;
 	if (bucket_trylock(b)) { /* a writer is in: look again next tick */
@@ -477,6 +483,27 @@ static long scan_bucket(__u64 n, void *arg)
 	return 0;
 }
 
+/* The bucket of r's key, taken for writing (the caller unlocks it), and the key's way in it
+ * (-1: absent). NULL with *err set when there is no bucket or another writer holds it. */
+static __always_inline struct l2sw_efdb_bucket *ctl_take(struct l2sw_fdb_req *r, __u64 *kw,
+							 __u16 *sig, int *way, int *err)
+{
+	struct l2sw_efdb_bucket *b;
+
+	*kw = key_word(&r->key);
+	b = efdb_bucket(kw, sig);
+	if (!b) {
+		*err = -EINVAL;
+		return 0;
+	}
+	if (bucket_trylock(b)) {
+		*err = -EBUSY;
+		return 0;
+	}
+	*way = efdb_way(b, *kw, *sig);
+	return b;
+}
+
 static __always_inline int ctl_add(struct l2sw_fdb_req *r)
 {
 	struct l2sw_efdb_bucket *b;
@@ -484,14 +511,11 @@ static __always_inline int ctl_add(struct l2sw_fdb_req *r)
 	__u32 free;
 	__u64 kw;
 	__u16 sig;
-	int i;
+	int i, err;
 
-	b = efdb_bucket(&r->key, &kw, &sig);
+	b = ctl_take(r, &kw, &sig, &i, &err);
 	if (!b)
-		return -EINVAL;
-	if (bucket_trylock(b))
-		return -EBUSY;
-	i = efdb_way(b, kw, sig);
+		return err;
 	if (i < 0) {
 		free = efdb_match(b, 0);
 		if (!free) {
@@ -510,6 +534,7 @@ static __always_inline int ctl_add(struct l2sw_fdb_req *r)
 	e->filed = 0; /* static entries are never filed; a dynamic add is aged lazily */
 	b->sig[i] = sig;
 	bucket_unlock(b);
+	fdb_gen_bump(); /* a static entry over a learned one: learn memos of it are stale */
 	return 0;
 }
 
@@ -518,14 +543,11 @@ static __always_inline int ctl_del(struct l2sw_fdb_req *r)
 	struct l2sw_efdb_bucket *b;
 	__u64 kw;
 	__u16 sig;
-	int i;
+	int i, err;
 
-	b = efdb_bucket(&r->key, &kw, &sig);
+	b = ctl_take(r, &kw, &sig, &i, &err);
 	if (!b)
-		return -EINVAL;
-	if (bucket_trylock(b))
-		return -EBUSY;
-	i = efdb_way(b, kw, sig);
+		return err;
 	if (i >= 0) {
 		way_clear(b, i);
 		r->count = 1;
@@ -601,13 +623,9 @@ int xdp_l2sw_fdb_ctl(struct xdp_md *ctx)
 		break;
 	case L2SW_OP_WHEEL_START:
 		r->ret = ctl_wheel_start();
-		return XDP_PASS;
+		break;
 	default:
 		r->ret = -EINVAL;
-		return XDP_PASS;
 	}
-	/* a control change (a static entry over a learned one, deletions): every learn memo is
-	 * stale; the step keeps control bumps apart from the datapath's +1 per move */
-	cfg_gen_bump();
 	return XDP_PASS;
 }
