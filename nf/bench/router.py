@@ -281,9 +281,7 @@ def lab_mpps(n: int = LAB_N, rounds: int = 3, routes: int = LAB_ROUTES) -> dict[
             try:
                 yield
             finally:
-                for link in r.links:
-                    link.detach()
-                r.links.clear()
+                r.detach()
 
         cases = {"linux forwarding": (lambda: RxCounter(lab.dut, h1.port, action="pass"), [frame], 0.95),
                  "ceiling (fwd)": (lambda: Fwd(lab.dut, h1.port, h2.port, h2.mac, h2.port_mac),

@@ -954,17 +954,21 @@ class Router:
                 self.links.append(prog.attach_xdp(p.ifindex, mode,
                                                   pin=str(links / p.name) if links else None))
 
-    def close(self) -> None:
-        halt = getattr(self, "_stop_sync", None)
-        if halt is not None:
-            halt()
-            self._stop_sync = None
+    def detach(self) -> None:
+        """Detach every port (the program and maps stay loaded: attach() again at will)."""
         for link in self.links:
             try:
                 link.detach()
             except Exception:  # noqa: BLE001 - the interface may already be gone
                 pass
         self.links.clear()
+
+    def close(self) -> None:
+        halt = getattr(self, "_stop_sync", None)
+        if halt is not None:
+            halt()
+            self._stop_sync = None
+        self.detach()
         maps = [mm for mm, _ in self._mm.values()]
         self._mm.clear()          # drops the numpy views, so the mmaps can close
         for mm in maps:
