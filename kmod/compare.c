@@ -112,9 +112,7 @@ __bpf_kfunc u32 enetstl_match2_u16(const u16 *a, u32 a__sz, const u16 *b, u32 b_
 {
 	if (!a || !b || !a__sz || a__sz > 32 || a__sz & 1 || !b__sz || b__sz > 32 || b__sz & 1)
 		return 0;
-	if (a__sz == 32 && b__sz == 32)
-		return match16x16(a, (u64)(u16)sigs * LANES16_LO) |
-		       match16x16(b, (u64)(sigs >> 16) * LANES16_LO) << 16;
+	/* full 16-slot buckets take match16's straight-line match16x16 */
 	return match16(a, a__sz / 2, sigs & 0xffff) | match16(b, b__sz / 2, sigs >> 16) << 16;
 }
 

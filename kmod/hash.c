@@ -287,17 +287,8 @@ static __always_inline u32 cm_fused_rows(const u8 *p, const u32 len, u32 *cnt, u
 	return min;
 }
 
-#define CM_FUSED_BY_LEN(atomic)								\
-	switch (len) {									\
-	case 4: return cm_fused_rows(p, 4, cnt, d, w, seed, inc, atomic);		\
-	case 8: return cm_fused_rows(p, 8, cnt, d, w, seed, inc, atomic);		\
-	case 13: return cm_fused_rows(p, 13, cnt, d, w, seed, inc, atomic);		\
-	case 16: return cm_fused_rows(p, 16, cnt, d, w, seed, inc, atomic);		\
-	case 32: return cm_fused_rows(p, 32, cnt, d, w, seed, inc, atomic);		\
-	case 37: return cm_fused_rows(p, 37, cnt, d, w, seed, inc, atomic);		\
-	case 40: return cm_fused_rows(p, 40, cnt, d, w, seed, inc, atomic);		\
-	default: return cm_fused_rows(p, len, cnt, d, w, seed, inc, atomic);		\
-	}
+#define CM_FUSED_BY_LEN(atomic) \
+	ENETSTL_RETURN_BY_KEY_LEN(cm_fused_rows, p, len, cnt, d, w, seed, inc, atomic)
 
 /*
  * The fast paths take six register arguments (seed and inc packed in `si`: seed | inc << 32)

@@ -146,17 +146,8 @@ static __always_inline u32 cm_avx2(const u8 *p, const u32 len, u32 seed, u32 *cn
 }
 
 /* Constant key lengths for the usual flow keys: no loop control left in the lanes. */
-#define CM_AVX2_BY_LEN(atomic)								\
-	switch (len) {									\
-	case 4: return cm_avx2(p, 4, seed, cnt, d, w, inc, atomic);			\
-	case 8: return cm_avx2(p, 8, seed, cnt, d, w, inc, atomic);			\
-	case 13: return cm_avx2(p, 13, seed, cnt, d, w, inc, atomic);			\
-	case 16: return cm_avx2(p, 16, seed, cnt, d, w, inc, atomic);			\
-	case 32: return cm_avx2(p, 32, seed, cnt, d, w, inc, atomic);			\
-	case 37: return cm_avx2(p, 37, seed, cnt, d, w, inc, atomic);			\
-	case 40: return cm_avx2(p, 40, seed, cnt, d, w, inc, atomic);			\
-	default: return cm_avx2(p, len, seed, cnt, d, w, inc, atomic);			\
-	}
+#define CM_AVX2_BY_LEN(atomic) \
+	ENETSTL_RETURN_BY_KEY_LEN(cm_avx2, p, len, seed, cnt, d, w, inc, atomic)
 
 /*
  * Whole count-min update (d in 1..16, w a power of two): hash x d, add, min; si = seed |

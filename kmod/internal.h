@@ -34,6 +34,23 @@ static inline void enetstl_count(enum enetstl_ctr c)
 /* Live objects (allocations not yet freed). */
 extern atomic_long_t enetstl_live_lb, enetstl_live_rp, enetstl_live_mw, enetstl_live_mw_nodes;
 
+/*
+ * `return fn(p, len, ...)` with len a constant for the usual flow-key lengths, so that an
+ * __always_inline fn is specialised per length (key words in registers, no loop control);
+ * other lengths take the generic instance.  One list for the scalar and the AVX2 count-min.
+ */
+#define ENETSTL_RETURN_BY_KEY_LEN(fn, p, len, ...)		\
+	switch (len) {						\
+	case 4: return fn(p, 4, __VA_ARGS__);			\
+	case 8: return fn(p, 8, __VA_ARGS__);			\
+	case 13: return fn(p, 13, __VA_ARGS__);			\
+	case 16: return fn(p, 16, __VA_ARGS__);			\
+	case 32: return fn(p, 32, __VA_ARGS__);			\
+	case 37: return fn(p, 37, __VA_ARGS__);			\
+	case 40: return fn(p, 40, __VA_ARGS__);			\
+	default: return fn(p, len, __VA_ARGS__);		\
+	}
+
 /* hash.c <-> hash_simd.c (hash_simd.c is the only unit compiled with -mavx2; callers bracket) */
 void enetstl_xxh32x8_avx2(const u8 *key, u32 len, u32 seed, u32 first, u32 *out);
 u32 enetstl_xxh32_scalar(const u8 *p, u32 len, u32 seed);

@@ -10,8 +10,8 @@
  * CPU, so the per-packet path is an index and a load.
  *
  * Cost of a draw (what the pool refill pays per value): U comes from a per-CPU LFSR113 state
- * (prandom_u32_state, the generator behind bpf_get_prandom_u32, seeded from get_random_u32 when
- * the pool is made), and log2(U) from the bit length plus a 1025-entry Q32 table of
+ * (prandom_u32_state, the generator behind bpf_get_prandom_u32, seeded by prandom_seed_full_state
+ * when the pool is made), and log2(U) from the bit length plus a 1025-entry Q32 table of
  * log2(1 + i/1024) with linear interpolation (error < 2e-7 in log2 units), then one division.
  * The first version drew U with get_random_u32 (~190 instructions a call: ChaCha batches) and
  * computed log2 by 32 squarings (~350): ~575 guest instructions per skip, the pool amortising
@@ -153,17 +153,11 @@ __bpf_kfunc struct enetstl_rp *enetstl_rp_new(u64 p_fp)
 	DO_ONCE(lg_tab_init);
 	for_each_possible_cpu(cpu) {
 		struct rp_cpu *c = per_cpu_ptr(rp->pc, cpu);
-		int k;
 
 		c->si = c->ui = ENETSTL_RP_POOL;	/* drawn on first use, on that CPU */
-		/* LFSR113 needs s1 >= 2, s2 >= 8, s3 >= 16, s4 >= 128 */
-		c->rnd.s1 = max(get_random_u32(), 2u);
-		c->rnd.s2 = max(get_random_u32(), 8u);
-		c->rnd.s3 = max(get_random_u32(), 16u);
-		c->rnd.s4 = max(get_random_u32(), 128u);
-		for (k = 0; k < 10; k++)	/* warm up, as prandom_seed_full_state does */
-			prandom_u32_state(&c->rnd);
 	}
+	/* every CPU's LFSR113: get_random_bytes, the generator's minimum seeds, warm-up */
+	prandom_seed_full_state(&rp->pc->rnd);
 	rp->p_fp = p_fp;
 	if (p_fp < ENETSTL_RP_ONE) {
 		rp->neglog_q = neglog2_q32(ENETSTL_RP_ONE - p_fp);

@@ -7,7 +7,8 @@
  * are geometric with p = 1/4.  Each operation is one descent from the top level that holds at
  * most three node references at a time (current, next, and the new / deleted node); every
  * reference comes from an acquire kfunc and is released on every path, which the verifier
- * checks.  Insert is two passes (lookup, then splice on the way down), delete relinks each
+ * checks.  Insert is a lookup pass (which rewrites an existing key's value in place) and, for
+ * a new key, a second pass that splices it in on the way down; delete relinks each
  * level's predecessor to the successor and then removes the node.
  */
 #include "common.h"
@@ -33,8 +34,8 @@ struct {
 #define KEY(n) (*(__u64 *)(n)->data)
 #define VAL(n) (*(__u64 *)((n)->data + 8))
 
-/* 1 + found (value in *val), 0 if absent, < 0 on error. */
-static __noinline int sl_lookup(struct enetstl_mw *c, __u64 key, __u64 *val)
+/* 1 if found (write: its value set to *val; else *val = its value), 0 if absent, < 0 on error. */
+static __noinline int sl_find(struct enetstl_mw *c, __u64 key, __u64 *val, int write)
 {
 	struct enetstl_mw_node *cur, *next;
 	__u32 lvl = SL_LEVELS - 1;
@@ -56,8 +57,11 @@ static __noinline int sl_lookup(struct enetstl_mw *c, __u64 key, __u64 *val)
 				continue;
 			}
 			if (k == key) {
-				*val = VAL(next);
 				found = 1;
+				if (!write)
+					*val = VAL(next);
+				else if (enetstl_mw_node_write(next, 8, val, sizeof(*val)))
+					found = -22;
 				enetstl_mw_node_release(next);
 				break;
 			}
@@ -87,42 +91,14 @@ static __noinline int sl_insert(struct enetstl_mw *c, __u64 key, __u64 val)
 {
 	struct enetstl_mw_node *cur, *next, *n;
 	__u32 lvl = SL_LEVELS - 1, nlvl;
-	__u64 old;
 	int i, ret;
 
 	if (!c)
 		return -22;
-	ret = sl_lookup(c, key, &old);
-	if (ret < 0)
-		return ret;
-	if (ret == 1) {
-		/* update in place: find the node again and write its value */
-		cur = enetstl_mw_root(c);
-		if (!cur)
-			return -12;
-		ret = -2;
-		bpf_for(i, 0, SL_MAX_STEPS) {
-			next = enetstl_mw_edge_get(c, cur, lvl);
-			if (next) {
-				if (KEY(next) < key) {
-					enetstl_mw_node_release(cur);
-					cur = next;
-					continue;
-				}
-				if (KEY(next) == key) {
-					ret = enetstl_mw_node_write(next, 8, &val, sizeof(val));
-					enetstl_mw_node_release(next);
-					break;
-				}
-				enetstl_mw_node_release(next);
-			}
-			if (lvl == 0)
-				break;
-			lvl--;
-		}
-		enetstl_mw_node_release(cur);
-		return ret;
-	}
+	/* an existing key: its value rewritten in place by the lookup pass, one node kept */
+	ret = sl_find(c, key, &val, 1);
+	if (ret)
+		return ret < 0 ? ret : 0;
 
 	nlvl = random_level();
 	n = enetstl_mw_node_new(c);
@@ -258,7 +234,7 @@ int skiplist(struct xdp_md *ctx)
 		r->ret = sl_insert(c, r->x, r->vals[0]);
 		break;
 	case SL_LOOKUP:
-		r->ret = sl_lookup(c, r->x, &v);
+		r->ret = sl_find(c, r->x, &v, 0);
 		r->vals[0] = v;
 		break;
 	case SL_DELETE:
