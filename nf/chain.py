@@ -48,6 +48,7 @@ return without the exit point, so they never enter the chain.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 
@@ -365,18 +366,14 @@ def chain_stats(pin_dir) -> dict[str, int]:
 # ---- apply: reorder / insert / remove members, counters kept -------------------------------------
 def _l2_member_reload(cfg, chain: Chain, position: int):
     """The switch's program again, for a new position, on its pinned (already filled) maps."""
-    import contextlib
-    from nf.bpf import Map
     from nf.bpf.pin import instance_dir
     d = instance_dir(cfg.name, create=False)
     obj = chain.member("chain/l2_switch_chain", position)
     try:
         obj.map("fdb").set_max_entries(cfg.fdb_size)
-        for n in obj.maps:
-            if n != CHAIN_MAP and "." not in n and (d / n).exists():   # bpffs: no dots (EPERM)
-                with contextlib.closing(Map.from_pin(d / n)) as pinned:   # by fd: see registry
-                    obj.map(n).reuse(pinned)
-        obj.load()
+        with contextlib.ExitStack() as es:
+            reuse_pinned(obj, d, es)
+            obj.load()
     except BaseException:
         obj.close()
         raise
@@ -386,7 +383,6 @@ def _l2_member_reload(cfg, chain: Chain, position: int):
 def _sketch_member_reload(cfg, chain: Chain, position: int):
     """The sketch's program again, for a new position, on its pinned banks and maps (by fd):
     the current epoch's counts, candidates and counters carry on."""
-    import contextlib
     from nf.bpf import Map
     from nf.bpf.pin import instance_dir
     from nf.nfs import sketch as S
@@ -439,8 +435,6 @@ def _rt_member_reload(cfg, chain: Chain, position: int):
     """The router's program again, for a new position, on its pinned maps reused by fd (the
     kernel's DEVMAP flags defeat libbpf's pinned-map check; see registry._l2_reload): routes,
     neighbours, ports and counters carry on."""
-    import contextlib
-    from nf.bpf import Map
     from nf.bpf.pin import instance_dir
     from nf.nfs.router import PROGRAM, Router
     d = instance_dir(cfg.name, create=False)
@@ -449,9 +443,7 @@ def _rt_member_reload(cfg, chain: Chain, position: int):
     try:
         r.configure(obj)
         with contextlib.ExitStack() as es:
-            for n in obj.maps:
-                if n != CHAIN_MAP and "." not in n and (d / n).exists():
-                    obj.map(n).reuse(es.enter_context(contextlib.closing(Map.from_pin(d / n))))
+            reuse_pinned(obj, d, es)
             obj.load()
     except BaseException:
         obj.close()
@@ -640,6 +632,31 @@ def _member_runtime(c: MemberChange) -> list[str]:
         return k.runtime(h, c.old, c.new)
 
 
+def reuse_pinned(obj, d, es) -> None:
+    """Before load: every map of ``obj`` with a pin in ``d`` becomes that pinned map, reused by
+    fd (bpf_map__reuse_fd), not through libbpf's pin_maps: the kernel adds BPF_F_RDONLY_PROG to
+    every DEVMAP it creates, so libbpf 1.4's compatibility check of a pinned DEVMAP against the
+    object fails ("parameter mismatch"). The chain's PROG_ARRAY is the chain's, never a member's;
+    bpffs refuses dotted names (EPERM), so .rodata & co. are never pinned. ``es`` (an ExitStack)
+    keeps the pinned fds open until the caller's load is done."""
+    from nf.bpf import Map
+    for n in obj.maps:
+        if n != CHAIN_MAP and "." not in n and (d / n).exists():
+            obj.map(n).reuse(es.enter_context(contextlib.closing(Map.from_pin(d / n))))
+
+
+def swap_links(d, prog, netns_name: str | None) -> int:
+    """bpf_link_update of every link pinned under ``d``/links to ``prog`` (in the deployment's
+    netns): no instant without a program. Returns how many links were swapped."""
+    from nf.net import netns
+    links = sorted((d / "links").iterdir())
+    with netns.enter(netns_name):
+        for p in links:
+            with contextlib.closing(Link.from_pin(p)) as link:
+                link.update_program(prog)
+    return len(links)
+
+
 def _repin(path, prog) -> None:
     """Point a program pin at ``prog`` (pin a temporary, rename over: readers never miss it)."""
     tmp = path.parent / f"_tmp{os.getpid()}_{path.name}"
@@ -730,11 +747,9 @@ def apply_chain(rec, new: ChainConfig, progress=None, rebuild: bool = False) -> 
     go through their controllers; removed members go down after the swap. Interfaces and netns
     cannot change here; ``rebuild`` takes the second way even for the same order (`nf apply
     --reload`: every member's program again). ``progress(step, total, what)`` is told each stage."""
-    import contextlib
     from nf import deploy
     from nf.bpf import Map
     from nf.bpf import pin as _pin
-    from nf.net import netns
 
     members, plan, _ = plan_apply(rec, new)
     say = progress or (lambda *a: None)
@@ -766,11 +781,7 @@ def apply_chain(rec, new: ChainConfig, progress=None, rebuild: bool = False) -> 
                     log += [f"{c.name}: {line}" for line in _member_runtime(c)]
             say(len(members), total, "swapping the dispatcher")
             chain.install([obj.program(p) for obj, p, *_ in held])
-            links = sorted((d / "links").iterdir())
-            with netns.enter(new.netns):
-                for p in links:
-                    with contextlib.closing(Link.from_pin(p)) as link:
-                        link.update_program(chain.prog)      # the swap: old chain or new, never mixed
+            swap_links(d, chain.prog, new.netns)     # the swap: old chain or new, never mixed
             tmp = d / f"_tmp{os.getpid()}"
             chain.slots.pin(tmp)
             os.rename(tmp, d / CHAIN_MAP)                    # the old PROG_ARRAY's last pin goes

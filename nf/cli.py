@@ -527,16 +527,20 @@ def _rows_table(title: str, rows: list[dict]) -> Table:
     return t
 
 
-@app.command()
-@command
-def fdb(name: Optional[str] = typer.Argument(None), as_json: bool = typer.Option(False, "--json")):
-    """FDB of each deployed L2 switch."""
-    res = _verb("fdb", name)
+def _emit(res: dict[str, list[dict]], as_json: bool, title) -> None:
+    """A verb's result per instance: one JSON document, or a table each titled ``title(name, rows)``."""
     if as_json:
         out.print_json(json.dumps(res))
         return
     for n, rows in res.items():
-        out.print(_rows_table(f"{n}: FDB ({len(rows)} entries)", rows))
+        out.print(_rows_table(title(n, rows), rows))
+
+
+@app.command()
+@command
+def fdb(name: Optional[str] = typer.Argument(None), as_json: bool = typer.Option(False, "--json")):
+    """FDB of each deployed L2 switch."""
+    _emit(_verb("fdb", name), as_json, lambda n, rows: f"{n}: FDB ({len(rows)} entries)")
 
 
 @app.command()
@@ -561,11 +565,7 @@ def topk(name: Optional[str] = typer.Argument(None),
             res = _verb("topk", name, k=k, flip=True)
     else:
         res = _verb("topk", name, k=k)
-    if as_json:
-        out.print_json(json.dumps(res))
-        return
-    for n, rows in res.items():
-        out.print(_rows_table(f"{n}: top {len(rows)} flows" + (" (closed epoch)" if flip else ""), rows))
+    _emit(res, as_json, lambda n, rows: f"{n}: top {len(rows)} flows" + (" (closed epoch)" if flip else ""))
 
 
 def _epoch_logs(name: str | None) -> dict[str, dict]:
@@ -647,9 +647,8 @@ def flows(name: Optional[str] = typer.Argument(None, help="flow table instance")
           as_json: bool = typer.Option(False, "--json")):
     """Flows of each deployed flow table; add/del a static flow (exact 5-tuple) while it runs."""
     from nf import deploy
-    from nf.config import ConfigError
+    from nf.config import validate
     from nf.config.flow_table import Rule
-    from pydantic import ValidationError
     if op not in ("list", "add", "del"):
         raise Fail(E_USAGE, f"unknown flows operation {op!r} (list, add, del)")
     if op == "list":
@@ -659,19 +658,11 @@ def flows(name: Optional[str] = typer.Argument(None, help="flow table instance")
             raise Fail(E_USAGE, f"flows {op} needs the instance name")
         if not (src and dst):
             raise Fail(E_USAGE, f"flows {op} needs --src and --dst")
-        try:
-            rule = Rule(src=src, dst=dst, proto=proto, sport=sport, dport=dport, action=action,
-                        port=port)
-        except ValidationError as e:
-            raise ConfigError("flow", [(".".join(map(str, x["loc"])) or "flow", x["msg"])
-                                       for x in e.errors()]) from None
+        rule = validate(dict(src=src, dst=dst, proto=proto, sport=sport, dport=dport,
+                             action=action, port=port), Rule, "flow")   # ConfigError naming fields
         with deploy.locked():
             res = _verb("flows", name, op=op, rule=rule)
-    if as_json:
-        out.print_json(json.dumps(res))
-        return
-    for n, rows in res.items():
-        out.print(_rows_table(f"{n}: {len(rows)} flows" if op == "list" else f"{n}: flows {op}", rows))
+    _emit(res, as_json, lambda n, rows: f"{n}: {len(rows)} flows" if op == "list" else f"{n}: flows {op}")
 
 
 def _one(name: str | None, op: str) -> str:
@@ -715,11 +706,8 @@ def routes(name: Optional[str] = typer.Argument(None, help="router instance"),
                 res = _verb("routes", name, op=op, **kw)
     else:
         raise Fail(E_USAGE, f"unknown routes operation {op!r} (list, add, del, replace)")
-    if as_json:
-        out.print_json(json.dumps(res))
-        return
-    for n, rows in res.items():
-        out.print(_rows_table(f"{n}: routes" + (f" ({len(rows)} shown)" if op == "list" else f" {op}"), rows))
+    _emit(res, as_json,
+          lambda n, rows: f"{n}: routes" + (f" ({len(rows)} shown)" if op == "list" else f" {op}"))
 
 
 @app.command()
@@ -748,11 +736,7 @@ def neigh(name: Optional[str] = typer.Argument(None, help="router instance"),
                         **({"mac": args[1]} if op == "add" else {}))
     else:
         raise Fail(E_USAGE, f"unknown neigh operation {op!r} (list, add, del)")
-    if as_json:
-        out.print_json(json.dumps(res))
-        return
-    for n, rows in res.items():
-        out.print(_rows_table(f"{n}: neighbours", rows))
+    _emit(res, as_json, lambda n, rows: f"{n}: neighbours")
 
 
 # ---- check / schema / validate -----------------------------------------------------------------

@@ -120,6 +120,11 @@ def object_sha(name: str) -> str:
     return hashlib.sha256(Path(build(name)).read_bytes()).hexdigest()[:16]
 
 
+def _rec_cfg(rec) -> Model:
+    """A deployment record's config, validated again by its kind's model."""
+    return get(rec.kind).validate(rec.config, rec.name)
+
+
 # ---- l2_switch ---------------------------------------------------------------------------------
 def _l2_preflight(cfg) -> None:
     from nf.nfs.l2_switch import L2Switch
@@ -142,19 +147,14 @@ def _l2_up(cfg) -> dict:
     return {"variant": variant, "object_sha": object_sha(_l2_object(variant))}
 
 
-def _l2_cfg(rec):
-    from nf.config.l2_switch import L2SwitchConfig
-    return _validate(rec.config, L2SwitchConfig, rec.name)
-
-
 def _l2_down(rec) -> None:
     from nf.nfs.l2_switch import L2Switch
-    L2Switch(_l2_cfg(rec)).down()
+    L2Switch(_rec_cfg(rec)).down()
 
 
 def _l2_open(rec):
     from nf.nfs.l2_switch import L2Switch
-    return L2Switch.attach(_l2_cfg(rec))
+    return L2Switch.attach(_rec_cfg(rec))
 
 
 def _l2_fdb(sw) -> list[dict]:
@@ -163,15 +163,13 @@ def _l2_fdb(sw) -> list[dict]:
 
 
 def _l2_reload(rec, cfg) -> dict:
-    """New program on the same pinned maps, swapped into every pinned link with one
-    bpf_link_update each: no instant without a program, FDB and counters untouched.
-
-    Every map of the new object that has a pin is reused by fd (bpf_map__reuse_fd), not through
-    libbpf's pin_maps: the kernel adds BPF_F_RDONLY_PROG to every DEVMAP it creates, so libbpf
-    1.4's compatibility check of the pinned tx_ports against the object fails ("parameter
-    mismatch"). Sizes/rodata come from the deployed config (fdb_size is not a reload field)."""
-    from nf.bpf import BpfObject, Link, Map
+    """New program on the same pinned maps (reused by fd: nf.chain.reuse_pinned), swapped into
+    every pinned link with one bpf_link_update each: no instant without a program, FDB and
+    counters untouched. Sizes/rodata come from the deployed config (fdb_size is not a reload
+    field)."""
+    from nf.bpf import BpfObject
     from nf.bpf.build import build
+    from nf.chain import reuse_pinned, swap_links
     from nf.nfs import l2_switch as L2
     sw = L2.L2Switch(cfg, keep=True)
     obj = BpfObject.open(build(_l2_object(rec.variant)))
@@ -182,20 +180,13 @@ def _l2_reload(rec, cfg) -> dict:
             obj.set_rodata("efdb_cfg", L2.EfdbCfg(nb - 1, 0))
         else:
             obj.map("fdb").set_max_entries(cfg.fdb_size)
-        for n in obj.maps:
-            if "." not in n and (sw.pin_dir / n).exists():   # bpffs refuses dotted names (EPERM)
-                with contextlib.closing(Map.from_pin(sw.pin_dir / n)) as pinned:
-                    obj.map(n).reuse(pinned)
-        obj.load()
-        prog = obj.program(L2.PROG_INGRESS)
-        links = sorted((sw.pin_dir / "links").iterdir())
-        with L2._netns_ctx(cfg.netns):
-            for p in links:
-                with contextlib.closing(Link.from_pin(p)) as link:
-                    link.update_program(prog)
+        with contextlib.ExitStack() as es:
+            reuse_pinned(obj, sw.pin_dir, es)
+            obj.load()
+        n = swap_links(sw.pin_dir, obj.program(L2.PROG_INGRESS), cfg.netns)
     finally:
         obj.close()                 # the links hold the new program, the pins the maps
-    return {"object_sha": object_sha(_l2_object(rec.variant)), "replaced": len(links)}
+    return {"object_sha": object_sha(_l2_object(rec.variant)), "replaced": n}
 
 
 def _l2_runtime(sw, old, new) -> list[str]:
@@ -231,53 +222,33 @@ def _filter_up(cfg) -> dict:
     return {"variant": "pure", "object_sha": object_sha("base/base")}
 
 
-def _filter_cfg(rec):
-    from nf.nfs.filter import FilterConfig
-    return _validate(rec.config, FilterConfig, rec.name)
-
-
 def _filter_down(rec) -> None:
     from nf.nfs.filter import Filter
-    Filter(_filter_cfg(rec)).down()
+    Filter(_rec_cfg(rec)).down()
 
 
 def _filter_open(rec):
     from nf.nfs.filter import Filter
-    return Filter(_filter_cfg(rec))
+    return Filter(_rec_cfg(rec))
 
 
 def _filter_reload(rec, cfg) -> dict:
     """New rules are rodata: a new program (same pinned stats map) swapped into every pinned
     link with bpf_link_update; counters continue."""
-    from nf.bpf import Link
+    from nf.chain import swap_links
     from nf.nfs.filter import PROG, Filter
     f = Filter(cfg)
     obj = f.load()                  # pin_maps reuses the pinned base_stats
     try:
-        prog = obj.program(PROG)
-        links = sorted((f.pin_dir / "links").iterdir())
-        for p in links:
-            with contextlib.closing(Link.from_pin(p)) as link:
-                link.update_program(prog)
+        n = swap_links(f.pin_dir, obj.program(PROG), cfg.netns)
     finally:
         obj.close()
-    return {"replaced": len(links), "object_sha": object_sha("base/base")}
+    return {"replaced": n, "object_sha": object_sha("base/base")}
 
 
 # ---- chain -------------------------------------------------------------------------------------
 def _chain_preflight(cfg) -> None:
-    from nf.net.iface import InterfaceError, resolve
-    from nf.net.netns import exists
-    if cfg.netns is not None and not exists(cfg.netns):
-        raise ConfigError(cfg.chain, [("netns", f"no network namespace {cfg.netns!r}")])
-    errors = []
-    for i, n in enumerate(cfg.interfaces):
-        try:
-            resolve(n, cfg.netns)
-        except InterfaceError as e:
-            errors.append((f"interfaces[{i}]", f"unknown interface: {e}"))
-    if errors:
-        raise ConfigError(cfg.chain, errors)
+    _check_system(cfg, [(f"interfaces[{i}]", n) for i, n in enumerate(cfg.interfaces)])
 
 
 def _chain_up(cfg) -> dict:
@@ -334,11 +305,6 @@ def _check_system(cfg, ifaces: list[tuple[str, str]]) -> None:
 
 
 # ---- sketch ------------------------------------------------------------------------------------
-def _sk_cfg(rec):
-    from nf.config.sketch import SketchConfig
-    return _validate(rec.config, SketchConfig, rec.name)
-
-
 def _sk_preflight(cfg) -> None:
     from nf.nfs.sketch import Sketch
     _check_system(cfg, [(f"interfaces[{i}]", n) for i, n in enumerate(cfg.interfaces)]
@@ -361,7 +327,7 @@ def _sk_down(rec) -> None:
 
 def _sk_open(rec):
     from nf.nfs.sketch import Sketch
-    return Sketch.open_pinned(_sk_cfg(rec), rec.name)
+    return Sketch.open_pinned(_rec_cfg(rec), rec.name)
 
 
 def _sk_topk(sk, k: int | None = None, flip: bool = False) -> list[dict]:
@@ -396,11 +362,6 @@ def _sk_runtime(sk, old, new) -> list[str]:
 
 
 # ---- flow table --------------------------------------------------------------------------------
-def _ft_cfg(rec):
-    from nf.config.flow_table import FlowTableConfig
-    return _validate(rec.config, FlowTableConfig, rec.name)
-
-
 def _ft_preflight(cfg) -> None:
     from nf.nfs.flow_table import FlowTable
     _check_system(cfg, [(f"interfaces[{i}]", n) for i, n in enumerate(cfg.interfaces)]
@@ -425,7 +386,7 @@ def _ft_down(rec) -> None:
 
 def _ft_open(rec):
     from nf.nfs.flow_table import FlowTable
-    return FlowTable.open_pinned(_ft_cfg(rec), rec.name)
+    return FlowTable.open_pinned(_rec_cfg(rec), rec.name)
 
 
 def _ft_rule(ft, rule):
@@ -455,23 +416,12 @@ def _ft_flows(ft, op: str = "list", rule=None) -> list[dict]:
              "bytes": e.bytes, "static": Flags.STATIC in e.flags} for e in ft.dump()]
 
 
-def _swap_links(links: list[Path], prog, netns: str | None) -> int:
-    """bpf_link_update of every pinned link to ``prog`` (in the deployment's netns)."""
-    from nf.bpf import Link
-    from nf.net import netns as _ns
-    with _ns.enter(netns):
-        for p in links:
-            with contextlib.closing(Link.from_pin(p)) as link:
-                link.update_program(prog)
-    return len(links)
-
-
 def _ft_reload(rec, cfg) -> dict:
     """learn / default actions / max_search are rodata: the table's programs again on its
     pinned maps (FlowTable.load reuses them through pin_maps: flows and counters carry on),
     swapped into each pinned link; the prog and ctl pins follow."""
     from nf.bpf.pin import instance_dir
-    from nf.chain import _repin
+    from nf.chain import _repin, swap_links
     from nf.models.flow_table import OBJECT
     from nf.nfs.flow_table import FlowTable
     ft = FlowTable(cfg)
@@ -479,7 +429,7 @@ def _ft_reload(rec, cfg) -> dict:
     ft._keep = True
     try:
         ft.load()
-        n = _swap_links(sorted((ft.pin_dir / "links").iterdir()), ft.prog, cfg.netns)
+        n = swap_links(ft.pin_dir, ft.prog, cfg.netns)
         _repin(ft.pin_dir / "prog", ft.prog)
         _repin(ft.pin_dir / "ctl", ft.ctl_prog)
     finally:
@@ -508,11 +458,6 @@ def _ft_runtime(ft, old, new) -> list[str]:
 
 
 # ---- router ------------------------------------------------------------------------------------
-def _rt_cfg(rec):
-    from nf.config.router import RouterConfig
-    return _validate(rec.config, RouterConfig, rec.name)
-
-
 def _rt_preflight(cfg) -> None:
     from nf.nfs.router import Router
     _check_system(cfg, [(f"interfaces[{i}].name", itf.name) for i, itf in enumerate(cfg.interfaces)
@@ -540,7 +485,7 @@ def _rt_down(rec) -> None:
 
 def _rt_open(rec):
     from nf.nfs.router import Router
-    return Router.open_pinned(_rt_cfg(rec), rec.name)
+    return Router.open_pinned(_rec_cfg(rec), rec.name)
 
 
 def _rt_routes(r, op: str = "list", prefix: str | None = None, target: str | None = None,
@@ -590,12 +535,12 @@ def _rt_neigh(r, op: str = "list", address: str | None = None, mac: str | None =
 
 def _rt_reload(rec, cfg) -> dict:
     """icmp / learn_neighbours / ecmp_seed / use_module are rodata: the router's program again
-    on its pinned maps (reused by fd, see _l2_reload: routes, neighbours, ports and counters
-    carry on), swapped into each pinned link; the program pins follow."""
-    from nf.bpf import BpfObject, Map
+    on its pinned maps (reused by fd, nf.chain.reuse_pinned: routes, neighbours, ports and
+    counters carry on), swapped into each pinned link; the program pins follow."""
+    from nf.bpf import BpfObject
     from nf.bpf.build import build
     from nf.bpf.pin import instance_dir
-    from nf.chain import _repin
+    from nf.chain import _repin, reuse_pinned, swap_links
     from nf.nfs.router import OBJECT, PROG_PINS, PROGRAM, Router
     d = instance_dir(rec.name, create=False)
     r = Router(cfg.model_copy(update={"route_file": None}))   # the pinned tables are kept
@@ -603,11 +548,9 @@ def _rt_reload(rec, cfg) -> dict:
     try:
         r.configure(obj)
         with contextlib.ExitStack() as es:
-            for n in obj.maps:
-                if "." not in n and (d / n).exists():
-                    obj.map(n).reuse(es.enter_context(contextlib.closing(Map.from_pin(d / n))))
+            reuse_pinned(obj, d, es)
             obj.load()
-        n = _swap_links(sorted((d / "links").iterdir()), obj.program(PROGRAM), cfg.netns)
+        n = swap_links(d, obj.program(PROGRAM), cfg.netns)
         for prog, pin in PROG_PINS.items():
             _repin(d / pin, obj.program(prog))
     finally:

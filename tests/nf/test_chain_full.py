@@ -73,14 +73,46 @@ def frames(lab, sport, n):
             for i in range(n)]
 
 
-def routed(lab, frame) -> bytes:
-    """What the router must put on the wire to h2: TTL - 1, IP checksum, port MAC -> h2's MAC."""
-    h2 = lab.host("h2")
+def routed(lab, frame, host="h2") -> bytes:
+    """What the router must put on the wire to ``host``: TTL - 1, IP checksum, port MAC -> the
+    host's MAC."""
+    h = lab.host(host)
     e = Ether(frame)
-    e.src, e.dst = h2.port_mac, h2.mac
+    e.src, e.dst = h.port_mac, h.mac
     e[IP].ttl -= 1
     del e[IP].chksum
     return bytes(e)
+
+
+def stream_during(lab, tag, least, action):
+    """h1 streams UDP 4000 -> 5000 bursts of 32 frames (payload ``tag`` + a running number, at
+    least ``least`` frames) while ``action()`` runs. -> (frames sent, {"h2"/"h3": IP frames
+    captured there})."""
+    import threading
+    h1 = lab.host("h1")
+    sent, stop = [], threading.Event()
+
+    def stream():
+        i = 0
+        while not stop.is_set() or i < least:
+            chunk = [bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src="10.0.1.2", dst="10.9.1.1")
+                           / UDP(sport=4000, dport=5000) / f"{tag}{i + k}".encode().ljust(18, b"."))
+                     for k in range(32)]
+            lab.send("h1", chunk)
+            sent.extend(chunk)
+            i += 32
+
+    with lab.capture(["h2", "h3"]) as cap:
+        t = threading.Thread(target=stream)
+        t.start()
+        try:
+            action()
+            assert t.is_alive(), "traffic ended before the applies"
+        finally:
+            stop.set()
+            t.join(60)
+        got = cap.wait(count=len(sent), timeout=5, quiet=0.5)
+    return sent, {h: [bytes(x) for x in got[lab.tap(h)] if IP in Ether(bytes(x))] for h in ("h2", "h3")}
 
 
 def send(lab, fs, count, timeout=2.0):
@@ -174,7 +206,6 @@ def test_apply_changes_kept_members_in_place_under_traffic(rlab, chain_cfg, tmp_
     threshold (a new program in its slot only). Every frame arrives (at the old next hop or the
     new one, byte-correct), the new behaviour shows, the other members' programs and counters
     are untouched."""
-    import threading
     import time
 
     ft, sk, rt = (chain_cfg.names[k] for k in ("flow_table", "sketch", "router"))
@@ -204,37 +235,16 @@ def test_apply_changes_kept_members_in_place_under_traffic(rlab, chain_cfg, tmp_
     from nf.bpf import xdp_query
     with rlab.enter("dut"):
         disp0 = xdp_query("p1").prog_id
-    sent: list[bytes] = []
-    stop = threading.Event()
-
-    def stream():
-        i = 0
-        while not stop.is_set() or i < 600:
-            chunk = [bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src="10.0.1.2", dst="10.9.1.1")
-                           / UDP(sport=4000, dport=5000) / f"s{i + k}".encode().ljust(18, b"."))
-                     for k in range(32)]
-            rlab.send("h1", chunk)
-            sent.extend(chunk)
-            i += 32
-
     outs = []
-    with rlab.capture(["h2", "h3"]) as cap:
-        t = threading.Thread(target=stream)
-        t.start()
-        try:
-            time.sleep(0.3)
-            outs.append(run("apply", new_route).stdout)
-            time.sleep(0.3)
-            outs.append(run("apply", new_rule).stdout)
-            time.sleep(0.2)
-            assert t.is_alive(), "traffic ended before the applies"
-        finally:
-            stop.set()
-            t.join(60)
-        n = len(sent)
-        got = cap.wait(count=n, timeout=5, quiet=0.5)
-    at2 = [bytes(x) for x in got[rlab.tap("h2")] if IP in Ether(bytes(x))]
-    at3 = [bytes(x) for x in got[rlab.tap("h3")] if IP in Ether(bytes(x))]
+
+    def applies():
+        time.sleep(0.3)
+        outs.append(run("apply", new_route).stdout)
+        time.sleep(0.3)
+        outs.append(run("apply", new_rule).stdout)
+        time.sleep(0.2)
+    sent, at = stream_during(rlab, "s", 600, applies)
+    n, at2, at3 = len(sent), at["h2"], at["h3"]
     print(f"chain apply x2 under traffic: {n} sent, {len(at2)} via h2, {len(at3)} via h3")
 
     # the diff said how each change is made; only the changed member's slot got a new program
@@ -251,10 +261,9 @@ def test_apply_changes_kept_members_in_place_under_traffic(rlab, chain_cfg, tmp_
         assert xdp_query("p1").prog_id == disp0            # no new dispatcher
 
     # nothing lost, nothing duplicated: each frame routed once, to the old next hop or the new
-    rt_for = lambda fr, host: routed_to(rlab, fr, host)   # noqa: E731
     assert len(at2) + len(at3) == n
-    assert sorted(at2 + at3) == sorted([rt_for(fr, "h2") for fr in sent[:len(at2)]]
-                                       + [rt_for(fr, "h3") for fr in sent[len(at2):]])
+    assert sorted(at2 + at3) == sorted([routed(rlab, fr, "h2") for fr in sent[:len(at2)]]
+                                       + [routed(rlab, fr, "h3") for fr in sent[len(at2):]])
     assert at2 and at3
 
     # the new rule drops; the table's other flows, the sketch's bank, the router's counters went on
@@ -309,22 +318,11 @@ def test_apply_changes_kept_members_in_place_under_traffic(rlab, chain_cfg, tmp_
     assert _slot_ids(ch) == ids1
 
 
-def routed_to(lab, frame, host) -> bytes:
-    h = lab.host(host)
-    e = Ether(frame)
-    e.src, e.dst = h.port_mac, h.mac
-    e[IP].ttl -= 1
-    del e[IP].chksum
-    return bytes(e)
-
-
 def test_twenty_member_applies_under_traffic_lose_nothing(rlab, chain_cfg, tmp_path):
     """20 applies while h1 streams: each moves the router's route to the other next hop
     (runtime, one bank flip) and gives the sketch another threshold (its slot replaced).
     Every frame arrives exactly once, byte-correct for one of the two next hops; the sketch's
     bank counted every frame across all 10 program replacements."""
-    import threading
-
     from typer.testing import CliRunner
 
     from nf.cli import app
@@ -345,39 +343,20 @@ def test_twenty_member_applies_under_traffic_lose_nothing(rlab, chain_cfg, tmp_p
         p = tmp_path / f"chain_v{i}.yaml"
         p.write_text(yaml.safe_dump(data))
         files.append(p)
-    sent, stop = [], threading.Event()
-
-    def stream():
-        i = 0
-        while not stop.is_set() or i < 1000:
-            chunk = [bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src="10.0.1.2", dst="10.9.1.1")
-                           / UDP(sport=4000, dport=5000) / f"t{i + k}".encode().ljust(18, b"."))
-                     for k in range(32)]
-            rlab.send("h1", chunk)
-            sent.extend(chunk)
-            i += 32
-
     ids = set()
-    with rlab.capture(["h2", "h3"]) as cap:
-        t = threading.Thread(target=stream)
-        t.start()
-        try:
-            for i in range(20):
-                r = CliRunner().invoke(app, ["apply", str(files[i % 2])])
-                assert r.exit_code == 0, r.output
-                assert f"{sk}: program replaced in slot 2, maps kept" in r.output, r.output
-                ids.add(_slot_ids(chain_cfg.chain)[1])
-            assert t.is_alive(), "traffic ended before the applies"
-        finally:
-            stop.set()
-            t.join(60)
-        n = len(sent)
-        got = cap.wait(count=n, timeout=5, quiet=0.5)
-    at = {h: [bytes(x) for x in got[rlab.tap(h)] if IP in Ether(bytes(x))] for h in ("h2", "h3")}
+
+    def applies():
+        for i in range(20):
+            r = CliRunner().invoke(app, ["apply", str(files[i % 2])])
+            assert r.exit_code == 0, r.output
+            assert f"{sk}: program replaced in slot 2, maps kept" in r.output, r.output
+            ids.add(_slot_ids(chain_cfg.chain)[1])
+    sent, at = stream_during(rlab, "t", 1000, applies)
+    n = len(sent)
     print(f"20 chain applies under traffic: {n} sent, {len(at['h2'])} via h2, {len(at['h3'])} via h3")
     assert len(ids) == 20                                    # a new sketch program every time
     assert len(at["h2"]) + len(at["h3"]) == n                # nothing lost, nothing twice
-    ok = {h: {routed_to(rlab, fr, h) for fr in sent} for h in ("h2", "h3")}
+    ok = {h: {routed(rlab, fr, h) for fr in sent} for h in ("h2", "h3")}
     assert all(x in ok["h2"] for x in at["h2"]) and all(x in ok["h3"] for x in at["h3"])
     assert len(set(at["h2"]) | set(at["h3"])) == n           # each frame once
     assert at["h2"] and at["h3"]
