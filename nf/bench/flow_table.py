@@ -16,7 +16,6 @@ The table's hash is HASH (the config default, mul64) unless a caller passes anot
 from __future__ import annotations
 
 import json
-import os
 import random
 import statistics
 import sys
@@ -91,38 +90,51 @@ class Bench:
         self.hobj.close()
 
 
-def guest_main(hash: str | None = None) -> dict:
-    """In the guest (module loaded, insncount boot): instructions per packet. Every program is
-    loaded before one kallsyms snapshot that all counts share (per_packet would re-read
-    /proc/kallsyms per call, seconds each under TCG); the empty program is counted once and
-    subtracted from every figure."""
-    from nf.vm import insncount
+def guest_counts(c, hash: str | None = None, loads=LOADS, probes: int = GUEST_PROBES,
+                 names=("pure", "enetstl", "hash", "base"), profile: tuple[float, int] | None = None):
+    """In a measuring guest (module loaded; ``c`` a nf.bench.guest.Counter): instructions per
+    packet beyond the empty program of the programs ``names`` on the first ``probes`` hit and
+    miss flows at each load, averaged, as {"<name>/<hit|miss>/<load %>": insns}. All programs
+    are loaded before the one kallsyms snapshot their counts share. ``profile`` = (load, top):
+    the function profiles of pure and eNetSTL on the first probe at that load, as
+    {"<load %> % <kind> <name>": [(function, insns)]}. Returns (insns, profiles)."""
     b = Bench("enetstl", hash)
-    efd = insncount.load_empty_xdp()
-    syms = insncount.Symbols()
-    insncount.Symbols = lambda: syms
     progs = {"pure": b.ft.obj.program("xdp_ft_pure"),
              "enetstl": b.ft.obj.program("xdp_ft_enetstl"), "hash": b.hprog, "base": b.base}
+    ins, profiles = {}, {}
+    try:
+        with c.snapshot():
+            for load in loads:
+                b.fill_to(load)
+                hits, misses = b.probes(load)
+                L = int(load * 100)
+                for kind, frames in (("hit", hits), ("miss", misses)):
+                    for name in names:
+                        vals = []
+                        for i, fr in enumerate(frames[:probes]):
+                            top = profile[1] if (profile and load == profile[0] and i == 0
+                                                 and name in ("pure", "enetstl")) else 0
+                            v, prof = c.count(progs[name], fr, top=top)
+                            vals.append(v)
+                            if prof:
+                                profiles[f"{L} % {kind} {name}"] = prof
+                        ins[f"{name}/{kind}/{L}"] = statistics.mean(vals)
+                print(f"flow table ({b.hash}) {L} %: " + json.dumps(
+                    {k: round(v, 1) for k, v in ins.items() if k.endswith(f"/{L}")}),
+                    file=sys.stderr, flush=True)
+    finally:
+        b.close()
+    return ins, profiles
 
-    def count(prog, frame) -> float:
-        return insncount.per_packet(prog, frame, n=N_GUEST, rounds=3, baseline=False,
-                                    top=0).raw_per_packet
 
-    empty = count(efd, b.probes(0.0)[1][0])
-    out = {"empty": empty}
-    for load in LOADS:
-        b.fill_to(load)
-        hits, misses = b.probes(load)
-        for kind, frames in (("hit", hits), ("miss", misses)):
-            for name, prog in progs.items():
-                out[f"{name}/{kind}/{int(load * 100)}"] = statistics.mean(
-                    count(prog, fr) for fr in frames[:GUEST_PROBES]) - empty
-        print(f"load {load:.0%}: " + json.dumps({k: round(v, 1) for k, v in out.items()
-                                                if k.endswith(f"/{int(load * 100)}")}),
-              file=sys.stderr, flush=True)
-    os.close(efd)
-    b.close()
-    return out
+def guest_main(hash: str | None = None) -> dict:
+    """In the guest (module loaded, insncount boot): guest_counts at every load."""
+    from nf.bench.guest import Counter
+    c = Counter()
+    try:
+        return guest_counts(c, hash)[0]
+    finally:
+        c.close()
 
 
 def native(rounds: int = 5, repeat: int = 100000, hash: str | None = None) -> dict:

@@ -26,33 +26,37 @@ TOP = 10
 
 
 class Counter:
-    """insncount with one kallsyms snapshot per NF and the empty program counted once per frame."""
+    """insncount with one kallsyms snapshot per NF and the empty program counted once per frame.
+    Counts run inside `with c.snapshot():` (taken after the programs are loaded); outside one,
+    each count reads /proc/kallsyms itself."""
 
     def __init__(self):
         from nf.vm import insncount
         self.ic = insncount
         self.efd = insncount.load_empty_xdp()
-        self._orig = insncount.Symbols
+        self.syms = None
         self._empty: dict[bytes, float] = {}
 
     @contextlib.contextmanager
     def snapshot(self):
         """Call after the NF's programs are loaded: their JIT images are named in the profile."""
-        syms = self._orig()
-        self.ic.Symbols = lambda: syms
+        self.syms = self.ic.Symbols()
         try:
             yield
         finally:
-            self.ic.Symbols = self._orig
+            self.syms = None
+
+    def _count(self, prog, frame: bytes, n: int, top: int):
+        return self.ic.per_packet(prog, frame, n=n, rounds=ROUNDS, baseline=False, top=top,
+                                  syms=self.syms)
 
     def empty(self, frame: bytes) -> float:
         if frame not in self._empty:
-            self._empty[frame] = self.ic.per_packet(self.efd, frame, n=N, rounds=ROUNDS,
-                                                    baseline=False, top=0).raw_per_packet
+            self._empty[frame] = self._count(self.efd, frame, N, 0).raw_per_packet
         return self._empty[frame]
 
     def count(self, prog, frame: bytes, n: int = N, top: int = 0, expect: int | None = None):
-        r = self.ic.per_packet(prog, frame, n=n, rounds=ROUNDS, baseline=False, top=top)
+        r = self._count(prog, frame, n, top)
         if expect is not None and r.retval != expect:
             raise RuntimeError(f"verdict {r.retval}, expected {expect}")
         prof = [(name, round(v, 1)) for name, v in r.top]
@@ -88,45 +92,13 @@ def sketch(c: Counter) -> dict:
 
 def flow_table(c: Counter) -> dict:
     from nf.bench import flow_table as fb
-    b = fb.Bench("enetstl")
-    progs = {"pure": b.ft.obj.program("xdp_ft_pure"), "enetstl": b.ft.obj.program("xdp_ft_enetstl"),
-             "hash": b.hprog, "base": b.base}
-    ins, profiles = {}, {}
-    loads = [int(x * 100) for x in fb.LOADS]
-    try:
-        with c.snapshot():
-            for load in fb.LOADS:
-                b.fill_to(load)
-                hits, misses = b.probes(load)
-                L = int(load * 100)
-                for kind, frames in (("hit", hits), ("miss", misses)):
-                    for name, prog in progs.items():
-                        vals = []
-                        for i, fr in enumerate(frames[:2]):
-                            top = TOP if (L == 75 and i == 0 and name in ("pure", "enetstl")) else 0
-                            v, prof = c.count(prog, fr, top=top)
-                            vals.append(v)
-                            if prof:
-                                profiles[f"75 % {kind} {name}"] = prof
-                        ins[f"{name}/{kind}/{L}"] = sum(vals) / len(vals)
-                _log(f"flow table {L} %: " + json.dumps({k: v for k, v in ins.items()
-                                                        if k.endswith(f"/{L}")}))
-    finally:
-        b.close()
+    ins, profiles = fb.guest_counts(c, probes=2, profile=(0.75, TOP))
     # The other key hash (config `hash`), at the target's load: CRC32-C is where the module's
     # SSE4.2 instruction beats BPF, so both hashes are reported side by side.
-    b = fb.Bench("enetstl", "crc32c")
-    try:
-        with c.snapshot():
-            b.fill_to(0.75)
-            hits, misses = b.probes(0.75)
-            for kind, frames in (("hit", hits), ("miss", misses)):
-                for name, prog in (("pure", b.ft.obj.program("xdp_ft_pure")),
-                                   ("enetstl", b.ft.obj.program("xdp_ft_enetstl")), ("base", b.base)):
-                    ins[f"crc32c:{name}/{kind}/75"] = sum(c.count(prog, fr)[0] for fr in frames[:2]) / 2
-    finally:
-        b.close()
-    return {"insns": ins, "loads": loads, "profiles": profiles}
+    crc, _ = fb.guest_counts(c, "crc32c", loads=(0.75,), probes=2,
+                             names=("pure", "enetstl", "base"))
+    ins.update({f"crc32c:{k}": v for k, v in crc.items()})
+    return {"insns": ins, "loads": [int(x * 100) for x in fb.LOADS], "profiles": profiles}
 
 
 def router(c: Counter) -> dict:

@@ -250,6 +250,15 @@ def alt_bucket(bkt: int, sig: int, mask: int) -> int:
     return (bkt ^ ((x & mask) | 1)) & mask
 
 
+def placement(key: bytes, seed: int, mask: int, kind: Hash | int) -> tuple[int, int, int]:
+    """(primary bucket, alternate bucket, signature) of a 40-byte key in a table of mask + 1
+    buckets: the datapath's ft_place + ft_alt."""
+    h = key_hash(key, seed, kind)
+    sig = sig_of(h)
+    b1 = h & mask
+    return b1, alt_bucket(b1, sig, mask), sig
+
+
 def n_buckets_for(size: int) -> int:
     """Buckets for at least ``size`` flows: a power of two >= FT_MIN_BUCKETS."""
     if size < 1:
@@ -293,10 +302,7 @@ class CuckooModel:
 
     # ---- placement ----
     def place(self, key: bytes) -> tuple[int, int, int]:
-        h = key_hash(key, self.seed, self.hash)
-        sig = sig_of(h)
-        b1 = h & self.mask
-        return b1, alt_bucket(b1, sig, self.mask), sig
+        return placement(key, self.seed, self.mask, self.hash)
 
     def _empty(self, b: int) -> int:
         row = self.sig[b]

@@ -25,8 +25,7 @@ from nf.config.flow_table import (Action as CfgAction, AttachMode, FlowTableConf
                                   Variant)
 from nf.models.flow_table import (
     FT_HIST_BINS, FT_SLOTS, OBJECT, Action, Flags, Flow, FtBucket, FtCfg, FtEntry, FtKey, Hash,
-    FtMetrics, FtReq, FtState, FtValue, Op, Rc, Where, alt_bucket, flow_key, key_hash,
-    n_buckets_for, sig_of,
+    FtMetrics, FtReq, FtState, FtValue, Op, Rc, Where, flow_key, n_buckets_for, placement,
 )
 
 u32 = ctypes.c_uint32
@@ -390,10 +389,7 @@ class FlowTable:
     # -- reads (Python, same hash) --------------------------------------------------------
     def place(self, flow: Flow | bytes) -> tuple[int, int, int]:
         """(primary bucket, alternate bucket, signature) of a flow."""
-        h = key_hash(_as_key(flow), self.cfg.seed, _HASH[self.cfg.hash])
-        sig = sig_of(h)
-        b1 = h & self.mask
-        return b1, alt_bucket(b1, sig, self.mask), sig
+        return placement(_as_key(flow), self.cfg.seed, self.mask, _HASH[self.cfg.hash])
 
     def _entry(self, e: FtEntry, b: int, s: int, idx: int) -> FlowEntry:
         v = e.val

@@ -373,11 +373,13 @@ def _measure(run: _TestRun, n: int, rounds: int, cls: _Classifier):
 
 
 def per_packet(prog, data: bytes, *, n: int = 50000, rounds: int = 5,
-               baseline: bool = True, top: int = 15) -> PerPacket:
+               baseline: bool = True, top: int = 15, syms: Symbols | None = None) -> PerPacket:
     """Guest instructions per packet of `prog` (fd or object with .fd) on frame `data`.
 
     Each round counts test_run(N) and test_run(2N); see _measure for the estimator.
-    With baseline=True the empty XDP program is measured the same way and subtracted."""
+    With baseline=True the empty XDP program is measured the same way and subtracted.
+    `syms`: a kallsyms snapshot taken after `prog` was loaded, shared by many counts (a read
+    takes seconds under TCG); by default this call reads its own."""
     if n <= 0 or rounds <= 0:
         raise ValueError("n and rounds must be positive")
     fd = prog if isinstance(prog, int) else prog.fd
@@ -385,7 +387,7 @@ def per_packet(prog, data: bytes, *, n: int = 50000, rounds: int = 5,
         if f.read().strip() != "0":
             raise InsnCountError("kernel.bpf_stats_enabled must be 0 while counting")
     _steer_irqs_away()
-    cls = _Classifier(Symbols())
+    cls = _Classifier(syms if syms is not None else Symbols())
     before = _pin()
     try:
         with _no_fair_server():
@@ -401,8 +403,8 @@ def per_packet(prog, data: bytes, *, n: int = 50000, rounds: int = 5,
                     os.close(efd)
     finally:
         os.sched_setaffinity(0, before)
-    # Programs loaded during the measurement (the empty baseline) are named by a fresh read;
-    # the measured program was loaded before, so its name is already right.
+    # Names come from the snapshot taken before the measurement: the measured program was
+    # loaded by then (the empty baseline, loaded meanwhile, is not in the profile).
     by_fn = {f: v for f, v in hist.items() if abs(v) >= 0.005 * n}  # drop noise residue
     ranked = sorted(by_fn.items(), key=lambda kv: -abs(kv[1]))[:top]
     return PerPacket(n=n, raw_per_packet=raw, empty_per_packet=empty,

@@ -37,6 +37,7 @@
 #include "enetstl.h"
 #include "algo/crc32c.h"
 #include "flow_table.h"
+#include "flow_table_key.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -712,34 +713,6 @@ static __always_inline int ft_verdict(struct xdp_md *ctx, __u32 action, __u32 po
 	if (action == FT_ACT_REDIRECT)
 		return xdp_exit(ctx, &ft_stats, bpf_redirect(port, 0));
 	return xdp_exit(ctx, &ft_stats, XDP_PASS);
-}
-
-static __always_inline int ft_key_from_pkt(struct xdp_md *ctx, struct pkt_meta *m,
-					   struct ft_key *k)
-{
-	if (m->flags & PKT_F_IPV4) {
-		struct iphdr *iph = xdp_ptr(ctx, m->l3_off, sizeof(*iph));
-
-		if (!iph)
-			return -1;
-		k->saddr[0] = iph->saddr;
-		k->daddr[0] = iph->daddr;
-		k->family = 4;
-	} else {
-		struct ipv6hdr *ip6 = xdp_ptr(ctx, m->l3_off, sizeof(*ip6));
-
-		if (!ip6)
-			return -1;
-		__builtin_memcpy(k->saddr, &ip6->saddr, 16);
-		__builtin_memcpy(k->daddr, &ip6->daddr, 16);
-		k->family = 6;
-	}
-	k->proto = m->l4_proto;
-	if (m->flags & PKT_F_L4 && (m->l4_proto == IPPROTO_TCP || m->l4_proto == IPPROTO_UDP)) {
-		k->sport = m->sport;
-		k->dport = m->dport;
-	}
-	return 0;
 }
 
 static __always_inline int ft_main(struct xdp_md *ctx, const int kf)

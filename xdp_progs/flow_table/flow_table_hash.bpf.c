@@ -11,6 +11,7 @@
 #include "parse.h"
 #include "stats.h"
 #include "flow_table.h"
+#include "flow_table_key.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -23,51 +24,30 @@ struct {
 
 NF_STATS_MAP(fth_stats);
 
-/* Key of the frame (as flow_table.bpf.c builds it); 0 = ok, 1 = not IP, -1 = truncated. */
-static __always_inline int fth_key(struct xdp_md *ctx, struct ft_key *k, struct pkt_meta *mp)
+/* Parse and key the frame as ft_main does (same exits): -1 = go on with *k, else the verdict
+ * already counted by the stats exit. */
+static __always_inline int fth_key(struct xdp_md *ctx, struct ft_key *k)
 {
 	struct pkt_meta m;
-	int rc;
+	int rc = parse_pkt(ctx, &m);
 
-	rc = parse_pkt(ctx, &m);
 	if (rc != PARSE_OK)
-		return -1;
+		return xdp_exit_why(ctx, &fth_stats, XDP_DROP, rc);
 	if (!(m.flags & (PKT_F_IPV4 | PKT_F_IPV6)))
-		return 1;
-	if (m.flags & PKT_F_IPV4) {
-		struct iphdr *iph = xdp_ptr(ctx, m.l3_off, sizeof(*iph));
-
-		if (!iph)
-			return -1;
-		k->saddr[0] = iph->saddr;
-		k->daddr[0] = iph->daddr;
-		k->family = 4;
-	} else {
-		struct ipv6hdr *ip6 = xdp_ptr(ctx, m.l3_off, sizeof(*ip6));
-
-		if (!ip6)
-			return -1;
-		__builtin_memcpy(k->saddr, &ip6->saddr, 16);
-		__builtin_memcpy(k->daddr, &ip6->daddr, 16);
-		k->family = 6;
-	}
-	k->proto = m.l4_proto;
-	if (m.flags & PKT_F_L4 && (m.l4_proto == IPPROTO_TCP || m.l4_proto == IPPROTO_UDP)) {
-		k->sport = m.sport;
-		k->dport = m.dport;
-	}
-	return 0;
+		return xdp_exit(ctx, &fth_stats, XDP_PASS);
+	if (ft_key_from_pkt(ctx, &m, k))
+		return xdp_exit_why(ctx, &fth_stats, XDP_DROP, NF_REASON_TRUNCATED);
+	return -1;
 }
 
 SEC("xdp")
 int xdp_ft_nolookup(struct xdp_md *ctx)
 {
 	struct ft_key key __attribute__((aligned(8))) = {};
-	struct pkt_meta m;
-	int rc = fth_key(ctx, &key, &m);
+	int rc = fth_key(ctx, &key);
 
-	if (rc < 0)
-		return xdp_exit(ctx, &fth_stats, XDP_DROP);
+	if (rc >= 0)
+		return rc;
 	/* keep the key alive: the compiler must build it as the table programs do */
 	barrier_var(key.saddr[0]);
 	barrier_var(key.sport);
@@ -80,37 +60,11 @@ int xdp_ft_hash(struct xdp_md *ctx)
 {
 	struct ft_key key __attribute__((aligned(8))) = {};
 	struct ft_value *v;
-	struct pkt_meta m;
 	__u64 len;
-	int rc;
+	int rc = fth_key(ctx, &key);
 
-	rc = parse_pkt(ctx, &m);
-	if (rc != PARSE_OK)
-		return xdp_exit_why(ctx, &fth_stats, XDP_DROP, rc);
-	if (!(m.flags & (PKT_F_IPV4 | PKT_F_IPV6)))
-		return xdp_exit(ctx, &fth_stats, XDP_PASS);
-	if (m.flags & PKT_F_IPV4) {
-		struct iphdr *iph = xdp_ptr(ctx, m.l3_off, sizeof(*iph));
-
-		if (!iph)
-			return xdp_exit(ctx, &fth_stats, XDP_DROP);
-		key.saddr[0] = iph->saddr;
-		key.daddr[0] = iph->daddr;
-		key.family = 4;
-	} else {
-		struct ipv6hdr *ip6 = xdp_ptr(ctx, m.l3_off, sizeof(*ip6));
-
-		if (!ip6)
-			return xdp_exit(ctx, &fth_stats, XDP_DROP);
-		__builtin_memcpy(key.saddr, &ip6->saddr, 16);
-		__builtin_memcpy(key.daddr, &ip6->daddr, 16);
-		key.family = 6;
-	}
-	key.proto = m.l4_proto;
-	if (m.flags & PKT_F_L4 && (m.l4_proto == IPPROTO_TCP || m.l4_proto == IPPROTO_UDP)) {
-		key.sport = m.sport;
-		key.dport = m.dport;
-	}
+	if (rc >= 0)
+		return rc;
 	len = xdp_data_end(ctx) - xdp_data(ctx);
 	v = bpf_map_lookup_elem(&fth_flows, &key);
 	if (!v)

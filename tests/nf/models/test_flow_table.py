@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from nf.algo import crc32c
 from nf.models.flow_table import (
     FT_HIST_BINS, FT_KEY_SIZE, FT_SLOTS, CuckooModel, Flow, FtKey, Hash, Rc, alt_bucket, flow_key,
-    key_hash, n_buckets_for, sig_of,
+    key_hash, n_buckets_for, placement, sig_of,
 )
 
 
@@ -49,6 +49,8 @@ def test_hash_is_crc32c_and_placement():
     h = crc32c(k, 7)
     assert (b1, sig) == (h & 255, h >> 16 or 1)
     assert b2 == alt_bucket(b1, sig, 255)
+    assert placement(k, 7, 255, Hash.CRC32C) == (b1, b2, sig)   # the one definition both use
+    assert CuckooModel(256, seed=7).place(k) == placement(k, 7, 255, Hash.MUL64) != (b1, b2, sig)
     assert sig_of(0x0000FFFF) == 1  # signature 0 is reserved for empty slots
 
 

@@ -24,7 +24,7 @@ def test_seed_cuckoo_example(enetstl):
         assert ft.prog.name == "xdp_ft_enetstl" and ft.ctl_prog.name == "xdp_ft_ctl_kf"
         w = ft.insert(FLOW, Action.PASS)
         b1, b2, _ = CuckooModel(ft.n_buckets).place(FLOW.key())
-        assert w.bucket == b1  # the module's CRC32-C placed it where the Python hash says
+        assert w.bucket == b1  # placed where the Python hash (mul64, the default) says
         r = ft.run(PKT)
         assert r.retval == XdpAction.PASS
         e = ft.lookup(FLOW)
