@@ -95,6 +95,8 @@ def _classify(e: BaseException) -> Fail:
 
     if isinstance(e, Fail):
         return e
+    if isinstance(e, typer.BadParameter):   # raised inside a command: a bad command line
+        return Fail(E_USAGE, e.format_message())
     if isinstance(e, ConfigError):
         first, *rest = str(e).splitlines()
         return Fail(E_CONFIG, first, "\n".join(rest) or None)
@@ -740,6 +742,17 @@ def neigh(name: Optional[str] = typer.Argument(None, help="router instance"),
 
 
 # ---- check / schema / validate -----------------------------------------------------------------
+def _generators() -> list[dict]:
+    """The lab traffic generators and whether this kernel permits each (traffic/labgen.py)."""
+    from traffic import labgen
+    try:
+        chosen = labgen.pick()
+    except labgen.GeneratorUnavailable:
+        chosen = None
+    return [{"name": p.name, "ok": p.ok, "why": p.why, "used": p.name == chosen}
+            for p in labgen.probes()]
+
+
 def host_report(netns: str | None = None, probe: bool = True) -> dict:
     import platform
     from nf import kmod
@@ -755,6 +768,8 @@ def host_report(netns: str | None = None, probe: bool = True) -> dict:
                                  scalar_forced=kmod.scalar_forced())
         except Exception as e:  # noqa: BLE001
             rep["module"]["error"] = str(e)
+    if rep["root"]:
+        rep["generators"] = _generators()
     obj = prog = None
     if probe and rep["root"]:
         try:
@@ -812,6 +827,10 @@ def check(netns: Optional[str] = typer.Option(None, help="probe the interfaces o
         t.add_row("module CPU features", ", ".join(f"{k}={v}" for k, v in m["features"].items()))
         t.add_row("module SIMD paths", "scalar forced" if m.get("scalar_forced") else "SIMD when the CPU has it")
         t.add_row("module path counters", ", ".join(f"{k}={v}" for k, v in m["counters"].items()))
+    for g in rep.get("generators", ()):
+        state = ("yes" + (" (used by labs and nf bench)" if g["used"] else "")) if g["ok"] \
+            else f"NO: {g['why']}"
+        t.add_row(f"lab traffic generator {g['name']}", state)
     out.print(t)
     t = Table(title=f"XDP modes per interface ({netns or 'current netns'})")
     t.add_column("interface")

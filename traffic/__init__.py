@@ -1,2 +1,3 @@
 """Traffic for tests and benchmarks: flow sets (flows), frame builders (packets) and the
-live-frames generator with its receiver counter (livegen)."""
+lab traffic generators with their receiver counter (labgen: livegen, tcgen) and the baseline
+NFs of the lab benchmarks (baselines)."""

@@ -19,7 +19,10 @@ def bench(quick: bool = typer.Option(False, "--quick", help="tiny sizes, host on
                                    "and the PNG plots"),
           no_plots: bool = typer.Option(False, "--no-plots", help="skip the PNG plots"),
           no_vm: bool = typer.Option(False, "--no-vm", help="skip the guest instruction counts"),
-          no_lab: bool = typer.Option(False, "--no-lab", help="skip the live-frames lab rates")):
+          no_lab: bool = typer.Option(False, "--no-lab", help="skip the lab rates"),
+          generator: Optional[str] = typer.Option(None, "--generator", help="lab traffic generator: "
+                                                  "live | tc (default: the first this kernel "
+                                                  "permits; `nf check` lists them)")):
     """Benchmark every NF against its baselines in one run; print and write the results table."""
     from nf.bench.report import markdown, write_report
     from nf.bench.suite import run_suite
@@ -32,10 +35,17 @@ def bench(quick: bool = typer.Option(False, "--quick", help="tiny sizes, host on
 
     from nf.bench.suite import SECTIONS
     from nf.cli import _live, err, progress_bar
+    from traffic.labgen import GeneratorUnavailable, pick
+    lab = not (no_lab or quick)
+    if lab or generator is not None:
+        try:                      # before anything is made: a bad name leaves nothing behind
+            generator = pick(generator)
+        except GeneratorUnavailable as e:
+            raise typer.BadParameter(str(e), param_hint="--generator") from None
     sel = set(only or NFS)
     # one step per section that will run (each reports "done" through say), plus the guest counts
-    total = sum(1 for kind, nf, _ in SECTIONS if nf in sel and (kind != "lab" or not no_lab)
-                and (kind != "lab" or quick or os.geteuid() == 0)) + (0 if no_vm or quick else 1)
+    total = sum(1 for kind, nf, _ in SECTIONS if nf in sel and (kind != "lab" or lab)
+                and (kind != "lab" or os.geteuid() == 0)) + (0 if no_vm or quick else 1)
     with progress_bar("bench: running", total=total) as bar:
         done = [0]
 
@@ -46,7 +56,8 @@ def bench(quick: bool = typer.Option(False, "--quick", help="tiny sizes, host on
                 err.print(s, markup=False)       # above the bar
             else:
                 typer.echo(s, err=True)
-        res = run_suite(quick=quick, only=only or None, guest=not no_vm, lab=not no_lab, say=say)
+        res = run_suite(quick=quick, only=only or None, guest=not no_vm, lab=lab, say=say,
+                        generator=generator)
     files = write_report(res, out, with_plots=not no_plots)
     typer.echo(markdown(res))
     typer.echo(f"wrote {files['markdown']} and {files['json']}", err=True)

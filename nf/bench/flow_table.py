@@ -195,3 +195,45 @@ if __name__ == "__main__" and "--guest" in sys.argv:
     # --hash mul64|crc32c (default HASH)
     print(json.dumps(guest_main(sys.argv[sys.argv.index("--hash") + 1]
                                 if "--hash" in sys.argv else None)))
+
+
+# ---- lab ---------------------------------------------------------------------------------------
+
+LAB_MAIN = "flow-table hit (pure, 65,536 slots; rule: redirect to p2)"
+
+
+def lab_cases(lab, es, generator: str) -> dict:
+    """Cases (nf.bench.lab.Case) on a LabSpec.switch(2, queues=2) lab, one UDP flow h1 -> h2 per
+    CPU: the generator alone, the ceiling, and the flow table on p1 holding a rule per flow
+    that redirects it to p2 (every frame a hit: lookup, per-flow counters, redirect)."""
+    import contextlib
+    import os
+
+    from nf.bench.lab import CEILING, DROP, ONE, TWO, Case, ceiling_case, drop_case, udp_flows
+    from nf.config import validate
+    from nf.config.flow_table import FlowTableConfig
+    from nf.nfs.flow_table import FlowTable
+
+    ports = (1234, 1235)
+    frames = udp_flows(lab, ports)
+    h1, h2 = lab.host("h1"), lab.host("h2")
+
+    @contextlib.contextmanager
+    def table():
+        c = validate({"name": f"bench{os.getpid()}", "netns": lab.dut, "interfaces": ["p1"],
+                      "attach": "native", "variant": "pure", "size": 65536,
+                      "rules": [{"proto": "udp", "src": h1.ip4, "sport": p, "dst": h2.ip4,
+                                 "dport": 9, "action": "redirect", "port": "p2"} for p in ports]},
+                     FlowTableConfig)
+        with FlowTable(c) as ft:
+            ft.up()
+            yield ft
+
+    return {DROP: drop_case(lab, frames), CEILING: ceiling_case(lab, frames),
+            LAB_MAIN: Case(table, frames, cpu_sets=(ONE, TWO))}
+
+
+def lab_rates(n: int = 400_000, rounds: int = 5, generator: str | None = None):
+    from nf.bench.lab import run
+    from nf.net.lab import LabSpec
+    return run(LabSpec.switch(2, queues=2), lab_cases, generator=generator, n=n, rounds=rounds)

@@ -3,9 +3,9 @@ tests/xdp_progs/l2_switch/).
 
 - test_run setup: two trunk ports carrying VLAN 10 (so test_run can repeat one tagged frame
   unchanged) and a populated FDB: `PORTS`, `frame`, `mac`, `fill`;
-- lab: live frames through the switch on a 4-host lab vs the devmap-redirect forwarder of
-  traffic/fwd.bpf.c (the ceiling), the bare hash-lookup redirect of traffic/l2fwd.bpf.c and the
-  Linux bridge with bridge-nf-call off and at its default (on): `lab_mpps`.
+- lab: the switch on a 4-host lab vs the devmap-redirect forwarder of traffic/fwd.bpf.c (the
+  ceiling), the bare hash-lookup redirect of traffic/l2fwd.bpf.c and the Linux bridge with
+  bridge-nf-call off and at its default (on): `lab_cases`, `lab_rates` (nf/bench/lab.py).
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import os
 import struct
 import time
 
-from nf.bench.lab import interleaved
 
 # ---- test_run setup ----------------------------------------------------------------------------
 
@@ -53,14 +52,15 @@ def fill(sw, n_macs: int, now: int = 10**12) -> None:
 
 # ---- lab ---------------------------------------------------------------------------------------
 
-LAB_N = 500_000
-LAB_ROUNDS = 5
 SINKS = ("h2", "h3", "h4")
-CEILING = "ceiling: devmap redirect (traffic/fwd)"
 BARE = "bare hash-lookup redirect (traffic/l2fwd)"
+UNICAST = "switch known unicast, access ports"
+FLOOD = "switch flood to 3 ports, access ports (counted at one)"
 BRIDGE_UNICAST = "Linux bridge known unicast"
 BRIDGE_FLOOD = "Linux bridge flood to 3 ports (counted at one)"
 NF_CALL_ON = ", bridge-nf-call on (the default)"
+BRIDGE_NF_CALL = ("arptables", "iptables", "ip6tables")
+CPU2_SRC = "02:00:00:00:01:01"   # the second CPU's sender: its own source MAC (its own FDB entry)
 
 
 def lab_frame(dst: str, src: str, vid: int | None = None, size: int = 64) -> bytes:
@@ -72,9 +72,6 @@ def lab_frame(dst: str, src: str, vid: int | None = None, size: int = 64) -> byt
         e = e / Dot1Q(vlan=vid)
     b = bytes(e / IP(src="10.0.0.1", dst="10.0.0.2", ttl=64) / UDP(sport=9, dport=9))
     return b.ljust(size, b"\0")
-
-
-BRIDGE_NF_CALL = ("arptables", "iptables", "ip6tables")
 
 
 def bridge_nf_call(lab, on: bool) -> None:
@@ -104,19 +101,23 @@ def bridge(lab, up: bool) -> None:
             ipr.link("del", index=ipr.link_lookup(ifname="br0")[0])
 
 
-def lab_mpps(lab, n: int = LAB_N, rounds: int = LAB_ROUNDS) -> dict[str, float]:
-    """On a LabSpec.switch(4) lab: Mpps of the ceiling, the switch (access / trunk ports, pure and
-    eNetSTL tables; known unicast and flood), the bare hash-lookup redirect and the Linux bridge,
-    taking turns round by round (nf.bench.lab.interleaved). Keys: CEILING, BARE, "switch known
-    unicast, <ports>", "switch flood to 3 ports, <ports> (counted at one)", BRIDGE_UNICAST,
-    BRIDGE_FLOOD (bridge-nf-call off), and the same two with NF_CALL_ON appended."""
+def lab_cases(lab, es=None, generator: str | None = None) -> dict:
+    """Cases (nf.bench.lab.Case) on a LabSpec.switch(4, queues=2) lab, h1 sending to h2: the
+    generator alone (DROP), the ceiling, the switch (access / trunk ports, pure and eNetSTL
+    tables; known unicast and flood), the bare hash-lookup redirect and the Linux bridge with
+    bridge-nf-call off and at its default (on). Known unicast of the pure switch and the
+    ceiling also run on two CPUs, each CPU sending from its own source MAC."""
+    from nf.bench.lab import CEILING, DROP, ONE, TWO, Case, drop_case
     from nf.config import validate
     from nf.config.l2_switch import L2SwitchConfig
     from nf.nfs.l2_switch import L2Switch
-    from traffic.livegen import Fwd, L2Fwd
+    from traffic.baselines import Fwd, L2Fwd
 
     bc = "ff:ff:ff:ff:ff:ff"
     h1, h2 = lab.host("h1").mac, lab.host("h2").mac
+
+    def two(dst, vid=None):
+        return [[lab_frame(dst, h1, vid)], [lab_frame(dst, CPU2_SRC, vid)]]
 
     @contextlib.contextmanager
     def switch(plist, vid, variant):
@@ -143,11 +144,11 @@ def lab_mpps(lab, n: int = LAB_N, rounds: int = LAB_ROUNDS) -> dict[str, float]:
             bridge_nf_call(lab, True)
 
     cases = {
-        CEILING: (lambda: Fwd(lab.dut, "p1", "p2", h2, lab.host("h1").port_mac),
-                  [lab_frame(h2, h1)], 1.0),
-        BARE: (lambda: L2Fwd(lab.dut, "p1", {h2: "p2", lab.host("h3").mac: "p3",
-                                              lab.host("h4").mac: "p4"}),
-               [lab_frame(h2, h1)], 1.0),
+        DROP: drop_case(lab, two(h2)),
+        CEILING: Case(lambda: Fwd(lab.dut, "p1", "p2", h2, lab.host("h1").port_mac), two(h2),
+                      cpu_sets=(ONE, TWO)),
+        BARE: Case(lambda: L2Fwd(lab.dut, "p1", {h2: "p2", lab.host("h3").mac: "p3",
+                                                  lab.host("h4").mac: "p4"}), two(h2)),
     }
     access = [{"name": f"p{i}", "vlan": 10} for i in range(1, 5)]
     trunk = [{"name": f"p{i}", "mode": "trunk", "vlans": [10]} for i in range(1, 5)]
@@ -157,11 +158,20 @@ def lab_mpps(lab, n: int = LAB_N, rounds: int = LAB_ROUNDS) -> dict[str, float]:
         ("access ports, eNetSTL table (host: no module, BPF CRC + SWAR)", access, None, "enetstl"),
     ]:
         setup = (lambda plist=plist, vid=vid, variant=variant: switch(plist, vid, variant))
-        cases[f"switch known unicast, {name}"] = (setup, [lab_frame(h2, h1, vid)], 1.0)
-        cases[f"switch flood to 3 ports, {name} (counted at one)"] = (setup, [lab_frame(bc, h1, vid)], 1.0)
+        main = name == "access ports"
+        cases[f"switch known unicast, {name}"] = Case(setup, two(h2, vid),
+                                                      cpu_sets=(ONE, TWO) if main else (ONE,))
+        cases[f"switch flood to 3 ports, {name} (counted at one)"] = Case(setup, [[lab_frame(bc, h1, vid)]])
     for on, suffix in ((False, ""), (True, NF_CALL_ON)):
         setup = (lambda on=on: linux_bridge(on))
         # the bridge's backlog may drop: counted, not required
-        cases[BRIDGE_UNICAST + suffix] = (setup, [lab_frame(h2, h1)], None)
-        cases[BRIDGE_FLOOD + suffix] = (setup, [lab_frame(bc, h1)], None)
-    return interleaved(lab, cases, sinks=SINKS, n=n, rounds=rounds, warmup=50_000)
+        cases[BRIDGE_UNICAST + suffix] = Case(setup, [[lab_frame(h2, h1)]], None)
+        cases[BRIDGE_FLOOD + suffix] = Case(setup, [[lab_frame(bc, h1)]], None)
+    return cases
+
+
+def lab_rates(n: int = 400_000, rounds: int = 5, generator: str | None = None):
+    from nf.bench.lab import run
+    from nf.net.lab import LabSpec
+    return run(LabSpec.switch(4, queues=2), lab_cases, generator=generator, sinks=SINKS, n=n,
+               rounds=rounds, warmup=50_000)

@@ -36,8 +36,11 @@ def markdown(res: Results) -> str:
            "Methods (ARCHITECTURE.md §6): **native** = host BPF_PROG_TEST_RUN with repeat, "
            "kernel-reported ns, median of rounds; **guest insns** = guest instructions per packet "
            "beyond the empty XDP program, QEMU TCG plugin, pure and eNetSTL in ONE boot (TCG wall "
-           "time is never used to rank); **lab** = live frames on a veth lab, generator, NF and "
-           "receiver on one CPU, counted at the receiver; **wall** = elapsed time. "
+           "time is never used to rank); **lab** = an in-kernel generator (named in each row: live "
+           "frames, or tc clone-redirect where the kernel refuses live frames) on a veth lab with "
+           "two queues per veth, generator, NF and receiver on the sending CPU, counted at the "
+           "receiver; an NF's net cost = 1/Mpps - 1/Mpps of the generator alone (its frames "
+           "dropped on the dut port), cases interleaved round by round; **wall** = elapsed time. "
            "Absolute numbers drift with the machine's load: compare the ratios.", "",
            "| NF | measurement | method | value | ratio | target | met |", "|---|---|---|---|---|---|---|"]
     for nf in NFS:

@@ -218,19 +218,22 @@ def forward_ns(prog, name: str, repeat: int = 200, rounds: int = 101) -> float:
 
 # ---- lab ---------------------------------------------------------------------------------------
 
-LAB_N = 400_000
 LAB_ROUTES = 100_000
+LINUX = "Linux IPv4 forwarding"
+FIB = "bpf_fib_lookup forwarder (router mode: fib)"
+DIR = "router DIR-24-8"
+TRIE = "router LPM trie"
 
 
-def lab_mpps(n: int = LAB_N, rounds: int = 3, routes: int = LAB_ROUTES) -> dict[str, float]:
-    """On a fresh LabSpec.router(2, ip_forward=True) lab, 64-byte UDP h1 -> h2, one CPU: Mpps of
-    "linux forwarding" (the kernel forwards; live frames into a veth are received only by a native
-    XDP program on the far end, so the ingress port gets the least one: rxcount, count and
-    XDP_PASS), "ceiling (fwd)" (fixed MAC rewrite + redirect, no lookup), "router
-    dir" / "router trie" (`routes` synthetic IPv4 routes loaded) and "router fib" (the
-    bpf_fib_lookup forwarder). The cases take turns round by round (nf.bench.lab.interleaved):
-    every router is loaded once and attached only for its turns. Every round must deliver
-    >= 95 %."""
+def lab_cases(lab, es, generator: str, routes: int = LAB_ROUTES) -> dict:
+    """Cases (nf.bench.lab.Case) on a LabSpec.router(2, ip_forward=True, queues=2) lab, 64-byte
+    UDP h1 -> h2 (the second CPU: its own source port and destination): the generator alone
+    (DROP), the ceiling (fixed MAC rewrite + redirect, no lookup), the router in dir and trie
+    mode with `routes` synthetic IPv4 routes, its fib mode (the bpf_fib_lookup forwarder), and
+    Linux forwarding. Every router is loaded once (into the ExitStack `es`) and attached only
+    for its turns. Frames from the live generator reach a veth's stack only through a native
+    XDP program on it, so for Linux forwarding under that generator the ingress port gets the
+    least one (rxcount: count, XDP_PASS); tc frames are skbs and need none."""
     import contextlib
 
     import numpy as np
@@ -238,54 +241,66 @@ def lab_mpps(n: int = LAB_N, rounds: int = 3, routes: int = LAB_ROUTES) -> dict[
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
 
-    from nf.bench.lab import interleaved
+    from nf.bench.lab import CEILING, DROP, ONE, TWO, Case, ceiling_case, drop_case
     from nf.bpf import XdpMode
     from nf.config.router import validate_router_config
-    from nf.net.lab import Lab, LabSpec
     from nf.nfs.router import Router
     from nf.routes import RouteSet, synthetic_v4
-    from traffic.livegen import Fwd, RxCounter
+    from traffic.labgen import RxCounter
 
-    with Lab(LabSpec.router(2, ip_forward=True)) as lab, contextlib.ExitStack() as es:
-        h1, h2 = lab.host("h1"), lab.host("h2")
-        frame = bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src=h1.ip4, dst=h2.ip4, ttl=64) /
-                      UDP(sport=1234, dport=9) / (b"\0" * 18))
-        # the receiver's counter drops everything, ARP included: give the dut's kernel (Linux
-        # forwarding, bpf_fib_lookup) a permanent neighbour entry for h2
-        with lab.enter("dut"), IPRoute() as ipr:
-            ipr.neigh("add", dst=h2.ip4, lladdr=h2.mac, ifindex=h2.port_ifindex, state=0x80)
-        a4, l4 = synthetic_v4(routes, seed=5)
-        keep = (a4 >> 24) != 10          # leave the lab's own 10/8 to the connected routes
-        hosts = list(lab.hosts.values())
-        routers = {}
-        for mode in ("dir", "trie", "fib"):
-            cfg = {"mode": mode,
-                   "interfaces": [{"name": h.port, "mac": h.port_mac, "addresses": list(h.port_addresses)}
-                                  for h in hosts],
-                   "neighbours": [{"address": a.split("/")[0], "mac": h.mac}
-                                  for h in hosts for a in h.addresses],
-                   "sizes": {"v4_chunks": 4096, "v6_chunks": 64, "trie_entries": routes + 100}}
-            with lab.enter("dut"):
-                r = es.enter_context(Router(validate_router_config(cfg)))
-                r.load()
-                if mode != "fib":
-                    gid = r.resolve_target(f"via {h2.ip4}")
-                    r.replace_routes(RouteSet(a4[keep], l4[keep],
-                                              np.full(int(keep.sum()), gid, np.uint32), []))
-            routers[mode] = r
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    dst2 = h2.ip4.rsplit(".", 1)[0] + ".9"        # the second CPU's destination, same subnet
+    frames = [[bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src=h1.ip4, dst=d, ttl=64) /
+                     UDP(sport=sp, dport=9) / (b"\0" * 18))] for d, sp in ((h2.ip4, 1234), (dst2, 1235))]
+    # the receiver's counter drops everything, ARP included: give the dut's kernel (Linux
+    # forwarding, bpf_fib_lookup) permanent neighbour entries for both destinations
+    with lab.enter("dut"), IPRoute() as ipr:
+        for d in (h2.ip4, dst2):
+            ipr.neigh("add", dst=d, lladdr=h2.mac, ifindex=h2.port_ifindex, state=0x80)
+    a4, l4 = synthetic_v4(routes, seed=5)
+    keep = (a4 >> 24) != 10          # leave the lab's own 10/8 to the connected routes
+    hosts = list(lab.hosts.values())
+    routers = {}
+    for mode in ("dir", "trie", "fib"):
+        cfg = {"mode": mode,
+               "interfaces": [{"name": h.port, "mac": h.port_mac, "addresses": list(h.port_addresses)}
+                              for h in hosts],
+               "neighbours": [{"address": a.split("/")[0], "mac": h.mac}
+                              for h in hosts for a in h.addresses] +
+                             [{"address": dst2, "mac": h2.mac}],
+               "sizes": {"v4_chunks": 4096, "v6_chunks": 64, "trie_entries": routes + 100}}
+        with lab.enter("dut"):
+            r = es.enter_context(Router(validate_router_config(cfg)))
+            r.load()
+            if mode != "fib":
+                gid = r.resolve_target(f"via {h2.ip4}")
+                r.replace_routes(RouteSet(a4[keep], l4[keep],
+                                          np.full(int(keep.sum()), gid, np.uint32), []))
+        routers[mode] = r
 
-        @contextlib.contextmanager
-        def attached(r):
-            with lab.enter("dut"):
-                r.attach(XdpMode.NATIVE)
-            try:
-                yield
-            finally:
-                r.detach()
+    @contextlib.contextmanager
+    def attached(r):
+        with lab.enter("dut"):
+            r.attach(XdpMode.NATIVE)
+        try:
+            yield
+        finally:
+            r.detach()
 
-        cases = {"linux forwarding": (lambda: RxCounter(lab.dut, h1.port, action="pass"), [frame], 0.95),
-                 "ceiling (fwd)": (lambda: Fwd(lab.dut, h1.port, h2.port, h2.mac, h2.port_mac),
-                                   [frame], 0.95)}
-        for mode, r in routers.items():
-            cases[f"router {mode}"] = (lambda r=r: attached(r), [frame], 0.95)
-        return interleaved(lab, cases, n=n, rounds=rounds, warmup=20_000)
+    linux = ((lambda: RxCounter(lab.dut, h1.port, action="pass")) if generator == "live"
+             else contextlib.nullcontext)
+    return {
+        DROP: drop_case(lab, frames),
+        CEILING: ceiling_case(lab, frames),
+        DIR: Case(lambda: attached(routers["dir"]), frames, cpu_sets=(ONE, TWO)),
+        TRIE: Case(lambda: attached(routers["trie"]), frames),
+        FIB: Case(lambda: attached(routers["fib"]), frames),
+        LINUX: Case(linux, frames, 0.95),
+    }
+
+
+def lab_rates(n: int = 400_000, rounds: int = 5, generator: str | None = None):
+    from nf.bench.lab import run
+    from nf.net.lab import LabSpec
+    return run(LabSpec.router(2, ip_forward=True, queues=2), lab_cases, generator=generator,
+               n=n, rounds=rounds)

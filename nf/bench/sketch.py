@@ -3,6 +3,7 @@ test_sketch_bench.py): a config per variant and depth, and frames of distinct UD
 from __future__ import annotations
 
 import ipaddress
+import os
 import struct
 
 DEPTHS = (1, 2, 4, 8, 16)
@@ -192,3 +193,42 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     import sys
     sys.exit(main(sys.argv[1:]))
+
+
+# ---- lab ---------------------------------------------------------------------------------------
+
+LAB_MAIN = "sketch count (d=4, w=1024; every flow flagged, action redirect)"
+
+
+def lab_cases(lab, es, generator: str) -> dict:
+    """Cases (nf.bench.lab.Case) on a LabSpec.switch(2, queues=2) lab, one UDP flow h1 -> h2 per
+    CPU: the generator alone, the ceiling, and the sketch on p1. A sketch that monitors passes
+    every frame to the dut's stack; to forward at all it must act, so every flow is flagged from
+    its first packet (threshold 1) and redirected to p2: each frame is counted in d rows, checked
+    against the threshold and looked up in the candidate table, then redirected."""
+    import contextlib
+
+    from nf.bench.lab import CEILING, DROP, ONE, TWO, Case, ceiling_case, drop_case, udp_flows
+    from nf.config import validate
+    from nf.config.sketch import SketchConfig
+    from nf.nfs.sketch import Sketch
+
+    frames = udp_flows(lab)
+
+    @contextlib.contextmanager
+    def sketch():
+        c = validate({"name": f"bench{os.getpid()}", "netns": lab.dut, "interfaces": ["p1"],
+                      "attach_mode": "native", "variant": "pure", "depth": 4, "width": 1024,
+                      "threshold": {"absolute": 1}, "action": "redirect", "redirect_to": "p2"},
+                     SketchConfig)
+        with Sketch(c) as sk:         # entering deploys it
+            yield sk
+
+    return {DROP: drop_case(lab, frames), CEILING: ceiling_case(lab, frames),
+            LAB_MAIN: Case(sketch, frames, cpu_sets=(ONE, TWO))}
+
+
+def lab_rates(n: int = 400_000, rounds: int = 5, generator: str | None = None):
+    from nf.bench.lab import run
+    from nf.net.lab import LabSpec
+    return run(LabSpec.switch(2, queues=2), lab_cases, generator=generator, n=n, rounds=rounds)

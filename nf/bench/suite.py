@@ -6,8 +6,9 @@ Sections (method: ARCHITECTURE.md §6):
   holding the same flows as baselines; scaling of routes, sketch depth and cuckoo load.
 - guest (full run only): guest instructions per packet of the pure and eNetSTL variants of every
   NF in ONE QEMU TCG boot with the module loaded, with a per-function profile (nf/bench/guest.py).
-- lab (full run only, root + netns): live-frames Mpps against Linux bridge / Linux forwarding /
-  bpf_fib_lookup.
+- lab (full run only, root + netns): Mpps on a veth lab from an in-kernel generator
+  (traffic/labgen.py), the NF's cost per frame net of the generator's own, against the no-work
+  ceiling and the Linux bridge / Linux forwarding / bpf_fib_lookup, on one and two CPUs.
 
 The measuring code is in nf/bench/<nf>.py (l2_switch, router, sketch, flow_table; lab.py for the
 lab rate), which the @bench tests under tests/xdp_progs/ call too; this module only chooses
@@ -373,44 +374,68 @@ def apply_guest(res: Results, data: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# lab section (root + netns): nf/bench/l2_switch.py and nf/bench/router.py
+# lab sections (root + netns): nf/bench/lab.py measures, nf/bench/<nf>.py defines the cases
 
-def lab_switch(res: Results, quick: bool) -> None:
-    if quick:
-        return
+NET_VS_CEILING = 1.15    # every NF's main path: net cost <= this x the ceiling's
+SCALING_2CPU = 1.85      # and Mpps on two CPUs >= this x one CPU
+
+
+def _lab_rows(res: Results, nf: str, v, main: str, baselines: dict[str, float]) -> None:
+    """Rows of one lab run `v` (nf.bench.lab.LabRates): the generator's own cost, every case's
+    Mpps and net cost, the main path against the ceiling (net cost) and on two CPUs, and the
+    baselines (`name -> bound`: baseline net / main net >= bound)."""
+    from nf.bench.lab import CEILING, DROP
+    g = f"[{v.generator} generator]"
+    drop = v.mpps[(DROP, 1)]
+    res.add(nf, f"lab {g} generator's own cost: generator -> XDP_DROP on the dut port "
+            f"({drop:.2f} Mpps)", 1e3 / drop, "ns/frame", "lab")
+    ceil = v.net_ns(CEILING)
+    for (case, ncpu), mpps in v.mpps.items():
+        if case == DROP or ncpu != 1:
+            continue
+        net = v.net_ns(case)
+        res.add(nf, f"lab {g} {case}: {mpps:.2f} Mpps, net of the generator", net, "ns/frame",
+                "lab", *((net / ceil, "x ceiling net") if case != CEILING else ()))
+    m = v.net_ns(main)
+    res.target(nf, f"lab {g} {main}: net cost vs the ceiling's ({ceil:.0f} ns/frame)", m,
+               "ns/frame", "lab", m / ceil, "net / ceiling net", "<=", NET_VS_CEILING)
+    for case in (main, CEILING, DROP):
+        if (case, 2) in v.mpps:
+            sc = v.scaling(case)
+            row = (nf, f"lab {g} {case}: 2 CPUs vs 1 ({v.mpps[(case, 1)]:.2f} Mpps)",
+                   v.mpps[(case, 2)], "Mpps", "lab", sc, "2 CPUs / 1")
+            res.target(*row, ">=", SCALING_2CPU) if case == main else res.add(*row)
+    for base, bound in baselines.items():
+        b = v.net_ns(base)
+        res.target(nf, f"lab {g} {main} vs {base} ({b:.0f} ns/frame): net cost", m, "ns/frame",
+                   "lab", b / m, "baseline net / ours", ">=", bound)
+
+
+def lab_switch(res: Results, quick: bool, generator: str | None = None) -> None:
     from nf.bench import l2_switch as sb
-    from nf.net.lab import Lab, LabSpec
-    with Lab(LabSpec.switch(4)) as lab:
-        v = sb.lab_mpps(lab)
-    need = [sb.BARE, "switch known unicast, access ports", sb.BRIDGE_UNICAST,
-            "switch flood to 3 ports, access ports (counted at one)", sb.BRIDGE_FLOOD]
-    bare, uni, br = v[need[0]], v[need[1]], v[need[2]]
-    fl, brf = v[need[3]], v[need[4]]
-    res.target("l2_switch", f"known unicast vs bare hash-lookup redirect ({bare:.2f} Mpps)", uni,
-               "Mpps", "lab", uni / bare, "switch / bare", ">=", 0.9)
-    res.target("l2_switch", f"known unicast vs Linux bridge, bridge-nf-call off ({br:.2f} Mpps)",
-               uni, "Mpps", "lab", uni / br, "switch / bridge", ">=", 4.0)
-    res.target("l2_switch", f"flood to 3 ports vs Linux bridge flood, bridge-nf-call off "
-               f"({brf:.2f} Mpps)", fl, "Mpps", "lab", fl / brf, "switch / bridge", ">=", 3.0)
-    for k, x in v.items():
-        if k not in need:
-            ref = br if k.startswith(sb.BRIDGE_UNICAST) or k == sb.CEILING else None
-            res.add("l2_switch", k, x, "Mpps", "lab", *((x / ref, "x / bridge") if ref else ()))
+    v = sb.lab_rates(generator=generator)
+    _lab_rows(res, "l2_switch", v, sb.UNICAST, {sb.BARE: 1 / 1.1, sb.BRIDGE_UNICAST: 4.0})
+    fl = v.net_ns(sb.FLOOD)
+    brf = v.net_ns(sb.BRIDGE_FLOOD)
+    res.target("l2_switch", f"lab [{v.generator} generator] {sb.FLOOD} vs {sb.BRIDGE_FLOOD} "
+               f"({brf:.0f} ns/frame): net cost", fl, "ns/frame", "lab", brf / fl,
+               "baseline net / ours", ">=", 3.0)
 
 
-def lab_router(res: Results, quick: bool) -> None:
-    if quick:
-        return
-    from nf.bench.router import lab_mpps
-    v = lab_mpps()
-    lin, fib, d = v["linux forwarding"], v["router fib"], v["router dir"]
-    res.target("router", f"lab DIR-24-8 (100k routes) vs Linux forwarding ({lin:.2f} Mpps)", d,
-               "Mpps", "lab", d / lin, "router / Linux", ">=", 4.0)
-    res.target("router", f"lab DIR-24-8 vs bpf_fib_lookup forwarder ({fib:.2f} Mpps)", d, "Mpps",
-               "lab", d / fib, "router / fib", ">=", 1.4)
-    for k in ("ceiling (fwd)", "router trie"):
-        if k in v:
-            res.add("router", f"lab {k}", v[k], "Mpps", "lab", v[k] / lin, "x / Linux")
+def lab_router(res: Results, quick: bool, generator: str | None = None) -> None:
+    from nf.bench import router as rb
+    v = rb.lab_rates(generator=generator)
+    _lab_rows(res, "router", v, rb.DIR, {rb.LINUX: 4.0, rb.FIB: 1.4})
+
+
+def lab_sketch(res: Results, quick: bool, generator: str | None = None) -> None:
+    from nf.bench import sketch as kb
+    _lab_rows(res, "sketch", kb.lab_rates(generator=generator), kb.LAB_MAIN, {})
+
+
+def lab_flow_table(res: Results, quick: bool, generator: str | None = None) -> None:
+    from nf.bench import flow_table as fb
+    _lab_rows(res, "flow_table", fb.lab_rates(generator=generator), fb.LAB_MAIN, {})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,29 +448,38 @@ SECTIONS: list[tuple[str, str, Callable]] = [
     ("wall", "router", load_1m_routes),
     ("lab", "l2_switch", lab_switch),
     ("lab", "router", lab_router),
+    ("lab", "sketch", lab_sketch),
+    ("lab", "flow_table", lab_flow_table),
 ]
 
 
 def run_suite(quick: bool = False, only: list[str] | tuple[str, ...] | None = None,
-              say: Callable[[str], None] = print, guest: bool = True, lab: bool = True) -> Results:
-    """Run the suite. `only` restricts it to some NFs (names in NFS). A section that fails is
-    recorded in Results.errors (with the reason) and the others still run."""
+              say: Callable[[str], None] = print, guest: bool = True, lab: bool = True,
+              generator: str | None = None) -> Results:
+    """Run the suite. `only` restricts it to some NFs (names in NFS); `generator` names the lab
+    traffic generator (traffic/labgen.py; default: the first this kernel permits). A section
+    that fails is recorded in Results.errors (with the reason) and the others still run."""
     only = tuple(only or NFS)
     bad = [n for n in only if n not in NFS]
     if bad:
         raise ValueError(f"unknown NF {bad}: choose from {', '.join(NFS)}")
+    if lab and not quick:
+        from traffic.labgen import pick
+        generator = pick(generator)   # GeneratorUnavailable (with the listing) before any work
     _bpf_stats_off()
     res = Results(quick=quick, machine=machine_info())
     t0 = time.monotonic()
     for kind, nf, fn in SECTIONS:
         if nf not in only or (kind == "lab" and not lab):
             continue
-        if kind == "lab" and not quick and os.geteuid() != 0:
+        if kind == "lab" and quick:
+            continue
+        if kind == "lab" and os.geteuid() != 0:
             res.errors.append(f"{nf} lab: needs root (network namespaces)")
             continue
         t = time.monotonic()
         try:
-            fn(res, quick)
+            fn(res, quick, **({"generator": generator} if kind == "lab" else {}))
         except Exception as e:  # noqa: BLE001 - one section's failure must not lose the others
             res.errors.append(f"{nf} {kind}: {type(e).__name__}: {e}")
             if os.environ.get("NF_DEBUG"):

@@ -196,6 +196,11 @@ class Program(L.Closing):
                     "exist on the ingress device, which must be in this network namespace")
         elif err == E.EINVAL and live:
             hint = "live frames need an XDP program and no data_out/ctx_out"
+        elif err == E.EPERM and live:
+            # Some kernel builds refuse the flag even to root while plain test_run works.
+            hint = ("this kernel refuses BPF_F_TEST_XDP_LIVE_FRAMES; lab traffic uses the tc "
+                    "clone-redirect generator instead (traffic/labgen.py; `nf check` lists the "
+                    "generators this kernel permits)")
         elif err == 524:   # kernel-internal ENOTSUPP
             hint = "this program type does not support BPF_PROG_TEST_RUN"
         elif err == E.ENODEV:

@@ -94,6 +94,8 @@ class LabSpec(BaseModel):
     port_gro: bool = Field(True, description="GRO on dut ports (frames redirected into hosts' veths)")
     mtu: int = Field(1500, ge=68, le=65535)
     ip_forward: bool = Field(False, description="Linux forwarding in the dut (baselines)")
+    queues: int = Field(1, ge=1, le=16, description="tx and rx queues of every veth end: 2 lets "
+                        "two CPUs send at once, each into its own queue and NAPI")
 
     @model_validator(mode="after")
     def _unique(self):
@@ -286,9 +288,10 @@ class Lab:
                 with _netns.enter(self.dut), IPRoute() as ipr:
                     # Created from the dut side with the peer born inside the host netns, so no
                     # name ever appears in the caller's netns (parallel labs cannot collide).
-                    ipr.link("add", ifname=port, kind="veth", address=pmac, mtu=s.mtu,
+                    q = {"num_tx_queues": s.queues, "num_rx_queues": s.queues}
+                    ipr.link("add", ifname=port, kind="veth", address=pmac, mtu=s.mtu, **q,
                              peer={"ifname": hs.ifname, "net_ns_fd": fd, "address": mac,
-                                   "mtu": s.mtu})
+                                   "mtu": s.mtu, **q})
             finally:
                 os.close(fd)
             for node_ns, ifn, addrs, gro in ((ns, hs.ifname, hs.addresses, s.host_gro),

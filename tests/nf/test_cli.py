@@ -356,8 +356,17 @@ def test_check_reports_modes_per_interface(lab4):
     for p in ("p1", "p2", "p3", "p4"):       # veth: both modes; the probe left nothing attached
         assert rep["interfaces"][p] == {"native": "yes", "generic": "yes"}
     assert _attached(lab4, ["p1", "p2", "p3", "p4"]) == [False] * 4
+    # lab traffic generators: what the probe says, and which one labs and nf bench use
+    from traffic.labgen import pick, probe
+    gens = {g["name"]: g for g in rep["generators"]}
+    assert set(gens) == {"live", "tc"} and gens["tc"]["ok"]
+    for name, g in gens.items():
+        assert (g["ok"], g["why"], g["used"]) == (probe(name).ok, probe(name).why, name == pick())
     r = nf("check", "--netns", lab4.dut)
     assert r.exit_code == 0 and "XDP modes per interface" in r.output
+    assert "lab traffic generator tc" in r.output
+    if not gens["live"]["ok"]:
+        assert "refuses" in " ".join(r.output.split())
 
 
 @pytest.mark.netns

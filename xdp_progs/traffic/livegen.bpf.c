@@ -1,21 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
-/* livegen: restore the frame head from a template, redirect into the lab. See livegen.h. */
+/* livegen: restore the frame head from a template, redirect into the lab. See gen.h. */
 #include "common.h"
-#include "livegen.h"
+#include "gen.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-const volatile struct livegen_cfg livegen_cfg = {
+const volatile struct gen_cfg gen_cfg = {
 	.restore_len = 0,
 	.n_tmpl = 1,
+	.n_slots = 1,
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct livegen_tmpl);
-} livegen_tmpl SEC(".maps");
+	__type(value, struct gen_tmpl);
+} gen_tmpl SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP);
@@ -28,31 +29,31 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct livegen_stats);
-} livegen_stats SEC(".maps");
+	__type(value, struct gen_stats);
+} gen_stats SEC(".maps");
 
 SEC("xdp")
 int xdp_livegen(struct xdp_md *ctx)
 {
 	void *data = xdp_data(ctx), *end = xdp_data_end(ctx);
-	__u32 zero = 0, idx, i, rl = livegen_cfg.restore_len;
-	struct livegen_stats *st;
-	struct livegen_tmpl *t;
+	__u32 zero = 0, idx, i, rl = gen_cfg.restore_len;
+	struct gen_stats *st;
+	struct gen_tmpl *t;
 	long ret;
 
-	st = bpf_map_lookup_elem(&livegen_stats, &zero);
+	st = bpf_map_lookup_elem(&gen_stats, &zero);
 	if (!st)
 		return XDP_ABORTED;
 	st->runs++;
-	idx = st->cursor;
 	if (rl) {
-		t = bpf_map_lookup_elem(&livegen_tmpl, &idx);
+		idx = bpf_get_smp_processor_id() % gen_cfg.n_slots * gen_cfg.n_tmpl + st->cursor;
+		t = bpf_map_lookup_elem(&gen_tmpl, &idx);
 		if (!t)
 			return XDP_ABORTED;
 		/* Whole words first: restore_len is a rodata constant, so the verifier (and the
 		 * dead-branch pruning) sees a fixed-length copy. */
 #pragma unroll
-		for (i = 0; i < LIVEGEN_TMPL_MAX / 8; i++) {
+		for (i = 0; i < GEN_TMPL_MAX / 8; i++) {
 			__u64 *d = data + i * 8;
 
 			if (i >= rl / 8 || (void *)(d + 1) > end)
@@ -62,17 +63,16 @@ int xdp_livegen(struct xdp_md *ctx)
 #pragma unroll
 		for (i = 0; i < 7; i++) {
 			__u32 off = (rl & ~7U) + i;
-			__u8 *d = data + (off & (LIVEGEN_TMPL_MAX - 1));
+			__u8 *d = data + (off & (GEN_TMPL_MAX - 1));
 
 			if (i >= (rl & 7) || (void *)(d + 1) > end)
 				break;
-			*d = ((__u8 *)t->w)[off & (LIVEGEN_TMPL_MAX - 1)];
+			*d = ((__u8 *)t->w)[off & (GEN_TMPL_MAX - 1)];
 		}
 	}
-	idx++;
-	st->cursor = idx >= livegen_cfg.n_tmpl ? 0 : idx;
+	st->cursor = st->cursor + 1 >= gen_cfg.n_tmpl ? 0 : st->cursor + 1;
 	ret = bpf_redirect_map(&livegen_tx, 0, XDP_DROP);
 	if (ret == XDP_REDIRECT)
-		st->redirected++;
+		st->sent++;
 	return ret;
 }

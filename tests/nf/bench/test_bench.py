@@ -70,6 +70,24 @@ def test_quick_end_to_end(tmp_path):
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("name", ["pktgen", "live"])
+def test_generator_must_be_known_and_usable(tmp_path, name):
+    """An unknown generator, or one this kernel refuses, is a bad command line listing the usable
+    ones, before anything is made: no namespace, no output file."""
+    from nf.net.netns import list_netns
+    from traffic.labgen import probe
+    if name == "live" and probe("live").ok:
+        pytest.skip("this kernel permits live frames")
+    before = list_netns()
+    r = nf("bench", "--generator", name, "--only", "router", "--out", tmp_path)
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())
+    assert ("unknown traffic generator 'pktgen'" if name == "pktgen"
+            else "traffic generator 'live' is unavailable here") in out
+    assert "tc: available" in out
+    assert list_netns() == before and not list(tmp_path.iterdir())
+
+
 def test_only_rejects_unknown_nf(tmp_path):
     r = nf("bench", "--quick", "--only", "bridge", "--out", tmp_path)
     assert r.exit_code != 0 and "unknown NF 'bridge'" in r.output
@@ -147,7 +165,7 @@ def test_replay_command_sends_count_frames(make_lab, tmp_path):
     from nf.net.lab import LabSpec
     from traffic import generators as g
     from traffic import pcap
-    from traffic.livegen import RxCounter
+    from traffic.labgen import RxCounter
 
     lab = make_lab(LabSpec.switch(1, port_gro=False))
     frames = g.fixed_size(200, 7)

@@ -142,11 +142,22 @@ def test_pinned_link_survives_its_process(veth_netns, bpffs_dir, verdicts):
 
 def test_live_frames_tx_reach_the_peer(veth_netns, mirrors):
     """Live frames on va with XDP_TX go out of va into vb, where a native counter sees them
-    (the veth rule: the far end needs native XDP or GRO, or redirected frames vanish)."""
+    (the veth rule: the far end needs native XDP or GRO, or redirected frames vanish).
+    A kernel that refuses live frames (traffic/labgen.py's probe says so) refuses with EPERM and
+    a hint naming the refusal and the generator used instead, and nothing is sent."""
+    from traffic.labgen import probe
     tx, counter = _counter(mirrors, XdpAction.TX), _counter(mirrors, XdpAction.PASS)
     try:
         with counter.program("xdp_main").attach_xdp(veth_netns.vb, XdpMode.NATIVE):
             n = 1009
+            if not probe("live").ok:
+                with pytest.raises(BpfError) as ei:
+                    tx.program("xdp_main").test_run_live(FRAME, repeat=n, ifindex="va")
+                assert ei.value.errno == errno.EPERM
+                assert "refuses BPF_F_TEST_XDP_LIVE_FRAMES" in ei.value.hint
+                assert "tc clone-redirect" in ei.value.hint
+                assert _sent_count(counter, XdpAction.PASS, mirrors, 1, timeout=0.2) == 0
+                return
             r = tx.program("xdp_main").test_run_live(FRAME, repeat=n, ifindex="va",
                                                      batch_size=64)
             assert r.data_out == b""

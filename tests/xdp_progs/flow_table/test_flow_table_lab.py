@@ -56,3 +56,40 @@ def test_per_flow_actions_on_scapy_traffic(make_lab):
         assert s.packets[XdpAction.PASS] == n_learn * 5
         m = ft.metrics()
         assert (m["entries"], m["inserts"], m["hits"]) == (7, 7, len(frames) - 5)
+
+
+@pytest.mark.parametrize("variant", ["pure"])
+def test_both_cpus_insert_and_count_exactly(make_lab, variant):
+    """Both CPUs send at once (2-queue veths: each CPU runs the table on its own frames): 600
+    flows of each CPU's own plus 40 that both send, 25 times each per CPU. Every flow is learned
+    exactly once, and its packets and bytes are exact (shared flows: the two CPUs' sum)."""
+    from nf.config import validate
+    from nf.config.flow_table import FlowTableConfig
+    from nf.nfs.flow_table import flow_frame
+    from nf.testing.twocpu import send_from_both
+    from traffic.labgen import RxCounter
+
+    lab = make_lab(LabSpec.switch(2, queues=2))
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    own = [[Flow(h1.ip4, h2.ip4, 10000 + 1000 * c + i, 9, 17) for i in range(600)] for c in (0, 1)]
+    shared = [Flow(h1.ip4, h2.ip4, 20000 + i, 9, 6) for i in range(40)]
+    def frames(c):
+        fl = own[c] + shared
+        return [flow_frame(f, smac=h1.mac, dmac=h2.mac, size=96) for f in fl]
+
+    cfg = validate({"size": 4096, "variant": variant, "netns": lab.dut, "interfaces": [h1.port],
+                    "attach": "native", "learn": True, "default_action": "redirect",
+                    "default_port": h2.port}, FlowTableConfig)
+    rounds = 25
+    with FlowTable(cfg).up() as ft, RxCounter(h2.netns, h2.ifname) as rx:
+        # rx: each CPU's frames were received on that CPU, so the table ran on both at once
+        send_from_both(lab, [frames(0), frames(1)], rounds, rx=rx)
+        ents = {e.flow: e for e in ft.dump()}
+        m = ft.metrics()
+        st = ft.stats()
+    assert len(ents) == 1240 and m["inserts"] == 1240 and m["entries"] == 1240
+    for f in own[0] + own[1]:
+        assert (ents[f].packets, ents[f].bytes) == (rounds, rounds * 96), f
+    for f in shared:
+        assert (ents[f].packets, ents[f].bytes) == (2 * rounds, 2 * rounds * 96), f
+    assert st.packets[XdpAction.REDIRECT] == 2 * rounds * 640
