@@ -1,22 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* livegen: restore the frame head from a template, redirect into the lab. See gen.h. */
 #include "common.h"
-#include "gen.h"
+#include "gen_maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-const volatile struct gen_cfg gen_cfg = {
-	.restore_len = 0,
-	.n_tmpl = 1,
-	.n_slots = 1,
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gen_tmpl);
-} gen_tmpl SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP);
@@ -25,18 +12,11 @@ struct {
 	__type(value, __u32);
 } livegen_tx SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gen_stats);
-} gen_stats SEC(".maps");
-
 SEC("xdp")
 int xdp_livegen(struct xdp_md *ctx)
 {
 	void *data = xdp_data(ctx), *end = xdp_data_end(ctx);
-	__u32 zero = 0, idx, i, rl = gen_cfg.restore_len;
+	__u32 zero = 0, i, rl = gen_cfg.restore_len;
 	struct gen_stats *st;
 	struct gen_tmpl *t;
 	long ret;
@@ -45,9 +25,8 @@ int xdp_livegen(struct xdp_md *ctx)
 	if (!st)
 		return XDP_ABORTED;
 	st->runs++;
+	t = gen_next_tmpl(st);
 	if (rl) {
-		idx = bpf_get_smp_processor_id() % gen_cfg.n_slots * gen_cfg.n_tmpl + st->cursor;
-		t = bpf_map_lookup_elem(&gen_tmpl, &idx);
 		if (!t)
 			return XDP_ABORTED;
 		/* Whole words first: restore_len is a rodata constant, so the verifier (and the
@@ -70,7 +49,6 @@ int xdp_livegen(struct xdp_md *ctx)
 			*d = ((__u8 *)t->w)[off & (GEN_TMPL_MAX - 1)];
 		}
 	}
-	st->cursor = st->cursor + 1 >= gen_cfg.n_tmpl ? 0 : st->cursor + 1;
 	ret = bpf_redirect_map(&livegen_tx, 0, XDP_DROP);
 	if (ret == XDP_REDIRECT)
 		st->sent++;

@@ -7,35 +7,14 @@
  * receiver all run on the calling CPU, as with live frames. */
 #include <linux/pkt_cls.h>
 #include "common.h"
-#include "gen.h"
+#include "gen_maps.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-const volatile struct gen_cfg gen_cfg = {
-	.restore_len = 0,
-	.n_tmpl = 1,
-	.n_slots = 1,
-	.ifindex = 0,
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gen_tmpl);
-} gen_tmpl SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gen_stats);
-} gen_stats SEC(".maps");
 
 SEC("tc")
 int tcgen_clone(struct __sk_buff *skb)
 {
-	__u32 zero = 0, cpu = bpf_get_smp_processor_id(), idx;
+	__u32 zero = 0, cpu = bpf_get_smp_processor_id();
 	struct gen_stats *st;
 	struct gen_tmpl *t;
 	long ret;
@@ -45,9 +24,8 @@ int tcgen_clone(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	st->runs++;
 	/* One template per CPU needs no copy: the caller passes that template as the test data. */
+	t = gen_next_tmpl(st);
 	if (gen_cfg.restore_len && gen_cfg.n_tmpl > 1) {
-		idx = cpu % gen_cfg.n_slots * gen_cfg.n_tmpl + st->cursor;
-		t = bpf_map_lookup_elem(&gen_tmpl, &idx);
 		if (!t)
 			return TC_ACT_SHOT;
 		ret = bpf_skb_store_bytes(skb, 0, t, gen_cfg.restore_len, 0);
@@ -56,7 +34,6 @@ int tcgen_clone(struct __sk_buff *skb)
 			return TC_ACT_SHOT;
 		}
 	}
-	st->cursor = st->cursor + 1 >= gen_cfg.n_tmpl ? 0 : st->cursor + 1;
 	/* The clone inherits this: the sending veth picks tx queue cpu % queues (a recorded rx
 	 * queue overrides the flow hash), so each CPU feeds its own queue of the far end and that
 	 * queue's NAPI runs here, not on the other CPU. */
