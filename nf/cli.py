@@ -756,12 +756,15 @@ def _generators() -> list[dict]:
 def host_report(netns: str | None = None, probe: bool = True) -> dict:
     import platform
     from nf import kmod
-    from nf.bpf import pin
+    from nf.bpf import build, pin
     from nf.net import list_interfaces
     rep = {"kernel": platform.release(), "root": os.geteuid() == 0,
            "btf": os.path.exists("/sys/kernel/btf/vmlinux"),
            "bpffs": pin.bpffs_mount_of(pin.BPFFS) is not None,
+           "bpf_objects": build.origin(),
            "module": {"loaded": kmod.is_loaded()}, "interfaces": {}}
+    if not rep["module"]["loaded"]:
+        rep["module"]["install"] = kmod.install_hint()
     if rep["module"]["loaded"]:
         try:
             rep["module"].update(features=kmod.features(), counters=kmod.counters(),
@@ -821,6 +824,7 @@ def check(netns: Optional[str] = typer.Option(None, help="probe the interfaces o
     t.add_row("root", yn(rep["root"]))
     t.add_row("BTF (/sys/kernel/btf/vmlinux)", yn(rep["btf"]))
     t.add_row("bpffs at /sys/fs/bpf", yn(rep["bpffs"]))
+    t.add_row("BPF objects", _objects_line(rep["bpf_objects"]))
     m = rep["module"]
     t.add_row("enetstl module", "loaded" if m["loaded"] else "not loaded (pure-eBPF variants only)")
     if m.get("features"):
@@ -832,6 +836,8 @@ def check(netns: Optional[str] = typer.Option(None, help="probe the interfaces o
             else f"NO: {g['why']}"
         t.add_row(f"lab traffic generator {g['name']}", state)
     out.print(t)
+    if not m["loaded"]:  # one line a user can copy (a table cell would wrap it)
+        out.print(f"enetstl module: {m['install']}", markup=False)
     t = Table(title=f"XDP modes per interface ({netns or 'current netns'})")
     t.add_column("interface")
     t.add_column("native")
@@ -846,6 +852,20 @@ def check(netns: Optional[str] = typer.Option(None, help="probe the interfaces o
         out.print(f"probe failed: {rep['probe_error']}", markup=False)
     if not (rep["root"] and rep["bpffs"]):
         return E_UNSUPPORTED
+
+
+def _objects_line(o: dict) -> str:
+    """Where `nf` takes its BPF objects from (nf.bpf.build.origin()), in one line."""
+    if o["from"] == "package":
+        state = "verified" if o["verified"] else f"MODIFIED: {', '.join(o['differ'][:3])} differ from BUILD.json"
+        return (f"package data {o['dir']}: {o['objects']} objects, build {o['build_hash']} ({state}; "
+                f"xdp-nf {o['version']}, {o['clang']})")
+    if o["from"] == "source":
+        todo = [f"{o['missing']} not built yet"] * bool(o["missing"]) + [f"{o['stale']} stale"] * bool(o["stale"])
+        return (f"built from source {o['sources']} into {o['dir']} by {o['clang'] or 'clang-19 (NOT FOUND)'}: "
+                f"{o['objects']} objects, build {o['build_hash']}"
+                + (f" ({', '.join(todo)}: built when used)" if todo else ""))
+    return "NONE: no source tree and no package data (reinstall xdp-nf)"
 
 
 @app.command()
@@ -879,6 +899,22 @@ def validate(files: list[Path], kind: Optional[str] = typer.Option(None),
         if system:
             k.preflight(cfg)
         out.print(f"{f}: valid {k.name} ({k.instance_name(cfg, f)})", markup=False)
+
+
+@app.command()
+@command
+def example(name: Optional[str] = typer.Argument(None, help="l2_switch | router | sketch | flow_table "
+                                                 "| filter | chain | chain_full | lab (none: list)")):
+    """Print an example config (shipped with the package): `nf example l2_switch > sw.yaml`."""
+    from nf.data import examples
+    ex = examples()
+    if name is None:
+        for n, p in ex.items():
+            out.print(f"{n:12} {p.read_text().splitlines()[0].lstrip('# ')}", markup=False)
+        return
+    if name not in ex:
+        raise Fail(E_NOT_FOUND, f"no example {name!r} (there are: {', '.join(ex)})")
+    sys.stdout.write(ex[name].read_text())
 
 
 @app.command()
@@ -1036,12 +1072,13 @@ def metrics(listen: Optional[str] = typer.Option(None, help="serve /metrics on H
 
 @app.command()
 @command
-def demo(config: Path = typer.Option(Path(__file__).resolve().parents[1] / "configs" / "lab.yaml",
-                                     "--config", "-c", help="lab + switch + traffic description"),
+def demo(config: Optional[Path] = typer.Option(None, "--config", "-c", help="lab + switch + traffic "
+                                               "description (default: `nf example lab`)"),
          keep: bool = typer.Option(False, help="leave the lab and the switch up (Ctrl-C tears down)")):
     """Build the lab, deploy the NFs, replay scapy traffic, show FDB + counters, check them."""
+    from nf.data import examples
     from nf.demo import run
-    return run(config, out, keep=keep)
+    return run(config or examples()["lab"], out, keep=keep)
 
 
 # nf bench / nf replay live in nf/bench/ (the bench helper's module); a failure there must never

@@ -3,17 +3,25 @@ the force_scalar switch, and the seed check.
 
     python -m nf.kmod seedcheck      # the seed's two checks; prints test:PASS/FAIL lines
     python -m nf.kmod status         # loaded? CPU features, path counters, live objects
+    python -m nf.kmod dkms-install   # root: build + install it for this kernel through DKMS
+    python -m nf.kmod dkms-remove    #       (make -C kmod dkms-install in a checkout)
 
 The module loads only on a kernel it was built for (in this project: the QEMU guest,
-``python -m nf.vm run --insmod -- .venv/bin/python -m nf.kmod seedcheck``).
+``python -m nf.vm run --insmod -- .venv/bin/python -m nf.kmod seedcheck``). DKMS builds it for
+the running kernel and again for every kernel installed later (kmod/dkms.conf).
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes as C
+import os
+import platform
 import struct
+import subprocess
 import sys
 from pathlib import Path
+
+from nf import __version__, data
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "enetstl"
@@ -33,11 +41,26 @@ def is_loaded() -> bool:
     return Path("/sys/module", MODULE).is_dir()
 
 
+def install_hint() -> str:
+    """One line: how to get the module on this machine."""
+    if not os.path.exists("/proc/modules"):
+        return "this kernel cannot load modules (CONFIG_MODULES off)"
+    needs = f"(needs dkms and linux-headers-{platform.release()})"
+    if data.checkout() is not None:
+        return f"get it: sudo make -C {data.locate('kmod')} dkms-install {needs}"
+    return f"get it: sudo {sys.executable} -m nf.kmod dkms-install {needs}"
+
+
+def dkms(action: str) -> int:
+    """make dkms-install / dkms-remove in the module's source (the checkout's kmod/ or the
+    wheel's copy), with this package's version: the one implementation is kmod/Makefile."""
+    return subprocess.call(["make", "--no-print-directory", "-C", str(data.locate("kmod")),
+                            f"dkms-{action}", f"ENETSTL_VERSION={__version__}"])
+
+
 def _require() -> None:
     if not is_loaded():
-        raise ModuleNotLoaded(
-            f"{MODULE} is not loaded (insmod {KO_PATH}; on these hosts only the QEMU guest "
-            "can load it: python -m nf.vm run --insmod -- ...)")
+        raise ModuleNotLoaded(f"{MODULE} is not loaded: {install_hint()}")
 
 
 def counters() -> dict[str, int]:
@@ -135,7 +158,7 @@ def seedcheck(out=None) -> bool:
     the count-min one also compares the module's SIMD hashes with the BPF scalar ones."""
     out = out or sys.stdout
     if not is_loaded():
-        print(f"test:FAIL:enetstl module not loaded (insmod {KO_PATH})", file=out)
+        print(f"test:FAIL:enetstl module not loaded; {install_hint()}", file=out)
         return False
     a = _one_check("seed_countmin", "seed_countmin", "enetstl_countmin_sketch:test_countmin", out)
     b = _one_check("seed_cuckoo", "seed_cuckoo", "enetstl_cuckoo_hash:test_cuckoo_hash", out)
@@ -149,11 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("seedcheck", help="run the seed's count-min and cuckoo checks")
     sub.add_parser("status", help="module state, CPU features and counters")
+    sub.add_parser("dkms-install", help="(root) build and install the module through DKMS for "
+                   "the running kernel and every later one, then load it")
+    sub.add_parser("dkms-remove", help="(root) remove it from DKMS for every kernel")
     a = ap.parse_args(argv)
     if a.cmd == "seedcheck":
         return 0 if seedcheck() else 1
+    if a.cmd.startswith("dkms-"):
+        return dkms(a.cmd.removeprefix("dkms-"))
     if not is_loaded():
-        print(f"{MODULE}: not loaded ({KO_PATH})")
+        print(f"{MODULE}: not loaded; {install_hint()}")
         return 1
     print(f"{MODULE}: loaded; features {features()}")
     for k, v in counters().items():

@@ -1,17 +1,30 @@
-"""Ahead-of-time build of the BPF C under xdp_progs/ with clang-19.
+"""The BPF objects: compiled from xdp_progs/ with clang-19 in a checkout, shipped in a wheel.
 
-Every ``xdp_progs/**/<name>.bpf.c`` becomes ``build/bpf/<same path>/<name>.o``. clang writes a
-dependency file next to each object (-MD), so an object is rebuilt when its source, any header it
-includes, or the compiler flags change. Kernel types come from the uapi headers of linux-libc-dev
-(struct xdp_md, ethhdr, iphdr, ...), not from a vmlinux.h of the build host: XDP programs need only
-uapi types, and the same objects then load on the host kernel and on the guest's 6.12 kernel.
+Where they come from:
+- **source tree** (a checkout, an editable install: xdp_progs/ next to nf/): every
+  ``xdp_progs/**/<name>.bpf.c`` becomes ``build/bpf/<same path>/<name>.o`` on first use. clang
+  writes a dependency file next to each object (-MD), so an object is rebuilt when its source, any
+  header it includes, or the compiler flags change.
+- **package data** (an installed wheel, no xdp_progs/): the objects setup.py compiled into
+  ``nf/_data/bpf/`` when the wheel was built, found through importlib.resources, with BUILD.json
+  (version, clang, per-object sha256, build hash). clang is then never run.
+
+Kernel types come from the uapi headers of linux-libc-dev (struct xdp_md, ethhdr, iphdr, ...), not
+from a vmlinux.h of the build host: XDP programs need only uapi types, so one build loads on every
+kernel (the host's 6.18 and the guest's 6.12 run the same objects). Paths are mapped to the tree
+(-ffile-prefix-map, clang run from the root), so the same sources and clang give the same bytes
+wherever they are built: a wheel's build hash equals a checkout's.
 
     python -m nf.bpf.build            # build everything
     python -m nf.bpf.build l2_switch  # build objects whose path contains "l2_switch"
+    python -m nf.bpf.build --origin   # where the objects come from and their build hash
+
+This file uses the standard library only: setup.py loads it by path to build a wheel.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,12 +34,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "xdp_progs"
 OUT = Path(os.environ.get("NF_BUILD_DIR", ROOT / "build")) / "bpf"
+PACKAGE_DATA = "bpf"   # a wheel carries the objects in nf/_data/bpf (nf/data.py)
+MANIFEST = "BUILD.json"
 
 CLANG_CANDIDATES = ("clang-19", "clang")
 CFLAGS = [
     "-target", "bpf", "-g", "-O2", "-mcpu=v3",
     "-D__TARGET_ARCH_x86",
     "-Wall", "-Werror", "-Wno-unused-function",
+    f"-ffile-prefix-map={ROOT}=.",
     "-I", str(SRC / "include"),
     "-I", str(ROOT / "kmod" / "include"),
     "-I", "/usr/include/x86_64-linux-gnu",
@@ -97,7 +113,8 @@ def build_one(src: Path, force: bool = False) -> Path:
     obj.parent.mkdir(parents=True, exist_ok=True)
     tmp = obj.with_suffix(f".o.{os.getpid()}.tmp")
     cmd = [cc, *CFLAGS, "-MD", "-MF", str(depfile), "-MT", str(obj), "-c", str(src), "-o", str(tmp)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # From the root, so the debug info's compilation dir is mapped too (-ffile-prefix-map).
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         raise BuildError(f"clang failed for {src.relative_to(ROOT)}:\n{proc.stderr.strip()}")
@@ -107,11 +124,99 @@ def build_one(src: Path, force: bool = False) -> Path:
 
 
 def build(name: str) -> Path:
-    """Build and return the object for ``xdp_progs/<name>.bpf.c`` (name like "l2_switch/l2_switch")."""
+    """The object for ``xdp_progs/<name>.bpf.c`` (name like "l2_switch/l2_switch"): built when
+    stale in a source tree, else the one the installed package carries."""
+    if not SRC.is_dir():
+        return packaged(name)
     src = SRC / f"{name}.bpf.c"
     if not src.exists():
         raise BuildError(f"no BPF source {src.relative_to(ROOT)}")
     return build_one(src)
+
+
+def package_dir() -> Path | None:
+    """nf/_data/bpf of an installed wheel, through importlib.resources (None in a checkout)."""
+    from nf.data import package_data
+    return package_data(PACKAGE_DATA)
+
+
+def packaged(name: str) -> Path:
+    d = package_dir()
+    if d is None:
+        raise BuildError(f"no BPF objects: no source tree at {SRC} and no package data "
+                         "(nf/_data/bpf); reinstall xdp-nf from its wheel")
+    obj = d / f"{name}.o"
+    if not obj.is_file():
+        raise BuildError(f"the installed xdp-nf has no BPF object {name}.o (in {d})")
+    return obj
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_hash(objects: dict[str, str]) -> str:
+    """One hash for a set of objects ({relative path: sha256}), the same for a checkout's build
+    and a wheel's package data when both come from the same sources and clang."""
+    text = "".join(f"{rel} {digest}\n" for rel, digest in sorted(objects.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def clang_version(cc: str | None = None) -> str:
+    out = subprocess.run([cc or clang(), "--version"], capture_output=True, text=True).stdout
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+def package(dest: Path, version: str) -> dict:
+    """Build every object (only the stale ones are compiled) and copy them into ``dest`` (a
+    wheel's nf/_data/bpf) with BUILD.json; returns that manifest. Called by setup.py."""
+    objects = {}
+    for src in sources():
+        obj = build_one(src)
+        rel = obj.relative_to(OUT).as_posix()
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(obj, dest / rel)
+        objects[rel] = _sha256(obj)
+    manifest = {"version": version, "clang": clang_version(),
+                "cflags": [f.replace(str(ROOT), ".") for f in CFLAGS],
+                "build_hash": build_hash(objects), "objects": objects}
+    (dest / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest
+
+
+def origin() -> dict:
+    """Where build() takes objects from and their build hash (`nf check`):
+    {"from": "source", "dir", "sources", "objects", "missing", "stale", "clang", "build_hash"} or
+    {"from": "package", "dir", "objects", "build_hash", "verified", "differ", "clang", "version"}
+    ("verified": every shipped object still has the sha256 BUILD.json lists) or {"from": None}."""
+    if SRC.is_dir():
+        cc = next((p for p in map(shutil.which, CLANG_CANDIDATES) if p), None)
+        digest = _flags_digest(cc) if cc else None
+        built, missing, stale = {}, 0, 0
+        for src in sources():
+            obj = object_path(src)
+            if not obj.exists():
+                missing += 1
+                continue
+            built[obj.relative_to(OUT).as_posix()] = _sha256(obj)
+            stale += digest is not None and _stale(obj, obj.with_suffix(".d"), obj.with_suffix(".flags"),
+                                                   digest)
+        return {"from": "source", "dir": str(OUT), "sources": str(SRC), "objects": len(built),
+                "missing": missing, "stale": stale if cc else None, "clang": cc,
+                "build_hash": build_hash(built) if built else None}
+    d = package_dir()
+    if d is None:
+        return {"from": None, "dir": None, "build_hash": None}
+    try:
+        manifest = json.loads((d / MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    listed = manifest.get("objects", {})
+    actual = {p.relative_to(d).as_posix(): _sha256(p) for p in sorted(d.rglob("*.o"))}
+    differ = sorted(k for k in set(listed) | set(actual) if listed.get(k) != actual.get(k))
+    return {"from": "package", "dir": str(d), "objects": len(actual),
+            "build_hash": manifest.get("build_hash"), "verified": bool(listed) and not differ,
+            "differ": differ, "clang": manifest.get("clang"), "version": manifest.get("version")}
 
 
 def build_all(match: str | None = None, force: bool = False) -> list[Path]:
@@ -120,6 +225,9 @@ def build_all(match: str | None = None, force: bool = False) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "--origin" in argv:
+        print(json.dumps(origin(), indent=1))
+        return 0
     force = "--force" in argv
     args = [a for a in argv if a != "--force"]
     try:
