@@ -283,3 +283,4 @@ module_init(enetstl_init);
 module_exit(enetstl_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("eNetSTL-style kfunc library for XDP network functions");
+MODULE_VERSION(ENETSTL_VERSION);	/* the xdp-nf version: /sys/module/enetstl/version */

@@ -763,7 +763,9 @@ def host_report(netns: str | None = None, probe: bool = True) -> dict:
            "bpffs": pin.bpffs_mount_of(pin.BPFFS) is not None,
            "bpf_objects": build.origin(),
            "module": {"loaded": kmod.is_loaded()}, "interfaces": {}}
-    if not rep["module"]["loaded"]:
+    if rep["module"]["loaded"]:
+        rep["module"]["version"] = kmod.version()
+    else:
         rep["module"]["install"] = kmod.install_hint()
     if rep["module"]["loaded"]:
         try:
@@ -826,7 +828,7 @@ def check(netns: Optional[str] = typer.Option(None, help="probe the interfaces o
     t.add_row("bpffs at /sys/fs/bpf", yn(rep["bpffs"]))
     t.add_row("BPF objects", _objects_line(rep["bpf_objects"]))
     m = rep["module"]
-    t.add_row("enetstl module", "loaded" if m["loaded"] else "not loaded (pure-eBPF variants only)")
+    t.add_row("enetstl module", _module_line(m))
     if m.get("features"):
         t.add_row("module CPU features", ", ".join(f"{k}={v}" for k, v in m["features"].items()))
         t.add_row("module SIMD paths", "scalar forced" if m.get("scalar_forced") else "SIMD when the CPU has it")
@@ -852,6 +854,15 @@ def check(netns: Optional[str] = typer.Option(None, help="probe the interfaces o
         out.print(f"probe failed: {rep['probe_error']}", markup=False)
     if not (rep["root"] and rep["bpffs"]):
         return E_UNSUPPORTED
+
+
+def _module_line(m: dict) -> str:
+    from nf import __version__
+    if not m["loaded"]:
+        return "not loaded (pure-eBPF variants only)"
+    if m["version"] in (None, __version__):
+        return f"loaded (version {m['version'] or 'unknown'})"
+    return f"loaded (version {m['version']}; this xdp-nf is {__version__}: rebuild it, kfuncs may differ)"
 
 
 def _objects_line(o: dict) -> str:

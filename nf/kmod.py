@@ -41,6 +41,15 @@ def is_loaded() -> bool:
     return Path("/sys/module", MODULE).is_dir()
 
 
+def version() -> str | None:
+    """MODULE_VERSION of the loaded module (the xdp-nf version it was built from), None if not
+    loaded or built before it carried one."""
+    try:
+        return Path("/sys/module", MODULE, "version").read_text().strip()
+    except OSError:
+        return None
+
+
 def install_hint() -> str:
     """One line: how to get the module on this machine."""
     if not os.path.exists("/proc/modules"):

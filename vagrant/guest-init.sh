@@ -35,6 +35,8 @@ mount -t virtiofs hosttmp $R/tmp || fail "mount virtiofs hosttmp"
 mount -t proc proc $R/proc
 mount -t sysfs sysfs $R/sys
 mount -t devtmpfs devtmpfs $R/dev
+# What udev would add: bash's <(...) (dkms uses it) needs /dev/fd.
+ln -s /proc/self/fd $R/dev/fd
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts $R/dev/pts
 mount -t tmpfs tmpfs $R/dev/shm

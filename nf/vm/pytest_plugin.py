@@ -133,6 +133,23 @@ def _build(config) -> str | None:
     return None
 
 
+# Guest fixtures whose host side runs before the boot (the guest root is read-only): fixture
+# name -> "module:function", called as function(rundir) when a selected test uses the fixture;
+# it returns environment variables for the guest pytest (its result, or the error to fail with).
+HOST_PREPARE = {"dkms_scratch": "nf.testing.dkms:prepare"}
+
+
+def _host_prepare(items, rundir: Path) -> dict[str, str]:
+    import importlib
+    wanted = {f for it in items for f in getattr(it, "fixturenames", ())}
+    env: dict[str, str] = {}
+    for fixture, target in HOST_PREPARE.items():
+        if fixture in wanted:
+            mod, fn = target.split(":")
+            env.update(getattr(importlib.import_module(mod), fn)(rundir))
+    return env
+
+
 def _run_guest_session(config, state: dict) -> None:
     from nf.vm.runner import prerequisites
 
@@ -152,14 +169,16 @@ def _run_guest_session(config, state: dict) -> None:
         groups.setdefault("insncount" in getattr(it, "fixturenames", ()), []).append(it)
     summaries = []
     for measure, items in sorted(groups.items()):
-        summaries.append(_guest_pytest(config, state, [it.nodeid for it in items], measure))
+        summaries.append(_guest_pytest(config, state, items, measure))
         if state["error"]:
             return
     state["summary"] = "\n".join(summaries)
 
 
-def _guest_pytest(config, state: dict, nodeids: list[str], measure: bool) -> str:
+def _guest_pytest(config, state: dict, items: list, measure: bool) -> str:
     from nf.vm.runner import KMOD, Vm, VmError
+
+    nodeids = [it.nodeid for it in items]
 
     vm_kwargs: dict = {"insmod": KMOD if KMOD.exists() else False}
     if measure:
@@ -168,6 +187,7 @@ def _guest_pytest(config, state: dict, nodeids: list[str], measure: bool) -> str
     rundir = Path(tempfile.mkdtemp(prefix="nf-vm-pytest-", dir="/tmp"))
     results = rundir / "results.jsonl"
     log = rundir / "guest-pytest.log"
+    prepared = _host_prepare(items, rundir)
     timeout = float(os.environ.get("NF_VM_TIMEOUT", "1800"))
     verbose = os.environ.get("NF_VM_VERBOSE") == "1"
     t0 = time.monotonic()
@@ -180,7 +200,7 @@ def _guest_pytest(config, state: dict, nodeids: list[str], measure: bool) -> str
                     sys.stderr.flush()
             argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m", "",
                     "-q", "-rN", "--color=no", *nodeids]
-            env = {"NF_IN_GUEST": "1", RESULTS_ENV: str(results)}
+            env = {"NF_IN_GUEST": "1", RESULTS_ENV: str(results), **prepared}
             if "CI" in os.environ:
                 env["CI"] = os.environ["CI"]
             res = vm.run(argv, env=env, cwd=str(config.rootpath), timeout=timeout, on_output=out)
