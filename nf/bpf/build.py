@@ -130,7 +130,7 @@ def build(name: str) -> Path:
         return packaged(name)
     src = SRC / f"{name}.bpf.c"
     if not src.exists():
-        raise BuildError(f"no BPF source {src.relative_to(ROOT)}")
+        raise BuildError(f"no BPF source {name}.bpf.c in {SRC}")
     return build_one(src)
 
 
