@@ -11,7 +11,8 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 # Packages from bookworm proper / bookworm-security.
 BASE_PKGS=(clang-19 llvm-19 lld-19 make gcc libc6-dev libelf-dev zlib1g-dev iproute2 ethtool
            python3-venv python3-dev qemu-system-x86 busybox-static pahole kmod cpio
-           linux-image-6.12-cloud-amd64 linux-headers-6.12-cloud-amd64 dpkg-dev vagrant)
+           linux-image-6.12-cloud-amd64 linux-headers-6.12-cloud-amd64 dpkg-dev vagrant
+           dkms)  # dkms: the module through DKMS (tests/kmod/test_dkms.py builds it for the guest)
 # Pinned one by one to bookworm-backports: `-t bookworm-backports` would also pull
 # linux-libc-dev and linux-perf forward.
 BPO_PKGS=(libbpf1 libbpf-dev bpftool)

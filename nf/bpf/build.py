@@ -53,12 +53,15 @@ class BuildError(RuntimeError):
     """clang failed; the message carries its diagnostics."""
 
 
+def find_clang() -> str | None:
+    return next((p for p in map(shutil.which, CLANG_CANDIDATES) if p), None)
+
+
 def clang() -> str:
-    for c in CLANG_CANDIDATES:
-        path = shutil.which(c)
-        if path:
-            return path
-    raise BuildError("clang-19 not found: run scripts/setup.sh (installs clang-19 from Debian)")
+    path = find_clang()
+    if path is None:
+        raise BuildError("clang-19 not found: run scripts/setup.sh (installs clang-19 from Debian)")
+    return path
 
 
 def sources(match: str | None = None) -> list[Path]:
@@ -190,7 +193,7 @@ def origin() -> dict:
     {"from": "package", "dir", "objects", "build_hash", "verified", "differ", "clang", "version"}
     ("verified": every shipped object still has the sha256 BUILD.json lists) or {"from": None}."""
     if SRC.is_dir():
-        cc = next((p for p in map(shutil.which, CLANG_CANDIDATES) if p), None)
+        cc = find_clang()
         digest = _flags_digest(cc) if cc else None
         built, missing, stale = {}, 0, 0
         for src in sources():
