@@ -763,13 +763,11 @@ def host_report(netns: str | None = None, probe: bool = True) -> dict:
            "bpffs": pin.bpffs_mount_of(pin.BPFFS) is not None,
            "bpf_objects": build.origin(),
            "module": {"loaded": kmod.is_loaded()}, "interfaces": {}}
-    if rep["module"]["loaded"]:
-        rep["module"]["version"] = kmod.version()
-    else:
+    if not rep["module"]["loaded"]:
         rep["module"]["install"] = kmod.install_hint()
-    if rep["module"]["loaded"]:
+    else:
         try:
-            rep["module"].update(features=kmod.features(), counters=kmod.counters(),
+            rep["module"].update(version=kmod.version(), features=kmod.features(), counters=kmod.counters(),
                                  scalar_forced=kmod.scalar_forced())
         except Exception as e:  # noqa: BLE001
             rep["module"]["error"] = str(e)
@@ -860,8 +858,8 @@ def _module_line(m: dict) -> str:
     from nf import __version__
     if not m["loaded"]:
         return "not loaded (pure-eBPF variants only)"
-    if m["version"] in (None, __version__):
-        return f"loaded (version {m['version'] or 'unknown'})"
+    if m.get("version") in (None, __version__):
+        return f"loaded (version {m.get('version') or 'unknown'})"
     return f"loaded (version {m['version']}; this xdp-nf is {__version__}: rebuild it, kfuncs may differ)"
 
 

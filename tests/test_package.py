@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -69,7 +70,7 @@ class Installed:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Installed:
+def installed(tmp_path_factory):
     top = tmp_path_factory.mktemp("installed")
     assert not top.resolve().is_relative_to(ROOT)
     dist = top / "dist"
@@ -77,10 +78,12 @@ def installed(tmp_path_factory) -> Installed:
     _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", dist, ROOT])
     (wheel,), (sdist,) = dist.glob("*.whl"), dist.glob("*.tar.gz")
     inst = Installed(top, wheel, sdist)
-    _run(["/usr/bin/python3", "-m", "venv", "--without-pip", inst.venv])
+    base = Path(sys.base_prefix) / "bin" / "python3"        # the interpreter the dev venv is on
+    _run([base, "-m", "venv", "--without-pip", inst.venv])
     _run([sys.executable, "-m", "pip", "--python", inst.venv / "bin" / "python", "install", "-q",
           "--no-compile", "--disable-pip-version-check", wheel])
-    return inst
+    yield inst
+    shutil.rmtree(inst.venv)            # ~100 MB of dependencies; pytest keeps its last tmp dirs
 
 
 def test_sdist_carries_the_sources_the_wheel_is_built_from(installed):

@@ -2,15 +2,15 @@
 
 DKMS writes to /var/lib/dkms, /usr/src and /lib/modules/<kernel>. The guest sees the host's root
 read-only, and the host is shared, so every DKMS step runs in a private mount namespace where
-those three directories are overlays whose upper layers live in a scratch directory under /tmp
-(which the guest shares read-write):
+those directories are a scratch directory under /tmp (which the guest shares) or overlays whose
+upper layers live there:
 
 - host, before the boot (nf/vm/pytest_plugin.py calls prepare() when a selected test uses the
   ``dkms_scratch`` fixture): ``make -C kmod dkms-install KERNELVER=<guest kernel>`` -- the user's
   command: dkms add, build, install -- then the kernel-upgrade path: ``dkms unbuild`` and the
   kernel packages' hook ``/etc/kernel/postinst.d/dkms <kernel>`` (what installing a kernel
   runs), which must build and install the module again (AUTOINSTALL in kmod/dkms.conf).
-- guest: the same overlays with the host's upper layers as the lower one (guest_shell()), so
+- guest: the module dir with the host's upper layer stacked over it (guest_shell()), so
   ``modprobe enetstl`` finds the DKMS module through the depmod data DKMS wrote.
 
 The module is built on the host for the guest's kernel (dkms -k, the path a kernel installed but
@@ -30,26 +30,21 @@ SCRATCH_ENV, ERROR_ENV = "NF_DKMS_SCRATCH", "NF_DKMS_ERROR"
 PACKAGE = f"enetstl/{__version__}"
 
 
-def overlaid(kver: str) -> list[str]:
-    return ["/var/lib/dkms", "/usr/src", f"/usr/lib/modules/{kver}"]
-
-
 def _mounts(scratch: Path, kver: str, guest: bool) -> str:
-    """Shell lines mounting the overlays. Host: upper layers in the scratch dir. Guest: those
-    upper layers stacked read-only over the real dirs, a tmpfs on top for what the guest writes."""
+    """Shell lines mounting the scratch layers. Host: /var/lib/dkms is the scratch's own (empty)
+    DKMS tree, so other DKMS modules of the machine stay out; /usr/src and the kernel's module dir
+    are overlays with their upper layers in the scratch dir. Guest: the module dir only (modprobe
+    needs nothing else), read-only, the host's upper layer stacked over the real dir."""
+    modules = f"/usr/lib/modules/{kver}"
     lines = ["modprobe overlay 2>/dev/null || true"]
-    if guest:
-        lines.append(f"top=$(mktemp -d /run/nf-dkms.XXXXXX)")
-    for d in overlaid(kver):
-        n = d.strip("/").replace("/", "_")
-        up = scratch / "upper" / n
-        if guest:
-            opts = f"lowerdir={up}:{d},upperdir=$top/{n}/u,workdir=$top/{n}/w"
-            lines.append(f"mkdir -p $top/{n}/u $top/{n}/w")
-        else:
-            opts = f"lowerdir={d},upperdir={up},workdir={scratch / 'work' / n}"
-            lines.append(f"mkdir -p {up} {scratch / 'work' / n}")
-        lines.append(f"mount -t overlay overlay -o {opts} {d}")
+    if guest:  # read-only: two lower layers, no upper
+        lines.append(f"mount -t overlay overlay -o lowerdir={scratch / 'modules'}:{modules} {modules}")
+        return "\n".join(lines)
+    lines += [f"mkdir -p {scratch / 'dkms'}", f"mount --bind {scratch / 'dkms'} /var/lib/dkms"]
+    for d, n in (("/usr/src", "src"), (modules, "modules")):
+        lines += [f"mkdir -p {scratch / n} {scratch / 'work' / n}",
+                  f"mount -t overlay overlay -o lowerdir={d},upperdir={scratch / n},"
+                  f"workdir={scratch / 'work' / n} {d}"]
     return "\n".join(lines)
 
 
