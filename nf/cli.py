@@ -29,7 +29,7 @@ E_CHECK = 8           # a check failed (demo counters differ from what was sent)
 EPILOG = """Exit codes: 0 ok; 1 unexpected failure; 2 bad command line; 3 invalid config (field path
 named); 4 the kernel refused (verifier excerpt shown); 5 unsupported here (bpffs, root, NF kind);
 6 not found (deployment, file); 7 conflict (deployed with another config, interface in use,
-another nf running); 8 check failed (demo counters differ from what was sent)."""
+another nf running); 8 check failed (demo counters differ from what was sent, an `nf test` case)."""
 
 app = typer.Typer(help="Deploy and drive XDP network functions.", epilog=EPILOG,
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -1098,6 +1098,11 @@ try:
 except Exception as _e:  # noqa: BLE001
     if os.environ.get("NF_DEBUG"):
         raise
+
+
+# nf test lives in nf/testing/ (the public testing API); registered like nf bench.
+from nf.testing.cli import register as _register_test  # noqa: E402
+_register_test(app, command)
 
 
 def main() -> None:

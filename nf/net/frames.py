@@ -179,6 +179,14 @@ class Capture:
     def frames(self) -> dict[tuple[str | None, str], list[bytes]]:
         return {(t.netns, t.ifname): list(t.frames) for t in self._taps}
 
+    def take(self) -> dict[tuple[str | None, str], list[bytes]]:
+        """The frames received so far (read now, without waiting), removed from the capture."""
+        out = {}
+        for t in self._taps:
+            self._drain(t)
+            out[(t.netns, t.ifname)], t.frames = t.frames, []
+        return out
+
 
 def capture(taps: Iterable[tuple[str | None, str]], count: int | None = None,
             timeout: float = 1.0, **kw) -> dict[tuple[str | None, str], list[bytes]]:
