@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 from xml.etree import ElementTree as ET
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from nf.config import ConfigError
 from nf.config.base import Model, load as _load
@@ -84,6 +84,13 @@ class Step(Model):
     counters: dict[str, int] = Field(default_factory=dict,
                                      description="counter: exact change during the step")
     timeout: Optional[float] = Field(None, gt=0, le=60, description="this step's expect timeout (s)")
+
+    @field_validator("nothing", mode="before")
+    @classmethod
+    def _nothing(cls, v):
+        if v == "others" or (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            return v
+        raise ValueError("a list of ports, or others (every port no expect names)")
 
     @model_validator(mode="after")
     def _checks(self):

@@ -50,9 +50,9 @@ def test(files: List[Path] = typer.Argument(..., help="case file(s): a config to
             out.print(t)
             for i, s in enumerate(rep.steps, 1):
                 details = ([s.error] if s.error else []) + [ch.detail for ch in s.checks if not ch.ok]
-                for d in details:
-                    out.print(f"step {i} ({s.name}):\n" + "\n".join(f"  {x}" for x in d.splitlines()),
-                              markup=False)
+                if details:
+                    out.print(f"step {i} ({s.name}):\n" + "\n".join(
+                        f"  {x}" for d in details for x in d.splitlines()), markup=False)
     finally:
         if junit is not None and reports:
             junit.write_text(cases.junit(reports))

@@ -128,6 +128,8 @@ class _Eval:
 
     def _Attribute(self, n):
         if self.static:
+            if isinstance(n.value, ast.Name) and n.value.id not in self.names:
+                self._Name(n.value)               # an unknown name: say so (not "attribute")
             ok = isinstance(n.value, ast.Subscript) or (isinstance(n.value, ast.Name)
                                                         and n.value.id in self.names)
             if not ok:
