@@ -4,7 +4,8 @@ build_py also writes the package data of the nf package (not for an editable ins
 runs from the checkout itself):
   nf/_data/bpf/      every xdp_progs/**/*.bpf.c compiled by nf/bpf/build.py, with BUILD.json
                      (clang-19 is needed here, at build time, and never by the installed package)
-  nf/_data/configs/  configs/*.yaml: the examples `nf example KIND` prints
+  nf/_data/configs/  configs/*.yaml: the examples `nf example KIND` prints, and configs/cases/*.yaml:
+                     the example case files of `nf test` (their ../<config>.yaml paths still hold)
   nf/_data/kmod/     the module's DKMS source tree (make -C kmod dkms-source), for
                      `python -m nf.kmod dkms-install`
 An sdist (MANIFEST.in) carries the sources all three come from, so its wheel is built the same way.
@@ -40,9 +41,9 @@ class BuildPyWithData(build_py):
         version = self.distribution.get_version()
         manifest = _bpf_build().package(data / "bpf", version)
         print(f"BPF objects: {len(manifest['objects'])}, build {manifest['build_hash']}")
-        (data / "configs").mkdir(parents=True)
-        for f in sorted((ROOT / "configs").glob("*.yaml")):
-            shutil.copyfile(f, data / "configs" / f.name)
+        (data / "configs" / "cases").mkdir(parents=True)
+        for f in sorted((ROOT / "configs").glob("*.yaml")) + sorted((ROOT / "configs").glob("cases/*.yaml")):
+            shutil.copyfile(f, data / f.relative_to(ROOT))
         subprocess.run(["make", "-s", "--no-print-directory", "-C", str(ROOT / "kmod"), "dkms-source",
                         f"DEST={data / 'kmod'}", f"ENETSTL_VERSION={version}"], check=True)
 

@@ -5,8 +5,10 @@ sdist), installs the wheel into a fresh venv in a temporary directory outside th
 runs that venv's `nf` from there with a clang on PATH that fails the test if anything calls it:
 `nf check` (objects from the package data, the same build hash as this checkout's build),
 `nf example` + `nf validate` of every example, `nf up` / `nf show` / `nf down` of a switch on a
-throwaway netns lab with frames through it, and `nf demo`. Netns tier (root); 25-55 s here, most
-of it the two builds and pip (dependencies from pip's cache or the index, no compile step).
+throwaway netns lab with frames through it, `nf demo`, `nf test` of the shipped case files and the
+sample user project (examples/user-project) with the venv's pytest. Netns tier (root); 25-55 s
+here, most of it the two builds and pip (dependencies from pip's cache or the index, no compile
+step), plus ~20 s for the user project and the case files.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.netns
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+CASES = sorted((ROOT / "configs" / "cases").glob("*.yaml"))      # `nf test` examples
 
 
 def _run(argv, **kw) -> subprocess.CompletedProcess:
@@ -95,7 +98,8 @@ def test_sdist_carries_the_sources_the_wheel_is_built_from(installed):
     assert sources <= names, sorted(sources - names)
     assert {"setup.py", "pyproject.toml", "MANIFEST.in", "kmod/dkms.conf", "kmod/Makefile",
             "kmod/Kbuild", "kmod/include/enetstl.h", "xdp_progs/include/parse.h"} <= names
-    assert {p.relative_to(ROOT).as_posix() for p in CONFIGS} <= names
+    assert {p.relative_to(ROOT).as_posix() for p in CONFIGS + CASES} <= names
+    assert {"examples/user-project/pytest.ini", "examples/user-project/tests/test_router.py"} <= names
     # nothing built: no objects, no module, no kbuild droppings
     assert not [n for n in names if n.endswith((".o", ".ko", ".mod.c", ".cmd", ".d", ".flags"))]
 
@@ -112,7 +116,7 @@ def test_wheel_carries_objects_examples_and_the_dkms_tree(installed):
     assert objs == want == set(manifest["objects"])
     assert manifest["version"] == __version__ and manifest["build_hash"] == bpf_build.build_hash(manifest["objects"])
     assert "clang version 19" in manifest["clang"]
-    assert {f"nf/_data/configs/{p.name}": p.read_bytes() for p in CONFIGS} == shipped
+    assert {f"nf/_data/{p.relative_to(ROOT).as_posix()}": p.read_bytes() for p in CONFIGS + CASES} == shipped
     assert f'PACKAGE_VERSION="{__version__}"' in dkms_conf and 'AUTOINSTALL="yes"' in dkms_conf
     assert {f"nf/_data/kmod/{f}" for f in ("Makefile", "Kbuild", "main.c", "hash_simd.c",
                                           "include/enetstl.h")} <= names
@@ -200,4 +204,24 @@ def test_demo_runs_from_the_installed_package(installed):
     r = installed.nf("demo")
     assert r.stdout.rstrip().endswith("demo: PASS")
     assert "PASS: routed frames arrive rewritten byte for byte" in r.stdout
+    assert not installed.clang_log.exists(), installed.clang_log.read_text()
+
+
+def test_nf_test_and_the_pytest_plugin_from_the_installed_package(installed):
+    """The shipped `nf test` examples pass where the wheel put them; the sample user project
+    (examples/user-project, copied out) passes with the venv's pytest, which finds nf_lab through
+    the installed entry point."""
+    cases = Path(installed.py("import nf.data; print(nf.data.locate('configs'))").strip()) / "cases"
+    assert cases.is_relative_to(installed.venv)
+    assert sorted(p.name for p in cases.glob("*.yaml")) == [p.name for p in CASES]
+    r = installed.nf("test", *sorted(cases.glob("*.yaml")))
+    assert r.stdout.rstrip().splitlines()[-1].startswith("PASS: ")
+    _run([sys.executable, "-m", "pip", "--python", installed.venv / "bin" / "python", "install", "-q",
+          "--no-compile", "--disable-pip-version-check", "pytest"], cwd=installed.work, env=installed.env)
+    project = installed.work / "user-project"
+    shutil.copytree(ROOT / "examples" / "user-project", project,
+                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    r = _run([installed.venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+             cwd=project, env=installed.env)
+    assert " passed" in r.stdout and "failed" not in r.stdout and "error" not in r.stdout
     assert not installed.clang_log.exists(), installed.clang_log.read_text()
