@@ -38,7 +38,7 @@ def test_the_user_project_passes_with_pytest_and_nf_test(project):
     r = pytest_run(project, "-q")
     assert r.returncode == 0, r.stdout + r.stderr
     n = len([t for f in (project / "tests").glob("test_*.py") for t in f.read_text().split("\ndef test_")[1:]])
-    assert f"{n} passed" in r.stdout and n == 10
+    assert f"{n} passed" in r.stdout and n == 11
     r = subprocess.run([str(Path(sys.executable).parent / "nf"), "test", "cases.yaml"], cwd=project,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -56,3 +56,25 @@ def test_a_module_without_a_config_is_told_how_to_name_one(project):
     assert r.returncode != 0
     assert "nf_lab needs a config: pytestmark = pytest.mark.nf_config(PATH), --nf-config or ini " \
            "nf_config" in r.stdout + r.stderr
+
+
+def _code(text: str) -> list[str]:
+    """Code lines without comments, whitespace and def lines."""
+    out = []
+    for line in text.splitlines():
+        line = line.split("  #")[0].strip()
+        if line and not line.startswith(("#", "def ")):
+            out.append(" ".join(line.split()))
+    return out
+
+
+def test_the_readme_examples_are_the_user_projects_tested_code():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Testing your own configuration")[1].split("\n## ")[0]
+    blocks = [b.split("```")[0] for b in section.split("```python\n")[1:]]
+    assert len(blocks) == 4                       # router, switch, sketch, flow table
+    tested = set(_code("\n".join(f.read_text() for f in (PROJECT / "tests").glob("test_*.py"))))
+    for b in blocks:
+        assert 5 <= len(b.strip().splitlines()) <= 10
+        missing = [line for line in _code(b) if line not in tested]
+        assert not missing, missing
