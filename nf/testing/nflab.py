@@ -478,9 +478,11 @@ class NfLab:
 
 
 def _listed(frames: Any) -> list:
-    if isinstance(frames, (list, tuple)):
-        return list(frames)
-    return [frames]
+    """One frame (bytes, a scapy packet, Fields) or any iterable of them, as a list."""
+    from scapy.packet import Packet
+    if isinstance(frames, (bytes, bytearray, memoryview, Packet, Fields)):
+        return [frames]
+    return list(frames)
 
 
 __all__ = ["NfLab", "Port", "Fields", "ExpectationError", "plan", "lab_spec"]

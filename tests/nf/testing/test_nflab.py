@@ -209,3 +209,17 @@ def test_what_a_killed_process_left_is_removed_by_the_next_lab():
     assert _left(labname, inst)[1:] == ([inst], [inst])
     with NfLab(CONFIGS / "flow_table.yaml"):
         assert _left(labname, inst) == ([], [], [])
+
+
+@pytest.mark.netns
+def test_a_chain_is_deployed_whole_with_its_members_counters_prefixed():
+    with NfLab(CONFIGS / "chain_full.yaml") as lab:
+        assert lab.kind == "chain" and list(lab.ports) == ["p1", "p2", "p3"]
+        p1, p2 = lab.port("p1"), lab.port("p2")
+        assert (p2.ip4, p2.mac) == ("10.0.2.2", "02:00:00:00:00:02")    # the router member's neighbour
+        before = lab.counters()
+        p1.send(Ether(src=p1.mac, dst=p1.dut_mac) / IP(src=p1.ip4, dst="10.9.1.1") / UDP(sport=9, dport=9))
+        lab.expect("p2", Fields({"IP.ttl": 63, "Ether.dst": p2.mac}))
+        lab.assert_counters(before, {"dispatcher.entered": 1, "edge3-ft/table.inserts": 1,
+                                     "edge3-sk/epoch.packets": 1, "edge3-rt/class static.packets": 1,
+                                     "edge3-rt/verdict.redirect": 1}, timeout=1)
