@@ -205,11 +205,10 @@ class StepResult:
     name: str
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
-    error: str = ""              # the step could not run (a frame scapy cannot build, ...)
 
     @property
     def ok(self) -> bool:
-        return not self.error and all(c.ok for c in self.checks)
+        return all(c.ok for c in self.checks)
 
 
 @dataclass
@@ -227,7 +226,7 @@ class Report:
 
     @property
     def failed(self) -> int:
-        return sum(not c.ok for s in self.steps for c in s.checks) + sum(bool(s.error) for s in self.steps)
+        return sum(not c.ok for s in self.steps for c in s.checks)
 
 
 def _names(lab, port) -> dict[str, Any]:
@@ -260,67 +259,83 @@ def _frames_out(lab, f: FrameOut, port: str) -> list:
     return [one] * f.repeat
 
 
-def check_counters(c: Cases, lab) -> None:
-    """Every counter a step names exists (ConfigError naming the step's field otherwise)."""
+@dataclass
+class Built:
+    """A step's frames, built on the lab: what to send, what each expect port must receive."""
+    send: list[bytes]
+    expect: dict[str, list]
+
+
+def prepare(c: Cases, lab) -> list[Built]:
+    """Build every step's frames with the lab's port values and check every counter a step
+    names exists, before the first step runs: a frame scapy cannot build (``IP(src=rt0.ip6)``)
+    or an unknown counter is a bad case file (ConfigError naming the field), not a failed check."""
     import difflib
     names = lab.counters()
-    errors = []
+    errors, built = [], []
     for i, s in enumerate(c.spec.steps):
+        b = Built([], {})
+        if s.send:
+            for j, f in enumerate(s.send.frames):
+                try:
+                    b.send += _frames_in(c, lab, f, s.send.port)
+                except (scapy_expr.ExprError, ValueError, OSError) as e:
+                    errors.append((f"steps[{i}].send.frames[{j}]", str(e)))
+        for j, e in enumerate(s.expect):
+            b.expect[e.port] = []
+            for k, f in enumerate(e.frames):
+                try:
+                    b.expect[e.port] += _frames_out(lab, f, e.port)
+                except (scapy_expr.ExprError, ValueError) as x:
+                    errors.append((f"steps[{i}].expect[{j}].frames[{k}]", str(x)))
         for k in s.counters:
             if k not in names:
                 close = difflib.get_close_matches(k, names, n=3)
                 errors.append((f"steps[{i}].counters.{k}", "no such counter" + (
                     f" (did you mean {', '.join(close)}?)" if close else
                     f" (the deployed {lab.kind} has: {', '.join(sorted(names))})")))
+        built.append(b)
     if errors:
         raise ConfigError(str(c.path), errors)
+    return built
 
 
-def run_step(c: Cases, lab, s: Step) -> StepResult:
-    """One step on the lab; never raises for a failed check (it is in the result)."""
+def run_step(c: Cases, lab, s: Step, b: Built) -> StepResult:
+    """One step on the lab with its built frames; a failed check is in the result, not raised."""
     from nf.testing.expect import summary
     from nf.testing.nflab import ExpectationError
     r = StepResult(s.name)
     t0 = time.monotonic()
     timeout = s.timeout or c.spec.timeout
-    try:
-        lab.flush()
-        before = lab.counters() if s.counters else None
-        if s.send:
-            frames = [b for f in s.send.frames for b in _frames_in(c, lab, f, s.send.port)]
-            lab.send(s.send.port, frames)
-        expected = {}
-        for e in s.expect:
-            want = [x for f in e.frames for x in _frames_out(lab, f, e.port)]
-            expected[e.port] = len(want)
-            try:
-                lab.expect(e.port, want, timeout=timeout)
-                r.checks.append(Check(f"{e.port}: {len(want)} frame(s)", True))
-            except ExpectationError as x:
-                r.checks.append(Check(f"{e.port}: {len(want)} frame(s)", False, str(x)))
-        quiet = list(lab.ports) if s.nothing == "others" else list(s.nothing)
-        if s.nothing == "others":
-            quiet = [p for p in quiet if p not in expected]
-        extra = lab.unexpected(quiet + list(expected), timeout=c.spec.quiet if (quiet or expected) else 0)
-        if quiet:
-            bad = [p for p in quiet if extra.get(p)]
-            r.checks.append(Check(f"nothing at {', '.join(quiet)}", not bad, "\n".join(
-                f"{p}: expected nothing, {len(extra[p])} frame(s) arrived:\n"
-                + "\n".join(f"  {summary(f)}" for f in extra[p][:5]) for p in bad)))
-        for p, n in expected.items():
-            fs = extra.get(p, [])
-            if fs:
-                r.checks.append(Check(f"{p}: no more frames", False,
-                                      f"{p}: {n} frame(s) expected, {len(fs)} more arrived:\n"
-                                      + "\n".join(f"  {summary(f)}" for f in fs[:5])))
-        if s.counters:
-            try:
-                lab.assert_counters(before, s.counters, timeout=timeout)
-                r.checks.append(Check(f"counters ({len(s.counters)})", True))
-            except ExpectationError as x:
-                r.checks.append(Check(f"counters ({len(s.counters)})", False, str(x)))
-    except (scapy_expr.ExprError, ValueError, OSError) as e:
-        r.error = f"{type(e).__name__}: {e}" if not isinstance(e, scapy_expr.ExprError) else str(e)
+    lab.flush()
+    before = lab.counters() if s.counters else None
+    if s.send:
+        lab.send(s.send.port, b.send)
+    for port, want in b.expect.items():
+        what = f"{port}: {len(want)} frame(s)"
+        try:
+            lab.expect(port, want, timeout=timeout)
+            r.checks.append(Check(what, True))
+        except ExpectationError as x:
+            r.checks.append(Check(what, False, str(x)))
+    quiet = [p for p in lab.ports if p not in b.expect] if s.nothing == "others" else list(s.nothing)
+    extra = lab.unexpected(quiet + list(b.expect), timeout=c.spec.quiet)
+    if quiet:
+        bad = [p for p in quiet if extra.get(p)]
+        r.checks.append(Check(f"nothing at {', '.join(quiet)}", not bad, "\n".join(
+            f"{p}: expected nothing, {len(extra[p])} frame(s) arrived:\n"
+            + "\n".join(f"  {summary(f)}" for f in extra[p][:5]) for p in bad)))
+    for p, want in b.expect.items():
+        if extra.get(p):
+            r.checks.append(Check(f"{p}: no more frames", False,
+                                  f"{p}: {len(want)} frame(s) expected, {len(extra[p])} more arrived:\n"
+                                  + "\n".join(f"  {summary(f)}" for f in extra[p][:5])))
+    if s.counters:
+        try:
+            lab.assert_counters(before, s.counters, timeout=timeout)
+            r.checks.append(Check(f"counters ({len(s.counters)})", True))
+        except ExpectationError as x:
+            r.checks.append(Check(f"counters ({len(s.counters)})", False, str(x)))
     r.seconds = time.monotonic() - t0
     return r
 
@@ -335,11 +350,11 @@ def run(cases: "Cases | str | Path", progress=None, **lab_kw) -> Report:
     rep = Report(c.path, c.config)
     with NfLab(c.config, kind=c.spec.kind, timeout=c.spec.timeout, quiet=c.spec.quiet, **lab_kw) as lab:
         rep.kind = lab.kind
-        check_counters(c, lab)
-        for i, s in enumerate(c.spec.steps):
+        built = prepare(c, lab)
+        for i, (s, b) in enumerate(zip(c.spec.steps, built)):
             if progress:
                 progress(i, len(c.spec.steps), s.name)
-            rep.steps.append(run_step(c, lab, s))
+            rep.steps.append(run_step(c, lab, s, b))
     rep.seconds = time.monotonic() - t0
     return rep
 
@@ -364,8 +379,6 @@ def junit(reports: list[Report]) -> str:
             ET.SubElement(tc, "error", message=r.error.splitlines()[0]).text = r.error
         for s in r.steps:
             tc = ET.SubElement(suite, "testcase", classname=cls, name=s.name, time=f"{s.seconds:.3f}")
-            if s.error:
-                ET.SubElement(tc, "error", message=s.error.splitlines()[0]).text = s.error
             bad = [ch for ch in s.checks if not ch.ok]
             if bad:
                 ET.SubElement(tc, "failure", message="; ".join(ch.what for ch in bad)).text = \

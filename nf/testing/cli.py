@@ -42,14 +42,12 @@ def test(files: List[Path] = typer.Argument(..., help="case file(s): a config to
             for i, s in enumerate(rep.steps, 1):
                 rows = [(ch.what, ch.ok) for ch in s.checks if verbose or not ch.ok] \
                     or [(f"{len(s.checks)} check(s)", True)]
-                if s.error:
-                    rows = [("could not run", False)]
                 for j, (what, ok) in enumerate(rows):
                     t.add_row(str(i) if j == 0 else "", s.name if j == 0 else "", what,
                               "PASS" if ok else "FAIL")
             out.print(t)
             for i, s in enumerate(rep.steps, 1):
-                details = ([s.error] if s.error else []) + [ch.detail for ch in s.checks if not ch.ok]
+                details = [ch.detail for ch in s.checks if not ch.ok]
                 if details:
                     out.print(f"step {i} ({s.name}):\n" + "\n".join(
                         f"  {x}" for d in details for x in d.splitlines()), markup=False)

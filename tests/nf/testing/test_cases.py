@@ -128,7 +128,7 @@ def test_junit_has_a_suite_per_file_and_a_failure_per_failed_step(tmp_path):
         cases.StepResult("s1", [cases.Check("rt1: 1 frame(s)", True)], 0.5),
         cases.StepResult("s2", [cases.Check("rt1: 1 frame(s)", False, "rt1: frame 1 of 1 differs\n  IP.ttl: "
                                             "expected 62, got 63"), cases.Check("counters (1)", False, "x")]),
-        cases.StepResult("s3", error="ExprError: boom")])
+        cases.StepResult("s3", [cases.Check("nothing at rt0", False, "rt0: expected nothing")])])
     broken = cases.Report(Path("b.yaml"), Path("c.yaml"), error="BpfError: refused")
     root = ET.fromstring(cases.junit([ok, broken]))
     assert (root.tag, root.get("tests"), root.get("failures"), root.get("errors")) == ("testsuites", "4", "2", "1")
@@ -138,5 +138,5 @@ def test_junit_has_a_suite_per_file_and_a_failure_per_failed_step(tmp_path):
     assert [t.get("name") for t in tcs] == ["s1", "s2", "s3"] and tcs[0].find("failure") is None
     f = tcs[1].find("failure")
     assert f.get("message") == "rt1: 1 frame(s); counters (1)" and "IP.ttl: expected 62, got 63" in f.text
-    assert tcs[2].find("error").get("message") == "ExprError: boom"
+    assert tcs[2].find("failure").get("message") == "nothing at rt0"
     assert s2.find("testcase").get("name") == "(set-up)" and s2.find("testcase/error").text == "BpfError: refused"

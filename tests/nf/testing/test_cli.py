@@ -90,3 +90,21 @@ def test_an_interrupted_run_leaves_nothing(tmp_path, sig):
     assert not [n for n in _netns.list_netns() if n.startswith(tag)]
     assert not [r.name for r in deploy.records() if (r.netns or "").startswith(tag)]
     assert not [n for n in _pin.list_instances() if n.startswith(f"ft0-{p.pid}x")]
+
+
+def test_what_only_the_lab_can_check_is_a_bad_case_file_too(tmp_path):
+    """Frames are built and counter names checked once the lab is up, before the first step:
+    exit 3 naming the fields, the lab gone."""
+    (tmp_path / "late.yaml").write_text(
+        f"config: {ROOT / 'configs' / 'l2_switch.yaml'}\n"
+        "steps:\n"
+        "  - name: a frame scapy cannot build with these values, a counter that does not exist\n"
+        "    send: {port: p1, frames: [{scapy: 'Ether()/Dot1Q(vlan=p1.mac)'}]}\n"
+        "    nothing: others\n"
+        "    counters: {p1.rx_pakets: 1}\n")
+    r = nf_test(tmp_path / "late.yaml")
+    assert r.returncode == cli.E_CONFIG, r.stdout + r.stderr
+    assert "steps[0].send.frames[0]: scapy cannot build the frame" in r.stderr
+    assert "steps[0].counters.p1.rx_pakets: no such counter (did you mean p1.rx_packets" in r.stderr
+    assert "PASS" not in r.stdout and "FAIL" not in r.stdout
+    assert not [r for r in deploy.records() if r.kind == "l2_switch"]
