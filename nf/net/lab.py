@@ -19,7 +19,7 @@ Facts that shape it (ARCHITECTURE.md §4):
 - IPv6 is disabled on every interface unless the spec asks for it, so no autoconf/ND/MLD frames
   reach XDP programs or captures; when enabled, DAD/RA/RS are off so addresses work at once, and
   the kernels' unsolicited MLD reports (two per group, by default spread over up to 1 s: measured
-  up to 0.7 s after the build) all leave within the build (1 ms apart).
+  up to 0.7 s after the build) all leave within the build (one jiffy apart).
 - tx VLAN offload is off on both veth ends, so tags stay in the frame data that XDP sees.
 """
 from __future__ import annotations
