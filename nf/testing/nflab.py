@@ -186,6 +186,30 @@ def _release_signals() -> None:
             _sig_saved.clear()
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+    """A teardown is not cut short: SIGINT / SIGTERM / SIGHUP arriving meanwhile are held and
+    raised as KeyboardInterrupt once it is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {s: signal.signal(s, lambda n, f: got.append(n)) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+    if got:
+        raise KeyboardInterrupt(f"signal {got[0]} (held during the teardown)")
+
+
+def _first(addrs, version: int) -> str | None:
+    """The first address (without its prefix length) of an IP version."""
+    return next((a.split("/")[0] for a in addrs if (":" in a) == (version == 6)), None)
+
+
 def _down_quietly(dep) -> None:
     with contextlib.suppress(Exception):
         deployment.down(dep)
@@ -230,12 +254,10 @@ class NfLab:
             self._down = weakref.finalize(self, _down_quietly, self.deployment)
             self.ports: dict[str, Port] = {}
             for p, h in zip(plans, self.lab.hosts.values()):
-                ip = lambda addrs, v: next((a.split("/")[0] for a in addrs      # noqa: E731
-                                            if (":" in a) == (v == 6)), None)
                 self.ports[p.port] = Port(
                     name=p.port, host=h.name, mac=h.mac, dut_mac=h.port_mac, ifindex=h.port_ifindex,
-                    ip4=ip(h.addresses, 4), ip6=ip(h.addresses, 6),
-                    dut_ip4=ip(h.port_addresses, 4), dut_ip6=ip(h.port_addresses, 6),
+                    ip4=_first(h.addresses, 4), ip6=_first(h.addresses, 6),
+                    dut_ip4=_first(h.port_addresses, 4), dut_ip6=_first(h.port_addresses, 6),
                     vlan=p.vlan, vlans=p.vlans, _lab=self)
             self._tap = {self.lab.tap(p.host): p.name for p in self.ports.values()}
             self._cap = self.lab.capture([p.host for p in self.ports.values()])
@@ -261,20 +283,24 @@ class NfLab:
             return
         self._closed = True
         try:
-            if self._cap is not None:
-                self._cap.close()
-            if self.deployment is not None:
-                self._down.detach()
-                deployment.down(self.deployment)
+            with _signals_deferred():
+                try:
+                    if self._cap is not None:
+                        self._cap.close()
+                    if self.deployment is not None:
+                        self._down.detach()
+                        deployment.down(self.deployment)
+                finally:
+                    for link in self._held:
+                        with contextlib.suppress(Exception):
+                            link.close()
+                    if self._base is not None:
+                        self._base.close()
+                    if self.lab is not None:
+                        self.lab.destroy()
         finally:
-            for link in self._held:
-                with contextlib.suppress(Exception):
-                    link.close()
-            if self._base is not None:
-                self._base.close()
-            if self.lab is not None:
-                self.lab.destroy()
             if getattr(self, "_signals", False):
+                self._signals = False
                 _release_signals()
 
     def __enter__(self) -> "NfLab":

@@ -62,6 +62,18 @@ def test_a_config_without_interfaces_is_refused_before_anything_is_made():
         NfLab(CONFIGS / "sketch.yaml")
 
 
+def test_a_signal_during_the_teardown_waits_for_its_end():
+    from nf.testing.nflab import _signals_deferred
+    before = signal.getsignal(signal.SIGTERM)
+    done = []
+    with pytest.raises(KeyboardInterrupt, match="signal 15 .held during the teardown."):
+        with _signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            done.append(1)                   # still running: the signal was held
+    assert done == [1] and signal.getsignal(signal.SIGTERM) == before
+
+
 # ---- tier 2 -------------------------------------------------------------------------------------
 def _mine() -> tuple[list[str], list[str], list[str]]:
     """This process's lab namespaces, pin directories and records."""
