@@ -14,7 +14,9 @@ then checks: each ``expect`` port receives exactly these frames (``scapy``/``hex
 that much. ``load()`` validates the whole file (pydantic, unknown keys refused, every problem named
 by its field path, e.g. ``steps[2].expect[0].frames[0].fields``) and checks ports, scapy
 expressions (nf/testing/scapy_expr.py: never evaluated as Python), hex, pcap files and field names
-against the config before any lab is built; counter names are checked once the NF is up.
+against the config before any lab is built; once the NF is up, ``prepare()`` builds every frame
+with the lab's values and checks every counter name, before the first step (still a bad case
+file, not a failed check).
 """
 from __future__ import annotations
 
