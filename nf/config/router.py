@@ -132,6 +132,10 @@ class Icmp(Model):
     echo: bool = True
     rate: int = Field(1000, ge=1, le=10_000_000, description="errors per second per CPU")
     burst: int = Field(100, ge=1, le=1_000_000)
+    unreachable_routes: Literal["unreachable", "prohibit"] = Field(
+        "unreachable", description="what `unreachable` routes answer: as Linux's unreachable routes "
+        "(IPv4 3/1 host unreachable, IPv6 1/0 no route) or as its prohibit routes (3/13, 1/1 "
+        "administratively prohibited). Mode fib answers what the kernel's route type says.")
 
 
 class Sizes(Model):

@@ -39,11 +39,12 @@ u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_u
 RT_GROUPS, RT_ECMP_MAX, RT_PORTS, RT_CLASSES, RT_PROBES = 4096, 8, 64, 8, 65536
 RT_IFINDEX_MAX = 65536
 MODE = {"dir": 0, "trie": 1, "fib": 2}
-KIND_NONE, KIND_FORWARD, KIND_CONNECTED, KIND_BLACKHOLE, KIND_LOCAL, KIND_UNREACHABLE = range(6)
+KIND_NONE, KIND_FORWARD, KIND_CONNECTED, KIND_BLACKHOLE, KIND_LOCAL, KIND_UNREACHABLE, KIND_KERNEL = range(7)
 CLASSES = ("noroute", "connected", "static", "ecmp", "blackhole", "local", "default", "kernel")
 CLS = {n: i for i, n in enumerate(CLASSES)}
 REASONS = ("no_route", "ttl", "neigh_miss", "blackhole", "local", "icmp_limited", "echo", "not_for_us")
-F_ICMP_ERRORS, F_ECHO, F_LEARN, F_PURE = 1, 2, 4, 8
+F_ICMP_ERRORS, F_ECHO, F_LEARN, F_PURE, F_UNREACH_ADMIN = 1, 2, 4, 8, 16
+RT_LOCAL4_BUCKETS = 256
 NEIGH_STATIC, NEIGH_LEARNED = 1, 2
 
 
@@ -77,6 +78,16 @@ def _link_mtu(ifindex: int) -> int:
     except Exception:  # noqa: BLE001 - pyroute2 raises NetlinkError/OSError for a missing link
         return 0
     return mtu if mtu <= 0xffff else 0
+
+
+class RtLocal4(_S):
+    __c_struct__ = "struct rt_local4"
+    _fields_ = [("addr", u32 * 4)]
+
+
+def local4_bucket(addr: int) -> int:
+    """Bucket of an IPv4 address (host order) in rt_local4: is_local4() in router.bpf.c."""
+    return ((addr * 0x9E3779B1) & 0xFFFFFFFF) >> 24
 
 
 class RtNeighKey(_S):
@@ -126,7 +137,7 @@ class RtProbe(_S):
     _fields_ = [("addr", u8 * 16), ("family", u32), ("result", u32)]
 
 
-MIRRORS = (RtHop, RtGroup, RtPort, RtNeighKey, RtNeigh, RtTrie4Key, RtTrie6Key, RtPortStats,
+MIRRORS = (RtHop, RtGroup, RtPort, RtLocal4, RtNeighKey, RtNeigh, RtTrie4Key, RtTrie6Key, RtPortStats,
            RtClassStats, RtIcmpBucket, RtCfg, RtProbe)
 
 
@@ -318,7 +329,9 @@ class Router:
         return self.group_id(KIND_FORWARD, cls, fams.pop(), tuple(hops))
 
     def _static_routes(self) -> None:
-        """Connected subnets and the router's own addresses, always present."""
+        """Connected subnets, the router's own addresses and what Linux delivers locally on a
+        connected subnet (its directed broadcast, below /31; its subnet-router anycast address,
+        below /127: RFC 3021, RFC 6164), always present and winning over user routes."""
         d4, d6 = {}, {}
         for p, itf in zip(self.ports, self.cfg.interfaces):
             for a in itf.addresses:
@@ -327,7 +340,15 @@ class Router:
                 net = ia.network
                 d[(int(net.network_address), net.prefixlen)] = self.group_id(
                     KIND_CONNECTED, CLS["connected"], ia.version, ((p.idx, 0),))
-                d[(int(ia.ip), ia.max_prefixlen)] = self.group_id(KIND_LOCAL, CLS["local"], ia.version)
+                if ia.version == 4 and net.prefixlen < 31:
+                    d[(int(net.broadcast_address), 32)] = self.group_id(KIND_KERNEL, CLS["local"], 4)
+                if ia.version == 6 and net.prefixlen < 127 and int(net.network_address):
+                    d.setdefault((int(net.network_address), 128), self.group_id(KIND_KERNEL, CLS["local"], 6))
+        for itf in self.cfg.interfaces:      # an own address wins over a broadcast / anycast one
+            for a in itf.addresses:
+                ia = ipaddress.ip_interface(a)
+                (d4 if ia.version == 4 else d6)[(int(ia.ip), ia.max_prefixlen)] = \
+                    self.group_id(KIND_LOCAL, CLS["local"], ia.version)
         self.fixed = RouteSet.from_dicts(d4, d6)
         # config routes and the route file
         lines = [f"{r.prefix} {r.target()}" for r in self.cfg.routes]
@@ -352,7 +373,8 @@ class Router:
         mode = MODE[self.cfg.mode]
         flags = (F_ICMP_ERRORS if self.cfg.icmp.errors else 0) | \
             (F_ECHO if self.cfg.icmp.echo else 0) | (F_LEARN if self.cfg.learn_neighbours else 0) | \
-            (0 if self.cfg.use_module else F_PURE)
+            (0 if self.cfg.use_module else F_PURE) | \
+            (F_UNREACH_ADMIN if self.cfg.icmp.unreachable_routes == "prohibit" else 0)
         obj.set_rodata("cfg", RtCfg(mode=mode, flags=flags, icmp_rate=self.cfg.icmp.rate,
                                     icmp_burst=self.cfg.icmp.burst, ecmp_seed=self.cfg.ecmp_seed))
         dir_ = mode == MODE["dir"]
@@ -387,6 +409,7 @@ class Router:
             self._map_tables()
         with _netns_ctx(self.cfg.netns):         # port MTUs are read in the router's netns
             self._write_ports()
+        self._write_local4()
         self._write_neighbours()
         if mode != MODE["fib"]:
             self.publish()
@@ -536,6 +559,8 @@ class Router:
             return "unreachable"
         if kind == KIND_LOCAL:
             return "local"
+        if kind == KIND_KERNEL:
+            return "broadcast" if fam == 4 else "anycast"
         if kind == KIND_CONNECTED:
             return f"dev {self.ports[hops[0][0]].name}"
         return " ".join(f"via {ipaddress.ip_address(g)}" for _, g in hops)
@@ -593,6 +618,24 @@ class Router:
             ports[p.idx] = v
             ifx[p.ifindex] = p.idx + 1   # 0 = not a router port
             tx[p.idx] = self.tx_ifindex or p.ifindex
+
+    def _write_local4(self) -> None:
+        """The router's IPv4 addresses into rt_local4 (sources the datapath drops as martians)."""
+        buckets: dict[int, list[int]] = {}
+        for itf in self.cfg.interfaces:
+            for a in itf.addresses:
+                ia = ipaddress.ip_interface(a)
+                if ia.version == 4 and int(ia.ip) not in buckets.get(local4_bucket(int(ia.ip)), []):
+                    buckets.setdefault(local4_bucket(int(ia.ip)), []).append(int(ia.ip))
+        m = self.obj.map("rt_local4").typed(u32, RtLocal4)
+        for b, addrs in buckets.items():
+            if len(addrs) > 4:
+                raise RouteError(f"interface addresses {', '.join(map(str, map(ipaddress.IPv4Address, addrs)))}"
+                                 f" share one of the datapath's 4-way buckets (at most 4 there)")
+            v = RtLocal4()
+            for i, a in enumerate(addrs):
+                v.addr[i] = int.from_bytes(a.to_bytes(4, "big"), "little")   # network order
+            m[b] = v
 
     def _write_neighbours(self) -> None:
         for n in self.cfg.neighbours:
@@ -725,6 +768,9 @@ class Router:
         """Build every table into the idle bank, then flip the bank index (one 4-byte write).
         ``user`` (default: the current routes) becomes current only when the flip happened: a
         failed build leaves traffic and the controller's view on the old table."""
+        if self.cfg.mode == "fib":
+            raise RouteError("mode fib forwards by the kernel's routes: change them with `ip route` "
+                             "in the router's netns")
         user = self.user if user is None else user
         routes = self.all_routes(user)
         idle = 1 - self.bank

@@ -44,6 +44,7 @@ struct icmphdr {
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
 #define ICMP_NET_UNREACH 0
+#define ICMP_HOST_UNREACH 1
 #define ICMP_FRAG_NEEDED 4
 #define ICMP_PKT_FILTERED 13
 #define ICMP_EXC_TTL 0
@@ -143,6 +144,25 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } rt_tx SEC(".maps");
+
+/* The router's IPv4 addresses, checked against every source (a martian when it is one of them,
+ * as Linux's fib_validate_source finds). Not the route tables: a source's table entry is a cache
+ * miss of its own, this 4 KiB array stays hot. The controller fills it and refuses a 5th address
+ * in a bucket (nf/nfs/router.py, local4_bucket()). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RT_LOCAL4_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct rt_local4);
+} rt_local4 SEC(".maps");
+
+static __always_inline int is_local4(__be32 a)
+{
+	__u32 i = (bpf_ntohl(a) * 0x9e3779b1u) >> 24;   /* local4_bucket() in the controller */
+	struct rt_local4 *b = bpf_map_lookup_elem(&rt_local4, &i);
+
+	return b && (b->addr[0] == a || b->addr[1] == a || b->addr[2] == a || b->addr[3] == a);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -633,6 +653,7 @@ static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, stru
 	__u32 smac[2]; /* words: see mac_copy */
 	__be32 dst;
 	__u32 quote;
+	__u8 tos;
 
 	if (!(cfg.flags & RT_F_ICMP_ERRORS) || *(__u32 *)inp->ip4 == 0)
 		return OUT(XDP_DROP, why);
@@ -642,6 +663,8 @@ static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, stru
 	ip = (void *)(eth + 1);
 	mac_copy(smac, eth->h_source);
 	dst = ip->saddr;
+	/* the packet's TOS bits and internetwork control precedence (RFC 1812 4.3.2.5), as Linux */
+	tos = (ip->tos & 0x1e) | 0xc0;
 	quote = bpf_ntohs(ip->tot_len);
 	if (quote > V4_QUOTE_MAX)
 		quote = V4_QUOTE_MAX;
@@ -655,7 +678,7 @@ static __always_inline __u32 icmp4_error(struct xdp_md *ctx, __u32 in_port, stru
 	ic = (void *)(ip + 1);
 	ip->version = 4;
 	ip->ihl = 5;
-	ip->tos = 0xc0; /* internetwork control, as Linux sends its ICMP errors */
+	ip->tos = tos;
 	ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(*ic) + quote);
 	ip->id = 0;
 	ip->frag_off = 0;
@@ -738,27 +761,145 @@ static __always_inline void swap_macs(struct ethhdr *eth)
 	mac_copy(eth->h_source, t);
 }
 
-/* Echo request to one of our addresses -> echo reply out the ingress port. Everything else
- * addressed to us is the kernel's. */
-static __always_inline __u32 local4(struct xdp_md *ctx, __u32 in_port, struct ethhdr *eth,
-				    struct iphdr *ip)
+/* Where Linux would send an answer to the packet in the frame (an ICMP error, an echo reply):
+ * it routes it to the packet's source. The router answers with XDP_TX, so it answers only when
+ * that route leads back out of the ingress port to the frame's sender; elsewhere it is the
+ * kernel's (Linux then routes it, drops it, or finds the source is a martian). */
+enum rev {
+	REV_TX,      /* back out of the ingress port, to the frame's Ethernet source */
+	REV_NONE,    /* no route, a blackhole or an unreachable route: Linux sends nothing */
+	REV_SELF,    /* our own address, a directed broadcast, a subnet-router anycast address */
+	REV_ELSE,    /* another port or MAC, an unknown neighbour, several next hops */
+	REV_UNSURE,  /* mode fib, "not forwarded": local or broadcast, or no route at all */
+};
+
+/* A subprogram (one copy for every caller): the source's route, then its neighbour. */
+static __noinline int reverse_path(struct xdp_md *ctx, __u32 family, __u32 in_port)
 {
+	struct rt_neigh_key k = { .port = in_port, .family = family };
+	__u32 src[4] = {}, smac[2], bank;
+	struct rt_neigh *n;
+	struct rt_group *g;
+	__u8 *eth = xdp_ptr(ctx, 0, sizeof(struct ethhdr) + sizeof(struct ipv6hdr));
+
+	if (family == 4)
+		eth = xdp_ptr(ctx, 0, sizeof(struct ethhdr) + sizeof(struct iphdr));
+	if (!eth)
+		return REV_ELSE;
+	mac_copy(smac, eth + 6);
+	if (family == 4)
+		src[0] = *(__u32 *)(eth + sizeof(struct ethhdr) + 12);
+	else
+		addr_copy(src, eth + sizeof(struct ethhdr) + 8, 6);
+
+	if (cfg.mode == RT_MODE_FIB) {
+		struct bpf_fib_lookup fl = {};
+		__u32 dmac[2], out;
+
+		fl.ifindex = ctx->ingress_ifindex;
+		if (family == 4) {
+			fl.family = AF_INET;
+			fl.ipv4_dst = src[0];
+		} else {
+			fl.family = AF_INET6;
+			addr_copy(fl.ipv6_dst, src, 6);
+		}
+		switch (bpf_fib_lookup(ctx, &fl, sizeof(fl), 0)) {
+		case BPF_FIB_LKUP_RET_SUCCESS:
+			__builtin_memcpy(dmac, fl.dmac, 6); /* at offset 58: only 2-byte aligned */
+			return !port_of_ifindex(fl.ifindex, &out) && out == in_port && mac_eq(dmac, smac) ?
+			       REV_TX : REV_ELSE;
+		case BPF_FIB_LKUP_RET_BLACKHOLE:
+		case BPF_FIB_LKUP_RET_UNREACHABLE:
+		case BPF_FIB_LKUP_RET_PROHIBIT:
+			return REV_NONE;
+		case BPF_FIB_LKUP_RET_NOT_FWDED:
+			return REV_UNSURE;
+		default:
+			return REV_ELSE;
+		}
+	}
+	bank = bank_now();
+	g = group_of(bank, family == 4 ? lookup4(bank, bpf_ntohl(src[0])) : lookup6(bank, (__u8 *)src));
+	if (!g)
+		return REV_NONE;
+	switch (g->kind) {
+	case RT_KIND_FORWARD:
+	case RT_KIND_CONNECTED:
+		break;
+	case RT_KIND_LOCAL:
+	case RT_KIND_KERNEL:
+		return REV_SELF;
+	case RT_KIND_NONE:
+	case RT_KIND_BLACKHOLE:
+	case RT_KIND_UNREACHABLE:
+		return REV_NONE;
+	default:
+		return REV_ELSE;
+	}
+	/* several next hops: Linux's multipath hash picks one, the kernel knows which */
+	if (g->count != 1 || g->hops[0].port != in_port)
+		return REV_ELSE;
+	if (g->kind == RT_KIND_CONNECTED)
+		addr_copy(k.addr, src, family);
+	else
+		addr_copy(k.addr, g->hops[0].gw, family);
+	n = bpf_map_lookup_elem(&rt_neigh, &k);
+	return n && mac_eq(n->mac, smac) ? REV_TX : REV_ELSE;
+}
+
+/* An echo reply goes out only where Linux would send it (reverse_path); else the kernel's. */
+static __always_inline __u32 answer_here(struct xdp_md *ctx, __u32 family, __u32 in_port)
+{
+	switch (reverse_path(ctx, family, in_port)) {
+	case REV_TX:
+		return 0;
+	case REV_NONE:
+		return OUT(XDP_DROP, WHY(RT_REASON_LOCAL));
+	default:
+		return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
+	}
+}
+
+/* Echo request to one of our addresses -> echo reply out of the ingress port, built as Linux's
+ * icmp_reply builds it: a fresh header (TOS kept, ID 0, no DF, TTL 64) and the request's ICMP
+ * message. Everything else addressed to us is the kernel's, and so are requests Linux would not
+ * answer the same way: a wrong ICMP checksum (the kernel drops and counts it), a code other than
+ * 0 (Linux echoes it), a message longer than sum_pkt() sums, a source not behind the ingress
+ * port. (IPv4 options never get here: handle_v4 passes them.) */
+static __always_inline __u32 local4(struct xdp_md *ctx, __u32 in_port, __u32 tot)
+{
+	struct ethhdr *eth;
+	struct iphdr *ip;
 	struct icmphdr *ic;
+	__u32 len = tot - sizeof(*ip), res;
 	__u16 old;
 	__be32 t;
 
-	if (!(cfg.flags & RT_F_ECHO) || ip->protocol != IPPROTO_ICMP ||
+	ip = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip));
+	if (!ip || !(cfg.flags & RT_F_ECHO) || ip->protocol != IPPROTO_ICMP ||
 	    (ip->frag_off & bpf_htons(0x3fff)))
 		return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
 	ic = xdp_ptr(ctx, sizeof(*eth) + sizeof(*ip), sizeof(*ic));
-	if (!ic || ic->type != ICMP_ECHO || ic->code != 0)
+	if (!ic || ic->type != ICMP_ECHO || ic->code != 0 || len > SUM_MAX_BLOCKS * SUM_BLOCK ||
+	    csum_fold(sum_pkt(ctx, sizeof(*eth) + sizeof(*ip), len)) != 0)
 		return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
+	res = answer_here(ctx, 4, in_port);
+	if (res)
+		return res;
+	eth = xdp_ptr(ctx, 0, sizeof(*eth) + sizeof(*ip) + sizeof(*ic));
+	if (!eth)
+		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
+	ip = (void *)(eth + 1);
+	ic = (void *)(ip + 1);
 	old = *(__u16 *)ic;
 	ic->type = ICMP_ECHOREPLY;
 	ic->checksum = csum_replace16(ic->checksum, old, *(__u16 *)ic);
 	t = ip->saddr;
 	ip->saddr = ip->daddr;
 	ip->daddr = t;
+	ip->id = 0;
+	ip->frag_off = 0;
 	ip->ttl = 64;
 	ip->check = 0;
 	ip->check = ip4_hdr_csum(ip);
@@ -767,18 +908,37 @@ static __always_inline __u32 local4(struct xdp_md *ctx, __u32 in_port, struct et
 	return OUT(XDP_TX, WHY(RT_REASON_ECHO));
 }
 
-static __always_inline __u32 local6(struct xdp_md *ctx, __u32 in_port, struct ethhdr *eth,
-				    struct ipv6hdr *ip6)
+/* IPv6 likewise (icmpv6_echo_reply): traffic class and flow label kept, hop limit 64. */
+static __always_inline __u32 local6(struct xdp_md *ctx, __u32 in_port, __u32 tot)
 {
+	struct ethhdr *eth;
+	struct ipv6hdr *ip6;
 	struct icmp6hdr *ic;
 	struct in6_addr t;
+	__u32 len = tot - sizeof(*ip6), res;
+	__u64 s;
 	__u16 old;
 
-	if (!(cfg.flags & RT_F_ECHO) || ip6->nexthdr != IPPROTO_ICMPV6)
+	ip6 = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip6));
+	if (!ip6 || !(cfg.flags & RT_F_ECHO) || ip6->nexthdr != IPPROTO_ICMPV6)
 		return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
 	ic = xdp_ptr(ctx, sizeof(*eth) + sizeof(*ip6), sizeof(*ic));
-	if (!ic || ic->icmp6_type != ICMPV6_ECHO_REQUEST || ic->icmp6_code != 0)
+	if (!ic || ic->icmp6_type != ICMPV6_ECHO_REQUEST || ic->icmp6_code != 0 ||
+	    len > SUM_MAX_BLOCKS * SUM_BLOCK)
 		return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
+	/* checksum over the pseudo-header (addresses, length, next header) and the message */
+	s = sum_pkt(ctx, sizeof(*eth) + 8, 32) + bpf_htons(len) + bpf_htons(IPPROTO_ICMPV6) +
+	    sum_pkt(ctx, sizeof(*eth) + sizeof(*ip6), len);
+	if (csum_fold(s) != 0)
+		return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
+	res = answer_here(ctx, 6, in_port);
+	if (res)
+		return res;
+	eth = xdp_ptr(ctx, 0, sizeof(*eth) + sizeof(*ip6) + sizeof(*ic));
+	if (!eth)
+		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
+	ip6 = (void *)(eth + 1);
+	ic = (void *)(ip6 + 1);
 	old = *(__u16 *)ic;
 	ic->icmp6_type = ICMPV6_ECHO_REPLY;
 	/* Swapping the addresses leaves the pseudo-header sum unchanged. */
@@ -876,7 +1036,12 @@ static __always_inline __u32 transmit(struct ethhdr *eth, struct fwd *f, __u32 c
 	return OUT(bpf_redirect_map(&rt_tx, f->port, XDP_DROP), NF_REASON_NONE);
 }
 
-/* Kernel-FIB mode: fill `f` from bpf_fib_lookup. Returns the group kind it amounts to. */
+/* fib_resolve() result for the kernel's prohibit routes (not a group kind: mode fib only). */
+#define FIB_KIND_PROHIBIT 0x10
+
+/* Kernel-FIB mode: fill `f` from bpf_fib_lookup. Returns the group kind it amounts to, -1 for
+ * the kernel's: "not forwarded" is a local, broadcast or anycast destination or no route at
+ * all, which only the kernel tells apart; no neighbour, forwarding off, fragmentation needed. */
 static __always_inline int fib_resolve(struct xdp_md *ctx, struct bpf_fib_lookup *p, struct fwd *f)
 {
 	long rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
@@ -891,11 +1056,10 @@ static __always_inline int fib_resolve(struct xdp_md *ctx, struct bpf_fib_lookup
 	case BPF_FIB_LKUP_RET_BLACKHOLE:
 		return RT_KIND_BLACKHOLE;
 	case BPF_FIB_LKUP_RET_UNREACHABLE:
-	case BPF_FIB_LKUP_RET_PROHIBIT:
 		return RT_KIND_UNREACHABLE;
-	case BPF_FIB_LKUP_RET_NOT_FWDED:
-		return RT_KIND_LOCAL;
-	default: /* no neighbour, forwarding disabled, fragmentation needed, ...: kernel */
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		return FIB_KIND_PROHIBIT;
+	default:
 		return -1;
 	}
 }
@@ -907,10 +1071,12 @@ struct l3 {
 	const __u8 *dst;    /* destination address bytes (IPv6: a stack copy) */
 	__u32 dst4;         /* IPv4 destination, host order */
 	__u32 len;          /* IP total length */
-	__u32 bytes;        /* frame length (counters) */
+	__u32 bytes;        /* frame length once trimmed to the IP length (tx counters) */
 	__u8 proto;         /* IPv4 protocol / IPv6 first next header */
 };
 
+/* Linux (icmp_send) sends no error about an ICMP error, nor about a type it does not know
+ * (above 18, NR_ICMP_TYPES): those may be errors too. */
 static __always_inline int is_icmp4_error(struct xdp_md *ctx, struct iphdr *ip)
 {
 	__u8 *t;
@@ -921,20 +1087,64 @@ static __always_inline int is_icmp4_error(struct xdp_md *ctx, struct iphdr *ip)
 	if (!t)
 		return 1; /* cannot tell: stay silent */
 	return *t == ICMP_DEST_UNREACH || *t == ICMP_SOURCE_QUENCH || *t == ICMP_REDIRECT ||
-	       *t == ICMP_TIME_EXCEEDED || *t == ICMP_PARAMETERPROB;
+	       *t == ICMP_TIME_EXCEEDED || *t == ICMP_PARAMETERPROB || *t > 18;
+}
+
+/* No ICMPv6 error about an ICMPv6 error (RFC 4443 2.4(e)), found as Linux's is_ineligible()
+ * finds it: past the extension headers; an ICMPv6 type cut off counts as an error unless the
+ * packet is a fragment. A non-first fragment may get errors (its upper layer is not there).
+ * 1: no error, 0: an error may be sent, -1: more headers than walked (the kernel decides). */
+#define V6_EXT_WALK 8
+static __always_inline int icmp6_ineligible(struct xdp_md *ctx, __u8 nh)
+{
+	__u32 off = sizeof(struct ethhdr) + sizeof(struct ipv6hdr);
+	__u16 frag = 0;
+	__u8 h[4];
+
+	for (int i = 0; i < V6_EXT_WALK; i++) {
+		switch (nh) {
+		case 0:    /* hop-by-hop */
+		case 43:   /* routing */
+		case 44:   /* fragment */
+		case 51:   /* authentication */
+		case 60:   /* destination options */
+			if (bpf_xdp_load_bytes(ctx, off, h, 4))
+				return 0;
+			if (nh == 44) {
+				frag = ((__u16)h[2] << 8) | h[3];
+				if (frag & ~7)
+					return 0;
+				off += 8;
+			} else {
+				off += nh == 51 ? ((__u32)h[1] + 2) * 4 : ((__u32)h[1] + 1) * 8;
+			}
+			nh = h[0];
+			continue;
+		case IPPROTO_ICMPV6:
+			if (bpf_xdp_load_bytes(ctx, off, h, 1))
+				return frag == 0;
+			return h[0] < 128;
+		default:   /* no next header, an upper layer */
+			return 0;
+		}
+	}
+	return -1;
 }
 
 /* The ICMP errors the router sends, in family-neutral terms. */
 enum ip_err {
 	ERR_NO_ROUTE,   /* v4 3/0 net unreachable, v6 1/0 no route */
-	ERR_ADMIN,      /* unreachable route: v4 3/13 administratively filtered, v6 1/1 */
+	ERR_UNREACH,    /* unreachable route, as Linux's: v4 3/1 host unreachable, v6 1/0 */
+	ERR_ADMIN,      /* prohibited: v4 3/13 administratively filtered, v6 1/1 */
 	ERR_TTL,        /* v4 11/0, v6 3/0: TTL / hop limit exceeded in transit */
 	ERR_TOO_BIG,    /* v4 3/4 fragmentation needed (MTU in the low 16 bits of the second word,
 			 * RFC 1191 4), v6 2/0 packet too big (MTU, RFC 4443 3.2) */
 };
 
-/* Error `e` about the packet; never about an ICMP error, nor (IPv4) a non-first fragment
- * (RFC 1122 3.2.2, RFC 4443 2.4(e)). */
+/* Error `e` about the packet, sent where Linux sends it: never about an ICMP error, nor (IPv4) a
+ * non-first fragment (RFC 1122 3.2.2, RFC 4443 2.4(e)); only back out of the ingress port to the
+ * frame's sender (reverse_path): with no way back Linux sends nothing, anywhere else the kernel
+ * routes it. */
 static __always_inline __u32 ip_error(struct xdp_md *ctx, const __u8 family, __u32 in_port,
 				      struct rt_port *inp, struct l3 *p, enum ip_err e, __u32 mtu)
 {
@@ -945,18 +1155,27 @@ static __always_inline __u32 ip_error(struct xdp_md *ctx, const __u8 family, __u
 
 		if ((ip->frag_off & bpf_htons(0x1fff)) || is_icmp4_error(ctx, ip))
 			return OUT(XDP_DROP, why);
+	} else {
+		int r = icmp6_ineligible(ctx, p->proto);
+
+		if (r)
+			return OUT(r > 0 ? XDP_DROP : XDP_PASS, why);
+	}
+	switch (reverse_path(ctx, family, in_port)) {
+	case REV_TX:
+		break;
+	case REV_NONE:
+		return OUT(XDP_DROP, why);
+	default:
+		return OUT(XDP_PASS, why);
+	}
+	if (family == 4)
 		return icmp4_error(ctx, in_port, inp,
 				   e == ERR_TTL ? ICMP_TIME_EXCEEDED : ICMP_DEST_UNREACH,
+				   e == ERR_UNREACH ? ICMP_HOST_UNREACH :
 				   e == ERR_ADMIN ? ICMP_PKT_FILTERED :
 				   e == ERR_TOO_BIG ? ICMP_FRAG_NEEDED : 0 /* net unreach, TTL */,
 				   bpf_htonl(mtu & 0xffff), why);
-	}
-	if (p->proto == IPPROTO_ICMPV6) {
-		__u8 *t = xdp_ptr(ctx, sizeof(struct ethhdr) + sizeof(struct ipv6hdr), 1);
-
-		if (!t || *t < 128) /* an error type */
-			return OUT(XDP_DROP, why);
-	}
 	return icmp6_error(ctx, in_port, inp,
 			   e == ERR_TTL ? ICMPV6_TIME_EXCEED :
 			   e == ERR_TOO_BIG ? ICMPV6_PKT_TOOBIG : ICMPV6_DEST_UNREACH,
@@ -1036,15 +1255,19 @@ static __always_inline __u32 forward_ip(struct xdp_md *ctx, const __u8 family, _
 	switch (kind) {
 	case RT_KIND_LOCAL:
 		count_class(RT_CLASS_LOCAL, p->bytes);
-		if (family == 6)
-			return local6(ctx, in_port, eth, ip6);
-		if (ip->ihl != 5) /* options: the kernel answers (and echoes them) */
-			return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
-		return local4(ctx, in_port, eth, ip);
+		return family == 4 ? local4(ctx, in_port, p->len) : local6(ctx, in_port, p->len);
+	case RT_KIND_KERNEL:
+		count_class(cls, p->bytes);
+		return OUT(XDP_PASS, WHY(RT_REASON_LOCAL));
 	case RT_KIND_BLACKHOLE:
 		count_class(cls, p->bytes);
 		return OUT(XDP_DROP, WHY(RT_REASON_BLACKHOLE));
 	case RT_KIND_UNREACHABLE:
+		count_class(cls, p->bytes);
+		/* mode fib: the kernel's route type says which (FIB_KIND_PROHIBIT below) */
+		e = cfg.mode != RT_MODE_FIB && (cfg.flags & RT_F_UNREACH_ADMIN) ? ERR_ADMIN : ERR_UNREACH;
+		goto error;
+	case FIB_KIND_PROHIBIT:
 		count_class(cls, p->bytes);
 		e = ERR_ADMIN;
 		goto error;
@@ -1059,8 +1282,6 @@ static __always_inline __u32 forward_ip(struct xdp_md *ctx, const __u8 family, _
 		e = ERR_TTL;
 		goto error;
 	}
-	if (family == 4 && ip->ihl != 5) /* options: the kernel forwards (and processes) them */
-		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 
 	if (g) {
 		if (g->count > 1)
@@ -1078,6 +1299,21 @@ static __always_inline __u32 forward_ip(struct xdp_md *ctx, const __u8 family, _
 			return OUT(XDP_PASS, why); /* the kernel resolves it; the controller mirrors it */
 	}
 
+	if (family == 4 && f.port == in_port) {
+		/* out of the port it came in by: Linux checks the source in full (fib_validate_source,
+		 * send_redirects on): a broadcast or local source is a martian there */
+		int r = reverse_path(ctx, 4, in_port);
+
+		if (r == REV_SELF)
+			return OUT(XDP_DROP, NF_REASON_MALFORMED);
+		if (r == REV_UNSURE)
+			return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+		eth = xdp_ptr(ctx, 0, sizeof(*eth) + sizeof(*ip));
+		if (!eth)
+			return OUT(XDP_DROP, NF_REASON_TRUNCATED);
+		ip = (void *)(eth + 1);
+	}
+
 	if (family == 4) {
 		/* TTL decrement; the checksum follows the 16-bit word (ttl, protocol) (RFC 1624) */
 		__u16 old = *(__u16 *)&ip->ttl;
@@ -1093,13 +1329,22 @@ error:
 	return ip_error(ctx, family, in_port, inp, p, e, mtu);
 }
 
+/* Cut the frame to `len` bytes (Ethernet + the IP packet's own length): the padding after it is
+ * not part of the packet, and Linux forwards and answers without it (ip_rcv_core trims). */
+static __always_inline int trim_to(struct xdp_md *ctx, __u32 len)
+{
+	int delta = (int)len - (int)(ctx->data_end - ctx->data);
+
+	return delta < 0 ? bpf_xdp_adjust_tail(ctx, delta) : 0;
+}
+
 static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
 				      __u32 bytes)
 {
 	struct ethhdr *eth = xdp_data(ctx);
 	struct iphdr *ip = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip));
 	struct l3 p = {};
-	__u32 dst, tot;
+	__u32 dst, src, tot;
 
 	if (!ip || (void *)(eth + 1) > xdp_data_end(ctx))
 		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
@@ -1109,24 +1354,35 @@ static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct
 	if (tot < sizeof(*ip) || tot > bytes - sizeof(*eth))
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
 	if (ip->ihl != 5) {
-		/* options: checked over the whole header; only errors about the packet are built
-		 * here (forward_ip), the rest is the kernel's (record route, source routes, ...) */
+		/* options: the header sum covers them */
 		if (tot < ip->ihl * 4 || ip4_opt_csum(ctx, ip->ihl * 4) != 0)
 			return OUT(XDP_DROP, NF_REASON_MALFORMED);
 	} else if (ip4_hdr_csum(ip) != 0) {
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
 	}
 	dst = bpf_ntohl(ip->daddr);
+	src = bpf_ntohl(ip->saddr);
 	if ((dst >> 28) == 0xe || dst == 0xffffffff)
 		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
-	if ((bpf_ntohl(ip->saddr) >> 28) >= 0xe || ip->saddr == 0)
+	/* martians, as Linux's ip_route_input_slow finds them (RFC 1812 5.3.7): multicast, limited
+	 * broadcast, 0.0.0.0 or loopback sources, 0.0.0.0 or loopback destinations (the rest of
+	 * 0/8 and 240/4 are routed, since Linux 5.3 and 2.6.25); and our own addresses as source */
+	if ((src >> 28) == 0xe || src == 0xffffffff || src == 0 || (src >> 24) == 127 ||
+	    dst == 0 || (dst >> 24) == 127 || is_local4(ip->saddr))
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
-	/* martians (RFC 1812 5.3.7): loopback either way, "this network" as destination */
-	if ((bpf_ntohl(ip->saddr) >> 24) == 127 || (dst >> 24) == 127 || (dst >> 24) == 0)
-		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+	/* options: the kernel checks them (Parameter Problem), processes them (record route,
+	 * source routes, timestamps...) and echoes them in its ICMP errors: all of it its job */
+	if (ip->ihl != 5)
+		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+	if (trim_to(ctx, sizeof(*eth) + tot))
+		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
+	ip = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip));
+	eth = xdp_data(ctx);
+	if (!ip)
+		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
 
 	p.hdr = ip;
-	p.bytes = bytes;
+	p.bytes = sizeof(*eth) + tot;
 	p.dst = (const __u8 *)&ip->daddr;
 	p.dst4 = dst;
 	p.len = tot;
@@ -1142,33 +1398,46 @@ static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct
 	struct l3 p = {};
 	__u32 dst[4]; /* words: see mac_copy */
 	const __u8 *d = (const __u8 *)dst;
+	const __u32 *s;
+	__u32 tot;
 
 	if (!ip6 || (void *)(eth + 1) > xdp_data_end(ctx))
 		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
 	if (ip6->version != 6)
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
-	if (sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > bytes - sizeof(*eth))
+	tot = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	if (tot > bytes - sizeof(*eth))
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
 	addr_copy(dst, &ip6->daddr, 6);
+	s = ip6->saddr.in6_u.u6_addr32;
 	/* multicast and link-local destinations are the kernel's */
 	if (d[0] == 0xff || (d[0] == 0xfe && (d[1] & 0xc0) == 0x80))
 		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
 	if (ip6->saddr.in6_u.u6_addr8[0] == 0xff)
 		return OUT(XDP_DROP, NF_REASON_MALFORMED);
-	/* ::1 and :: are never routed, nor forwarded from :: (RFC 4291 2.5.2/2.5.3) */
-	{
-		const __u32 *w = dst, *s = ip6->saddr.in6_u.u6_addr32;
-
-		if ((w[0] | w[1] | w[2]) == 0 && (w[3] == 0 || w[3] == bpf_htonl(1)))
-			return OUT(XDP_DROP, NF_REASON_MALFORMED);
-		if ((s[0] | s[1] | s[2] | s[3]) == 0)
-			return OUT(XDP_DROP, NF_REASON_MALFORMED);
-	}
+	/* ::1 either way is dropped on receipt (RFC 4291 2.5.3, ip6_rcv_core) */
+	if (((s[0] | s[1] | s[2]) == 0 && s[3] == bpf_htonl(1)) ||
+	    ((dst[0] | dst[1] | dst[2]) == 0 && dst[3] == bpf_htonl(1)))
+		return OUT(XDP_DROP, NF_REASON_MALFORMED);
+	/* the kernel's: unspecified and link-local sources (Linux forwards them only back out of
+	 * the ingress port, and answers a link-local one from its own link-local address), the
+	 * unspecified destination, hop-by-hop options (processed before forwarding, like IPv4
+	 * options), a zero payload length (a jumbogram's) */
+	if ((s[0] | s[1] | s[2] | s[3]) == 0 ||
+	    (ip6->saddr.in6_u.u6_addr8[0] == 0xfe && (ip6->saddr.in6_u.u6_addr8[1] & 0xc0) == 0x80) ||
+	    (dst[0] | dst[1] | dst[2] | dst[3]) == 0 || ip6->nexthdr == 0 || ip6->payload_len == 0)
+		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
+	if (trim_to(ctx, sizeof(*eth) + tot))
+		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
+	ip6 = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip6));
+	eth = xdp_data(ctx);
+	if (!ip6)
+		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
 
 	p.hdr = ip6;
-	p.bytes = bytes;
+	p.bytes = sizeof(*eth) + tot;
 	p.dst = d;
-	p.len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	p.len = tot;
 	p.proto = ip6->nexthdr;
 	return forward_ip(ctx, 6, in_port, inp, eth, &p);
 }

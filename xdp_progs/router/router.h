@@ -43,7 +43,11 @@ enum rt_kind {
 	RT_KIND_CONNECTED = 2,  /* on-link: neighbour key = packet destination */
 	RT_KIND_BLACKHOLE = 3,  /* drop silently */
 	RT_KIND_LOCAL = 4,      /* one of the router's addresses: echo answered, rest XDP_PASS */
-	RT_KIND_UNREACHABLE = 5,/* reject: ICMP destination unreachable (admin prohibited) */
+	RT_KIND_UNREACHABLE = 5,/* reject: ICMP unreachable as Linux's unreachable routes (v4 3/1,
+				 * v6 1/0), or admin prohibited (3/13, 1/1) with RT_F_UNREACH_ADMIN */
+	RT_KIND_KERNEL = 6,     /* delivered by the kernel as it is (XDP_PASS): the directed
+				 * broadcasts and subnet-router anycast addresses of connected
+				 * subnets, which Linux delivers locally, never forwards nor errors */
 };
 
 /* Route classes for rt_class_stats. */
@@ -92,6 +96,13 @@ struct rt_port {
 	__u8 ip6[16];
 	__u16 mtu;      /* largest IP packet (L3 bytes) this port sends; 0 = not checked */
 	__u16 pad2;
+};
+
+/* The router's own IPv4 addresses (rt_local4, 4-way buckets indexed by local4_bucket()): a
+ * packet from one of them is a martian (Linux drops it, as a source must not be local). */
+#define RT_LOCAL4_BUCKETS 256
+struct rt_local4 {
+	__be32 addr[4];      /* 0 = empty */
 };
 
 struct rt_neigh_key {
@@ -145,6 +156,7 @@ struct rt_icmp_bucket {
 #define RT_F_ECHO 2          /* answer echo requests to the router's addresses */
 #define RT_F_LEARN 4         /* learn neighbours from ARP replies / neighbour advertisements */
 #define RT_F_PURE 8          /* never call module kfuncs, even when the module is loaded */
+#define RT_F_UNREACH_ADMIN 16 /* unreachable routes answer administratively prohibited */
 
 struct rt_cfg {
 	__u32 mode;          /* enum rt_mode */

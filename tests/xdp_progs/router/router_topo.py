@@ -54,7 +54,10 @@ def topology(**extra) -> dict:
 
 
 def model_of(r: Router) -> RouterModel:
-    ports = [PortM(p.idx, p.ifindex, p.mac, p.ip4, p.ip6) for p in r.ports]
+    import ctypes
+    from nf.nfs.router import RtPort
+    mtus = r.obj.map("rt_ports").typed(ctypes.c_uint32, RtPort)
+    ports = [PortM(p.idx, p.ifindex, p.mac, p.ip4, p.ip6, mtu=mtus[p.idx].mtu) for p in r.ports]
     groups = {}
     for gid, g in r._groups.items():
         width = 4 if g.family == 4 else 16
@@ -68,7 +71,8 @@ def model_of(r: Router) -> RouterModel:
         a = ipaddress.ip_address(addr)
         neigh[(port, a.version, int(a))] = bytes(int(x, 16) for x in mac.split(":"))
     return RouterModel(ports, groups, Lpm(32, rs.v4_dict()), Lpm(128, rs.v6_dict()), neigh,
-                       icmp_errors=r.cfg.icmp.errors, echo=r.cfg.icmp.echo, seed=r.cfg.ecmp_seed)
+                       icmp_errors=r.cfg.icmp.errors, echo=r.cfg.icmp.echo, seed=r.cfg.ecmp_seed,
+                       unreach_admin=r.cfg.icmp.unreachable_routes == "prohibit")
 
 
 def make_router(mode: str = "dir", **extra) -> Router:

@@ -158,6 +158,7 @@ class Generator:
         self.defaults = [Route("0.0.0.0/0", f"via {gateway(3, 4, 3)}"),
                          Route("::/0", f"via {gateway(2, 6, 3)}")]
         self.error_uses: dict[str, int] = {}
+        self.redirected: set[str] = set()
         self.tag = 0
 
     def _target(self, fam: int) -> str:
@@ -291,8 +292,10 @@ class Generator:
         return ["::1", "::", "::ffff:10.0.2.2", "::10.0.2.2", "ff02::1", "ff05::2", "fe80::2",
                 "fec0::1", "64:ff9b::1.2.3.4"]
 
-    def _src(self, table: Table, fam: int, port: int, may_error: bool) -> tuple[str, str, str]:
-        """(address, Ethernet source, description)."""
+    def _src(self, table: Table, fam: int, port: int, may_error: bool, hairpin: bool) -> tuple[str, str, str]:
+        """(address, Ethernet source, description). Linux's ip_error() allows a source 5
+        errors, then one a second; an ICMP redirect to that source (a packet forwarded back out
+        of its own port) empties the same budget: such a source draws no more of those errors."""
         r = self.rnd
         for _ in range(100):
             x = r.random()
@@ -307,9 +310,11 @@ class Generator:
                 mac = r.choice(neighbours(port))[2]
                 a, why = self._special_src(fam, port)
             if may_error and fam == 4:
-                if self.error_uses.get(a, 0) >= ERROR_BUDGET:
+                if self.error_uses.get(a, 0) >= ERROR_BUDGET or a in self.redirected:
                     continue
                 self.error_uses[a] = self.error_uses.get(a, 0) + 1
+            if hairpin and fam == 4:
+                self.redirected.add(a)
             return a, mac, f"src {a} {why} [{table.kind(a)[0]}]"
         raise RuntimeError("no usable source")
 
@@ -342,8 +347,9 @@ class Generator:
             return self._arp(tag, port)
         fam = 4 if x < 0.52 else 6
         dst, ddesc = self._dst(table, fam, port)
-        dkind = table.kind(dst)[0]
-        src, smac, sdesc = self._src(table, fam, port, may_error=dkind in ("none", "unreachable"))
+        dkind, dport = table.kind(dst)
+        src, smac, sdesc = self._src(table, fam, port, may_error=dkind in ("none", "unreachable"),
+                                     hairpin=dport == port and dkind in ("via", "conn"))
         eth = Ether(src=smac, dst=port_mac(port))
         ttl = r.choice([64] * 6 + [1, 1, 1, 0, 2, r.randrange(256)])
         # frames into p3 are limited by its MTU (veth drops longer ones on the way in)
@@ -539,6 +545,8 @@ class DiffLab:
                 _iface.set_sysctl(k, v, d)
             for h in self.lab.hosts.values():
                 _iface.set_sysctl(f"net.ipv6.conf.{h.ifname}.disable_ipv6", 1, h.netns)
+                # neighbour advertisements for an anycast target wait up to this long (random)
+                _iface.set_sysctl(f"net.ipv6.neigh.{h.port}.proxy_delay", 0, d)
             self._kernel(routes)
             self._host_programs()
         except BaseException:
