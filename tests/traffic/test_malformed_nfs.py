@@ -15,6 +15,7 @@ import dataclasses
 import importlib.util
 import ipaddress
 import os
+import struct
 import sys
 from pathlib import Path
 
@@ -144,12 +145,30 @@ def _routed(m: g.Malformed) -> g.Malformed:
     return dataclasses.replace(m, frame=f)
 
 
+def _from_h0(m: g.Malformed) -> g.Malformed:
+    """The same defect sent by h0 (10.0.0.5 / 2001:db8::5, whose MAC the frames carry): the set's
+    own source 10.0.0.1 is the router's p0 address in this topology, a martian the router drops
+    first (as Linux does), and fd00::1 has no route back for an ICMP error. The IPv4 header
+    checksum is adjusted (RFC 1624), not recomputed, so a wrong one stays wrong."""
+    f = m.frame
+    if f[12:14] == b"\x08\x00" and len(f) >= 34 and f[26:30] == bytes([10, 0, 0, 1]):
+        hc = struct.unpack("!H", f[24:26])[0]
+        s = (~hc & 0xFFFF) + (~1 & 0xFFFF) + 5            # the word 0x0001 becomes 0x0005
+        s = (s & 0xFFFF) + (s >> 16)
+        s = (s & 0xFFFF) + (s >> 16)
+        f = f[:24] + struct.pack("!H", ~s & 0xFFFF) + f[26:29] + b"\x05" + f[30:]
+    elif f[12:14] == b"\x86\xdd" and len(f) >= 54 and f[22:38] == ipaddress.ip_address("fd00::1").packed:
+        f = f[:22] + ipaddress.ip_address("2001:db8::5").packed + f[38:]
+    return dataclasses.replace(m, frame=f)
+
+
 @pytest.mark.parametrize("routed", [False, True], ids=["as_generated", "to_routed_dst"])
 def test_router(router, routed):
     r, rt = router
     from nf.datapath import read_stats
     frames = [m for m in g.malformed_set(smac=rt.H0_MAC, dmac=rt.MAC_P0) if m.xdp_ok]
     assert [m.name for m in frames] == IDS
+    frames = [_from_h0(m) for m in frames]
     if routed:
         frames = [_routed(m) for m in frames]
     model = rt.model_of(r)

@@ -416,7 +416,8 @@ class Generator:
             what = f"icmp error type {t}"
         else:
             t = r.choice([13, 17, 18, 19, 40, 42, 254])
-            body, what = ICMP(type=t, id=tag) / self._payload(False), f"icmp type {t}"
+            body = ICMP(type=t, id=tag) / (bytes(12) if t == 13 else self._payload(False))
+            what = f"icmp type {t}"
         more.append(what)
         pkt = ip / body
         if what.startswith("echo request") and r.random() < 0.12:

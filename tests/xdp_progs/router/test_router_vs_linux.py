@@ -130,6 +130,16 @@ def _mask_timestamps(f: bytes) -> list[tuple[int, int]]:
     return [(o, 4) for o in slots] + [(24, 2)] + ([(icmp + 2, 2)] if f[23] == 1 else [])
 
 
+def _mask_timestamp_reply(f: bytes) -> list[tuple[int, int]]:
+    """The receive and transmit times of an ICMP timestamp reply (type 14), and its checksum."""
+    if not _v4(f) or f[23] != 1:
+        return []
+    l4 = 14 + (f[14] & 15) * 4
+    if len(f) < l4 + 20 or f[l4] != 14 or not _v4_sums_ok(f):
+        return []
+    return [(l4 + 2, 2), (l4 + 12, 8)]
+
+
 def _mask_flow_label(f: bytes) -> list[tuple[int, int]]:
     """The flow label of an IPv6 packet sourced from a router address (not under a checksum)."""
     if not _v6(f) or f[22:38] not in _OWN6:
@@ -156,6 +166,10 @@ ACCEPTED: tuple[Accepted, ...] = (
              "kernel, which stamps them (and echoes the option in its ICMP errors) at the moment "
              "it sees them, so the two labs' kernels write different times.",
              mask=_mask_timestamps),
+    Accepted("icmp-timestamp-reply",
+             "The receive and transmit times of Linux's ICMP timestamp replies: timestamp requests "
+             "to the router are the kernel's in both labs, which answer at different times.",
+             mask=_mask_timestamp_reply),
     Accepted("ipv6-flow-label",
              "The flow label of IPv6 packets the router itself sends (ICMPv6 errors, echo "
              "replies): Linux hashes the flow with a boot-time secret (auto flow labels); the "
@@ -193,7 +207,7 @@ def tag_of(f: bytes) -> int | None:
             t = f[l4]
             if t in (3, 4, 5, 11, 12) and len(f) >= l4 + 8 + 6:
                 return struct.unpack_from("!H", f, l4 + 8 + 4)[0]
-            if t in (0, 8):
+            if t in (0, 8, 13, 14):       # echo, timestamp: the identifier
                 return struct.unpack_from("!H", f, l4 + 4)[0]
         return struct.unpack_from("!H", f, 18)[0]
     if _v6(f):
