@@ -9,8 +9,10 @@ tests/xdp_progs/router/).
 - `load_route_file_s`: seconds to load 1M IPv4 routes from a route file (parse + validate + build
   + upload + flip).
 - `bench_router` / `bench_frame` / `forward_ns`: whole forward paths under test_run repeat. The
-  routes hairpin out of p0 (ifindex 1) to neighbours whose MAC is p0's own, so the rewritten frame
-  is again addressed to the router, identical but for the TTL (start 255, repeat < 255).
+  routes lead out of p1 (its devmap entry is lo, as p0's) to neighbours whose MAC is p0's own, so
+  the rewritten frame is again addressed to the router, identical but for the TTL and the source
+  MAC (start 255, repeat < 255). Not out of p0: a packet leaving by the port it came in on gets
+  Linux's full source check (reverse_path), which is not the ordinary forward path.
 - `lab_mpps`: live-frames rate on a 2-host lab of each lookup mode with 100k routes vs Linux
   forwarding, the bpf_fib_lookup forwarder (mode fib) and the devmap-redirect ceiling.
 """
@@ -158,12 +160,12 @@ def load_route_file_s(workdir: Path, n4: int = 1_000_000) -> float:
 
 MAC_P0 = "02:00:00:00:00:01"
 H0_MAC = "02:dd:00:00:00:05"     # the sender's
-HAIRPIN4, HAIRPIN6 = ("10.0.0.9", "10.0.0.10"), ("2001:db8::9", "2001:db8::a")
+HAIRPIN4, HAIRPIN6 = ("10.0.1.9", "10.0.1.10"), ("2001:db8:1::9", "2001:db8:1::a")
 BENCH_ROUTES = [
-    {"prefix": "100.64.0.0/10", "via": ["10.0.0.9"]},
-    {"prefix": "100.64.7.128/25", "via": ["10.0.0.9"]},
+    {"prefix": "100.64.0.0/10", "via": ["10.0.1.9"]},
+    {"prefix": "100.64.7.128/25", "via": ["10.0.1.9"]},
     {"prefix": "100.128.0.0/16", "group": "hairpin"},
-    {"prefix": "2001:db8:77::/48", "via": ["2001:db8::9"]},
+    {"prefix": "2001:db8:77::/48", "via": ["2001:db8:1::9"]},
     {"prefix": "2001:db8:78::/48", "group": "hairpin6"},
 ]
 BENCH_DESTS = {"v4 /10": ("100.65.1.1", 4), "v4 /25 (tbl8)": ("100.64.7.200", 4),
@@ -173,10 +175,12 @@ BENCH_DESTS = {"v4 /10": ("100.65.1.1", 4), "v4 /25 (tbl8)": ("100.64.7.200", 4)
 
 def bench_config(mode: str = "dir", **extra) -> dict:
     """p0 (ifindex 1 = lo, the test_run ingress and the tx), the sender 10.0.0.5 / 2001:db8::5
-    behind it, BENCH_ROUTES hairpinning to neighbours that carry p0's own MAC."""
+    behind it, BENCH_ROUTES out of p1 (tx lo too) to neighbours that carry p0's own MAC."""
     d = {"mode": mode,
          "interfaces": [{"name": "p0", "ifindex": 1, "mac": MAC_P0,
-                         "addresses": ["10.0.0.1/24", "2001:db8::1/64"]}],
+                         "addresses": ["10.0.0.1/24", "2001:db8::1/64"]},
+                        {"name": "p1", "ifindex": 1001, "mac": "02:00:00:00:00:02",
+                         "addresses": ["10.0.1.1/24", "2001:db8:1::1/64"]}],
          "groups": [{"name": "hairpin", "via": list(HAIRPIN4)},
                     {"name": "hairpin6", "via": list(HAIRPIN6)}],
          "routes": BENCH_ROUTES,

@@ -214,7 +214,7 @@ def native_router(res: Results, quick: bool) -> None:
     if quick:
         res.notes.append(f"--quick: routes up to {big4:,} (v4) / {big6:,} (v6), {ncold} cold "
                          "destinations; the targets are defined at 1M (v4) and 100k (v6)")
-    # whole forward path, hairpin routes (nf/bench/router.py): dir vs trie
+    # whole forward path, next hops carrying the router's MAC (nf/bench/router.py): dir vs trie
     frep, frounds = (100, 5) if quick else (200, 101)
     for name in ("v4 /10", "v4 ecmp", "v6 /48"):
         vals = {}

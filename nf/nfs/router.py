@@ -129,7 +129,7 @@ class RtIcmpBucket(_S):
 class RtCfg(_S):
     __c_struct__ = "struct rt_cfg"
     _fields_ = [("mode", u32), ("flags", u32), ("icmp_rate", u32), ("icmp_burst", u32),
-                ("ecmp_seed", u32), ("pad", u32)]
+                ("ecmp_seed", u32), ("pad", u32), ("local4_filter", u64)]
 
 
 class RtProbe(_S):
@@ -376,7 +376,8 @@ class Router:
             (0 if self.cfg.use_module else F_PURE) | \
             (F_UNREACH_ADMIN if self.cfg.icmp.unreachable_routes == "prohibit" else 0)
         obj.set_rodata("cfg", RtCfg(mode=mode, flags=flags, icmp_rate=self.cfg.icmp.rate,
-                                    icmp_burst=self.cfg.icmp.burst, ecmp_seed=self.cfg.ecmp_seed))
+                                    icmp_burst=self.cfg.icmp.burst, ecmp_seed=self.cfg.ecmp_seed,
+                                    local4_filter=sum({1 << (b >> 2) for b in self._local4()})))
         dir_ = mode == MODE["dir"]
         # unused tables shrink to one element (the verifier removed the code using them)
         obj.map("rt_v4_tbl24").set_max_entries(V4_TBL24 if dir_ else 1)
@@ -619,19 +620,24 @@ class Router:
             ifx[p.ifindex] = p.idx + 1   # 0 = not a router port
             tx[p.idx] = self.tx_ifindex or p.ifindex
 
-    def _write_local4(self) -> None:
-        """The router's IPv4 addresses into rt_local4 (sources the datapath drops as martians)."""
+    def _local4(self) -> dict[int, list[int]]:
+        """The router's IPv4 addresses by rt_local4 bucket (sources the datapath drops as
+        martians); RouteError when more than 4 share a bucket."""
         buckets: dict[int, list[int]] = {}
         for itf in self.cfg.interfaces:
             for a in itf.addresses:
                 ia = ipaddress.ip_interface(a)
                 if ia.version == 4 and int(ia.ip) not in buckets.get(local4_bucket(int(ia.ip)), []):
                     buckets.setdefault(local4_bucket(int(ia.ip)), []).append(int(ia.ip))
-        m = self.obj.map("rt_local4").typed(u32, RtLocal4)
-        for b, addrs in buckets.items():
+        for addrs in buckets.values():
             if len(addrs) > 4:
                 raise RouteError(f"interface addresses {', '.join(map(str, map(ipaddress.IPv4Address, addrs)))}"
                                  f" share one of the datapath's 4-way buckets (at most 4 there)")
+        return buckets
+
+    def _write_local4(self) -> None:
+        m = self.obj.map("rt_local4").typed(u32, RtLocal4)
+        for b, addrs in self._local4().items():
             v = RtLocal4()
             for i, a in enumerate(addrs):
                 v.addr[i] = int.from_bytes(a.to_bytes(4, "big"), "little")   # network order

@@ -159,8 +159,11 @@ struct {
 static __always_inline int is_local4(__be32 a)
 {
 	__u32 i = (bpf_ntohl(a) * 0x9e3779b1u) >> 24;   /* local4_bucket() in the controller */
-	struct rt_local4 *b = bpf_map_lookup_elem(&rt_local4, &i);
+	struct rt_local4 *b;
 
+	if (!((cfg.local4_filter >> (i >> 2)) & 1))
+		return 0;
+	b = bpf_map_lookup_elem(&rt_local4, &i);
 	return b && (b->addr[0] == a || b->addr[1] == a || b->addr[2] == a || b->addr[3] == a);
 }
 
@@ -1329,13 +1332,14 @@ error:
 	return ip_error(ctx, family, in_port, inp, p, e, mtu);
 }
 
-/* Cut the frame to `len` bytes (Ethernet + the IP packet's own length): the padding after it is
- * not part of the packet, and Linux forwards and answers without it (ip_rcv_core trims). */
-static __always_inline int trim_to(struct xdp_md *ctx, __u32 len)
+/* Cut a frame of `bytes` to `len` (Ethernet + the IP packet's own length): what follows the
+ * packet is not part of it, and Linux forwards and answers without it (ip_rcv_core trims). The
+ * caller re-reads its packet pointers after a cut (1). -1: the cut failed. */
+static __always_inline int trim_to(struct xdp_md *ctx, __u32 bytes, __u32 len)
 {
-	int delta = (int)len - (int)(ctx->data_end - ctx->data);
-
-	return delta < 0 ? bpf_xdp_adjust_tail(ctx, delta) : 0;
+	if (bytes <= len)
+		return 0;
+	return bpf_xdp_adjust_tail(ctx, (int)len - (int)bytes) ? -1 : 1;
 }
 
 static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
@@ -1374,12 +1378,18 @@ static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct
 	 * source routes, timestamps...) and echoes them in its ICMP errors: all of it its job */
 	if (ip->ihl != 5)
 		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
-	if (trim_to(ctx, sizeof(*eth) + tot))
+	switch (trim_to(ctx, bytes, sizeof(*eth) + tot)) {
+	case 0:
+		break;
+	case 1:
+		eth = xdp_data(ctx);
+		ip = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip));
+		if (ip)
+			break;
+		/* fall through */
+	default:
 		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
-	ip = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip));
-	eth = xdp_data(ctx);
-	if (!ip)
-		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
+	}
 
 	p.hdr = ip;
 	p.bytes = sizeof(*eth) + tot;
@@ -1427,12 +1437,18 @@ static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct
 	    (ip6->saddr.in6_u.u6_addr8[0] == 0xfe && (ip6->saddr.in6_u.u6_addr8[1] & 0xc0) == 0x80) ||
 	    (dst[0] | dst[1] | dst[2] | dst[3]) == 0 || ip6->nexthdr == 0 || ip6->payload_len == 0)
 		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
-	if (trim_to(ctx, sizeof(*eth) + tot))
+	switch (trim_to(ctx, bytes, sizeof(*eth) + tot)) {
+	case 0:
+		break;
+	case 1:
+		eth = xdp_data(ctx);
+		ip6 = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip6));
+		if (ip6)
+			break;
+		/* fall through */
+	default:
 		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
-	ip6 = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip6));
-	eth = xdp_data(ctx);
-	if (!ip6)
-		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
+	}
 
 	p.hdr = ip6;
 	p.bytes = sizeof(*eth) + tot;

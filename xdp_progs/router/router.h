@@ -99,7 +99,8 @@ struct rt_port {
 };
 
 /* The router's own IPv4 addresses (rt_local4, 4-way buckets indexed by local4_bucket()): a
- * packet from one of them is a martian (Linux drops it, as a source must not be local). */
+ * packet from one of them is a martian (Linux drops it, as a source must not be local). A source
+ * whose bucket's bit in cfg.local4_filter is clear is none of them: no table read. */
 #define RT_LOCAL4_BUCKETS 256
 struct rt_local4 {
 	__be32 addr[4];      /* 0 = empty */
@@ -165,6 +166,7 @@ struct rt_cfg {
 	__u32 icmp_burst;    /* bucket depth */
 	__u32 ecmp_seed;
 	__u32 pad;
+	__u64 local4_filter; /* bit (bucket >> 2) set for every rt_local4 bucket in use */
 };
 
 /* Batch lookup probes (xdp_lookup_batch): user space writes addresses into rt_probes (mmapable),

@@ -34,8 +34,9 @@ def test_load_1m_from_file(tmp_path):
 
 
 def test_forward_path_ns():
-    """Native ns/packet of whole forward paths (test_run repeat 200 on a hairpin route whose
-    rewrite leaves the frame addressed to the router again, TTL 255), minus nothing: the base
+    """Native ns/packet of whole forward paths (test_run repeat 200 on a route whose next hop
+    carries the router's own MAC, so the rewrite leaves the frame addressed to the router again,
+    TTL 255), minus nothing: the base
     program's figure is printed beside it."""
     import statistics
     from nf.datapath import load_base

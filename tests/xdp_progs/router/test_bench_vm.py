@@ -2,7 +2,7 @@
 forward paths (design notes §6), module loaded: a static IPv4 route, an ECMP group whose flow
 hash is the module's CRC-32C kfunc vs the pure-eBPF CRC-32C (use_module: false), IPv6; both
 lookup structures. test_run keeps the rewritten frame between repeats (each one decrements the
-TTL again, and rewrites the MACs): routes hairpin to neighbours carrying the router's own MAC
+TTL again, and rewrites the MACs): routes lead to neighbours carrying the router's own MAC
 (nf/bench/router.py: bench_router), frames start at TTL 255 and N is small (100 / 200), so every counted
 iteration is the same forward. The ICMP paths turn the frame into another one: not measured. Printed and written to /tmp/router-bench-insns.json."""
 from __future__ import annotations
