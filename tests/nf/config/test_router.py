@@ -62,6 +62,7 @@ def test_valid_routes_accepted():
     (base(neighbours=[{"address": "10.0.0.9", "mac": "02:00:00:00:00"}]), "neighbours[0].mac", "malformed MAC"),
     (base(interfaces=[{"name": "a", "addresses": ["10.0.0.1"]}]), "interfaces[0].addresses", "prefix length"),
     (base(mode="turbo"), "mode", "Input should be"),
+    (base(icmp={"unreachable_routes": "admin"}), "icmp.unreachable_routes", "'unreachable' or 'prohibit'"),
     (base(bogus=1), "bogus", "Extra inputs"),
 ])
 def test_rejections_name_the_field(data, path, msg):

@@ -96,6 +96,48 @@ def test_other_modes_load_small(mode):
 
 
 @needs_root
+def test_fib_routes_are_the_kernels():
+    """Mode fib forwards by the kernel's FIB: a route change is refused, tables untouched."""
+    with Router(cfg(mode="fib"), tx_ifindex=1) as r:
+        r.load()
+        with pytest.raises(RouteError, match="mode fib forwards by the kernel's routes"):
+            r.add_route("10.9.0.0/16", "via 10.0.1.2")
+        assert len(r.user) == 0 and list(r.obj.map("rt_trie4_1").raw_keys()) == []
+
+
+@needs_root
+def test_own_addresses_and_their_filter():
+    """rt_local4 holds every IPv4 interface address in its bucket; cfg.local4_filter has the bit
+    of each used group of 4 buckets and no other."""
+    import ctypes
+    from nf.nfs.router import RtCfg, RtLocal4, local4_bucket
+    c = cfg(interfaces=[{"name": "p0", "ifindex": 1, "mac": "02:00:00:00:00:01",
+                         "addresses": ["10.0.0.1/24", "192.0.2.1/24", "2001:db8::1/64"]},
+                        {"name": "p1", "ifindex": 1001, "mac": "02:00:00:00:00:02",
+                         "addresses": ["10.0.1.1/24"]}])
+    with Router(c, tx_ifindex=1) as r:
+        r.load()
+        own = [0x0A000001, 0xC0000201, 0x0A000101]
+        m = r.obj.map("rt_local4").typed(ctypes.c_uint32, RtLocal4)
+        for a in own:
+            assert a.to_bytes(4, "big") in [x.to_bytes(4, "little") for x in m[local4_bucket(a)].addr]
+        filt = r.obj.get_rodata("cfg", RtCfg).local4_filter
+        assert filt == sum({1 << (local4_bucket(a) >> 2) for a in own})
+        assert sum(1 for b in range(256) if any(m[b].addr)) == len({local4_bucket(a) for a in own})
+
+
+def test_too_many_own_addresses_in_a_bucket():
+    import ipaddress
+    from nf.nfs.router import local4_bucket
+    same = [a for a in range(0x0A000001, 0x0A00FFFF) if local4_bucket(a) == local4_bucket(0x0A000001)][:5]
+    r = Router(cfg(groups=[], interfaces=[
+        {"name": "p0", "ifindex": 1, "mac": "02:00:00:00:00:01",
+         "addresses": [f"{ipaddress.IPv4Address(a)}/32" for a in same]}]))
+    with pytest.raises(RouteError, match="share one of the datapath's 4-way buckets"):
+        r._local4()
+
+
+@needs_root
 def test_static_neighbours_written():
     c = cfg(neighbours=[{"address": "10.0.1.2", "mac": "02:aa:00:00:00:02"},
                         {"address": "2001:db8::2", "mac": "02:aa:00:00:00:03"}])
