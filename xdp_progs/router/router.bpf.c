@@ -1332,14 +1332,19 @@ error:
 	return ip_error(ctx, family, in_port, inp, p, e, mtu);
 }
 
-/* Cut a frame of `bytes` to `len` (Ethernet + the IP packet's own length): what follows the
- * packet is not part of it, and Linux forwards and answers without it (ip_rcv_core trims). The
- * caller re-reads its packet pointers after a cut (1). -1: the cut failed. */
-static __always_inline int trim_to(struct xdp_md *ctx, __u32 bytes, __u32 len)
+/* Cut a frame of `bytes` to Ethernet + the IP packet's own length `tot`: what follows the packet
+ * is not part of it, and Linux forwards and answers without it (ip_rcv_core trims). Returns the
+ * frame (`eth`, checked for the Ethernet and `hdr` IP header bytes), read again after a cut;
+ * NULL when the cut failed. (Re-read from the frame's start: a packet pointer loaded after its
+ * bounds check has no verified range.) */
+static __always_inline struct ethhdr *trim_to(struct xdp_md *ctx, __u32 bytes, __u32 tot,
+					      struct ethhdr *eth, __u32 hdr)
 {
-	if (bytes <= len)
-		return 0;
-	return bpf_xdp_adjust_tail(ctx, (int)len - (int)bytes) ? -1 : 1;
+	if (bytes <= sizeof(*eth) + tot)
+		return eth;
+	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + tot) - (int)bytes))
+		return NULL;
+	return xdp_ptr(ctx, 0, sizeof(*eth) + hdr);
 }
 
 static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct rt_port *inp,
@@ -1378,18 +1383,10 @@ static __always_inline __u32 handle_v4(struct xdp_md *ctx, __u32 in_port, struct
 	 * source routes, timestamps...) and echoes them in its ICMP errors: all of it its job */
 	if (ip->ihl != 5)
 		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
-	switch (trim_to(ctx, bytes, sizeof(*eth) + tot)) {
-	case 0:
-		break;
-	case 1:
-		eth = xdp_data(ctx);
-		ip = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip));
-		if (ip)
-			break;
-		/* fall through */
-	default:
+	eth = trim_to(ctx, bytes, tot, eth, sizeof(*ip));
+	if (!eth)
 		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
-	}
+	ip = (void *)(eth + 1);
 
 	p.hdr = ip;
 	p.bytes = sizeof(*eth) + tot;
@@ -1437,18 +1434,10 @@ static __always_inline __u32 handle_v6(struct xdp_md *ctx, __u32 in_port, struct
 	    (ip6->saddr.in6_u.u6_addr8[0] == 0xfe && (ip6->saddr.in6_u.u6_addr8[1] & 0xc0) == 0x80) ||
 	    (dst[0] | dst[1] | dst[2] | dst[3]) == 0 || ip6->nexthdr == 0 || ip6->payload_len == 0)
 		return OUT(XDP_PASS, WHY(RT_REASON_NOT_FOR_US));
-	switch (trim_to(ctx, bytes, sizeof(*eth) + tot)) {
-	case 0:
-		break;
-	case 1:
-		eth = xdp_data(ctx);
-		ip6 = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip6));
-		if (ip6)
-			break;
-		/* fall through */
-	default:
+	eth = trim_to(ctx, bytes, tot, eth, sizeof(*ip6));
+	if (!eth)
 		return OUT(XDP_DROP, NF_REASON_TRUNCATED);
-	}
+	ip6 = (void *)(eth + 1);
 
 	p.hdr = ip6;
 	p.bytes = sizeof(*eth) + tot;

@@ -355,24 +355,20 @@ def test_like_linux(rt, frame, exp, port):
 
 
 # ---- unreachable routes as "prohibit" (the option) and the kernel's prohibit routes (fib) ------
-@pytest.mark.parametrize("mode", ["dir", "trie"])
-def test_unreachable_routes_as_prohibit(lab, mode):
-    r = Loaded(lab, mode, icmp={"rate": 1_000_000, "burst": 1_000_000, "unreachable_routes": "prohibit"})
-    try:
-        f = v4("198.51.100.1")
-        assert r.run(f) == (XDP_TX, err4(f, 3, 13))
-        f = v6("2001:db8:98::1")
-        assert r.run(f) == (XDP_TX, err6(f, ICMPv6DestUnreach, code=1))
-    finally:
-        r.close()
+PROHIBIT = {"icmp": {"rate": 1_000_000, "burst": 1_000_000, "unreachable_routes": "prohibit"}}
 
 
-def test_fib_prohibit_routes(lab):
-    r = Loaded(lab, "fib")
+@pytest.mark.parametrize("mode,extra,dst4,dst6", [
+    ("dir", PROHIBIT, "198.51.100.1", "2001:db8:98::1"),      # unreachable routes, the option
+    ("trie", PROHIBIT, "198.51.100.1", "2001:db8:98::1"),
+    ("fib", {}, "192.0.2.1", "2001:db8:96::1"),               # the kernel's prohibit routes
+])
+def test_prohibited(lab, mode, extra, dst4, dst6):
+    r = Loaded(lab, mode, **extra)
     try:
-        f = v4("192.0.2.1")
+        f = v4(dst4)
         assert r.run(f) == (XDP_TX, err4(f, 3, 13))
-        f = v6("2001:db8:96::1")
+        f = v6(dst6)
         assert r.run(f) == (XDP_TX, err6(f, ICMPv6DestUnreach, code=1))
     finally:
         r.close()
