@@ -90,7 +90,8 @@ def _v4_sums_ok(f: bytes) -> bool:
     from nf.models.router import csum
     hl = (f[14] & 15) * 4
     tot = struct.unpack_from("!H", f, 16)[0]
-    return csum(f[14:14 + hl]) == 0 and (f[23] != 1 or csum(f[14 + hl:14 + tot]) == 0)
+    whole_icmp = f[23] == 1 and not struct.unpack_from("!H", f, 20)[0] & 0x3fff
+    return csum(f[14:14 + hl]) == 0 and (not whole_icmp or csum(f[14 + hl:14 + tot]) == 0)
 
 
 def _mask_v4_id(f: bytes) -> list[tuple[int, int]]:
@@ -121,13 +122,13 @@ def _mask_timestamps(f: bytes) -> list[tuple[int, int]]:
     if not _v4(f) or f[14] & 15 == 5 or not _v4_sums_ok(f):
         return []
     hl = (f[14] & 15) * 4
-    slots = _ts_slots(f[34:14 + hl], 34)
-    icmp = 14 + hl
-    if f[23] == 1 and len(f) >= icmp + 28 and f[icmp] in (3, 11, 12) and f[icmp + 8] >> 4 == 4:
-        slots += _ts_slots(f[icmp + 28:icmp + 8 + (f[icmp + 8] & 15) * 4], icmp + 28)
-    if not slots:
-        return []
-    return [(o, 4) for o in slots] + [(24, 2)] + ([(icmp + 2, 2)] if f[23] == 1 else [])
+    own = _ts_slots(f[34:14 + hl], 34)
+    icmp, quoted = 14 + hl, []
+    whole_icmp = f[23] == 1 and not struct.unpack_from("!H", f, 20)[0] & 0x3fff
+    if whole_icmp and len(f) >= icmp + 28 and f[icmp] in (3, 11, 12) and f[icmp + 8] >> 4 == 4:
+        quoted = _ts_slots(f[icmp + 28:icmp + 8 + (f[icmp + 8] & 15) * 4], icmp + 28)
+    return [(o, 4) for o in own + quoted] + ([(24, 2)] if own else []) + \
+        ([(icmp + 2, 2)] if quoted else [])
 
 
 def _mask_timestamp_reply(f: bytes) -> list[tuple[int, int]]:
