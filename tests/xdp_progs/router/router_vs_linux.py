@@ -25,7 +25,7 @@ import ipaddress
 import random
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, UDPerror
 from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoRequest, ICMPv6ND_NS,

@@ -16,11 +16,11 @@ from __future__ import annotations
 import struct
 
 import pytest
-from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, UDPerror
+from scapy.layers.inet import ICMP, IP, UDP, UDPerror
 from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest,
-                                ICMPv6PacketTooBig, ICMPv6ParamProblem, ICMPv6TimeExceeded,
-                                IPerror6, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,
-                                IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, PadN)
+                                ICMPv6ParamProblem, ICMPv6TimeExceeded, IPerror6, IPv6,
+                                IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
+                                IPv6ExtHdrRouting, PadN)
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
