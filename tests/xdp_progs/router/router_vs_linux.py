@@ -24,7 +24,6 @@ from __future__ import annotations
 import ipaddress
 import random
 import struct
-import time
 from dataclasses import dataclass
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, UDPerror
@@ -633,8 +632,3 @@ class DiffLab:
                 obj.close()
         self.held = []
         self.lab.destroy()
-
-
-def settle() -> None:
-    """Fresh interfaces send MLD reports for a second or two; let them pass."""
-    time.sleep(1.0)

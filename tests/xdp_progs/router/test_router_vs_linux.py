@@ -26,8 +26,7 @@ from typing import Callable
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from router_vs_linux import (PORTS, ROUTER_V4, ROUTER_V6, DiffLab, Generator, Table,  # noqa: E402
-                             settle)
+from router_vs_linux import PORTS, ROUTER_V4, ROUTER_V6, DiffLab, Generator, Table  # noqa: E402
 
 pytestmark = pytest.mark.netns
 
@@ -77,11 +76,6 @@ def _is_redirect(f: bytes) -> bool:
         hl = (f[14] & 15) * 4
         return f[23] == 1 and len(f) > 14 + hl and f[14 + hl] == 5
     return _icmp6_type(f) == 137
-
-
-def _is_mld(f: bytes) -> bool:
-    """The kernel's multicast listener reports (behind a hop-by-hop router alert)."""
-    return _v6(f) and f[20] == 0 and f[54] == 58 and len(f) > 62 and f[62] in (131, 132, 143)
 
 
 def _v4_sums_ok(f: bytes) -> bool:
@@ -154,10 +148,6 @@ ACCEPTED: tuple[Accepted, ...] = (
              "packet out of the port it came in on; the router forwards it the same and sends no "
              "redirect (RFC 1812 5.2.7.2 lets a router be configured not to; the router has no "
              "per-destination redirect rate state).", drop=_is_redirect),
-    Accepted("mld",
-             "The kernel's MLD reports for the dut ports' own multicast groups, sent when the "
-             "interfaces come up, in no relation to the frames sent (never in the router's "
-             "datapath).", drop=_is_mld),
     Accepted("ipv4-id",
              "The IPv4 ID of packets the router itself sends (ICMP errors, echo replies): Linux "
              "takes it from a per-destination counter seeded from a boot-time secret; the router "
@@ -268,7 +258,6 @@ def _phases(gen: Generator):
 def _run_linux(gen, full, p1, p2):
     lab = DiffLab(full)
     try:
-        settle()
         o1 = lab.run(p1)
         lab.delete_routes(gen.defaults)
         o2 = lab.run(p2)
@@ -287,7 +276,6 @@ def _run_router(gen, full, p1, p2, mode):
             r = Router(validate_router_config(lab.router_cfg(mode, full))).load()
             r.attach(XdpMode.NATIVE)
         try:
-            settle()
             o1 = lab.run(p1)
             lab.delete_routes(gen.defaults)
             if mode != "fib":          # fib: the kernel's routes are the router's
