@@ -68,6 +68,11 @@ class Port(Model):
     native_vlan: Optional[Vid] = Field(default=None, validate_default=True,
                                        description="trunk: VLAN of untagged frames (sent untagged)")
     learning: bool = True
+    untagged_only: bool = Field(
+        default=False, validate_default=True,
+        description="access: drop frames tagged with the port's own VLAN (take untagged and "
+                    "priority-tagged frames only). By default they are that VLAN's frames, as on "
+                    "the Linux bridge (an access port is a member of its PVID) and most switches")
 
     @field_validator("vlan")
     @classmethod
@@ -100,6 +105,13 @@ class Port(Model):
             raise ValueError("only a trunk port has a native VLAN")
         return v
 
+    @field_validator("untagged_only")
+    @classmethod
+    def _untagged_only(cls, v, info: ValidationInfo):
+        if v and info.data.get("mode") == PortMode.trunk:
+            raise ValueError("untagged_only is for access ports (a trunk takes its VLANs tagged)")
+        return v
+
     @property
     def pvid(self) -> int:
         """VLAN of untagged frames on this port (0: untagged frames are dropped)."""
@@ -113,6 +125,9 @@ class Port(Model):
 
 
 class StaticEntry(Model):
+    """A static FDB entry: never aged, and never learned over: frames from its MAC on another
+    port do not move it (the Linux bridge's `bridge fdb add ... master static sticky`; a plain
+    Linux `static` entry would move)."""
     mac: Mac
     vlan: Vid
     port: str = Field(min_length=1, description="name of a configured port")
@@ -127,7 +142,9 @@ class L2SwitchConfig(Model):
     aging_time: float = Field(default=300.0, ge=0, description="seconds; 0 = never age; changeable at runtime")
     fdb_size: int = Field(default=65536, ge=16, le=1 << 22)
     ports: list[Port] = Field(min_length=1, max_length=MAX_PORTS)
-    static_entries: list[StaticEntry] = []
+    static_entries: list[StaticEntry] = Field(
+        default=[], description="entries that never age and are never learned over (a frame from "
+                                "the MAC on another port does not move it: Linux's `static sticky`)")
 
     @field_validator("ports")
     @classmethod

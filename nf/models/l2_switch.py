@@ -12,13 +12,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-ACCESS, TRUNK = 0, 1
-ACT_DROP, ACT_UNICAST, ACT_FLOOD = 1, 2, 3
-TPID = 0x8100
+from nf.nfs.l2_switch import COUNTERS  # the datapath's counters (its mirror is checked against BTF)
 
-COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "unicast", "flood", "drop",
-            "drop_vlan", "drop_malformed", "drop_local", "drop_egress", "learn", "move", "fdb_full",
-            "fdb_busy")
+ACCESS, TRUNK = 0, 1
+ACT_DROP, ACT_UNICAST, ACT_FLOOD, ACT_PASS = 1, 2, 3, 4
+TPID = 0x8100
+TPID_AD = 0x88A8
+RESERVED = bytes.fromhex("0180c20000")   # 01:80:c2:00:00:0X, IEEE 802.1Q reserved group addresses
 WAYS = 16
 
 
@@ -30,6 +30,7 @@ class PortModel:
     pvid: int = 0                              # access VLAN / trunk native VLAN; 0 = none
     tagged: frozenset[int] = frozenset()       # trunk: VLANs carried tagged
     learning: bool = True
+    untagged_only: bool = False                # access: frames tagged with a VLAN are dropped
 
     def member(self, vid: int) -> bool:
         return vid == self.pvid and vid != 0 or vid in self.tagged
@@ -64,8 +65,9 @@ def pop_tag(frame: bytes) -> bytes:
 class SwitchModel:
     def __init__(self, ports: list[PortModel], aging_ns: int = 300 * 10**9, fdb_size: int = 65536,
                  buckets: int | None = None, seed: int = 0):
-        """buckets=None: the pure variant (full at fdb_size entries); buckets=n: the eNetSTL
-        variant, whose key lives in bucket crc32c(mac|vid) % n of WAYS ways (full per bucket)."""
+        """At most fdb_size entries, static ones included. buckets=None: the pure variant;
+        buckets=n: the eNetSTL variant, whose key lives in bucket crc32c(mac|vid) % n of WAYS
+        ways (so a full bucket refuses a key too)."""
         self.ports = {p.ifindex: p for p in ports}
         self.aging_ns = aging_ns
         self.fdb_size = fdb_size
@@ -81,15 +83,50 @@ class SwitchModel:
         from nf.algo import crc32c
         return crc32c(mac + struct.pack("<H", vid), self.seed) % self.buckets
 
-    def full_for(self, mac: bytes, vid: int) -> bool:
-        """No room for a new key (mac, vid)."""
+    def bucket_full(self, mac: bytes, vid: int) -> bool:
         if self.buckets is None:
-            return len(self.fdb) >= self.fdb_size
+            return False
         b = self.bucket(mac, vid)
         return sum(1 for (m, v) in self.fdb if self.bucket(m, v) == b) >= WAYS
 
-    def add_static(self, mac: bytes, vid: int, ifindex: int) -> None:
+    def full_for(self, mac: bytes, vid: int) -> bool:
+        """No room for a new key (mac, vid)."""
+        return len(self.fdb) >= self.fdb_size or self.bucket_full(mac, vid)
+
+    def expire(self, now: int) -> int:
+        """Remove every aged-out entry (the controller's expire(), the datapath's reclaim walk)."""
+        gone = [k for k, e in self.fdb.items() if self.expired(e, now)]
+        for k in gone:
+            del self.fdb[k]
+        return len(gone)
+
+    def set_aging(self, aging_ns: int, now: int) -> None:
+        """Raising the aging time first removes what aged out under the old one."""
+        if self.aging_ns and (aging_ns == 0 or aging_ns > self.aging_ns):
+            self.expire(now)
+        self.aging_ns = aging_ns
+
+    def add_static(self, mac: bytes, vid: int, ifindex: int, now: int = 0) -> bool:
+        """False: no room (the controller removed aged-out entries first, as it does)."""
+        if (mac, vid) not in self.fdb and self.full_for(mac, vid):
+            self.expire(now)
+            if self.full_for(mac, vid):
+                return False
         self.fdb[(mac, vid)] = Entry(ifindex, True, 0)
+        return True
+
+    def _make_room(self, mac: bytes, vid: int, now: int) -> bool:
+        """A new key to learn: the datapath reclaims aged-out entries when the table is full
+        (every one of them, one walk) or, in the eNetSTL table, when the key's bucket is (that
+        bucket's)."""
+        if len(self.fdb) >= self.fdb_size:
+            self.expire(now)
+        if self.bucket_full(mac, vid):
+            b = self.bucket(mac, vid)
+            for k in [k for k, e in self.fdb.items()
+                      if self.bucket(*k) == b and self.expired(e, now)]:
+                del self.fdb[k]
+        return not self.full_for(mac, vid)
 
     def _drop(self, st, reason: str | None, vid: int = 0) -> Result:
         st["drop"] += 1
@@ -103,12 +140,14 @@ class SwitchModel:
             if e.static:
                 return
             if e.ifindex == p.ifindex:
+                if e.ts_ns != now and self.expired(e, now):
+                    st["learn"] += 1          # it had aged out: learned again
                 e.ts_ns = now
                 return
             st["learn" if self.expired(e, now) else "move"] += 1
             self.fdb[(src, vid)] = Entry(p.ifindex, False, now)
             return
-        if self.full_for(src, vid):
+        if not self._make_room(src, vid, now):
             st["fdb_full"] += 1
             return
         self.fdb[(src, vid)] = Entry(p.ifindex, False, now)
@@ -124,30 +163,39 @@ class SwitchModel:
         if len(frame) < 14:
             return self._drop(st, "drop_malformed")
         dst, src = frame[0:6], frame[6:12]
+        etype = struct.unpack("!H", frame[12:14])[0]
+        if etype in (TPID, TPID_AD) and len(frame) < 20:   # the kernel's receive path drops these
+            return self._drop(st, "drop_malformed")
         if src[0] & 1 or src == bytes(6):
             return self._drop(st, "drop_malformed")
-        etype = struct.unpack("!H", frame[12:14])[0]
+        rsv = dst[5] if dst[:5] == RESERVED and dst[5] < 16 else None
+        if rsv == 1:                                       # MAC control (PAUSE)
+            return self._drop(st, "drop_reserved")
+        local = rsv is not None and rsv >= 2               # to the port's own stack
+
+        def refuse(reason: str, vid: int = 0) -> Result:
+            if local:
+                return self._to_stack(st)
+            return self._drop(st, reason, vid)
+
         tci = 0
         if etype == TPID:
-            if len(frame) < 18:
-                return self._drop(st, "drop_malformed")
             tci = struct.unpack("!H", frame[14:16])[0]
             vid = tci & 0xFFF
             if vid == 0xFFF:
-                return self._drop(st, "drop_malformed")
-            if vid:
-                if p.mode != TRUNK:
-                    return self._drop(st, "drop_vlan", vid)
-            else:
+                return refuse("drop_malformed")
+            if not vid:
                 vid = p.pvid
+            elif p.untagged_only:
+                return refuse("drop_vlan", vid)
         else:
             vid = p.pvid
-        if not vid:
-            return self._drop(st, "drop_vlan")
-        if not p.member(vid):
-            return self._drop(st, "drop_vlan", vid)
+        if not vid or not p.member(vid):
+            return refuse("drop_vlan", vid)
         if p.learning:
             self._learn(src, vid, p, st, now)
+        if local:
+            return self._to_stack(st, vid)
         has_tag = etype == TPID
         if not dst[0] & 1:
             e = self.fdb.get((dst, vid))
@@ -171,6 +219,11 @@ class SwitchModel:
             if q.member(vid) and q.ifindex != ingress:
                 self._egress(res, q, wire)
         return res
+
+    @staticmethod
+    def _to_stack(st, vid: int = 0) -> Result:
+        st["to_stack"] += 1
+        return Result(ACT_PASS, vid)
 
     @staticmethod
     def _form(frame: bytes, has_tag: bool, tci: int, vid: int, want_tag: bool) -> bytes:

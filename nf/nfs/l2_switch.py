@@ -60,7 +60,8 @@ VLAN_SLOTS = 4096
 ACCESS, TRUNK = 0, 1
 FDB_STATIC = 1
 GEN_CTL_STEP = 1 << 32   # L2SW_GEN_CTL_STEP: the controller's bump of fdb_gen
-ACT_DROP, ACT_UNICAST, ACT_FLOOD = 1, 2, 3
+PORT_UNTAGGED_ONLY = 1  # enum l2sw_port_flags
+ACT_DROP, ACT_UNICAST, ACT_FLOOD, ACT_PASS = 1, 2, 3, 4
 
 u8, u16, u32, u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64
 
@@ -69,7 +70,7 @@ class Port(ctypes.Structure):
     __c_struct__ = "struct l2sw_port"
     __bpf_object__ = BOTH
     _fields_ = [("ifindex", u32), ("idx", u16), ("pvid", u16), ("mode", u8), ("learning", u8),
-                ("pad", u8 * 2)]
+                ("flags", u8), ("pad", u8)]
 
 
 class Vlan(ctypes.Structure):
@@ -98,7 +99,7 @@ class Config(ctypes.Structure):
 
 COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "unicast", "flood", "drop",
             "drop_vlan", "drop_malformed", "drop_local", "drop_egress", "learn", "move", "fdb_full",
-            "fdb_busy")
+            "fdb_busy", "to_stack", "drop_reserved")
 
 
 class Stats(ctypes.Structure):
@@ -108,6 +109,15 @@ class Stats(ctypes.Structure):
 
     def as_dict(self) -> dict[str, int]:
         return {n: getattr(self, n) for n in COUNTERS}
+
+
+class FdbRoom(ctypes.Structure):
+    __c_struct__ = "struct l2sw_fdb_room"
+    __bpf_object__ = BOTH
+    _fields_ = [("oldest_ns", u64), ("used", u64), ("walks", u64), ("reclaimed", u64)]
+
+    def as_dict(self) -> dict[str, int]:
+        return {n: getattr(self, n) for n, _ in self._fields_}
 
 
 class ProbeCtl(ctypes.Structure):
@@ -146,7 +156,7 @@ class EfdbBucket(ctypes.Structure):
 class EfdbCfg(ctypes.Structure):
     __c_struct__ = "struct l2sw_efdb_cfg"
     __bpf_object__ = OBJECT_ENETSTL
-    _fields_ = [("bucket_mask", u32), ("seed", u32), ("flags", u32), ("pad", u32)]
+    _fields_ = [("bucket_mask", u32), ("seed", u32), ("flags", u32), ("max_entries", u32)]
 
 
 class WheelItem(ctypes.Structure):
@@ -228,6 +238,7 @@ class PortPlan:
     pvid: int
     tagged: frozenset[int]
     learning: bool
+    untagged_only: bool = False
 
 
 def plan_ports(cfg: L2SwitchConfig, ifindexes: dict[str, int]) -> list[PortPlan]:
@@ -235,7 +246,7 @@ def plan_ports(cfg: L2SwitchConfig, ifindexes: dict[str, int]) -> list[PortPlan]
     out = []
     for i, p in enumerate(cfg.ports):
         out.append(PortPlan(p.name, ifindexes[p.name], i, TRUNK if p.mode == PortMode.trunk else ACCESS,
-                            p.pvid, frozenset(p.tagged_vlans()), p.learning))
+                            p.pvid, frozenset(p.tagged_vlans()), p.learning, p.untagged_only))
     return out
 
 
@@ -270,7 +281,7 @@ class SwitchMaps:
     a deployment can be driven by the process that made it or by any later one."""
 
     MAPS = ("ports", "port_by_ifindex", "vlans", "fdb", "config", "stats", "vlan_ports", "tx_ports",
-            "fdb_gen")
+            "fdb_gen", "fdb_room")
     variant = Variant.pure
 
     def __init__(self, maps: dict, port_names: dict[int, str] | None = None):
@@ -282,6 +293,7 @@ class SwitchMaps:
         self.stats_map = maps["stats"].typed(u32, Stats)
         self.vlan_ports = maps["vlan_ports"]
         self.gen = maps["fdb_gen"].typed(u32, u64)
+        self.room_map = maps["fdb_room"].typed(u32, FdbRoom)
         self.raw = maps
         self.port_names = port_names or {}
 
@@ -307,12 +319,23 @@ class SwitchMaps:
     def aging_ns(self) -> int:
         return self.config.lookup(0).aging_ns
 
-    def set_aging(self, seconds: float) -> None:
+    def set_aging(self, seconds: float, now: int | None = None) -> None:
+        """Change the aging time (runtime, no reload). Raising it first removes what aged out
+        under the old time: an aged-out entry is gone for good (the Linux bridge deletes it when
+        it expires), never brought back by a longer aging time."""
         if seconds < 0:
             raise ValueError("aging time must be >= 0 seconds (0 = never age)")
+        new = int(seconds * 1e9)
+        old = self.aging_ns()
+        if old and (new == 0 or new > old):
+            self.expire(now)
         c = self.config.lookup(0)
-        c.aging_ns = int(seconds * 1e9)
+        c.aging_ns = new
         self.config.update(0, c)
+
+    def room(self) -> dict[str, int]:
+        """How the datapath made room in a full table (l2sw_fdb_room)."""
+        return self.room_map.lookup(0).as_dict()
 
     def entry(self, mac: str | bytes, vlan: int):
         """The raw entry of (mac, vlan): ifindex, idx, flags, ts_ns; None when absent."""
@@ -345,12 +368,18 @@ class SwitchMaps:
         return FdbEntry(mac_str(mac), vid, self._name(e.ifindex), e.ifindex, static, age / 1e9,
                         (not static) and aging != 0 and age > aging)
 
-    def fdb_add(self, mac: str | bytes, vlan: int, port: str | int) -> None:
-        """Add (or replace) a static entry: never learned over, never aged."""
+    def fdb_add(self, mac: str | bytes, vlan: int, port: str | int, now: int | None = None) -> None:
+        """Add (or replace) a static entry: never learned over, never aged (the Linux bridge's
+        `static sticky`). A table full of aged-out entries makes room (expire) first."""
         ifindex, p = self._static_port(port, vlan)
         v = FdbVal()
         v.ifindex, v.idx, v.flags, v.ts_ns = ifindex, p.idx, FDB_STATIC, 0
-        self.fdb_map.update(fdb_key(mac, vlan), v)
+        try:
+            self.fdb_map.update(fdb_key(mac, vlan), v)
+        except BpfError as e:
+            if e.errno != errno.E2BIG or not self.expire(now):
+                raise
+            self.fdb_map.update(fdb_key(mac, vlan), v)
         self._changed()
 
     def fdb_delete(self, mac: str | bytes, vlan: int) -> bool:
@@ -409,8 +438,7 @@ class EfdbMaps(SwitchMaps):
     writer protocol (per-bucket try-lock by cmpxchg) instead of racing it from user space."""
 
     MAPS = ("ports", "port_by_ifindex", "vlans", "efdb", "config", "stats", "vlan_ports", "tx_ports",
-            "fdb_gen",
-            "wheel", "wheel_stats")
+            "fdb_gen", "fdb_room", "wheel", "wheel_stats")
     variant = Variant.enetstl
 
     def __init__(self, maps: dict, port_names: dict[int, str] | None, ctl):
@@ -474,9 +502,12 @@ class EfdbMaps(SwitchMaps):
             out.append(self._row(mac, vid, e, now, aging))
         return sorted(out, key=lambda x: (x.vlan, x.mac))
 
-    def fdb_add(self, mac: str | bytes, vlan: int, port: str | int) -> None:
+    def fdb_add(self, mac: str | bytes, vlan: int, port: str | int, now: int | None = None) -> None:
         ifindex, p = self._static_port(port, vlan)
-        a = self.request(OP_ADD, key=fdb_key(mac, vlan), ifindex=ifindex, idx=p.idx, flags=FDB_STATIC)
+        add = dict(key=fdb_key(mac, vlan), ifindex=ifindex, idx=p.idx, flags=FDB_STATIC)
+        a = self.request(OP_ADD, **add)
+        if a.ret == -errno.ENOSPC and self.expire(now):   # room held by aged-out entries
+            a = self.request(OP_ADD, **add)
         if a.ret:
             raise BpfError(-a.ret, f"cannot add {mac_str(mac_bytes(mac))} on VLAN {vlan}",
                            hint="its bucket's 16 ways are taken" if a.ret == -errno.ENOSPC else None)
@@ -522,13 +553,7 @@ def open_object(variant: Variant, fdb_size: int, pin_dir: Path | None = None,
 
     obj = BpfObject.open(built(OBJECT_ENETSTL if variant == Variant.enetstl else OBJECT))
     try:
-        if variant == Variant.enetstl:
-            nb = efdb_buckets(fdb_size)
-            obj.map("efdb").set_max_entries(nb)
-            flags = EFDB_DEFAULT_FLAGS if efdb_flags is None else efdb_flags
-            obj.set_rodata("efdb_cfg", EfdbCfg(nb - 1, 0, flags))
-        else:
-            obj.map("fdb").set_max_entries(fdb_size)
+        size_object(obj, variant, fdb_size, efdb_flags)
         if pin_dir is not None:
             obj.pin_maps(pin_dir)
         obj.load()
@@ -536,6 +561,18 @@ def open_object(variant: Variant, fdb_size: int, pin_dir: Path | None = None,
         obj.close()
         raise
     return obj
+
+
+def size_object(obj, variant: Variant, fdb_size: int, efdb_flags: int | None = None) -> None:
+    """Before load: the FDB's size (the hash map's max_entries; the eNetSTL table's buckets and
+    entry limit) and the eNetSTL table's rodata. The one place a switch object is sized."""
+    if variant == Variant.enetstl:
+        nb = efdb_buckets(fdb_size)
+        obj.map("efdb").set_max_entries(nb)
+        flags = EFDB_DEFAULT_FLAGS if efdb_flags is None else efdb_flags
+        obj.set_rodata("efdb_cfg", EfdbCfg(nb - 1, 0, flags, fdb_size))
+    else:
+        obj.map("fdb").set_max_entries(fdb_size)
 
 
 def make_maps(obj, variant: Variant, names: dict[int, str]) -> SwitchMaps:
@@ -556,6 +593,7 @@ def fill_tables(obj, m: SwitchMaps, plans: list[PortPlan], real_ports: bool = Tr
     for p in plans:
         v = Port()
         v.ifindex, v.idx, v.pvid, v.mode, v.learning = p.ifindex, p.idx, p.pvid, p.mode, int(p.learning)
+        v.flags = PORT_UNTAGGED_ONLY if p.untagged_only else 0
         m.ports.update(p.ifindex, v)
         if p.ifindex < IFINDEX_FAST:
             m.port_by_ifindex.update(p.ifindex, v)
@@ -822,6 +860,8 @@ class SwitchSim:
             raise AssertionError(f"ingress run recorded no decision (verdict {r.retval})")
         c = ran[0]
         res = SimResult(r.retval, c.action, c.vid, bytes(r.data_out), {})
+        if c.action == ACT_PASS:  # to the port's own stack: no copy anywhere
+            return res
         if c.action == ACT_FLOOD:
             members = self.vlans[c.vid].members
             targets = [i for i, p in self.plans.items() if members >> p.idx & 1 and i != ingress]

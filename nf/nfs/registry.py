@@ -174,12 +174,7 @@ def _l2_reload(rec, cfg) -> dict:
     sw = L2.L2Switch(cfg, keep=True)
     obj = BpfObject.open(build(_l2_object(rec.variant)))
     try:
-        if rec.variant == "enetstl":
-            nb = L2.efdb_buckets(cfg.fdb_size)
-            obj.map("efdb").set_max_entries(nb)
-            obj.set_rodata("efdb_cfg", L2.EfdbCfg(nb - 1, 0))
-        else:
-            obj.map("fdb").set_max_entries(cfg.fdb_size)
+        L2.size_object(obj, L2.Variant(rec.variant), cfg.fdb_size)
         with contextlib.ExitStack() as es:
             reuse_pinned(obj, sw.pin_dir, es)
             obj.load()

@@ -21,6 +21,12 @@ enum l2sw_fdb_flags {
 	L2SW_FDB_STATIC = 1, /* added by the controller: never learned over, never aged */
 };
 
+enum l2sw_port_flags {
+	/* access port: drop frames tagged with its own VLAN (untagged and priority-tagged only);
+	 * by default they are that VLAN's frames, as on the Linux bridge */
+	L2SW_PORT_UNTAGGED_ONLY = 1,
+};
+
 /* ports: HASH, key = ifindex (u32); also port_by_ifindex: ARRAY[L2SW_IFINDEX_FAST] indexed by
  * ifindex (ifindex 0 there = no port), an inlined array read instead of a hash lookup per frame */
 struct l2sw_port {
@@ -29,7 +35,8 @@ struct l2sw_port {
 	__u16 pvid;     /* access VLAN, or trunk native VLAN; 0 = none (untagged frames dropped) */
 	__u8 mode;      /* enum l2sw_port_mode */
 	__u8 learning;  /* 1 = learn source MACs on this port */
-	__u8 pad[2];
+	__u8 flags;     /* enum l2sw_port_flags */
+	__u8 pad;
 };
 
 /* vlans: ARRAY[L2SW_VLAN_SLOTS], index = VID */
@@ -65,9 +72,20 @@ struct l2sw_config {
  * only for the generation it was written in. */
 #define L2SW_GEN_CTL_STEP (1ULL << 32)
 
+/* fdb_room: ARRAY[1]. How the datapath makes room in a full table by itself: when a learn
+ * finds the table full it removes every aged-out entry in one walk, unless none can have aged
+ * out since the last walk (every dynamic entry was last seen at oldest_ns or later). */
+struct l2sw_fdb_room {
+	__u64 oldest_ns;  /* no dynamic entry is older than this (0: unknown, walk when full) */
+	__u64 used;       /* eNetSTL table: entries in it (at most efdb_cfg.max_entries) */
+	__u64 walks;      /* reclaim walks made */
+	__u64 reclaimed;  /* aged-out entries they removed */
+};
+
 /* stats: PERCPU_ARRAY[L2SW_STATS_SLOTS], index = port idx; the controller sums over CPUs.
- * rx, unicast, flood, drop and its reasons, learn, move and fdb_full count frames
- * received on the port; tx_* count copies sent out of the port (counted by the egress program). drop = sum of drop_* reasons. */
+ * rx, unicast, flood, to_stack, drop and its reasons, learn, move and fdb_full count frames
+ * received on the port; tx_* count copies sent out of the port (counted by the egress program).
+ * drop = sum of drop_* reasons. */
 struct l2sw_stats {
 	__u64 rx_packets;
 	__u64 rx_bytes;
@@ -84,6 +102,8 @@ struct l2sw_stats {
 	__u64 move;
 	__u64 fdb_full;       /* could not learn: table (or its bucket) full; the frame still goes on */
 	__u64 fdb_busy;       /* eNetSTL variant: not learned now, another CPU held the bucket */
+	__u64 to_stack;       /* to 01:80:c2:00:00:02-0f: handed to the port's own stack, not relayed */
+	__u64 drop_reserved;  /* to 01:80:c2:00:00:01 (MAC control: PAUSE): dropped, not learned */
 };
 
 /* ---- eNetSTL FDB variant (l2_switch_enetstl.bpf.c) ----
@@ -116,7 +136,7 @@ struct l2sw_efdb_cfg {
 	__u32 bucket_mask; /* buckets - 1 (a power of two) */
 	__u32 seed;        /* CRC32-C seed */
 	__u32 flags;       /* L2SW_EFDB_*: which kfuncs to use when the module is there */
-	__u32 pad;
+	__u32 max_entries; /* fdb_size: entries the table takes (static ones included) */
 };
 
 #define L2SW_EFDB_KFUNC_CRC  1 /* hash with enetstl_crc32c (else the pure-eBPF table CRC) */
@@ -169,6 +189,7 @@ enum l2sw_action {
 	L2SW_ACT_DROP = 1,
 	L2SW_ACT_UNICAST = 2,
 	L2SW_ACT_FLOOD = 3,
+	L2SW_ACT_PASS = 4,   /* handed to the port's own stack (reserved group addresses) */
 };
 
 struct l2sw_test_ctl {

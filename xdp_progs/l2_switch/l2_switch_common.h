@@ -11,6 +11,7 @@
 
 #define VLAN_HLEN 4
 #define ETH_P_8021Q_BE bpf_htons(0x8100)
+#define ETH_P_8021AD_BE bpf_htons(0x88a8)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -35,6 +36,13 @@ struct {
 	__type(value, struct l2sw_learn_memo);
 } learn_memo SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l2sw_fdb_room);
+} fdb_room SEC(".maps");
+
 /* Every learn memo is stale from here (see fdb_gen in l2_switch.h). */
 static __always_inline void fdb_gen_bump(void)
 {
@@ -51,6 +59,7 @@ NF_STATS_MAP(nf_stats);
 /* nf_stats reasons of this NF (beside the shared TRUNCATED / MALFORMED / CONFIG) */
 #define L2SW_REASON_LOCAL NF_REASON_NF(0)   /* destination is on the ingress port */
 #define L2SW_REASON_NO_PORT NF_REASON_NF(1) /* ingress ifindex is not a configured port */
+#define L2SW_REASON_RESERVED NF_REASON_NF(2) /* to 01:80:c2:00:00:01 (PAUSE): never relayed */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -154,6 +163,30 @@ static __always_inline int expired(const struct l2sw_fdb_val *e, __u64 now, __u6
 	if (e->flags & L2SW_FDB_STATIC || !aging)
 		return 0;
 	return now - e->ts_ns > aging;
+}
+
+/* A full table: may a reclaim walk find an aged-out entry? Not while every dynamic entry was
+ * seen after room->oldest_ns less than `aging` ago (the last walk's minimum; entries only get
+ * newer since, and a walk that could not see every entry stores 0). */
+static __always_inline struct l2sw_fdb_room *room_to_reclaim(__u64 now, __u64 aging)
+{
+	__u32 zero = 0;
+	struct l2sw_fdb_room *r = bpf_map_lookup_elem(&fdb_room, &zero);
+
+	if (!r || !aging || now - r->oldest_ns <= aging)
+		return 0;
+	return r;
+}
+
+/* After a reclaim walk that removed n entries and found none older than oldest. */
+static __always_inline void room_walked(struct l2sw_fdb_room *r, __u64 oldest, __u64 n)
+{
+	r->oldest_ns = oldest;
+	__sync_fetch_and_add(&r->walks, 1);
+	if (n) {
+		__sync_fetch_and_add(&r->reclaimed, n);
+		fdb_gen_bump(); /* learn memos of the removed entries are stale */
+	}
 }
 
 #endif

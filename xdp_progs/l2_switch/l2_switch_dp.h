@@ -91,6 +91,23 @@ static __always_inline void learn(__u64 kw, const struct l2sw_port *p, struct l2
 	}
 }
 
+/* A frame for the port's own stack, not relayed (reserved group addresses). */
+static __always_inline int to_stack(struct l2sw_stats *st, struct l2sw_test_ctl *t, __u16 vid)
+{
+	st->to_stack++;
+	record(t, L2SW_ACT_PASS, 0, vid);
+	return XDP_PASS;
+}
+
+/* 01:80:c2:00:00:0X (IEEE 802.1Q reserved group addresses) -> X + 1; anything else -> 0.
+ * dst0: destination bytes 0-3, dst1: bytes 4-5 in its low half (little-endian words). */
+static __always_inline __u32 reserved_group(__u32 dst0, __u32 dst1)
+{
+	if (dst0 != 0x00c28001 || (dst1 & 0xf0ff))
+		return 0;
+	return ((dst1 >> 8) & 0xf) + 1;
+}
+
 static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 					  struct l2sw_test_ctl *t, __u32 *why)
 {
@@ -104,8 +121,9 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 	struct ethhdr *eth = data;
 	__u32 macs[3];   /* destination and source MAC as in the frame (little-endian words) */
 	__u32 src_lo;    /* source MAC bytes 0-1 */
+	__u32 rsv;       /* reserved_group() of the destination */
 	__u16 vid, tci = 0;
-	int has_tag;
+	int has_tag, local;
 	__u64 now, aging;
 	void *fwd;
 
@@ -119,6 +137,12 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 		return drop(st, 0, t, 0, why, L2SW_REASON_NO_PORT);
 	if ((void *)(eth + 1) > data_end)
 		return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_TRUNCATED);
+	/* A bridge port never sees an 802.1Q or 802.1ad frame without room for its tag and the two
+	 * bytes behind it: the kernel's receive path (skb_vlan_untag) drops it first. */
+	has_tag = eth->h_proto == ETH_P_8021Q_BE;
+	if ((has_tag || eth->h_proto == ETH_P_8021AD_BE) &&
+	    data + sizeof(*eth) + VLAN_HLEN + 2 > data_end)
+		return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_TRUNCATED);
 
 	macs[0] = ((__u32 *)eth)[0];
 	macs[1] = ((__u32 *)eth)[1];
@@ -128,31 +152,41 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 	if ((src_lo & 1) || !(src_lo | macs[2]))
 		return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_MALFORMED);
 
-	has_tag = eth->h_proto == ETH_P_8021Q_BE;
+	/* Reserved group addresses, as the Linux bridge with STP off treats them (br_handle_frame):
+	 * 00 (bridge group, STP BPDUs) is forwarded like any multicast, so the STP bridges around a
+	 * switch that runs no STP still see each other; 01 (MAC control, PAUSE) is dropped before
+	 * anything, its sender not learned; 02-0f (LACP, 802.1X, LLDP, ...) are never relayed but
+	 * handed to the port's own stack (its agents live there), the sender learned only where a
+	 * frame of its VLAN would be. */
+	rsv = reserved_group(macs[0], macs[1]);
+	if (rsv == 2)
+		return drop(st, &st->drop_reserved, t, 0, why, L2SW_REASON_RESERVED);
+	local = rsv > 2;
+
 	if (has_tag) {
 		__be16 *tcip = (void *)(eth + 1);
 
-		if ((void *)(tcip + 2) > data_end)
+		if ((void *)(tcip + 2) > data_end) /* checked above; again for the verifier */
 			return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_TRUNCATED);
 		tci = bpf_ntohs(*tcip);
 		vid = tci & 0x0fff;
 		if (vid == 0x0fff)
-			return drop(st, &st->drop_malformed, t, 0, why, NF_REASON_MALFORMED);
-		if (vid) {
-			if (p->mode != L2SW_TRUNK) /* access ports take untagged frames only */
-				return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
-		} else {
+			return local ? to_stack(st, t, 0) :
+				drop(st, &st->drop_malformed, t, 0, why, NF_REASON_MALFORMED);
+		if (!vid)
 			vid = p->pvid; /* priority tag: classify like untagged, keep its PCP */
-		}
+		else if (p->flags & L2SW_PORT_UNTAGGED_ONLY)
+			return local ? to_stack(st, t, 0) :
+				drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
 	} else {
 		vid = p->pvid;
 	}
-	if (!vid)
-		return drop(st, &st->drop_vlan, t, 0, why, NF_REASON_CONFIG);
+	/* membership decides the rest: an access port is a member of its VLAN only */
 	vkey = vid;
-	vl = bpf_map_lookup_elem(&vlans, &vkey);
+	vl = vid ? bpf_map_lookup_elem(&vlans, &vkey) : 0;
 	if (!vl || !(vl->members & (1ULL << (p->idx & 63))))
-		return drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
+		return local ? to_stack(st, t, 0) :
+			drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	aging = cfg ? cfg->aging_ns : 0;
@@ -160,6 +194,8 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 	/* FDB keys as one word each: struct l2sw_fdb_key is mac[6] then vid, little-endian */
 	if (p->learning)
 		learn(src_lo | (__u64)macs[2] << 16 | (__u64)vid << 48, p, st, now, aging);
+	if (local)
+		return to_stack(st, t, vid);
 
 	if (!(macs[0] & 1)) {
 		__u64 kw = macs[0] | (__u64)(macs[1] & 0xffff) << 32 | (__u64)vid << 48;

@@ -45,6 +45,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct l2sw_efdb_cfg efdb_cfg = {
 	.bucket_mask = L2SW_FDB_DEFAULT / L2SW_WAYS - 1,
 	.flags = L2SW_EFDB_KFUNC_CRC | L2SW_EFDB_KFUNC_FIND,
+	.max_entries = L2SW_FDB_DEFAULT,
 };
 
 struct {
@@ -111,16 +112,21 @@ static __always_inline __u64 key_word(const struct l2sw_fdb_key *k)
 	return kw;
 }
 
-/* The bucket of key word *kw, and its signature (never 0: 0 marks a free way). */
-static __always_inline struct l2sw_efdb_bucket *efdb_bucket(const __u64 *kw, __u16 *sig)
+/* The bucket index of key word *kw, and its signature (never 0: 0 marks a free way). */
+static __always_inline __u32 efdb_index(const __u64 *kw, __u16 *sig)
 {
-	__u32 h, i;
+	__u32 h = efdb_hash(kw);
 
-	h = efdb_hash(kw);
 	*sig = h >> 16;
 	if (!*sig)
 		*sig = 1;
-	i = h & efdb_cfg.bucket_mask;
+	return h & efdb_cfg.bucket_mask;
+}
+
+static __always_inline struct l2sw_efdb_bucket *efdb_bucket(const __u64 *kw, __u16 *sig)
+{
+	__u32 i = efdb_index(kw, sig);
+
 	return bpf_map_lookup_elem(&efdb, &i);
 }
 
@@ -155,11 +161,44 @@ static __always_inline void bucket_unlock(struct l2sw_efdb_bucket *b)
 	__sync_fetch_and_add(&b->seq, 1);
 }
 
+static __always_inline struct l2sw_fdb_room *room(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&fdb_room, &zero);
+}
+
+/* Reserve a place for one more entry: at most efdb_cfg.max_entries (fdb_size) in the table,
+ * static ones included, as in the pure variant's hash map. 0: the table is full. */
+static __always_inline int room_take(void)
+{
+	struct l2sw_fdb_room *r = room();
+
+	if (!r)
+		return 0;
+	if (__sync_fetch_and_add(&r->used, 1) < efdb_cfg.max_entries)
+		return 1;
+	__sync_fetch_and_add(&r->used, -1);
+	return 0;
+}
+
+static __always_inline int room_full(void)
+{
+	struct l2sw_fdb_room *r = room();
+
+	return !r || *(volatile __u64 *)&r->used >= efdb_cfg.max_entries;
+}
+
+/* Remove the entry in way i of b (held by the caller). */
 static __always_inline void way_clear(struct l2sw_efdb_bucket *b, int i)
 {
+	struct l2sw_fdb_room *r = room();
+
 	i &= L2SW_WAYS - 1;
 	b->sig[i] = 0;
 	__builtin_memset(&b->e[i], 0, sizeof(b->e[i]));
+	if (r)
+		__sync_fetch_and_add(&r->used, -1);
 	fdb_gen_bump(); /* learn memos of the removed entry are stale */
 }
 
@@ -244,17 +283,111 @@ static __always_inline void wheel_file(__u64 kw, __u64 t)
 	enetstl_lb_release(lb);
 }
 
+/* ---- walks over the whole table: controller flush/expire, and the datapath's reclaim ---------- */
+struct scan_ctx {
+	__u64 now;
+	__u64 aging;
+	__u64 count;
+	__u64 busy;
+	__u64 oldest;   /* the oldest dynamic entry left (reclaim: for room_to_reclaim) */
+	__u32 op;
+	__u32 all;
+};
+
+static long scan_bucket(__u64 n, void *arg)
+{
+	struct scan_ctx *c = arg;
+	__u32 idx = (__u32)n;
+	struct l2sw_efdb_bucket *b = bpf_map_lookup_elem(&efdb, &idx);
+
+	if (!b)
+		return 1;
+	if (bucket_trylock(b)) {
+		c->busy++;
+		return 0;
+	}
+	/* one way per iteration, not unrolled: 16 unrolled ways are 2^16 paths for the verifier */
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < L2SW_WAYS; i++) {
+		struct l2sw_efdb_entry *e = &b->e[i];
+		int go;
+
+		if (!b->sig[i])
+			continue;
+		if (e->flags & L2SW_FDB_STATIC)
+			go = c->op == L2SW_OP_FLUSH && c->all;
+		else if (c->op == L2SW_OP_FLUSH)
+			go = 1;
+		else
+			go = c->aging && c->now - e->ts_ns > c->aging;
+		if (go) {
+			way_clear(b, i);
+			c->count++;
+		} else if (!(e->flags & L2SW_FDB_STATIC) && e->ts_ns < c->oldest) {
+			c->oldest = e->ts_ns;
+		}
+	}
+	bucket_unlock(b);
+	return 0;
+}
+
+/* The table is full: remove every aged-out entry, one walk over all buckets (made only when
+ * one can have aged out: room_to_reclaim). A bucket another writer held is skipped, and then
+ * the walk cannot vouch for the oldest entry: the next full table walks again. A global
+ * function: the verifier checks it once, not once for every path into the learn. */
+__noinline int efdb_reclaim(__u64 now, __u64 aging)
+{
+	struct l2sw_fdb_room *r = room_to_reclaim(now, aging);
+	struct scan_ctx c = { .now = now, .aging = aging, .oldest = now, .op = L2SW_OP_EXPIRE };
+	__u64 base;
+
+	if (!r)
+		return 0;
+	/* counters start from a value the verifier cannot know (see xdp_l2sw_fdb_ctl) */
+	base = *(volatile __u64 *)&r->walks;
+	c.count = base;
+	c.busy = base;
+	bpf_loop(efdb_cfg.bucket_mask + 1, scan_bucket, &c, 0);
+	room_walked(r, c.busy != base ? 0 : c.oldest, c.count - base);
+	return 0;
+}
+
+/* Bucket idx (held by the caller) has no free way: remove its aged-out entries; returns the
+ * free-way mask after. Global, so the verifier checks it once (see efdb_reclaim). */
+__noinline int bucket_reclaim(__u32 idx, __u64 now, __u64 aging)
+{
+	struct l2sw_efdb_bucket *b = bpf_map_lookup_elem(&efdb, &idx);
+	struct l2sw_fdb_room *r = room();
+	__u64 n = 0;
+
+	if (!b)
+		return 0;
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < L2SW_WAYS; i++) {
+		struct l2sw_efdb_entry *e = &b->e[i];
+
+		if (b->sig[i] && !(e->flags & L2SW_FDB_STATIC) && now - e->ts_ns > aging) {
+			way_clear(b, i);
+			n++;
+		}
+	}
+	if (n && r)
+		__sync_fetch_and_add(&r->reclaimed, n);
+	return efdb_match(b, 0);
+}
+
 static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct l2sw_stats *st,
 				     __u64 now, __u64 aging)
 {
 	struct l2sw_efdb_bucket *b;
 	struct l2sw_efdb_entry *e;
-	__u32 free;
+	__u32 free, bi;
 	__u64 t;
 	__u16 sig;
 	int i;
 
-	b = efdb_bucket(&kw, &sig);
+	bi = efdb_index(&kw, &sig);
+	b = bpf_map_lookup_elem(&efdb, &bi);
 	if (!b)
 		return 0;
 	/* Fast path, read only: the same MAC again on the same port within this clock tick, or a
@@ -266,6 +399,8 @@ static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct
 			return 0;
 		if (e->ifindex == p->ifindex && e->ts_ns == now)
 			return 1;
+	} else if (room_full()) {
+		efdb_reclaim(now, aging); /* before taking the bucket: the walk takes every bucket */
 	}
 	if (bucket_trylock(b)) {
 		st->fdb_busy++;
@@ -279,6 +414,8 @@ static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct
 			return 0;
 		}
 		if (e->ifindex == p->ifindex) {
+			if (aging && now - e->ts_ns > aging)
+				st->learn++; /* it had aged out: a learn */
 			e->ts_ns = now;
 			bucket_unlock(b);
 			return 1;
@@ -296,7 +433,9 @@ static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct
 		return 1;
 	}
 	free = efdb_match(b, 0);
-	if (!free) {
+	if (!free && aging)
+		free = bucket_reclaim(bi, now, aging);
+	if (!free || !room_take()) {
 		bucket_unlock(b);
 		st->fdb_full++;
 		return 0;
@@ -439,50 +578,6 @@ static int wheel_cb(void *map, int *key, void *value)
 }
 
 /* ---- control: FDB operations with the writers' protocol, run by the controller (test_run) ---- */
-struct scan_ctx {
-	__u64 now;
-	__u64 aging;
-	__u64 count;
-	__u64 busy;
-	__u32 op;
-	__u32 all;
-};
-
-static long scan_bucket(__u64 n, void *arg)
-{
-	struct scan_ctx *c = arg;
-	__u32 idx = (__u32)n;
-	struct l2sw_efdb_bucket *b = bpf_map_lookup_elem(&efdb, &idx);
-
-	if (!b)
-		return 1;
-	if (bucket_trylock(b)) {
-		c->busy++;
-		return 0;
-	}
-	/* one way per iteration, not unrolled: 16 unrolled ways are 2^16 paths for the verifier */
-#pragma clang loop unroll(disable)
-	for (int i = 0; i < L2SW_WAYS; i++) {
-		struct l2sw_efdb_entry *e = &b->e[i];
-		int go;
-
-		if (!b->sig[i])
-			continue;
-		if (e->flags & L2SW_FDB_STATIC)
-			go = c->op == L2SW_OP_FLUSH && c->all;
-		else if (c->op == L2SW_OP_FLUSH)
-			go = 1;
-		else
-			go = c->aging && c->now - e->ts_ns > c->aging;
-		if (go) {
-			way_clear(b, i);
-			c->count++;
-		}
-	}
-	bucket_unlock(b);
-	return 0;
-}
-
 /* The bucket of r's key, taken for writing (the caller unlocks it), and the key's way in it
  * (-1: absent). NULL with *err set when there is no bucket or another writer holds it. */
 static __always_inline struct l2sw_efdb_bucket *ctl_take(struct l2sw_fdb_req *r, __u64 *kw,
@@ -518,7 +613,7 @@ static __always_inline int ctl_add(struct l2sw_fdb_req *r)
 		return err;
 	if (i < 0) {
 		free = efdb_match(b, 0);
-		if (!free) {
+		if (!free || !room_take()) {
 			bucket_unlock(b);
 			return -ENOSPC;
 		}

@@ -10,30 +10,33 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from nf.bpf import BpfError
-from nf.models.l2_switch import (ACCESS, ACT_DROP, ACT_FLOOD, ACT_UNICAST, TRUNK, PortModel,
-                                 SwitchModel, push_tag)
+from nf.models.l2_switch import (ACCESS, ACT_DROP, ACT_FLOOD, ACT_PASS, ACT_UNICAST, TRUNK,
+                                 PortModel, SwitchModel, push_tag)
 from nf.config.l2_switch import Variant
 from nf.nfs.l2_switch import COUNTERS, PortPlan, SwitchSim, efdb_buckets, mac_bytes
 
-PORTS = [  # ifindex, idx, mode, pvid, tagged, learning
-    (11, 0, ACCESS, 10, (), True),
-    (12, 1, ACCESS, 10, (), True),
-    (13, 2, ACCESS, 20, (), True),
-    (14, 3, TRUNK, 30, (10, 20), True),
-    (15, 4, TRUNK, 0, (10,), True),
-    (16, 5, ACCESS, 10, (), False),
+PORTS = [  # ifindex, idx, mode, pvid, tagged, learning, untagged_only
+    (11, 0, ACCESS, 10, (), True, False),
+    (12, 1, ACCESS, 10, (), True, False),
+    (13, 2, ACCESS, 20, (), True, False),
+    (14, 3, TRUNK, 30, (10, 20), True, False),
+    (15, 4, TRUNK, 0, (10,), True, False),
+    (16, 5, ACCESS, 10, (), False, False),
+    (17, 6, ACCESS, 20, (), True, True),
 ]
 MACS = [bytes([2, 0, 0, 0, 0, i]) for i in range(1, 7)]
 SPECIAL_SRC = [b"\x01\x00\x5e\x00\x00\x01", bytes(6)]
-DSTS = MACS * 3 + [b"\xff" * 6, b"\x01\x00\x5e\x00\x00\x07", b"\x33\x33\x00\x00\x00\x01"]
+RESERVED = [bytes.fromhex(f"0180c20000{x:02x}") for x in (0, 1, 2, 3, 0x0E, 0x0F)] + [
+    bytes.fromhex("0180c2000010")]   # 10: just outside the reserved range
+DSTS = MACS * 3 + [b"\xff" * 6, b"\x01\x00\x5e\x00\x00\x07", b"\x33\x33\x00\x00\x00\x01"] + RESERVED
 
 
 def model_ports():
-    return [PortModel(i, x, m, pv, frozenset(t), l) for i, x, m, pv, t, l in PORTS]
+    return [PortModel(i, x, m, pv, frozenset(t), l, u) for i, x, m, pv, t, l, u in PORTS]
 
 
 def sim_ports():
-    return [PortPlan(f"p{i}", i, x, m, pv, frozenset(t), l) for i, x, m, pv, t, l in PORTS]
+    return [PortPlan(f"p{i}", i, x, m, pv, frozenset(t), l, u) for i, x, m, pv, t, l, u in PORTS]
 
 
 def build(dst: bytes, src: bytes, vid, prio: int, ethertype: int, payload: bytes, cut: int | None):
@@ -48,7 +51,7 @@ def build(dst: bytes, src: bytes, vid, prio: int, ethertype: int, payload: bytes
 
 # Weighted so most frames are valid and get learned/forwarded; the rest hit every drop rule.
 TRUNKS = {p[0] for p in PORTS if p[2] == TRUNK}
-VIDS_ACCESS = [None] * 10 + [0, 10, 4095]
+VIDS_ACCESS = [None] * 10 + [0, 10, 20, 4095]
 VIDS_TRUNK = [None, None, 0, 10, 10, 20, 20, 30, 99, 4095]
 frames = st.sampled_from([p[0] for p in PORTS] * 4 + [77]).flatmap(lambda port: st.tuples(
     st.just(port),                                            # ingress (77: not a port)
@@ -58,7 +61,7 @@ frames = st.sampled_from([p[0] for p in PORTS] * 4 + [77]).flatmap(lambda port: 
     st.integers(0, 7),
     st.sampled_from([0x0800, 0x86DD, 0x0806, 0x88A8]),
     st.binary(min_size=0, max_size=40),
-    st.sampled_from([None] * 15 + [14, 15, 16, 17, 18]),     # truncation
+    st.sampled_from([None] * 15 + [14, 15, 16, 17, 18, 19, 20]),     # truncation
     st.sampled_from([0, 1, 10**6, 10**9, 3 * 10**9]),        # time step
 ))
 control = st.one_of(
@@ -73,33 +76,26 @@ events = st.lists(st.integers(0, 9).flatmap(lambda i: control if i == 0 else fra
 
 def check_against_model(evts, fdb_size, variant):
     """Run an event sequence through the datapath (test_run) and the model; compare everything."""
-    if variant == Variant.enetstl:
-        # fdb_size 4 -> one bucket of 16 ways (fills up), 64 -> 8 buckets
-        model = SwitchModel(model_ports(), aging_ns=300 * 10**9, buckets=efdb_buckets(fdb_size))
-    else:
-        model = SwitchModel(model_ports(), aging_ns=300 * 10**9, fdb_size=fdb_size)
+    # fdb_size 4 fills up (eNetSTL: one bucket of 16 ways, 4 entries); 64: 8 buckets
+    buckets = efdb_buckets(fdb_size) if variant == Variant.enetstl else None
+    model = SwitchModel(model_ports(), aging_ns=300 * 10**9, fdb_size=fdb_size, buckets=buckets)
     now = 10**12
     with SwitchSim(sim_ports(), aging_s=300, fdb_size=fdb_size, variant=variant) as sim:
         for n, ev in enumerate(evts):
             if ev[0] == "aging":
-                sim.maps.set_aging(ev[1])
-                model.aging_ns = ev[1] * 10**9
+                sim.maps.set_aging(ev[1], now=now)
+                model.set_aging(ev[1] * 10**9, now)
                 continue
             if ev[0] == "static":
                 mac, (vid, port) = ev[1], ev[2]
-                if (mac, vid) not in model.fdb and model.full_for(mac, vid):
+                if not model.add_static(mac, vid, port, now):
                     with pytest.raises(BpfError, match="E2BIG|ENOSPC"):   # full: refused, nothing changed
-                        sim.maps.fdb_add(mac, vid, port)
+                        sim.maps.fdb_add(mac, vid, port, now=now)
                     continue
-                sim.maps.fdb_add(mac, vid, port)
-                model.add_static(mac, vid, port)
+                sim.maps.fdb_add(mac, vid, port, now=now)
                 continue
             if ev[0] == "expire":
-                removed = sim.maps.expire(now=now)
-                gone = [k for k, e in model.fdb.items() if model.expired(e, now)]
-                for k in gone:
-                    del model.fdb[k]
-                assert removed == len(gone)
+                assert sim.maps.expire(now=now) == model.expire(now)
                 continue
             port, src, dst, vid, prio, et, payload, cut, step = ev
             now += step
@@ -108,8 +104,8 @@ def check_against_model(evts, fdb_size, variant):
             got = sim.receive(f, port, now)
             ctx = f"event {n}: {f.hex()} on {port}"
             assert got.action == want.action, ctx
-            assert got.verdict == (1 if want.action == ACT_DROP else 4), ctx
-            if want.action != ACT_DROP:
+            assert got.verdict == {ACT_DROP: 1, ACT_PASS: 2}.get(want.action, 4), ctx
+            if want.action not in (ACT_DROP, ACT_PASS):
                 assert got.vid == want.vid, ctx
                 assert got.wire == want.wire, ctx
                 assert got.out == want.out, ctx
@@ -166,8 +162,11 @@ def test_model_flood_and_unicast():
 def test_model_vlan_rules():
     m = SwitchModel(model_ports())
     tagged = MACS[1] + MACS[0] + struct.pack("!HH", 0x8100, 10) + b"\x08\x00" + b"z" * 46
-    assert m.receive(tagged, 11, 1).action == ACT_DROP           # tagged on access
+    other = MACS[1] + MACS[0] + struct.pack("!HH", 0x8100, 20) + b"\x08\x00" + b"z" * 46
+    assert m.receive(other, 11, 1).action == ACT_DROP            # another VLAN on access
     assert m.stats[11]["drop_vlan"] == 1
+    assert m.receive(tagged, 11, 1).action == ACT_FLOOD          # its own VLAN, tagged
+    assert m.receive(other, 17, 1).action == ACT_DROP            # ... on an untagged-only port
     assert m.receive(tagged, 15, 1).action == ACT_FLOOD          # allowed on trunk p5
     untagged = MACS[1] + MACS[0] + b"\x08\x00" + b"z" * 46
     assert m.receive(untagged, 15, 1).action == ACT_DROP         # p5 has no native VLAN

@@ -118,16 +118,48 @@ def test_signature_collision_finds_each_key():
         assert {(e.mac, e.port) for e in sw.maps.fdb(now=T0)} >= {(x, "p1"), (y, "p2")}
 
 
+def same_bucket(n: int, bucket: int = 0, buckets: int = 8, vid: int = 10) -> list[str]:
+    """n MACs whose keys land in one bucket of a table of `buckets` buckets."""
+    out, i = [], 0
+    while len(out) < n:
+        mac = f"02:00:00:00:{i >> 8 & 0xff:02x}:{i & 0xff:02x}"
+        if key_hash(mac, vid) % buckets == bucket:
+            out.append(mac)
+        i += 1
+    return out
+
+
 def test_full_bucket_refuses_a_static_add_and_counts_learning():
-    with SwitchSim(PORTS, fdb_size=8, variant=Variant.enetstl) as sw:  # one bucket, 16 ways
-        for i in range(16):
-            sw.receive(frame(src=f"02:00:00:00:01:{i:02x}"), P1, T0)
+    """fdb_size 64 (8 buckets): 16 keys of one bucket fill it long before the table is full."""
+    macs = same_bucket(18)
+    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl) as sw:
+        for m in macs[:16]:
+            sw.receive(frame(src=m), P1, T0)
         assert sw.maps.stats()["p1"]["learn"] == 16
-        r = sw.receive(frame(src="02:00:00:00:02:00"), P1, T0)
+        r = sw.receive(frame(src=macs[16]), P1, T0)
         assert r.action == ACT_FLOOD and sw.maps.stats()["p1"]["fdb_full"] == 1
         with pytest.raises(BpfError, match="ENOSPC"):
-            sw.maps.fdb_add("02:00:00:00:03:00", 10, "p2")
-        assert len(sw.maps.fdb(now=T0)) == 16
+            sw.maps.fdb_add(macs[17], 10, "p2", now=T0)
+        assert len(sw.maps.fdb(now=T0)) == 16 and sw.maps.room()["used"] == 16
+
+
+def test_full_bucket_of_aged_out_entries_makes_room_in_place():
+    """A bucket full of aged-out entries in a table that is not full: the learn clears that
+    bucket's dead ways itself (no walk over the table); its live ways stay."""
+    macs = same_bucket(20)
+    with SwitchSim(PORTS, aging_s=2, fdb_size=64, variant=Variant.enetstl) as sw:
+        for m in macs[:12]:
+            sw.receive(frame(src=m), P1, T0)
+        for m in macs[12:16]:
+            sw.receive(frame(src=m), P1, T0 + 2 * 10**9)
+        t = T0 + 3 * 10**9
+        for m in macs[16:20]:
+            sw.receive(frame(src=m), P2, t)
+        st = sw.maps.stats()["p2"]
+        assert (st["learn"], st["fdb_full"]) == (4, 0)
+        assert {e.mac for e in sw.maps.fdb(now=t)} == set(macs[12:20])
+        room = sw.maps.room()
+        assert (room["walks"], room["reclaimed"], room["used"]) == (0, 12, 8)
 
 
 def test_a_held_bucket_is_never_misread(sw):
