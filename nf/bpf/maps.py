@@ -568,6 +568,7 @@ class TypedMap(Generic[K, V]):
     def items_batch(self, chunk: int = 4096) -> Iterator[tuple]:
         """All (key, value) pairs via bpf_map_lookup_batch (far fewer syscalls than items())."""
         ks, vs = ctypes.sizeof(self.K), self._slot * self._ncpus if self.percpu else self._slot
+        chunk = max(1, min(chunk, self.map.max_entries))   # no bigger buffers than the map
         kbuf = ctypes.create_string_buffer(ks * chunk)
         vbuf = ctypes.create_string_buffer(vs * chunk)
         token_size = max(ks, 8)      # hash maps use a u32 bucket cursor, arrays the key

@@ -345,7 +345,7 @@ class SwitchMaps:
         now = now_ns() if now is None else now
         aging = self.aging_ns()
         out = []
-        for k, v in self.fdb_map.items():
+        for k, v in self.fdb_map.items_batch():
             out.append(self._row(bytes(k.mac), k.vid, v, now, aging))
         return sorted(out, key=lambda e: (e.vlan, e.mac))
 

@@ -48,7 +48,7 @@ static long reclaim_one(void *map, __u64 *kw, struct l2sw_fdb_val *v,
 {
 	if (v->flags & L2SW_FDB_STATIC)
 		return 0;
-	if (c->now - v->ts_ns > c->aging) {
+	if (aged_out(v->ts_ns, c->now, c->aging)) {
 		if (!bpf_map_delete_elem(map, kw))
 			c->n++;
 	} else if (v->ts_ns < c->oldest) {

@@ -158,11 +158,18 @@ static __always_inline __u64 clock_ns(struct l2sw_test_ctl *t)
 	return bpf_ktime_get_coarse_ns();
 }
 
+/* Last seen at ts: aged out at `now`? ts can be a little after now (stored by another CPU
+ * after we read the clock): that is age 0, not 2^64 minus a bit, hence the signed difference.
+ * The timing wheel removed freshly refreshed entries that way (found by the differential test
+ * against the Linux bridge). aging 0: never. */
+static __always_inline int aged_out(__u64 ts, __u64 now, __u64 aging)
+{
+	return aging && (__s64)(now - ts) > (__s64)aging;
+}
+
 static __always_inline int expired(const struct l2sw_fdb_val *e, __u64 now, __u64 aging)
 {
-	if (e->flags & L2SW_FDB_STATIC || !aging)
-		return 0;
-	return now - e->ts_ns > aging;
+	return !(e->flags & L2SW_FDB_STATIC) && aged_out(e->ts_ns, now, aging);
 }
 
 /* A full table: may a reclaim walk find an aged-out entry? Not while every dynamic entry was
@@ -173,7 +180,7 @@ static __always_inline struct l2sw_fdb_room *room_to_reclaim(__u64 now, __u64 ag
 	__u32 zero = 0;
 	struct l2sw_fdb_room *r = bpf_map_lookup_elem(&fdb_room, &zero);
 
-	if (!r || !aging || now - r->oldest_ns <= aging)
+	if (!r || !aged_out(r->oldest_ns, now, aging))
 		return 0;
 	return r;
 }

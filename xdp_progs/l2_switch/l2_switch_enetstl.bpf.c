@@ -319,7 +319,7 @@ static long scan_bucket(__u64 n, void *arg)
 		else if (c->op == L2SW_OP_FLUSH)
 			go = 1;
 		else
-			go = c->aging && c->now - e->ts_ns > c->aging;
+			go = aged_out(e->ts_ns, c->now, c->aging);
 		if (go) {
 			way_clear(b, i);
 			c->count++;
@@ -366,7 +366,7 @@ __noinline int bucket_reclaim(__u32 idx, __u64 now, __u64 aging)
 	for (int i = 0; i < L2SW_WAYS; i++) {
 		struct l2sw_efdb_entry *e = &b->e[i];
 
-		if (b->sig[i] && !(e->flags & L2SW_FDB_STATIC) && now - e->ts_ns > aging) {
+		if (b->sig[i] && !(e->flags & L2SW_FDB_STATIC) && aged_out(e->ts_ns, now, aging)) {
 			way_clear(b, i);
 			n++;
 		}
@@ -414,14 +414,14 @@ static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct
 			return 0;
 		}
 		if (e->ifindex == p->ifindex) {
-			if (aging && now - e->ts_ns > aging)
+			if (aged_out(e->ts_ns, now, aging))
 				st->learn++; /* it had aged out: a learn */
 			e->ts_ns = now;
 			bucket_unlock(b);
 			return 1;
 		}
 		/* a move (or a fresh learn over an expired entry); its filing re-checks ts */
-		if (aging && now - e->ts_ns > aging)
+		if (aged_out(e->ts_ns, now, aging))
 			st->learn++;
 		else
 			st->move++;
@@ -500,7 +500,7 @@ static __always_inline void wheel_item(struct enetstl_lb *lb, struct l2sw_wheel_
 		wheel_count(&c->ws->stale);
 		return;
 	}
-	if (c->aging && c->now - e->ts_ns > c->aging) {
+	if (aged_out(e->ts_ns, c->now, c->aging)) {
 		way_clear(b, i);
 		bucket_unlock(b);
 		wheel_count(&c->ws->expired);

@@ -544,3 +544,14 @@ def test_static_add_to_a_table_full_of_aged_out_entries(variant):
             sw.receive(frame(src=m), P1, T0)
         sw.maps.fdb_add(C, 10, "p2", now=T0 + 3 * S)
         assert [(e.mac, e.static) for e in sw.maps.fdb(now=T0 + 3 * S)] == [(C, True)]
+
+
+def test_an_entry_stamped_after_the_readers_clock_is_fresh(sw):
+    """Another CPU can store a timestamp a little after the clock this CPU read: that is age 0,
+    not 2^64 ns. (Unsigned, the eNetSTL timing wheel and expire walk removed such entries the
+    moment they were refreshed; the lookup took them for aged out. Found by the differential
+    test against the Linux bridge.)"""
+    sw.maps.set_aging(2, now=T0)
+    sw.receive(frame(src=A), P1, T0 + 5)
+    assert sw.receive(frame(src=B, dst=A), P2, T0).out.keys() == {P1}
+    assert sw.maps.expire(now=T0) == 0 and sw.maps.entry(A, 10).ifindex == P1
