@@ -202,7 +202,7 @@ def test_counters_equal_what_was_sent(lab4, switch):
     n_uni, n_flood, n_bad = 23, 7, 5
     uni = [frame(h1, h2, f"u{i}") for i in range(n_uni)]
     fl = [frame(h1, BCAST, f"b{i}") for i in range(n_flood)]
-    bad = [frame(h1, BCAST, f"t{i}", vid=10) for i in range(n_bad)]   # tagged on an access port
+    bad = [frame(h1, BCAST, f"t{i}", vid=20) for i in range(n_bad)]   # a VLAN p1 does not carry
     got = exchange(lab4, "h1", uni + fl + bad, expect=n_uni + 2 * n_flood, timeout=3)
     assert len(got["h2"]) == n_uni + n_flood and len(got["h4"]) == n_flood and got["h3"] == []
     st = sw.stats()
