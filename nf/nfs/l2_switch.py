@@ -510,7 +510,8 @@ class EfdbMaps(SwitchMaps):
             a = self.request(OP_ADD, **add)
         if a.ret:
             raise BpfError(-a.ret, f"cannot add {mac_str(mac_bytes(mac))} on VLAN {vlan}",
-                           hint="its bucket's 16 ways are taken" if a.ret == -errno.ENOSPC else None)
+                           hint="the table holds fdb_size entries, or its bucket's 16 ways are taken"
+                           if a.ret == -errno.ENOSPC else None)
 
     def fdb_delete(self, mac: str | bytes, vlan: int) -> bool:
         return self.request(OP_DEL, key=fdb_key(mac, vlan)).ret == 0

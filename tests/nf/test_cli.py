@@ -300,6 +300,27 @@ def test_apply_changes_only_runtime_fields_and_refuses_the_rest(lab4, swfile):
 
 
 @pytest.mark.netns
+@pytest.mark.parametrize("variant", ["pure", "enetstl"])
+def test_apply_raising_the_aging_time_revives_nothing(lab4, swfile, variant):
+    """Issue 19's repro: aging 300 -> `nf apply` 2 s, wait 3 s -> `nf apply` 300. The entry aged
+    out under 2 s stays gone (the Linux bridge deleted it): `nf fdb` does not list it and unicast
+    to it floods."""
+    assert nf("up", swfile(variant=variant)).exit_code == 0
+    h1, h2 = lab4.host("h1").mac, lab4.host("h2").mac
+    lab4.send("h2", [_frame(h2, "ff:ff:ff:ff:ff:ff", 0)])
+    r = nf("apply", swfile(variant=variant, aging_time=2))
+    assert r.exit_code == 0, r.output
+    time.sleep(3)
+    r = nf("apply", swfile(variant=variant, aging_time=300))
+    assert r.exit_code == 0 and "aging_time: 2.0 -> 300.0  [runtime]" in r.output
+    assert json.loads(nf("fdb", swfile.name, "--json").output)[swfile.name] == []
+    with lab4.capture(["h2", "h3", "h4"]) as cap:
+        lab4.send("h1", [_frame(h1, h2, 1)])
+        got = cap.wait(count=3, timeout=2)
+    assert [len(v) for v in got.values()] == [1, 1, 1]          # flooded: h2 unknown again
+
+
+@pytest.mark.netns
 def test_apply_reload_under_traffic_loses_nothing(lab4, swfile):
     """20 program replacements (bpf_link_update on the same pinned maps) while h1 streams known
     unicast to h2: every frame arrives, the counters carry on."""
