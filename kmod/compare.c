@@ -187,44 +187,44 @@ __bpf_kfunc int enetstl_key_eq(const void *a, u32 a__sz, const void *b, u32 b__s
 	return bytes_eq(a, b, a__sz);
 }
 
-/* CRC-32C as enetstl_crc32c computes it; the SSE4.2 instruction inline (no call). */
-static __always_inline u32 ck_crc32c(const u8 *p, u32 len, u32 seed)
-{
-	u64 c = (u32)~seed;
+/* Word i of the key times the table's secret multiplier k[i] (the keyed words of both hashes). */
+#define CK_W(p, hk, i) (get_unaligned((const u64 *)(p) + (i)) * (hk)->k[i])
 
-	if (unlikely(!enetstl_has_sse42 || READ_ONCE(enetstl_force_scalar)))
-		return enetstl_crc32c(p, len, seed);
-	if (len == 40) {	/* the 5-tuple key: five instructions, no loop */
-		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)p)));
-		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)(p + 8))));
-		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)(p + 16))));
-		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)(p + 24))));
-		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)(p + 32))));
+/* CRC-32C (initial value 0) of the keyed words; the SSE4.2 instruction inline (no call). */
+static __always_inline u32 ck_crc32c(const u8 *p, u32 words, const struct enetstl_ck_hash *hk)
+{
+	u64 c = ~0u, buf[ENETSTL_CK_WORDS];
+	u32 i;
+
+	if (unlikely(!enetstl_has_sse42 || READ_ONCE(enetstl_force_scalar))) {
+		for (i = 0; i < words; i++)
+			buf[i] = cpu_to_le64(CK_W(p, hk, i));
+		return enetstl_crc32c(buf, words * 8, 0);
+	}
+	if (words == ENETSTL_CK_WORDS) {	/* the 5-tuple key: five instructions, no loop */
+		asm("crc32q %1, %0" : "+r"(c) : "r"(CK_W(p, hk, 0)));
+		asm("crc32q %1, %0" : "+r"(c) : "r"(CK_W(p, hk, 1)));
+		asm("crc32q %1, %0" : "+r"(c) : "r"(CK_W(p, hk, 2)));
+		asm("crc32q %1, %0" : "+r"(c) : "r"(CK_W(p, hk, 3)));
+		asm("crc32q %1, %0" : "+r"(c) : "r"(CK_W(p, hk, 4)));
 		return ~(u32)c;
 	}
-	for (; len >= 8; len -= 8, p += 8)
-		asm("crc32q %1, %0" : "+r"(c) : "rm"(get_unaligned((const u64 *)p)));
-	for (; len; len--, p++)
-		asm("crc32b %1, %k0" : "+r"(c) : "rm"(*p));
+	for (i = 0; i < words; i++)
+		asm("crc32q %1, %0" : "+r"(c) : "r"(CK_W(p, hk, i)));
 	return ~(u32)c;
 }
 
-static __always_inline u32 ck_mul64(const u8 *p, u32 len, u32 seed)
+static __always_inline u32 ck_mul64(const u8 *p, u32 words, const struct enetstl_ck_hash *hk)
 {
-	static const u64 k[5] = { ENETSTL_MUL64_K0, ENETSTL_MUL64_K1, ENETSTL_MUL64_K2,
-				  ENETSTL_MUL64_K3, ENETSTL_MUL64_K4 };
-	u64 a = seed;
+	u64 a = 0;
 	u32 i;
 
-	if (len == 40)	/* the 5-tuple key: straight-line, five independent multiplies */
-		a += get_unaligned((const u64 *)p) * ENETSTL_MUL64_K0 +
-		     get_unaligned((const u64 *)(p + 8)) * ENETSTL_MUL64_K1 +
-		     get_unaligned((const u64 *)(p + 16)) * ENETSTL_MUL64_K2 +
-		     get_unaligned((const u64 *)(p + 24)) * ENETSTL_MUL64_K3 +
-		     get_unaligned((const u64 *)(p + 32)) * ENETSTL_MUL64_K4;
+	if (words == ENETSTL_CK_WORDS)	/* the 5-tuple key: five independent multiplies */
+		a = CK_W(p, hk, 0) + CK_W(p, hk, 1) + CK_W(p, hk, 2) + CK_W(p, hk, 3) +
+		    CK_W(p, hk, 4);
 	else
-		for (i = 0; i < len / 8; i++)
-			a += get_unaligned((const u64 *)(p + 8 * i)) * k[i];
+		for (i = 0; i < words; i++)
+			a += CK_W(p, hk, i);
 	a ^= a >> 32;
 	a *= ENETSTL_MUL64_FIN;
 	a ^= a >> 32;
@@ -232,36 +232,40 @@ static __always_inline u32 ck_mul64(const u8 *p, u32 len, u32 seed)
 }
 
 /*
- * The first key-index candidate of `key` in a cuckoo table (layout and placement in enetstl.h)
- * and its hash: hash, the 16-lane signature compare of the primary bucket, and of the alternate
- * only when the primary has no match; the key index of the first matching slot.  The caller
- * compares that entry's key; bit 30 of the result says a mismatch is not yet a miss (the
- * alternate bucket was not read, or other slots matched too).
+ * The first key-index candidate of `key` in a cuckoo table (layout, placement and the keyed
+ * hash in enetstl.h) and its hash: hash, the 16-lane signature compare of the primary bucket,
+ * and of the alternate only when the primary has no match; the key index of the first matching
+ * slot.  The caller compares that entry's key; bit 30 of the result says a mismatch is not yet
+ * a miss (the alternate bucket was not read, or other slots matched too).
  * Readers take no lock; the caller's writer protocol decides what a concurrent move means.
  *
  * The key store is not an argument: on 6.12 a second `__map` argument whose map has no BTF
- * record crashes the verifier (check_kfunc_args reads record->wq_off of a NULL record).
+ * record crashes the verifier (check_kfunc_args reads record->wq_off of a NULL record).  The
+ * hash's secret comes as memory, not rodata: 6.12 checks a kfunc's memory arguments for
+ * writing too, so a pointer into a read-only map is refused.
  */
-__bpf_kfunc u64 enetstl_cuckoo_cand(void *buckets__map, const void *key, u32 key__sz, u64 cfg)
+__bpf_kfunc u64 enetstl_cuckoo_cand(void *buckets__map, const void *key, u32 key__sz,
+				    const void *hash, u32 hash__sz)
 {
+	const struct enetstl_ck_hash *hk = hash;
 	const struct bpf_array *ba = buckets__map;
-	u32 kind = (cfg >> 32) & 0xff, seed = (u32)cfg, h, sig, mask, x, b, m1, m2;
 	const struct enetstl_ck_bucket *b1, *b2;
+	u32 h, sig, mask, x, b, m1, m2, words = key__sz / 8;
 	u64 pat;
 
-	/* the verifier passes a map and key__sz readable bytes at key: no NULL checks (an empty
-	 * key hashes like any other) */
-	if (key__sz > ENETSTL_MAX_KEY || ba->map.map_type != BPF_MAP_TYPE_ARRAY ||
+	/* the verifier passes a map, key__sz readable bytes at key and hash__sz at hash: no NULL
+	 * checks (an empty key hashes like any other) */
+	if (key__sz & 7 || words > ENETSTL_CK_WORDS || hash__sz < sizeof(*hk) ||
+	    ba->map.map_type != BPF_MAP_TYPE_ARRAY ||
 	    ba->map.value_size < sizeof(struct enetstl_ck_bucket) ||
 	    /* plain data only: no spin locks, timers or kptrs inside the values we read */
 	    !IS_ERR_OR_NULL(ba->map.record) ||
 	    ba->map.max_entries < 2 || !is_power_of_2(ba->map.max_entries))
 		return ENETSTL_CK_ERR;
-	if (kind == ENETSTL_CK_HASH_CRC32C)
-		h = ck_crc32c(key, key__sz, seed);
-	else if (kind == ENETSTL_CK_HASH_MUL64 && !(key__sz & 7) &&
-		 key__sz <= ENETSTL_MUL64_MAX_KEY)
-		h = ck_mul64(key, key__sz, seed);
+	if (hk->kind == ENETSTL_CK_HASH_MUL64)
+		h = ck_mul64(key, words, hk);
+	else if (hk->kind == ENETSTL_CK_HASH_CRC32C)
+		h = ck_crc32c(key, words, hk);
 	else
 		return ENETSTL_CK_ERR;
 	sig = h >> 16 ? h >> 16 : 1;

@@ -474,7 +474,8 @@ RUNTIME_FIELDS = {
     "filter": frozenset(),
 }
 PROGRAM_FIELDS = {
-    "flow_table": frozenset({"learn", "default_action", "default_port", "non_ip_action", "max_search"}),
+    "flow_table": frozenset({"learn", "default_action", "default_port", "non_ip_action", "max_search",
+                             "search_budget"}),
     "sketch": frozenset({"threshold", "action", "redirect_to"}),
     "router": frozenset({"icmp", "learn_neighbours", "ecmp_seed", "use_module"}),
     "l2_switch": frozenset(),

@@ -54,7 +54,16 @@ struct enetstl_cm_hdr {
  * slots, signature 0 = empty (the key store is the caller's).  Placement of a key with hash h:
  *   sig = h >> 16, or 1 if that is 0;   b1 = h & (n_buckets - 1);
  *   b2 = b1 ^ ((mix(sig) & (n_buckets - 1)) | 1),  mix(s) = x ^ x >> 16 with x = s * SIG_MIX
- * The `cfg` argument: bits 0..31 the seed, bits 32..39 the hash (ENETSTL_CK_HASH_*).
+ * The hash is keyed (struct enetstl_ck_hash, the table's secret): the key is read as
+ * little-endian u64 words w[i] (length a multiple of 8, at most ENETSTL_CK_WORDS words) and
+ *   MUL64:  a = sum w[i] * k[i] (mod 2^64); a ^= a >> 32; a *= ENETSTL_MUL64_FIN;
+ *           a ^= a >> 32; h = low 32 bits of a
+ *   CRC32C: h = CRC-32C (initial value 0, as enetstl_crc32c with seed 0) of the words
+ *           w[i] * k[i] (mod 2^64), little-endian
+ * with k[i] odd and secret: which keys share a bucket pair depends on the whole key and on k,
+ * so keys cannot be aimed at a bucket pair without k (a fixed multiplier would let anyone
+ * build any number of keys with one hash; CRC-32C alone is linear, so collisions it has under
+ * one seed it has under every seed).
  * Result: bits 0..29 the key index in the first slot whose signature matches (primary bucket
  * first, the alternate read only when the primary has no match; 0 = no slot matches: the key
  * is absent), bit 30 ENETSTL_CK_MORE (a key mismatch there is not yet a miss: the candidate is
@@ -63,21 +72,20 @@ struct enetstl_cm_hdr {
  */
 #define ENETSTL_CK_SLOTS	16
 #define ENETSTL_CK_SIG_MIX	0x9E3779B1u
-#define ENETSTL_CK_HASH_CRC32C	0	/* CRC-32C of the key with the seed (enetstl_crc32c) */
-#define ENETSTL_CK_HASH_MUL64	1	/* key as u64 words (length a multiple of 8, <= 40 B):
-					 * a = seed + sum w[i] * ENETSTL_MUL64_K[i] (mod 2^64);
-					 * a ^= a >> 32; a *= ENETSTL_MUL64_FIN; a ^= a >> 32;
-					 * h = low 32 bits of a */
-#define ENETSTL_MUL64_MAX_KEY	40
-#define ENETSTL_MUL64_K0	0x9E3779B185EBCA87ull
-#define ENETSTL_MUL64_K1	0xC2B2AE3D27D4EB4Full
-#define ENETSTL_MUL64_K2	0x165667B19E3779F9ull
-#define ENETSTL_MUL64_K3	0x85EBCA77C2B2AE63ull
-#define ENETSTL_MUL64_K4	0x27D4EB2F165667C5ull
+#define ENETSTL_CK_WORDS	5	/* u64 words of the longest key (40 bytes) */
+#define ENETSTL_CK_HASH_CRC32C	0	/* CRC-32C of the keyed words (SSE4.2 in the module) */
+#define ENETSTL_CK_HASH_MUL64	1	/* sum of the keyed words, folded (see above) */
 #define ENETSTL_MUL64_FIN	0x9E3779B97F4A7C15ull
 #define ENETSTL_CK_IDX		((1u << 30) - 1)
 #define ENETSTL_CK_MORE		(1u << 30)
 #define ENETSTL_CK_ERR		(1u << 31)
+
+/* The keyed hash of a cuckoo table: which function, and its secret odd multipliers. */
+struct enetstl_ck_hash {
+	__u32 kind;	/* ENETSTL_CK_HASH_* */
+	__u32 pad;
+	__u64 k[ENETSTL_CK_WORDS];
+};
 
 struct enetstl_ck_bucket {
 	__u16 sig[ENETSTL_CK_SLOTS];
@@ -135,7 +143,7 @@ ENETSTL_DECL(int, enetstl_find_u32, const __u32 *arr, __u32 arr__sz, __u32 v);
 ENETSTL_DECL(__u32, enetstl_match_u32, const __u32 *arr, __u32 arr__sz, __u32 v);
 ENETSTL_DECL(int, enetstl_key_eq, const void *a, __u32 a__sz, const void *b, __u32 b__sz);
 ENETSTL_DECL(__u64, enetstl_cuckoo_cand, void *buckets__map, const void *key, __u32 key__sz,
-	     __u64 cfg);
+	     const void *hash, __u32 hash__sz);
 ENETSTL_DECL(int, enetstl_min_idx_u32, const __u32 *vals, __u32 vals__sz);
 
 /* bits.c */

@@ -191,6 +191,107 @@ def report(ins: dict | None, ns: dict) -> str:
     return "\n".join(lines)
 
 
+# ---- a flood of new flows against a full table ----------------------------------------------
+
+FLOOD_N = 100_000    # distinct new flows per test_run (traffic.replay)
+# (name, slots, entries deleted after the fill, flood flows only where both buckets are full)
+FLOOD_CASES = (
+    ("key store full (100 %)", 4096, 0, False),
+    ("every new flow needs a search (64k slots, 256 free)", 65536, 256, True),
+)
+
+
+def _flood_table(learn: bool, seed: int, size: int, holes: int, hash: str | None):
+    """A table of ``size`` slots filled by control inserts of random flows until 200 in a row
+    fail (or the key store is full), then ``holes`` of them deleted; the same seed gives the
+    same layout for either ``learn``."""
+    from nf.models.flow_table import Flow
+    from nf.nfs.flow_table import FlowTable, FlowTableError
+    ft = FlowTable(size=size, variant="pure", learn=learn, seed=seed, hash=hash or HASH).load()
+    rnd, held, fails = random.Random(seed), [], 0
+    while len(held) < ft.capacity and fails < 200:
+        f = Flow(f"10.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+                 f"172.16.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+                 rnd.randrange(1024, 65536), rnd.choice((53, 80, 443)), 17)
+        try:
+            ft.insert(f)
+            held.append(f)
+            fails = 0
+        except FlowTableError:
+            fails += 1
+    for f in rnd.sample(held, holes):
+        ft.delete(f)
+    return ft
+
+
+def _flood_flows(ft, n: int, aim: bool) -> list:
+    """``n`` distinct new flows; with ``aim`` only flows whose two buckets are both full."""
+    from nf.models.flow_table import Flow
+    full = {i for i, b in enumerate(ft.buckets()) if all(b.sig)}
+    out, i = [], 0
+    while len(out) < n:
+        f = Flow(f"10.{200 + (i >> 16)}.{i >> 8 & 255}.{i & 255}", "192.168.0.1",
+                 1024 + i % 60_000, 80, 17)
+        i += 1
+        if not aim or set(ft.place(f)[:2]) <= full:
+            out.append(f)
+    return out
+
+
+def flood(rounds: int = 5, n: int = FLOOD_N, hash: str | None = None) -> dict:
+    """On the host, per FLOOD_CASES: ns per packet of ``n`` distinct new flows (one test_run
+    through traffic.replay) against a full table (:func:`_flood_table`) that learns (search
+    budget and refusal cache at their defaults), and of the same flows against the same table
+    not learning (lookup misses); the replay into an XDP_PASS program (its own cost) is
+    subtracted from both. Median of rounds; the learning table's counters over all rounds say
+    where the packets went."""
+    import os
+
+    from nf.nfs.flow_table import flow_frame
+    from traffic.replay import Replay
+
+    cpu, res = min(os.sched_getaffinity(0)), {}
+    for name, size, holes, aim in FLOOD_CASES:
+        learn = _flood_table(True, 16, size, holes, hash)
+        miss = _flood_table(False, 16, size, holes, hash)
+        out, m0 = {}, learn.metrics()
+        try:
+            assert [tuple(b.idx) for b in learn.buckets()] == \
+                [tuple(b.idx) for b in miss.buckets()]
+            flows = _flood_flows(learn, n, aim)
+            for what, target in (("flood", learn.prog), ("miss", miss.prog), ("empty", None)):
+                with Replay(target, flows, flow_frame(flows[0])) as rp:
+                    per = []
+                    for _ in range(rounds):
+                        rp.rewind()
+                        per.append(rp.run(n, cpu=cpu).duration_ns)
+                    out[what] = statistics.median(per)
+            m = learn.metrics()
+            out["load"] = (m0["entries"] / m["slots"], m["entries"] / m["slots"])
+            out["counts"] = {k: m[k] - m0[k] for k in ("inserts", "fail_full", "fail_index",
+                                                       "fail_budget", "fail_cached",
+                                                       "search_steps")}
+        finally:
+            learn.down()
+            miss.down()
+        out["ratio"] = (out["flood"] - out["empty"]) / (out["miss"] - out["empty"])
+        res[name] = out
+    return res
+
+
+def flood_report(res: dict) -> str:
+    lines = []
+    for name, r in res.items():
+        net = {k: r[k] - r["empty"] for k in ("flood", "miss")}
+        lines.append(
+            f"flood of new flows, {name}, load {r['load'][0]:.2%} -> {r['load'][1]:.2%}: "
+            f"{r['flood']:.1f} ns/packet learning, {r['miss']:.1f} not learning (lookup miss), "
+            f"replay alone {r['empty']:.1f}; net {net['flood']:.1f} vs {net['miss']:.1f} ns: "
+            f"{r['ratio']:.2f}x a miss -> target <= 3x {'met' if r['ratio'] <= 3 else 'NOT met'}"
+            f"\n  where the learning packets went: {json.dumps(r['counts'])}")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__" and "--guest" in sys.argv:
     # --hash mul64|crc32c (default HASH)
     print(json.dumps(guest_main(sys.argv[sys.argv.index("--hash") + 1]

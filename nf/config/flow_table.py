@@ -102,7 +102,14 @@ class FlowTableConfig(Model):
     non_ip_action: Action = Action.pass_
     max_search: int = Field(default=256, ge=1, le=FT_SEARCH_MAX,
                             description="displacement search bound (buckets examined)")
-    seed: int = Field(default=0, ge=0, le=0xFFFFFFFF)
+    seed: Optional[int] = Field(default=None, ge=0, le=(1 << 64) - 1,
+                                description="secret of the keyed bucket choice; unset (the "
+                                            "default): drawn from the kernel's random source "
+                                            "at `nf up`; set it only to reproduce a layout")
+    search_budget: int = Field(default=256, ge=1, le=1 << 20,
+                               description="displacement-search steps per CPU per millisecond "
+                                           "for datapath inserts; past it new flows that need "
+                                           "a search get the default action (counted)")
     hash: HashKind = Field(default=HashKind.mul64,
                            description="key hash: mul64 (five multiplies: cheap in eBPF and in "
                                        "the module) or crc32c (rte_hash's; SSE4.2 in the module, "

@@ -2,15 +2,20 @@
 same insertion algorithm.
 
 The ctypes mirrors of flow_table.h live here (checked against the object's BTF by the tests), and
-:class:`CuckooModel` reproduces the datapath's placement slot for slot: the CRC32-C hash of the
-40-byte key, signature ``h >> 16`` (0 -> 1), primary bucket ``h & mask``, alternate bucket
-``b ^ ((mix(sig) & mask) | 1)``, the breadth-first displacement search with the same queue order
-and bound, the same key-index allocator (fresh indices first, then a FIFO of freed ones). A
-sequence of inserts/deletes applied to the model and to the datapath therefore yields
-byte-identical bucket arrays, which is what the differential tests compare.
+:class:`CuckooModel` reproduces the datapath's placement slot for slot: the keyed hash of the
+40-byte key (its five u64 words times the table's five secret odd multipliers, then MUL64's
+fold or CRC-32C of the products: enetstl.h), signature ``h >> 16`` (0 -> 1), primary bucket
+``h & mask``, alternate bucket ``b ^ ((mix(sig) & mask) | 1)``, the breadth-first displacement
+search with the same queue order and bound, the same key-index allocator (fresh indices first,
+then a FIFO of freed ones). A sequence of inserts/deletes applied to the model and to the
+datapath therefore yields byte-identical bucket arrays, which is what the differential tests
+compare.
+
+The multipliers come from a 64-bit seed (:func:`hash_key`, a SplitMix64 stream); a deployment
+draws its seed from the kernel's random source (:func:`draw_seed`) unless its config pins one.
 
     k = flow_key("10.0.0.1", "10.0.0.2", 1234, 80, "udp")     # bytes, 40
-    m = CuckooModel(n_buckets=256)
+    m = CuckooModel(n_buckets=256, seed=7)
     rc, where = m.insert(k)           # rc: FT_OK / FT_EXISTS / FT_FULL / FT_NO_INDEX
     m.lookup(k)                       # Where(bucket, slot, idx) or None
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import ipaddress
+import os
 import socket
 from collections import deque
 from dataclasses import dataclass
@@ -34,6 +40,9 @@ FT_PATH_MAX = 8
 FT_HIST_BINS = 16
 FT_LOOKUP_RETRIES = 3
 FT_SIG_MIX = 0x9E3779B1
+FT_REFUSED = 64
+FT_TICK_NS = 1_000_000
+FT_BURST_TICKS = 4
 FT_MIN_BUCKETS = 2
 FT_MAX_BUCKETS = 1 << 20
 OBJECT = "flow_table/flow_table"
@@ -47,9 +56,8 @@ class Hash(enum.IntEnum):
     MUL64 = 1
 
 
-# enetstl.h ENETSTL_MUL64_*: the MUL64 hash's word multipliers and its final multiplier
-MUL64_K = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x85EBCA77C2B2AE63,
-           0x27D4EB2F165667C5)
+# enetstl.h: words of the keyed hash, MUL64's final multiplier
+CK_WORDS = 5
 MUL64_FIN = 0x9E3779B97F4A7C15
 
 
@@ -74,6 +82,7 @@ class Rc(enum.IntEnum):
     NO_INDEX = 4
     BUSY = 5
     BAD_REQ = 6
+    DEFERRED = 7
 
 
 class Op(enum.IntEnum):
@@ -111,12 +120,20 @@ class FtBucket(ctypes.Structure):
     _fields_ = [("sig", ctypes.c_uint16 * FT_SLOTS), ("idx", ctypes.c_uint32 * FT_SLOTS)]
 
 
+class CkHash(ctypes.Structure):
+    """struct enetstl_ck_hash: the table's keyed hash (kind and secret multipliers)."""
+    __c_struct__ = "struct enetstl_ck_hash"
+    __bpf_object__ = OBJECT
+    _fields_ = [("kind", ctypes.c_uint32), ("pad", ctypes.c_uint32),
+                ("k", ctypes.c_uint64 * CK_WORDS)]
+
+
 class FtState(ctypes.Structure):
     __c_struct__ = "struct ft_state"
     __bpf_object__ = OBJECT
     _fields_ = [("lock", ctypes.c_uint32), ("entries", ctypes.c_uint32), ("chg", ctypes.c_uint64),
                 ("fresh", ctypes.c_uint32), ("free_head", ctypes.c_uint32),
-                ("free_tail", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+                ("free_tail", ctypes.c_uint32), ("frees", ctypes.c_uint32), ("hash", CkHash)]
 
 
 class FtMetrics(ctypes.Structure):
@@ -124,14 +141,15 @@ class FtMetrics(ctypes.Structure):
     __bpf_object__ = OBJECT
     _fields_ = [(n, ctypes.c_uint64) for n in (
         "lookups", "hits", "misses", "inserts", "fail_full", "fail_index", "fail_busy",
-        "deletes", "retries", "search_steps")] + [("hist", ctypes.c_uint64 * FT_HIST_BINS)]
+        "fail_budget", "fail_cached", "deletes", "retries", "search_steps")] + \
+        [("hist", ctypes.c_uint64 * FT_HIST_BINS)]
 
 
 class FtCfg(ctypes.Structure):
     __c_struct__ = "struct ft_cfg"
     __bpf_object__ = OBJECT
     _fields_ = [(n, ctypes.c_uint32) for n in (
-        "bucket_mask", "capacity", "seed", "max_search", "learn", "default_action",
+        "bucket_mask", "capacity", "search_budget", "max_search", "learn", "default_action",
         "default_port", "non_ip_action", "hash")]
 
 
@@ -144,7 +162,7 @@ class FtReq(ctypes.Structure):
                 ("val", FtValue)]
 
 
-MIRRORS = (FtKey, FtValue, FtEntry, FtBucket, FtState, FtMetrics, FtCfg, FtReq)
+MIRRORS = (FtKey, FtValue, FtEntry, FtBucket, CkHash, FtState, FtMetrics, FtCfg, FtReq)
 
 # ---------------------------------------------------------------------------------------------
 # keys
@@ -213,30 +231,58 @@ def flow_key(src: str, dst: str, sport: int = 0, dport: int = 0,
     return bytes(k)
 
 
-def mul64(key: bytes, seed: int = 0) -> int:
-    """The MUL64 hash: seed + sum of the key's little-endian u64 words times MUL64_K (mod 2^64),
-    fold, multiply, fold; the low 32 bits."""
-    if len(key) % 8 or len(key) > 8 * len(MUL64_K):
-        raise ValueError(f"MUL64 hashes up to {8 * len(MUL64_K)} bytes in u64 words, "
+def hash_key(seed: int) -> tuple[int, ...]:
+    """The table's secret multipliers for a 64-bit seed: CK_WORDS outputs of SplitMix64 started
+    at the seed, made odd (so each word's product is a bijection of that word)."""
+    if not 0 <= seed < 1 << 64:
+        raise ValueError(f"seed {seed} outside 0..2^64-1")
+    out, x = [], seed
+    for _ in range(CK_WORDS):
+        x = (x + 0x9E3779B97F4A7C15) & M64
+        z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+        out.append((z ^ (z >> 31)) | 1)
+    return tuple(out)
+
+
+def draw_seed() -> int:
+    """A fresh table seed from the kernel's random source (getrandom)."""
+    return int.from_bytes(os.urandom(8), "little")
+
+
+def _words(key: bytes, k: tuple[int, ...]) -> list[int]:
+    if len(key) % 8 or len(key) > 8 * CK_WORDS:
+        raise ValueError(f"the keyed hash takes up to {8 * CK_WORDS} bytes in u64 words, "
                          f"got {len(key)}")
-    a = seed & M32
-    for i in range(len(key) // 8):
-        a += int.from_bytes(key[8 * i:8 * i + 8], "little") * MUL64_K[i]
-    a &= M64
+    return [int.from_bytes(key[8 * i:8 * i + 8], "little") * k[i] & M64
+            for i in range(len(key) // 8)]
+
+
+def mul64(key: bytes, k: tuple[int, ...]) -> int:
+    """MUL64 keyed by ``k``: the sum of the key's little-endian u64 words times k[i]
+    (mod 2^64), fold, multiply, fold; the low 32 bits."""
+    a = sum(_words(key, k)) & M64
     a ^= a >> 32
     a = (a * MUL64_FIN) & M64
     a ^= a >> 32
     return a & M32
 
 
-def key_hash(key: bytes, seed: int = 0, kind: Hash | int = Hash.MUL64) -> int:
+def crc32c_keyed(key: bytes, k: tuple[int, ...]) -> int:
+    """CRC32C keyed by ``k``: CRC-32C (initial value 0) of the products word * k[i], each as
+    8 little-endian bytes."""
+    return crc32c(b"".join(w.to_bytes(8, "little") for w in _words(key, k)), 0)
+
+
+def key_hash(key: bytes, k: tuple[int, ...], kind: Hash | int = Hash.MUL64) -> int:
+    """The table's hash of a 40-byte flow key under multipliers ``k`` (hash_key(seed))."""
     if len(key) != FT_KEY_SIZE:
         raise ValueError(f"a flow key is {FT_KEY_SIZE} bytes, got {len(key)}")
     if kind == Hash.MUL64:
-        return mul64(key, seed)
+        return mul64(key, k)
     if kind != Hash.CRC32C:
         raise ValueError(f"unknown hash {kind}")
-    return crc32c(key, seed)
+    return crc32c_keyed(key, k)
 
 
 def sig_of(h: int) -> int:
@@ -250,10 +296,10 @@ def alt_bucket(bkt: int, sig: int, mask: int) -> int:
     return (bkt ^ ((x & mask) | 1)) & mask
 
 
-def placement(key: bytes, seed: int, mask: int, kind: Hash | int) -> tuple[int, int, int]:
+def placement(key: bytes, k: tuple[int, ...], mask: int, kind: Hash | int) -> tuple[int, int, int]:
     """(primary bucket, alternate bucket, signature) of a 40-byte key in a table of mask + 1
-    buckets: the datapath's ft_place + ft_alt."""
-    h = key_hash(key, seed, kind)
+    buckets keyed by ``k``: the datapath's ft_place + ft_alt."""
+    h = key_hash(key, k, kind)
     sig = sig_of(h)
     b1 = h & mask
     return b1, alt_bucket(b1, sig, mask), sig
@@ -283,12 +329,15 @@ class CuckooModel:
     """The table as the datapath lays it out, mutated by the datapath's algorithm."""
 
     def __init__(self, n_buckets: int, seed: int = 0, max_search: int = 256,
-                 capacity: int | None = None, hash: Hash | int = Hash.MUL64):
+                 capacity: int | None = None, hash: Hash | int = Hash.MUL64,
+                 key: tuple[int, ...] | None = None):
+        """``key``: the multipliers themselves (a deployed table's), instead of a seed's."""
         if n_buckets < FT_MIN_BUCKETS or n_buckets & (n_buckets - 1):
             raise ValueError(f"n_buckets {n_buckets}: a power of two >= {FT_MIN_BUCKETS}")
         if not 1 <= max_search <= FT_SEARCH_MAX:
             raise ValueError(f"max_search {max_search} outside 1..{FT_SEARCH_MAX}")
-        self.nb, self.mask, self.seed, self.max_search = n_buckets, n_buckets - 1, seed, max_search
+        self.nb, self.mask, self.max_search = n_buckets, n_buckets - 1, max_search
+        self.hkey = tuple(key) if key is not None else hash_key(seed)
         self.hash = Hash(hash)
         self.capacity = capacity if capacity is not None else n_buckets * FT_SLOTS
         self.sig = [[0] * FT_SLOTS for _ in range(n_buckets)]
@@ -298,11 +347,13 @@ class CuckooModel:
         self.free: deque[int] = deque()
         self.entries = 0
         self.hist = [0] * FT_HIST_BINS
-        self.fail_full = self.fail_index = self.search_steps = 0
+        self.fail_full = self.fail_index = self.fail_cached = self.search_steps = 0
+        self.frees = 0                                  # deletes (ft_state.frees)
+        self.refused: dict[int, tuple[int, int]] = {}   # one CPU's refusal cache (ft_bfs)
 
     # ---- placement ----
     def place(self, key: bytes) -> tuple[int, int, int]:
-        return placement(key, self.seed, self.mask, self.hash)
+        return placement(key, self.hkey, self.mask, self.hash)
 
     def _empty(self, b: int) -> int:
         row = self.sig[b]
@@ -417,6 +468,27 @@ class CuckooModel:
         self.hist[min(moves, FT_HIST_BINS - 1)] += 1
         return Rc.OK, Where(bkt, s, idx, moves)
 
+    def learn(self, key: bytes) -> tuple[Rc, Where | None]:
+        """A datapath insert (ft_learn) on one CPU whose search budget never runs out: a full
+        key store is NO_INDEX at once; a key whose two buckets are full and whose bucket pair
+        failed a full search since the last delete is DEFERRED without a search; else
+        insert(), a FULL result remembered for the pair."""
+        w = self.lookup(key)
+        if w:
+            return Rc.EXISTS, w
+        if self.entries >= self.capacity:
+            self.fail_index += 1
+            return Rc.NO_INDEX, None
+        b1, b2, sig = self.place(key)
+        c, pair = sig & (FT_REFUSED - 1), b1 << 32 | sig
+        if self._empty(b1) < 0 and self._empty(b2) < 0 and self.refused.get(c) == (pair, self.frees):
+            self.fail_cached += 1
+            return Rc.DEFERRED, None
+        rc, w = self.insert(key)
+        if rc == Rc.FULL:
+            self.refused[c] = (pair, self.frees)
+        return rc, w
+
     def delete(self, key: bytes) -> Rc:
         w = self.lookup(key)
         if not w:
@@ -426,6 +498,7 @@ class CuckooModel:
         del self.keys[w.idx]
         self.free.append(w.idx)
         self.entries -= 1
+        self.frees += 1
         return Rc.OK
 
     def items(self) -> dict[bytes, Where]:

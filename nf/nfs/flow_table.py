@@ -9,8 +9,10 @@
 Mutations (insert/delete) run the datapath's own C code through test_run of the control program
 (xdp_ft_ctl / xdp_ft_ctl_kf), under the same writer lock as datapath inserts, so they are safe
 while traffic flows and place entries exactly where the datapath looks. Reads (lookup, dump) are
-done in Python from the maps: the key hash (CRC32-C from nf.algo, or MUL64), the bucket pair and
-the signature come from nf.models.flow_table, the same definitions the datapath uses.
+done in Python from the maps: the keyed hash, the bucket pair and the signature come from
+nf.models.flow_table, the same definitions the datapath uses, with the table's own secret
+multipliers (ft_state.hash: written once when the table's maps are created, from the config's
+seed or one drawn from the kernel's random source; read back by every later controller).
 """
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ from nf.config.base import ConfigError
 from nf.config.flow_table import (Action as CfgAction, AttachMode, FlowTableConfig, HashKind,
                                   Variant)
 from nf.models.flow_table import (
-    FT_HIST_BINS, FT_SLOTS, OBJECT, Action, Flags, Flow, FtBucket, FtCfg, FtEntry, FtKey, Hash,
-    FtMetrics, FtReq, FtState, FtValue, Op, Rc, Where, flow_key, n_buckets_for, placement,
+    FT_HIST_BINS, FT_SLOTS, OBJECT, Action, CkHash, Flags, Flow, FtBucket, FtCfg, FtEntry, FtKey,
+    Hash, FtMetrics, FtReq, FtState, FtValue, Op, Rc, Where, draw_seed, flow_key, hash_key,
+    n_buckets_for, placement,
 )
 
 u32 = ctypes.c_uint32
@@ -130,6 +133,7 @@ class FlowTable:
         self.pin_dir: Path | None = None
         self._pinned: dict = {}        # maps and programs opened from pins (no object)
         self._keep = False             # opened from pins: leaving a `with` keeps the deployment
+        self.hash_key: tuple[int, ...] | None = None   # the table's multipliers (ft_state.hash)
 
     # -- lifecycle -----------------------------------------------------------------------
     def resolve_variant(self) -> Variant:
@@ -159,8 +163,8 @@ class FlowTable:
 
     def rodata(self) -> FtCfg:
         c = self.cfg
-        return FtCfg(bucket_mask=self.mask, capacity=self.capacity, seed=c.seed,
-                     max_search=c.max_search, learn=int(c.learn),
+        return FtCfg(bucket_mask=self.mask, capacity=self.capacity,
+                     search_budget=c.search_budget, max_search=c.max_search, learn=int(c.learn),
                      default_action=_ACT[c.default_action],
                      default_port=self.ifindexes.get(c.default_port or "", 0),
                      non_ip_action=_ACT[c.non_ip_action], hash=_HASH[c.hash])
@@ -199,7 +203,28 @@ class FlowTable:
         self.prog = obj.program(PROG[self.variant])
         self.ctl_prog = obj.program(CTL[self.variant])
         self._typed({n: obj.map(n) for n in ("ft_buckets", "ft_entries", "ft_state", "ft_metrics")})
+        try:
+            self._key_table()
+        except BaseException:
+            self.release()
+            raise
         return self
+
+    def _key_table(self) -> None:
+        """The one place a table gets its secret: new maps (never keyed: multipliers are odd)
+        take the config's seed, or one drawn from the kernel's random source; maps reused from
+        pins (a reload) keep theirs, which must be of the config's hash and pinned seed."""
+        st = self.state_map[0]
+        kind = _HASH[self.cfg.hash]
+        if not st.hash.k[0]:
+            seed = self.cfg.seed if self.cfg.seed is not None else draw_seed()
+            st.hash = CkHash(kind=kind, k=(ctypes.c_uint64 * len(st.hash.k))(*hash_key(seed)))
+            self.state_map[0] = st
+        elif st.hash.kind != kind or (self.cfg.seed is not None
+                                      and tuple(st.hash.k) != hash_key(self.cfg.seed)):
+            raise RuntimeError(f"flow table {self.cfg.name!r}: the pinned table is keyed by "
+                               f"another hash or seed than this config's (needs down/up)")
+        self.hash_key = tuple(st.hash.k)
 
     def install_rules(self) -> None:
         for i, r in enumerate(self.cfg.rules):
@@ -248,7 +273,8 @@ class FlowTable:
         ft.pin_dir, ft._keep = d, True
         try:
             ft._pinned = {n: Map.from_pin(d / n) for n in
-                          ("ft_buckets", "ft_entries", "ft_state", "ft_metrics", "ft_stats")}
+                          ("ft_buckets", "ft_entries", "ft_state", "ft_metrics", "ft_stats",
+                           "ft_bfs")}
             if ft._pinned["ft_buckets"].max_entries != ft.n_buckets:
                 raise RuntimeError(f"pinned flow table {cfg.name!r} has "
                                    f"{ft._pinned['ft_buckets'].max_entries} buckets, this config "
@@ -259,6 +285,7 @@ class FlowTable:
             ft.release()
             raise
         ft._typed(ft._pinned)
+        ft.hash_key = tuple(ft.state_map[0].hash.k)
         return ft
 
     def _typed(self, maps) -> None:
@@ -357,7 +384,7 @@ class FlowTable:
                                 flags=Flags.STATIC if static else Flags.LEARNED))
         out = self._ctl(req)
         if out.ret == Rc.OK or (out.ret == Rc.EXISTS and update):
-            return Where(out.bucket, out.slot, out.idx, out.moves)
+            return Where(out.bucket, out.slot, out.idx, out.moves)    # EXISTS: where it is
         raise FlowTableError(out.ret, f"insert {Flow.from_key(_as_key(flow))}")
 
     def delete(self, flow: Flow | bytes) -> bool:
@@ -381,7 +408,9 @@ class FlowTable:
         nb = self.n_buckets
         self.buckets_map.batch_update(range(nb), [FtBucket()] * nb)
         self.entries_map.batch_update(range(self.capacity + 1), [FtEntry()] * (self.capacity + 1))
-        self.state_map[0] = FtState()
+        self.state_map[0] = FtState(hash=self.state_map[0].hash)     # the table keeps its key
+        bfs = self._map("ft_bfs")        # search budgets and refused pairs of every CPU
+        bfs.update(bytes(4), bytes(bfs.value_buf_size))
         self.metrics_map[0] = FtMetrics()
         from nf.datapath import NfStats
         self._map("ft_stats").typed(u32, NfStats)[0] = NfStats()
@@ -389,7 +418,9 @@ class FlowTable:
     # -- reads (Python, same hash) --------------------------------------------------------
     def place(self, flow: Flow | bytes) -> tuple[int, int, int]:
         """(primary bucket, alternate bucket, signature) of a flow."""
-        return placement(_as_key(flow), self.cfg.seed, self.mask, _HASH[self.cfg.hash])
+        if self.hash_key is None:
+            raise RuntimeError(f"flow table {self.cfg.name} is not loaded: it has no key yet")
+        return placement(_as_key(flow), self.hash_key, self.mask, _HASH[self.cfg.hash])
 
     def _entry(self, e: FtEntry, b: int, s: int, idx: int) -> FlowEntry:
         v = e.val
@@ -459,13 +490,14 @@ class FlowTable:
     def metrics(self) -> dict:
         st = self.state_map[0]
         m = self.metrics_map.sum(0)
-        fails = m.fail_full + m.fail_index + m.fail_busy
+        fails = m.fail_full + m.fail_index + m.fail_busy + m.fail_budget + m.fail_cached
         return {
             "entries": st.entries, "slots": self.capacity, "buckets": self.n_buckets,
             "load_factor": st.entries / self.capacity,
             "lookups": m.hits + m.misses, "hits": m.hits, "misses": m.misses, "inserts": m.inserts,
             "insert_failures": fails, "fail_full": m.fail_full, "fail_index": m.fail_index,
-            "fail_busy": m.fail_busy, "deletes": m.deletes, "retries": m.retries,
+            "fail_busy": m.fail_busy, "fail_budget": m.fail_budget, "fail_cached": m.fail_cached,
+            "deletes": m.deletes, "retries": m.retries,
             "search_steps": m.search_steps,
             "displacement_hist": list(m.hist)[:FT_HIST_BINS],
         }

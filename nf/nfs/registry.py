@@ -412,9 +412,9 @@ def _ft_flows(ft, op: str = "list", rule=None) -> list[dict]:
 
 
 def _ft_reload(rec, cfg) -> dict:
-    """learn / default actions / max_search are rodata: the table's programs again on its
-    pinned maps (FlowTable.load reuses them through pin_maps: flows and counters carry on),
-    swapped into each pinned link; the prog and ctl pins follow."""
+    """learn / default actions / max_search / search_budget are rodata: the table's programs
+    again on its pinned maps (FlowTable.load reuses them through pin_maps: flows, counters and
+    the table's key carry on), swapped into each pinned link; the prog and ctl pins follow."""
     from nf.bpf.pin import instance_dir
     from nf.chain import _repin, swap_links
     from nf.models.flow_table import OBJECT
@@ -613,7 +613,7 @@ KINDS: dict[str, Kind] = {
         _stats=lambda ft: ft.counters(), _runtime=_ft_runtime, _reload=_ft_reload,
         runtime_fields=frozenset({"rules", "idle_timeout"}),
         reload_fields=frozenset({"learn", "default_action", "default_port", "non_ip_action",
-                                 "max_search"})),
+                                 "max_search", "search_budget"})),
 }
 
 

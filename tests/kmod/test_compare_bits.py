@@ -184,8 +184,11 @@ def ck():
     obj.close()
 
 
-def _ck_call(ck, key: bytes, seed: int = 0, kind: int = 0, table: int = 0):
-    r = kt_call(ck.program("cuckoo_cand"), table, key, seed=seed, arg=kind)
+def _ck_call(ck, key: bytes, k: tuple[int, ...], kind: int = 1, table: int = 0):
+    """enetstl_cuckoo_cand with the keyed hash (kind, k) in the program's ck_hash map."""
+    from nf.models.flow_table import CkHash
+    ck.map("ck_hash").update(bytes(4), bytes(CkHash(kind=kind, k=(C.c_uint64 * 5)(*k))))
+    r = kt_call(ck.program("cuckoo_cand"), table, key)
     assert (r.retval, r.ret) == (2, 0)
     return r.out[0], r.out[1]
 
@@ -202,38 +205,42 @@ def _ck_fill(ck, rows: dict[int, list[tuple[int, int, int]]]):
 
 @pytest.mark.parametrize("kind", [0, 1])
 def test_cuckoo_cand_hash_and_placement(ck, kind):
-    from nf.models.flow_table import Hash, alt_bucket, key_hash, sig_of
+    """The module's keyed hash equals the Python one (nf.models.flow_table) for random keys and
+    random multipliers, and the first candidate follows the placement."""
+    from nf.models.flow_table import (Hash, alt_bucket, crc32c_keyed, hash_key, key_hash, mul64,
+                                      sig_of)
     rnd = random.Random(kind)
     _ck_fill(ck, {})
     for _ in range(20):
-        key, seed = rnd.randbytes(40), rnd.getrandbits(32)
-        h = key_hash(key, seed, Hash(kind))
-        assert _ck_call(ck, key, seed, kind) == (0, h)          # empty table: absent
+        key, k = rnd.randbytes(40), hash_key(rnd.getrandbits(64))
+        h = key_hash(key, k, Hash(kind))
+        assert _ck_call(ck, key, k, kind) == (0, h)             # empty table: absent
         sig, b1 = sig_of(h), h & 7
         b2 = alt_bucket(b1, sig, 7)
         # only in the alternate bucket, once: its index, and a mismatch there is a miss
         _ck_fill(ck, {b2: [(9, sig, 1234)], b1: [(0, sig ^ 1 or 2, 55)]})
-        assert _ck_call(ck, key, seed, kind) == (1234, h)
+        assert _ck_call(ck, key, k, kind) == (1234, h)
         # twice in the alternate: the first slot, MORE
         _ck_fill(ck, {b2: [(9, sig, 1234), (3, sig, 99)]})
-        assert _ck_call(ck, key, seed, kind) == (CK_MORE | 99, h)
+        assert _ck_call(ck, key, k, kind) == (CK_MORE | 99, h)
         # in the primary (and the alternate): the primary's first slot, MORE (alternate unread)
         _ck_fill(ck, {b1: [(15, sig, 7), (4, sig, 8)], b2: [(0, sig, 1)]})
-        assert _ck_call(ck, key, seed, kind) == (CK_MORE | 8, h)
-    # CRC32-C of any length equals nf.algo; MUL64 of 8..40 bytes in u64 words
-    from nf.algo import crc32c
-    from nf.models.flow_table import mul64
+        assert _ck_call(ck, key, k, kind) == (CK_MORE | 8, h)
+    # keys of 0..5 u64 words hash as in Python; any other length is refused
     _ck_fill(ck, {})
-    for n in (1, 13, 16, 40, 64):
+    k = hash_key(5)
+    fn = crc32c_keyed if kind == 0 else mul64
+    for n in (1, 8, 13, 16, 24, 32, 36, 40, 48, 64):
         key = rnd.randbytes(n)
-        want = crc32c(key, 5) if kind == 0 else (mul64(key, 5) if n % 8 == 0 and n <= 40 else None)
-        got = _ck_call(ck, key, 5, kind)
-        assert got == ((0, want) if want is not None else (CK_ERR, 0)), n
+        want = (0, fn(key, k)) if n % 8 == 0 and n <= 40 else (CK_ERR, 0)
+        assert _ck_call(ck, key, k, kind) == want, n
 
 
 def test_cuckoo_cand_refuses_bad_tables_and_hashes(ck):
-    key = bytes(range(40))
-    assert _ck_call(ck, key, 0, 0, table=1) == (CK_ERR, 0)    # 6 buckets: not a power of two
-    assert _ck_call(ck, key, 0, 0, table=2) == (CK_ERR, 0)    # 8-byte values: not a bucket
-    assert _ck_call(ck, key, 0, 2) == (CK_ERR, 0)             # unknown hash
-    assert _ck_call(ck, key[:36], 0, 1) == (CK_ERR, 0)        # MUL64: u64 words only
+    from nf.models.flow_table import hash_key
+    key, k = bytes(range(40)), hash_key(1)
+    assert _ck_call(ck, key, k, 1, table=1) == (CK_ERR, 0)    # 6 buckets: not a power of two
+    assert _ck_call(ck, key, k, 1, table=2) == (CK_ERR, 0)    # 8-byte values: not a bucket
+    assert _ck_call(ck, key, k, 1, table=3) == (CK_ERR, 0)    # hash argument too short
+    assert _ck_call(ck, key, k, 2) == (CK_ERR, 0)             # unknown hash
+    assert _ck_call(ck, key[:36], k, 0) == (CK_ERR, 0)        # u64 words only

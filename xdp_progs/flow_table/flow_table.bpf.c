@@ -44,7 +44,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct ft_cfg ft_cfg = {
 	.bucket_mask = 255,
 	.capacity = 256 * FT_SLOTS,
-	.seed = 0,
+	.search_budget = 256,
 	.max_search = 256,
 	.learn = 1,
 	.default_action = FT_ACT_PASS,
@@ -110,26 +110,33 @@ _Static_assert(FT_HASH_CRC32C == ENETSTL_CK_HASH_CRC32C && FT_HASH_MUL64 == ENET
 	       sizeof(struct ft_bucket) == sizeof(struct enetstl_ck_bucket),
 	       "flow_table.h and enetstl_cuckoo_find must agree on the table");
 
-/* MUL64 (enetstl.h): five independent multiplies, then a fold-multiply-fold. */
-static __always_inline __u32 ft_mul64(const struct ft_key *k)
+_Static_assert(FT_KEY_SIZE == 8 * ENETSTL_CK_WORDS, "the keyed hash takes the key in u64 words");
+
+/* The keyed hash (enetstl.h): each u64 word of the key times the table's secret multiplier,
+ * then MUL64 (sum, fold-multiply-fold) or CRC-32C of the five products. */
+static __always_inline __u32 ft_hash(const struct ft_key *k, const struct enetstl_ck_hash *hk,
+				     const int kf)
 {
 	const __u64 *w = (const __u64 *)k;
-	__u64 a = ft_cfg.seed + w[0] * ENETSTL_MUL64_K0 + w[1] * ENETSTL_MUL64_K1 +
-		  w[2] * ENETSTL_MUL64_K2 + w[3] * ENETSTL_MUL64_K3 + w[4] * ENETSTL_MUL64_K4;
+	__u64 p[ENETSTL_CK_WORDS] __attribute__((aligned(8)));
 
-	a ^= a >> 32;
-	a *= ENETSTL_MUL64_FIN;
-	a ^= a >> 32;
-	return (__u32)a;
-}
+	if (ft_cfg.hash == FT_HASH_MUL64) {
+		__u64 a = w[0] * hk->k[0] + w[1] * hk->k[1] + w[2] * hk->k[2] + w[3] * hk->k[3] +
+			  w[4] * hk->k[4];
 
-static __always_inline __u32 ft_hash(const struct ft_key *k, const int kf)
-{
-	if (ft_cfg.hash == FT_HASH_MUL64)
-		return ft_mul64(k);
+		a ^= a >> 32;
+		a *= ENETSTL_MUL64_FIN;
+		a ^= a >> 32;
+		return (__u32)a;
+	}
+	p[0] = w[0] * hk->k[0];
+	p[1] = w[1] * hk->k[1];
+	p[2] = w[2] * hk->k[2];
+	p[3] = w[3] * hk->k[3];
+	p[4] = w[4] * hk->k[4];
 	if (kf && bpf_ksym_exists(enetstl_crc32c))
-		return enetstl_crc32c(k, FT_KEY_SIZE, ft_cfg.seed);
-	return algo_crc32c(k, FT_KEY_SIZE, ft_cfg.seed);
+		return enetstl_crc32c(p, sizeof(p), 0);
+	return algo_crc32c(p, sizeof(p), 0);
 }
 
 static __always_inline __u32 ft_sig(__u32 h)
@@ -315,7 +322,6 @@ static __always_inline struct ft_entry *ft_lookup_kf(struct ft_state *st, struct
 						     const struct ft_key *key,
 						     struct ft_where *w, int *fallback)
 {
-	const __u64 cfg = (__u64)ft_cfg.hash << 32 | ft_cfg.seed;
 	struct ft_entry *e;
 	__u64 res = 0;
 	__u32 idx;
@@ -325,7 +331,8 @@ static __always_inline struct ft_entry *ft_lookup_kf(struct ft_state *st, struct
 		__u64 c0 = *(volatile __u64 *)&st->chg;
 
 		FT_BARRIER();
-		res = enetstl_cuckoo_cand(&ft_buckets, key, FT_KEY_SIZE, cfg);
+		res = enetstl_cuckoo_cand(&ft_buckets, key, FT_KEY_SIZE, &st->hash,
+					  sizeof(st->hash));
 		if (res & ENETSTL_CK_ERR) {
 			*fallback = 1;
 			return NULL;
@@ -560,10 +567,13 @@ static __always_inline int ft_displace(struct ft_state *st, struct ft_search *c,
 }
 
 /* Insert `e` (key and value) at its place (lock held). w holds b1/b2/sig; on success w->bkt and
- * w->slot say where, *moves how many displacements, *idx_out the key index. */
+ * w->slot say where, *moves how many displacements, *idx_out the key index. The search expands
+ * at most `bound` buckets (<= max_search: a datapath insert's budget), *steps says how many;
+ * cut short by its budget it is DEFERRED, not FULL. */
 static __always_inline int ft_insert_locked(struct ft_state *st, struct ft_metrics *mt,
 					    const struct ft_entry *ne, struct ft_where *w,
-					    __u32 *moves, __u32 *idx_out, const int kf)
+					    __u32 *moves, __u32 *idx_out, __u32 bound, __u32 *steps,
+					    const int kf)
 {
 	struct ft_search c = {};
 	struct ft_bucket *b;
@@ -597,10 +607,16 @@ static __always_inline int ft_insert_locked(struct ft_state *st, struct ft_metri
 	q->bkt[1] = w->b2;
 	c.tail = 2;
 	c.kf = kf;
-	bpf_loop(ft_cfg.max_search, ft_search_cb, &c, 0);
+	bpf_loop(bound, ft_search_cb, &c, 0);
+	*steps = c.steps;
 	if (mt)
 		mt->search_steps += c.steps;
 	if (!c.found) {
+		if (c.steps >= bound && bound < ft_cfg.max_search) {
+			if (mt)
+				mt->fail_budget++;
+			return FT_DEFERRED;
+		}
 		if (mt)
 			mt->fail_full++;
 		return FT_FULL;
@@ -644,11 +660,13 @@ place:
 	return FT_OK;
 }
 
-/* Insert with the lock; an existing key is reported (and updated when `update`). */
+/* Insert with the lock; an existing key is reported (its index in *idx, and updated when
+ * `update`). */
 static __always_inline int ft_insert(struct ft_state *st, struct ft_metrics *mt,
 				     const struct ft_entry *ne, struct ft_where *w, __u32 *moves,
-				     __u32 *idx, int update, const int kf)
+				     __u32 *idx, int update, __u32 bound, __u32 *steps, const int kf)
 {
+	struct ft_bucket *b;
 	struct ft_entry *e;
 	int rc;
 
@@ -660,6 +678,9 @@ static __always_inline int ft_insert(struct ft_state *st, struct ft_metrics *mt,
 	/* another CPU may have inserted the key since our lock-free miss */
 	e = ft_lookup(st, NULL, &ne->key, w, kf);
 	if (e) {
+		b = bpf_map_lookup_elem(&ft_buckets, &w->bkt);
+		if (b)
+			*idx = b->idx[w->slot & (FT_SLOTS - 1)];
 		if (update) {
 			e->val.action = ne->val.action;
 			e->val.port = ne->val.port;
@@ -667,7 +688,7 @@ static __always_inline int ft_insert(struct ft_state *st, struct ft_metrics *mt,
 		}
 		rc = FT_EXISTS;
 	} else {
-		rc = ft_insert_locked(st, mt, ne, w, moves, idx, kf);
+		rc = ft_insert_locked(st, mt, ne, w, moves, idx, bound, steps, kf);
 	}
 	ft_unlock(st);
 	return rc;
@@ -698,10 +719,84 @@ static __always_inline int ft_delete(struct ft_state *st, struct ft_metrics *mt,
 	b->idx[s] = 0;
 	ft_release(st, idx);
 	st->entries--;
+	st->frees++;   /* room again: pairs refused since may be searched again */
 	if (mt)
 		mt->deletes++;
 	ft_unlock(st);
 	return FT_OK;
+}
+
+/* ---- datapath inserts: bounded cost per packet ---- */
+
+/* Search steps back into this CPU's bucket: search_budget per elapsed tick, at most
+ * FT_BURST_TICKS ticks' worth (the coarse clock moves a jiffy at a time). */
+static __always_inline void ft_refill(struct ft_bfs *q, __u64 now)
+{
+	const __u64 budget = ft_cfg.search_budget, cap = budget * FT_BURST_TICKS;
+	__u64 el = now - q->tick, t;
+
+	if (el < FT_TICK_NS)
+		return;
+	if (el >= FT_BURST_TICKS * FT_TICK_NS) {
+		q->tokens = cap;
+		q->tick = now;
+		return;
+	}
+	t = el / FT_TICK_NS;
+	q->tokens = q->tokens + t * budget < cap ? q->tokens + t * budget : cap;
+	q->tick += t * FT_TICK_NS;
+}
+
+/* Insert a flow the lookup missed (w: b1 and sig). What a packet can cost is bounded: a full
+ * key store is refused before anything else; when both buckets are full (a search would be
+ * needed), a bucket pair whose full search failed since the last delete is refused at once
+ * (FT_REFUSED-entry per-CPU cache: the same pair means the same search), and the search spends
+ * steps from this CPU's budget (search_budget per tick), refused when none is left. So a
+ * refused flow's later packets, and a flood of new flows against a full table, cost a lookup
+ * and these checks, not a search under the writer lock each. */
+static __always_inline int ft_learn(struct ft_state *st, struct ft_metrics *mt,
+				    const struct ft_entry *ne, struct ft_where *w, __u64 now,
+				    const int kf)
+{
+	__u32 zero = 0, bound = ft_cfg.max_search, steps = 0, moves = 0, idx = 0, gen, c;
+	struct ft_bucket *b1, *b2;
+	struct ft_bfs *q;
+	__u64 pair;
+	int rc;
+
+	if (st->entries >= ft_cfg.capacity) {
+		mt->fail_index++;
+		return FT_NO_INDEX;
+	}
+	w->b2 = ft_alt(w->b1, w->sig);
+	b1 = bpf_map_lookup_elem(&ft_buckets, &w->b1);
+	b2 = bpf_map_lookup_elem(&ft_buckets, &w->b2);
+	q = bpf_map_lookup_elem(&ft_bfs, &zero);
+	if (!b1 || !b2 || !q)
+		return FT_BAD_REQ;
+	pair = (__u64)w->b1 << 32 | w->sig | 1ull << 63;
+	c = w->sig & (FT_REFUSED - 1);
+	gen = *(volatile __u32 *)&st->frees;
+	if (ft_empty_slot(b1, kf) < 0 && ft_empty_slot(b2, kf) < 0) {
+		if (q->refused[c] == pair && q->refused_gen[c] == gen) {
+			mt->fail_cached++;
+			return FT_DEFERRED;
+		}
+		ft_refill(q, now);
+		if (!q->tokens) {
+			mt->fail_budget++;
+			return FT_DEFERRED;
+		}
+		if (q->tokens < bound)
+			bound = q->tokens;
+	}
+	rc = ft_insert(st, mt, ne, w, &moves, &idx, 0, bound, &steps, kf);
+	q->tokens = steps < q->tokens ? q->tokens - steps : 0;
+	if (rc == FT_FULL) {
+		q->refused[c] = pair;
+		q->refused_gen[c] = gen;
+	}
+	return rc;
 }
 
 /* ---- datapath ---- */
@@ -745,7 +840,7 @@ static __always_inline int ft_main(struct xdp_md *ctx, const int kf)
 		e = ft_lookup_kf(st, mt, &key, &w, &rc);
 	}
 	if (rc) {
-		ft_place(&w, ft_hash(&key, kf));
+		ft_place(&w, ft_hash(&key, &st->hash, kf));
 		e = ft_lookup(st, mt, &key, &w, kf);
 	}
 	if (e) {
@@ -758,7 +853,6 @@ static __always_inline int ft_main(struct xdp_md *ctx, const int kf)
 	mt->misses++;
 	if (ft_cfg.learn) {
 		struct ft_entry ne __attribute__((aligned(8))) = {};
-		__u32 moves = 0, idx = 0;
 
 		now = bpf_ktime_get_coarse_ns();
 		__builtin_memcpy(&ne.key, &key, sizeof(key));
@@ -769,7 +863,7 @@ static __always_inline int ft_main(struct xdp_md *ctx, const int kf)
 		ne.val.action = ft_cfg.default_action;
 		ne.val.port = ft_cfg.default_port;
 		ne.val.flags = FT_F_LEARNED;
-		rc = ft_insert(st, mt, &ne, &w, &moves, &idx, 0, kf);
+		rc = ft_learn(st, mt, &ne, &w, now, kf);
 		if (rc == FT_EXISTS) {
 			/* inserted by another CPU since our miss: count the packet there */
 			e = ft_lookup(st, NULL, &key, &w, kf);
@@ -806,7 +900,7 @@ static __always_inline int ft_ctl(struct xdp_md *ctx, const int kf)
 	struct ft_metrics *mt;
 	struct ft_state *st;
 	struct ft_entry *e;
-	__u32 moves = 0, idx = 0;
+	__u32 moves = 0, idx = 0, steps = 0;
 	__u64 now;
 
 	if ((void *)(r + 1) > xdp_data_end(ctx))
@@ -816,7 +910,7 @@ static __always_inline int ft_ctl(struct xdp_md *ctx, const int kf)
 	if (!st)
 		return XDP_ABORTED;
 	__builtin_memcpy(&ne.key, &r->key, sizeof(ne.key));
-	ft_place(&w, ft_hash(&ne.key, kf));
+	ft_place(&w, ft_hash(&ne.key, &st->hash, kf));
 	r->moves = 0;
 	switch (r->op) {
 	case FT_OP_INSERT:
@@ -832,8 +926,9 @@ static __always_inline int ft_ctl(struct xdp_md *ctx, const int kf)
 		ne.val.bytes = r->val.bytes;
 		ne.val.first_seen = r->val.first_seen ? r->val.first_seen : now;
 		ne.val.last_seen = r->val.last_seen ? r->val.last_seen : now;
-		r->ret = ft_insert(st, mt, &ne, &w, &moves, &idx, r->update, kf);
-		if (r->ret == FT_OK) {
+		r->ret = ft_insert(st, mt, &ne, &w, &moves, &idx, r->update, ft_cfg.max_search,
+				   &steps, kf);
+		if (r->ret == FT_OK || r->ret == FT_EXISTS) {
 			r->moves = moves;
 			r->idx = idx;
 		}

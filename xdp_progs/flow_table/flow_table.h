@@ -7,18 +7,23 @@
  *   ft_entries  ARRAY[capacity+1]  key store: key + per-flow value; index 0 is never used
  *   ft_free     ARRAY[capacity]    FIFO ring of recycled key indices (never-used ones come from a
  *                                  bump counter first, so a freed index is reused as late as possible)
- *   ft_state    ARRAY[1]           writer lock, change counter, allocator, entry count
+ *   ft_state    ARRAY[1]           writer lock, change counter, allocator, entry count, and the
+ *                                  table's keyed hash (written once, when the table is created)
  *   ft_metrics  PERCPU_ARRAY[1]    lookups, hits, inserts, failures, displacement histogram
- *   ft_bfs      PERCPU_ARRAY[1]    scratch queue of the displacement search
- * Hash (cfg.hash): CRC32-C(key, 40 bytes, seed), or MUL64 (the key's five u64 words times five
- * odd constants, summed with the seed, folded; enetstl.h ENETSTL_CK_HASH_MUL64 defines it);
+ *   ft_bfs      PERCPU_ARRAY[1]    per-CPU insert state: search budget, refused bucket pairs,
+ *                                  and the scratch queue of the displacement search
+ * Hash (ft_state.hash, enetstl.h struct enetstl_ck_hash): the key's five u64 words times five
+ * secret odd multipliers, summed and folded (MUL64) or CRC-32C of the products (CRC32C);
  * primary = h & mask; sig = h >> 16 (0 -> 1);
  * alternate = bucket ^ ((mix(sig) & mask) | 1), an involution that never maps a bucket to itself.
+ * The multipliers are the deployment's secret (drawn at `nf up` unless the config pins a seed):
+ * which flows share a bucket pair cannot be known, so it cannot be aimed at.
  */
 #ifndef FLOW_TABLE_H
 #define FLOW_TABLE_H
 
 #include <linux/types.h>
+#include "enetstl.h"
 
 #define FT_SLOTS 16            /* slots per bucket: one 16 x u16 signature compare */
 #define FT_KEY_SIZE 40         /* sizeof(struct ft_key) */
@@ -30,10 +35,13 @@
 #define FT_LOOKUP_RETRIES 3    /* lookups repeated when a writer moved entries meanwhile */
 #define FT_LOCK_SPINS 65536    /* bounded spin on the writer lock (bpf_loop iterations) */
 #define FT_SIG_MIX 0x9E3779B1u /* multiplier of the alternate-bucket mix */
+#define FT_REFUSED 64          /* per-CPU cache of bucket pairs whose full search failed */
+#define FT_TICK_NS 1000000ull  /* the search budget is search_budget steps per CPU per tick */
+#define FT_BURST_TICKS 4       /* ... saved up for at most this many ticks (a jiffy at 250 Hz) */
 #define FT_MIN_BUCKETS 2
 #define FT_MAX_BUCKETS (1u << 20)
 
-/* cfg.hash: the key hash; the values are enetstl_cuckoo_find's ENETSTL_CK_HASH_* */
+/* cfg.hash: the key hash; the values are enetstl_cuckoo_cand's ENETSTL_CK_HASH_* */
 enum ft_hash {
 	FT_HASH_CRC32C = 0, /* rte_hash's default: one instruction per 8 bytes with SSE4.2, a
 			     * table walk in eBPF */
@@ -60,6 +68,7 @@ enum ft_rc {
 	FT_NO_INDEX = 4,    /* key store exhausted */
 	FT_BUSY = 5,        /* writer lock not obtained within FT_LOCK_SPINS */
 	FT_BAD_REQ = 6,
+	FT_DEFERRED = 7,    /* datapath: not searched (budget spent, or the pair failed lately) */
 };
 
 /* 5-tuple. IPv4 addresses sit in addr[0] (network byte order) with addr[1..3] zero; ports host
@@ -103,7 +112,8 @@ struct ft_state {
 	__u32 fresh;      /* never-used key indices handed out: the next one is fresh + 1 */
 	__u32 free_head;  /* ring of freed indices: pop at head, push at tail (free-running) */
 	__u32 free_tail;
-	__u32 pad;
+	__u32 frees;      /* deletes so far: a refused bucket pair is retried after one */
+	struct enetstl_ck_hash hash; /* the keyed bucket choice: kind and secret multipliers */
 };
 
 struct ft_metrics {
@@ -114,14 +124,27 @@ struct ft_metrics {
 	__u64 fail_full;     /* no displacement path within the bound */
 	__u64 fail_index;    /* key store exhausted */
 	__u64 fail_busy;     /* writer lock contended past the spin bound */
+	__u64 fail_budget;   /* not searched: this CPU's search budget for the tick was spent */
+	__u64 fail_cached;   /* not searched: the bucket pair failed a full search since the last
+			      * delete (the per-CPU refusal cache) */
 	__u64 deletes;
 	__u64 retries;       /* lookups repeated because chg moved */
 	__u64 search_steps;  /* bpf_loop iterations spent searching */
 	__u64 hist[FT_HIST_BINS]; /* successful inserts by number of displacements */
 };
 
-/* One search node: a bucket reached by moving the entry in `slot` of node `parent`. */
+/* Per-CPU insert state. A datapath insert that needs a displacement search spends search
+ * steps from a token bucket (search_budget per tick, FT_BURST_TICKS ticks saved at most); a
+ * full search that fails records the bucket pair (b1 << 32 | sig: it decides the search) with
+ * the table's delete count, and later keys of that pair are refused without a search until a
+ * delete. Then the queue: one search node per entry, a bucket reached by moving the entry in
+ * `slot` of node `parent`. */
 struct ft_bfs {
+	__u64 tick;                  /* coarse-clock time of the last refill */
+	__u32 tokens;                /* search steps left */
+	__u32 pad;
+	__u64 refused[FT_REFUSED];   /* pair | 1 << 63, 0 = none */
+	__u32 refused_gen[FT_REFUSED]; /* ft_state.frees when it failed */
 	__u32 bkt[FT_BFS_QUEUE];
 	__u16 parent[FT_BFS_QUEUE];
 	__u8 slot[FT_BFS_QUEUE];
@@ -131,13 +154,13 @@ struct ft_bfs {
 struct ft_cfg {
 	__u32 bucket_mask;    /* n_buckets - 1, n_buckets a power of two >= 2 */
 	__u32 capacity;       /* key store size (= n_buckets * FT_SLOTS) */
-	__u32 seed;           /* CRC32-C seed */
+	__u32 search_budget;  /* datapath search steps per CPU per FT_TICK_NS */
 	__u32 max_search;     /* displacement search: nodes expanded, 1..FT_SEARCH_MAX */
 	__u32 learn;          /* 1: insert new flows from the datapath */
 	__u32 default_action; /* enum ft_action for flows without an entry (and failed inserts) */
 	__u32 default_port;   /* ifindex when default_action is REDIRECT */
 	__u32 non_ip_action;  /* enum ft_action for frames without IPv4/IPv6 */
-	__u32 hash;           /* enum ft_hash */
+	__u32 hash;           /* enum ft_hash (= ft_state.hash.kind: the branch the verifier keeps) */
 };
 
 /* Control request: the payload of a test_run of xdp_ft_ctl (the frame is this struct, padded). */

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * enetstl_cuckoo_cand driven by a struct kt_req packet: key = key[0..len), cfg = arg << 32 |
- * seed, the table = one of three maps by op (0: ck_table, 8 buckets; 1: ck_six, 6 buckets, not a
- * power of two; 2: ck_small, values too small for a bucket); out[0] / out[1] = the result's low
- * / high 32 bits, ret = 0, or KT_ABSENT without the module.
+ * enetstl_cuckoo_cand driven by a struct kt_req packet: key = key[0..len), the keyed hash =
+ * ck_hash[0] (written by the test), the table = one of three maps by op (0: ck_table, 8
+ * buckets; 1: ck_six, 6 buckets, not a power of two; 2: ck_small, values too small for a
+ * bucket; 3: ck_table with a hash argument shorter than struct enetstl_ck_hash); out[0] /
+ * out[1] = the result's low / high 32 bits, ret = 0, or KT_ABSENT without the module.
  */
 #include "common.h"
 #include "enetstl.h"
@@ -30,12 +31,20 @@ struct {
 	__type(value, __u64);
 } ck_small SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct enetstl_ck_hash);
+} ck_hash SEC(".maps");
+
 SEC("xdp")
 int cuckoo_cand(struct xdp_md *ctx)
 {
 	struct kt_req *r = xdp_data(ctx);
-	__u64 cfg, res;
-	__u32 len;
+	struct enetstl_ck_hash *hk;
+	__u32 len, zero = 0;
+	__u64 res;
 
 	if ((void *)(r + 1) > xdp_data_end(ctx))
 		return XDP_ABORTED;
@@ -47,16 +56,21 @@ int cuckoo_cand(struct xdp_md *ctx)
 	r->ret = KT_ABSENT;
 	if (!bpf_ksym_exists(enetstl_cuckoo_cand))
 		return XDP_PASS;
-	cfg = (__u64)r->arg << 32 | r->seed;
+	hk = bpf_map_lookup_elem(&ck_hash, &zero);
+	if (!hk)
+		return XDP_ABORTED;
 	switch (r->op) {
 	case 0:
-		res = enetstl_cuckoo_cand(&ck_table, r->key, len, cfg);
+		res = enetstl_cuckoo_cand(&ck_table, r->key, len, hk, sizeof(*hk));
 		break;
 	case 1:
-		res = enetstl_cuckoo_cand(&ck_six, r->key, len, cfg);
+		res = enetstl_cuckoo_cand(&ck_six, r->key, len, hk, sizeof(*hk));
 		break;
 	case 2:
-		res = enetstl_cuckoo_cand(&ck_small, r->key, len, cfg);
+		res = enetstl_cuckoo_cand(&ck_small, r->key, len, hk, sizeof(*hk));
+		break;
+	case 3:
+		res = enetstl_cuckoo_cand(&ck_table, r->key, len, hk, sizeof(*hk) - 8);
 		break;
 	default:
 		return XDP_DROP;

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from nf.algo import crc32c
 from nf.models.flow_table import (
-    FT_HIST_BINS, FT_KEY_SIZE, FT_SLOTS, CuckooModel, Flow, FtKey, Hash, Rc, alt_bucket, flow_key,
-    key_hash, n_buckets_for, placement, sig_of,
+    FT_HIST_BINS, FT_KEY_SIZE, FT_SLOTS, CuckooModel, Flow, FtKey, Hash, Rc, alt_bucket,
+    draw_seed, flow_key, hash_key, key_hash, n_buckets_for, placement, sig_of,
 )
 
 
@@ -41,17 +41,55 @@ def test_bad_keys_rejected(args, msg):
         flow_key(*args)
 
 
-def test_hash_is_crc32c_and_placement():
+def test_keyed_hashes_and_placement():
+    """Both hashes take the key's five u64 words times the table's multipliers: MUL64 sums and
+    folds them, CRC32C is CRC-32C of the products (enetstl.h); placement follows the hash."""
     k = flow_key("10.0.0.1", "10.0.0.2", 1234, 80, "udp")
-    assert key_hash(k, 7, Hash.CRC32C) == crc32c(k, 7)
+    hk = hash_key(7)
+    p = [int.from_bytes(k[8 * i:8 * i + 8], "little") * hk[i] % 2**64 for i in range(5)]
+    assert key_hash(k, hk, Hash.CRC32C) == crc32c(b"".join(x.to_bytes(8, "little") for x in p))
+    a = sum(p) % 2**64
+    a ^= a >> 32
+    a = a * 0x9E3779B97F4A7C15 % 2**64
+    assert key_hash(k, hk, Hash.MUL64) == (a ^ a >> 32) & 0xFFFFFFFF
     m = CuckooModel(256, seed=7, hash=Hash.CRC32C)
     b1, b2, sig = m.place(k)
-    h = crc32c(k, 7)
+    h = key_hash(k, hk, Hash.CRC32C)
     assert (b1, sig) == (h & 255, h >> 16 or 1)
     assert b2 == alt_bucket(b1, sig, 255)
-    assert placement(k, 7, 255, Hash.CRC32C) == (b1, b2, sig)   # the one definition both use
-    assert CuckooModel(256, seed=7).place(k) == placement(k, 7, 255, Hash.MUL64) != (b1, b2, sig)
+    assert placement(k, hk, 255, Hash.CRC32C) == (b1, b2, sig)   # the one definition both use
+    assert CuckooModel(256, seed=7).place(k) == placement(k, hk, 255, Hash.MUL64) != (b1, b2, sig)
+    assert CuckooModel(256, key=hk).place(k) == CuckooModel(256, seed=7).place(k)
     assert sig_of(0x0000FFFF) == 1  # signature 0 is reserved for empty slots
+
+
+def test_hash_key_from_seed():
+    """Five odd multipliers per seed, a fixed function of it (a pinned seed reproduces a
+    table); seeds come from the kernel's random source."""
+    ks = {s: hash_key(s) for s in (0, 1, 2, 2**64 - 1)}
+    assert all(len(k) == 5 and all(x & 1 and 0 < x < 2**64 for x in k) for k in ks.values())
+    assert len({x for k in ks.values() for x in k}) == 20
+    assert hash_key(1) == ks[1]
+    assert hash_key(0)[0] == 0xE220A8397B1DCDAF | 1          # SplitMix64's first output of 0
+    assert len({draw_seed() for _ in range(8)}) == 8
+    with pytest.raises(ValueError, match="outside"):
+        hash_key(2**64)
+
+
+@pytest.mark.parametrize("kind", [Hash.MUL64, Hash.CRC32C])
+def test_first_failure_near_full_for_every_key(kind):
+    """The keyed hash keeps cuckoo occupancy: random flows fill 4,096 slots (max_search 256)
+    to >= 99.5 % before the first failed insert, under several keys."""
+    for seed in (1, 2**63 + 5, 0xdecafbad):
+        rnd = random.Random(seed)
+        m = CuckooModel(256, seed=seed, max_search=256, hash=kind)
+        while True:
+            k = flow_key(f"10.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+                         "192.168.1.1", rnd.randrange(65536), 443, "tcp")
+            rc, _ = m.insert(k)
+            if rc not in (Rc.OK, Rc.EXISTS):
+                break
+        assert m.load_factor >= 0.995, (seed, m.load_factor)
 
 
 @given(st.integers(1, 0xFFFF), st.integers(1, 20))

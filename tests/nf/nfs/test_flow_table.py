@@ -33,12 +33,14 @@ def test_up_installs_static_rules():
 
 def test_crud_and_python_lookup_agrees_with_datapath():
     with FlowTable(size=256, variant="pure").load() as ft:
-        model = CuckooModel(ft.n_buckets)
+        model = CuckooModel(ft.n_buckets, key=ft.hash_key)
         w = ft.insert(A, Action.DROP)
         assert model.insert(A.key())[1].bucket == w.bucket
         with pytest.raises(FlowTableError, match="EXISTS"):
             ft.insert(A, Action.PASS)
-        ft.insert(A, Action.PASS, update=True)
+        # an update of a present flow says where it is (the index too)
+        w2 = ft.insert(A, Action.PASS, update=True)
+        assert (w2.bucket, w2.slot, w2.idx, w2.moves) == (w.bucket, w.slot, w.idx, 0) != (0, 0, 0, 0)
         e = ft.lookup(A)
         dp = ft.lookup_datapath(A)
         assert (e.bucket, e.slot, e.action) == (dp.bucket, dp.slot, Action.PASS) == (w.bucket, w.slot, Action.PASS)

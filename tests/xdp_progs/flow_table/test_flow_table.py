@@ -9,6 +9,7 @@ import ctypes
 import os
 import random
 import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,9 +20,10 @@ from nf.bpf.layout import check_layout
 from nf.datapath import XdpAction
 from nf.models.flow_table import (
     FT_HIST_BINS, FT_SLOTS, MIRRORS, Action, CuckooModel, Flags, Flow, FtBucket, FtMetrics, Hash,
-    Rc, key_hash, sig_of,
+    Rc, hash_key, key_hash, sig_of,
 )
 from nf.nfs.flow_table import FlowTable, FlowTableError, flow_frame
+from nf.testing.collide import colliding_flows
 
 VARIANTS = [pytest.param("pure", id="pure"),
             pytest.param("enetstl", id="enetstl", marks=pytest.mark.vm)]
@@ -43,6 +45,17 @@ def pure_variant():
 
 
 HASHES = ["crc32c", "mul64"]
+UNBOUNDED = 1 << 20     # search_budget of the tests that compare the datapath with the model
+
+
+@pytest.fixture
+def one_cpu():
+    """Pin the test to one CPU: the refusal cache and the search budget are per CPU, and the
+    model is one CPU."""
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(saved)})
+    yield min(saved)
+    os.sched_setaffinity(0, saved)
 
 
 def make_table(variant: str, **kw) -> FlowTable:
@@ -147,7 +160,7 @@ def small_table(variant, request):
     def get() -> FlowTable:
         if "ft" not in holder:
             holder["ft"] = make_table(variant, size=128, seed=0x5eed, max_search=64,
-                                      hash=request.param)
+                                      hash=request.param, search_budget=UNBOUNDED)
         return holder["ft"]
     yield get
     if "ft" in holder:
@@ -157,10 +170,11 @@ def small_table(variant, request):
 @settings(max_examples=30 if IN_GUEST else 60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, seed=st.integers(0, 2**32 - 1))
-def test_differential_random_ops(small_table, ops, seed):
+def test_differential_random_ops(small_table, one_cpu, ops, seed):
     """Random control inserts/deletes, datapath packets (learning) and lookups on a small table
-    (128 slots for 200 candidate keys, so displacements and full-table failures happen): bucket
-    arrays byte-identical to the model, lookups equal to a dict after every step."""
+    (128 slots for 200 candidate keys, so displacements, full-table failures and refused bucket
+    pairs happen): bucket arrays byte-identical to the model, lookups equal to a dict after
+    every step."""
     ft = small_table()
     ft.reset()
     rnd = random.Random(seed)
@@ -190,7 +204,7 @@ def test_differential_random_ops(small_table, ops, seed):
             if k in ref:
                 ref[k] += 1
             else:
-                rc, _ = model.insert(k)
+                rc, _ = model.learn(k)
                 if rc == Rc.OK:
                     ref[k] = 1
         else:
@@ -206,12 +220,15 @@ def test_differential_random_ops(small_table, ops, seed):
 # ---- load ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("hash", HASHES)
-def test_load_95_percent_by_datapath_inserts(variant, hash):
+def test_load_95_percent_by_datapath_inserts(variant, hash, one_cpu):
     """Random flows learned by the datapath until the first failed insert: occupancy >= 95 %,
-    within the displacement bound, and the metrics say exactly what happened."""
+    within the displacement bound, and the metrics say exactly what happened (the table's own
+    drawn key in the model)."""
     rnd = random.Random(95)
-    with make_table(variant, size=512 if IN_GUEST else 4096, max_search=256, hash=hash) as ft:
-        model = CuckooModel(ft.n_buckets, max_search=256, hash=Hash[hash.upper()])
+    with make_table(variant, size=512 if IN_GUEST else 4096, max_search=256, hash=hash,
+                    search_budget=UNBOUNDED) as ft:
+        model = CuckooModel(ft.n_buckets, max_search=256, hash=Hash[hash.upper()],
+                            key=ft.hash_key)
         slots = ft.capacity
         first_fail = None
         for n in range(slots + 1):
@@ -219,7 +236,7 @@ def test_load_95_percent_by_datapath_inserts(variant, hash):
             if f.key() in model:
                 continue
             assert ft.run(flow_frame(f)).retval == XdpAction.PASS   # the default, even on failure
-            rc, _ = model.insert(f.key())
+            rc, _ = model.learn(f.key())
             if rc != Rc.OK:
                 first_fail = len(model)
                 break
@@ -231,7 +248,7 @@ def test_load_95_percent_by_datapath_inserts(variant, hash):
         assert occ >= 0.95
         assert m["entries"] == len(model) and m["inserts"] == len(model)
         assert m["displacement_hist"] == model.hist
-        assert m["insert_failures"] == model.fail_full + model.fail_index
+        assert m["insert_failures"] == model.fail_full + model.fail_index + model.fail_cached
         assert m["load_factor"] == pytest.approx(len(model) / slots)
         assert_same_table(ft, model)
 
@@ -255,13 +272,14 @@ def test_structured_keys_fill_the_model(hash):
         assert len(model) / model.slots >= 0.95, (name, len(model))
 
 
-def _colliding(hash: str, n_buckets: int, rnd: random.Random):
-    """Two distinct flows with the same signature and primary bucket (so the same bucket pair)."""
+def _colliding(hash: str, n_buckets: int, rnd: random.Random, hk: tuple[int, ...]):
+    """Two distinct flows with the same signature and primary bucket (so the same bucket pair)
+    under the table key hk."""
     seen = {}
     mask = n_buckets - 1
     while True:
         f = rand_flow(rnd)
-        h = key_hash(f.key(), 0, Hash[hash.upper()])
+        h = key_hash(f.key(), hk, Hash[hash.upper()])
         k = (sig_of(h), h & mask)
         if k in seen and seen[k] != f:
             return seen[k], f
@@ -273,8 +291,8 @@ def test_signature_collisions(variant, hash):
     """Flows sharing signature and buckets: a lookup compares keys, never trusts a signature
     (the eNetSTL variant's one-call first candidate is a collision here: it takes the full walk
     when other slots match too, and reports a miss after a single mismatching candidate)."""
-    a, b = _colliding(hash, 8, random.Random(7))
-    with make_table(variant, size=128, learn=False, hash=hash) as ft:
+    a, b = _colliding(hash, 8, random.Random(7), hash_key(11))
+    with make_table(variant, size=128, learn=False, hash=hash, seed=11) as ft:
         ft.insert(a, Action.DROP)
         assert ft.run(flow_frame(b)).retval == XdpAction.PASS        # b absent: the default
         assert ft.lookup(b) is None and ft.metrics()["misses"] == 1
@@ -305,6 +323,93 @@ def test_full_table_counts_failure_and_applies_default(variant):
         assert sum(m["displacement_hist"]) == 32
 
 
+# ---- adversarial traffic: keyed bucket choice, bounded cost of refused flows -----------------
+
+@pytest.mark.parametrize("hash", HASHES)
+def test_aimed_flows_spread_under_another_key(variant, hash, one_cpu):
+    """40 IPv6 flows from one /64, differing in interface ID and source port, built to share one
+    bucket pair under seed 1's key (nf.testing.collide): a table keyed by seed 1 holds 32 of them
+    (the pair's slots) and refuses the rest after one search; tables keyed by another pinned
+    seed, or by a drawn one, hold all 40 in many bucket pairs."""
+    flows = colliding_flows(hash_key(1), Hash[hash.upper()], 40)
+    frames = [flow_frame(f) for f in flows]
+    for seed in (1, 2, None):
+        with make_table(variant, size=4096, hash=hash, seed=seed) as ft:
+            assert ft.hash_key == hash_key(seed) if seed is not None else ft.hash_key != hash_key(1)
+            for fr in frames:
+                assert ft.run(fr, repeat=3).retval == XdpAction.PASS
+            m = ft.metrics()
+            pairs = {tuple(sorted(ft.place(f)[:2])) for f in flows}
+            if seed == 1:
+                assert len(pairs) == 1 and m["entries"] == 32
+                # 8 flows x 3 packets refused: one full search, then the cached refusal
+                assert (m["fail_full"], m["fail_cached"]) == (1, 8 * 3 - 1)
+                assert m["search_steps"] == ft.cfg.max_search
+            else:
+                assert len(pairs) >= 34 and m["entries"] == 40
+                assert m["insert_failures"] == 0 and m["hits"] == 40 * 2
+
+
+def test_refused_flow_costs_one_search(variant, one_cpu):
+    """A flow the table cannot take is searched for once; its later packets, and those of
+    every other flow of the same bucket pair, are refused without a search (counted), until a
+    delete makes room: then the next packet inserts it."""
+    flows = colliding_flows(hash_key(5), Hash.MUL64, 34)
+    with make_table(variant, size=4096, seed=5, default_action="drop") as ft:
+        for f in flows[:32]:
+            ft.run(flow_frame(f))
+        assert ft.metrics()["entries"] == 32
+        r = ft.run(flow_frame(flows[32]), repeat=1000)
+        assert r.retval == XdpAction.DROP                      # the default action
+        ft.run(flow_frame(flows[33]), repeat=500)
+        m = ft.metrics()
+        assert m["search_steps"] == ft.cfg.max_search         # one search, 256 bucket expansions
+        assert (m["fail_full"], m["fail_cached"], m["misses"]) == (1, 999 + 500, 32 + 1500)
+        assert ft.lookup(flows[32]) is None
+        assert ft.delete(flows[0])
+        assert ft.run(flow_frame(flows[32])).retval == XdpAction.DROP
+        e = ft.lookup(flows[32])
+        assert e is not None and e.flags == Flags.LEARNED and e.packets == 1
+        assert ft.metrics()["search_steps"] == ft.cfg.max_search   # room in the pair: no search
+
+
+def test_flood_of_new_flows_is_bounded_by_the_search_budget(variant, one_cpu):
+    """A table at its first failed insert with room left (max_search 2: searches fail while
+    slots are free), then 20,000 new flows in one test_run (traffic.replay): every packet is
+    accounted for (inserted, or refused and counted by cause), and the search steps spent stay
+    within the budget: 4 ms' worth saved up plus search_budget per ms of the run."""
+    from traffic.replay import Replay
+    budget, n = 16, 20_000
+    rnd = random.Random(16)
+    with make_table(variant, size=4096, search_budget=budget, max_search=2, seed=3) as ft:
+        while True:                  # control inserts (no budget) up to the first FULL
+            try:
+                ft.insert(rand_flow(rnd))
+            except FlowTableError as e:
+                assert e.rc == Rc.FULL
+                break
+        held = ft.metrics()["entries"]
+        assert held < ft.capacity
+        flood = [Flow(f"10.200.{i >> 8}.{i & 255}", "192.168.0.1", 1024 + i % 50_000, 80, 17)
+                 for i in range(n)]
+        m0 = ft.metrics()
+        with Replay(ft.prog, flood, flow_frame(flood[0])) as rp:
+            t0 = time.monotonic_ns()
+            assert rp.run(n, cpu=one_cpu).retval == XdpAction.PASS
+            ms = (time.monotonic_ns() - t0) / 1e6
+        m = ft.metrics()
+        d = {k: m[k] - m0[k] for k in ("misses", "inserts", "fail_full", "fail_index",
+                                       "fail_budget", "fail_cached", "search_steps")}
+        print(f"\n{variant}: flood of {n} new flows at {held / ft.capacity:.2%} load in "
+              f"{ms:.1f} ms: {d}")
+        assert d["misses"] == n
+        assert d["inserts"] + d["fail_full"] + d["fail_index"] + d["fail_budget"] + \
+            d["fail_cached"] == n
+        assert d["inserts"] == m["entries"] - held and m["entries"] <= ft.capacity
+        assert d["fail_budget"] + d["fail_index"] > n // 2
+        assert d["search_steps"] <= budget * (4 + int(ms) + 1)
+
+
 # ---- concurrency -----------------------------------------------------------------------------
 
 def _pinned(cpu, fn, errors):
@@ -326,7 +431,7 @@ def test_two_cpus_insert_and_lookup_concurrently(pure_variant):
     variant = pure_variant
     rnd = random.Random(2)
     rounds = 20
-    with make_table(variant, size=1024, max_search=256) as ft:
+    with make_table(variant, size=1024, max_search=256, search_budget=UNBOUNDED) as ft:
         flows, seen = [], set()
         while len(flows) < 920:
             f = rand_flow(rnd)

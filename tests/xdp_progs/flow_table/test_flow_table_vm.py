@@ -23,7 +23,7 @@ def test_seed_cuckoo_example(enetstl):
     with FlowTable(size=4096, variant="enetstl", learn=False).load() as ft:
         assert ft.prog.name == "xdp_ft_enetstl" and ft.ctl_prog.name == "xdp_ft_ctl_kf"
         w = ft.insert(FLOW, Action.PASS)
-        b1, b2, _ = CuckooModel(ft.n_buckets).place(FLOW.key())
+        b1, b2, _ = CuckooModel(ft.n_buckets, key=ft.hash_key).place(FLOW.key())
         assert w.bucket == b1  # placed where the Python hash (mul64, the default) says
         r = ft.run(PKT)
         assert r.retval == XdpAction.PASS
@@ -35,12 +35,15 @@ def test_seed_cuckoo_example(enetstl):
         assert (m["lookups"], m["hits"], m["misses"]) == (1, 1, 0)
 
 
-def test_scalar_paths_place_the_same(enetstl):
-    """force_scalar switches the module to its scalar code: same hashes, same placement."""
+@pytest.mark.parametrize("hash", ["mul64", "crc32c"])
+def test_scalar_paths_place_the_same(enetstl, hash):
+    """force_scalar switches the module to its scalar code (CRC32-C without SSE4.2): same
+    hashes, same placement (one pinned seed for both tables)."""
     flows = [Flow("10.0.0.1", "10.0.0.2", i, 80, 6) for i in range(64)]
     where = {}
     for scalar in (False, True):
-        with enetstl.force_scalar(scalar), FlowTable(size=64, variant="enetstl").load() as ft:
+        with enetstl.force_scalar(scalar), FlowTable(size=64, variant="enetstl", hash=hash,
+                                                     seed=99).load() as ft:
             for f in flows:
                 ft.run(flow_frame(f))
             where[scalar] = [(tuple(b.sig), tuple(b.idx)) for b in ft.buckets()]
