@@ -398,7 +398,7 @@ def _sketch_member_reload(cfg, chain: Chain, position: int):
         with contextlib.ExitStack() as es:
             bank0 = es.enter_context(contextlib.closing(Map.from_pin(d / "bank0")))
             obj.map("sk_active").set_inner_map(bank0)
-            for n in ("sk_active", "sk_cand", S.STATS_MAP):
+            for n in S.MAPS:
                 obj.map(n).reuse(es.enter_context(contextlib.closing(Map.from_pin(d / n))))
             obj.program(S.PROG_HASHCHECK).set_autoload(False)
             if not (cfg.nitro.enabled and variant == S.Variant.enetstl):

@@ -19,6 +19,7 @@ import array
 import ctypes
 import ipaddress
 import os
+import socket
 from collections.abc import Sequence
 
 from nf.bpf import BpfObject
@@ -48,10 +49,14 @@ class ReplayRec(ctypes.Structure):
 MIRRORS = (ReplayCfg, ReplayRec)
 
 
+def _packed(addr: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6 if ":" in addr else socket.AF_INET, addr)
+
+
 def record(flow) -> bytes:
     """The bytes replay writes for ``flow`` (src, dst, sport, dport in network order)."""
-    s, d = ipaddress.ip_address(flow.src).packed, ipaddress.ip_address(flow.dst).packed
-    return s + d + flow.sport.to_bytes(2, "big") + flow.dport.to_bytes(2, "big")
+    return (_packed(flow.src) + _packed(flow.dst) + flow.sport.to_bytes(2, "big")
+            + flow.dport.to_bytes(2, "big"))
 
 
 def _batch(m, keys: bytes, values: bytes, n: int, chunk: int = 1 << 16) -> None:

@@ -19,6 +19,7 @@ BANK_HEADER = 48                 # sizeof(struct sketch_bank), incl. the kfunc's
 MAX_PERCPU_CELLS = (PERCPU_VALUE_MAX - BANK_HEADER) // 4   # 8180 u32 counters per CPU
 MAX_SHARED_CELLS = (4 << 20) // 4 - BANK_HEADER // 4        # KMALLOC_MAX_SIZE array value
 MAX_W = 1 << 20
+TOP_SLOTS = 16                   # sketch.h SKETCH_TOP: flows each CPU's top table keeps
 
 
 class Variant(str, Enum):
@@ -126,9 +127,14 @@ class SketchConfig(Model):
     count: CountWhat = CountWhat.packets
     counters: Counters = Counters.per_cpu
     threshold: Threshold = Field(default_factory=lambda: Threshold(absolute=1000))
-    topk: int = Field(default=10, ge=1, le=65536, description="flows reported by topk()")
+    topk: int = Field(default=10, ge=1, le=65536,
+                      description="flows reported by topk(), the largest whatever the threshold: "
+                                  f"each CPU keeps its {TOP_SLOTS} largest itself; beyond that "
+                                  "the list goes on with heavy-hitter candidates")
     candidates: int = Field(default=1024, ge=1, le=1 << 20,
-                            description="heavy-hitter candidate table entries per bank")
+                            description="heavy-hitter candidate entries per epoch (flows over "
+                                        "the threshold, with first-seen time and hits); past "
+                                        "it flagged flows are still acted on, without an entry")
     epoch_s: float = Field(default=10.0, gt=0, description="epoch length in seconds")
     history: int = Field(default=16, ge=0, le=100000, description="past epochs kept by the controller")
     nitro: Nitro = Field(default_factory=Nitro)
@@ -172,8 +178,10 @@ class SketchConfig(Model):
             raise ValueError("action: redirect needs redirect_to (an interface name)")
         if self.action != Action.redirect and self.redirect_to:
             raise ValueError("redirect_to is only used with action: redirect")
-        if self.topk > self.candidates:
-            raise ValueError(f"topk ({self.topk}) cannot exceed candidates ({self.candidates})")
+        if self.topk > max(TOP_SLOTS, self.candidates):
+            raise ValueError(f"topk ({self.topk}) cannot exceed what the datapath keeps: the "
+                             f"{TOP_SLOTS} largest flows per CPU and candidates "
+                             f"({self.candidates}) heavy hitters")
         return self
 
     @property

@@ -46,12 +46,16 @@ EPOCH_LOG_MAX = 1 << 20     # bytes of that document: the oldest epochs go first
 SKETCH_MAX_D = 16
 SKETCH_KEY_MAX = 40
 SKETCH_LOG2_TAB = 1024
+SKETCH_TOP = 16
+SKETCH_HEAVY_BITS = 65536
 SK_F_BYTES, SK_F_SHARED, SK_F_NITRO, SK_F_FRACTION = 1, 2, 4, 8
 KEY_KIND = {KeyKind.five_tuple: 0, KeyKind.src_ip: 1, KeyKind.dst_ip: 2, KeyKind.src_dst: 3,
             KeyKind.src_mac: 4}
 VARIANT = {Variant.pure: 0, Variant.enetstl: 1}
 ACTION = {Action.monitor: 0, Action.drop: 1, Action.redirect: 2}
 REASON_NO_KEY, REASON_HEAVY, REASON_CAND_FULL, REASON_SAMPLED_OUT, REASON_NO_BANK = range(5)
+# the maps of a deployment besides its banks: pinned at up, reused by every reload
+MAPS = ("sk_active", "sk_cand", "sk_top", "sk_heavy", STATS_MAP)
 
 
 class SketchCfg(ctypes.Structure):
@@ -62,7 +66,7 @@ class SketchCfg(ctypes.Structure):
                 ("seed", ctypes.c_uint32), ("action", ctypes.c_uint32),
                 ("redirect_ifindex", ctypes.c_uint32), ("threshold", ctypes.c_uint64),
                 ("min_total", ctypes.c_uint64), ("nitro_scale_q16", ctypes.c_uint32),
-                ("pad", ctypes.c_uint32), ("nitro_neglog_q32", ctypes.c_uint64),
+                ("candidates", ctypes.c_uint32), ("nitro_neglog_q32", ctypes.c_uint64),
                 ("nitro_p_q32", ctypes.c_uint64)]
 
 
@@ -92,6 +96,22 @@ class Cand(ctypes.Structure):
     __bpf_object__ = OBJECT
     _fields_ = [("estimate", ctypes.c_uint64), ("first_seen_ns", ctypes.c_uint64),
                 ("hits", ctypes.c_uint64), ("first_cpu", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
+class SketchTop(ctypes.Structure):
+    __c_struct__ = "struct sketch_top"
+    __bpf_object__ = OBJECT
+    _fields_ = [("n", ctypes.c_uint32), ("min", ctypes.c_uint32), ("bar", ctypes.c_uint32),
+                ("pad", ctypes.c_uint32), ("est", ctypes.c_uint32 * SKETCH_TOP),
+                ("fp", ctypes.c_uint32 * SKETCH_TOP), ("len", ctypes.c_uint8 * SKETCH_TOP),
+                ("key", (ctypes.c_uint64 * (SKETCH_KEY_MAX // 8)) * SKETCH_TOP)]
+
+
+class SketchHeavy(ctypes.Structure):
+    __c_struct__ = "struct sketch_heavy"
+    __bpf_object__ = OBJECT
+    _fields_ = [("cands", ctypes.c_uint32), ("pad", ctypes.c_uint32),
+                ("bits", ctypes.c_uint64 * (SKETCH_HEAVY_BITS // 64))]
 
 
 class HashCheck(ctypes.Structure):
@@ -135,6 +155,7 @@ def make_cfg(cfg: SketchConfig, variant: Variant, redirect_ifindex: int = 0) -> 
                      d=cfg.depth, w=cfg.width, seed=cfg.seed, action=ACTION[cfg.action],
                      redirect_ifindex=redirect_ifindex, threshold=cfg.threshold.q16,
                      min_total=cfg.threshold.min_total, nitro_scale_q16=round(65536 / p),
+                     candidates=cfg.candidates,
                      nitro_neglog_q32=neglog2_q32(p), nitro_p_q32=min(1 << 32, max(1, round(p * 2**32))))
 
 
@@ -260,7 +281,7 @@ class Sketch:
             self.banks = []
             raise
         self.obj = obj
-        self._maps = {n: obj.map(n) for n in ("sk_active", "sk_cand", STATS_MAP)}
+        self._maps = {n: obj.map(n) for n in MAPS}
         self._bank_ids = [b.id for b in self.banks]
         for i in (0, 1):
             self._clear(i, epoch=i)
@@ -346,7 +367,7 @@ class Sketch:
             with contextlib.ExitStack() as es:
                 bank0 = es.enter_context(contextlib.closing(Map.from_pin(d / "bank0")))
                 obj.map("sk_active").set_inner_map(bank0)
-                for n in ("sk_active", "sk_cand", STATS_MAP):
+                for n in MAPS:
                     obj.map(n).reuse(es.enter_context(contextlib.closing(Map.from_pin(d / n))))
                 obj.program(PROG_HASHCHECK).set_autoload(False)
                 obj.program(PROG_POOL).set_autoload(False)   # nitro is not a reload field
@@ -401,7 +422,7 @@ class Sketch:
         sk.variant = None
         sk._keep = True
         sk.pin_dir = d
-        sk._maps = {n: Map.from_pin(d / n) for n in ("sk_active", "sk_cand", STATS_MAP)}
+        sk._maps = {n: Map.from_pin(d / n) for n in MAPS}
         sk.banks = [Map.from_pin(d / "bank0"), Map.from_pin(d / "bank1")]
         sk._bank_ids = [b.id for b in sk.banks]
         if sk.banks[0].value_size != sk.value_size or sk.banks[0].percpu == sk.shared:
@@ -502,6 +523,9 @@ class Sketch:
         one = one + bytes(stride - len(one))
         val = one * self._ncpu_slots() if not self.shared else bytes(hdr) + bytes(self.value_size - BANK_HDR)
         self.banks[i].update(bytes(4), val)
+        for n in ("sk_top", "sk_heavy"):    # the bank's top tables and flagged flows
+            m = self._maps[n]
+            m.update(i.to_bytes(4, "little"), bytes(m.value_buf_size))
 
     def snapshot(self, bank: int | None = None) -> BankSnapshot:
         """Read a bank (default: the active one, still being written)."""
@@ -532,6 +556,20 @@ class Sketch:
         for k, v in t.items():
             if k.bank == i:
                 out[bytes(k.key)[:k.len]] = v
+        return out
+
+    def top_flows(self, bank: int | None = None) -> dict[bytes, int]:
+        """The flows of a bank's top tables (every CPU's): key bytes -> the largest estimate a
+        CPU recorded for it."""
+        self._need()
+        i = self.active if bank is None else bank
+        t = self._maps["sk_top"].typed(ctypes.c_uint32, SketchTop)
+        out: dict[bytes, int] = {}
+        for top in t.lookup_percpu(ctypes.c_uint32(i)) or []:
+            for j in range(SKETCH_TOP):
+                if top.len[j]:
+                    k = bytes(top.key[j])[:top.len[j]]
+                    out[k] = max(out.get(k, 0), top.est[j])
         return out
 
     def _drop_candidates(self, bank: int) -> int:
@@ -569,21 +607,28 @@ class Sketch:
             return math.inf
         return t.q16 * total / 65536
 
+    def _known(self, bank: int) -> set[bytes]:
+        """Every flow the datapath kept for a bank: its CPUs' top tables and its candidates."""
+        return set(self.top_flows(bank)) | set(self.candidates(bank))
+
     def topk(self, k: int | None = None, bank: int | None = None,
              snap: BankSnapshot | None = None) -> list[tuple[bytes, int]]:
-        """The k candidates with the largest estimates (counters summed over CPUs)."""
+        """The k flows with the largest estimates (counters summed over CPUs), whatever the
+        threshold: every CPU's top table (the SKETCH_TOP largest it saw) and the heavy-hitter
+        candidates, re-estimated."""
         k = self.cfg.topk if k is None else k
         snap = snap or self.snapshot(bank)
-        est = [(key, snap.estimate(key)) for key in self.candidates(snap.bank)]
+        est = [(key, snap.estimate(key)) for key in self._known(snap.bank)]
         est.sort(key=lambda kv: (-kv[1], kv[0]))
         return est[:k]
 
     def heavy_hitters(self, bank: int | None = None,
                       snap: BankSnapshot | None = None) -> list[tuple[bytes, int]]:
-        """Candidates whose estimate over all CPUs passes the threshold (global semantics)."""
+        """Flows whose estimate over all CPUs passes the threshold (global semantics): the
+        candidates, and top-table flows spread over CPUs that no CPU flagged alone."""
         snap = snap or self.snapshot(bank)
         thr = self._threshold_for(snap.total)
-        out = [(key, e) for key, e in ((k, snap.estimate(k)) for k in self.candidates(snap.bank))
+        out = [(key, e) for key, e in ((k, snap.estimate(k)) for k in self._known(snap.bank))
                if e >= thr]
         out.sort(key=lambda kv: (-kv[1], kv[0]))
         return out

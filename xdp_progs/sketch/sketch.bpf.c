@@ -21,6 +21,17 @@
  * RSS-pinned flow is all on one CPU, so this equals the global rule; a flow spread over c CPUs
  * is flagged late (at about c x threshold in total), never early. The controller's
  * heavy_hitters() applies the threshold to the counters summed over CPUs.
+ *
+ * Top k whatever the threshold: every update feeds the CPU's top table (sk_top, struct
+ * sketch_top), which keeps the SKETCH_TOP largest flows by estimate; the controller re-ranks
+ * them (and the candidates) by the estimates summed over CPUs.
+ *
+ * Acting on heavy flows with NitroSketch: an unsampled packet has no estimate. A flagged flow's
+ * fingerprint bit is set in sk_heavy before its candidate entry is tried, so an unsampled packet
+ * whose bit is clear is not of a flagged flow (one load); one whose bit is set is looked up in
+ * the candidates, and without an entry (the bank's candidates all taken, or a bit shared with
+ * another flow) its estimate is read (an update by 0) and compared as a sampled packet's would
+ * be. So acting does not depend on a free candidate slot.
  */
 #include "common.h"
 #include "parse.h"
@@ -62,6 +73,20 @@ struct {
 	__type(key, struct sketch_cand_key);
 	__type(value, struct sketch_cand);
 } sk_cand SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct sketch_top);
+} sk_top SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct sketch_heavy);
+} sk_heavy SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -471,6 +496,85 @@ static __always_inline int nitro_take(void)
 	return 1;
 }
 
+/* ---- fingerprints and the top table ---- */
+
+/* 32-bit fingerprint of the (zero-padded) key: five multiplies and a fold; not the count-min's
+ * hashes (the eNetSTL variant never sees those). */
+static __always_inline __u32 sk_fp(const __u32 *kw)
+{
+	const __u64 *w = (const __u64 *)kw;
+	__u64 a = sk_cfg.seed + w[0] * 0x9E3779B185EBCA87ull + w[1] * 0xC2B2AE3D27D4EB4Full +
+		  w[2] * 0x165667B19E3779F9ull + w[3] * 0x85EBCA77C2B2AE63ull +
+		  w[4] * 0x27D4EB2F165667C5ull;
+
+	a ^= a >> 29;
+	return (a * 0x94D049BB133111EBull) >> 32;
+}
+
+static __always_inline int sk_key_eq(const __u64 *a, const __u32 *kw)
+{
+	const __u64 *w = (const __u64 *)kw;
+	__u64 d = (a[0] ^ w[0]) | (a[1] ^ w[1]) | (a[2] ^ w[2]) | (a[3] ^ w[3]) | (a[4] ^ w[4]);
+
+	barrier_var(d);
+	return d == 0;
+}
+
+/* The slot with the smallest estimate becomes the bar (the table is full). */
+static __always_inline void top_min(struct sketch_top *t)
+{
+	__u32 i, m = 0, v = t->est[0];
+
+#pragma unroll
+	for (i = 1; i < SKETCH_TOP; i++) {
+		if (t->est[i] < v) {
+			v = t->est[i];
+			m = i;
+		}
+	}
+	t->min = m;
+	t->bar = v;
+}
+
+/* Feed the CPU's top table of bank b with a flow's estimate after its update. */
+static __always_inline void top_track(struct sketch_bank *b, const __u32 *kw, __u32 len,
+				      __u32 est)
+{
+	__u32 bid = b->id & 1, fp, i, s;
+	struct sketch_top *t = bpf_map_lookup_elem(&sk_top, &bid);
+	__u64 *k;
+
+	if (!t || est < t->bar)
+		return;
+	fp = sk_fp(kw);
+#pragma unroll
+	for (i = 0; i < SKETCH_TOP; i++) {
+		if (t->fp[i] != fp || t->len[i] != len || !sk_key_eq(t->key[i], kw))
+			continue;
+		if (est > t->est[i]) {
+			t->est[i] = est;
+			if (i == t->min && t->n >= SKETCH_TOP)
+				top_min(t);
+		}
+		return;
+	}
+	if (t->n < SKETCH_TOP) {
+		s = t->n++;
+	} else {
+		s = t->min;
+		if (est <= t->bar)
+			return;
+	}
+	s &= SKETCH_TOP - 1;
+	k = t->key[s];
+	__builtin_memcpy(k, kw, SKETCH_KEY_MAX);
+	t->len[s] = len;
+	t->fp[s] = fp;
+	t->est[s] = est;
+	if (t->n >= SKETCH_TOP)
+		top_min(t);
+}
+
 /* ---- heavy hitters ---- */
 
 static __always_inline int over_threshold(struct sketch_bank *b, __u64 est, __u32 flags)
@@ -495,11 +599,26 @@ static __always_inline void cand_key(struct sketch_cand_key *ck, struct sketch_b
 	__builtin_memcpy(ck->key, kw, SKETCH_KEY_MAX);
 }
 
-/* Records (or refreshes) a flagged flow; returns the reason to count for this packet. */
-static __always_inline __u32 flag(struct sketch_bank *b, const __u32 *kw, __u32 len, __u64 est)
+/* Unsampled packets test the flagged-flow bitmap (NitroSketch with an action only). */
+#define SK_MARKS(flags) (((flags) & SK_F_NITRO) && sk_cfg.action != SK_ACT_MONITOR)
+
+static __always_inline __u64 *heavy_word(struct sketch_heavy *h, __u32 fp)
 {
-	struct sketch_cand_key ck;
+	return &h->bits[(fp / 64) & (SKETCH_HEAVY_BITS / 64 - 1)];
+}
+
+/* Records (or refreshes) a flagged flow; returns the reason to count for this packet. A bank
+ * holds at most cfg.candidates entries (its count in sk_heavy: reserved before the insert,
+ * given back when the insert fails); past that the flow is acted on without an entry. */
+static __always_inline __u32 flag(struct sketch_bank *b, const __u32 *kw, __u32 len, __u64 est,
+				  __u32 flags)
+{
+	__u32 bid = b->id & 1, fp;
 	struct sketch_cand *c, nc = {};
+	struct sketch_cand_key ck;
+	struct sketch_heavy *h;
+	__u64 *w, m;
+	long rc;
 
 	cand_key(&ck, b, kw, len);
 	c = bpf_map_lookup_elem(&sk_cand, &ck);
@@ -509,13 +628,56 @@ static __always_inline __u32 flag(struct sketch_bank *b, const __u32 *kw, __u32 
 		__sync_fetch_and_add(&c->hits, 1);
 		return NF_REASON_NF(SK_REASON_HEAVY);
 	}
+	h = bpf_map_lookup_elem(&sk_heavy, &bid);
+	if (!h)
+		return NF_REASON_NF(SK_REASON_CAND_FULL);
+	if (SK_MARKS(flags)) {
+		fp = sk_fp(kw);
+		w = heavy_word(h, fp);
+		m = 1ull << (fp & 63);
+		if (!(*w & m))
+			__sync_fetch_and_or(w, m);
+	}
+	if (h->cands >= sk_cfg.candidates)
+		return NF_REASON_NF(SK_REASON_CAND_FULL);
+	if (__sync_fetch_and_add(&h->cands, 1) >= sk_cfg.candidates) {
+		__sync_fetch_and_add(&h->cands, -1);
+		return NF_REASON_NF(SK_REASON_CAND_FULL);
+	}
 	nc.estimate = est;
 	nc.first_seen_ns = bpf_ktime_get_ns();
 	nc.hits = 1;
 	nc.first_cpu = bpf_get_smp_processor_id();
-	if (bpf_map_update_elem(&sk_cand, &ck, &nc, BPF_NOEXIST) == -7 /* E2BIG: full */)
-		return NF_REASON_NF(SK_REASON_CAND_FULL);
+	rc = bpf_map_update_elem(&sk_cand, &ck, &nc, BPF_NOEXIST);
+	if (rc) {
+		__sync_fetch_and_add(&h->cands, -1);
+		/* -EEXIST: another CPU entered it meanwhile */
+		return NF_REASON_NF(rc == -17 ? SK_REASON_HEAVY : SK_REASON_CAND_FULL);
+	}
 	return NF_REASON_NF(SK_REASON_HEAVY);
+}
+
+/* An unsampled packet (NitroSketch with an action): the reason to act on it, or 0. */
+static __always_inline __u32 unsampled_heavy(struct sketch_bank *b, __u32 *kw, __u32 len,
+					     __u32 flags)
+{
+	__u32 bid = b->id & 1, fp = sk_fp(kw), est;
+	struct sketch_heavy *h = bpf_map_lookup_elem(&sk_heavy, &bid);
+	struct sketch_cand_key ck;
+	struct sketch_cand *c;
+
+	if (!h || !(*heavy_word(h, fp) & 1ull << (fp & 63)))
+		return 0;
+	cand_key(&ck, b, kw, len);
+	c = bpf_map_lookup_elem(&sk_cand, &ck);
+	if (c) {
+		__sync_fetch_and_add(&c->hits, 1);
+		return NF_REASON_NF(SK_REASON_HEAVY);
+	}
+	est = cm_update(b, kw, len, 0, flags);	/* the estimate: an update by 0 */
+	if (over_threshold(b, est, flags))
+		return NF_REASON_NF(SK_REASON_CAND_FULL);
+	return 0;
 }
 
 static __always_inline int act(struct xdp_md *ctx, __u32 reason)
@@ -534,10 +696,10 @@ static __always_inline int act(struct xdp_md *ctx, __u32 reason)
 SEC("xdp")
 int xdp_sketch(struct xdp_md *ctx)
 {
-	__u32 kw[SKETCH_KEY_MAX / 4] = {};
+	__u32 kw[SKETCH_KEY_MAX / 4] __attribute__((aligned(8))) = {};
 	struct sketch_bank *b;
 	struct pkt_meta m;
-	__u32 len, inc, zero = 0, est;
+	__u32 len, inc, zero = 0, est, why;
 	__u32 flags = sk_cfg.flags;
 	void *inner;
 	int rc;
@@ -566,17 +728,11 @@ int xdp_sketch(struct xdp_md *ctx)
 	add64(&b->packets, 1, flags);
 	if (flags & SK_F_NITRO) {
 		if (!nitro_take()) {
-			/* No estimate without an update: a flagged flow is known by its candidate. */
+			/* No estimate without an update: a flagged flow is known by its bit. */
 			if (sk_cfg.action != SK_ACT_MONITOR) {
-				struct sketch_cand_key ck;
-				struct sketch_cand *c;
-
-				cand_key(&ck, b, kw, len);
-				c = bpf_map_lookup_elem(&sk_cand, &ck);
-				if (c) {
-					__sync_fetch_and_add(&c->hits, 1);
-					return act(ctx, NF_REASON_NF(SK_REASON_HEAVY));
-				}
+				why = unsampled_heavy(b, kw, len, flags);
+				if (why)
+					return act(ctx, why);
 			}
 			return xdp_exit_why(ctx, &sk_stats, XDP_PASS,
 					    NF_REASON_NF(SK_REASON_SAMPLED_OUT));
@@ -589,8 +745,9 @@ int xdp_sketch(struct xdp_md *ctx)
 	SK_STOP_AFTER(3);
 	est = cm_update(b, kw, len, inc, flags);
 	SK_STOP_AFTER(4);
+	top_track(b, kw, len, est);
 	if (over_threshold(b, est, flags))
-		return act(ctx, flag(b, kw, len, est));
+		return act(ctx, flag(b, kw, len, est, flags));
 	return xdp_exit(ctx, &sk_stats, XDP_PASS);
 }
 

@@ -6,7 +6,12 @@
  *   sk_active   ARRAY_OF_MAPS[1]: the bank the datapath writes. Inner maps are created by the
  *               controller: PERCPU_ARRAY (per-CPU counters) or ARRAY (shared, atomic adds),
  *               one entry, value = struct sketch_bank + d * w __u32 counters (row-major).
- *   sk_cand     HASH: heavy-hitter candidates, key (bank id, flow key), bounded max_entries.
+ *   sk_cand     HASH: heavy-hitter candidates, key (bank id, flow key): at most cfg.candidates
+ *               per bank (counted in sk_heavy), max_entries 2 x candidates.
+ *   sk_top      PERCPU_ARRAY[2] (index = bank id): each CPU's SKETCH_TOP largest flows of the
+ *               epoch by estimate, whatever the threshold (what `topk` reports).
+ *   sk_heavy    ARRAY[2] (index = bank id): the bank's candidate count and a bitmap of flagged
+ *               flows (by fingerprint) that unsampled NitroSketch packets test.
  *   sk_nitro    PERCPU_ARRAY[1]: NitroSketch per-CPU sampling state.
  *   sk_pool     ARRAY[1]: owning reference of the module's random pool (eNetSTL variant).
  *   sk_stats    per-CPU struct nf_stats (one exit point).
@@ -20,6 +25,8 @@
 #define SKETCH_MAX_D 16
 #define SKETCH_KEY_MAX 40	/* IPv6 5-tuple; every key length is a multiple of 4 */
 #define SKETCH_LOG2_TAB 1024	/* pure-eBPF geometric sampling: log2 mantissa table */
+#define SKETCH_TOP 16		/* flows of the top table per CPU and bank */
+#define SKETCH_HEAVY_BITS 65536	/* bits of the flagged-flow bitmap per bank */
 
 /* Flow key kinds and the bytes hashed (addresses and ports in network order):
  *   5TUPLE  v4: src4 dst4 sport2 dport2 proto1 pad3 = 16   v6: src16 dst16 ... = 40
@@ -55,7 +62,8 @@ enum sketch_action {
 /* NF-specific reason slots of sk_stats (NF_REASON_NF(n)). */
 #define SK_REASON_NO_KEY 0	/* frame has no key of the configured kind (not counted) */
 #define SK_REASON_HEAVY 1	/* packet of a flagged flow (action applied) */
-#define SK_REASON_CAND_FULL 2	/* a flow crossed the threshold but sk_cand was full */
+#define SK_REASON_CAND_FULL 2	/* a flow over the threshold acted on without a candidate entry
+				 * (the bank's candidates are all taken) */
 #define SK_REASON_SAMPLED_OUT 3	/* NitroSketch skipped the update */
 #define SK_REASON_NO_BANK 4	/* sk_active empty (controller not up): passed uncounted */
 
@@ -72,7 +80,7 @@ struct sketch_cfg {
 	__u64 threshold;	/* absolute estimate, or Q16 fraction with SK_F_FRACTION */
 	__u64 min_total;	/* fraction: no flag before the bank total reaches this */
 	__u32 nitro_scale_q16;	/* increment multiplier 1/p in Q16 */
-	__u32 pad;
+	__u32 candidates;	/* sk_cand entries per bank */
 	__u64 nitro_neglog_q32;	/* -log2(1 - p) in Q32 (pure-eBPF skip draws); 0 = p == 1 */
 	__u64 nitro_p_q32;	/* p in Q32 (module random pool) */
 };
@@ -101,6 +109,32 @@ struct sketch_cand {
 	__u64 hits;		/* packets of the flow seen while flagged */
 	__u32 first_cpu;
 	__u32 pad;
+};
+
+/* A CPU's top table of one bank: the SKETCH_TOP flows with the largest estimates it has seen
+ * this epoch. A flow enters when its estimate (after its update) exceeds the smallest held,
+ * replacing that flow; a held flow's estimate is raised by its own packets. `bar` is the
+ * smallest held estimate once every slot is taken (0 before): a packet whose estimate is below
+ * it cannot change the table and costs one compare. Flows are found by fingerprint, then key. */
+struct sketch_top {
+	__u32 n;		/* slots taken */
+	__u32 min;		/* slot of the smallest estimate (when n == SKETCH_TOP) */
+	__u32 bar;		/* est[min] when n == SKETCH_TOP, else 0 */
+	__u32 pad;
+	__u32 est[SKETCH_TOP];	/* largest estimate seen for the flow */
+	__u32 fp[SKETCH_TOP];	/* fingerprint of the key (sketch.bpf.c sk_fp) */
+	__u8 len[SKETCH_TOP];	/* key bytes; 0 = free slot */
+	__u64 key[SKETCH_TOP][SKETCH_KEY_MAX / 8];	/* zero-padded */
+};
+
+/* A bank's flagged flows: how many candidate entries it holds (at most cfg.candidates), and
+ * one bit per fingerprint (bit fp % SKETCH_HEAVY_BITS) of every flow flagged heavy this epoch,
+ * set before its candidate entry is tried (NitroSketch with an action: an unsampled packet of a
+ * flagged flow without an entry is still recognised, by a bit, then its estimate). */
+struct sketch_heavy {
+	__u32 cands;
+	__u32 pad;
+	__u64 bits[SKETCH_HEAVY_BITS / 64];
 };
 
 struct sketch_nitro {

@@ -60,7 +60,7 @@ def test_defaults_and_bounds():
     ({"counters": "global"}, "counters", "per_cpu"),
     ({"action": "redirect"}, "", "redirect needs redirect_to"),
     ({"redirect_to": "eth0"}, "", "only used with action: redirect"),
-    ({"topk": 20, "candidates": 10}, "", "cannot exceed candidates"),
+    ({"topk": 20, "candidates": 10}, "", "cannot exceed what the datapath keeps"),
     ({"seed": -1}, "seed", "greater than or equal"),
     ({"epoch_s": 0}, "epoch_s", "greater than"),
     ({"colour": "red"}, "colour", "Extra inputs"),

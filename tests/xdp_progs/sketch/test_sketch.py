@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +28,17 @@ from traffic.packets import from_flow
 def cfg(**kw) -> SketchConfig:
     kw.setdefault("variant", "pure")
     return validate(kw, SketchConfig)
+
+
+@contextmanager
+def pinned_cpu():
+    """The caller on one CPU: per-CPU banks and top tables see all of its packets."""
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(saved)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
 
 
 def send_seq(prog, frames, seq) -> list[int]:
@@ -434,3 +447,107 @@ def test_epoch_timer_flips():
         time.sleep(0.4)
         sk.stop_epochs()
         assert 3 <= len(sk.history) <= 9
+
+
+# ---- adversarial traffic: acting without a candidate slot, top k whatever the threshold -----
+
+@pytest.mark.parametrize("p", [0.25, 1 / 16], ids=["p4", "p16"])
+@pytest.mark.parametrize("action", ["drop", "redirect"])
+def test_nitro_acts_on_every_packet_of_a_heavy_flow_without_a_candidate_slot(p, action):
+    """NitroSketch, threshold 64, 4 candidates per epoch: 8 flows x 400 packets take the 4
+    entries (and 4 more flows are flagged without one), then a new flow sends 20,000 packets:
+    from its first acted-on packet every packet of it is acted on, sampled or not, and it is
+    acted on near the threshold; a light flow is not. Every flagged flow's packets are acted
+    on likewise."""
+    c = cfg(action=action, redirect_to="lo" if action == "redirect" else None,
+            threshold={"absolute": 64}, candidates=4, nitro={"enabled": True, "p": p})
+    hit = XdpAction.DROP if action == "drop" else XdpAction.REDIRECT
+    flows = [Flow(f"10.0.0.{i + 1}", "10.1.0.1", 1000, 80, 17) for i in range(9)]
+    light = Flow("10.0.0.99", "10.1.0.1", 1000, 80, 17)
+    with Sketch(c).up() as sk, pinned_cpu():
+        run = sk.program.test_run
+        for f in flows[:8]:
+            v = [run(raw_frame(f)).retval for _ in range(400)]
+            first = v.index(hit)
+            assert set(v[first:]) == {hit} and first < 64 + 16 / p, (f, first)
+        assert len(sk.candidates()) == 4
+        v = [run(raw_frame(flows[8])).retval for _ in range(20_000)]
+        first = v.index(hit)
+        assert set(v[first:]) == {hit}, v[first:].count(XdpAction.PASS)
+        assert first < 64 + 16 / p
+        # 3 packets: even all sampled (+16 each at p = 1/16) stay under 64
+        assert {run(raw_frame(light)).retval for _ in range(3)} == {XdpAction.PASS}
+        s = sk.stats()
+        acted = s.reasons[Reason.nf(REASON_HEAVY)] + s.reasons[Reason.nf(REASON_CAND_FULL)]
+        assert acted == s.packets[hit] > 20_000 - first
+        assert s.reasons[Reason.nf(REASON_CAND_FULL)] > 20_000 - first   # no entry for it
+        assert len(sk.candidates()) == 4
+
+
+def test_candidates_are_per_epoch():
+    """`candidates` entries per epoch (bank): 8 flows crossing the threshold take 4, the others
+    are acted on without one; the next epoch has its own 4 while the closed one's are read."""
+    c = cfg(action="drop", threshold={"absolute": 5}, candidates=4)
+    flows = [Flow(f"10.0.1.{i + 1}", "10.1.0.1", 7, 9, 17) for i in range(16)]
+    with Sketch(c).load() as sk, pinned_cpu():
+        for f in flows[:8]:
+            assert sk.program.test_run(raw_frame(f), repeat=6).retval == XdpAction.DROP
+        old = sk.active
+        assert len(sk.candidates(old)) == 4
+        s = sk.stats()
+        # packets 5 and 6 of each flow are over the threshold
+        assert (s.reasons[Reason.nf(REASON_HEAVY)], s.reasons[Reason.nf(REASON_CAND_FULL)]) == (8, 8)
+        # the other bank: its own 4, even with the first bank's entries still in the map
+        sk._maps["sk_active"].update(bytes(4), sk.banks[1 - old])
+        for f in flows[8:]:
+            sk.program.test_run(raw_frame(f), repeat=6)
+        assert len(sk.candidates(1 - old)) == 4 and len(sk.candidates(old)) == 4
+
+
+def _recall(sk, fs, k=10) -> float:
+    true = {flow_key("five_tuple", f) for f, _ in fs.top(k)}
+    return len(true & {key for key, _ in sk.topk(k)}) / k
+
+
+@pytest.mark.parametrize("ipv6", [False, True], ids=["v4", "v6"])
+def test_topk_recall_low_skew_whatever_the_threshold(ipv6):
+    """The shipped config (1 % threshold: no flow of Zipf(0.6) over 200k flows gets near it),
+    1M packets through traffic.replay: top-10 recall >= 0.9 from the CPU's top table; nothing
+    is a heavy hitter."""
+    from nf.config import load
+    from traffic.replay import Replay
+    fs = zipf(200_000, 1_000_000, 0.6, seed=16, ipv6=ipv6, protos=(17,))
+    c = load(Path(__file__).parents[3] / "configs" / "sketch.yaml", SketchConfig)
+    c = c.model_copy(update={"variant": "pure"})
+    assert (c.depth, c.width, c.threshold.fraction) == (4, 1024, 0.01)
+    with Sketch(c).load() as sk, Replay(sk.program, fs.flows, raw_frame(fs.flows[0]),
+                                        seq=fs.sequence) as rp:
+        t0 = time.monotonic()
+        rp.run(len(fs.sequence), cpu=min(os.sched_getaffinity(0)))
+        ran = time.monotonic() - t0
+        assert sk.snapshot().packets == 1_000_000
+        r = _recall(sk, fs)
+        print(f"\nZipf 0.6 {'v6' if ipv6 else 'v4'}: top-10 recall {r} ({ran:.2f} s through "
+              f"test_run), top table {len(sk.top_flows())} flows")
+        assert r >= 0.9
+        assert sk.heavy_hitters() == [] and sk.candidates() == {}
+        assert len(sk.topk(16)) == 16
+
+
+def test_topk_is_the_k_largest_with_no_flow_over_the_threshold():
+    """40 flows of 1..40 packets (exact: few flows, no collisions in the default size), sent
+    interleaved, threshold never reached: topk(k) is the k largest, for every k up to 16."""
+    import random
+    flows = [Flow(f"10.3.0.{i + 1}", "10.1.0.1", 5, 6, 17) for i in range(40)]
+    seq = [i for i in range(40) for _ in range(i + 1)]
+    random.Random(4).shuffle(seq)
+    with Sketch(cfg(threshold={"absolute": 1 << 20})).load() as sk, pinned_cpu():
+        for i in seq:
+            sk.program.test_run(raw_frame(flows[i]))
+        for k in (1, 5, 10, 16):
+            want = [(flow_key("five_tuple", flows[39 - j]), 40 - j) for j in range(k)]
+            assert sk.topk(k) == want
+        assert sk.candidates() == {}
+        rec = sk.flip()
+        assert rec.top == [(flow_key("five_tuple", flows[39 - j]), 40 - j) for j in range(10)]
+        assert sk.top_flows() == {}      # the new epoch starts empty
