@@ -20,6 +20,8 @@ pytestmark = pytest.mark.vm
     # XDP's btf_struct_access (the nf_conn hook) refuses writes to other kernel types with
     # EACCES and no text: the rejected instruction is the last one in the log
     ("node_write_oob", "(73) *(u8 *)(r0 +0) = r1\nprocessed"),
+    # kfunc memory arguments are checked for writing too: no rodata (the flow table's hash key)
+    ("rodata_hash", "write into map forbidden"),
 ])
 def test_rejected_with_message(enetstl, name, expect):
     obj = BpfObject.open(object_path(SRC / "kmod_tests" / "must_fail" / f"{name}.bpf.c"))

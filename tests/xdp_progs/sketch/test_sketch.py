@@ -453,13 +453,14 @@ def test_epoch_timer_flips():
 
 @pytest.mark.parametrize("p", [0.25, 1 / 16], ids=["p4", "p16"])
 @pytest.mark.parametrize("action", ["drop", "redirect"])
-def test_nitro_acts_on_every_packet_of_a_heavy_flow_without_a_candidate_slot(p, action):
+def test_nitro_acts_on_every_packet_of_a_heavy_flow_without_a_candidate_slot(p, action,
+                                                                            variant="pure"):
     """NitroSketch, threshold 64, 4 candidates per epoch: 8 flows x 400 packets take the 4
     entries (and 4 more flows are flagged without one), then a new flow sends 20,000 packets:
     from its first acted-on packet every packet of it is acted on, sampled or not, and it is
     acted on near the threshold; a light flow is not. Every flagged flow's packets are acted
     on likewise."""
-    c = cfg(action=action, redirect_to="lo" if action == "redirect" else None,
+    c = cfg(action=action, redirect_to="lo" if action == "redirect" else None, variant=variant,
             threshold={"absolute": 64}, candidates=4, nitro={"enabled": True, "p": p})
     hit = XdpAction.DROP if action == "drop" else XdpAction.REDIRECT
     flows = [Flow(f"10.0.0.{i + 1}", "10.1.0.1", 1000, 80, 17) for i in range(9)]

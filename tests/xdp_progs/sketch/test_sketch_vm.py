@@ -88,13 +88,15 @@ def test_variants_give_identical_counters_and_verdicts(enetstl, counters, d, w):
                 # one fused call per packet in the eNetSTL variant, none in the pure one
                 assert calls == (len(seq) if variant == "enetstl" else 0)
                 snap = sk.snapshot()
-                out[variant] = (verdicts, snap.table.copy(), snap.total, sorted(sk.candidates()))
+                out[variant] = (verdicts, snap.table.copy(), snap.total, sorted(sk.candidates()),
+                                sk.top_flows(), sk.topk(16))
         finally:
             os.sched_setaffinity(0, pin)
     assert out["pure"][0] == out["enetstl"][0]
     assert np.array_equal(out["pure"][1], out["enetstl"][1])
     assert out["pure"][2:] == out["enetstl"][2:]
     assert 1 in out["pure"][0]   # some flows were flagged and dropped
+    assert len(out["pure"][4]) == 16     # the top tables (identical above) are full
     ref = CountMin(d, w, seed=0x1234)
     for i in seq:
         ref.add(keys[i], len(frames[i]) if d == 5 else 1)
@@ -126,6 +128,13 @@ def test_enetstl_nitro_uses_module_pool(enetstl):
             break
         time.sleep(0.05)
     assert _sys("live_rp") == live_before
+
+
+@pytest.mark.parametrize("p", [0.25, 1 / 16], ids=["p4", "p16"])
+def test_enetstl_nitro_acts_on_every_packet_without_a_candidate_slot(enetstl, p):
+    """The tier-1 repro on the eNetSTL variant (its skips come from the module's random pool)."""
+    _t1.test_nitro_acts_on_every_packet_of_a_heavy_flow_without_a_candidate_slot(
+        p, "drop", variant="enetstl")
 
 
 def test_without_module_enetstl_is_refused_and_auto_is_pure(enetstl_absent):
