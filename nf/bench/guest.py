@@ -87,7 +87,9 @@ def sketch(c: Counter) -> dict:
                 profiles[f"d=8 {variant}"] = prof
         rows[str(d)] = row
         _log(f"sketch d={d}: {row}")
-    return {"rows": rows, "profiles": profiles}
+    top = sb.guest_top(c)
+    _log(f"sketch top table: {top}")
+    return {"rows": rows, "profiles": profiles, "top": top}
 
 
 def flow_table(c: Counter) -> dict:

@@ -50,6 +50,35 @@ def frames(n: int = 8, ipv6: bool = False) -> list[bytes]:
     return [raw_frame(f) for f in uniform(n, 0, seed=1, protos=(17,), ipv6=ipv6).flows]
 
 
+def guest_top(c, depths=(4, 8)) -> dict:
+    """Inside a measuring guest: the top table's share of a packet. The bench frame's flow is
+    held in its CPU's top table (each packet finds it and raises its estimate); a flow below
+    the bar (16 flows of 100,000 packets each held first) costs the bar check alone. Instructions
+    per packet beyond the empty program, per depth and variant."""
+    from nf.nfs.sketch import Sketch
+    from nf.vm.insncount import MEASURE_CPU
+    out = {}
+    heavy = frames(17)
+    saved = os.sched_getaffinity(0)
+    try:
+        for d in depths:
+            for variant in ("pure", "enetstl"):
+                with Sketch(cfg(variant, d)).load() as sk:
+                    held, _ = c.count(sk.program, heavy[0], expect=2)
+                    os.sched_setaffinity(0, {MEASURE_CPU})   # the counted CPU's top table
+                    for fr in heavy[1:]:
+                        sk.program.test_run(fr, repeat=100_000)
+                    os.sched_setaffinity(0, saved)
+                    light, _ = c.count(sk.program, frames(18)[17], expect=2)
+                    held_flows = sk.top_flows()
+                    if len(held_flows) != 16 or any(e < 100_000 for e in held_flows.values()):
+                        raise RuntimeError(f"top table not as set up: {held_flows}")
+                out[f"d={d} {variant}"] = {"held": held, "below the bar": light}
+    finally:
+        os.sched_setaffinity(0, saved)
+    return out
+
+
 # ---- where the instructions go: per-phase builds and path crossover (VM, measuring boot) ------
 #
 #   python -m nf.bench.sketch profile [OUT.json]     # host: boots one measuring guest

@@ -15,8 +15,8 @@ from nf.config.base import Model
 
 MAX_D = 16                       # sketch.h SKETCH_MAX_D (and ENETSTL_MAX_D)
 PERCPU_VALUE_MAX = 32 * 1024     # kernel PCPU_MIN_UNIT_SIZE: largest PERCPU_ARRAY value
-BANK_HEADER = 48                 # sizeof(struct sketch_bank), incl. the kfunc's 16-byte cm header
-MAX_PERCPU_CELLS = (PERCPU_VALUE_MAX - BANK_HEADER) // 4   # 8180 u32 counters per CPU
+BANK_HEADER = 56                 # sizeof(struct sketch_bank), incl. the kfunc's 16-byte cm header
+MAX_PERCPU_CELLS = (PERCPU_VALUE_MAX - BANK_HEADER) // 4   # 8178 u32 counters per CPU
 MAX_SHARED_CELLS = (4 << 20) // 4 - BANK_HEADER // 4        # KMALLOC_MAX_SIZE array value
 MAX_W = 1 << 20
 TOP_SLOTS = 16                   # sketch.h SKETCH_TOP: flows each CPU's top table keeps

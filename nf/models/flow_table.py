@@ -131,9 +131,9 @@ class CkHash(ctypes.Structure):
 class FtState(ctypes.Structure):
     __c_struct__ = "struct ft_state"
     __bpf_object__ = OBJECT
-    _fields_ = [("lock", ctypes.c_uint32), ("entries", ctypes.c_uint32), ("chg", ctypes.c_uint64),
-                ("fresh", ctypes.c_uint32), ("free_head", ctypes.c_uint32),
-                ("free_tail", ctypes.c_uint32), ("frees", ctypes.c_uint32), ("hash", CkHash)]
+    _fields_ = [("hash", CkHash), ("lock", ctypes.c_uint32), ("entries", ctypes.c_uint32),
+                ("chg", ctypes.c_uint64), ("fresh", ctypes.c_uint32), ("free_head", ctypes.c_uint32),
+                ("free_tail", ctypes.c_uint32), ("frees", ctypes.c_uint32)]
 
 
 class FtMetrics(ctypes.Structure):

@@ -507,10 +507,14 @@ class FlowTable:
         return sum_stats(self._map("ft_stats").typed(u32, NfStats).lookup_percpu(u32(0)))
 
     def counters(self) -> dict[str, dict[str, int]]:
-        """Per-group counters (the CLI's stats): table occupancy and operation counts."""
+        """Per-group counters (the CLI's stats): table occupancy and operation counts, insert
+        failures by cause (no path, no key index, lock, this CPU's search budget spent, a bucket
+        pair refused lately)."""
         m = self.metrics()
         return {"table": {k: m[k] for k in ("entries", "slots", "lookups", "hits", "misses",
-                                             "inserts", "insert_failures", "deletes", "retries")}}
+                                             "inserts", "insert_failures", "fail_full",
+                                             "fail_index", "fail_busy", "fail_budget",
+                                             "fail_cached", "deletes", "retries")}}
 
     def run(self, frame: bytes, repeat: int = 1):
         """One frame through the datapath program (test_run)."""

@@ -47,6 +47,7 @@ SKETCH_MAX_D = 16
 SKETCH_KEY_MAX = 40
 SKETCH_LOG2_TAB = 1024
 SKETCH_TOP = 16
+SKETCH_TOP_POS = 256
 SKETCH_HEAVY_BITS = 65536
 SK_F_BYTES, SK_F_SHARED, SK_F_NITRO, SK_F_FRACTION = 1, 2, 4, 8
 KEY_KIND = {KeyKind.five_tuple: 0, KeyKind.src_ip: 1, KeyKind.dst_ip: 2, KeyKind.src_dst: 3,
@@ -81,7 +82,8 @@ class SketchBank(ctypes.Structure):
     __c_struct__ = "struct sketch_bank"
     __bpf_object__ = OBJECT
     _fields_ = [("id", ctypes.c_uint32), ("epoch", ctypes.c_uint32), ("total", ctypes.c_uint64),
-                ("packets", ctypes.c_uint64), ("sampled", ctypes.c_uint64), ("cm", CmHdr)]
+                ("packets", ctypes.c_uint64), ("sampled", ctypes.c_uint64),
+                ("top_bar", ctypes.c_uint32), ("pad", ctypes.c_uint32), ("cm", CmHdr)]
 
 
 class CandKey(ctypes.Structure):
@@ -103,7 +105,8 @@ class SketchTop(ctypes.Structure):
     __bpf_object__ = OBJECT
     _fields_ = [("n", ctypes.c_uint32), ("min", ctypes.c_uint32), ("bar", ctypes.c_uint32),
                 ("pad", ctypes.c_uint32), ("est", ctypes.c_uint32 * SKETCH_TOP),
-                ("fp", ctypes.c_uint32 * SKETCH_TOP), ("len", ctypes.c_uint8 * SKETCH_TOP),
+                ("len", ctypes.c_uint8 * SKETCH_TOP),
+                ("pos", ctypes.c_uint8 * SKETCH_TOP_POS),
                 ("key", (ctypes.c_uint64 * (SKETCH_KEY_MAX // 8)) * SKETCH_TOP)]
 
 
@@ -123,7 +126,7 @@ class HashCheck(ctypes.Structure):
                 ("pad", ctypes.c_uint32)]
 
 
-BANK_HDR = ctypes.sizeof(SketchBank)  # 48
+BANK_HDR = ctypes.sizeof(SketchBank)  # 56
 
 
 def _netns_ctx(netns: str | None):

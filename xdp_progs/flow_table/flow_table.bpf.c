@@ -110,7 +110,8 @@ _Static_assert(FT_HASH_CRC32C == ENETSTL_CK_HASH_CRC32C && FT_HASH_MUL64 == ENET
 	       sizeof(struct ft_bucket) == sizeof(struct enetstl_ck_bucket),
 	       "flow_table.h and enetstl_cuckoo_find must agree on the table");
 
-_Static_assert(FT_KEY_SIZE == 8 * ENETSTL_CK_WORDS, "the keyed hash takes the key in u64 words");
+_Static_assert(FT_KEY_SIZE == 8 * ENETSTL_CK_WORDS && __builtin_offsetof(struct ft_state, hash) == 0,
+	       "the keyed hash takes the key in u64 words, from the start of ft_state");
 
 /* The keyed hash (enetstl.h): each u64 word of the key times the table's secret multiplier,
  * then MUL64 (sum, fold-multiply-fold) or CRC-32C of the five products. */

@@ -106,6 +106,8 @@ struct ft_bucket {
 };
 
 struct ft_state {
+	struct enetstl_ck_hash hash; /* the keyed bucket choice: kind and secret multipliers (first:
+				      * the eNetSTL lookup passes the state pointer itself) */
 	__u32 lock;       /* writer lock: 0 free, 1 held (cmpxchg); see flow_table.bpf.c */
 	__u32 entries;    /* keys in the table */
 	__u64 chg;        /* bumped before every slot overwrite of a displacement (readers retry) */
@@ -113,7 +115,6 @@ struct ft_state {
 	__u32 free_head;  /* ring of freed indices: pop at head, push at tail (free-running) */
 	__u32 free_tail;
 	__u32 frees;      /* deletes so far: a refused bucket pair is retried after one */
-	struct enetstl_ck_hash hash; /* the keyed bucket choice: kind and secret multipliers */
 };
 
 struct ft_metrics {

@@ -26,6 +26,7 @@
 #define SKETCH_KEY_MAX 40	/* IPv6 5-tuple; every key length is a multiple of 4 */
 #define SKETCH_LOG2_TAB 1024	/* pure-eBPF geometric sampling: log2 mantissa table */
 #define SKETCH_TOP 16		/* flows of the top table per CPU and bank */
+#define SKETCH_TOP_POS 256	/* position index of the top table (fingerprint >> 24) */
 #define SKETCH_HEAVY_BITS 65536	/* bits of the flagged-flow bitmap per bank */
 
 /* Flow key kinds and the bytes hashed (addresses and ports in network order):
@@ -92,6 +93,9 @@ struct sketch_bank {
 	__u64 total;		/* sum of the increments added to each row */
 	__u64 packets;		/* frames that reached the sketch (sampled or not) */
 	__u64 sampled;		/* frames whose increments were applied */
+	__u32 top_bar;		/* per-CPU banks: this CPU's top-table bar (sketch_top.bar), so a
+				 * packet below it needs no sk_top lookup; 0 in shared banks */
+	__u32 pad;
 	struct enetstl_cm_hdr cm;	/* d, w, seed, flags=0: the kfunc's table starts here */
 };
 
@@ -115,15 +119,18 @@ struct sketch_cand {
  * this epoch. A flow enters when its estimate (after its update) exceeds the smallest held,
  * replacing that flow; a held flow's estimate is raised by its own packets. `bar` is the
  * smallest held estimate once every slot is taken (0 before): a packet whose estimate is below
- * it cannot change the table and costs one compare. Flows are found by fingerprint, then key. */
+ * it cannot change the table and costs one compare. Flows are found by position, then key. */
 struct sketch_top {
 	__u32 n;		/* slots taken */
 	__u32 min;		/* slot of the smallest estimate (when n == SKETCH_TOP) */
 	__u32 bar;		/* est[min] when n == SKETCH_TOP, else 0 */
 	__u32 pad;
 	__u32 est[SKETCH_TOP];	/* largest estimate seen for the flow */
-	__u32 fp[SKETCH_TOP];	/* fingerprint of the key (sketch.bpf.c sk_fp) */
 	__u8 len[SKETCH_TOP];	/* key bytes; 0 = free slot */
+	__u8 pos[SKETCH_TOP_POS];	/* slot + 1 of the flow last found or entered with this
+					 * position (the key folded to a byte; 0: none): one probe
+					 * finds a held flow, a stale or shared entry falls back to
+					 * the scan */
 	__u64 key[SKETCH_TOP][SKETCH_KEY_MAX / 8];	/* zero-padded */
 };
 

@@ -31,7 +31,10 @@ def test_defaults_and_bounds():
     assert cfg.threshold.absolute == 1000 and cfg.threshold.q16 == 1000
     assert cfg.epsilon == pytest.approx(math.e / 1024) and cfg.delta == pytest.approx(math.exp(-4))
     # the largest per-CPU sizes that fit, and the same sizes shared
-    assert MAX_PERCPU_CELLS == 8180
+    assert MAX_PERCPU_CELLS == 8178
+    from nf.config.sketch import BANK_HEADER
+    from nf.nfs.sketch import BANK_HDR        # the mirror of struct sketch_bank (BTF-checked)
+    assert BANK_HEADER == BANK_HDR
     validate({"depth": 1, "width": 4096}, SketchConfig)
     validate({"depth": 3, "width": 2048}, SketchConfig)
     validate({"depth": 16, "width": 256}, SketchConfig)
@@ -76,7 +79,7 @@ def test_percpu_limit_says_what_fits(d, w, fit):
     errs = errors_of({"depth": d, "width": w})
     (loc, msg), = errs
     assert loc == ""
-    assert "32768 bytes" in msg and "d x w <= 8180" in msg and fit in msg and "counters: shared" in msg
+    assert "32768 bytes" in msg and "d x w <= 8178" in msg and fit in msg and "counters: shared" in msg
     assert f"with depth {d}" in msg
 
 
