@@ -756,10 +756,11 @@ static __always_inline void ft_refill(struct ft_bfs *q, __u64 now)
  * refused flow's later packets, and a flood of new flows against a full table, cost a lookup
  * and these checks, not a search under the writer lock each. */
 static __always_inline int ft_learn(struct ft_state *st, struct ft_metrics *mt,
-				    const struct ft_entry *ne, struct ft_where *w, __u64 now,
-				    const int kf)
+				    const struct ft_key *key, struct ft_where *w, __u64 len,
+				    __u64 *now, const int kf)
 {
 	__u32 zero = 0, bound = ft_cfg.max_search, steps = 0, moves = 0, idx = 0, gen, c;
+	struct ft_entry ne __attribute__((aligned(8))) = {};
 	struct ft_bucket *b1, *b2;
 	struct ft_bfs *q;
 	__u64 pair;
@@ -769,6 +770,7 @@ static __always_inline int ft_learn(struct ft_state *st, struct ft_metrics *mt,
 		mt->fail_index++;
 		return FT_NO_INDEX;
 	}
+	*now = bpf_ktime_get_coarse_ns();
 	w->b2 = ft_alt(w->b1, w->sig);
 	b1 = bpf_map_lookup_elem(&ft_buckets, &w->b1);
 	b2 = bpf_map_lookup_elem(&ft_buckets, &w->b2);
@@ -783,7 +785,7 @@ static __always_inline int ft_learn(struct ft_state *st, struct ft_metrics *mt,
 			mt->fail_cached++;
 			return FT_DEFERRED;
 		}
-		ft_refill(q, now);
+		ft_refill(q, *now);
 		if (!q->tokens) {
 			mt->fail_budget++;
 			return FT_DEFERRED;
@@ -791,7 +793,16 @@ static __always_inline int ft_learn(struct ft_state *st, struct ft_metrics *mt,
 		if (q->tokens < bound)
 			bound = q->tokens;
 	}
-	rc = ft_insert(st, mt, ne, w, &moves, &idx, 0, bound, &steps, kf);
+	/* the entry is built only for an insert that is tried */
+	__builtin_memcpy(&ne.key, key, sizeof(*key));
+	ne.val.packets = 1;
+	ne.val.bytes = len;
+	ne.val.first_seen = *now;
+	ne.val.last_seen = *now;
+	ne.val.action = ft_cfg.default_action;
+	ne.val.port = ft_cfg.default_port;
+	ne.val.flags = FT_F_LEARNED;
+	rc = ft_insert(st, mt, &ne, w, &moves, &idx, 0, bound, &steps, kf);
 	q->tokens = steps < q->tokens ? q->tokens - steps : 0;
 	if (rc == FT_FULL) {
 		q->refused[c] = pair;
@@ -853,18 +864,8 @@ static __always_inline int ft_main(struct xdp_md *ctx, const int kf)
 	}
 	mt->misses++;
 	if (ft_cfg.learn) {
-		struct ft_entry ne __attribute__((aligned(8))) = {};
-
-		now = bpf_ktime_get_coarse_ns();
-		__builtin_memcpy(&ne.key, &key, sizeof(key));
-		ne.val.packets = 1;
-		ne.val.bytes = len;
-		ne.val.first_seen = now;
-		ne.val.last_seen = now;
-		ne.val.action = ft_cfg.default_action;
-		ne.val.port = ft_cfg.default_port;
-		ne.val.flags = FT_F_LEARNED;
-		rc = ft_learn(st, mt, &ne, &w, now, kf);
+		now = 0;
+		rc = ft_learn(st, mt, &key, &w, len, &now, kf);
 		if (rc == FT_EXISTS) {
 			/* inserted by another CPU since our miss: count the packet there */
 			e = ft_lookup(st, NULL, &key, &w, kf);
