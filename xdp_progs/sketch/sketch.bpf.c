@@ -596,16 +596,47 @@ held:
 	}
 }
 
+/* Whether an estimate that just grew by inc crossed a multiple of 2^s, s = max(0, log2(est) -
+ * 6): 32 to 64 times per doubling of a flow's estimate. The top table sees a flow only then, so
+ * the packets of a held flow (most packets, under skew) skip its lookup and key compare; what it
+ * stores lags an estimate by under 1/16, which moves an eviction or an admission by as little,
+ * and topk() ranks by the counters anyway. */
+static __always_inline int top_due(__u32 est, __u32 inc)
+{
+	__u32 s = 0, v = est >> 6;
+
+	if (v >> 16) {
+		s += 16;
+		v >>= 16;
+	}
+	if (v >> 8) {
+		s += 8;
+		v >>= 8;
+	}
+	if (v >> 4) {
+		s += 4;
+		v >>= 4;
+	}
+	if (v >> 2) {
+		s += 2;
+		v >>= 2;
+	}
+	s += v >> 1 ? 2 : v;
+	return est < inc || (est >> s) != ((est - inc) >> s);
+}
+
 /* Feed the CPU's top table of bank b with a flow's estimate after its update: below the bar
  * (the table full, its smallest estimate larger) nothing changes, and with per-CPU banks that is
- * known from the bank's header alone. */
+ * known from the bank's header alone; above it, only when the estimate is due (top_due). */
 static __always_inline void top_track(struct sketch_bank *b, const __u32 *kw, __u32 len,
-				      __u32 est, __u32 flags)
+				      __u32 est, __u32 inc, __u32 flags)
 {
 	__u32 bid = b->id & 1;
 	struct sketch_top *t;
 
 	if (!SK_SHARED && est < b->top_bar)
+		return;
+	if (!top_due(est, inc))
 		return;
 	t = bpf_map_lookup_elem(&sk_top, &bid);
 	if (t && est >= t->bar)
@@ -782,7 +813,7 @@ int xdp_sketch(struct xdp_md *ctx)
 	SK_STOP_AFTER(3);
 	est = cm_update(b, kw, len, inc, flags);
 	SK_STOP_AFTER(4);
-	top_track(b, kw, len, est, flags);
+	top_track(b, kw, len, est, inc, flags);
 	if (over_threshold(b, est, flags))
 		return act(ctx, flag(b, kw, len, est, flags));
 	return xdp_exit(ctx, &sk_stats, XDP_PASS);
