@@ -15,9 +15,9 @@ Generators, in order of preference (both share xdp_progs/traffic/gen.h):
                                the test skb out of the interface: permitted wherever test_run is.
 
 Chosen by measurement on this machine kind (generator -> XDP_DROP on the dut port, 64 B, one
-CPU; traffic/NOTES.md): tc clone-redirect 465 ns/frame, AF_XDP TX in copy mode (libxdp) 540,
-AF_PACKET sendmmsg 694, trafgen (TX_RING + qdisc bypass) 775, a C TX_RING + qdisc-bypass
-sender 787. `probe(name)` tries each once per process; `pick(None)` is the first permitted.
+CPU; traffic/NOTES.md): tc clone-redirect 422 ns/frame, AF_XDP TX in copy mode (libxdp) 508,
+AF_PACKET sendmmsg 636, trafgen (TX_RING + qdisc bypass) 736, a C TX_RING + qdisc-bypass
+sender 765. `probe(name)` tries each once per process; `pick(None)` is the first permitted.
 
     with RxCounter(lab.ns("h2"), "eth0") as rx, \\
             open_generator(lab.ns("h1"), "eth0", [frame]) as gen:
