@@ -30,6 +30,7 @@ import itertools
 import os
 import re
 import secrets
+import time
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -320,6 +321,33 @@ class Lab:
                 addresses=tuple(str(a) for a in hs.addresses), port=port,
                 port_ifindex=_iface.ifindex(port, self.dut), port_mac=pmac,
                 port_addresses=tuple(str(a) for a in hs.port_addresses), ipv6=v6)
+        self._settle_ipv6()
+
+    def _settle_ipv6(self, bound_s: float = 10.0) -> None:
+        """Return once every IPv6 interface's kernel has sent its unsolicited MLD reports.
+        The joins run from addrconf's workqueue after carrier comes up, so on a loaded machine
+        they can start well after the build (seen: a report 1.5 s late in CI). Done = every
+        IPv6 interface has a non-tentative link-local address (the solicited-node joins happen
+        before) and each netns's MLD report counter has not moved for 100 ms."""
+        nss = [self.dut] + [h.netns for h in self.hosts.values() if h.ipv6]
+        if not self.spec.ipv6 and len(nss) == 1:
+            return
+        deadline, last, still_since = time.monotonic() + bound_s, None, None
+        while True:
+            now = time.monotonic()
+            state = tuple(_mld_state(ns) for ns in nss)
+            ready = all(ok for ok, _ in state)
+            counts = tuple(c for _, c in state)
+            if ready and counts == last:
+                if now - still_since >= 0.1:
+                    return
+            else:
+                still_since = now
+            last = counts if ready else None
+            if now > deadline:
+                raise RuntimeError(f"lab {self.name}: IPv6 interfaces not settled within "
+                                   f"{bound_s:.0f} s (link-local / MLD reports)")
+            time.sleep(0.02)
 
     def destroy(self) -> None:
         """Remove every namespace of the lab (their veths go with them). Idempotent."""
@@ -366,6 +394,32 @@ class Lab:
 
     def features(self, node: str, ifname: str) -> dict[str, bool]:
         return _iface.get_features(ifname, self.ns(node))
+
+
+def _mld_state(ns: str) -> tuple[bool, int]:
+    """(every up IPv6 interface but lo has a non-tentative link-local address, MLD reports sent)
+    of one netns."""
+    with _netns.enter(ns):
+        with IPRoute() as ipr:
+            v6_links = {l["index"] for l in ipr.get_links()
+                        if l.get_attr("IFLA_IFNAME") != "lo" and l["flags"] & 1}
+            done = set()
+            for a in ipr.get_addr(family=10):
+                if a["scope"] == 253 and not (a.get_attr("IFA_FLAGS") or a["flags"]) & 0x40:
+                    done.add(a["index"])
+            disabled = set()
+            for i in v6_links:
+                ifn = ipr.get_links(i)[0].get_attr("IFLA_IFNAME")
+                try:
+                    with open(f"/proc/sys/net/ipv6/conf/{ifn}/disable_ipv6") as f:
+                        if f.read().strip() == "1":
+                            disabled.add(i)
+                except FileNotFoundError:
+                    disabled.add(i)
+        with open("/proc/thread-self/net/snmp6") as f:
+            sent = sum(int(v) for k, v in (ln.split() for ln in f)
+                       if k in ("Icmp6OutMLDv2Reports", "Icmp6OutGroupMembResponses"))
+    return (v6_links - disabled) <= done, sent
 
 
 @contextlib.contextmanager
