@@ -15,12 +15,14 @@ How the lab follows the config (nothing else is needed):
   nf/testing/deployment.py);
 - router: each interface gets the config's MAC and addresses; its host gets an address in each
   of the interface's subnets (the config's next hop / neighbour there if it names one, with the
-  neighbour's MAC, else the subnet's first free address) and the router as its gateway;
+  neighbour's MAC, else the subnet's first free address) and the router as its gateway; before
+  the test starts each host resolves the router's addresses (ARP, ND) as a real host does, so
+  the router has learned the hosts as Linux would have;
 - switch: hosts are unaddressed (their stacks stay silent, so every frame seen is one the
   switch sent); a trunk port's host sends and receives tagged frames as written (the host
   kernel has no 8021q; the lab keeps tags in the frame data: no VLAN offload);
 - host MACs are ``02:00:00:00:00:NN`` (NN = the interface's position in the config, 1-based)
-  unless a router neighbour gives one; every host end runs a pass-through XDP program (a frame an
+  unless a router neighbour gives one or the config uses that MAC (then the next free one); every host end runs a pass-through XDP program (a frame an
   NF sends back with XDP_TX reaches the host at once, and the veth rule is met).
 
 Frames arriving at the hosts are captured from the start. ``expect`` takes the next frames of a
@@ -144,10 +146,26 @@ def plan(kind, cfg) -> list[_Plan]:
 
 
 def lab_spec(plans: list[_Plan]):
-    from nf.net.lab import HostSpec, LabSpec
-    hosts = [HostSpec(name=f"h{i}", port=p.port, mac=p.mac, port_mac=p.port_mac,
+    from nf.net.lab import HostSpec, LabSpec, host_mac, port_mac
+    # Generated MACs never repeat one the config gives (configs/router.yaml's rt0 has the
+    # first host's default): a host sharing its router's MAC is no network anyone runs.
+    taken = {m.lower() for p in plans for m in (p.mac, p.port_mac) if m}
+    macs, n = [], len(plans)
+    for i, p in enumerate(plans, 1):
+        pm, hm = p.port_mac, p.mac
+        k = i
+        while pm is None and port_mac(k) in taken:
+            k += n
+        pm = pm or port_mac(k)
+        k = i
+        while hm is None and host_mac(k) in taken:
+            k += n
+        hm = hm or host_mac(k)
+        taken |= {pm, hm}
+        macs.append((hm, pm))
+    hosts = [HostSpec(name=f"h{i}", port=p.port, mac=hm, port_mac=pm,
                       addresses=p.addresses, port_addresses=p.port_addresses, gateways=p.gateways)
-             for i, p in enumerate(plans, 1)]
+             for i, (p, (hm, pm)) in enumerate(zip(plans, macs), 1)]
     v6 = any(":" in a for p in plans for a in p.addresses + p.port_addresses)
     return LabSpec(hosts=hosts, ipv6=v6)
 
@@ -260,6 +278,8 @@ class NfLab:
                     dut_ip4=_first(h.port_addresses, 4), dut_ip6=_first(h.port_addresses, 6),
                     vlan=p.vlan, vlans=p.vlans, _lab=self)
             self._tap = {self.lab.tap(p.host): p.name for p in self.ports.values()}
+            if self._kind.name == "router":
+                self._resolve_gateways()
             self._cap = self.lab.capture([p.host for p in self.ports.values()])
             self._pending = {n: [] for n in self.ports}
         except BaseException:
@@ -276,6 +296,43 @@ class NfLab:
         for h in self.lab.hosts.values():
             with self.lab.enter(h.name):
                 self._held.append(self._base.program(BASE_PROGRAM).attach_xdp(h.ifindex, XdpMode.NATIVE))
+
+    def _resolve_gateways(self, timeout: float = 5.0) -> None:
+        """Each router host resolves the router's addresses (an ARP request, a neighbour
+        solicitation) as a real host does before sending through its gateway, and the lab waits
+        for the kernel's answers. Linux learns a host from its request, and so does the router
+        (learn_neighbours): its answers (ICMP errors, echo replies) then go straight back, as a
+        Linux router's do. Done before capturing: tests start from a resolved network."""
+        from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6
+        from scapy.layers.l2 import ARP, Ether
+        from scapy.utils6 import in6_getnsma, in6_getnsmac
+        from socket import AF_INET6, inet_pton, inet_ntop
+        want: dict[tuple[str, str], int] = {}
+        with self.lab.capture([p.host for p in self.ports.values()]) as cap:
+            for p in self.ports.values():
+                frames = []
+                if p.ip4 and p.dut_ip4:
+                    frames.append(Ether(src=p.mac, dst="ff:ff:ff:ff:ff:ff") / ARP(
+                        op=1, hwsrc=p.mac, psrc=p.ip4, pdst=p.dut_ip4))
+                if p.ip6 and p.dut_ip6:
+                    nsma = in6_getnsma(inet_pton(AF_INET6, p.dut_ip6))
+                    frames.append(Ether(src=p.mac, dst=in6_getnsmac(nsma)) /
+                                  IPv6(src=p.ip6, dst=inet_ntop(AF_INET6, nsma), hlim=255) /
+                                  ICMPv6ND_NS(tgt=p.dut_ip6) / ICMPv6NDOptSrcLLAddr(lladdr=p.mac))
+                if frames:
+                    want[self.lab.tap(p.host)] = len(frames)
+                    p.send(frames)
+            deadline = time.monotonic() + timeout
+            got = {t: 0 for t in want}
+            while any(got[t] < n for t, n in want.items()) and time.monotonic() < deadline:
+                for t, fs in cap.take().items():
+                    if t in got:
+                        got[t] += sum(1 for f in fs if _is_resolution_answer(f))
+                cap.wait(count=1, timeout=0.05)
+        short = [self._tap[t] for t, n in want.items() if got[t] < n]
+        if short:
+            raise RuntimeError(f"the router's kernel did not answer ARP/ND on {', '.join(short)} "
+                               f"within {timeout:g} s")
 
     def close(self) -> None:
         """Tear down: the deployment (pins, record), then the namespaces. Idempotent."""
@@ -501,6 +558,13 @@ class NfLab:
         p = self.port(port)
         with self.program(p) as prog, self.lab.enter("dut"):
             return assert_packet(prog, frame, verdict, expected, ingress_ifindex=p.ifindex)
+
+
+def _is_resolution_answer(f: bytes) -> bool:
+    """An ARP reply or an IPv6 neighbour advertisement (no VLAN tag: router labs have none)."""
+    if f[12:14] == b"\x08\x06":
+        return len(f) >= 22 and f[20:22] == b"\x00\x02"
+    return f[12:14] == b"\x86\xdd" and len(f) > 54 and f[20] == 58 and f[54] == 136
 
 
 def _listed(frames: Any) -> list:

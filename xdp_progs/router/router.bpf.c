@@ -34,6 +34,7 @@ struct icmphdr {
 	__sum16 checksum;
 	__be32 rest;
 };
+#define ARPOP_REQUEST 1
 #define ARPOP_REPLY 2
 #define ARPHRD_ETHER 1
 #define ICMP_ECHOREPLY 0
@@ -582,32 +583,46 @@ struct arp_eth4 {
 	__u8 sha[6], spa[4], tha[6], tpa[4];
 } __attribute__((packed));
 
+/* ARP replies and requests to the port's address: Linux learns the sender from both (a request
+ * to a local address makes a STALE entry, arp_process -> neigh_event_ns), so a host that resolved
+ * the router is answered at once; a probe (sender 0.0.0.0) teaches nothing. */
 static __always_inline void learn_arp(struct xdp_md *ctx, __u32 port, struct rt_port *p)
 {
 	struct arp_eth4 *a = xdp_ptr(ctx, sizeof(struct ethhdr), sizeof(*a));
 
-	if (!a || a->op != bpf_htons(ARPOP_REPLY) || a->htype != bpf_htons(ARPHRD_ETHER) ||
-	    a->ptype != bpf_htons(ETH_P_IP) || a->hlen != 6 || a->plen != 4)
+	if (!a || (a->op != bpf_htons(ARPOP_REPLY) && a->op != bpf_htons(ARPOP_REQUEST)) ||
+	    a->htype != bpf_htons(ARPHRD_ETHER) || a->ptype != bpf_htons(ETH_P_IP) ||
+	    a->hlen != 6 || a->plen != 4)
 		return;
-	if (*(__u32 *)p->ip4 == 0 || *(__u32 *)a->tpa != *(__u32 *)p->ip4)
+	if (*(__u32 *)p->ip4 == 0 || *(__u32 *)a->tpa != *(__u32 *)p->ip4 || *(__u32 *)a->spa == 0)
 		return;
 	learn(port, 4, a->spa, a->sha);
 }
 
-/* Neighbour advertisement with a target link-layer address option (RFC 4861 4.4). */
-static __always_inline void learn_na(struct xdp_md *ctx, __u32 port, struct ipv6hdr *ip6)
+/* Neighbour advertisements with a target link-layer address option (RFC 4861 4.4), and
+ * solicitations for the port's address with a source link-layer address option from a
+ * specified source (Linux's ndisc_recv_ns makes a STALE entry from them; DAD probes come from
+ * :: and teach nothing). */
+static __always_inline void learn_na(struct xdp_md *ctx, __u32 port, struct rt_port *p,
+				     struct ipv6hdr *ip6)
 {
 	__u8 *icmp, *opt;
 
 	if (ip6->nexthdr != IPPROTO_ICMPV6 || ip6->hop_limit != 255)
 		return;
 	icmp = xdp_ptr(ctx, sizeof(struct ethhdr) + sizeof(*ip6), 24 + 8);
-	if (!icmp || icmp[0] != 136 || icmp[1] != 0)
+	if (!icmp || icmp[1] != 0)
 		return;
 	opt = icmp + 24;
-	if (opt[0] != 2 || opt[1] != 1)
-		return;
-	learn(port, 6, icmp + 8, opt + 2);
+	if (icmp[0] == 136 && opt[0] == 2 && opt[1] == 1) {
+		learn(port, 6, icmp + 8, opt + 2);
+	} else if (icmp[0] == 135 && opt[0] == 1 && opt[1] == 1 && addr16_eq(icmp + 8, p->ip6)) {
+		__u32 src[4];
+
+		addr_copy(src, &ip6->saddr, 6);
+		if (src[0] | src[1] | src[2] | src[3])
+			learn(port, 6, (__u8 *)src, opt + 2);
+	}
 }
 
 /* ---- ICMP built in XDP ------------------------------------------------------------------------- */
@@ -848,7 +863,14 @@ static __noinline int reverse_path(struct xdp_md *ctx, __u32 family, __u32 in_po
 	else
 		addr_copy(k.addr, g->hops[0].gw, family);
 	n = bpf_map_lookup_elem(&rt_neigh, &k);
-	return n && mac_eq(n->mac, smac) ? REV_TX : REV_ELSE;
+	if (!n) {
+		/* the kernel gets the packet; the controller resolves the sender for the next one */
+		__u64 now = bpf_ktime_get_ns();
+
+		bpf_map_update_elem(&rt_neigh_miss, &k, &now, BPF_ANY);
+		return REV_ELSE;
+	}
+	return mac_eq(n->mac, smac) ? REV_TX : REV_ELSE;
 }
 
 /* An echo reply goes out only where Linux would send it (reverse_path); else the kernel's. */
@@ -1488,7 +1510,7 @@ int xdp_router(struct xdp_md *ctx)
 			struct ipv6hdr *ip6 = xdp_ptr(ctx, sizeof(*eth), sizeof(*ip6));
 
 			if (ip6)
-				learn_na(ctx, port, ip6);
+				learn_na(ctx, port, p, ip6);
 		}
 		eth = xdp_ptr(ctx, 0, sizeof(*eth));
 		if (!eth)

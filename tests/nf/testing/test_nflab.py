@@ -51,6 +51,28 @@ def test_router_subnets_without_a_named_host_get_the_first_free_address(tmp_path
     assert not lab_spec(list(p.values())).ipv6
 
 
+def test_generated_host_macs_never_repeat_a_mac_the_config_gives():
+    """configs/router.yaml gives rt0 02:00:00:00:00:01, the first host's default MAC."""
+    spec = lab_spec(list(plans(CONFIGS / "router.yaml").values()))
+    macs = [m for h in spec.hosts for m in (h.mac, h.port_mac)]
+    assert len(set(macs)) == len(macs) == 6
+    assert [h.mac for h in spec.hosts] == ["02:00:00:00:00:04", "02:aa:00:00:00:02", "02:bb:00:00:00:02"]
+
+
+def test_router_hosts_have_resolved_the_router_before_the_test_starts():
+    """As real hosts do before sending through a gateway; the router learns each host from its
+    request (as Linux does), and nothing of it is left in the capture. The dut's kernel has
+    no route to 192.168.1.1: the Time Exceeded can only come from XDP."""
+    with NfLab(CONFIGS / "router.yaml") as lab:
+        assert lab.received("rt0") == [] and lab.received("rt1") == []
+        rt0 = lab.port("rt0")
+        # the router answers the host's TTL-1 packet from XDP at once: it knows the host
+        rt0.send(Ether(src=rt0.mac, dst=rt0.dut_mac) / IP(src=rt0.ip4, dst="192.168.1.1", ttl=1) / UDP())
+        got = lab.expect("rt0", Fields({"Ether.dst": rt0.mac, "ICMP.type": 11, "IP.dst": rt0.ip4}))
+        assert len(got) == 1
+        lab.expect_nothing()
+
+
 def test_switch_ports_carry_their_vlans():
     p = plans(CONFIGS / "l2_switch.yaml")
     assert [(n, x.vlan, x.vlans, x.addresses) for n, x in p.items()] == [

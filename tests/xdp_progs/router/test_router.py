@@ -10,7 +10,8 @@ import struct
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror
 from scapy.layers.inet6 import (ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest,
-                                ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, ICMPv6TimeExceeded, IPv6)
+                                ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptDstLLAddr,
+                                ICMPv6NDOptSrcLLAddr, ICMPv6TimeExceeded, IPv6)
 from scapy.layers.l2 import ARP, Ether
 
 from nf.nfs.router import CLS, KIND_CONNECTED, KIND_LOCAL
@@ -350,6 +351,56 @@ def test_arp_reply_learned_static_kept():
         # a learned neighbour is used for forwarding right away
         v, out = r.run(bytes(v4("10.0.0.77", src="10.0.1.7")))
         assert v == XDP_REDIRECT and Ether(out).dst == "02:12:34:56:78:9a"
+    finally:
+        r.close()
+
+
+def test_arp_request_to_the_router_teaches_the_sender_as_linux_does():
+    """Linux makes a STALE entry for the sender of an ARP request to a local address; the router
+    learns it too, so the host's next packet is answered in XDP. Probes (sender 0.0.0.0) and
+    requests for other addresses teach nothing."""
+    r = make_router()
+    try:
+        def req(src_ip, dst_ip, mac="02:12:34:56:78:9c"):
+            return bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=mac) / ARP(
+                op=1, hwsrc=mac, psrc=src_ip, hwdst="00:00:00:00:00:00", pdst=dst_ip))
+        assert r.run(req("0.0.0.0", "10.0.0.1"))[0] == XDP_PASS
+        assert r.run(req("10.0.0.78", "10.0.0.99"))[0] == XDP_PASS
+        assert (0, "10.0.0.78") not in r.neighbours() and (0, "0.0.0.0") not in r.neighbours()
+        assert r.run(req("10.0.0.78", "10.0.0.1"))[0] == XDP_PASS   # the kernel answers it
+        assert r.neighbours()[(0, "10.0.0.78")] == ("02:12:34:56:78:9c", 2)
+        # the TTL-1 packet of that host is answered from XDP, to its MAC
+        ttl1 = Ether(dst=MAC_P0, src="02:12:34:56:78:9c") / IP(src="10.0.0.78", dst="10.0.1.7", ttl=1) / UDP()
+        v, out = r.run(bytes(ttl1))
+        assert v == XDP_TX and Ether(out).dst == "02:12:34:56:78:9c"
+        assert Ether(out)[ICMP].type == 11 and Ether(out)[IP].dst == "10.0.0.78"
+    finally:
+        r.close()
+
+
+def test_neighbour_solicitation_for_the_router_teaches_the_sender():
+    r = make_router()
+    try:
+        def ns(src, tgt, mac="02:12:34:56:78:9d"):
+            return bytes(Ether(dst="33:33:ff:00:00:01", src=mac) / IPv6(src=src, dst="ff02::1:ff00:1", hlim=255) /
+                         ICMPv6ND_NS(tgt=tgt) / ICMPv6NDOptSrcLLAddr(lladdr=mac))
+        r.run(ns("::", "2001:db8::1"))                  # DAD probe
+        r.run(ns("2001:db8::43", "2001:db8::99"))       # not the router's address
+        assert not {k for k in r.neighbours() if k[1] in ("::", "2001:db8::43")}
+        assert r.run(ns("2001:db8::43", "2001:db8::1"))[0] == XDP_PASS
+        assert r.neighbours()[(0, "2001:db8::43")] == ("02:12:34:56:78:9d", 2)
+    finally:
+        r.close()
+
+
+def test_an_error_to_an_unknown_sender_goes_to_the_kernel_and_asks_for_it():
+    """With the sender unresolved Linux queues its answer behind an ARP; XDP cannot hold the
+    packet: the kernel gets it and the sender is reported as a miss for the controller."""
+    r = make_router()
+    try:
+        ttl1 = Ether(dst=MAC_P0, src="02:12:34:56:78:9e") / IP(src="10.0.0.79", dst="10.0.1.7", ttl=1) / UDP()
+        assert r.run(bytes(ttl1))[0] == XDP_PASS
+        assert (0, "10.0.0.79") in r.misses()
     finally:
         r.close()
 
