@@ -30,7 +30,8 @@ Design: tail calls through a dispatcher of our own.
   runtime fields through its controller on its pinned maps, its rodata fields by loading its
   program again on those maps and replacing its slot of the PROG_ARRAY (one map update: a tail
   call reaches the old program or the new one); the dispatcher and the other members stay.
-  RUNTIME_FIELDS / PROGRAM_FIELDS say which field is which; any other field is refused whole.
+  Each field's channel is declared on the field in its config model (nf.config.Channel); any
+  other field is refused whole.
 - The interface is held through a (pinned) bpf_link, like every deployment here. A link-held
   interface refuses netlink attaches, which is why libxdp's netlink dispatcher is not combined
   with it.
@@ -145,12 +146,12 @@ class Chain:
 
 
 # ---- chains deployed from YAML (nf up chain.yaml) ----------------------------------------------
-from typing import Optional  # noqa: E402
+from typing import Annotated, Optional  # noqa: E402
 
 from pydantic import Field, model_validator  # noqa: E402
 
 from nf.config import ConfigError  # noqa: E402
-from nf.config.base import Model  # noqa: E402
+from nf.config.base import PROGRAM, AttachMode, Model  # noqa: E402
 
 CHAINABLE = ("filter", "l2_switch", "sketch", "flow_table", "router")
 # kinds whose config names interfaces of its own: in a chain the chain's interfaces are used
@@ -167,8 +168,9 @@ class ChainConfig(Model):
     chain: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="chain name (its pins' dir)")
     netns: Optional[str] = None
     interfaces: list[str] = Field(min_length=1)
-    attach: str = Field("auto", pattern="^(auto|native|generic)$")
-    nfs: list[MemberSpec] = Field(min_length=1, max_length=SLOTS)
+    attach: AttachMode = AttachMode.auto
+    # the members' fields each change through their own channel (plan_apply)
+    nfs: Annotated[list[MemberSpec], PROGRAM] = Field(min_length=1, max_length=SLOTS)
 
     @property
     def name(self) -> str:
@@ -459,54 +461,16 @@ MEMBER_RELOAD = {"l2_switch": _l2_member_reload, "filter": _filter_member,
 
 
 # ---- apply: a kept member's config changes -------------------------------------------------------
-# How a chain apply changes each field of a kept member's config. "runtime": through the member's
-# controller on its pinned maps (rules, routes, neighbours: each write is seen by the next frame;
-# a router's routes change with one bank flip). "program": the field is rodata, so the member's
-# program is loaded again on its pinned maps (counters, flows, banks, routes kept) and put into
-# its slot of the chain's PROG_ARRAY - one map update: a frame runs the old program or the new
-# one, the other members are not touched. Anything else (sizes, seeds, key layout, variant,
-# interfaces) would lose or misread the member's state: refused, nothing changed.
-RUNTIME_FIELDS = {
-    "flow_table": frozenset({"rules", "idle_timeout"}),
-    "sketch": frozenset({"topk", "epoch_s", "history"}),
-    "router": frozenset({"routes", "neighbours", "groups"}),
-    "l2_switch": frozenset({"aging_time", "static_entries"}),
-    "filter": frozenset(),
-}
-PROGRAM_FIELDS = {
-    "flow_table": frozenset({"learn", "default_action", "default_port", "non_ip_action", "max_search",
-                             "search_budget"}),
-    "sketch": frozenset({"threshold", "action", "redirect_to"}),
-    "router": frozenset({"icmp", "learn_neighbours", "ecmp_seed", "use_module"}),
-    "l2_switch": frozenset(),
-    "filter": frozenset({"drop_dports", "drop_l4_protos", "drop_fragments"}),
-}
-
-
+# Each field of a kept member's config changes through the channel its config model declares on
+# it (nf.config.Channel): "runtime" through the member's controller on its pinned maps (rules,
+# routes, neighbours: each write is seen by the next frame; a router's routes change with one bank
+# flip); "new program": the field is rodata, so the member's program is loaded again on its
+# pinned maps (counters, flows, banks, routes kept) and put into its slot of the chain's
+# PROG_ARRAY - one map update: a frame runs the old program or the new one, the other members are
+# not touched; anything else (sizes, seeds, key layout, variant, interfaces) would lose or misread
+# the member's state: refused, nothing changed.
 class NeedsRedeploy(ValueError):
     """A chain apply would have to change a field that only down + up can change."""
-
-
-def config_diff(old, new, path: str = "") -> list[tuple[str, object, object]]:
-    """(dotted path, old, new) per changed leaf; lists of equal length compare item by item."""
-    out = []
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in list(old) + [k for k in new if k not in old]:
-            p = f"{path}.{k}" if path else k
-            if k not in old or k not in new:
-                out.append((p, old.get(k), new.get(k)))
-            else:
-                out += config_diff(old[k], new[k], p)
-    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        for i, (a, b) in enumerate(zip(old, new)):
-            out += config_diff(a, b, f"{path}[{i}]")
-    elif old != new:
-        out.append((path, old, new))
-    return out
-
-
-def _top(path: str) -> str:
-    return path.split(".")[0].split("[")[0]
 
 
 class MemberChange:
@@ -514,10 +478,11 @@ class MemberChange:
 
     def __init__(self, name, kind, position, old, new, changes):
         self.name, self.kind, self.position = name, kind, position
+        from nf.config import Channel, channel_of
         self.old, self.new, self.changes = old, new, changes
-        fields = {_top(p) for p, _, _ in changes}
-        self.runtime = bool(fields & RUNTIME_FIELDS[kind])
-        self.program = bool(fields & PROGRAM_FIELDS[kind])
+        how = {channel_of(type(new), p) for p, _, _ in changes}
+        self.runtime = Channel.runtime in how
+        self.program = Channel.program in how
 
 
 def plan_apply(rec, new: ChainConfig) -> tuple[list, list[MemberChange], list[str]]:
@@ -526,6 +491,7 @@ def plan_apply(rec, new: ChainConfig) -> tuple[list, list[MemberChange], list[st
     member field that cannot change in place."""
     import json
     from nf import deploy
+    from nf.config import Channel, channel_of, diff
     old_members = {m["name"]: m for m in rec.extra.get("members", [])}
     old_kind = {m["config"]["name"]: m["kind"] for m in rec.config["nfs"]}
     members = new.members()
@@ -544,14 +510,13 @@ def plan_apply(rec, new: ChainConfig) -> tuple[list, list[MemberChange], list[st
         if mrec is None:
             raise NeedsRedeploy(f"member {m.name} has no deployment record; `nf down {rec.name}` "
                                 "+ `nf up`")
-        changes = config_diff(mrec.config, m.model_dump(mode="json"))
+        changes = diff(k.validate(mrec.config, m.name).model_dump(mode="json"),
+                       m.model_dump(mode="json"))
         for p, a, b in changes:
-            f = _top(p)
-            how = ("runtime" if f in RUNTIME_FIELDS[k.name] else
-                   "new program" if f in PROGRAM_FIELDS[k.name] else "needs down/up")
-            lines.append(f"{m.name}.{p}: {json.dumps(a)} -> {json.dumps(b)}  [{how}]")
-            if how == "needs down/up":
-                bad.append(f"{m.name}.{f}")
+            how = channel_of(type(m), p)
+            lines.append(f"{m.name}.{p}: {json.dumps(a)} -> {json.dumps(b)}  [{how.value}]")
+            if how == Channel.redeploy:
+                bad.append(f"{m.name}.{p.split('.')[0].split('[')[0]}")
         if changes:
             plan.append(MemberChange(m.name, k.name, pos, k.validate(mrec.config, m.name), m, changes))
     kept = {m.name for _, m in members}

@@ -940,21 +940,6 @@ def kinds():
 
 
 # ---- apply -------------------------------------------------------------------------------------
-def diff(old: dict, new: dict, path: str = "") -> list[tuple[str, object, object]]:
-    """Field-level differences between two JSON-ready configs: (dotted path, old, new)."""
-    out_ = []
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in list(old) + [k for k in new if k not in old]:
-            p = f"{path}.{k}" if path else k
-            if k not in old or k not in new:
-                out_.append((p, old.get(k), new.get(k)))
-            else:
-                out_ += diff(old[k], new[k], p)
-    elif old != new:
-        out_.append((path, old, new))
-    return out_
-
-
 @app.command()
 @command
 def apply(file: Path, kind: Optional[str] = typer.Option(None),
@@ -982,22 +967,22 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
             raise Fail(E_CONFLICT, f"{name} is member {rec.chain['position']} of chain "
                                    f"{rec.chain['name']}: change it in the chain's file "
                                    f"(`nf apply CHAIN_FILE`)")
+        from nf.config import Channel, channel_of, diff
         old = k.validate(rec.config, name)
-        changes = diff(rec.config, cfg.model_dump(mode="json"))
-        top = {c[0].split(".")[0].split("[")[0] for c in changes}
-        bad = top - k.runtime_fields - k.reload_fields
+        changes = diff(old.model_dump(mode="json"), cfg.model_dump(mode="json"))
+        how = {p: channel_of(k.model, p) for p, _, _ in changes}
+        top = lambda ch: {p.split(".")[0].split("[")[0] for p in how if how[p] == ch}  # noqa: E731
+        bad = top(Channel.redeploy)
         if k.name == "chain" and not bad:
             return _apply_chain(rec, cfg, changes, reload, dry_run, file)
         for p, a, b in changes:
-            how = "runtime" if p.split(".")[0].split("[")[0] in k.runtime_fields else \
-                "new program" if p.split(".")[0] in k.reload_fields else "needs down/up"
-            out.print(f"  {p}: {json.dumps(a)} -> {json.dumps(b)}  [{how}]", markup=False)
+            out.print(f"  {p}: {json.dumps(a)} -> {json.dumps(b)}  [{how[p].value}]", markup=False)
         if bad:
             raise Fail(E_CONFLICT, f"{name}: changing {', '.join(sorted(bad))} needs `nf down {name}` "
                                    f"+ `nf up` (state would be lost); nothing changed")
         obj_name = registry._l2_object(rec.variant) if k.name == "l2_switch" else k.object
         sha = registry.object_sha(obj_name) if obj_name else None
-        need_reload = reload or bool(top & k.reload_fields) or (sha and sha != rec.extra.get("object_sha"))
+        need_reload = reload or bool(top(Channel.program)) or (sha and sha != rec.extra.get("object_sha"))
         if need_reload and k._reload is None:
             raise Fail(E_UNSUPPORTED, f"{name}: a {k.name} cannot swap its program in place; "
                                       f"`nf down {name}` + `nf up`")

@@ -1,3 +1,5 @@
-from nf.config.base import ConfigError, Model, json_schema, load, validate
+from nf.config.base import (PROGRAM, RUNTIME, AttachMode, Channel, ConfigError, Model, NFConfig,
+                            Variant, channel_of, diff, json_schema, load, validate)
 
-__all__ = ["ConfigError", "Model", "json_schema", "load", "validate"]
+__all__ = ["PROGRAM", "RUNTIME", "AttachMode", "Channel", "ConfigError", "Model", "NFConfig",
+           "Variant", "channel_of", "diff", "json_schema", "load", "validate"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 from enum import Enum
-from typing import Optional
+from typing import Annotated, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from nf.config.base import Model
+from nf.config.base import (PROGRAM, RUNTIME, AttachMode, Model, NFConfig, Variant,
+                            instance_name)
 from nf.models.flow_table import FT_MAX_BUCKETS, FT_SEARCH_MAX, FT_SLOTS, proto_number
 
 
@@ -23,21 +24,12 @@ class Action(str, Enum):
     redirect = "redirect"
 
 
-class AttachMode(str, Enum):
-    auto = "auto"
-    native = "native"
-    generic = "generic"
-
-
 class HashKind(str, Enum):
     crc32c = "crc32c"
     mul64 = "mul64"
 
 
-class Variant(str, Enum):
-    auto = "auto"        # eNetSTL kfuncs when the module is loaded, else pure eBPF
-    pure = "pure"
-    enetstl = "enetstl"
+__all__ = ["Action", "AttachMode", "FlowTableConfig", "HashKind", "Rule", "Variant"]
 
 
 class Rule(Model):
@@ -87,37 +79,37 @@ class Rule(Model):
         return self
 
 
-class FlowTableConfig(Model):
-    name: str = Field(default="ft", pattern=r"^[A-Za-z0-9_-]{1,32}$")
-    netns: Optional[str] = None
+class FlowTableConfig(NFConfig):
+    name: str = instance_name("ft")
     interfaces: list[str] = Field(default_factory=list,
                                   description="interfaces to attach to (none: test_run only)")
-    attach: AttachMode = AttachMode.auto
-    variant: Variant = Variant.auto
     size: int = Field(default=65536, ge=1, le=FT_MAX_BUCKETS * FT_SLOTS,
                       description="flows; rounded up to buckets of 16, a power of two")
-    learn: bool = Field(default=True, description="insert new flows from the datapath")
-    default_action: Action = Action.pass_
-    default_port: Optional[str] = Field(default=None, description="redirect: egress interface")
-    non_ip_action: Action = Action.pass_
-    max_search: int = Field(default=256, ge=1, le=FT_SEARCH_MAX,
-                            description="displacement search bound (buckets examined)")
+    learn: Annotated[bool, PROGRAM] = Field(default=True,
+                                            description="insert new flows from the datapath")
+    default_action: Annotated[Action, PROGRAM] = Action.pass_
+    default_port: Annotated[Optional[str], PROGRAM] = Field(default=None,
+                                                            description="redirect: egress interface")
+    non_ip_action: Annotated[Action, PROGRAM] = Action.pass_
+    max_search: Annotated[int, PROGRAM] = Field(default=256, ge=1, le=FT_SEARCH_MAX,
+                                                description="displacement search bound (buckets "
+                                                            "examined)")
     seed: Optional[int] = Field(default=None, ge=0, le=(1 << 64) - 1,
                                 description="secret of the keyed bucket choice; unset (the "
                                             "default): drawn from the kernel's random source "
                                             "at `nf up`; set it only to reproduce a layout")
-    search_budget: int = Field(default=256, ge=1, le=1 << 20,
-                               description="displacement-search steps per CPU per millisecond "
-                                           "for datapath inserts; past it new flows that need "
-                                           "a search get the default action (counted)")
+    search_budget: Annotated[int, PROGRAM] = Field(
+        default=256, ge=1, le=1 << 20,
+        description="displacement-search steps per CPU per millisecond for datapath inserts; "
+                    "past it new flows that need a search get the default action (counted)")
     hash: HashKind = Field(default=HashKind.mul64,
                            description="key hash: mul64 (five multiplies: cheap in eBPF and in "
                                        "the module) or crc32c (rte_hash's; SSE4.2 in the module, "
                                        "a table walk in eBPF)")
-    idle_timeout: float = Field(default=300.0, ge=0,
-                                description="seconds; learned flows idle longer are expired by "
-                                            "the controller; 0 = never")
-    rules: list[Rule] = Field(default_factory=list)
+    idle_timeout: Annotated[float, RUNTIME] = Field(default=300.0, ge=0, description="seconds; "
+                                                    "learned flows idle longer are expired by the "
+                                                    "controller; 0 = never")
+    rules: Annotated[list[Rule], RUNTIME] = Field(default_factory=list)
 
     @field_validator("interfaces")
     @classmethod

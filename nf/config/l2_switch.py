@@ -10,9 +10,9 @@ import re
 from enum import Enum
 from typing import Annotated, Optional
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from nf.config.base import Model
+from nf.config.base import RUNTIME, AttachMode, Model, NFConfig, Variant, instance_name
 
 MAX_PORTS = 64  # l2_switch.h L2SW_MAX_PORTS: a port is a bit in a u64 VLAN member mask
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -46,16 +46,8 @@ class PortMode(str, Enum):
     trunk = "trunk"
 
 
-class AttachMode(str, Enum):
-    auto = "auto"
-    native = "native"
-    generic = "generic"
-
-
-class Variant(str, Enum):
-    auto = "auto"        # eNetSTL when the module's kfuncs are present, else pure
-    pure = "pure"        # BPF hash map FDB
-    enetstl = "enetstl"  # bucketised table with the module's SIMD find + CRC32-C
+# variants: pure = BPF hash map FDB; enetstl = bucketised table with the module's SIMD find + CRC32-C
+__all__ = ["AttachMode", "L2SwitchConfig", "Port", "PortMode", "StaticEntry", "Variant"]
 
 
 class Port(Model):
@@ -133,16 +125,13 @@ class StaticEntry(Model):
     port: str = Field(min_length=1, description="name of a configured port")
 
 
-class L2SwitchConfig(Model):
-    name: str = Field(default="l2sw", pattern=r"^[A-Za-z0-9_.-]{1,32}$",
-                      description="instance name: pins live under /sys/fs/bpf/xdp-nf/<name>")
-    netns: Optional[str] = Field(default=None, description="network namespace of the ports (default: current)")
-    attach: AttachMode = AttachMode.auto
-    variant: Variant = Variant.auto
-    aging_time: float = Field(default=300.0, ge=0, description="seconds; 0 = never age; changeable at runtime")
+class L2SwitchConfig(NFConfig):
+    name: str = instance_name("l2sw")
+    aging_time: Annotated[float, RUNTIME] = Field(default=300.0, ge=0, description="seconds; "
+                                                  "0 = never age; changeable at runtime")
     fdb_size: int = Field(default=65536, ge=16, le=1 << 22)
     ports: list[Port] = Field(min_length=1, max_length=MAX_PORTS)
-    static_entries: list[StaticEntry] = Field(
+    static_entries: Annotated[list[StaticEntry], RUNTIME] = Field(
         default=[], description="entries that never age and are never learned over (a frame from "
                                 "the MAC on another port does not move it: Linux's `static sticky`)")
 
@@ -171,6 +160,9 @@ class L2SwitchConfig(Model):
                 raise ValueError(f"static_entries[{i}]: {e.mac} on VLAN {e.vlan} listed twice")
             seen.add((e.mac, e.vlan))
         return entries
+
+    def interface_names(self) -> list[str]:
+        return [p.name for p in self.ports]
 
     def port(self, name: str) -> Port:
         for p in self.ports:

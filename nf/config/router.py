@@ -9,16 +9,15 @@ same kind of path, e.g. ``routes[3].via[0]: next hop 192.0.2.9 is on no connecte
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import ipaddress
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from nf.config.base import ConfigError, Model, load, validate
+from nf.config.base import (PROGRAM, RUNTIME, ConfigError, Model, NFConfig, Variant,
+                            instance_name, load, validate)
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
@@ -145,23 +144,36 @@ class Sizes(Model):
     neighbours: int = Field(65536, ge=16)
 
 
-class RouterConfig(Model):
-    name: str = Field(default="router", pattern=r"^[A-Za-z0-9_-]{1,32}$",
-                      description="instance name: pins live under /sys/fs/bpf/xdp-nf/<name> "
-                                  "(no dots: bpffs refuses them)")
-    netns: Optional[str] = Field(default=None,
-                                 description="network namespace of the interfaces (default: current)")
+class RouterConfig(NFConfig):
+    name: str = instance_name("router")
+    # the variant is one rodata flag here (RT_F_PURE: the ECMP hash in BPF, not the kfunc)
+    variant: Annotated[Variant, PROGRAM] = Field(default=Variant.auto, description="auto/enetstl: "
+                                                 "the module's CRC-32C for ECMP when it is loaded; "
+                                                 "pure: always the BPF one")
     mode: Literal["dir", "trie", "fib"] = "dir"
     interfaces: list[Interface] = Field(min_length=1)
-    groups: list[Group] = Field(default_factory=list)
-    routes: list[Route] = Field(default_factory=list)
+    groups: Annotated[list[Group], RUNTIME] = Field(default_factory=list)
+    routes: Annotated[list[Route], RUNTIME] = Field(default_factory=list)
     route_file: str | None = None
-    neighbours: list[Neighbour] = Field(default_factory=list)
-    learn_neighbours: bool = True
-    icmp: Icmp = Icmp()
+    neighbours: Annotated[list[Neighbour], RUNTIME] = Field(default_factory=list)
+    learn_neighbours: Annotated[bool, PROGRAM] = True
+    icmp: Annotated[Icmp, PROGRAM] = Icmp()
     sizes: Sizes = Sizes()
-    ecmp_seed: int = Field(0x5EED, ge=0, le=0xFFFFFFFF)
-    use_module: bool = Field(True, description="call eNetSTL kfuncs (ECMP CRC-32C) when loaded")
+    ecmp_seed: Annotated[int, PROGRAM] = Field(0x5EED, ge=0, le=0xFFFFFFFF)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _use_module(cls, data):
+        """`use_module: true/false` (the key before `variant`) is still read: auto / pure."""
+        if isinstance(data, dict) and "use_module" in data:
+            data = dict(data)
+            um = data.pop("use_module")
+            if "variant" in data:
+                raise ValueError("use_module is the old spelling of variant: give one of them")
+            if not isinstance(um, bool):
+                raise ValueError(f"use_module: a boolean, got {um!r}")
+            data["variant"] = "auto" if um else "pure"
+        return data
 
 
 def connected(cfg: RouterConfig) -> list[tuple[str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]]:

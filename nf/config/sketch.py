@@ -7,11 +7,12 @@ map value (the message says which sizes fit).
 from __future__ import annotations
 
 from enum import Enum
-from typing import Optional
+from typing import Annotated, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from nf.config.base import Model
+from nf.config.base import (PROGRAM, RUNTIME, AttachMode, Model, NFConfig, Variant,
+                            instance_name)
 
 MAX_D = 16                       # sketch.h SKETCH_MAX_D (and ENETSTL_MAX_D)
 PERCPU_VALUE_MAX = 32 * 1024     # kernel PCPU_MIN_UNIT_SIZE: largest PERCPU_ARRAY value
@@ -22,10 +23,9 @@ MAX_W = 1 << 20
 TOP_SLOTS = 16                   # sketch.h SKETCH_TOP: flows each CPU's top table keeps
 
 
-class Variant(str, Enum):
-    auto = "auto"          # eNetSTL when the module's kfuncs are present, else pure
-    pure = "pure"          # d seeded xxh32 in BPF
-    enetstl = "enetstl"    # the module's fused multi-hash + count + min
+# variants: pure = d seeded xxh32 in BPF; enetstl = the module's fused multi-hash + count + min
+__all__ = ["Action", "AttachMode", "Counters", "CountWhat", "KeyKind", "Nitro", "SketchConfig",
+           "Threshold", "Variant"]
 
 
 class KeyKind(str, Enum):
@@ -50,12 +50,6 @@ class Action(str, Enum):
     monitor = "monitor"
     drop = "drop"
     redirect = "redirect"
-
-
-class AttachMode(str, Enum):
-    auto = "auto"
-    native = "native"
-    generic = "generic"
 
 
 class Threshold(Model):
@@ -113,35 +107,36 @@ class Nitro(Model):
         return v
 
 
-class SketchConfig(Model):
-    name: str = Field(default="sketch", pattern=r"^[A-Za-z0-9_-]{1,32}$",
-                      description="instance name: pins live under /sys/fs/bpf/xdp-nf/<name> "
-                                  "(no dots: bpffs refuses them)")
-    netns: Optional[str] = Field(default=None,
-                                 description="network namespace of the interfaces (default: current)")
-    variant: Variant = Variant.auto
+class SketchConfig(NFConfig):
+    name: str = instance_name("sketch")
+    # `attach_mode:` (the key's first spelling) is still read
+    attach: AttachMode = Field(default=AttachMode.auto, description="XDP attach mode",
+                               validation_alias=AliasChoices("attach", "attach_mode"))
     depth: int = Field(default=4, description="rows d (hash functions), 1..16")
     width: int = Field(default=1024, description="counters per row w, a power of two")
     seed: int = Field(default=0, ge=0, le=0xFFFFFFFF, description="row i hashes with seed + i * 0x9E3779B1")
     key: KeyKind = KeyKind.five_tuple
     count: CountWhat = CountWhat.packets
     counters: Counters = Counters.per_cpu
-    threshold: Threshold = Field(default_factory=lambda: Threshold(absolute=1000))
-    topk: int = Field(default=10, ge=1, le=65536,
-                      description="flows reported by topk(), the largest whatever the threshold: "
-                                  f"each CPU keeps its {TOP_SLOTS} largest itself; beyond that "
-                                  "the list goes on with heavy-hitter candidates")
+    threshold: Annotated[Threshold, PROGRAM] = Field(default_factory=lambda: Threshold(absolute=1000))
+    # read by the controller only (`nf topk` defaults, the agent's epochs): the datapath never sees them
+    topk: Annotated[int, RUNTIME] = Field(
+        default=10, ge=1, le=65536,
+        description="flows reported by topk(), the largest whatever the threshold: "
+                    f"each CPU keeps its {TOP_SLOTS} largest itself; beyond that "
+                    "the list goes on with heavy-hitter candidates")
     candidates: int = Field(default=1024, ge=1, le=1 << 20,
                             description="heavy-hitter candidate entries per epoch (flows over "
                                         "the threshold, with first-seen time and hits); past "
                                         "it flagged flows are still acted on, without an entry")
-    epoch_s: float = Field(default=10.0, gt=0, description="epoch length in seconds")
-    history: int = Field(default=16, ge=0, le=100000, description="past epochs kept by the controller")
+    epoch_s: Annotated[float, RUNTIME] = Field(default=10.0, gt=0, description="epoch length in seconds")
+    history: Annotated[int, RUNTIME] = Field(default=16, ge=0, le=100000,
+                                             description="past epochs kept by the controller")
     nitro: Nitro = Field(default_factory=Nitro)
-    action: Action = Action.monitor
-    redirect_to: Optional[str] = Field(default=None, description="interface for action: redirect")
+    action: Annotated[Action, PROGRAM] = Action.monitor
+    redirect_to: Annotated[Optional[str], PROGRAM] = Field(default=None, description="interface "
+                                                           "for action: redirect")
     interfaces: list[str] = Field(default_factory=list, description="attach to these (empty: test_run only)")
-    attach_mode: AttachMode = AttachMode.auto
 
     @field_validator("depth")
     @classmethod

@@ -14,14 +14,9 @@ Its state is only its exit-point counters (stats.h, map base_stats), pinned unde
 from __future__ import annotations
 
 import ctypes
-import shutil
-from pathlib import Path
-from typing import Annotated, Optional
-
-from pydantic import Field, field_validator
 
 from nf.config import ConfigError
-from nf.config.base import Model
+from nf.config.filter import FilterConfig
 
 OBJECT = "base/base"
 OBJECT_CHAIN = "chain/base_chain"
@@ -29,32 +24,10 @@ PROG = "xdp_base"
 STATS = "base_stats"
 
 
-class FilterConfig(Model):
-    name: str = Field("filter", pattern=r"^[A-Za-z0-9_-]{1,32}$",
-                      description="instance name: pins live under /sys/fs/bpf/xdp-nf/<name>")
-    netns: Optional[str] = None
-    interfaces: list[str] = Field(default_factory=list, description="empty inside a chain")
-    attach: str = Field("auto", pattern="^(auto|native|generic)$")
-    # range per element (an error names the entry, drop_dports[1]); at most BASE_MAX_PORTS /
-    # BASE_MAX_PROTOS (nf.datapath, 4 each), which BaseCfg.make checks again
-    drop_dports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list,
-                                                                     max_length=4)
-    drop_l4_protos: list[Annotated[int, Field(ge=1, le=255)]] = Field(default_factory=list,
-                                                                      max_length=4)
-    drop_fragments: bool = False
-
-    @field_validator("interfaces")
-    @classmethod
-    def _unique(cls, v):
-        dup = sorted({x for x in v if v.count(x) > 1})
-        if dup:
-            raise ValueError(f"interface listed twice: {dup}")
-        return v
-
-    def base_cfg(self):
-        from nf.datapath import BaseCfg
-        return BaseCfg.make(drop_fragments=self.drop_fragments, drop_l4_protos=self.drop_l4_protos,
-                            drop_dports=self.drop_dports)
+def base_cfg(cfg: FilterConfig):
+    from nf.datapath import BaseCfg
+    return BaseCfg.make(drop_fragments=cfg.drop_fragments, drop_l4_protos=cfg.drop_l4_protos,
+                        drop_dports=cfg.drop_dports)
 
 
 class Filter:
@@ -84,7 +57,7 @@ class Filter:
         from nf.bpf import BpfObject
         obj = chain.member(OBJECT_CHAIN, position) if chain else BpfObject.open_built(OBJECT)
         try:
-            obj.set_rodata("base_cfg", self.cfg.base_cfg())
+            obj.set_rodata("base_cfg", base_cfg(self.cfg))
             self.pin_dir.mkdir(parents=True, exist_ok=True)
             obj.pin_maps(self.pin_dir, [STATS])
             obj.load()

@@ -45,8 +45,6 @@ class Kind:
     _stats: Callable[[Any], dict[str, dict[str, int]]] | None = None
     _reload: Callable[[Any, Model], dict] | None = None
     _runtime: Callable[[Any, Model, Model], list[str]] | None = None
-    runtime_fields: frozenset[str] = frozenset()     # config fields apply changes in place
-    reload_fields: frozenset[str] = frozenset()      # ... by a new program on the same maps
 
     @property
     def model(self) -> type[Model]:
@@ -73,7 +71,7 @@ class Kind:
         return getattr(cfg, "netns", None)
 
     def mode(self, cfg: Model) -> str:
-        m = getattr(cfg, "attach", None) or getattr(cfg, "attach_mode", None) or "auto"
+        m = getattr(cfg, "attach", None) or "auto"
         return getattr(m, "value", str(m))
 
     def preflight(self, cfg: Model) -> None:
@@ -462,7 +460,7 @@ def _rt_preflight(cfg) -> None:
 
 def _rt_variant(cfg) -> str:
     from nf.nfs.sketch import module_present
-    return "enetstl" if cfg.use_module and module_present() else "pure"
+    return "enetstl" if cfg.variant != "pure" and module_present() else "pure"
 
 
 def _rt_up(cfg) -> dict:
@@ -574,46 +572,35 @@ KINDS: dict[str, Kind] = {
         "nf.config.l2_switch:L2SwitchConfig", deployable=True, object="l2_switch/l2_switch",
         verbs={"fdb": _l2_fdb},
         _preflight=_l2_preflight, _up=_l2_up, _down=_l2_down, _open=_l2_open, _stats=_l2_stats,
-        _reload=_l2_reload, _runtime=_l2_runtime,
-        runtime_fields=frozenset({"aging_time", "static_entries"}),
-        reload_fields=frozenset()),
+        _reload=_l2_reload, _runtime=_l2_runtime),
     "filter": Kind(
         "filter", "packet filter: the base NF (parse, count, drop by protocol / port / fragment)",
-        "nf.nfs.filter:FilterConfig", deployable=True, object="base/base",
+        "nf.config.filter:FilterConfig", deployable=True, object="base/base",
         _preflight=_filter_preflight, _up=_filter_up, _down=_filter_down, _open=_filter_open,
-        _stats=lambda f: f.stats(), _reload=_filter_reload,
-        reload_fields=frozenset({"drop_dports", "drop_l4_protos", "drop_fragments"})),
+        _stats=lambda f: f.stats(), _reload=_filter_reload),
     "chain": Kind(
         "chain", "several NFs on the same interfaces, run in order (tail-call dispatcher)",
         "nf.chain:ChainConfig", deployable=True,
         _preflight=_chain_preflight, _up=_chain_up, _down=_chain_down, _open=_ChainHandle,
-        _stats=_chain_stats, _reload=_chain_apply, reload_fields=frozenset({"nfs"})),
+        _stats=_chain_stats, _reload=_chain_apply),
     "router": Kind(
         "router", "LPM router (IPv4+IPv6, ECMP, ICMP errors in XDP)",
         "nf.config.router:RouterConfig", deployable=True, object="router/router",
         verbs={"routes": _rt_routes, "neigh": _rt_neigh},
         _load=_router_load, _preflight=_rt_preflight, _up=_rt_up, _down=_rt_down,
-        _open=_rt_open, _stats=lambda r: r.counters(), _runtime=_rt_runtime, _reload=_rt_reload,
-        runtime_fields=frozenset({"routes", "neighbours", "groups"}),
-        reload_fields=frozenset({"icmp", "learn_neighbours", "ecmp_seed", "use_module"})),
+        _open=_rt_open, _stats=lambda r: r.counters(), _runtime=_rt_runtime, _reload=_rt_reload),
     "sketch": Kind(
         "sketch", "heavy-hitter count-min sketch (top-k, epochs, NitroSketch)",
         "nf.config.sketch:SketchConfig", deployable=True, object="sketch/sketch",
         verbs={"topk": _sk_topk},
         _preflight=_sk_preflight, _up=_sk_up, _down=_sk_down, _open=_sk_open,
-        _stats=lambda sk: sk.counters(), _runtime=_sk_runtime, _reload=_sk_reload,
-        # read by the controller only (`nf topk` defaults); the datapath never sees them
-        runtime_fields=frozenset({"topk", "epoch_s", "history"}),
-        reload_fields=frozenset({"threshold", "action", "redirect_to"})),
+        _stats=lambda sk: sk.counters(), _runtime=_sk_runtime, _reload=_sk_reload),
     "flow_table": Kind(
         "flow_table", "cuckoo flow table (5-tuple rules, per-flow counters)",
         "nf.config.flow_table:FlowTableConfig", deployable=True, object="flow_table/flow_table",
         verbs={"flows": _ft_flows},
         _preflight=_ft_preflight, _up=_ft_up, _down=_ft_down, _open=_ft_open,
-        _stats=lambda ft: ft.counters(), _runtime=_ft_runtime, _reload=_ft_reload,
-        runtime_fields=frozenset({"rules", "idle_timeout"}),
-        reload_fields=frozenset({"learn", "default_action", "default_port", "non_ip_action",
-                                 "max_search", "search_budget"})),
+        _stats=lambda ft: ft.counters(), _runtime=_ft_runtime, _reload=_ft_reload),
 }
 
 

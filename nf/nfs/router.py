@@ -373,7 +373,7 @@ class Router:
         mode = MODE[self.cfg.mode]
         flags = (F_ICMP_ERRORS if self.cfg.icmp.errors else 0) | \
             (F_ECHO if self.cfg.icmp.echo else 0) | (F_LEARN if self.cfg.learn_neighbours else 0) | \
-            (0 if self.cfg.use_module else F_PURE) | \
+            (F_PURE if self.cfg.variant == "pure" else 0) | \
             (F_UNREACH_ADMIN if self.cfg.icmp.unreachable_routes == "prohibit" else 0)
         obj.set_rodata("cfg", RtCfg(mode=mode, flags=flags, icmp_rate=self.cfg.icmp.rate,
                                     icmp_burst=self.cfg.icmp.burst, ecmp_seed=self.cfg.ecmp_seed,

@@ -440,7 +440,7 @@ class Sketch:
         from nf.bpf import XdpMode
         from nf.bpf.xdp import ifname_of
         m = {AttachMode.auto: XdpMode.AUTO, AttachMode.native: XdpMode.NATIVE,
-             AttachMode.generic: XdpMode.GENERIC}[mode or self.cfg.attach_mode]
+             AttachMode.generic: XdpMode.GENERIC}[mode or self.cfg.attach]
         pin = None
         if self.pin_dir is not None:
             name = iface if isinstance(iface, str) else ifname_of(iface)

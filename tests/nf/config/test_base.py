@@ -38,3 +38,64 @@ def test_load_ok(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("ports:\n  - {name: eth0, vlan: 10}\n")
     assert load(p, Cfg).ports[0].vlan == 10
+
+
+def test_diff_names_changed_paths():
+    from nf.config import diff
+    a = {"aging_time": 300, "ports": [{"name": "p1", "vlan": 10}], "x": 1, "l": [1, 2]}
+    b = {"aging_time": 30, "ports": [{"name": "p1", "vlan": 20}], "y": 2, "l": [1]}
+    assert diff(a, b) == [("aging_time", 300, 30), ("ports[0].vlan", 10, 20), ("x", 1, None),
+                          ("l", [1, 2], [1]), ("y", None, 2)]
+
+
+def test_channel_is_read_from_the_field():
+    """The deepest mark on a changed path decides; an unmarked path needs down/up."""
+    from typing import Annotated, Optional
+    from nf.config import PROGRAM, RUNTIME, Channel, channel_of
+
+    class Hop(Model):
+        via: str
+        weight: Annotated[int, PROGRAM] = 1
+
+    class Cfg2(Model):
+        size: int = 1
+        hops: Annotated[list[Hop], RUNTIME] = []
+        opt: Annotated[Optional[Hop], PROGRAM] = None
+        plain: list[Hop] = []
+
+    assert channel_of(Cfg2, "size") == Channel.redeploy
+    assert channel_of(Cfg2, "hops") == channel_of(Cfg2, "hops[3].via") == Channel.runtime
+    assert channel_of(Cfg2, "hops[0].weight") == Channel.program
+    assert channel_of(Cfg2, "opt.via") == Channel.program
+    assert channel_of(Cfg2, "plain[1].via") == Channel.redeploy
+    assert channel_of(Cfg2, "plain[1].weight") == Channel.program
+    assert channel_of(Cfg2, "nosuch.field") == Channel.redeploy
+
+
+def test_every_nf_config_shares_the_base():
+    """name, netns, attach, variant and the interface view are the same fields in every NF."""
+    from nf.config import NFConfig
+    from nf.config.filter import FilterConfig
+    from nf.config.flow_table import FlowTableConfig
+    from nf.config.l2_switch import L2SwitchConfig
+    from nf.config.router import RouterConfig
+    from nf.config.sketch import SketchConfig
+    for cls in (FilterConfig, FlowTableConfig, L2SwitchConfig, RouterConfig, SketchConfig):
+        assert issubclass(cls, NFConfig)
+        assert {"name", "netns", "attach", "variant"} <= set(cls.model_fields)
+    sw = L2SwitchConfig.model_validate({"ports": [{"name": "a", "vlan": 1}, {"name": "b", "vlan": 2}]})
+    assert sw.interface_names() == ["a", "b"] and sw.name == "l2sw"
+    rt = RouterConfig.model_validate({"interfaces": [{"name": "r0"}]})
+    assert rt.interface_names() == ["r0"] and rt.variant == "auto"
+
+
+def test_first_spellings_of_renamed_keys_are_still_read():
+    from nf.config.router import RouterConfig
+    from nf.config.sketch import SketchConfig
+    assert SketchConfig.model_validate({"attach_mode": "native"}).attach == "native"
+    assert "attach_mode" not in SketchConfig.model_validate({}).model_dump()
+    itf = [{"name": "r0"}]
+    assert RouterConfig.model_validate({"interfaces": itf, "use_module": False}).variant == "pure"
+    assert RouterConfig.model_validate({"interfaces": itf, "use_module": True}).variant == "auto"
+    with pytest.raises(ValueError):
+        RouterConfig.model_validate({"interfaces": itf, "use_module": False, "variant": "pure"})
