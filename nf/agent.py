@@ -88,11 +88,11 @@ class Agent:
     def sketches() -> list:
         """(record, config) of every deployed sketch that is up (chain members included)."""
         from nf import deploy
-        from nf.nfs import registry
+        from nf.nfs.sketch import KIND
         out = []
         for r in deploy.records():
             if r.kind == "sketch" and r.status == "up" and r.pin_dir.exists():
-                out.append((r, registry.get("sketch").validate(r.config, r.name)))
+                out.append((r, KIND.validate(r.config, r.name)))
         return out
 
     @staticmethod

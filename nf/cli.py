@@ -12,19 +12,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-# Exit codes (documented in `nf --help`; tests assert them).
-OK = 0
-E_FAILED = 1          # unexpected failure (a bug, or an error with no better class)
-E_USAGE = 2           # bad command line (typer/click's own code)
-E_CONFIG = 3          # invalid config: schema, or the system disagrees (unknown interface, netns)
-E_LOAD = 4            # the kernel refused: verifier, load, attach, map update
-E_UNSUPPORTED = 5     # this host/build/NF cannot do it: no bpffs, not root, kind not deployable
-E_NOT_FOUND = 6       # no such deployment / file / kind
-E_CONFLICT = 7        # state conflict: deployed with another config, interface in use, busy
-E_CHECK = 8           # a check failed (demo counters differ from what was sent)
+from nf import console
+from nf.console import (E_CHECK, E_CONFIG, E_CONFLICT, E_FAILED, E_LOAD, E_NOT_FOUND,  # noqa: F401
+                        E_UNSUPPORTED, E_USAGE, OK, Fail, err, out, progress_bar, spinner)
 
 EPILOG = """Exit codes: 0 ok; 1 unexpected failure; 2 bad command line; 3 invalid config (field path
 named); 4 the kernel refused (verifier excerpt shown); 5 unsupported here (bpffs, root, NF kind);
@@ -34,56 +26,12 @@ another nf running); 8 check failed (demo counters differ from what was sent, an
 app = typer.Typer(help="Deploy and drive XDP network functions.", epilog=EPILOG,
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   pretty_exceptions_enable=False)
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-QUIET = False         # --quiet: no progress output (there is none anyway when stdout is no terminal)
 
 
 @app.callback()
 def _options(quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars or spinners "
                                         "(they only ever show when stdout is a terminal)")):
-    global QUIET
-    QUIET = quiet
-
-
-def _live() -> bool:
-    """Progress output only for a person watching: stdout and stderr terminals, no --quiet."""
-    return not QUIET and out.is_terminal and err.is_terminal and not os.environ.get("NF_QUIET")
-
-
-@contextlib.contextmanager
-def progress_bar(what: str, total: int | None = None):
-    """Yields ``say(step, total, description)``: a transient bar on stderr (steps done, time)
-    when _live(), else a no-op, so logs and pipes get only the result lines."""
-    if not _live():
-        yield lambda *a: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True) as pg:
-        task = pg.add_task(what, total=total)
-
-        def say(step, total, desc=None):
-            pg.update(task, completed=step, total=total, **({"description": desc} if desc else {}))
-        yield say
-
-
-@contextlib.contextmanager
-def spinner(text: str):
-    """A spinner for one step of unknown length, under the same rule as progress_bar."""
-    if not _live():
-        yield
-        return
-    with err.status(text):
-        yield
-
-
-class Fail(Exception):
-    def __init__(self, code: int, msg: str, detail: str | None = None):
-        super().__init__(msg)
-        self.code, self.msg, self.detail = code, msg, detail
+    console.QUIET = quiet
 
 
 def _classify(e: BaseException) -> Fail:
@@ -91,12 +39,14 @@ def _classify(e: BaseException) -> Fail:
     from nf.bpf import BpfError, MissingKfuncError, VerifierError
     from nf.config import ConfigError
     from nf.deploy import StateError
-    from nf.nfs.registry import Undeployable
+    from nf.engine import Conflict, Undeployable
 
     if isinstance(e, Fail):
         return e
     if isinstance(e, typer.BadParameter):   # raised inside a command: a bad command line
         return Fail(E_USAGE, e.format_message())
+    if isinstance(e, Conflict):
+        return Fail(E_CONFLICT, str(e))
     if isinstance(e, ConfigError):
         first, *rest = str(e).splitlines()
         return Fail(E_CONFIG, first, "\n".join(rest) or None)
@@ -148,114 +98,26 @@ def command(f):
     return wrapper
 
 
-def _crash_point(stage: str) -> None:
-    """Test hook: NF_TEST_CRASH_AT=<stage> SIGKILLs this process there (tests of recovery)."""
-    if os.environ.get("NF_TEST_CRASH_AT") == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 # ---- up / down --------------------------------------------------------------------------------
 def _plan(files: list[Path], kind: str | None):
     """Validate every file and run every preflight before anything is loaded."""
+    from nf import engine
     from nf.config import ConfigError
-    from nf.nfs import registry
 
     plans, seen = [], {}
     for f in files:
         if not f.exists():
             raise Fail(E_NOT_FOUND, f"{f}: no such file")
-        k, cfg = registry.detect(f, kind)
-        name = k.instance_name(cfg, f)
+        k, cfg = engine.detect(f, kind)
+        name = cfg.name
         if name in seen:
             raise ConfigError(str(f), [("name", f"instance {name!r} also defined by {seen[name]}")])
         seen[name] = f
         if not k.deployable:
-            raise registry.Undeployable(k.name, k.why_not)
-        k.preflight(cfg)
+            raise engine.Undeployable(k.name, k.why_not)
+        k.check(cfg)
         plans.append((f, k, cfg, name))
     return plans
-
-
-def _record(f: Path | None, k, cfg, name: str):
-    from nf import deploy
-    return deploy.Record(name=name, kind=k.name, source=str(f.resolve()) if f else "",
-                         config=cfg.model_dump(mode="json"), netns=k.netns(cfg),
-                         interfaces=k.interfaces(cfg), mode=k.mode(cfg))
-
-
-def _iface_users(exclude: str) -> dict[tuple, str]:
-    from nf import deploy
-    used = {}
-    for r in deploy.records():
-        if r.name != exclude and not r.chain:
-            for i in r.interfaces:
-                used[(r.netns, i)] = r.name
-    return used
-
-
-def deploy_up(f: Path | None, k, cfg, name: str, say=print) -> str:
-    """Bring one instance up through the registry, recording it first. Returns
-    "unchanged" / "up". Caller holds deploy.locked()."""
-    from nf import deploy
-    from nf.nfs import registry
-
-    rec = deploy.read(name)
-    new = _record(f, k, cfg, name)
-    if rec is not None:
-        if rec.stale or (rec.status == "up" and not rec.pin_dir.exists()):
-            say(f"{name}: cleaning up " + (f"an unfinished deployment (pid {rec.pid} is gone)"
-                                           if rec.stale else "a record whose pins are gone"))
-            _teardown(rec)
-            rec = None
-        elif rec.digest == new.digest and rec.kind == k.name and rec.status == "up" and rec.pin_dir.exists():
-            return "unchanged"
-        elif rec.status != "up":
-            raise Fail(E_CONFLICT, f"{name} is being changed by pid {rec.pid}")
-        else:
-            raise Fail(E_CONFLICT, f"{name} is deployed from {rec.source or '<code>'} with a different "
-                                   f"config; use `nf apply` to change it or `nf down {name}` first")
-    elif rec is None and (deploy.state_root().parent / "xdp-nf" / name).exists():
-        raise Fail(E_CONFLICT, f"{name}: pins exist in {new.pin_dir} without a deployment record "
-                               f"(made by a controller directly?); `nf down {name}` removes them")
-    used = _iface_users(name)
-    for i in new.interfaces:
-        if (new.netns, i) in used:
-            raise Fail(E_CONFLICT, f"{name}: interface {i} is already used by {used[(new.netns, i)]}")
-    deploy.write(new)                      # status "deploying": a crash from here is recoverable
-    _crash_point("before-up")
-    try:
-        info = k.up(cfg)
-    except BaseException:
-        _teardown(new)
-        raise
-    _crash_point("after-up")
-    new.variant = info.pop("variant", new.variant)
-    new.extra.update(info)
-    for m in info.get("members", []):       # a chain: one record per member, for its verbs/stats
-        mk = registry.get(m["kind"])
-        mcfg = [c for c in cfg.members() if c[1].name == m["name"]][0][1]
-        mrec = _record(f, mk, mcfg, m["name"])
-        mrec.interfaces, mrec.status = list(new.interfaces), "up"
-        mrec.chain = {"name": name, "position": m["position"]}
-        deploy.write(mrec)
-    new.status = "up"
-    deploy.write(new)
-    return "up"
-
-
-def _teardown(rec) -> None:
-    """Controller down (if it can), then the generic pin cleanup, then the record."""
-    from nf import deploy
-    from nf.nfs import registry
-
-    try:
-        k = registry.get(rec.kind)
-        if k.deployable:
-            k.down(rec)
-    except Exception:  # noqa: BLE001 - e.g. the netns is gone: the generic cleanup still runs
-        pass
-    deploy.cleanup_pins(rec.name)
-    deploy.remove(rec.name)
 
 
 @app.command()
@@ -263,7 +125,7 @@ def _teardown(rec) -> None:
 def up(files: list[Path] = typer.Argument(..., help="config file(s); every one is validated first"),
        kind: Optional[str] = typer.Option(None, help="NF kind when the file name does not say it")):
     """Validate every file, then deploy each NF (nothing is loaded if any file is invalid)."""
-    from nf import deploy
+    from nf import deploy, engine
     plans = _plan(files, kind)
     with deploy.locked():
         made = []
@@ -271,18 +133,18 @@ def up(files: list[Path] = typer.Argument(..., help="config file(s); every one i
             with progress_bar("up", total=len(plans)) as say:    # one step per NF (a chain: one)
                 for i, (f, k, cfg, name) in enumerate(plans):
                     say(i, len(plans), f"{name}: loading and attaching {k.name}")
-                    r = deploy_up(f, k, cfg, name, say=lambda s: out.print(s, markup=False))
+                    r = engine.up(f, k, cfg, name, say=lambda s: out.print(s, markup=False))
                     if r == "up":
                         made.append(name)
                     out.print(f"{name}: {'unchanged' if r == 'unchanged' else 'up'} ({k.name}, "
-                              f"{', '.join(k.interfaces(cfg))})", markup=False)
+                              f"{', '.join(cfg.interface_names())})", markup=False)
                 say(len(plans), len(plans), "done")
         except BaseException:
             # all or nothing: what this command brought up goes down again
             for n in reversed(made):
                 rec = deploy.read(n)
                 if rec is not None:
-                    _teardown(rec)
+                    engine.teardown(rec)
                     out.print(f"{n}: rolled back", markup=False)
             raise
 
@@ -293,7 +155,7 @@ def down(name: Optional[str] = typer.Argument(None, help="instance; default: eve
          orphans: bool = typer.Option(False, "--orphans", help="also remove pin directories no "
                                       "record describes (made by controllers used directly)")):
     """Tear down a deployment (or all), including ones left by a killed nf."""
-    from nf import deploy
+    from nf import deploy, engine
     with deploy.locked():
         recs = {r.name: r for r in deploy.records()}
         # pins without a record may belong to a controller another process is using right now:
@@ -315,7 +177,7 @@ def down(name: Optional[str] = typer.Argument(None, help="instance; default: eve
         for r in targets:
             if r.chain and deploy.read(r.name) is None:
                 continue
-            _teardown(r)
+            engine.teardown(r)
             out.print(f"{r.name}: down", markup=False)
         for n in orph:
             c = deploy.cleanup_pins(n)
@@ -430,17 +292,13 @@ def _records(name: str | None):
 
 
 def _collect_stats(name: str | None) -> dict:
+    from nf import engine
     from nf.metrics import _action_stats
-    from nf.nfs import registry
     res = {}
     for r in _records(name):
-        k = registry.get(r.kind)
         s = _action_stats(r)
-        d = {"kind": r.kind, "actions": s.as_dict() if s else None, "ports": {}}
-        if k.deployable:
-            with k.open(r) as h:
-                d["ports"] = k.stats(h)
-        res[r.name] = d
+        res[r.name] = {"kind": r.kind, "actions": s.as_dict() if s else None,
+                       "ports": engine.stats(engine.get(r.kind), r)}
     return res
 
 
@@ -507,16 +365,11 @@ def stats(name: Optional[str] = typer.Argument(None),
 
 
 def _verb(verb: str, name: str | None, **kw):
-    from nf.nfs import registry
-    recs = [r for r in _records(name) if verb in registry.get(r.kind).verbs]
+    from nf import engine
+    recs = [r for r in _records(name) if verb in engine.get(r.kind).verbs]
     if not recs:
         raise Fail(E_NOT_FOUND, f"no deployment offers `{verb}`" + (f" named {name!r}" if name else ""))
-    res = {}
-    for r in recs:
-        k = registry.get(r.kind)
-        with k.open(r) as h:
-            res[r.name] = k.verbs[verb](h, **kw)
-    return res
+    return {r.name: engine.verb(engine.get(r.kind), r, verb, **kw) for r in recs}
 
 
 def _rows_table(title: str, rows: list[dict]) -> Table:
@@ -881,13 +734,13 @@ def _objects_line(o: dict) -> str:
 @command
 def schema(kind: str = typer.Argument(..., help="l2_switch | router | sketch | flow_table | lab")):
     """JSON Schema of a config kind."""
+    from nf import engine
     from nf.config import json_schema
-    from nf.nfs import registry
     if kind == "lab":
         from nf.demo import DemoSpec
         out.print(json_schema(DemoSpec), markup=False)
         return
-    out.print(json_schema(registry.get(kind).model), markup=False)
+    out.print(json_schema(engine.get(kind).config), markup=False)
 
 
 @app.command()
@@ -895,7 +748,7 @@ def schema(kind: str = typer.Argument(..., help="l2_switch | router | sketch | f
 def validate(files: list[Path], kind: Optional[str] = typer.Option(None),
              system: bool = typer.Option(False, help="also check interfaces/netns on this host")):
     """Validate config files (schema only unless --system); nothing is loaded."""
-    from nf.nfs import registry
+    from nf import engine
     for f in files:
         if not f.exists():
             raise Fail(E_NOT_FOUND, f"{f}: no such file")
@@ -904,10 +757,10 @@ def validate(files: list[Path], kind: Optional[str] = typer.Option(None),
             load_spec(f)
             out.print(f"{f}: valid lab", markup=False)
             continue
-        k, cfg = registry.detect(f, kind)
+        k, cfg = engine.detect(f, kind)
         if system:
-            k.preflight(cfg)
-        out.print(f"{f}: valid {k.name} ({k.instance_name(cfg, f)})", markup=False)
+            k.check(cfg)
+        out.print(f"{f}: valid {k.name} ({cfg.name})", markup=False)
 
 
 @app.command()
@@ -930,11 +783,11 @@ def example(name: Optional[str] = typer.Argument(None, help="l2_switch | router 
 @command
 def kinds():
     """NF kinds the CLI knows and whether `nf up` can deploy them."""
-    from nf.nfs import registry
+    from nf import engine
     t = Table(title="NF kinds")
     for c in ("kind", "deployable", "verbs", "what"):
         t.add_column(c)
-    for k in registry.KINDS.values():
+    for k in engine.kinds().values():
         t.add_row(k.name, "yes" if k.deployable else "no", ", ".join(k.verbs) or "-", k.summary)
     out.print(t)
 
@@ -950,13 +803,12 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
     Runtime fields change in place (maps); a new program (rebuilt object, or --reload) replaces
     the old one atomically with bpf_link_update on the same pinned maps; any other change needs
     `nf down` + `nf up` and is refused."""
-    from nf import deploy
-    from nf.nfs import registry
+    from nf import deploy, engine
     if not file.exists():
         raise Fail(E_NOT_FOUND, f"{file}: no such file")
-    k, cfg = registry.detect(file, kind)
-    name = k.instance_name(cfg, file)
-    k.preflight(cfg)
+    k, cfg = engine.detect(file, kind)
+    name = cfg.name
+    k.check(cfg)
     with deploy.locked():
         rec = deploy.read(name)
         if rec is None:
@@ -967,43 +819,30 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
             raise Fail(E_CONFLICT, f"{name} is member {rec.chain['position']} of chain "
                                    f"{rec.chain['name']}: change it in the chain's file "
                                    f"(`nf apply CHAIN_FILE`)")
-        from nf.config import Channel, channel_of, diff
-        old = k.validate(rec.config, name)
-        changes = diff(old.model_dump(mode="json"), cfg.model_dump(mode="json"))
-        how = {p: channel_of(k.model, p) for p, _, _ in changes}
-        top = lambda ch: {p.split(".")[0].split("[")[0] for p in how if how[p] == ch}  # noqa: E731
-        bad = top(Channel.redeploy)
-        if k.name == "chain" and not bad:
-            return _apply_chain(rec, cfg, changes, reload, dry_run, file)
-        for p, a, b in changes:
-            out.print(f"  {p}: {json.dumps(a)} -> {json.dumps(b)}  [{how[p].value}]", markup=False)
-        if bad:
-            raise Fail(E_CONFLICT, f"{name}: changing {', '.join(sorted(bad))} needs `nf down {name}` "
-                                   f"+ `nf up` (state would be lost); nothing changed")
-        obj_name = registry._l2_object(rec.variant) if k.name == "l2_switch" else k.object
-        sha = registry.object_sha(obj_name) if obj_name else None
-        need_reload = reload or bool(top(Channel.program)) or (sha and sha != rec.extra.get("object_sha"))
-        if need_reload and k._reload is None:
-            raise Fail(E_UNSUPPORTED, f"{name}: a {k.name} cannot swap its program in place; "
-                                      f"`nf down {name}` + `nf up`")
-        if not changes and not need_reload:
+        try:
+            p = engine.plan(rec, k, cfg, reload)
+        except engine.Conflict as e:
+            for line in e.lines:            # every change, the refused ones named
+                out.print(f"  {line}", markup=False)
+            raise
+        for line in p.lines:
+            out.print(f"  {line}", markup=False)
+        if not p.changed and not p.program:
             out.print(f"{name}: unchanged")
             return
+        chain = k is engine.CHAIN
         if dry_run:
-            out.print(f"{name}: dry run, {len(changes)} change(s)" + (", new program" if need_reload else ""))
+            out.print(f"{name}: dry run, {len(p.lines)} change(s)"
+                      + (", every member reloaded" if chain and reload else
+                         ", new program" if p.program and not chain else ""))
             return
         with _applying(rec, cfg, file):
-            if need_reload:
-                with spinner(f"{name}: loading the new program..."):
-                    info = k.reload(rec, cfg)
-                for line in info.pop("log", []):
-                    out.print(f"{name}: {line}", markup=False)
-                rec.extra.update(info)
-                out.print(f"{name}: program replaced on {info.get('replaced', len(rec.interfaces))} "
-                          f"link(s), maps kept", markup=False)
-            with k.open(rec) as h:
-                for line in k.runtime(h, old, cfg):
-                    out.print(f"{name}: {line}", markup=False)
+            with (progress_bar(f"{name}: applying") if chain else contextlib.nullcontext(None)) as say, \
+                    (spinner(f"{name}: loading the new program...") if p.program and not chain
+                     else contextlib.nullcontext()):
+                log = engine.apply(rec, k, cfg, p, progress=say)
+            for line in log:
+                out.print(f"{name}: {line}", markup=False)
 
 
 @contextlib.contextmanager
@@ -1020,31 +859,6 @@ def _applying(rec, cfg, file: Path):
     finally:
         rec.status = "up"
         deploy.write(rec)
-
-
-def _apply_chain(rec, cfg, changes, reload: bool, dry_run: bool, file: Path):
-    """A chain's diff is per member (nf.chain.plan_apply): each line says whether it changes in
-    place, by a new program in that member's slot, or needs down/up (refused, nothing changed)."""
-    from nf import deploy
-    from nf.chain import NeedsRedeploy, apply_chain, plan_apply
-    name = rec.name
-    try:
-        _, plan, lines = plan_apply(rec, cfg)
-    except NeedsRedeploy as e:
-        raise Fail(E_CONFLICT, str(e)) from None
-    for line in lines:
-        out.print(f"  {line}", markup=False)
-    if not changes and not reload:
-        out.print(f"{name}: unchanged")
-        return
-    if dry_run:
-        out.print(f"{name}: dry run, {len(lines)} change(s)" + (", every member reloaded" if reload else ""))
-        return
-    with _applying(rec, cfg, file):
-        with progress_bar(f"{name}: applying") as say:
-            log = apply_chain(rec, cfg, progress=say, rebuild=reload)
-        for line in log:
-            out.print(f"{name}: {line}", markup=False)
 
 
 # ---- metrics / demo ----------------------------------------------------------------------------
@@ -1075,14 +889,28 @@ def demo(config: Optional[Path] = typer.Option(None, "--config", "-c", help="lab
     return run(config or examples()["lab"], out, keep=keep)
 
 
-# nf bench / nf replay live in nf/bench/ (the bench helper's module); a failure there must never
-# take `nf demo` (the README's first command) or any other command down with it.
+def _unavailable(name: str, why: BaseException):
+    """A command whose module failed to import: it stays listed and fails loudly when run (the
+    other commands, `nf demo` first, are not taken down with it)."""
+    def cmd(args: Optional[list[str]] = typer.Argument(None, hidden=True)):
+        raise Fail(E_FAILED, f"`nf {name}` is unavailable: its module failed to import "
+                             f"({type(why).__name__}: {why}); NF_DEBUG=1 shows the traceback")
+    cmd.__doc__ = f"UNAVAILABLE: {type(why).__name__}: {why}"
+    return cmd
+
+
+# nf bench / nf replay live in nf/bench/ (the bench helper's module)
 try:
     from nf.bench.cli import register as _register_bench  # noqa: E402
-    _register_bench(app, command)
 except Exception as _e:  # noqa: BLE001
     if os.environ.get("NF_DEBUG"):
         raise
+    for _name in ("bench", "replay"):
+        app.command(_name, context_settings={"allow_extra_args": True,
+                                             "ignore_unknown_options": True})(
+            command(_unavailable(_name, _e)))
+else:
+    _register_bench(app, command)
 
 
 # nf test lives in nf/testing/ (the public testing API); registered like nf bench.

@@ -162,14 +162,13 @@ def run(config: str | Path, out, keep: bool = False) -> int:
 def _switch_scene(config: str | Path, out, keep: bool = False) -> int:
     from rich.table import Table
 
-    from nf import cli, deploy
+    from nf import deploy, engine
+    from nf.console import E_CHECK
     from nf.net.lab import Lab
     from nf.net.netns import exists as netns_exists
-    from nf.nfs import registry
-    from nf.nfs.l2_switch import mac_str, now_ns
+    from nf.nfs.l2_switch import KIND as kind, mac_str, now_ns
 
     spec = load_spec(config)
-    kind = registry.get("l2_switch")
     say = lambda s: out.print(s, markup=False)  # noqa: E731
     say(f"lab: {len(spec.lab.hosts)} hosts, each in its own netns, veths to the dut netns")
     t0 = time.monotonic()
@@ -185,9 +184,9 @@ def _switch_scene(config: str | Path, out, keep: bool = False) -> int:
                 if old.name.startswith(base) and old.netns and not netns_exists(old.netns) \
                         and not old.owner_alive():
                     say(f"{old.name}: removing a deployment left by an earlier demo (its lab is gone)")
-                    cli._teardown(old)
-            kind.preflight(cfg)
-            cli.deploy_up(None, kind, cfg, name, say)
+                    engine.teardown(old)
+            kind.check(cfg)
+            engine.up(None, kind, cfg, name, say)
             rec = deploy.read(name)
         try:
             say(f"switch {name} up: variant {rec.variant}, attach {rec.mode}, ports "
@@ -244,7 +243,7 @@ def _switch_scene(config: str | Path, out, keep: bool = False) -> int:
                                 f"got {sum(got_h[h].values())} ({'same count, other bytes' if sum(expect[h].values()) == sum(got_h[h].values()) else 'count differs'})")
             out.print(tt)
 
-            with kind.open(rec) as sw:
+            with engine.opened(kind, rec) as sw:
                 fdb = sw.fdb()
                 st = sw.stats()
             ft = Table(title=f"{name}: FDB")
@@ -299,14 +298,14 @@ def _switch_scene(config: str | Path, out, keep: bool = False) -> int:
                         time.sleep(3600)
                 except KeyboardInterrupt:
                     pass
-            return 0 if ok else cli.E_CHECK
+            return 0 if ok else E_CHECK
         finally:
             if sk is not None:
                 sk.down()
             with deploy.locked():
                 r = deploy.read(name)
                 if r is not None:
-                    cli._teardown(r)
+                    engine.teardown(r)
             say(f"{name} down, lab removed")
 
 
@@ -428,9 +427,9 @@ def _router_scene(scene: RouterScene, out) -> int:
     from scapy.layers.l2 import Ether
     from scapy.packet import Raw
 
-    from nf import cli
     from nf.bpf import XdpMode
     from nf.config.router import validate_router_config
+    from nf.console import E_CHECK, E_CONFIG, Fail
     from nf.net.lab import Lab
 
     say = lambda s: out.print(s, markup=False)  # noqa: E731
@@ -471,7 +470,7 @@ def _router_scene(scene: RouterScene, out) -> int:
                 src = lab.host(st.src)
                 hop = _next_hop(cfg, st.dst)
                 if hop is None:
-                    raise cli.Fail(cli.E_CONFIG, f"router.traffic[{i - 1}].dst: {st.dst} has no "
+                    raise Fail(E_CONFIG, f"router.traffic[{i - 1}].dst: {st.dst} has no "
                                                  "route the demo models (connected or one `via`)")
                 port, nh = hop
                 dst_host = by_port[port]
@@ -515,7 +514,7 @@ def _router_scene(scene: RouterScene, out) -> int:
             ok &= cnt_ok
             say(f"{'PASS' if ok else 'FAIL'}: routed frames {'arrive' if ok else 'DO NOT all arrive'} "
                 f"rewritten byte for byte; router counters {'equal' if cnt_ok else 'DIFFER from'} what was sent")
-            return 0 if ok else cli.E_CHECK
+            return 0 if ok else E_CHECK
         finally:
             with lab.enter("dut"):
                 r.close()

@@ -68,24 +68,25 @@ class Exposition:
 
 
 def _action_stats(rec):
-    """Per-action summary from the pinned exit-point map (stats.h), or None."""
+    """Per-action summary from the pinned exit-point map (stats.h) the NF's KIND names, or None
+    (a chain: its members have their own)."""
+    from nf import engine
     from nf.bpf import BpfError, Map
     from nf.datapath import NfStats, sum_stats
 
-    for name in ("nf_stats", "base_stats", "sk_stats", "ft_stats", "rt_stats"):
-        p = rec.pin_dir / name
-        if p.exists():
-            try:
-                m = Map.from_pin(p)
-            except BpfError:
-                continue
-            try:
-                if m.value_size != ctypes.sizeof(NfStats) or m.max_entries != 1:
-                    continue
-                return sum_stats(m.typed(ctypes.c_uint32, NfStats).lookup_percpu(ctypes.c_uint32(0)))
-            finally:
-                m.close()
-    return None
+    p = rec.pin_dir / (getattr(engine.get(rec.kind), "exit_stats", "") or "-")
+    if not p.exists():
+        return None
+    try:
+        m = Map.from_pin(p)
+    except BpfError:
+        return None
+    try:
+        if m.value_size != ctypes.sizeof(NfStats) or m.max_entries != 1:
+            return None
+        return sum_stats(m.typed(ctypes.c_uint32, NfStats).lookup_percpu(ctypes.c_uint32(0)))
+    finally:
+        m.close()
 
 
 # Values that go down as well as up (Prometheus gauges: no _total suffix, no rate()); every other
@@ -125,8 +126,7 @@ def _sketch_epochs(exp: "Exposition", rec) -> None:
 
 
 def collect(exp: Exposition | None = None) -> Exposition:
-    from nf import deploy, kmod
-    from nf.nfs import registry
+    from nf import deploy, engine, kmod
 
     exp = exp or Exposition()
     for rec in deploy.records():
@@ -145,18 +145,15 @@ def collect(exp: Exposition | None = None) -> Exposition:
                 for r, v in s.as_dict()["reasons"].items():
                     exp.add("xdpnf_xdp_reasons_total", "counter", "frames per exit reason",
                             {**base, "reason": r}, v)
-            kind = registry.get(rec.kind)
-            if kind.deployable:
-                with kind.open(rec) as h:
-                    for port, counters in kind.stats(h).items():
-                        for c, v in counters.items():
-                            g = GAUGES.get((rec.kind, c))
-                            if g is not None:
-                                exp.add(g[0], "gauge", g[1], {"instance": rec.name, "group": port}, v)
-                            else:
-                                exp.add(metric_name("xdpnf", rec.kind, c, "total"), "counter",
-                                        f"{rec.kind} per-port counter {c}",
-                                        {"instance": rec.name, "port": port}, v)
+            for port, counters in engine.stats(engine.get(rec.kind), rec).items():
+                for c, v in counters.items():
+                    g = GAUGES.get((rec.kind, c))
+                    if g is not None:
+                        exp.add(g[0], "gauge", g[1], {"instance": rec.name, "group": port}, v)
+                    else:
+                        exp.add(metric_name("xdpnf", rec.kind, c, "total"), "counter",
+                                f"{rec.kind} per-port counter {c}",
+                                {"instance": rec.name, "port": port}, v)
             if rec.kind == "sketch":
                 _sketch_epochs(exp, rec)
         except Exception as e:  # noqa: BLE001 - one unreadable deployment must not hide the rest

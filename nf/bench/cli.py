@@ -34,7 +34,7 @@ def bench(quick: bool = typer.Option(False, "--quick", help="tiny sizes, host on
     import os
 
     from nf.bench.suite import SECTIONS
-    from nf.cli import _live, err, progress_bar
+    from nf.console import err, live as _live, progress_bar
     from traffic.labgen import GeneratorUnavailable, pick
     lab = not (no_lab or quick)
     if lab or generator is not None:

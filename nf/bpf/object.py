@@ -108,6 +108,16 @@ class Program(L.Closing):
     def id(self) -> int:
         return self.info().id
 
+    def map_ids(self) -> list[int]:
+        """Ids of the maps the kernel bound to this program at load."""
+        n = self.info().nr_map_ids
+        buf = (ctypes.c_uint32 * max(n, 1))()
+        info = L.bpf_prog_info(nr_map_ids=n, map_ids=ctypes.addressof(buf))
+        size = ctypes.c_uint32(ctypes.sizeof(info))
+        L.check(L.bpf_prog_get_info_by_fd(self.fd, ctypes.byref(info), ctypes.byref(size)),
+                "bpf_prog_get_info_by_fd")
+        return list(buf[:min(n, info.nr_map_ids)])
+
     @property
     def tag(self) -> str:
         return bytes(self.info().tag).hex()
@@ -235,6 +245,7 @@ class BpfObject(L.Closing):
         self._programs: dict[str, Program] = {}
         self._maps: dict[str, Map] = {}
         self._rodata: dict[str, RodataVar] | None = None
+        self._owned: list = []
         p = None
         while True:
             p = L.bpf_object__next_program(ptr, p)
@@ -409,10 +420,17 @@ class BpfObject(L.Closing):
         return self
 
     # ---- lifetime ----
+    def own(self, resource):
+        """Close ``resource`` (e.g. the template map given to set_inner_map) with this object."""
+        self._owned.append(resource)
+        return resource
+
     def close(self) -> None:
         if self._obj is not None:
             L.bpf_object__close(self._obj)
             self._obj = None
+        while self._owned:
+            self._owned.pop().close()
 
 
     def __repr__(self):

@@ -77,20 +77,3 @@ def remove_instance(instance: str) -> bool:
             p.unlink()
     d.rmdir()
     return True
-
-
-def remove_deployment(instance: str, link_patterns: tuple[str, ...] = ("links/*",)) -> bool:
-    """Tear down a pinned deployment from its pins alone (any process or netns, partial pins
-    after a crash): detach the links pinned under ``link_patterns`` (a defunct link, whose
-    interface is gone, detaches too), then unpin everything. False when nothing was there."""
-    from nf.bpf.xdp import Link
-    d = instance_dir(instance, create=False)
-    if not d.exists():
-        return False
-    for pattern in link_patterns:
-        for p in sorted(d.glob(pattern)):
-            try:
-                Link.from_pin(p).detach()
-            except Exception:  # noqa: BLE001 - not a link, or already gone: unpinned below
-                pass
-    return remove_instance(instance)

@@ -1,5 +1,5 @@
 """The filter NF: the foundation's base program (xdp_progs/base/: parse, count, drop by rules)
-deployed from YAML, standalone or as a member of a chain (nf/chain.py).
+deployed from YAML, standalone or as a member of a chain (configs/filter.yaml, configs/chain.yaml).
 
     name: edge-filter
     netns: dut
@@ -8,15 +8,18 @@ deployed from YAML, standalone or as a member of a chain (nf/chain.py).
     drop_l4_protos: [1]           # IP protocol numbers, at most 4
     drop_fragments: false
 
-Its state is only its exit-point counters (stats.h, map base_stats), pinned under
-/sys/fs/bpf/xdp-nf/<name>/ with its links, so a later process reads and tears it down.
+Its rules are rodata (a change is a new program on the same maps); its state is only its
+exit-point counters (stats.h, map base_stats), pinned under /sys/fs/bpf/xdp-nf/<name>/ with its
+links, so a later process reads and tears it down. Everything else - loading, pinning,
+attaching, chaining, swapping - is the engine's (nf/engine.py), driven by KIND below.
 """
 from __future__ import annotations
 
 import ctypes
+from pathlib import Path
 
-from nf.config import ConfigError
 from nf.config.filter import FilterConfig
+from nf.nfs.kind import Kind
 
 OBJECT = "base/base"
 OBJECT_CHAIN = "chain/base_chain"
@@ -31,70 +34,10 @@ def base_cfg(cfg: FilterConfig):
 
 
 class Filter:
-    def __init__(self, cfg: FilterConfig):
-        from nf.bpf.pin import instance_dir
-        self.cfg = cfg
-        self.pin_dir = instance_dir(cfg.name, create=False)
-        self.obj = None
+    """A deployed filter, read from its pins."""
 
-    def check(self) -> dict[str, int]:
-        from nf.net.iface import InterfaceError, resolve
-        from nf.net.netns import exists
-        if self.cfg.netns is not None and not exists(self.cfg.netns):
-            raise ConfigError(self.cfg.name, [("netns", f"no network namespace {self.cfg.netns!r}")])
-        found, errors = {}, []
-        for i, n in enumerate(self.cfg.interfaces):
-            try:
-                found[n] = resolve(n, self.cfg.netns).ifindex
-            except InterfaceError as e:
-                errors.append((f"interfaces[{i}]", f"unknown interface: {e}"))
-        if errors:
-            raise ConfigError(self.cfg.name, errors)
-        return found
-
-    def load(self, chain=None, position: int = 0):
-        """Open + configure + pin + load; as a chain member when ``chain`` is given."""
-        from nf.bpf import BpfObject
-        obj = chain.member(OBJECT_CHAIN, position) if chain else BpfObject.open_built(OBJECT)
-        try:
-            obj.set_rodata("base_cfg", base_cfg(self.cfg))
-            self.pin_dir.mkdir(parents=True, exist_ok=True)
-            obj.pin_maps(self.pin_dir, [STATS])
-            obj.load()
-        except BaseException:
-            obj.close()
-            raise
-        self.obj = obj
-        return obj
-
-    def up(self) -> "Filter":
-        from nf.bpf import XdpMode
-        from nf.net import netns
-        ifx = self.check()
-        if not ifx:
-            raise ConfigError(self.cfg.name, [("interfaces", "a standalone filter needs interfaces")])
-        try:
-            self.load()
-            (self.pin_dir / "links").mkdir(exist_ok=True)
-            mode = XdpMode[self.cfg.attach.upper()]
-            with netns.enter(self.cfg.netns):
-                for n, i in ifx.items():
-                    self.obj.program(PROG).attach_xdp(i, mode, pin=self.pin_dir / "links" / n).close()
-        except BaseException:
-            self.down()
-            raise
-        finally:
-            if self.obj is not None:
-                self.obj.close()
-                self.obj = None
-        return self
-
-    def down(self) -> None:
-        from nf.deploy import cleanup_pins
-        if self.obj is not None:
-            self.obj.close()
-            self.obj = None
-        cleanup_pins(self.cfg.name)
+    def __init__(self, cfg: FilterConfig, pin_dir: Path):
+        self.cfg, self.pin_dir = cfg, Path(pin_dir)
 
     def stats(self) -> dict[str, dict[str, int]]:
         """One row ("all"): frames and bytes per verdict (the base program has no ports)."""
@@ -109,10 +52,29 @@ class Filter:
         row.update({f"{a.name.lower()}_bytes": v for a, v in s.bytes.items()})
         return {"all": row}
 
-    def __enter__(self):
-        return self
+    def release(self) -> None:
+        pass
 
-    def __exit__(self, *exc):
-        if self.obj is not None:
-            self.obj.close()
-            self.obj = None
+
+class FilterKind(Kind):
+    name = "filter"
+    summary = "packet filter: the base NF (parse, count, drop by protocol / port / fragment)"
+    config = FilterConfig
+    objects = {("pure", False): OBJECT, ("pure", True): OBJECT_CHAIN}
+    programs = {"pure": PROG}
+    exit_stats = STATS
+
+    def configure(self, obj, cfg) -> None:
+        obj.set_rodata("base_cfg", base_cfg(cfg))
+
+    def controller(self, cfg, obj, pin_dir):
+        return Filter(cfg, pin_dir)
+
+    def open(self, cfg, pin_dir):
+        return Filter(cfg, pin_dir)
+
+    def stats(self, f) -> dict[str, dict[str, int]]:
+        return f.stats()
+
+
+KIND = FilterKind()

@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import ctypes
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from nf.config.base import ConfigError
-from nf.config.flow_table import (Action as CfgAction, AttachMode, FlowTableConfig, HashKind,
-                                  Variant)
+from nf.config.flow_table import Action as CfgAction, FlowTableConfig, HashKind, Variant
 from nf.models.flow_table import (
     FT_HIST_BINS, FT_SLOTS, OBJECT, Action, CkHash, Flags, Flow, FtBucket, FtCfg, FtEntry, FtKey,
     Hash, FtMetrics, FtReq, FtState, FtValue, Op, Rc, Where, draw_seed, flow_key, hash_key,
     n_buckets_for, placement,
 )
+from nf.net import netns
+from nf.nfs.kind import Kind, check_system, ifindex_or_0, module_present
 
 u32 = ctypes.c_uint32
 PROG = {Variant.pure: "xdp_ft_pure", Variant.enetstl: "xdp_ft_enetstl"}
@@ -71,14 +70,7 @@ class FlowEntry:
 
 
 def module_loaded() -> bool:
-    return Path("/sys/module/enetstl").is_dir()
-
-
-def _netns_ctx(netns: str | None):
-    if netns is None:
-        return nullcontext()
-    from nf.net import netns as _netns
-    return _netns.enter(netns)
+    return module_present()
 
 
 def _as_key(flow: Flow | bytes) -> bytes:
@@ -137,94 +129,36 @@ class FlowTable:
 
     # -- lifecycle -----------------------------------------------------------------------
     def resolve_variant(self) -> Variant:
-        if self.cfg.variant == Variant.auto:
-            return Variant.enetstl if module_loaded() else Variant.pure
-        if self.cfg.variant == Variant.enetstl and not module_loaded():
-            raise ConfigError(self.cfg.name, [("variant", "enetstl needs the enetstl module "
-                                                          "loaded (use 'pure' or 'auto')")])
-        return self.cfg.variant
+        return Variant(KIND.resolve(self.cfg))
 
     def _resolve_ports(self) -> dict[str, int]:
-        from nf.net.iface import InterfaceError, ifindex
-        names = list(self.cfg.interfaces)
-        if self.cfg.default_port:
-            names.append(self.cfg.default_port)
-        names += [r.port for r in self.cfg.rules if r.port]
-        out, errors = {}, []
-        for n in dict.fromkeys(names):
-            try:
-                out[n] = ifindex(n, self.cfg.netns)
-            except (InterfaceError, OSError) as e:
-                errors.append(("interfaces" if n in self.cfg.interfaces else "rules",
-                               f"interface {n!r}: {e}"))
-        if errors:
-            raise ConfigError(self.cfg.name, errors)
-        return out
-
-    def rodata(self) -> FtCfg:
-        c = self.cfg
-        return FtCfg(bucket_mask=self.mask, capacity=self.capacity,
-                     search_budget=c.search_budget, max_search=c.max_search, learn=int(c.learn),
-                     default_action=_ACT[c.default_action],
-                     default_port=self.ifindexes.get(c.default_port or "", 0),
-                     non_ip_action=_ACT[c.non_ip_action], hash=_HASH[c.hash])
+        """Every interface the config names (attach, default port, rule ports) -> ifindex."""
+        return check_system(self.cfg, KIND.interface_fields(self.cfg))
 
     def _open_object(self):
-        """The object load() configures; a chain member (nf/chain.py) opens its chainable one."""
-        from nf.bpf import BpfObject
-        return BpfObject.open_built(OBJECT)
+        """The object load() configures (None: the kind's own)."""
+        return None
+
+    def _adopt(self, obj, variant) -> "FlowTable":
+        self.obj, self.variant = obj, Variant(variant)
+        self.prog = obj.program(PROG[self.variant])
+        self.ctl_prog = obj.program(CTL[self.variant])
+        self._typed({n: obj.map(n) for n in ("ft_buckets", "ft_entries", "ft_state", "ft_metrics")})
+        self.hash_key = tuple(self.state_map[0].hash.k)     # KIND.started() keyed it
+        return self
 
     def load(self) -> "FlowTable":
-        """Open and load the object with the config's sizes (no rules, no attach)."""
-        from nf.bpf import BpfObject
-
+        """Loaded by the engine with the config's sizes, nothing pinned (no rules, no attach)."""
+        from nf import engine
         if self.obj is not None:
             raise RuntimeError(f"flow table {self.cfg.name} is already loaded")
         needs_ports = self.cfg.interfaces or self.cfg.default_port or any(
             r.port for r in self.cfg.rules)
         if needs_ports and not self.ifindexes:
             self.ifindexes = self._resolve_ports()
-        self.variant = self.resolve_variant()
-        obj = self._open_object()
-        try:
-            obj.set_rodata("ft_cfg", self.rodata())
-            obj.map("ft_buckets").set_max_entries(self.n_buckets)
-            obj.map("ft_entries").set_max_entries(self.capacity + 1)
-            obj.map("ft_free").set_max_entries(self.capacity)
-            if self.pin_dir is not None:
-                # every non-internal map, pinned at load (a chain member's PROG_ARRAY is the
-                # chain's: its own pin alone decides its lifetime)
-                obj.pin_maps(self.pin_dir, [n for n in obj.maps if n != "nf_chain" and "." not in n])
-            obj.load()
-        except BaseException:
-            obj.close()
-            raise
-        self.obj = obj
-        self.prog = obj.program(PROG[self.variant])
-        self.ctl_prog = obj.program(CTL[self.variant])
-        self._typed({n: obj.map(n) for n in ("ft_buckets", "ft_entries", "ft_state", "ft_metrics")})
-        try:
-            self._key_table()
-        except BaseException:
-            self.release()
-            raise
-        return self
-
-    def _key_table(self) -> None:
-        """The one place a table gets its secret: new maps (never keyed: multipliers are odd)
-        take the config's seed, or one drawn from the kernel's random source; maps reused from
-        pins (a reload) keep theirs, which must be of the config's hash and pinned seed."""
-        st = self.state_map[0]
-        kind = _HASH[self.cfg.hash]
-        if not st.hash.k[0]:
-            seed = self.cfg.seed if self.cfg.seed is not None else draw_seed()
-            st.hash = CkHash(kind=kind, k=(ctypes.c_uint64 * len(st.hash.k))(*hash_key(seed)))
-            self.state_map[0] = st
-        elif st.hash.kind != kind or (self.cfg.seed is not None
-                                      and tuple(st.hash.k) != hash_key(self.cfg.seed)):
-            raise RuntimeError(f"flow table {self.cfg.name!r}: the pinned table is keyed by "
-                               f"another hash or seed than this config's (needs down/up)")
-        self.hash_key = tuple(st.hash.k)
+        variant = self.resolve_variant()
+        return self._adopt(engine.load(KIND, KIND.resolved(self.cfg, variant.value),
+                                       obj=self._open_object()), variant)
 
     def install_rules(self) -> None:
         for i, r in enumerate(self.cfg.rules):
@@ -236,21 +170,26 @@ class FlowTable:
                 raise FlowTableError(e.rc, f"rules[{i}] '{r.text()}'") from None
 
     def up(self, pin: bool = False) -> "FlowTable":
-        """load(), static rules, attach. With ``pin`` the maps, the datapath and control
-        programs and the links are pinned in /sys/fs/bpf/xdp-nf/<name>/, so the deployment
-        outlives this process and :meth:`open_pinned` drives it from another one."""
+        """load(), static rules, attach. With ``pin`` the engine deploys it pinned in
+        /sys/fs/bpf/xdp-nf/<name>/ (maps, the datapath and control programs, links), so the
+        deployment outlives this process, and this controller drives it through the pins like
+        :meth:`open_pinned` in any later process."""
         if pin:
+            from nf import engine
             from nf.bpf import instance_dir
             d = instance_dir(self.cfg.name)
             if any(d.iterdir()):
                 raise RuntimeError(f"flow table {self.cfg.name!r} is already deployed (pins in "
                                    f"{d}); take it down first")
-            self.pin_dir = d
+            try:
+                engine.start(KIND, KIND.resolved(self.cfg), d)[0].close()
+            except BaseException:
+                from nf.deploy import cleanup_pins
+                cleanup_pins(self.cfg.name)
+                raise
+            return self._open_pins(d)
         try:
             self.load()
-            if pin:
-                self.prog.pin(self.pin_dir / "prog")
-                self.ctl_prog.pin(self.pin_dir / "ctl")   # mutations from another process
             self.install_rules()
             self.attach()
         except BaseException:
@@ -263,13 +202,17 @@ class FlowTable:
         """A controller for a table deployed with up(pin=True) by another process (same
         config): insert/delete run the pinned control program; lookup/dump/metrics/stats read
         the pinned maps; down() removes the deployment."""
-        from nf.bpf import Map, Program, instance_dir
+        from nf.bpf import instance_dir
         if name and name != cfg.name:
             cfg = cfg.model_copy(update={"name": name})
-        ft = cls(cfg)
         d = instance_dir(cfg.name, create=False)
         if not (d / "ctl").exists():
             raise RuntimeError(f"no flow table {cfg.name!r} is deployed ({d} has no pins)")
+        return cls(cfg)._open_pins(d)
+
+    def _open_pins(self, d: Path) -> "FlowTable":
+        from nf.bpf import Map, Program
+        ft, cfg = self, self.cfg
         ft.pin_dir, ft._keep = d, True
         try:
             ft._pinned = {n: Map.from_pin(d / n) for n in
@@ -281,6 +224,8 @@ class FlowTable:
                                    f"{ft.n_buckets} (another size)")
             ft._pinned["prog"] = ft.prog = Program.from_pin(d / "prog")
             ft._pinned["ctl"] = ft.ctl_prog = Program.from_pin(d / "ctl")
+            if cfg.default_port or any(r.port for r in cfg.rules):
+                ft.ifindexes = ft._resolve_ports()
         except BaseException:
             ft.release()
             raise
@@ -310,28 +255,14 @@ class FlowTable:
             self.obj = None
         self.pin_dir = None
 
-    @staticmethod
-    def remove_pinned(name: str) -> bool:
-        """Tear down a pinned deployment from its pins alone (nf.bpf.pin.remove_deployment)."""
-        from nf.bpf.pin import remove_deployment
-        return remove_deployment(name, ("links/*",))
-
     def attach(self) -> None:
-        from nf.bpf import XdpMode
-        mode = {AttachMode.auto: XdpMode.AUTO, AttachMode.native: XdpMode.NATIVE,
-                AttachMode.generic: XdpMode.GENERIC}[self.cfg.attach]
-        links = None
-        if self.pin_dir is not None and self.cfg.interfaces:
-            links = self.pin_dir / "links"
-            links.mkdir(exist_ok=True)
-        with _netns_ctx(self.cfg.netns):
-            for name in self.cfg.interfaces:
-                self.links.append(self.prog.attach_xdp(
-                    self.ifindexes[name], mode=mode, pin=str(links / name) if links else None))
+        """This process's program on cfg.interfaces (unpinned links, held here)."""
+        from nf import engine
+        self.links += engine.attach(self.prog, self.cfg)
 
     def down(self) -> None:
-        """Detach and release every fd. Idempotent."""
-        with _netns_ctx(self.cfg.netns) if self.links else nullcontext():
+        """Detach and release every fd (and unpin a pinned deployment). Idempotent."""
+        with netns.enter(self.cfg.netns if self.links else None):
             for link in self.links:
                 try:
                     link.detach()
@@ -341,7 +272,8 @@ class FlowTable:
         pinned = self.pin_dir
         self.release()
         if pinned is not None:
-            self.remove_pinned(self.cfg.name)
+            from nf.deploy import cleanup_pins
+            cleanup_pins(self.cfg.name)
 
     close = down
 
@@ -519,6 +451,117 @@ class FlowTable:
     def run(self, frame: bytes, repeat: int = 1):
         """One frame through the datapath program (test_run)."""
         return self.prog.test_run(bytes(frame), repeat=repeat)
+
+
+def _rule(ft, rule):
+    """(Flow, action, port ifindex) of a validated config Rule, ports resolved in the netns."""
+    from nf.net.iface import ifindex
+    port = ifindex(rule.port, ft.cfg.netns) if rule.port else 0
+    return Flow(rule.src, rule.dst, rule.sport, rule.dport, rule.proto), _ACT[rule.action], port
+
+
+def flow_rows(ft, op: str = "list", rule=None) -> list[dict]:
+    """`nf flows`: list every entry; add: insert (or replace) a static flow; del: remove one."""
+    if op == "add":
+        flow, act, port = _rule(ft, rule)
+        w = ft.insert(flow, act, port, update=True)
+        return [{"added": rule.text(), "bucket": w.bucket, "slot": w.slot, "moves": w.moves}]
+    if op == "del":
+        flow, _, _ = _rule(ft, rule)
+        if not ft.delete(flow):
+            raise KeyError(f"{ft.cfg.name}: no flow {rule.text().rsplit(' ', 1)[0]}")
+        return [{"deleted": rule.text().rsplit(" ", 1)[0]}]
+    return [{"flow": f"{e.flow.proto} {e.flow.src}:{e.flow.sport} -> {e.flow.dst}:{e.flow.dport}",
+             "action": e.action.name.lower(), "port": e.port, "packets": e.packets,
+             "bytes": e.bytes, "static": Flags.STATIC in e.flags} for e in ft.dump()]
+
+
+class FlowTableKind(Kind):
+    name = "flow_table"
+    noun = "flow table"
+    summary = "cuckoo flow table (5-tuple rules, per-flow counters)"
+    config = FlowTableConfig
+    # one object for both variants: each has its own datapath and control program
+    objects = {("pure", False): OBJECT, ("enetstl", False): OBJECT,
+               ("pure", True): "flow_table/flow_table_chain",
+               ("enetstl", True): "flow_table/flow_table_chain"}
+    programs = {v.value: p for v, p in PROG.items()}
+    exit_stats = "ft_stats"
+    extra_pins = {v.value: {p: "ctl"} for v, p in CTL.items()}   # mutations from any process
+    verbs = {"flows": flow_rows}
+
+    def interface_fields(self, cfg):
+        return (super().interface_fields(cfg)
+                + ([("default_port", cfg.default_port)] if cfg.default_port else [])
+                + [(f"rules[{i}].port", r.port) for i, r in enumerate(cfg.rules) if r.port])
+
+    def configure(self, obj, cfg) -> None:
+        nb = n_buckets_for(cfg.size)
+        cap = nb * FT_SLOTS
+        obj.set_rodata("ft_cfg", FtCfg(bucket_mask=nb - 1, capacity=cap,
+                                       search_budget=cfg.search_budget,
+                                       max_search=cfg.max_search, learn=int(cfg.learn),
+                                       default_action=_ACT[cfg.default_action],
+                                       default_port=ifindex_or_0(cfg.default_port, cfg.netns),
+                                       non_ip_action=_ACT[cfg.non_ip_action], hash=_HASH[cfg.hash]))
+        obj.map("ft_buckets").set_max_entries(nb)
+        obj.map("ft_entries").set_max_entries(cap + 1)
+        obj.map("ft_free").set_max_entries(cap)
+
+    def started(self, obj, cfg) -> None:
+        """The one place a table gets its secret (ft_state.hash): new maps (never keyed:
+        multipliers are odd) take the config's seed, or one drawn from the kernel's random
+        source; maps reused from pins (a reload) keep theirs, which must be of the config's hash
+        and pinned seed."""
+        state = obj.map("ft_state").typed(u32, FtState)
+        st = state[0]
+        kind = _HASH[cfg.hash]
+        if not st.hash.k[0]:
+            seed = cfg.seed if cfg.seed is not None else draw_seed()
+            st.hash = CkHash(kind=kind, k=(ctypes.c_uint64 * len(st.hash.k))(*hash_key(seed)))
+            state[0] = st
+        elif st.hash.kind != kind or (cfg.seed is not None
+                                      and tuple(st.hash.k) != hash_key(cfg.seed)):
+            raise RuntimeError(f"flow table {cfg.name!r}: the pinned table is keyed by another "
+                               "hash or seed than this config's (needs down/up)")
+
+    def controller(self, cfg, obj, pin_dir):
+        ft = FlowTable(cfg)._adopt(obj, cfg.variant)
+        if cfg.default_port or any(r.port for r in cfg.rules):
+            ft.ifindexes = ft._resolve_ports()
+        return ft
+
+    def fill(self, ft) -> dict:
+        ft.install_rules()
+        return {}
+
+    def open(self, cfg, pin_dir):
+        return FlowTable.open_pinned(cfg, Path(pin_dir).name)
+
+    def runtime(self, ft, old, new) -> list[str]:
+        """Static rules change in place through the control program (traffic keeps flowing)."""
+        done = []
+        key = lambda r: (r.src, r.dst, r.proto, r.sport, r.dport)   # noqa: E731
+        o = {key(r): r for r in old.rules}
+        n = {key(r): r for r in new.rules}
+        for k in o.keys() - n.keys():
+            flow, _, _ = _rule(ft, o[k])
+            ft.delete(flow)
+            done.append(f"rule removed: {o[k].text()}")
+        for k, r in n.items():
+            if k not in o or o[k] != r:
+                flow, act, port = _rule(ft, r)
+                ft.insert(flow, act, port, update=True)
+                done.append(f"rule set: {r.text()}")
+        if old.idle_timeout != new.idle_timeout:
+            done.append(f"idle_timeout {old.idle_timeout:g} -> {new.idle_timeout:g} s (controller side)")
+        return done
+
+    def stats(self, ft) -> dict[str, dict[str, int]]:
+        return ft.counters()
+
+
+KIND = FlowTableKind()
 
 
 __all__ = ["FlowTable", "flow_frame", "FlowTableConfig", "FlowEntry", "FlowTableError", "Flow", "Action",

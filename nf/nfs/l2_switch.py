@@ -33,14 +33,14 @@ import errno
 import os
 import shutil
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from nf.bpf.errors import BpfError
-from nf.config import ConfigError
-from nf.config.l2_switch import AttachMode, L2SwitchConfig, PortMode, Variant
+from nf.config.l2_switch import L2SwitchConfig, PortMode, Variant
 from nf.config.l2_switch import _mac as _check_mac
+from nf.net import netns
+from nf.nfs.kind import Kind, check_system
 
 OBJECT = "l2_switch/l2_switch"                   # pure eBPF: BPF hash map FDB
 OBJECT_ENETSTL = "l2_switch/l2_switch_enetstl"   # bucketised FDB, module kfuncs + timing wheel
@@ -261,19 +261,6 @@ def vlan_table(plans: list[PortPlan]) -> dict[int, Vlan]:
             if vid == p.pvid:
                 v.untagged |= bit
     return out
-
-
-def _netns_ctx(netns: str | None):
-    if netns is None:
-        return nullcontext()
-    from nf.net import netns as _netns
-    return _netns.enter(netns)
-
-
-def _xdp_mode(mode: AttachMode):
-    from nf.bpf import XdpMode
-    return {AttachMode.auto: XdpMode.AUTO, AttachMode.native: XdpMode.NATIVE,
-            AttachMode.generic: XdpMode.GENERIC}[mode]
 
 
 class SwitchMaps:
@@ -546,28 +533,13 @@ def built(name: str) -> Path:
         return obj
 
 
-def open_object(variant: Variant, fdb_size: int, pin_dir: Path | None = None,
-                efdb_flags: int | None = None):
-    """Open and load the object of a variant sized for fdb_size entries (efdb_flags: which
-    kfuncs the eNetSTL table uses when the module is there; EFDB_DEFAULT_FLAGS by default)."""
-    from nf.bpf import BpfObject
-
-    obj = BpfObject.open(built(OBJECT_ENETSTL if variant == Variant.enetstl else OBJECT))
-    try:
-        size_object(obj, variant, fdb_size, efdb_flags)
-        if pin_dir is not None:
-            obj.pin_maps(pin_dir)
-        obj.load()
-    except BaseException:
-        obj.close()
-        raise
-    return obj
 
 
-def size_object(obj, variant: Variant, fdb_size: int, efdb_flags: int | None = None) -> None:
+def size_object(obj, variant: Variant | str, fdb_size: int, efdb_flags: int | None = None) -> None:
     """Before load: the FDB's size (the hash map's max_entries; the eNetSTL table's buckets and
-    entry limit) and the eNetSTL table's rodata. The one place a switch object is sized."""
-    if variant == Variant.enetstl:
+    entry limit) and the eNetSTL table's rodata. The one place a switch object is sized (KIND's
+    configure; the test_run harness picks which kfuncs the eNetSTL table uses: ``efdb_flags``)."""
+    if Variant(variant) == Variant.enetstl:
         nb = efdb_buckets(fdb_size)
         obj.map("efdb").set_max_entries(nb)
         flags = EFDB_DEFAULT_FLAGS if efdb_flags is None else efdb_flags
@@ -630,7 +602,6 @@ class L2Switch:
         self.pin_dir = Path(pin_dir) if pin_dir else instance_dir(cfg.name, create=False)
         self.keep = keep
         self.obj = None
-        self.links: list = []
         self.inner: dict[int, object] = {}
         self.maps: SwitchMaps | None = None
         self.ifindexes: dict[str, int] = {}
@@ -640,141 +611,110 @@ class L2Switch:
     def check(self) -> dict[str, int]:
         """Resolve every port in the switch's netns; ConfigError naming ports[i].name if one is
         missing. Nothing is loaded before this passes."""
-        from nf.net.iface import InterfaceError, resolve
-        from nf.net.netns import exists
-
-        if self.cfg.netns is not None and not exists(self.cfg.netns):
-            raise ConfigError(self.cfg.name, [("netns", f"no network namespace {self.cfg.netns!r}")])
-        found, errors = {}, []
-        for i, p in enumerate(self.cfg.ports):
-            try:
-                found[p.name] = resolve(p.name, self.cfg.netns).ifindex
-            except InterfaceError as e:
-                errors.append((f"ports[{i}].name", f"unknown interface: {e}"))
-        if errors:
-            raise ConfigError(self.cfg.name, errors)
-        return found
+        return check_system(self.cfg, KIND.interface_fields(self.cfg))
 
     def resolve_variant(self) -> Variant:
         """auto -> eNetSTL when the module is loaded, else pure eBPF. 'enetstl' without the module
         still loads (the object falls back to the pure-eBPF CRC32-C and compare) but has no
         in-kernel aging: the lazy check and expire() remain, as in the pure variant."""
-        if self.cfg.variant == Variant.auto:
-            return Variant.enetstl if module_loaded() else Variant.pure
-        return self.cfg.variant
+        return Variant(KIND.resolve(self.cfg))
 
     # -- lifecycle -----------------------------------------------------------------------
-    def load(self, pin: bool = False):
-        """Open and load the variant's object with the config's sizes (no attach); with ``pin``
-        its maps are pinned in the instance directory at load. Returns the object."""
-        variant = self.variant or self.resolve_variant()
-        pin_dir = None
-        if pin:
-            self.pin_dir.mkdir(parents=True, exist_ok=True)
-            pin_dir = self.pin_dir
-        return open_object(variant, self.cfg.fdb_size, pin_dir)
-
     def up(self) -> "L2Switch":
-        if self.obj is not None:
+        """Deploy the switch through the engine (maps, programs and links pinned in pin_dir),
+        then drive it through its pins like any later process."""
+        from nf import engine
+        if self.maps is not None:
             raise RuntimeError(f"switch {self.cfg.name} is already up")
-        self.ifindexes = self.check()
+        self.check()
         self.variant = self.resolve_variant()
         if self.pin_dir.exists() and any(self.pin_dir.iterdir()):
             raise RuntimeError(f"switch {self.cfg.name} is already deployed (pins in {self.pin_dir}); "
                                f"take it down first")
         try:
-            self.obj = self.load(pin=True)
-            with _netns_ctx(self.cfg.netns):
-                self._fill()
-                self._attach()
+            obj, _ = engine.start(KIND, KIND.resolved(self.cfg, self.variant.value), self.pin_dir)
+            obj.close()
+            self._open_pins()
         except BaseException:
             self.down()
             raise
         return self
 
-    def _fill(self) -> None:
+    def fill(self) -> None:
+        """The maps' first contents from the config (in the ports' netns: devmap ifindexes
+        resolve in the caller's): ports, VLANs and their flood devmaps, aging, static entries,
+        and the eNetSTL table's timing wheel when the module is there."""
         names = {v: k for k, v in self.ifindexes.items()}
         self.maps = m = make_maps(self.obj, self.variant, names)
-        self.inner = fill_tables(self.obj, m, plan_ports(self.cfg, self.ifindexes))
+        with netns.enter(self.cfg.netns):
+            self.inner = fill_tables(self.obj, m, plan_ports(self.cfg, self.ifindexes))
         m.set_aging(self.cfg.aging_time)
         for e in self.cfg.static_entries:
             m.fdb_add(e.mac, e.vlan, e.port)
-        if isinstance(m, EfdbMaps):
-            # the ctl program is pinned so a later process can write the table with the protocol
-            self.obj.program(PROG_FDB_CTL).pin(self.pin_dir / PROG_FDB_CTL)
-            if module_loaded():
-                ret = m.start_wheel()
-                if ret:
-                    raise BpfError(-ret, "cannot start the timing wheel of the eNetSTL FDB")
+        if isinstance(m, EfdbMaps) and module_loaded():
+            ret = m.start_wheel()
+            if ret:
+                raise BpfError(-ret, "cannot start the timing wheel of the eNetSTL FDB")
 
-    def _attach(self) -> None:
-        prog = self.obj.program(PROG_INGRESS)
-        links_dir = self.pin_dir / "links"
-        links_dir.mkdir(parents=True, exist_ok=True)
-        for name, ifindex in self.ifindexes.items():
-            link = prog.attach_xdp(ifindex, mode=_xdp_mode(self.cfg.attach), pin=str(links_dir / name))
-            self.links.append(link)
+    def release(self) -> None:
+        """Close this process's fds; a pinned deployment keeps running."""
+        for dm in self.inner.values():
+            dm.close()
+        self.inner = {}
+        if self.maps is not None and self.obj is None:
+            for m in self.maps.raw.values():
+                m.close()
+            if isinstance(self.maps, EfdbMaps):
+                self.maps.ctl.close()
+        self.maps = None
+        if self.obj is not None:
+            self.obj.close()
+            self.obj = None
 
     def down(self) -> None:
         """Detach every port, drop the pins and release every fd. Idempotent."""
         from nf.bpf import Link
 
+        self.release()
         links_dir = self.pin_dir / "links"
-        for link in self.links:
-            try:
-                link.detach()
-            except Exception:
-                pass
-        self.links = []
-        if links_dir.exists():  # pins left by another process
-            with _netns_ctx(self.cfg.netns):
+        if links_dir.exists():
+            with netns.enter(self.cfg.netns):
                 for pin in links_dir.iterdir():
                     try:
                         Link.from_pin(str(pin)).detach()
                     except Exception:
                         pass
-        for dm in self.inner.values():
-            dm.close()
-        self.inner = {}
-        if self.obj is not None:
-            self.obj.close()
-            self.obj = None
         if self.pin_dir.exists():
             shutil.rmtree(self.pin_dir, ignore_errors=True)
-        self.maps = None
 
     def __enter__(self) -> "L2Switch":
         return self
 
     def __exit__(self, *exc) -> None:
-        if not self.keep:
+        if self.keep:
+            self.release()
+        else:
             self.down()
-        elif self.obj is not None:
-            for link in self.links:
-                link.close() if hasattr(link, "close") else None
-            self.obj.close()
-            self.obj = None
 
     @classmethod
     def attach(cls, cfg: L2SwitchConfig, pin_dir: str | Path | None = None) -> "L2Switch":
         """Drive a deployment made by another process through its pinned maps."""
-        from nf.bpf import Map
-
         sw = cls(cfg, pin_dir, keep=True)
         if not ((sw.pin_dir / "fdb").exists() or (sw.pin_dir / "efdb").exists()):
             raise FileNotFoundError(f"switch {cfg.name} is not deployed (no pins in {sw.pin_dir})")
-        sw.ifindexes = sw.check()
-        names = {v: k for k, v in sw.ifindexes.items()}
-        if (sw.pin_dir / "efdb").exists():
-            from nf.bpf import Program
-            maps = {n: Map.from_pin(str(sw.pin_dir / n)) for n in EfdbMaps.MAPS}
-            sw.variant = Variant.enetstl
-            sw.maps = EfdbMaps(maps, names, Program.from_pin(sw.pin_dir / PROG_FDB_CTL))
-        else:
-            maps = {n: Map.from_pin(str(sw.pin_dir / n)) for n in SwitchMaps.MAPS}
-            sw.variant = Variant.pure
-            sw.maps = SwitchMaps(maps, names)
+        sw._open_pins()
         return sw
+
+    def _open_pins(self) -> None:
+        from nf.bpf import Map, Program
+        self.ifindexes = self.check()
+        names = {v: k for k, v in self.ifindexes.items()}
+        enetstl = (self.pin_dir / "efdb").exists()
+        maps = {n: Map.from_pin(str(self.pin_dir / n))
+                for n in (EfdbMaps if enetstl else SwitchMaps).MAPS}
+        self.variant = Variant.enetstl if enetstl else Variant.pure
+        self.maps = EfdbMaps(maps, names, Program.from_pin(self.pin_dir / PROG_FDB_CTL)) \
+            if enetstl else SwitchMaps(maps, names)
 
     # -- runtime (delegated to the maps) ---------------------------------------------------
     def _m(self) -> SwitchMaps:
@@ -823,11 +763,14 @@ class SwitchSim:
 
     def __init__(self, ports: list[PortPlan], aging_s: float = 300, fdb_size: int = 65536,
                  variant: Variant = Variant.pure, efdb_flags: int | None = None):
+        from nf.bpf import BpfObject
         self.plans = {p.ifindex: p for p in ports}
         self.variant = variant
-        self.obj = open_object(variant, fdb_size, efdb_flags=efdb_flags)
+        self.obj = BpfObject.open(built(OBJECT_ENETSTL if variant == Variant.enetstl else OBJECT))
         self.inner = {}
         try:
+            size_object(self.obj, variant, fdb_size, efdb_flags)
+            self.obj.load()
             self.maps = make_maps(self.obj, variant, {p.ifindex: p.name for p in ports})
             self.inner = fill_tables(self.obj, self.maps, ports, real_ports=False)
             self.vlans = vlan_table(ports)
@@ -890,6 +833,68 @@ class SwitchSim:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def fdb_rows(sw) -> list[dict]:
+    """`nf fdb`: one row per FDB entry."""
+    return [{"mac": e.mac, "vlan": e.vlan, "port": e.port, "static": e.static,
+             "age_s": round(e.age_s, 1), "expired": e.expired} for e in sw.fdb()]
+
+
+class L2SwitchKind(Kind):
+    name, noun = "l2_switch", "switch"
+    summary = "L2 learning switch (VLANs, in-kernel flooding, FDB aging)"
+    config = L2SwitchConfig
+    objects = {("pure", False): OBJECT, ("enetstl", False): OBJECT_ENETSTL,
+               ("pure", True): "chain/l2_switch_chain",
+               ("enetstl", True): "chain/l2_switch_enetstl_chain"}
+    programs = {"pure": PROG_INGRESS, "enetstl": PROG_INGRESS}
+    exit_stats = "nf_stats"
+    extra_pins = {"enetstl": {PROG_FDB_CTL: PROG_FDB_CTL}}   # FDB writes from any process
+    verbs = {"fdb": fdb_rows}
+    enetstl_needs_module = False      # loads anyway: pure-eBPF CRC32-C and compare, lazy aging
+    interfaces_in_chain = True        # ports carry VLANs: in a chain, exactly the chain's
+
+    def interface_fields(self, cfg):
+        return [(f"ports[{i}].name", p.name) for i, p in enumerate(cfg.ports)]
+
+    def configure(self, obj, cfg) -> None:
+        size_object(obj, cfg.variant, cfg.fdb_size)
+
+    def controller(self, cfg, obj, pin_dir):
+        sw = L2Switch(cfg, pin_dir, keep=True)
+        sw.obj, sw.variant = obj, Variant(cfg.variant)
+        sw.ifindexes = sw.check()
+        return sw
+
+    def fill(self, sw) -> dict:
+        sw.fill()
+        return {}
+
+    def open(self, cfg, pin_dir):
+        return L2Switch.attach(cfg, pin_dir)
+
+    def runtime(self, sw, old, new) -> list[str]:
+        done = []
+        if old.aging_time != new.aging_time:
+            sw.set_aging(new.aging_time)
+            done.append(f"aging_time {old.aging_time:g} -> {new.aging_time:g} s")
+        o = {(e.mac, e.vlan): e.port for e in old.static_entries}
+        n = {(e.mac, e.vlan): e.port for e in new.static_entries}
+        for k in o.keys() - n.keys():
+            sw.fdb_delete(*k)
+            done.append(f"static entry {k[0]} vlan {k[1]} removed")
+        for k, port in n.items():
+            if o.get(k) != port:
+                sw.fdb_add(k[0], k[1], port)
+                done.append(f"static entry {k[0]} vlan {k[1]} -> {port}")
+        return done
+
+    def stats(self, sw) -> dict[str, dict[str, int]]:
+        return sw.stats()
+
+
+KIND = L2SwitchKind()
 
 
 def demo(config: str | Path | None = None, variant: str | None = None) -> int:

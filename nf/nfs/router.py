@@ -27,7 +27,9 @@ import numpy as np
 
 from nf.bpf import BpfObject, XdpMode
 from nf.bpf import libbpf as L
-from nf.config.router import RouterConfig, check, port_of_gateway
+from nf.config.router import RouterConfig, check, load_router_config, port_of_gateway
+from nf.net import netns
+from nf.nfs.kind import Kind, module_present
 from nf.routes import (CHUNK, ENTRY_CHUNK, V4_TBL24, V6_ROOT, RouteError, RouteSet, build_v4,
                        build_v6, check_v4, parse_prefix, parse_route_lines, read_route_file)
 
@@ -88,6 +90,22 @@ class RtLocal4(_S):
 def local4_bucket(addr: int) -> int:
     """Bucket of an IPv4 address (host order) in rt_local4: is_local4() in router.bpf.c."""
     return ((addr * 0x9E3779B1) & 0xFFFFFFFF) >> 24
+
+
+def local4(cfg: RouterConfig) -> dict[int, list[int]]:
+    """The router's IPv4 addresses by rt_local4 bucket (sources the datapath drops as martians);
+    RouteError when more than 4 share a bucket."""
+    buckets: dict[int, list[int]] = {}
+    for itf in cfg.interfaces:
+        for a in itf.addresses:
+            ia = ipaddress.ip_interface(a)
+            if ia.version == 4 and int(ia.ip) not in buckets.get(local4_bucket(int(ia.ip)), []):
+                buckets.setdefault(local4_bucket(int(ia.ip)), []).append(int(ia.ip))
+    for addrs in buckets.values():
+        if len(addrs) > 4:
+            raise RouteError(f"interface addresses {', '.join(map(str, map(ipaddress.IPv4Address, addrs)))}"
+                             f" share one of the datapath's 4-way buckets (at most 4 there)")
+    return buckets
 
 
 class RtNeighKey(_S):
@@ -166,16 +184,9 @@ def _if_mac(name: str) -> bytes:
         raise RouteError(f"interface {name!r}: cannot read its MAC (set interfaces[].mac)") from None
 
 
-def _netns_ctx(netns: str | None):
-    if netns is None:
-        from contextlib import nullcontext
-        return nullcontext()
-    from nf.net import netns as _netns
-    return _netns.enter(netns)
-
-
 # pins of a deployed router (besides every non-internal map, pinned under its own name)
 PROG_PINS = {PROGRAM: "prog", "xdp_lookup_batch": "lookup"}
+OBJECT_CHAIN = "router/router_chain"
 STATE_PIN = "ctl_state"          # the controller's own state: groups and routes (see save_state)
 _STATE_CHUNK = 1 << 16
 
@@ -226,7 +237,7 @@ class Router:
         self.pin_dir: Path | None = None     # set by up(pin=True) / open_pinned
         self.ports: list[PortInfo] = []
         self.by_name: dict[str, PortInfo] = {}
-        with _netns_ctx(cfg.netns):          # names, MACs resolve in the router's netns
+        with netns.enter(cfg.netns):          # names, MACs resolve in the router's netns
             self._resolve_ports(cfg)
         self._group_ids: dict[tuple, int] = {}
         self._groups: dict[int, RtGroup] = {}
@@ -362,61 +373,35 @@ class Router:
         return res
 
     # ---- load ---------------------------------------------------------------------------------
-    def _open_object(self) -> BpfObject:
-        """The object load() configures; a chain member (nf/chain.py) opens its chainable one."""
-        from nf.bpf.build import build
-        return BpfObject.open(build(OBJECT))
-
-    def configure(self, obj: BpfObject) -> None:
-        """Rodata and map sizes of this config on an opened, not yet loaded object."""
-        sz = self.cfg.sizes
-        mode = MODE[self.cfg.mode]
-        flags = (F_ICMP_ERRORS if self.cfg.icmp.errors else 0) | \
-            (F_ECHO if self.cfg.icmp.echo else 0) | (F_LEARN if self.cfg.learn_neighbours else 0) | \
-            (F_PURE if self.cfg.variant == "pure" else 0) | \
-            (F_UNREACH_ADMIN if self.cfg.icmp.unreachable_routes == "prohibit" else 0)
-        obj.set_rodata("cfg", RtCfg(mode=mode, flags=flags, icmp_rate=self.cfg.icmp.rate,
-                                    icmp_burst=self.cfg.icmp.burst, ecmp_seed=self.cfg.ecmp_seed,
-                                    local4_filter=sum({1 << (b >> 2) for b in self._local4()})))
-        dir_ = mode == MODE["dir"]
-        # unused tables shrink to one element (the verifier removed the code using them)
-        obj.map("rt_v4_tbl24").set_max_entries(V4_TBL24 if dir_ else 1)
-        obj.map("rt_v4_tbl8").set_max_entries(sz.v4_chunks * CHUNK if dir_ else 1)
-        obj.map("rt_v6_root").set_max_entries(V6_ROOT if dir_ else 1)
-        obj.map("rt_v6_chunks").set_max_entries(sz.v6_chunks * CHUNK if dir_ else 1)
-        for n in ("rt_trie4_0", "rt_trie4_1", "rt_trie6_0", "rt_trie6_1"):
-            obj.map(n).set_max_entries(sz.trie_entries if mode == MODE["trie"] else 1)
-        obj.map("rt_neigh").set_max_entries(sz.neighbours)
+    def _open_object(self) -> BpfObject | None:
+        """The object load() configures (None: the kind's own)."""
+        return None
 
     def load(self) -> "Router":
-        mode = MODE[self.cfg.mode]
-        dir_ = mode == MODE["dir"]
-        obj = self._open_object()
+        """Loaded by the engine (nothing pinned, no attach) and filled from the config."""
+        from nf import engine
+        self.obj = engine.load(KIND, KIND.resolved(self.cfg), obj=self._open_object())
         try:
-            self.configure(obj)
-            if self.pin_dir is not None:
-                # every non-internal map, pinned at load (a chain member's PROG_ARRAY is the
-                # chain's: its own pin alone decides its lifetime)
-                obj.pin_maps(self.pin_dir, [n for n in obj.maps if n != "nf_chain" and "." not in n])
-            obj.load()
+            self.fill()
         except BaseException:
-            obj.close()
+            self.close()
             raise
-        self.obj = obj
-        if self.pin_dir is not None:
-            for prog, pin in PROG_PINS.items():
-                obj.program(prog).pin(self.pin_dir / pin)
-        if dir_:
+        return self
+
+    def fill(self) -> dict:
+        """The tables' first contents: ports (MTUs read in the router's netns), neighbours, the
+        routes in one bank (or, in fib mode, only the saved state of a pinned deployment)."""
+        if self.cfg.mode == "dir":
             self._map_tables()
-        with _netns_ctx(self.cfg.netns):         # port MTUs are read in the router's netns
+        with netns.enter(self.cfg.netns):
             self._write_ports()
         self._write_local4()
         self._write_neighbours()
-        if mode != MODE["fib"]:
+        if self.cfg.mode != "fib":
             self.publish()
         elif self.pin_dir is not None:
             self.save_state()
-        return self
+        return {"routes": len(self.user.v4_addr) + len(self.user.v6)}
 
     def _map_tables(self) -> None:
         for n in ("rt_v4_tbl24", "rt_v4_tbl8", "rt_v6_root", "rt_v6_chunks"):
@@ -427,17 +412,8 @@ class Router:
     def name(self) -> str:
         return self.cfg.name
 
-    def up(self, pin: bool = False, mode: XdpMode = XdpMode.AUTO) -> "Router":
-        """load() + attach(). With ``pin`` every map, the programs, the links and the
-        controller's state (groups, routes) are pinned in /sys/fs/bpf/xdp-nf/<name>/, so the
-        deployment outlives this process and :meth:`open_pinned` drives it from another one."""
-        if pin:
-            from nf.bpf import instance_dir
-            d = instance_dir(self.name)
-            if any(d.iterdir()):
-                raise RuntimeError(f"router {self.name!r} is already deployed (pins in {d}); "
-                                   "take it down first")
-            self.pin_dir = d
+    def up(self, mode: XdpMode = XdpMode.AUTO) -> "Router":
+        """load() + attach() in this process (a deployment that outlives it: nf.engine)."""
         try:
             self.load()
             self.attach(mode)
@@ -536,19 +512,14 @@ class Router:
         self.close()
         self.pin_dir = None
 
-    @staticmethod
-    def remove_pinned(name: str) -> bool:
-        """Tear down a pinned deployment from its pins alone (nf.bpf.pin.remove_deployment)."""
-        from nf.bpf.pin import remove_deployment
-        return remove_deployment(name, ("links/*",))
-
     def down(self) -> None:
         """Detach, release every fd and remove the pins of a pinned deployment."""
         pinned = self.pin_dir
         self.close()
         self.pin_dir = None
         if pinned is not None:
-            self.remove_pinned(self.name)
+            from nf.deploy import cleanup_pins
+            cleanup_pins(self.name)
 
     def target_text(self, gid: int) -> str:
         """A group id back in route-file syntax (a named group shows as its next hops)."""
@@ -621,19 +592,7 @@ class Router:
             tx[p.idx] = self.tx_ifindex or p.ifindex
 
     def _local4(self) -> dict[int, list[int]]:
-        """The router's IPv4 addresses by rt_local4 bucket (sources the datapath drops as
-        martians); RouteError when more than 4 share a bucket."""
-        buckets: dict[int, list[int]] = {}
-        for itf in self.cfg.interfaces:
-            for a in itf.addresses:
-                ia = ipaddress.ip_interface(a)
-                if ia.version == 4 and int(ia.ip) not in buckets.get(local4_bucket(int(ia.ip)), []):
-                    buckets.setdefault(local4_bucket(int(ia.ip)), []).append(int(ia.ip))
-        for addrs in buckets.values():
-            if len(addrs) > 4:
-                raise RouteError(f"interface addresses {', '.join(map(str, map(ipaddress.IPv4Address, addrs)))}"
-                                 f" share one of the datapath's 4-way buckets (at most 4 there)")
-        return buckets
+        return local4(self.cfg)
 
     def _write_local4(self) -> None:
         m = self.obj.map("rt_local4").typed(u32, RtLocal4)
@@ -996,15 +955,11 @@ class Router:
 
     # ---- attach / lifetime --------------------------------------------------------------------
     def attach(self, mode: XdpMode = XdpMode.AUTO) -> None:
+        """This process's program on every port (unpinned links, held here)."""
         prog = self.obj.program(PROGRAM)
-        links = None
-        if self.pin_dir is not None:
-            links = self.pin_dir / "links"
-            links.mkdir(exist_ok=True)
-        with _netns_ctx(self.cfg.netns):
+        with netns.enter(self.cfg.netns):
             for p in self.ports:
-                self.links.append(prog.attach_xdp(p.ifindex, mode,
-                                                  pin=str(links / p.name) if links else None))
+                self.links.append(prog.attach_xdp(p.ifindex, mode))
 
     def detach(self) -> None:
         """Detach every port (the program and maps stay loaded: attach() again at will)."""
@@ -1038,3 +993,166 @@ class Router:
     def __exit__(self, *exc) -> bool:
         self.close()
         return False
+
+
+# ---- the router as a deployable NF ---------------------------------------------------------------
+def routes_rows(r, op: str = "list", prefix: str | None = None, target: str | None = None,
+                file: str | None = None, limit: int | None = None, progress=None) -> list[dict]:
+    """`nf routes`: list | add PREFIX TARGET | del PREFIX | replace FILE (built into the idle
+    bank, one flip). ``progress(step, total, what)`` is told each stage of a replace."""
+    if op == "add":
+        r.add_route(prefix, target)
+        return [{"added": prefix, "target": r.target_text(r.resolve_target(target))}]
+    if op == "del":
+        if not r.delete_route(prefix):
+            raise KeyError(f"{r.name}: no route {prefix}")
+        return [{"deleted": prefix}]
+    if op == "replace":
+        say = progress or (lambda *a: None)
+        say(0, 3, f"parsing {file}")
+        rs = read_route_file(file, r._resolver())
+        say(1, 3, f"building {len(rs.v4_addr) + len(rs.v6)} routes into the idle bank")
+        check_v4(rs.v4_addr, rs.v4_len)
+        r.publish(rs)                       # one flip; the saved state follows
+        say(3, 3, "flipped")
+        return [{"replaced": str(file), "ipv4": int(len(rs.v4_addr)), "ipv6": len(rs.v6),
+                 "bank": r.bank}]
+    return [{"prefix": p, "target": t} for p, t in r.route_list(limit)]
+
+
+def neigh_rows(r, op: str = "list", address: str | None = None, mac: str | None = None,
+               dev: str | None = None) -> list[dict]:
+    """`nf neigh`: list | add ADDRESS MAC [dev] (static) | del ADDRESS [dev]."""
+    if op == "add":
+        name = dev or port_of_gateway(r.cfg, address)
+        if name not in r.by_name:
+            raise ValueError(f"neighbour {address}: on no connected subnet of a router port"
+                             if dev is None else f"unknown interface {dev!r}")
+        r.set_neighbour(r.by_name[name].idx, address, mac, static=True)
+        return [{"added": address, "mac": mac.lower(), "port": name}]
+    if op == "del":
+        if not r.delete_neighbour(address, dev):
+            raise KeyError(f"{r.name}: no neighbour {address}")
+        return [{"deleted": address}]
+    return [{"port": r.ports[p].name if p < len(r.ports) else f"#{p}", "address": a, "mac": m,
+             "static": bool(f & NEIGH_STATIC)} for (p, a), (m, f) in sorted(r.neighbours().items())]
+
+
+class RouterKind(Kind):
+    name = "router"
+    summary = "LPM router (IPv4+IPv6, ECMP, ICMP errors in XDP)"
+    config = RouterConfig
+    # one object for both variants: the variant is one rodata flag (RT_F_PURE)
+    objects = {("pure", False): OBJECT, ("enetstl", False): OBJECT,
+               ("pure", True): OBJECT_CHAIN, ("enetstl", True): OBJECT_CHAIN}
+    programs = {"pure": PROGRAM, "enetstl": PROGRAM}
+    exit_stats = "rt_stats"
+    extra_pins = {v: {"xdp_lookup_batch": "lookup"} for v in ("pure", "enetstl")}
+    verbs = {"routes": routes_rows, "neigh": neigh_rows}
+    interfaces_in_chain = True           # ports carry addresses: in a chain, exactly the chain's
+
+    def load_config(self, path):
+        return load_router_config(path)
+
+    def validate(self, data, source="<config>"):
+        from nf.config.router import validate_router_config
+        return validate_router_config(data, source)
+
+    def interface_fields(self, cfg):
+        return [(f"interfaces[{i}].name", itf.name) for i, itf in enumerate(cfg.interfaces)
+                if itf.ifindex is None]
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        Router(cfg).close()            # every route target resolves (RouteError names the route)
+
+    def resolve(self, cfg) -> str:
+        """pure, or the module's CRC-32C when it is loaded (auto or enetstl)."""
+        return "enetstl" if cfg.variant != "pure" and module_present() else "pure"
+
+    def configure(self, obj, cfg) -> None:
+        sz = cfg.sizes
+        mode = MODE[cfg.mode]
+        flags = (F_ICMP_ERRORS if cfg.icmp.errors else 0) | (F_ECHO if cfg.icmp.echo else 0) | \
+            (F_LEARN if cfg.learn_neighbours else 0) | (F_PURE if cfg.variant == "pure" else 0) | \
+            (F_UNREACH_ADMIN if cfg.icmp.unreachable_routes == "prohibit" else 0)
+        obj.set_rodata("cfg", RtCfg(mode=mode, flags=flags, icmp_rate=cfg.icmp.rate,
+                                    icmp_burst=cfg.icmp.burst, ecmp_seed=cfg.ecmp_seed,
+                                    local4_filter=sum({1 << (b >> 2) for b in local4(cfg)})))
+        dir_ = mode == MODE["dir"]
+        # unused tables shrink to one element (the verifier removed the code using them)
+        obj.map("rt_v4_tbl24").set_max_entries(V4_TBL24 if dir_ else 1)
+        obj.map("rt_v4_tbl8").set_max_entries(sz.v4_chunks * CHUNK if dir_ else 1)
+        obj.map("rt_v6_root").set_max_entries(V6_ROOT if dir_ else 1)
+        obj.map("rt_v6_chunks").set_max_entries(sz.v6_chunks * CHUNK if dir_ else 1)
+        for n in ("rt_trie4_0", "rt_trie4_1", "rt_trie6_0", "rt_trie6_1"):
+            obj.map(n).set_max_entries(sz.trie_entries if mode == MODE["trie"] else 1)
+        obj.map("rt_neigh").set_max_entries(sz.neighbours)
+
+    def controller(self, cfg, obj, pin_dir):
+        r = Router(cfg)
+        r.obj, r.pin_dir = obj, pin_dir
+        return r
+
+    def fill(self, r) -> dict:
+        return r.fill()
+
+    def open(self, cfg, pin_dir):
+        return Router.open_pinned(cfg, Path(pin_dir).name)
+
+    def runtime(self, r, old, new) -> list[str]:
+        return router_runtime(r, old, new)
+
+    def stats(self, r) -> dict[str, dict[str, int]]:
+        return r.counters()
+
+
+def router_runtime(r, old, new) -> list[str]:
+    """Neighbours and routes of an open router controller ``r`` (opened with ``new``) moved from
+    ``old`` to ``new``: new neighbours first (a new next hop has its MAC before a route uses it),
+    then every config route in one new table and one bank flip (routes added at runtime with
+    `nf routes add` stay unless the config names their prefix), then removed neighbours."""
+    # targets resolve against the new config's groups (its interfaces are the old ones: a
+    # change there is not a runtime change)
+    r.cfg = check(new)
+    r._gnames = {g.name: g for g in new.groups}
+    done = []
+    key = lambda n: (n.address, n.dev)   # noqa: E731
+    o = {key(n): n.mac.lower() for n in old.neighbours}
+    nn = {key(n): n.mac.lower() for n in new.neighbours}
+    for (addr, dev), mac in nn.items():
+        if o.get((addr, dev)) != mac:
+            port = port_of_gateway(new, addr, dev)
+            r.set_neighbour(r.by_name[port].idx, addr, mac, static=True)
+            done.append(f"neighbour {addr} -> {mac} ({port})")
+    ro = {x.prefix: x.target() for x in old.routes}
+    rn = {x.prefix: x.target() for x in new.routes}
+    if ro != rn or old.groups != new.groups:
+        u = r.user
+        gone4, gone6 = [], set()
+        for p in ro:
+            fam, a, n = parse_prefix(p)
+            if fam == 4:
+                gone4.append((a << 6) | n)
+            else:
+                gone6.add((a, n))
+        k4 = (u.v4_addr.astype(np.uint64) << np.uint64(6)) | u.v4_len.astype(np.uint64)
+        keep = ~np.isin(k4, np.array(gone4, np.uint64))
+        base = RouteSet(u.v4_addr[keep], u.v4_len[keep], u.v4_gid[keep],
+                        [x for x in u.v6 if (x[0], x[1]) not in gone6])
+        add = parse_route_lines([f"{p} {t}" for p, t in rn.items()], r._resolver(), "<config routes>")
+        r.publish(base.merged(add))           # one flip: the old table or the new one
+        for p in ro.keys() - rn.keys():
+            done.append(f"route {p} removed")
+        for p, t in rn.items():
+            if ro.get(p) != t:
+                done.append(f"route {p} {t}")
+        if old.groups != new.groups:
+            done.append("groups changed (routes using them re-resolved)")
+    for (addr, dev) in o.keys() - nn.keys():
+        r.delete_neighbour(addr, dev)
+        done.append(f"neighbour {addr} removed")
+    return done
+
+
+KIND = RouterKind()

@@ -29,12 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from nf.config.sketch import (Action, AttachMode, Counters, CountWhat, KeyKind, SketchConfig,
-                              Variant)
+from nf.config.sketch import Action, Counters, CountWhat, KeyKind, SketchConfig, Variant
 from nf.datapath import StatsSummary
 from nf.models.sketch import flow_key, log2_table, neglog2_q32
+from nf.net import netns
+from nf.nfs.kind import Kind, ifindex_or_0, module_present as _module_present
 
 OBJECT = "sketch/sketch"
+OBJECT_CHAIN = "sketch/sketch_chain"
 PROG = "xdp_sketch"
 PROG_POOL = "xdp_sketch_pool"
 PROG_HASHCHECK = "xdp_sketch_hashcheck"
@@ -129,17 +131,9 @@ class HashCheck(ctypes.Structure):
 BANK_HDR = ctypes.sizeof(SketchBank)  # 56
 
 
-def _netns_ctx(netns: str | None):
-    if netns is None:
-        from contextlib import nullcontext
-        return nullcontext()
-    from nf.net import netns as _netns
-    return _netns.enter(netns)
-
-
 def module_present() -> bool:
-    """The enetstl module's BTF is registered (its kfuncs can be resolved at load)."""
-    return Path("/sys/kernel/btf/enetstl").exists()
+    """The enetstl module is loaded (its kfuncs can be resolved at load)."""
+    return _module_present()
 
 
 def make_cfg(cfg: SketchConfig, variant: Variant, redirect_ifindex: int = 0) -> SketchCfg:
@@ -242,13 +236,7 @@ class Sketch:
     # -- variant -----------------------------------------------------------------------------
     @staticmethod
     def resolve_variant(v: Variant) -> Variant:
-        if v == Variant.auto:
-            return Variant.enetstl if module_present() else Variant.pure
-        if v == Variant.enetstl and not module_present():
-            from nf.config import ConfigError
-            raise ConfigError("sketch", [("variant", "the enetstl module is not loaded "
-                                                     "(/sys/kernel/btf/enetstl missing); use pure or auto")])
-        return v
+        return Variant(KIND.resolve(SketchConfig(variant=v)))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _new_bank(self, i: int):
@@ -257,69 +245,68 @@ class Sketch:
         return Map.create(kind, 4, self.value_size, 1, name=f"sk_bank{i}")
 
     def _open_object(self):
-        """The object load() configures; a chain member (nf/chain.py) opens its chainable one."""
-        from nf.bpf import BpfObject
-        return BpfObject.open_built(OBJECT)
+        """The object load() configures (None: the kind's own; a benchmark opens a build variant)."""
+        return None
 
-    def load(self, redirect_ifindex: int = 0) -> "Sketch":
-        """Open, configure and load (no attach): test_run-only mode."""
-        from nf.bpf import BpfObject
+    def _adopt(self, obj, pin_dir: Path | None) -> "Sketch":
+        self.obj, self.pin_dir = obj, pin_dir
+        self._maps = {n: obj.map(n) for n in MAPS}
+        return self
+
+    def load(self) -> "Sketch":
+        """Loaded by the engine and filled, nothing pinned, no attach: test_run-only mode."""
+        from nf import engine
         if self.obj is not None:
             raise RuntimeError("sketch already loaded")
-        obj = self._open_object()
+        self._adopt(engine.load(KIND, KIND.resolved(self.cfg, self.variant.value),
+                                obj=self._open_object()), None)
         try:
-            obj.set_rodata("sk_cfg", make_cfg(self.cfg, self.variant, redirect_ifindex))
-            obj.set_rodata("sk_log2_tab", (ctypes.c_uint32 * SKETCH_LOG2_TAB)(*log2_table(SKETCH_LOG2_TAB)))
-            obj.map("sk_cand").set_max_entries(2 * self.cfg.candidates)
-            self.banks = [self._new_bank(0), self._new_bank(1)]
-            obj.map("sk_active").set_inner_map(self.banks[0])
-            obj.program(PROG_HASHCHECK).set_autoload(False)
-            if not (self.cfg.nitro.enabled and self.variant == Variant.enetstl):
-                obj.program(PROG_POOL).set_autoload(False)
-            obj.load()
+            self.fill()
         except BaseException:
-            obj.close()
-            for b in self.banks:
-                b.close()
-            self.banks = []
+            self.down()
             raise
-        self.obj = obj
-        self._maps = {n: obj.map(n) for n in MAPS}
+        return self
+
+    def fill(self) -> None:
+        """A fresh sketch's state: two cleared banks (pinned as bank0/bank1 in a pinned
+        deployment), bank 0 active in epoch 0, and a pinned deployment's epoch log."""
+        self.banks = [self._new_bank(0), self._new_bank(1)]
+        if self.pin_dir is not None:
+            for i, b in enumerate(self.banks):
+                b.pin(self.pin_dir / f"bank{i}")
         self._bank_ids = [b.id for b in self.banks]
         for i in (0, 1):
             self._clear(i, epoch=i)
         self.epoch = 0
         self._maps["sk_active"].update(bytes(4), self.banks[0])
         self.epoch_started = time.time()
-        if self.cfg.nitro.enabled and self.variant == Variant.enetstl:
-            r = obj.program(PROG_POOL).test_run(bytes(64))
-            if r.retval != 2:
-                raise RuntimeError(f"cannot create the module random pool (retval {r.retval})")
-        return self
+        if self.pin_dir is not None:
+            self._write_log(self._empty_log())
 
     def up(self, pin: bool = False) -> "Sketch":
-        """load() and attach to cfg.interfaces (none: test_run only). With ``pin`` the banks,
-        maps, program and links are pinned in /sys/fs/bpf/xdp-nf/<name>/, so the deployment
-        outlives this process and :meth:`open_pinned` finds it (another process, the CLI)."""
-        from nf.net.iface import ifindex
-        rd = ifindex(self.cfg.redirect_to, self.cfg.netns) if self.cfg.redirect_to else 0
+        """load() and attach to cfg.interfaces (none: test_run only). With ``pin`` the engine
+        deploys it pinned in /sys/fs/bpf/xdp-nf/<name>/ (banks, maps, program, links), so the
+        deployment outlives this process, and this controller drives it through the pins like
+        :meth:`open_pinned` in any later process."""
         if pin:
+            from nf import engine
             from nf.bpf import instance_dir
             d = instance_dir(self.name)
             if any(d.iterdir()):
                 raise RuntimeError(f"sketch {self.name!r} is already deployed (pins in {d}); "
                                    "take it down first")
-            self.pin_dir = d
-        self.load(rd)
+            cfg = self.cfg.model_copy(update={"name": self.name})
+            try:
+                obj, _ = engine.start(KIND, KIND.resolved(cfg, self.variant.value), d)
+                obj.close()
+            except BaseException:
+                from nf.deploy import cleanup_pins
+                cleanup_pins(self.name)
+                raise
+            return self._open(d)
+        self.load()
         try:
-            if pin:
-                for i, b in enumerate(self.banks):
-                    b.pin(self.pin_dir / f"bank{i}")
-                for n, m in self._maps.items():
-                    m.pin(self.pin_dir / n)
-                self.program.pin(self.pin_dir / "prog")
-                self._write_log(self._empty_log())
-            with _netns_ctx(self.cfg.netns):     # attach acts in the calling thread's netns
+            with netns.enter(self.cfg.netns):     # attach acts in the calling thread's netns
                 for name in self.cfg.interfaces:
                     self.attach(name)
         except BaseException:
@@ -350,52 +337,6 @@ class Sketch:
         self.banks = []
         self.pin_dir = None
 
-    @staticmethod
-    def reload_pinned(cfg: SketchConfig, name: str, variant: Variant | str) -> int:
-        """A new program for a sketch deployed with up(pin=True) (its rodata from ``cfg``: a new
-        threshold, action, redirect port; or a rebuilt object), loaded on the pinned banks and
-        maps (reused by fd: the epoch's counts, candidates and counters carry on) and swapped
-        into every pinned link with bpf_link_update. Returns the links replaced."""
-        import contextlib
-        from nf.bpf import BpfObject, Link, Map, instance_dir
-        from nf.net.iface import ifindex
-        d = instance_dir(name, create=False)
-        variant = Variant(variant)
-        rd = ifindex(cfg.redirect_to, cfg.netns) if cfg.redirect_to else 0
-        obj = BpfObject.open_built(OBJECT)
-        try:
-            obj.set_rodata("sk_cfg", make_cfg(cfg, variant, rd))
-            obj.set_rodata("sk_log2_tab", (ctypes.c_uint32 * SKETCH_LOG2_TAB)(*log2_table(SKETCH_LOG2_TAB)))
-            obj.map("sk_cand").set_max_entries(2 * cfg.candidates)
-            with contextlib.ExitStack() as es:
-                bank0 = es.enter_context(contextlib.closing(Map.from_pin(d / "bank0")))
-                obj.map("sk_active").set_inner_map(bank0)
-                for n in MAPS:
-                    obj.map(n).reuse(es.enter_context(contextlib.closing(Map.from_pin(d / n))))
-                obj.program(PROG_HASHCHECK).set_autoload(False)
-                obj.program(PROG_POOL).set_autoload(False)   # nitro is not a reload field
-                obj.load()
-            prog = obj.program(PROG)
-            links = sorted(d.glob("link_*"))
-            with _netns_ctx(cfg.netns):
-                for p in links:
-                    with contextlib.closing(Link.from_pin(p)) as link:
-                        link.update_program(prog)
-            tmp = d / f"_tmp{os.getpid()}_prog"
-            if tmp.exists():
-                tmp.unlink()
-            prog.pin(tmp)
-            os.rename(tmp, d / "prog")                    # queries run the new program too
-        finally:
-            obj.close()                                   # links and pins hold what is needed
-        return len(links)
-
-    @staticmethod
-    def remove_pinned(name: str) -> bool:
-        """Tear down a pinned deployment from its pins alone (nf.bpf.pin.remove_deployment)."""
-        from nf.bpf.pin import remove_deployment
-        return remove_deployment(name, ("link_*",))
-
     def counters(self) -> dict[str, dict[str, int]]:
         """Per-group counters (the CLI's stats): the current epoch's bank header and candidates."""
         self._need()
@@ -415,13 +356,16 @@ class Sketch:
         """A controller for a sketch deployed with up(pin=True) by another process (same
         config): queries, flips and reset act on the pinned maps; down() removes the
         deployment. The epoch history is the opener's own."""
-        from nf.bpf import Map, Program, instance_dir
+        from nf.bpf import instance_dir
         name = name or cfg.name
         d = instance_dir(name, create=False)
         if not (d / "sk_active").exists():
             raise RuntimeError(f"no sketch {name!r} is deployed ({d} has no pins)")
-        sk = cls.__new__(cls)
-        sk.__init__(cfg, variant=Variant.pure, name=name)   # datapath variant is the deployer's
+        return cls(cfg, variant=Variant.pure, name=name)._open(d)   # variant: the deployer's
+
+    def _open(self, d: Path) -> "Sketch":
+        from nf.bpf import Map, Program
+        sk, name = self, self.name
         sk.variant = None
         sk._keep = True
         sk.pin_dir = d
@@ -436,39 +380,27 @@ class Sketch:
         sk.epoch_started = sk.epoch_log().get("epoch_started") or 0.0
         return sk
 
-    def attach(self, iface: str | int, mode: AttachMode | None = None):
+    def attach(self, iface: str | int, mode=None):
+        """Attach this process's program to one more interface (an unpinned link, held here)."""
         from nf.bpf import XdpMode
-        from nf.bpf.xdp import ifname_of
-        m = {AttachMode.auto: XdpMode.AUTO, AttachMode.native: XdpMode.NATIVE,
-             AttachMode.generic: XdpMode.GENERIC}[mode or self.cfg.attach]
-        pin = None
-        if self.pin_dir is not None:
-            name = iface if isinstance(iface, str) else ifname_of(iface)
-            pin = str(self.pin_dir / f"link_{name}")
-        link = self.program.attach_xdp(iface, mode=m, pin=pin)
+        m = XdpMode[str(getattr(mode or self.cfg.attach, "value", mode or self.cfg.attach)).upper()]
+        link = self.program.attach_xdp(iface, mode=m)
         self.links.append(link)
         return link
 
     def down(self) -> None:
         """Detach, drop the pins (if deployed pinned) and release every fd. Idempotent."""
-        from nf.bpf import Link
+        from nf.deploy import cleanup_pins
         self.stop_epochs()
         if self.pin_dir is not None:
-            for p in sorted(self.pin_dir.glob("link_*")):
-                try:
-                    Link.from_pin(p).detach()
-                except Exception:
-                    pass
+            cleanup_pins(self.name)          # its pinned links detach, everything is unpinned
         for link in self.links:
             try:
                 link.detach()
             except Exception:
                 pass
         self.links = []
-        if self.pin_dir is not None:
-            from nf.bpf import remove_instance
-            remove_instance(self.name)
-            self.pin_dir = None
+        self.pin_dir = None
         if self._prog is not None:
             self._prog.close()
             self._prog = None
@@ -787,6 +719,88 @@ class Sketch:
             self._stop.set()
             self._timer.join(timeout=10)
             self._timer = None
+
+
+def uses_pool(cfg: SketchConfig) -> bool:
+    """NitroSketch on the eNetSTL variant samples through the module's random pool."""
+    return cfg.nitro.enabled and Variant(cfg.variant) == Variant.enetstl
+
+
+def topk_rows(sk, k: int | None = None, flip: bool = False) -> list[dict]:
+    """`nf topk`: the top flows of the current epoch (or, with ``flip``, of the epoch this call
+    closes)."""
+    if flip:
+        r = sk.flip(keep_snapshot=False)
+        top, heavy, ep = r.top[:k] if k else r.top, {key for key, _ in r.heavy}, r.epoch
+    else:
+        snap = sk.snapshot()
+        top = sk.topk(k, snap=snap)
+        heavy, ep = {key for key, _ in sk.heavy_hitters(snap=snap)}, snap.epoch
+    out = []
+    for key, est in top:
+        flow = decode_key(sk.cfg.key, key)
+        out.append({"flow": " ".join(map(str, flow)) if isinstance(flow, tuple) else flow,
+                    "estimate": int(est), "heavy": key in heavy, "epoch": ep})
+    return out
+
+
+class SketchKind(Kind):
+    name = "sketch"
+    summary = "heavy-hitter count-min sketch (top-k, epochs, NitroSketch)"
+    config = SketchConfig
+    # one object for both variants: the variant is rodata (sk_cfg.variant)
+    objects = {("pure", False): OBJECT, ("enetstl", False): OBJECT,
+               ("pure", True): OBJECT_CHAIN, ("enetstl", True): OBJECT_CHAIN}
+    programs = {"pure": PROG, "enetstl": PROG}
+    exit_stats = STATS_MAP
+    verbs = {"topk": topk_rows}
+
+    def interface_fields(self, cfg):
+        return super().interface_fields(cfg) + ([("redirect_to", cfg.redirect_to)]
+                                                if cfg.redirect_to else [])
+
+    def configure(self, obj, cfg) -> None:
+        from nf.bpf import Map
+        variant = Variant(cfg.variant)
+        obj.set_rodata("sk_cfg", make_cfg(cfg, variant, ifindex_or_0(cfg.redirect_to, cfg.netns)))
+        obj.set_rodata("sk_log2_tab", (ctypes.c_uint32 * SKETCH_LOG2_TAB)(*log2_table(SKETCH_LOG2_TAB)))
+        obj.map("sk_cand").set_max_entries(2 * cfg.candidates)
+        # the banks' shape (sk_active's inner maps); the banks themselves come with fill()
+        shared = cfg.counters == Counters.shared
+        tmpl = Map.create("array" if shared else "percpu_array", 4,
+                          BANK_HDR + cfg.depth * cfg.width * 4, 1, name="sk_tmpl")
+        obj.map("sk_active").set_inner_map(obj.own(tmpl))
+        obj.program(PROG_HASHCHECK).set_autoload(False)
+        obj.program(PROG_POOL).set_autoload(uses_pool(cfg))
+
+    def started(self, obj, cfg) -> None:
+        """Every load of an eNetSTL NitroSketch creates its random pool (the handle is in this
+        program's .bss, so a new program on pinned maps needs its own)."""
+        if uses_pool(cfg):
+            r = obj.program(PROG_POOL).test_run(bytes(64))
+            if r.retval != 2:
+                raise RuntimeError(f"cannot create the module random pool (retval {r.retval})")
+
+    def controller(self, cfg, obj, pin_dir):
+        return Sketch(cfg, variant=cfg.variant)._adopt(obj, pin_dir)
+
+    def fill(self, sk) -> dict:
+        sk.fill()
+        return {}
+
+    def open(self, cfg, pin_dir):
+        return Sketch.open_pinned(cfg, Path(pin_dir).name)
+
+    def runtime(self, sk, old, new) -> list[str]:
+        # read by the controller only (`nf topk` defaults, the agent's epochs)
+        return [f"{f} {getattr(old, f)} -> {getattr(new, f)} (controller side)"
+                for f in ("topk", "epoch_s", "history") if getattr(old, f) != getattr(new, f)]
+
+    def stats(self, sk) -> dict[str, dict[str, int]]:
+        return sk.counters()
+
+
+KIND = SketchKind()
 
 
 def hashcheck(obj_or_prog, key: bytes, seed: int) -> HashCheck:

@@ -19,7 +19,7 @@ def test(files: List[Path] = typer.Argument(..., help="case file(s): a config to
     """Run case files: each on a throwaway netns lab built from its config; a pass/fail table."""
     from rich.table import Table
 
-    from nf.cli import E_CHECK, out, progress_bar
+    from nf.console import E_CHECK, out, progress_bar
     from nf.testing import cases
 
     for f in files:

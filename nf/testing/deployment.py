@@ -6,8 +6,8 @@ check, record, load, attach, pins), into a throwaway lab's dut namespace under a
     deployment.counters(dep)      # {"rt0.rx_packets": 3, "verdict.redirect": 2, ...}
     deployment.down(dep)
 
-Everything that touches the deployment machinery (nf.cli's deploy_up/_teardown, the registry,
-the deploy records) is in this module, so moving to another deployment API changes this file only.
+Everything that touches the deployment machinery (nf.engine, the deploy records) is in this
+module, so moving to another deployment API changes this file only.
 
 The deployed copy differs from the user's file in two fields only: ``netns`` (the lab's dut) and
 the instance name (``<name>-<lab suffix>``, chain members too), so a test never touches, nor
@@ -31,7 +31,7 @@ _IFACE_FIELDS = ("redirect_to", "default_port", "port")
 
 @dataclass
 class Deployment:
-    kind: str                   # registry kind: l2_switch, router, sketch, flow_table, chain, ...
+    kind: str                   # nf.engine kind: l2_switch, router, sketch, flow_table, chain, ...
     name: str                   # instance name of the test copy (pins, record)
     netns: str
     config: object              # the deployed (retargeted) config model
@@ -40,19 +40,19 @@ class Deployment:
 
 def load(path: str | os.PathLike, kind: str | None = None):
     """(kind object, validated config) of a config file: what `nf up FILE` reads."""
-    from nf.nfs import registry
-    return registry.detect(Path(path), kind)
+    from nf import engine
+    return engine.detect(Path(path), kind)
 
 
 def instance_name(kind, cfg, path) -> str:
-    return kind.instance_name(cfg, path)
+    return cfg.name
 
 
 def interfaces(kind, cfg) -> list[str]:
     """Every interface the config names, in order: the ones it attaches to (a switch's ports, a
     router's interfaces, a chain's), then any other it sends to (redirect_to, default_port, a
     rule's port), chain members' included."""
-    names = list(kind.interfaces(cfg))
+    names = list(cfg.interface_names())
     for _, m in members(kind, cfg):
         for v in _named(m):
             if v not in names:
@@ -102,21 +102,21 @@ def retarget(kind, cfg, path, netns: str, tag: str):
 
 def up(kind, cfg, path, netns: str, tag: str) -> Deployment:
     """Deploy the retargeted config exactly as `nf up` would (record first, all or nothing)."""
-    from nf import cli, deploy
+    from nf import deploy, engine
     cfg, name, members = retarget(kind, cfg, path, netns, tag)
-    kind.preflight(cfg)
+    kind.check(cfg)
     with deploy.locked():
-        cli.deploy_up(Path(path), kind, cfg, name, say=lambda s: None)
+        engine.up(Path(path), kind, cfg, name, say=lambda s: None)
     return Deployment(kind.name, name, netns, cfg, members)
 
 
 def down(dep: Deployment) -> None:
     """Tear the test copy down (also when half made); a missing record is fine."""
-    from nf import cli, deploy
+    from nf import deploy, engine
     with deploy.locked(timeout=60):
         rec = deploy.read(dep.name)
         if rec is not None:
-            cli._teardown(rec)
+            engine.teardown(rec)
         else:
             deploy.cleanup_pins(dep.name)
 
@@ -126,14 +126,14 @@ _LAB_NS = re.compile(r"^nfl(\d+)x[0-9a-z]+-")
 
 def cleanup_stale() -> list[str]:
     """Tear down deployments into lab namespaces whose process died (SIGKILL); returns names."""
-    from nf import cli, deploy
+    from nf import deploy, engine
     from nf.net.lab import _pid_alive
     gone = []
     with contextlib.suppress(Exception), deploy.locked(timeout=60):
         for rec in deploy.records():
             m = _LAB_NS.match(rec.netns or "")
             if m and not rec.chain and not _pid_alive(int(m.group(1))):
-                cli._teardown(rec)
+                engine.teardown(rec)
                 gone.append(rec.name)
     return gone
 
@@ -157,14 +157,12 @@ def counters(dep: Deployment) -> dict[str, int]:
 
 
 def _counters(rec) -> dict[str, int]:
+    from nf import engine
     from nf.metrics import _action_stats
-    from nf.nfs import registry
     out = {}
-    k = registry.get(rec.kind)
-    with k.open(rec) as h:
-        for group, cs in k.stats(h).items():
-            for c, v in cs.items():
-                out[f"{group}.{c}"] = int(v)
+    for group, cs in engine.stats(engine.get(rec.kind), rec).items():
+        for c, v in cs.items():
+            out[f"{group}.{c}"] = int(v)
     s = _action_stats(rec)
     if s is not None:
         d = s.as_dict()
@@ -179,9 +177,9 @@ def _counters(rec) -> dict[str, int]:
 
 def check_kind(kind) -> None:
     """A kind nf cannot deploy is refused before any lab is built."""
-    from nf.nfs import registry
+    from nf import engine
     if not kind.deployable:
-        raise registry.Undeployable(kind.name, kind.why_not)
+        raise engine.Undeployable(kind.name, kind.why_not)
 
 
 __all__ = ["Deployment", "load", "interfaces", "retarget", "up", "down", "counters",

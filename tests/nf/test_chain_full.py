@@ -192,8 +192,8 @@ def test_flow_table_sketch_router_chain_across_processes(rlab, chain_cfg):
 
 def _slot_ids(chain):
     from nf.bpf.pin import instance_dir
-    from nf.chain import _PinnedSlots
-    s = _PinnedSlots(instance_dir(chain, create=False))
+    from nf.chain import PinnedChain
+    s = PinnedChain(instance_dir(chain, create=False))
     try:
         return s.programs()
     finally:

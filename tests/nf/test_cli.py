@@ -119,10 +119,10 @@ def test_file_of_no_kind_says_so(tmp_path):
 def test_undeployable_kind_is_refused_before_loading(monkeypatch):
     """Every kind is deployable today; the refusal path stays for a kind whose controller
     cannot keep its state in pins (simulated on the router)."""
-    from nf.nfs import registry
+    from nf.nfs.router import KIND
     need_root()
-    monkeypatch.setattr(registry.KINDS["router"], "deployable", False)
-    monkeypatch.setattr(registry.KINDS["router"], "why_not", "no pins")
+    monkeypatch.setattr(KIND, "deployable", False)
+    monkeypatch.setattr(KIND, "why_not", "no pins")
     r = nf("up", ROOT / "configs" / "router.yaml")
     assert r.exit_code == cli.E_UNSUPPORTED
     assert "router cannot be deployed by nf yet: no pins" in r.output
@@ -411,8 +411,8 @@ def test_kernel_errors_map_to_documented_codes_with_the_verifier_excerpt():
 def test_every_config_file_deploys_in_a_lab(make_lab, tmp_path, path):
     """configs/*.yaml with `netns: dut` pointed at a 4-host lab's dut: the deployable kinds come
     up and go down; the others are refused with exit 5 and the reason, nothing loaded."""
+    from nf import engine
     from nf.net.lab import LabSpec
-    from nf.nfs import registry
     if path.name == "lab.yaml":
         pytest.skip("the demo's own file: tests/nf/test_demo.py runs it")
     data = yaml.safe_load(path.read_text())
@@ -432,8 +432,8 @@ def test_every_config_file_deploys_in_a_lab(make_lab, tmp_path, path):
     elif "name" in data:
         data["name"] += tag
     f = write(tmp_path, path.name, data)
-    kind, cfg = registry.detect(f)
-    name = kind.instance_name(cfg, f)
+    kind, cfg = engine.detect(f)
+    name = cfg.name
     r = nf("up", f)
     if not kind.deployable:
         assert r.exit_code == cli.E_UNSUPPORTED and "cannot be deployed by nf yet" in r.output

@@ -80,7 +80,7 @@ def current(name) -> int:
 
 
 def test_agent_flips_deployed_sketch_epochs_and_keeps_the_history(sketch):
-    from nf.nfs.registry import get
+    from nf.engine import get
     from nf.nfs.sketch import Sketch
     lab, name, f, agent = sketch
     run("up", f)

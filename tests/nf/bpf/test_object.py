@@ -85,6 +85,18 @@ def test_max_entries_set_before_load_is_the_kernels(mirrors):
             flows.set_max_entries(5)
 
 
+def test_map_ids_are_the_maps_the_program_uses():
+    from nf.bpf import Program
+    with BpfObject.open_built(PROG) as obj:
+        obj.load()
+        prog = obj.program("xdp_main")
+        ids = prog.map_ids()
+        assert len(ids) == len(set(ids)) >= 1 and set(ids) <= {obj.map(n).id for n in obj.maps}
+        assert obj.map(".rodata").id in ids                # its config
+        with Program.from_id(prog.id) as other:           # a program opened by id: the same
+            assert other.map_ids() == ids
+
+
 def test_lookup_by_name_lists_names():
     with BpfObject.open_built(PROG) as obj:
         with pytest.raises(KeyError, match=r"no program 'xdp_nope'.*programs: xdp_main"):

@@ -104,9 +104,9 @@ def test_missing_interface_is_a_config_error():
 def test_table_rule_failure_names_the_rule():
     rules = [{"src": f"10.0.0.{i}", "dst": "10.0.1.1", "proto": "icmp"} for i in range(1, 40)]
     cfg = validate({"size": 32, "variant": "pure", "rules": rules[:32]}, FlowTableConfig)
-    ft = FlowTable(cfg)
-    ft.cfg.size = 40  # more rules than the 32 slots of 2 buckets: the 33rd must fail, named
-    ft.cfg.rules = [r for r in validate({"rules": rules[:33]}, FlowTableConfig).rules]
+    # past validation (model_copy does not validate): 33 rules for the 32 slots of 2 buckets,
+    # so the 33rd must fail, named
+    ft = FlowTable(cfg.model_copy(update={"rules": validate({"rules": rules[:33]}, FlowTableConfig).rules}))
     with pytest.raises(FlowTableError, match=r"rules\[32\] 'icmp 10.0.0.33:0 -> 10.0.1.1:0 pass': FULL"):
         ft.up()
     assert ft.obj is None

@@ -1,4 +1,4 @@
-"""Progress output of nf/cli.py (progress_bar, spinner) and `nf bench` (nf/bench/cli.py): a bar
+"""Progress output of nf/console.py (progress_bar, spinner) and `nf bench` (nf/bench/cli.py): a bar
 on stderr only when a person watches (stdout and stderr terminals, no --quiet); pipes, CI logs
 and --quiet get the result lines alone."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from nf import cli
+from nf import console
 
 ROOT = Path(__file__).resolve().parents[2]
 NF = str(ROOT / ".venv" / "bin" / "nf")
@@ -22,9 +22,9 @@ NF = str(ROOT / ".venv" / "bin" / "nf")
 
 def _consoles(monkeypatch, terminal: bool, quiet: bool):
     o, e = io.StringIO(), io.StringIO()
-    monkeypatch.setattr(cli, "out", Console(file=o, force_terminal=terminal, width=100))
-    monkeypatch.setattr(cli, "err", Console(file=e, force_terminal=terminal, width=100))
-    monkeypatch.setattr(cli, "QUIET", quiet)
+    monkeypatch.setattr(console, "out", Console(file=o, force_terminal=terminal, width=100))
+    monkeypatch.setattr(console, "err", Console(file=e, force_terminal=terminal, width=100))
+    monkeypatch.setattr(console, "QUIET", quiet)
     monkeypatch.delenv("NF_QUIET", raising=False)
     return o, e
 
@@ -34,13 +34,13 @@ def _consoles(monkeypatch, terminal: bool, quiet: bool):
 def test_progress_bar_only_for_a_terminal_without_quiet(monkeypatch, terminal, quiet, shown):
     o, e = _consoles(monkeypatch, terminal, quiet)
     seen = []
-    with cli.progress_bar("routes", total=3) as say:
+    with console.progress_bar("routes", total=3) as say:
         for i in range(3):
             say(i, 3, f"stage {i} of the load")
             seen.append(i)
             time.sleep(0.12)                    # rich refreshes 10 times a second
         say(3, 3, "flipped")
-    with cli.spinner("loading the new program"):
+    with console.spinner("loading the new program"):
         time.sleep(0.15)
     assert seen == [0, 1, 2]                     # the work runs either way
     text = e.getvalue()
