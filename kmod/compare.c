@@ -253,6 +253,7 @@ __bpf_kfunc u64 enetstl_cuckoo_cand(void *buckets__map, const void *key, u32 key
 	u32 h, sig, mask, x, b, m1, m2, words = key__sz / 8;
 	u64 pat;
 
+	enetstl_count(CTR_CUCKOO);
 	/* the verifier passes a map, key__sz readable bytes at key and hash__sz at hash: no NULL
 	 * checks (an empty key hashes like any other) */
 	if (key__sz & 7 || words > ENETSTL_CK_WORDS || hash__sz < sizeof(*hk) ||

@@ -23,6 +23,7 @@ enum enetstl_ctr {
 	CTR_CRC_HW,		/* crc32c calls using the SSE4.2 instruction */
 	CTR_CRC_SW,		/* ... using the table */
 	CTR_FPU_BUSY,		/* SIMD wanted but irq_fpu_usable() said no */
+	CTR_CUCKOO,		/* enetstl_cuckoo_cand calls (its hash and compares are inside) */
 	CTR_NR,
 };
 DECLARE_PER_CPU(u64, enetstl_ctrs[CTR_NR]);

@@ -190,6 +190,7 @@ CTR_ATTR(hash_scalar_calls, CTR_HASH_SCALAR);
 CTR_ATTR(crc32c_hw_calls, CTR_CRC_HW);
 CTR_ATTR(crc32c_sw_calls, CTR_CRC_SW);
 CTR_ATTR(fpu_busy, CTR_FPU_BUSY);
+CTR_ATTR(cuckoo_cand_calls, CTR_CUCKOO);
 LIVE_ATTR(live_lb, enetstl_live_lb);
 LIVE_ATTR(live_rp, enetstl_live_rp);
 LIVE_ATTR(live_mw, enetstl_live_mw);
@@ -209,6 +210,7 @@ static struct attribute *enetstl_attrs[] = {
 	&crc32c_hw_calls_attr.attr,
 	&crc32c_sw_calls_attr.attr,
 	&fpu_busy_attr.attr,
+	&cuckoo_cand_calls_attr.attr,
 	&live_lb_attr.attr,
 	&live_rp_attr.attr,
 	&live_mw_attr.attr,

@@ -8,11 +8,12 @@ fresh `nf up` of that config (of the chain's config for the chain paths). The co
 in-process (typer's runner), exactly as `nf` runs them. The pure variants run on the host
 (tier 2), the eNetSTL ones in the guest (tier 3), where the module's call counters must also show
 the kfuncs called by the frames after every path - the eNetSTL switch's CRC32-C, the router's
-ECMP CRC32-C, the flow table's CRC32-C at insert, the sketch's count-min - and an eNetSTL
+ECMP CRC32-C, the flow table's cuckoo candidate lookup, the sketch's count-min - and an eNetSTL
 NitroSketch must sample through a live module random pool after every path.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -25,7 +26,6 @@ from nf.bpf import Link, Map, Program
 from nf.net.lab import LabSpec
 
 PORTS = ("p1", "p2", "p3")
-PATHS = ("up", "apply-program", "apply-reload", "chain-insert", "chain-reorder", "chain-reload")
 
 
 # ---- what each NF is deployed with, and the frames it sees ------------------------------------
@@ -77,7 +77,7 @@ def flow_table_case(lab, variant):
               (_udp(h1.mac, h1.port_mac, "10.0.1.2", "10.0.3.2", 9, 99), "p1"),       # learned
               (_udp(h1.mac, h1.port_mac, "10.0.1.2", "10.0.3.2", 9, 99), "p1"),
               (bytes(Ether(src=h1.mac, dst=h1.port_mac, type=0x88B5) / (b"y" * 46)), "p1")]
-    return cfg, {"max_search": 64}, frames, ("crc32c_hw_calls",)
+    return cfg, {"max_search": 64}, frames, ("cuckoo_cand_calls",)
 
 
 def router_case(lab, variant):
@@ -120,8 +120,9 @@ CASES = {"l2_switch": switch_case, "sketch": sketch_case, "flow_table": flow_tab
 # ---- the attached program, seen from the kernel ---------------------------------------------
 def _view(prog_id: int, frames, lab, ingress: dict[str, int]) -> dict:
     """Rodata bytes, maps (name, type, key/value size, entries, flags) and, per frame, the
-    verdict and output bytes of the program with that id (frames run on its live maps)."""
-    with Program.from_id(prog_id) as prog:
+    verdict and output bytes of the program with that id (frames run on its live maps, always
+    on the same CPU: per-CPU state such as a sketch's per-CPU bank decides verdicts)."""
+    with Program.from_id(prog_id) as prog, _one_cpu():
         maps, rodata = [], b""
         for mid in prog.map_ids():
             with Map.from_id(mid) as m:
@@ -132,6 +133,16 @@ def _view(prog_id: int, frames, lab, ingress: dict[str, int]) -> dict:
             runs = [(r.retval, bytes(r.data_out)) for f, port in frames
                     for r in [prog.test_run(f, ingress_ifindex=ingress[port])]]
         return {"program": prog.name, "rodata": rodata, "maps": sorted(maps), "runs": runs}
+
+
+@contextlib.contextmanager
+def _one_cpu():
+    was = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(was)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, was)
 
 
 def _bss_word(prog_id: int) -> int:
@@ -206,11 +217,18 @@ def _member(kind, data):
     return {"kind": kind, "config": d}
 
 
-def check_paths(kind: str, variant: str, make_lab, tmp_path):
-    """Every path for one NF and variant against the fresh references; the module counters
-    (``counters``: the ones its kfuncs bump) must grow from each path's frames."""
+def check_paths(kind: str, variant: str, lab, tmp_path):
+    """Every path for one NF and variant against fresh references.
+
+    A fresh `nf up` runs the frame set once per path (rounds 1, 2, 3: stateful NFs answer
+    according to what earlier rounds left in their maps). The paths run one after the other on
+    one deployment - standalone: `nf up` with a program field changed, `nf apply` back (round
+    1), `nf apply --reload` (round 2); chained: the NF inserted into a running chain (round 1),
+    the chain `--reload`ed (round 2), the NF moved away and back (round 3) - so after each one
+    the attached program meets the maps in the state the reference met them in its round, and
+    must answer byte for byte the same. The module counters (``counters``: the ones its kfuncs
+    bump) must grow from each eNetSTL round."""
     from nf import kmod
-    lab = make_lab(LabSpec.router(3))
     ingress = {h.port: h.port_ifindex for h in lab.hosts.values()}
     tag = f"{os.getpid()}"
     nf = Nf(tmp_path, tag)
@@ -233,49 +251,51 @@ def check_paths(kind: str, variant: str, make_lab, tmp_path):
                     "the eNetSTL NitroSketch lost its random pool"
         return v
 
-    def standalone(path):
-        try:
+    def check(path, got, want):
+        for what in ("program", "rodata", "maps", "runs"):
+            assert got[what] == want[what], f"{kind} {variant} {path}: {what} differs from a fresh nf up"
+
+    # standalone
+    steps = (["apply-program"] if program_change is not None else []) + ["apply-reload"]
+    try:
+        nf.up(kind, cfg)
+        assert deploy.read(name).variant == (variant if kind != "filter" else "pure")
+        ref = [measured(_attached(name)) for _ in steps]
+    finally:
+        nf.down_all()
+    assert any(v != 2 for v, _ in ref[0]["runs"]), f"{kind}: the frames show no verdict but PASS"
+    try:
+        nf.up(kind, {**cfg, **(program_change or {})})
+        for i, path in enumerate(steps):
             if path == "apply-program":
-                nf.up(kind, {**cfg, **program_change})
                 out = nf.apply(kind, cfg)
                 assert "[new program]" in out and "program replaced on 3 link(s)" in out, out
             else:
-                nf.up(kind, cfg)
-                if path == "apply-reload":
-                    assert "program replaced on 3 link(s), maps kept" in nf.apply(kind, cfg, "--reload")
-            rec = deploy.read(name)
-            assert rec.variant == (variant if kind != "filter" else "pure")
-            return measured(_attached(name))
-        finally:
-            nf.down_all()
+                assert "program replaced on 3 link(s), maps kept" in nf.apply(kind, cfg, "--reload")
+            assert deploy.read(name).variant == (variant if kind != "filter" else "pure")
+            check(path, measured(_attached(name)), ref[i])
+    finally:
+        nf.down_all()
 
-    def chained(path):
-        ch = _chain(chain, lab.dut, [flt, _member(kind, cfg)])
-        try:
-            if path == "chain-insert":
-                nf.up("chain", _chain(chain, lab.dut, [flt]))
-                assert f"{name}: new {kind} at position 2" in nf.apply("chain", ch)
-            elif path == "chain-reorder":
-                nf.up("chain", _chain(chain, lab.dut, [_member(kind, cfg), flt]))
-                assert f"{name}: position 1 -> 2" in nf.apply("chain", ch)
-            else:
-                nf.up("chain", ch)
-                if path == "chain-reload":
-                    assert f"{name}: stays at 2" in nf.apply("chain", ch, "--reload")
-            assert deploy.read(name).chain == {"name": chain, "position": 2}
-            return measured(_in_slot(chain, 2))
-        finally:
-            nf.down_all()
-
-    ref, chain_ref = standalone("up"), chained("chain-up")
-    assert any(v != 2 for v, _ in ref["runs"]), f"{kind}: the frames show no verdict but PASS"
-    for path in PATHS[1:]:
-        if path == "apply-program" and program_change is None:
-            continue
-        got = chained(path) if path.startswith("chain") else standalone(path)
-        want = chain_ref if path.startswith("chain") else ref
-        for what in ("program", "rodata", "maps", "runs"):
-            assert got[what] == want[what], f"{kind} {variant} {path}: {what} differs from a fresh nf up"
+    # chained: the NF at position 2, behind a filter that lets every frame of the set through
+    ch = _chain(chain, lab.dut, [flt, _member(kind, cfg)])
+    try:
+        nf.up("chain", ch)
+        ref = [measured(_in_slot(chain, 2)) for _ in range(3)]
+    finally:
+        nf.down_all()
+    try:
+        nf.up("chain", _chain(chain, lab.dut, [flt]))
+        assert f"{name}: new {kind} at position 2" in nf.apply("chain", ch)
+        check("chain-insert", measured(_in_slot(chain, 2)), ref[0])
+        assert f"{name}: stays at 2" in nf.apply("chain", ch, "--reload")
+        check("chain-reload", measured(_in_slot(chain, 2)), ref[1])
+        assert f"{name}: position 2 -> 1" in nf.apply("chain", _chain(chain, lab.dut, [_member(kind, cfg), flt]))
+        assert f"{name}: position 1 -> 2" in nf.apply("chain", ch)
+        assert deploy.read(name).chain == {"name": chain, "position": 2}
+        check("chain-reorder", measured(_in_slot(chain, 2)), ref[2])
+    finally:
+        nf.down_all()
 
 
 NFS = ("l2_switch", "sketch", "flow_table", "router", "filter")
@@ -284,13 +304,14 @@ NFS = ("l2_switch", "sketch", "flow_table", "router", "filter")
 @pytest.mark.netns
 @pytest.mark.parametrize("kind", NFS)
 def test_every_path_ends_in_the_program_of_a_fresh_up_pure(kind, make_lab, tmp_path):
-    check_paths(kind, "pure", make_lab, tmp_path)
+    check_paths(kind, "pure", make_lab(LabSpec.router(3)), tmp_path)
 
 
 @pytest.mark.vm
 def test_every_path_ends_in_the_program_of_a_fresh_up_enetstl(enetstl, make_lab, tmp_path):
-    """The eNetSTL variants, in one guest test (one lab at a time): the kfuncs are called after
-    every path (module counters), a NitroSketch keeps its random pool."""
+    """The eNetSTL variants, in one guest test on one lab: the kfuncs are called after every
+    path (module counters), a NitroSketch keeps its random pool."""
+    lab = make_lab(LabSpec.router(3))
     for kind in NFS[:-1]:                      # the filter has no eNetSTL variant
         (tmp_path / kind).mkdir()
-        check_paths(kind, "enetstl", make_lab, tmp_path / kind)
+        check_paths(kind, "enetstl", lab, tmp_path / kind)

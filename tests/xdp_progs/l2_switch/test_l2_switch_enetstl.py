@@ -277,12 +277,16 @@ def test_two_cpus_with_kfuncs(enetstl):
 WHEEL_SETUP = textwrap.dedent("""
     import sys, time
     from pathlib import Path
+    from nf.bpf import BpfObject
     from nf.config.l2_switch import Variant
     from nf.nfs.l2_switch import *
     pin = Path(sys.argv[1]); pin.mkdir(parents=True)
     ports = [PortPlan("p1", 11, 0, ACCESS, 10, frozenset(), True),
              PortPlan("p2", 12, 1, ACCESS, 10, frozenset(), True)]
-    obj = open_object(Variant.enetstl, 64, pin)
+    obj = BpfObject.open(built(OBJECT_ENETSTL))
+    configure(obj, Variant.enetstl, 64)
+    obj.pin_maps(pin)
+    obj.load()
     m = make_maps(obj, Variant.enetstl, {11: "p1", 12: "p2"})
     inner = fill_tables(obj, m, ports, real_ports=False)
     m.set_aging(1)
