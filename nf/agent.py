@@ -85,32 +85,28 @@ class Agent:
 
     # ---- epochs ------------------------------------------------------------------------------
     @staticmethod
-    def sketches() -> list:
-        """(record, config) of every deployed sketch that is up (chain members included)."""
-        from nf import deploy
-        from nf.nfs.sketch import KIND
+    def deployments() -> list:
+        """(kind, record, config) of every deployment that is up whose NF needs the agent (its
+        KIND has ``due`` and ``tick``: today the sketches, chain members included)."""
+        from nf import deploy, engine
         out = []
         for r in deploy.records():
-            if r.kind == "sketch" and r.status == "up" and r.pin_dir.exists():
-                out.append((r, KIND.validate(r.config, r.name)))
+            k = engine.get(r.kind)
+            if getattr(k, "due", None) and r.status == "up" and r.pin_dir.exists():
+                out.append((k, r, k.validate(r.config, r.name)))
         return out
 
-    @staticmethod
-    def epoch_started(rec) -> float:
-        from nf.deploy import read_doc
-        from nf.nfs.sketch import EPOCH_PIN
-        log = read_doc(rec.pin_dir / EPOCH_PIN)
-        return (log or {}).get("epoch_started") or rec.created
+    sketches = deployments        # the only ones today
 
     def tick(self, now: float | None = None) -> float:
-        """Flip every sketch whose epoch is due; returns the seconds until the next one is."""
-        from nf import deploy
+        """Run every deployment's due work (a sketch's flip); returns the seconds until the next
+        one is due."""
+        from nf import deploy, engine
         from nf.deploy import StateError
-        from nf.nfs.sketch import Sketch
         now = time.time() if now is None else now
         wait = MAX_SLEEP
-        for rec, cfg in self.sketches():
-            due = self.epoch_started(rec) + cfg.epoch_s
+        for kind, rec, cfg in self.deployments():
+            due = kind.due(rec, cfg)
             if now < due:
                 wait = min(wait, due - now)
                 continue
@@ -119,24 +115,19 @@ class Agent:
                     cur = deploy.read(rec.name)        # still there, unchanged, after the wait?
                     if cur is None or cur.status != "up" or cur.digest != rec.digest:
                         continue
-                    if self.epoch_started(cur) + cfg.epoch_s > time.time():
-                        continue                      # someone else flipped meanwhile
-                    sk = Sketch.open_pinned(cfg, rec.name)
-                    try:
-                        r = sk.flip(keep_snapshot=False)
-                    finally:
-                        sk.release()
+                    if kind.due(cur, cfg) > time.time():
+                        continue                      # someone else did it meanwhile
+                    with engine.opened(kind, cur) as h:
+                        line = kind.tick(h)
+                    wait = min(wait, kind.due(cur, cfg) - time.time())
             except StateError:
                 wait = min(wait, 0.2)                 # `nf up`/`apply` holds the lock: soon again
                 continue
             except Exception as e:  # noqa: BLE001 - one broken deployment must not stop the rest
-                self.say(f"{rec.name}: flip failed: {type(e).__name__}: {e}")
+                self.say(f"{rec.name}: {kind.tick_what} failed: {type(e).__name__}: {e}")
                 continue
             self.flips += 1
-            top = ", ".join(f"{f} {e}" for f, e in sk._flows(r.top[:3]))
-            self.say(f"{rec.name}: epoch {r.epoch} closed: {r.packets} packets"
-                     + (f", top {top}" if top else "") + (" (recovered)" if r.recovered else ""))
-            wait = min(wait, cfg.epoch_s)
+            self.say(f"{rec.name}: {line}")
         return max(0.02, wait)
 
     def run(self, stop: threading.Event, once: bool = False) -> None:

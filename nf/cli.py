@@ -218,14 +218,15 @@ def _kmod_line() -> str:
 @command
 def show(as_json: bool = typer.Option(False, "--json", help="machine-readable")):
     """Deployed NFs: kind, status, variant, interfaces with their XDP mode, source file."""
-    from nf import deploy
+    from nf import deploy, engine
     recs = deploy.records()
+    kinds = {r.name: engine.get(r.kind) for r in recs}
     if as_json:
         out.print_json(json.dumps([{"name": r.name, "kind": r.kind, "status": r.status, "variant": r.variant,
                                     "mode": r.mode, "netns": r.netns, "interfaces": r.interfaces,
                                     "source": r.source, "digest": r.digest, "pid": r.pid, "chain": r.chain,
                                     "xdp": {i: _xdp_on(r.netns, i) for i in r.interfaces},
-                                    **({"epochs": _epoch_json(r)} if r.kind == "sketch" else {})}
+                                    **(kinds[r.name].show(r) if hasattr(kinds[r.name], "show") else {})}
                                    for r in recs]))
         return
     t = Table(title="deployments")
@@ -240,42 +241,16 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
     for n in deploy.orphans():
         out.print(f"leftover pins without a record: {n} (nf down {n})", markup=False)
     out.print(_kmod_line(), markup=False)
-    sketches = [r for r in recs if r.kind == "sketch"]
-    if sketches:
-        for line in _epoch_lines(sketches):
-            out.print(line, markup=False)
-
-
-def _epoch_json(r) -> dict:
-    from nf.agent import running
-    from nf.deploy import read_doc
-    from nf.nfs.sketch import EPOCH_PIN
-    try:
-        log = read_doc(r.pin_dir / EPOCH_PIN) or {}
-    except Exception:  # noqa: BLE001 - show must not fail on one unreadable log
-        log = {}
-    return {"epoch_started": log.get("epoch_started"), "closed": log.get("closed", 0),
-            "closed_packets": log.get("closed_packets", 0), "agent": running()}
-
-
-def _epoch_lines(sketches) -> list[str]:
-    """One line per sketch (epoch, since when, closed epochs) and whether an agent flips them."""
-    from nf.agent import running
-    from nf.deploy import read_doc
-    from nf.nfs.sketch import EPOCH_PIN
-    pid = running()
-    lines = [f"nf agent: running (pid {pid}), flipping sketch epochs" if pid else
-             "nf agent: not running - sketch epochs do not flip (`nf agent` flips them)"]
-    for r in sketches:
-        try:
-            log = read_doc(r.pin_dir / EPOCH_PIN) or {}
-        except Exception:  # noqa: BLE001
-            log = {}
-        st = log.get("epoch_started")
-        age = f"{time.time() - st:.0f} s ago" if st else "?"
-        lines.append(f"{r.name}: epoch started {age}, every {r.config.get('epoch_s')} s; "
-                     f"{log.get('closed', 0)} closed ({log.get('closed_packets', 0)} packets)")
-    return lines
+    agented = [r for r in recs if hasattr(kinds[r.name], "due")]   # NFs `nf agent` drives
+    if agented:
+        from nf.agent import running
+        pid = running()
+        out.print(f"nf agent: running (pid {pid}), flipping sketch epochs" if pid else
+                  "nf agent: not running - sketch epochs do not flip (`nf agent` flips them)",
+                  markup=False)
+    for r in recs:
+        if hasattr(kinds[r.name], "show_line"):
+            out.print(kinds[r.name].show_line(r), markup=False)
 
 
 app.command("status", help="Same as show.")(show)
@@ -314,11 +289,11 @@ def _stats_tables(data: dict, prev: dict | None, dt: float) -> list:
             t.add_column("port")
             for c in counters:
                 t.add_column(c, justify="right")
-            from nf.metrics import GAUGES
+            from nf.metrics import gauge
             for p, cs in ports.items():
                 if prev:      # a rate for counters; gauges (epoch values, entries) as they are
                     pp = prev.get(name, {}).get("ports", {}).get(p, {})
-                    t.add_row(p, *[str(cs.get(c, 0)) if (d.get("kind"), c) in GAUGES else
+                    t.add_row(p, *[str(cs.get(c, 0)) if gauge(d.get("kind"), c) else
                                    f"{cs.get(c, 0)} ({(cs.get(c, 0) - pp.get(c, cs.get(c, 0))) / dt:.0f})"
                                    for c in counters])
                 else:

@@ -9,7 +9,7 @@ Families:
   xdpnf_xdp_bytes_total{instance,kind,action}
   xdpnf_xdp_reasons_total{instance,kind,reason}
   xdpnf_<kind>_<counter>_total{instance,port}         each NF's own per-port counters
-  xdpnf_sketch_epoch{instance,group} ...              gauges (GAUGES): values that also go down
+  xdpnf_sketch_epoch{instance,group} ...              gauges (each KIND's): values that also go down
                                                       (a sketch's current epoch, a table's entries)
   xdpnf_sketch_packets_total / _epochs_closed_total   from the sketch's pinned epoch log
   xdpnf_agent_running                                 1 while `nf agent` runs (gauge)
@@ -89,40 +89,11 @@ def _action_stats(rec):
         m.close()
 
 
-# Values that go down as well as up (Prometheus gauges: no _total suffix, no rate()); every other
-# per-NF value is a monotonic counter. The sketch's are its current epoch's (reset by each flip).
-GAUGES = {
-    ("sketch", "epoch"): ("xdpnf_sketch_epoch", "number of the sketch's current epoch"),
-    ("sketch", "bank"): ("xdpnf_sketch_active_bank", "bank (0/1) the datapath counts into now"),
-    ("sketch", "packets"): ("xdpnf_sketch_epoch_packets", "frames counted in the current epoch"),
-    ("sketch", "sampled"): ("xdpnf_sketch_epoch_sampled", "frames sampled in the current epoch"),
-    ("sketch", "total"): ("xdpnf_sketch_epoch_sum", "count-min increments (packets or bytes) "
-                                                    "in the current epoch"),
-    ("sketch", "candidates"): ("xdpnf_sketch_epoch_candidates", "heavy-hitter candidates of the "
-                                                                "current epoch"),
-    ("flow_table", "entries"): ("xdpnf_flow_table_entries", "flows in the table"),
-    ("flow_table", "slots"): ("xdpnf_flow_table_slots", "capacity of the table (flows)"),
-}
-
-
-def _sketch_epochs(exp: "Exposition", rec) -> None:
-    """From the sketch's pinned epoch log: closed epochs and the frames counted over all epochs
-    (closed + current: a real counter, unlike the per-epoch gauges), when the epoch began."""
-    from nf.deploy import read_doc
-    from nf.nfs.sketch import EPOCH_PIN
-    log = read_doc(rec.pin_dir / EPOCH_PIN)
-    if log is None:
-        return
-    lab = {"instance": rec.name}
-    cur = exp.fams.get("xdpnf_sketch_epoch_packets")
-    now = sum(v for la, v in (cur.samples if cur else []) if la["instance"] == rec.name)
-    exp.add("xdpnf_sketch_packets_total", "counter", "frames counted by the sketch over every "
-            "epoch (closed epochs of the log + the current one)", lab, log["closed_packets"] + now)
-    exp.add("xdpnf_sketch_epochs_closed_total", "counter", "epochs closed (bank flips)", lab,
-            log["closed"])
-    if log.get("epoch_started"):
-        exp.add("xdpnf_sketch_epoch_started_timestamp_seconds", "gauge", "when the current epoch "
-                "began (unix time)", lab, round(log["epoch_started"], 3))
+def gauge(kind: str, counter: str) -> tuple[str, str] | None:
+    """(metric name, help) when an NF's counter goes down as well as up (a Prometheus gauge: no
+    _total suffix, no rate()); its KIND declares them. Every other per-NF value is a counter."""
+    from nf import engine
+    return getattr(engine.get(kind), "gauges", {}).get(counter)
 
 
 def collect(exp: Exposition | None = None) -> Exposition:
@@ -147,15 +118,16 @@ def collect(exp: Exposition | None = None) -> Exposition:
                             {**base, "reason": r}, v)
             for port, counters in engine.stats(engine.get(rec.kind), rec).items():
                 for c, v in counters.items():
-                    g = GAUGES.get((rec.kind, c))
+                    g = gauge(rec.kind, c)
                     if g is not None:
                         exp.add(g[0], "gauge", g[1], {"instance": rec.name, "group": port}, v)
                     else:
                         exp.add(metric_name("xdpnf", rec.kind, c, "total"), "counter",
                                 f"{rec.kind} per-port counter {c}",
                                 {"instance": rec.name, "port": port}, v)
-            if rec.kind == "sketch":
-                _sketch_epochs(exp, rec)
+            extra = getattr(engine.get(rec.kind), "metrics", None)
+            if extra is not None:
+                extra(rec, exp)
         except Exception as e:  # noqa: BLE001 - one unreadable deployment must not hide the rest
             exp.add("xdpnf_scrape_error", "gauge", "1 when a deployment's counters could not be read",
                     {"instance": rec.name, "error": type(e).__name__}, 1)

@@ -92,7 +92,7 @@ class Bench:
 
 def guest_counts(c, hash: str | None = None, loads=LOADS, probes: int = GUEST_PROBES,
                  names=("pure", "enetstl", "hash", "base"), profile: tuple[float, int] | None = None):
-    """In a measuring guest (module loaded; ``c`` a nf.bench.guest.Counter): instructions per
+    """In a measuring guest (module loaded; ``c`` a nf.bench.counter.Counter): instructions per
     packet beyond the empty program of the programs ``names`` on the first ``probes`` hit and
     miss flows at each load, averaged, as {"<name>/<hit|miss>/<load %>": insns}. All programs
     are loaded before the one kallsyms snapshot their counts share. ``profile`` = (load, top):
@@ -129,7 +129,7 @@ def guest_counts(c, hash: str | None = None, loads=LOADS, probes: int = GUEST_PR
 
 def guest_main(hash: str | None = None) -> dict:
     """In the guest (module loaded, insncount boot): guest_counts at every load."""
-    from nf.bench.guest import Counter
+    from nf.bench.counter import Counter
     c = Counter()
     try:
         return guest_counts(c, hash)[0]

@@ -118,7 +118,7 @@ def _module_param(name: str, value) -> str | None:
 
 
 def guest_profile(c, depths=PROFILE_DEPTHS, phase_d: int = 8, top: int = 14) -> dict:
-    """Inside a measuring guest (nf.bench.guest.Counter c): per depth, pure eBPF, eNetSTL as
+    """Inside a measuring guest (nf.bench.counter.Counter c): per depth, pure eBPF, eNetSTL as
     configured, eNetSTL forced scalar (force_scalar=1) and forced AVX2 (cm_simd_min_d=1);
     function profiles at d=2 and d=phase_d; the phase builds at d=phase_d; IPv6 at 8 and 16."""
     from nf.bpf import BpfObject
@@ -189,7 +189,7 @@ def main(argv: list[str]) -> int:
     import sys
     from pathlib import Path
     if argv[:1] == ["--guest"]:
-        from nf.bench.guest import Counter
+        from nf.bench.counter import Counter
         c = Counter()
         try:
             Path(argv[1]).write_text(json.dumps(guest_profile(c), indent=1))

@@ -489,6 +489,8 @@ class FlowTableKind(Kind):
     exit_stats = "ft_stats"
     extra_pins = {v.value: {p: "ctl"} for v, p in CTL.items()}   # mutations from any process
     verbs = {"flows": flow_rows}
+    gauges = {"entries": ("xdpnf_flow_table_entries", "flows in the table"),
+              "slots": ("xdpnf_flow_table_slots", "capacity of the table (flows)")}
 
     def interface_fields(self, cfg):
         return (super().interface_fields(cfg)

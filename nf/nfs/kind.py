@@ -43,6 +43,8 @@ class Kind:
     extra_pins: dict[str, dict[str, str]] = {}
     # the exit point's per-verdict counters (stats.h NF_STATS_MAP): `nf stats`, the metrics
     exit_stats: str = ""
+    # stats() values that also go down: counter -> (Prometheus gauge name, help)
+    gauges: dict[str, tuple[str, str]] = {}
     # verb -> fn(controller, **kw) -> rows, offered by `nf <verb>`
     verbs: dict[str, Callable[..., list[dict]]] = {}
     # "enetstl" without the module: a config error (True), or loaded anyway (the object falls back)

@@ -754,6 +754,15 @@ class SketchKind(Kind):
     programs = {"pure": PROG, "enetstl": PROG}
     exit_stats = STATS_MAP
     verbs = {"topk": topk_rows}
+    # the current epoch's values (reset by each flip)
+    gauges = {"epoch": ("xdpnf_sketch_epoch", "number of the sketch's current epoch"),
+              "bank": ("xdpnf_sketch_active_bank", "bank (0/1) the datapath counts into now"),
+              "packets": ("xdpnf_sketch_epoch_packets", "frames counted in the current epoch"),
+              "sampled": ("xdpnf_sketch_epoch_sampled", "frames sampled in the current epoch"),
+              "total": ("xdpnf_sketch_epoch_sum", "count-min increments (packets or bytes) in "
+                                                  "the current epoch"),
+              "candidates": ("xdpnf_sketch_epoch_candidates", "heavy-hitter candidates of the "
+                                                             "current epoch")}
 
     def interface_fields(self, cfg):
         return super().interface_fields(cfg) + ([("redirect_to", cfg.redirect_to)]
@@ -798,6 +807,61 @@ class SketchKind(Kind):
 
     def stats(self, sk) -> dict[str, dict[str, int]]:
         return sk.counters()
+
+    # ---- after `nf up`: the agent flips the epochs; show and the metrics read the epoch log ----
+    tick_what = "flip"
+
+    @staticmethod
+    def _log(rec) -> dict:
+        from nf.deploy import read_doc
+        try:
+            return read_doc(rec.pin_dir / EPOCH_PIN) or {}
+        except Exception:  # noqa: BLE001 - show and the metrics must not fail on one bad log
+            return {}
+
+    def due(self, rec, cfg) -> float:
+        """When `nf agent` flips this sketch next (unix time)."""
+        from nf.deploy import read_doc
+        return ((read_doc(rec.pin_dir / EPOCH_PIN) or {}).get("epoch_started") or rec.created) \
+            + cfg.epoch_s
+
+    def tick(self, sk) -> str:
+        r = sk.flip(keep_snapshot=False)
+        top = ", ".join(f"{f} {e}" for f, e in sk._flows(r.top[:3]))
+        return (f"epoch {r.epoch} closed: {r.packets} packets" + (f", top {top}" if top else "")
+                + (" (recovered)" if r.recovered else ""))
+
+    def show(self, rec) -> dict:
+        """`nf show --json`: the epoch log's state and the agent's pid."""
+        from nf.agent import running
+        log = self._log(rec)
+        return {"epochs": {"epoch_started": log.get("epoch_started"), "closed": log.get("closed", 0),
+                           "closed_packets": log.get("closed_packets", 0), "agent": running()}}
+
+    def show_line(self, rec) -> str:
+        log = self._log(rec)
+        st = log.get("epoch_started")
+        age = f"{time.time() - st:.0f} s ago" if st else "?"
+        return (f"{rec.name}: epoch started {age}, every {rec.config.get('epoch_s')} s; "
+                f"{log.get('closed', 0)} closed ({log.get('closed_packets', 0)} packets)")
+
+    def metrics(self, rec, exp) -> None:
+        """From the epoch log: closed epochs and the frames counted over all epochs (closed +
+        current: a real counter, unlike the per-epoch gauges), when the epoch began."""
+        from nf.deploy import read_doc
+        log = read_doc(rec.pin_dir / EPOCH_PIN)
+        if log is None:
+            return
+        lab = {"instance": rec.name}
+        cur = exp.fams.get("xdpnf_sketch_epoch_packets")
+        now = sum(v for la, v in (cur.samples if cur else []) if la["instance"] == rec.name)
+        exp.add("xdpnf_sketch_packets_total", "counter", "frames counted by the sketch over every "
+                "epoch (closed epochs of the log + the current one)", lab, log["closed_packets"] + now)
+        exp.add("xdpnf_sketch_epochs_closed_total", "counter", "epochs closed (bank flips)", lab,
+                log["closed"])
+        if log.get("epoch_started"):
+            exp.add("xdpnf_sketch_epoch_started_timestamp_seconds", "gauge", "when the current "
+                    "epoch began (unix time)", lab, round(log["epoch_started"], 3))
 
 
 KIND = SketchKind()

@@ -301,6 +301,12 @@ def check_paths(kind: str, variant: str, lab, tmp_path):
 NFS = ("l2_switch", "sketch", "flow_table", "router", "filter")
 
 
+def test_every_nf_has_its_case():
+    """A new NF module (nf/nfs/) is in this test from the start, or this fails."""
+    from nf.nfs import names
+    assert sorted(NFS) == sorted(CASES) == names()
+
+
 @pytest.mark.netns
 @pytest.mark.parametrize("kind", NFS)
 def test_every_path_ends_in_the_program_of_a_fresh_up_pure(kind, make_lab, tmp_path):
