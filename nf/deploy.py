@@ -55,7 +55,7 @@ def digest(config: dict) -> str:
 @dataclass
 class Record:
     name: str                       # instance name (pins under /sys/fs/bpf/xdp-nf/<name>)
-    kind: str                       # registry kind: l2_switch, router, sketch, flow_table
+    kind: str                       # nf.engine kind: an NF module of nf/nfs/, or "chain"
     source: str                     # absolute path of the config file ("" when built in code)
     config: dict                    # the validated config, JSON-ready (what `apply` diffs against)
     netns: str | None = None

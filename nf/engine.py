@@ -26,7 +26,7 @@ from pathlib import Path
 from nf import deploy
 from nf.bpf import BpfObject, Link, Map, Program, XdpMode
 from nf.bpf import pin as _pin
-from nf.chain import CHAIN_MAP, SLOTS, Chain, ChainConfig, PinnedChain, chain_stats
+from nf.chain import CHAIN_MAP, Chain, ChainConfig, PinnedChain, chain_stats
 from nf.config import Channel, ConfigError, channel_of, diff, load as _load, validate as _validate
 from nf.net import netns as _netns
 from nf.nfs import names as _nf_names
@@ -188,14 +188,15 @@ def xdp_mode(cfg) -> XdpMode:
 def attach(prog, cfg, links_dir: Path | None = None) -> list:
     """Attach ``prog`` to every interface of ``cfg`` in its netns (links pinned in
     ``links_dir``/<interface> when given). Returns the links (the caller closes them)."""
-    from nf.net.iface import resolve
+    names = cfg.interface_names()
+    ifx = check_system(cfg, [(f"interfaces[{i}]", n) for i, n in enumerate(names)])
     links = []
     if links_dir is not None:
         links_dir.mkdir(parents=True, exist_ok=True)
     try:
         with _netns.enter(cfg.netns):
-            for n in cfg.interface_names():
-                links.append(prog.attach_xdp(resolve(n).ifindex, xdp_mode(cfg),
+            for n in names:
+                links.append(prog.attach_xdp(ifx[n], xdp_mode(cfg),
                                              pin=links_dir / n if links_dir else None))
     except BaseException:
         for link in links:
@@ -299,7 +300,8 @@ def up(f: Path | None, kind, cfg, name: str, say=print) -> str:
                                            if rec.stale else "a record whose pins are gone"))
             teardown(rec)
             rec = None
-        elif rec.digest == new.digest and rec.kind == kind.name and rec.status == "up" and rec.pin_dir.exists():
+        elif (rec.digest == new.digest and rec.kind == kind.name and rec.status == "up"
+              and rec.pin_dir.exists()):
             return "unchanged"
         elif rec.status != "up":
             raise Conflict(f"{name} is being changed by pid {rec.pid}")
@@ -360,7 +362,8 @@ class Change:
 
     def line(self) -> str:
         who = f"{self.member}." if self.member else ""
-        return f"{who}{self.path}: {json.dumps(self.old)} -> {json.dumps(self.new)}  [{self.channel.value}]"
+        return (f"{who}{self.path}: {json.dumps(self.old)} -> {json.dumps(self.new)}  "
+                f"[{self.channel.value}]")
 
 
 def changes(kind, old, new, member: str = "") -> list[Change]:
@@ -411,7 +414,8 @@ def plan(rec, kind, cfg, reload: bool = False) -> Plan:
            p.lines)
     p.runtime = any(c.channel == Channel.runtime for c in ch)
     sha = object_sha(kind.object(rec.variant))
-    p.program = reload or any(c.channel == Channel.program for c in ch) or sha != rec.extra.get("object_sha")
+    p.program = (reload or any(c.channel == Channel.program for c in ch)
+                 or sha != rec.extra.get("object_sha"))
     return p
 
 
@@ -455,7 +459,7 @@ def _member_record(chain_rec_name: str, source: str, cfg: ChainConfig, kind, mcf
                    variant: str) -> deploy.Record:
     r = deploy.read(mcfg.name) or record(None, kind, mcfg, mcfg.name)
     r.source, r.kind, r.config = source, kind.name, mcfg.model_dump(mode="json")
-    r.netns, r.mode, r.interfaces = cfg.netns, r.mode, list(cfg.interfaces)
+    r.netns, r.interfaces = cfg.netns, list(cfg.interfaces)
     r.chain = {"name": chain_rec_name, "position": position}
     r.variant, r.status = variant, "up"
     return r
@@ -467,7 +471,12 @@ def start_chain(cfg: ChainConfig, f: Path | None = None) -> dict:
     ms = cfg.members()
     d = _pin.instance_dir(cfg.chain)
     if any(d.iterdir()):
-        raise ConfigError(cfg.chain, [("chain", f"pins already exist in {d}; `nf down {cfg.chain}` first")])
+        raise ConfigError(cfg.chain, [("chain", f"pins already exist in {d}; "
+                                                f"`nf down {cfg.chain}` first")])
+    for pos, (k, m) in enumerate(ms, 1):     # another deployment's pins are never touched
+        if any(_pin.instance_dir(m.name).iterdir()):
+            raise ConfigError(cfg.chain, [(f"nfs[{pos - 1}].config.name", f"pins of {m.name} "
+                                           "already exist; `nf down` it first")])
     chain = Chain()
     made, progs = [], []
     try:
@@ -476,9 +485,6 @@ def start_chain(cfg: ChainConfig, f: Path | None = None) -> dict:
         for pos, (k, m) in enumerate(ms, 1):
             mr = k.resolved(m)
             made.append((k, m, mr.variant.value, pos))
-            if any(_pin.instance_dir(m.name).iterdir()):
-                raise ConfigError(cfg.chain, [(f"nfs[{pos - 1}].config.name", f"pins of {m.name} "
-                                               "already exist; `nf down` it first")])
             progs.append(start(k, mr, _pin.ROOT / m.name, chain=chain, position=pos)[0])
         chain.install(progs)
         for link in attach(chain.prog, cfg, d / "links"):
@@ -584,7 +590,8 @@ def _apply_chain(rec, new: ChainConfig, p: Plan, progress=None) -> list[str]:
                 prog = obj.program(mp.kind.program(cfg.variant))
                 if p.reorder:
                     log.append(f"{mp.name}: position {mp.old_position} -> {mp.position}"
-                               if mp.old_position != mp.position else f"{mp.name}: stays at {mp.position}")
+                               if mp.old_position != mp.position
+                               else f"{mp.name}: stays at {mp.position}")
             held.append((mp, prog, obj, cfg))
             step += 1
         for mp in p.members:               # kept members' maps: seen by the old and new programs
@@ -640,7 +647,6 @@ def verb(kind, rec, name: str, **kw) -> list[dict]:
         return kind.verbs[name](h, **kw)
 
 
-__all__ = ["CHAIN", "Change", "Conflict", "Kind", "Plan", "Undeployable", "apply", "attach",
-           "detect", "get", "kinds", "load", "opened", "pin_programs", "plan", "record",
-           "start", "start_chain", "stats", "swap_links", "swap_program", "teardown", "up", "verb",
-           "SLOTS"]
+__all__ = ["CHAIN", "Change", "Conflict", "Plan", "Undeployable", "apply", "attach", "detect",
+           "get", "kinds", "load", "opened", "pin_programs", "plan", "record", "start",
+           "start_chain", "stats", "swap_links", "swap_program", "teardown", "up", "verb"]

@@ -28,7 +28,7 @@ from nf.models.flow_table import (
     n_buckets_for, placement,
 )
 from nf.net import netns
-from nf.nfs.kind import Kind, check_system, ifindex_or_0, module_present
+from nf.nfs.kind import Kind, check_system, ifindex_or_0, module_present, one_object
 
 u32 = ctypes.c_uint32
 PROG = {Variant.pure: "xdp_ft_pure", Variant.enetstl: "xdp_ft_enetstl"}
@@ -482,9 +482,7 @@ class FlowTableKind(Kind):
     summary = "cuckoo flow table (5-tuple rules, per-flow counters)"
     config = FlowTableConfig
     # one object for both variants: each has its own datapath and control program
-    objects = {("pure", False): OBJECT, ("enetstl", False): OBJECT,
-               ("pure", True): "flow_table/flow_table_chain",
-               ("enetstl", True): "flow_table/flow_table_chain"}
+    objects = one_object(OBJECT, "flow_table/flow_table_chain")
     programs = {v.value: p for v, p in PROG.items()}
     exit_stats = "ft_stats"
     extra_pins = {v.value: {p: "ctl"} for v, p in CTL.items()}   # mutations from any process

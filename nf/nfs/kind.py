@@ -24,6 +24,15 @@ from typing import Callable
 from nf.config import ConfigError, NFConfig, Variant, load as _load, validate as _validate
 
 
+VARIANTS = ("pure", "enetstl")
+
+
+def one_object(obj: str, chained: str) -> dict[tuple[str, bool], str]:
+    """``objects`` of an NF whose one object serves both variants (the variant is rodata or a
+    program of its own), with its chainable build."""
+    return {(v, c): chained if c else obj for v in VARIANTS for c in (False, True)}
+
+
 def module_present() -> bool:
     """The enetstl module is loaded (its kfuncs resolve at load)."""
     from nf import kmod
@@ -138,15 +147,19 @@ class Kind:
 
 def check_system(cfg, ifaces: list[tuple[str, str]]) -> dict[str, int]:
     """netns exists and every (field path, interface) resolves in it: ConfigError naming the
-    fields. Returns name -> ifindex."""
-    from nf.net.iface import InterfaceError, resolve
+    fields. Returns name -> ifindex (one netlink dump of the netns)."""
+    from nf.net.iface import InterfaceError, list_interfaces, resolve
     from nf.net.netns import exists
     if cfg.netns is not None and not exists(cfg.netns):
         raise ConfigError(cfg.name, [("netns", f"no network namespace {cfg.netns!r}")])
+    have = {i.name: i.ifindex for i in list_interfaces(cfg.netns)} if ifaces else {}
     found, errors = {}, []
     for where, n in ifaces:
+        if n in have:
+            found[n] = have[n]
+            continue
         try:
-            found[n] = resolve(n, cfg.netns).ifindex
+            found[n] = resolve(n, cfg.netns).ifindex      # its error names what is there
         except InterfaceError as e:
             errors.append((where, f"unknown interface: {e}"))
     if errors:

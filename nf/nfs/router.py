@@ -29,7 +29,7 @@ from nf.bpf import BpfObject, XdpMode
 from nf.bpf import libbpf as L
 from nf.config.router import RouterConfig, check, load_router_config, port_of_gateway
 from nf.net import netns
-from nf.nfs.kind import Kind, module_present
+from nf.nfs.kind import VARIANTS, Kind, module_present, one_object
 from nf.routes import (CHUNK, ENTRY_CHUNK, V4_TBL24, V6_ROOT, RouteError, RouteSet, build_v4,
                        build_v6, check_v4, parse_prefix, parse_route_lines, read_route_file)
 
@@ -1042,12 +1042,10 @@ class RouterKind(Kind):
     name = "router"
     summary = "LPM router (IPv4+IPv6, ECMP, ICMP errors in XDP)"
     config = RouterConfig
-    # one object for both variants: the variant is one rodata flag (RT_F_PURE)
-    objects = {("pure", False): OBJECT, ("enetstl", False): OBJECT,
-               ("pure", True): OBJECT_CHAIN, ("enetstl", True): OBJECT_CHAIN}
-    programs = {"pure": PROGRAM, "enetstl": PROGRAM}
+    objects = one_object(OBJECT, OBJECT_CHAIN)    # the variant is one rodata flag (RT_F_PURE)
+    programs = dict.fromkeys(VARIANTS, PROGRAM)
     exit_stats = "rt_stats"
-    extra_pins = {v: {"xdp_lookup_batch": "lookup"} for v in ("pure", "enetstl")}
+    extra_pins = dict.fromkeys(VARIANTS, {"xdp_lookup_batch": "lookup"})
     verbs = {"routes": routes_rows, "neigh": neigh_rows}
     interfaces_in_chain = True           # ports carry addresses: in a chain, exactly the chain's
 

@@ -33,7 +33,8 @@ from nf.config.sketch import Action, Counters, CountWhat, KeyKind, SketchConfig,
 from nf.datapath import StatsSummary
 from nf.models.sketch import flow_key, log2_table, neglog2_q32
 from nf.net import netns
-from nf.nfs.kind import Kind, ifindex_or_0, module_present as _module_present
+from nf.nfs.kind import (VARIANTS, Kind, ifindex_or_0, module_present as _module_present,
+                         one_object)
 
 OBJECT = "sketch/sketch"
 OBJECT_CHAIN = "sketch/sketch_chain"
@@ -748,10 +749,8 @@ class SketchKind(Kind):
     name = "sketch"
     summary = "heavy-hitter count-min sketch (top-k, epochs, NitroSketch)"
     config = SketchConfig
-    # one object for both variants: the variant is rodata (sk_cfg.variant)
-    objects = {("pure", False): OBJECT, ("enetstl", False): OBJECT,
-               ("pure", True): OBJECT_CHAIN, ("enetstl", True): OBJECT_CHAIN}
-    programs = {"pure": PROG, "enetstl": PROG}
+    objects = one_object(OBJECT, OBJECT_CHAIN)    # the variant is rodata (sk_cfg.variant)
+    programs = dict.fromkeys(VARIANTS, PROG)
     exit_stats = STATS_MAP
     verbs = {"topk": topk_rows}
     # the current epoch's values (reset by each flip)

@@ -177,9 +177,11 @@ def _in_slot(chain: str, position: int) -> int:
 # ---- nf, in-process ---------------------------------------------------------------------------
 class Nf:
     def __init__(self, tmp_path, tag):
+        from typer.main import get_command
         from typer.testing import CliRunner
         from nf.cli import app
         self.app, self.runner, self.tmp, self.tag, self.made = app, CliRunner(), tmp_path, tag, []
+        self.cmd = get_command(app)        # built once: typer rebuilds it on every invoke
 
     def file(self, kind: str, data: dict) -> str:
         f = self.tmp / f"{kind}-{len(list(self.tmp.iterdir()))}.yaml"
@@ -187,7 +189,9 @@ class Nf:
         return str(f)
 
     def __call__(self, *args) -> str:
-        r = self.runner.invoke(self.app, ["--quiet", *args])
+        from unittest import mock
+        with mock.patch("typer.testing._get_command", lambda app: self.cmd):
+            r = self.runner.invoke(self.app, ["--quiet", *args])
         assert r.exit_code == 0, f"nf {' '.join(args)}: rc {r.exit_code}\n{r.output}"
         return r.output
 
