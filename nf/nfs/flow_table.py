@@ -135,10 +135,6 @@ class FlowTable:
         """Every interface the config names (attach, default port, rule ports) -> ifindex."""
         return check_system(self.cfg, KIND.interface_fields(self.cfg))
 
-    def _open_object(self):
-        """The object load() configures (None: the kind's own)."""
-        return None
-
     def _adopt(self, obj, variant) -> "FlowTable":
         self.obj, self.variant = obj, Variant(variant)
         self.prog = obj.program(PROG[self.variant])
@@ -157,8 +153,7 @@ class FlowTable:
         if needs_ports and not self.ifindexes:
             self.ifindexes = self._resolve_ports()
         variant = self.resolve_variant()
-        return self._adopt(engine.load(KIND, KIND.resolved(self.cfg, variant.value),
-                                       obj=self._open_object()), variant)
+        return self._adopt(engine.load(KIND, KIND.resolved(self.cfg, variant.value)), variant)
 
     def install_rules(self) -> None:
         for i, r in enumerate(self.cfg.rules):

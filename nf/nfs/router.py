@@ -184,8 +184,6 @@ def _if_mac(name: str) -> bytes:
         raise RouteError(f"interface {name!r}: cannot read its MAC (set interfaces[].mac)") from None
 
 
-# pins of a deployed router (besides every non-internal map, pinned under its own name)
-PROG_PINS = {PROGRAM: "prog", "xdp_lookup_batch": "lookup"}
 OBJECT_CHAIN = "router/router_chain"
 STATE_PIN = "ctl_state"          # the controller's own state: groups and routes (see save_state)
 _STATE_CHUNK = 1 << 16
@@ -207,7 +205,7 @@ class _PinnedObject:
     def program(self, name: str):
         from nf.bpf import Program
         if name not in self._progs:
-            self._progs[name] = Program.from_pin(self.d / PROG_PINS[name])
+            self._progs[name] = Program.from_pin(self.d / KIND.pins("pure")[name])
         return self._progs[name]
 
     def close(self) -> None:
@@ -373,14 +371,10 @@ class Router:
         return res
 
     # ---- load ---------------------------------------------------------------------------------
-    def _open_object(self) -> BpfObject | None:
-        """The object load() configures (None: the kind's own)."""
-        return None
-
     def load(self) -> "Router":
         """Loaded by the engine (nothing pinned, no attach) and filled from the config."""
         from nf import engine
-        self.obj = engine.load(KIND, KIND.resolved(self.cfg), obj=self._open_object())
+        self.obj = engine.load(KIND, KIND.resolved(self.cfg))
         try:
             self.fill()
         except BaseException:

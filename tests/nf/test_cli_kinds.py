@@ -1,4 +1,4 @@
-"""nf/cli.py + nf/nfs/registry.py for the sketch, flow table and router kinds, through real
+"""nf/cli.py + nf/engine.py for the sketch, flow table and router kinds, through real
 `nf` processes (tier 2, netns): up in one process; show / stats / the kind's verb in later ones;
 down in another; a `nf up` killed after the controller attached leaves pins and links that the
 next `nf down` removes."""
