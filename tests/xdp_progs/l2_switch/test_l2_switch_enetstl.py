@@ -284,7 +284,7 @@ WHEEL_SETUP = textwrap.dedent("""
     ports = [PortPlan("p1", 11, 0, ACCESS, 10, frozenset(), True),
              PortPlan("p2", 12, 1, ACCESS, 10, frozenset(), True)]
     obj = BpfObject.open(built(OBJECT_ENETSTL))
-    configure(obj, Variant.enetstl, 64)
+    size_object(obj, Variant.enetstl, 64)
     obj.pin_maps(pin)
     obj.load()
     m = make_maps(obj, Variant.enetstl, {11: "p1", 12: "p2"})
