@@ -1,4 +1,7 @@
-"""Both CPUs sending at once into an NF on a lab (the 2-CPU exactness tests of every NF).
+"""Both CPUs sending at once into an NF on a lab (the 2-CPU exactness tests of every NF), and
+the caller kept on one CPU (per-CPU state sees all of its test_run frames).
+
+    with one_cpu(): ...                        # the lowest CPU this process may run on
 
     cpus = two_cpus()                          # skips (or fails under CI=true) without two CPUs
     res = send_from_both(lab, [frames_cpu0, frames_cpu1], rounds=20)
@@ -8,7 +11,20 @@ The generator is the first this kernel permits (traffic/labgen.py); the lab need
 so each CPU feeds its own queue and NAPI (the NF then really runs on both CPUs at once)."""
 from __future__ import annotations
 
+import contextlib
 import os
+
+
+@contextlib.contextmanager
+def one_cpu():
+    """The caller on one CPU: per-CPU maps (a sketch's banks and top tables, a switch's learn
+    memo) see every frame it runs."""
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(saved)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
 
 
 def two_cpus() -> tuple[int, int]:

@@ -13,7 +13,6 @@ NitroSketch must sample through a live module random pool after every path.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 
 import pytest
@@ -122,7 +121,8 @@ def _view(prog_id: int, frames, lab, ingress: dict[str, int]) -> dict:
     """Rodata bytes, maps (name, type, key/value size, entries, flags) and, per frame, the
     verdict and output bytes of the program with that id (frames run on its live maps, always
     on the same CPU: per-CPU state such as a sketch's per-CPU bank decides verdicts)."""
-    with Program.from_id(prog_id) as prog, _one_cpu():
+    from nf.testing.twocpu import one_cpu
+    with Program.from_id(prog_id) as prog, one_cpu():
         maps, rodata = [], b""
         for mid in prog.map_ids():
             with Map.from_id(mid) as m:
@@ -133,16 +133,6 @@ def _view(prog_id: int, frames, lab, ingress: dict[str, int]) -> dict:
             runs = [(r.retval, bytes(r.data_out)) for f, port in frames
                     for r in [prog.test_run(f, ingress_ifindex=ingress[port])]]
         return {"program": prog.name, "rodata": rodata, "maps": sorted(maps), "runs": runs}
-
-
-@contextlib.contextmanager
-def _one_cpu():
-    was = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(was)})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, was)
 
 
 def _bss_word(prog_id: int) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 
 from nf.config import ConfigError, validate
 from nf.config.sketch import SketchConfig
+from nf.testing.twocpu import one_cpu as pinned_cpu
 from nf.datapath import Reason, XdpAction
 from nf.models.sketch import CountMin, flow_key, within_bound_fraction
 from nf.nfs.sketch import (REASON_CAND_FULL, REASON_HEAVY, REASON_NO_KEY, REASON_SAMPLED_OUT,
@@ -25,20 +25,10 @@ from nf.bench.sketch import DMAC, SMAC, raw_frame  # one frame builder for tests
 from traffic.flows import Flow, uniform, zipf, zipf_probabilities
 from traffic.packets import from_flow
 
+
 def cfg(**kw) -> SketchConfig:
     kw.setdefault("variant", "pure")
     return validate(kw, SketchConfig)
-
-
-@contextmanager
-def pinned_cpu():
-    """The caller on one CPU: per-CPU banks and top tables see all of its packets."""
-    saved = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(saved)})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, saved)
 
 
 def send_seq(prog, frames, seq) -> list[int]:
