@@ -1,18 +1,20 @@
 """`nf agent`: the long-running controller of every deployed NF that needs one after `nf up`
-has exited. Today that is the sketch's epochs: each deployed sketch (standalone or a chain
-member) gets its banks flipped every ``epoch_s`` seconds of its config.
+has exited: every deployment (standalone or a chain member) whose KIND has ``due`` and ``tick``.
+Today: the sketch's epochs (banks flipped every ``epoch_s`` of its config) and the router's
+neighbours (every second the next hops the datapath missed are handed to the kernel to resolve,
+and the kernel's usable entries mirrored into the router's table).
 
     agent = Agent(say=print)
-    agent.tick()                 # flip every sketch whose epoch is due; seconds until the next
+    agent.tick()                 # run every deployment's due work; seconds until the next
     agent.run(stop_event)        # until stop_event is set (SIGTERM/SIGINT in the CLI)
 
 What it guarantees:
 - One agent per host: a flock on /run/xdp-nf-agent.lock (NF_AGENT_LOCK), its pid in the file.
   A second `nf agent` exits with the conflict code instead of flipping twice as often.
-- Each flip runs under the deployment lock (deploy.locked), like `nf topk --flip`, `nf apply`
-  and `nf down`: flips of several processes never interleave and a sketch is never flipped while
-  it is being torn down or changed. While another process holds that lock (a long `nf up`), a
-  due flip waits and is retried every 0.2 s; its epoch is recorded with its real length.
+- Each tick runs under the deployment lock (deploy.locked), like `nf topk --flip`, `nf apply`
+  and `nf down`: flips of several processes never interleave and a deployment is never ticked
+  while it is being torn down or changed. While another process holds that lock (a long
+  `nf up`), due work waits and is retried every 0.2 s; an epoch is recorded with its real length.
 - The epoch history lives in the sketch's own pins (``<pin dir>/epochs``, Sketch.epoch_log), not
   in the agent: `nf topk --history`, `nf show` and the metrics of any later process read it, a
   restarted agent carries on from ``epoch_started`` (an epoch that spanned the agent's downtime
@@ -62,7 +64,7 @@ class Agent:
     def __init__(self, say=print, lock_timeout: float = 2.0):
         self.say = say
         self.lock_timeout = lock_timeout
-        self.flips = 0
+        self.ticks = 0             # ticks that did something (a flip, neighbours synced)
         self._fd: int | None = None
 
     # ---- the one-agent lock ------------------------------------------------------------------
@@ -87,7 +89,7 @@ class Agent:
     @staticmethod
     def deployments() -> list:
         """(kind, record, config) of every deployment that is up whose NF needs the agent (its
-        KIND has ``due`` and ``tick``: today the sketches, chain members included)."""
+        KIND has ``due`` and ``tick``: sketches and routers, chain members included)."""
         from nf import deploy, engine
         out = []
         for r in deploy.records():
@@ -96,11 +98,9 @@ class Agent:
                 out.append((k, r, k.validate(r.config, r.name)))
         return out
 
-    sketches = deployments        # the only ones today
-
     def tick(self, now: float | None = None) -> float:
-        """Run every deployment's due work (a sketch's flip); returns the seconds until the next
-        one is due."""
+        """Run every deployment's due work (a sketch's flip, a router's neighbour sync); returns
+        the seconds until the next one is due."""
         from nf import deploy, engine
         from nf.deploy import StateError
         now = time.time() if now is None else now
@@ -126,8 +126,9 @@ class Agent:
             except Exception as e:  # noqa: BLE001 - one broken deployment must not stop the rest
                 self.say(f"{rec.name}: {kind.tick_what} failed: {type(e).__name__}: {e}")
                 continue
-            self.flips += 1
-            self.say(f"{rec.name}: {line}")
+            if line:
+                self.ticks += 1
+                self.say(f"{rec.name}: {line}")
         return max(0.02, wait)
 
     def run(self, stop: threading.Event, once: bool = False) -> None:

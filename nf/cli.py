@@ -139,6 +139,11 @@ def up(files: list[Path] = typer.Argument(..., help="config file(s); every one i
                     out.print(f"{name}: {'unchanged' if r == 'unchanged' else 'up'} ({k.name}, "
                               f"{', '.join(cfg.interface_names())})", markup=False)
                 say(len(plans), len(plans), "done")
+            line = _agent_line([mk for _, k, cfg, _ in plans for mk, _ in
+                                (cfg.members() if k.name == "chain" else [(k, cfg)])],
+                               missing_only=True)
+            if line:
+                err.print(line, markup=False)
         except BaseException:
             # all or nothing: what this command brought up goes down again
             for n in reversed(made):
@@ -241,19 +246,30 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
     for n in deploy.orphans():
         out.print(f"leftover pins without a record: {n} (nf down {n})", markup=False)
     out.print(_kmod_line(), markup=False)
-    agented = [r for r in recs if hasattr(kinds[r.name], "due")]   # NFs `nf agent` drives
-    if agented:
-        from nf.agent import running
-        pid = running()
-        out.print(f"nf agent: running (pid {pid}), flipping sketch epochs" if pid else
-                  "nf agent: not running - sketch epochs do not flip (`nf agent` flips them)",
-                  markup=False)
+    line = _agent_line(kinds.values())
+    if line:
+        out.print(line, markup=False)
     for r in recs:
         if hasattr(kinds[r.name], "show_line"):
             out.print(kinds[r.name].show_line(r), markup=False)
 
 
 app.command("status", help="Same as show.")(show)
+
+
+def _agent_line(kinds, missing_only: bool = False) -> str:
+    """Whether `nf agent` runs, and what it does (or what does not happen without it) for the
+    deployed kinds it drives; "" when none needs it (or, with ``missing_only``, when it runs)."""
+    ks = list({k.name: k for k in kinds if hasattr(k, "due")}.values())
+    if not ks:
+        return ""
+    from nf.agent import running
+    pid = running()
+    if pid:
+        return "" if missing_only else \
+            f"nf agent: running (pid {pid}): " + ", ".join(k.agent_does for k in ks)
+    return ("nf agent: not running - " + "; ".join(k.without_agent for k in ks)
+            + " (start `nf agent`, e.g. configs/nf-agent.service)")
 
 
 def _records(name: str | None):
@@ -452,9 +468,10 @@ def agent(listen: Optional[str] = typer.Option(None, help="also serve /metrics o
         if not once:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
-            n = len(ag.sketches())
-            err.print(f"nf agent (pid {os.getpid()}): {n} sketch(es) deployed; flipping their epochs"
-                      + (f", serving http://{listen}/metrics" if listen else ""), markup=False)
+            n = len(ag.deployments())
+            err.print(f"nf agent (pid {os.getpid()}): {n} deployment(s) to drive (sketch epochs, "
+                      "router neighbours)" + (f", serving http://{listen}/metrics" if listen else ""),
+                      markup=False)
         ag.run(stop, once=once)
     finally:
         if srv is not None:
@@ -462,7 +479,7 @@ def agent(listen: Optional[str] = typer.Option(None, help="also serve /metrics o
             srv.server_close()
         ag.release()
     if not once:
-        err.print(f"nf agent: stopped after {ag.flips} flip(s)", markup=False)
+        err.print(f"nf agent: stopped after {ag.ticks} tick(s) that did work", markup=False)
 
 
 @app.command()

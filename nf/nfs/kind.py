@@ -144,6 +144,10 @@ class Kind:
         """Counters per group (port, epoch, table) for `nf stats` and the metrics."""
         return {}
 
+    # ---- work after `nf up` (optional): a KIND with due(rec, cfg) -> unix time and
+    # tick(controller) -> line ("" when nothing to say) is driven by `nf agent` (nf/agent.py);
+    # tick_what, agent_does and without_agent name that work in its messages and `nf show`.
+
 
 def check_system(cfg, ifaces: list[tuple[str, str]]) -> dict[str, int]:
     """netns exists and every (field path, interface) resolves in it: ConfigError naming the

@@ -20,6 +20,7 @@ import ctypes
 import ipaddress
 import mmap
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ REASONS = ("no_route", "ttl", "neigh_miss", "blackhole", "local", "icmp_limited"
 F_ICMP_ERRORS, F_ECHO, F_LEARN, F_PURE, F_UNREACH_ADMIN = 1, 2, 4, 8, 16
 RT_LOCAL4_BUCKETS = 256
 NEIGH_STATIC, NEIGH_LEARNED = 1, 2
+NEIGH_POLL_S = 1.0               # `nf agent`: how often a router's neighbours are synced
 
 
 class _S(ctypes.Structure):
@@ -1097,6 +1099,38 @@ class RouterKind(Kind):
 
     def stats(self, r) -> dict[str, dict[str, int]]:
         return r.counters()
+
+    # ---- after `nf up`: the agent resolves the next hops no static neighbour names ------------
+    # XDP learns only ARP replies / NAs; the kernel sends requests only for the frames it
+    # forwards. Every NEIGH_POLL_S the agent makes the kernel resolve the datapath's misses and
+    # mirrors its usable entries (Router.poll_neighbours), in the router's netns.
+    tick_what = "neighbour sync"
+    agent_does = "resolves router next hops that are not static neighbours"
+    without_agent = "router next hops that are not static neighbours stay unresolved"
+
+    def __init__(self):
+        super().__init__()
+        # per instance, in the agent's process: last poll, misses still being resolved
+        self._polled: dict[str, float] = {}
+        self._asked: dict[str, list[str]] = {}
+
+    def due(self, rec, cfg) -> float:
+        """When `nf agent` polls this router's neighbours next (unix time)."""
+        return self._polled.get(rec.name, 0.0) + NEIGH_POLL_S
+
+    def tick(self, r) -> str:
+        """One poll: the datapath's misses handed to the kernel, its usable entries mirrored.
+        A line only when something changed (the agent polls every NEIGH_POLL_S)."""
+        name = Path(r.pin_dir).name
+        self._polled[name] = time.time()
+        with netns.enter(r.cfg.netns):
+            n = r.poll_neighbours()
+        asked = sorted(f"{a} ({r.ports[p].name})" for p, a in r.misses() if p < len(r.ports))
+        said = self._asked.get(name) == asked
+        self._asked[name] = asked
+        return ", ".join(x for x in (f"{n} neighbour(s) mirrored from the kernel" if n else "",
+                                     "" if said or not asked else "resolving " + ", ".join(asked))
+                         if x)
 
 
 def router_runtime(r, old, new) -> list[str]:

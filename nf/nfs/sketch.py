@@ -809,6 +809,8 @@ class SketchKind(Kind):
 
     # ---- after `nf up`: the agent flips the epochs; show and the metrics read the epoch log ----
     tick_what = "flip"
+    agent_does = "flips sketch epochs"
+    without_agent = "sketch epochs do not flip"
 
     @staticmethod
     def _log(rec) -> dict:

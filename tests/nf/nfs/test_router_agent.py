@@ -1,0 +1,111 @@
+"""The router's agent hooks (RouterKind.due/tick, nf/nfs/router.py) driven by nf/agent.py: a router
+deployed as `nf up` does (nf.testing: engine.up into a lab's dut netns) whose routes go via next
+hops that no static neighbour names forwards only once the agent has had the kernel resolve them
+(XDP learns only ARP replies / NAs, and the dut kernel does not forward the missed frames)."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="netns labs and BPF need root")
+
+CONFIG = """\
+name: rtagent
+interfaces:
+  - {name: rt0, mac: "02:00:00:00:0a:01", addresses: [10.0.0.1/24, "2001:db8::1/64"]}
+  - {name: rt1, mac: "02:00:00:00:0a:02", addresses: [10.0.1.1/24, "2001:db8:1::1/64"]}
+routes:
+  - {prefix: 10.9.0.0/16, via: [10.0.1.7]}
+  - {prefix: "2001:db8:9::/48", via: ["2001:db8:1::7"]}
+learn_neighbours: %s
+sizes: {v4_chunks: 4, v6_chunks: 64, trie_entries: 64, neighbours: 64}
+"""
+
+
+def _not_ours(frame: bytes) -> bool:
+    """The lab's own traffic (the kernels' ARP / ND / MLD, the agent's discard datagrams and
+    the ICMP they draw): only the test's UDP flows are looked at."""
+    p = Ether(frame)
+    return not (UDP in p and p[UDP].dport in (5000, 5001))
+
+
+HOPS = ("10.0.1.7", "2001:db8:1::7")
+
+
+def _hops(rows: list[dict]) -> list[dict]:
+    """Neighbour rows of the next hops (the hosts' other addresses, link-local ones, are learned
+    or mirrored too)."""
+    return [r for r in rows if r["address"] in HOPS]
+
+
+def _frames(lab):
+    rt0 = lab.port("rt0")
+    return [Ether(src=rt0.mac, dst=rt0.dut_mac) / IP(src=rt0.ip4, dst="10.9.3.4", ttl=9)
+            / UDP(sport=4000, dport=5000) / b"via-agent-v4",
+            Ether(src=rt0.mac, dst=rt0.dut_mac) / IPv6(src=rt0.ip6, dst="2001:db8:9::5", hlim=9)
+            / UDP(sport=4001, dport=5001) / b"via-agent-v6"]
+
+
+def _forwarded(sent, src: str, dst: str) -> bytes:
+    """``sent`` as the router forwards it: new MACs, TTL / hop limit one less, checksum redone."""
+    p = sent.copy()
+    p[Ether].src, p[Ether].dst = src, dst
+    if IP in p:
+        p[IP].ttl -= 1
+        del p[IP].chksum
+    else:
+        p[IPv6].hlim -= 1
+    return bytes(Ether(bytes(p)))
+
+
+@needs_root
+@pytest.mark.parametrize("learn", [True, False], ids=["xdp-learns", "kernel-mirrored"])
+def test_next_hops_without_static_neighbours_resolve_through_the_agent(tmp_path, learn):
+    from nf import deploy, engine
+    from nf.agent import Agent
+    from nf.testing import NfLab
+    f = tmp_path / "router.yaml"
+    f.write_text(CONFIG % ("true" if learn else "false"))
+    kind = engine.get("router")
+    with NfLab(f, ignore=_not_ours) as lab:
+        rt1 = lab.port("rt1")
+        assert (rt1.ip4, rt1.ip6) == HOPS   # the hosts are the next hops
+        rec = deploy.read(lab.name)
+        assert rec.status == "up" and rec.netns == lab.dut
+        sent = _frames(lab)
+        # before the agent: the datapath misses both next hops, nothing leaves rt1
+        lab.send("rt0", sent)
+        lab.expect_nothing("rt1", timeout=0.5)
+        with engine.opened(kind, rec) as r:
+            assert sorted(r.misses()) == [(1, a) for a in HOPS]
+        assert _hops(engine.verb(kind, rec, "neigh")) == []
+        agent, said = Agent(say=None), []
+        agent.say = said.append
+        assert [r.name for _, r, _ in agent.deployments()] == [lab.name]
+        deadline = time.monotonic() + 10
+        rows = []
+        while time.monotonic() < deadline:
+            wait = agent.tick()
+            rows = _hops(engine.verb(kind, rec, "neigh"))
+            if len(rows) == 2:
+                break
+            time.sleep(min(wait, 0.2))
+        assert rows == [{"port": "rt1", "address": a, "mac": rt1.mac, "static": False}
+                        for a in HOPS], (rows, said)
+        assert said[0].startswith(f"{lab.name}: ") and \
+            said[0].endswith("resolving 10.0.1.7 (rt1), 2001:db8:1::7 (rt1)"), said
+        # without learn_neighbours only the mirror of the kernel's entries can have made them
+        assert learn or any("neighbour(s) mirrored from the kernel" in s for s in said), said
+        lab.send("rt0", sent)
+        lab.expect("rt1", [_forwarded(p, rt1.dut_mac, rt1.mac) for p in sent])
+        lab.expect_nothing(["rt0", "rt1"])
+        time.sleep(agent.tick())                       # the next poll
+        agent.tick()
+        assert not any("resolving" in s for s in said[1:]), said
+        with engine.opened(kind, rec) as r:
+            assert r.misses() == []                    # the polls dropped the resolved ones
