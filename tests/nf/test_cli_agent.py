@@ -83,7 +83,8 @@ def test_agent_flips_deployed_sketch_epochs_and_keeps_the_history(sketch):
     from nf.engine import get
     from nf.nfs.sketch import Sketch
     lab, name, f, agent = sketch
-    run("up", f)
+    up = run("up", f)                        # up says what nobody does without an agent
+    assert "nf agent: not running - sketch epochs do not flip" in up.stderr, up.stderr
     assert "nf agent: not running - sketch epochs do not flip" in run("show").stdout
     a = agent()
     time.sleep(0.6)
@@ -92,7 +93,7 @@ def test_agent_flips_deployed_sketch_epochs_and_keeps_the_history(sketch):
         sent += burst(lab, 1000 + i, 40 + i)
         time.sleep(0.25)
     show = run("show").stdout
-    assert f"nf agent: running (pid {a.pid})" in show, show
+    assert f"nf agent: running (pid {a.pid}): flips sketch epochs" in show, show
     # one agent per host
     p = run("agent", ok=False)
     assert p.returncode == 7 and f"another nf agent (pid {a.pid})" in p.stderr, p.stderr
