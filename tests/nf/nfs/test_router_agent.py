@@ -1,7 +1,8 @@
 """The router's agent hooks (RouterKind.due/tick, nf/nfs/router.py) driven by nf/agent.py: a router
 deployed as `nf up` does (nf.testing: engine.up into a lab's dut netns) whose routes go via next
-hops that no static neighbour names forwards only once the agent has had the kernel resolve them
-(XDP learns only ARP replies / NAs, and the dut kernel does not forward the missed frames)."""
+hops that no static neighbour names, and that never spoke to the router, forwards only once the
+agent has had the kernel resolve them (XDP learns only what reaches it - ARP and ND aimed at the
+router - and the dut kernel does not forward the missed frames)."""
 from __future__ import annotations
 
 import os
@@ -43,6 +44,28 @@ def _hops(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["address"] in HOPS]
 
 
+def _forget(lab, kind, rec) -> None:
+    """The next hops as ones that never spoke to the router: the lab's hosts resolved the router
+    before the test (the router and its kernel learned them from those requests), so both forget
+    them."""
+    from pyroute2 import IPRoute
+    from nf import engine
+    from nf.net import netns
+    for a in HOPS:
+        try:
+            engine.verb(kind, rec, "neigh", op="del", address=a)
+        except KeyError:
+            pass                                       # not learned (learn_neighbours: false)
+    with netns.enter(lab.dut), IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname="rt1")[0]
+        for a in HOPS:
+            try:
+                ipr.neigh("del", dst=a, ifindex=idx)
+            except Exception:  # noqa: BLE001 - no entry for it
+                pass
+        assert not [m for m in ipr.get_neighbours(ifindex=idx) if m.get_attr("NDA_DST") in HOPS]
+
+
 def _frames(lab):
     rt0 = lab.port("rt0")
     return [Ether(src=rt0.mac, dst=rt0.dut_mac) / IP(src=rt0.ip4, dst="10.9.3.4", ttl=9)
@@ -77,6 +100,7 @@ def test_next_hops_without_static_neighbours_resolve_through_the_agent(tmp_path,
         assert (rt1.ip4, rt1.ip6) == HOPS   # the hosts are the next hops
         rec = deploy.read(lab.name)
         assert rec.status == "up" and rec.netns == lab.dut
+        _forget(lab, kind, rec)
         sent = _frames(lab)
         # before the agent: the datapath misses both next hops, nothing leaves rt1
         lab.send("rt0", sent)
