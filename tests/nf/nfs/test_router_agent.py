@@ -133,3 +133,39 @@ def test_next_hops_without_static_neighbours_resolve_through_the_agent(tmp_path,
         assert not any("resolving" in s for s in said[1:]), said
         with engine.opened(kind, rec) as r:
             assert r.misses() == []                    # the polls dropped the resolved ones
+
+
+@needs_root
+def test_a_running_nf_agent_drives_a_router_deployed_after_it(tmp_path):
+    """`nf agent` as a service runs it (started before, as for the sketches) picks up a router
+    deployed later and resolves its next hops: the frames forward within seconds."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    from nf.testing import NfLab
+    from nf import deploy, engine
+    f = tmp_path / "router.yaml"
+    f.write_text(CONFIG % "true")
+    env = {**os.environ, "NF_AGENT_LOCK": str(tmp_path / "agent.lock")}   # this test's own agent
+    agent = subprocess.Popen([str(Path(sys.executable).parent / "nf"), "agent"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with NfLab(f, ignore=_not_ours) as lab:
+            rt1 = lab.port("rt1")
+            _forget(lab, engine.get("router"), deploy.read(lab.name))
+            sent = _frames(lab)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and len(lab.received("rt1")) < 2:
+                lab.flush()
+                lab.send("rt0", sent)
+                time.sleep(0.3)
+            lab.flush()
+            lab.send("rt0", sent)
+            lab.expect("rt1", [_forwarded(p, rt1.dut_mac, rt1.mac) for p in sent])
+            name = lab.name
+    finally:
+        agent.terminate()
+        out, err = agent.communicate(timeout=20)
+    assert agent.returncode == 0, err
+    said = " ".join(x for x in out.splitlines() if x.startswith(f"{name}: ") and "resolving" in x)
+    assert "10.0.1.7 (rt1)" in said and "2001:db8:1::7 (rt1)" in said, out
