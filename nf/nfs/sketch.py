@@ -630,18 +630,42 @@ class Sketch:
             ep, pk, tot, sm = h.epoch, pk + h.packets, tot + h.total, sm + h.sampled
         return ep, pk, tot, sm
 
-    def _recover_idle(self) -> EpochRecord | None:
-        """A flip cut short (its process killed after the swap, before the old bank was cleared)
-        leaves a closed epoch in the idle bank; installing that bank again would add its counts
-        to the next epoch. So before every flip: a dirty idle bank is recorded (unless the log
-        already has its epoch: the kill came after the record) and cleared."""
-        idle = 1 - self.active
+    def _last_recorded(self) -> int | None:
+        """The number of the last epoch recorded (the pinned log's, else this process's history)."""
+        if self.pin_dir is not None:
+            return self.epoch_log()["last_epoch"]
+        return self.history[-1].epoch if self.history else None
+
+    def _idle_clean(self, idle: int, nxt: int) -> bool:
+        """The idle bank is what a completed flip leaves: numbered ``nxt``, no counts, and no top
+        table, heavy bits or candidates of its own (the datapath reads those: a stale top table
+        keeps its flows, a stale candidate count takes their slots)."""
         ep, pk, tot, sm = self._bank_sums(idle)
-        if not (pk or tot or sm):
+        if ep != nxt or pk or tot or sm:
+            return False
+        k = idle.to_bytes(4, "little")
+        if any(self._maps[n].lookup(k).strip(b"\0") for n in ("sk_top", "sk_heavy")):
+            return False
+        return not any(c.bank == idle for c in self._maps["sk_cand"].typed(CandKey, Cand).keys())
+
+    def _recover_idle(self) -> EpochRecord | None:
+        """A flip cut short (its process killed anywhere after the swap, before the clear of the
+        old bank ended) leaves in the idle bank the epoch it closed, recorded or not, with or
+        without packets; installing that bank again would reuse its number and counts. So before
+        every flip (and the flip's own steps are ordered for it: swap, record, clear) an idle bank
+        that is not clean is repaired: if it holds the epoch before the active one and the log
+        does not have it yet, that epoch is recorded (recovered: ``ended`` is now, the swap's time
+        is lost); then its candidates go and it is cleared for the next epoch. Its header's
+        number decides, not its counts: an idle epoch is an epoch too."""
+        act = self.active
+        idle, cur = 1 - act, self._bank_sums(act)[0]
+        nxt = (cur + 1) & 0xFFFFFFFF
+        if self._idle_clean(idle, nxt):
             return None
         rec = None
-        log = self.epoch_log() if self.pin_dir is not None else None
-        if log is None or log["last_epoch"] != ep:
+        ep = self._bank_sums(idle)[0]
+        if ep == (cur - 1) & 0xFFFFFFFF and self._last_recorded() != ep:
+            log = self.epoch_log() if self.pin_dir is not None else None
             snap = self.snapshot(idle)
             rec = EpochRecord(epoch=ep, bank=idle, started=log["epoch_started"] if log else 0.0,
                               ended=time.time(), total=snap.total, packets=snap.packets,
@@ -652,7 +676,7 @@ class Sketch:
             elif self.history.maxlen != 0:
                 self.history.append(rec)
         self._drop_candidates(idle)
-        self._clear(idle, epoch=self._bank_sums(1 - idle)[0] + 1)
+        self._clear(idle, epoch=nxt)
         return rec
 
     def flip(self, keep_snapshot: bool = True) -> EpochRecord:
@@ -686,22 +710,21 @@ class Sketch:
 
     def reset(self) -> None:
         """Zero both banks and the candidate table, forget history; epoch numbering restarts.
-        The active bank is swapped out first so no in-flight update lands in a cleared bank."""
+        The active bank is swapped out first so no in-flight update lands in a cleared bank.
+        The pinned log is emptied first: cut short anywhere after that, the log starts over and
+        the next flip (its _recover_idle) records whatever epoch the banks hold, with no gap."""
         self._need()
         with self._lock:
-            act = self.active
-            self._maps["sk_active"].update(bytes(4), self.banks[1 - act])
-            self._clear(act, epoch=0)
-            self._maps["sk_active"].update(bytes(4), self.banks[act])
-            self._clear(1 - act, epoch=1)
-            cand = self._maps["sk_cand"]
-            for k in list(cand.raw_keys()):
-                cand.delete(k)
             self.epoch = 0
             self.epoch_started = time.time()
             self.history.clear()
             if self.pin_dir is not None:
                 self._write_log(self._empty_log())
+            act = self.active
+            for i, ep in ((act, 0), (1 - act, 1)):      # each bank out of use while cleared
+                self._maps["sk_active"].update(bytes(4), self.banks[1 - i])
+                self._drop_candidates(i)
+                self._clear(i, epoch=ep)
 
     def start_epochs(self) -> None:
         """Flip every cfg.epoch_s seconds in a background thread (stop_epochs / down stop it)."""

@@ -199,3 +199,90 @@ def test_example_config_brings_up_in_test_run_mode():
         assert sk.point(f) == 2000
         # fraction 0.01 of a 2000-packet epoch, min_total 1000: the only flow is heavy
         assert sk.heavy_hitters() == [(flow_key("five_tuple", f), 2000)]
+
+
+def _idle_is_clean(sk) -> list[str]:
+    """What a completed flip must leave in the idle bank, read from the maps: what is not."""
+    from nf.nfs.sketch import CandKey, Cand
+    act = sk.active
+    idle, cur = 1 - act, sk.counters()["epoch"]["epoch"]
+    snap = sk.snapshot(idle)
+    bad = [] if snap.epoch == cur + 1 else [f"idle bank numbered {snap.epoch}, active {cur}"]
+    bad += [] if not (snap.packets or snap.total or snap.table.any()) else ["idle bank counts"]
+    k = idle.to_bytes(4, "little")
+    bad += [n for n in ("sk_top", "sk_heavy") if sk._maps[n].lookup(k).strip(b"\0")]
+    bad += ["candidates"] if any(c.bank == idle for c in sk._maps["sk_cand"].typed(CandKey, Cand).keys()) else []
+    return bad
+
+
+@pytest.mark.parametrize("cut", ["flip", "reset"])
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+def test_kill_at_any_write_of_a_flip_or_reset_leaves_an_exact_epoch_log(busy, cut):
+    """A controller killed before any one of the writes of a flip (or a reset) of a pinned
+    sketch: the next controller's flips repair it, and the epoch log has every epoch once, in
+    order, each with exactly the frames and top flows sent in it; its totals plus the current
+    epoch are every frame sent; the idle bank is clean. Idle epochs (no frame) included."""
+    import itertools
+    import os
+    from nf.bpf.pin import bpffs_mount_of
+    from nf.testing.cuts import Killed, cut_at
+    from nf.testing.tiers import require
+    require(bpffs_mount_of("/sys/fs/bpf") is not None, "bpffs not mounted")
+    c = cfg(threshold={"absolute": 3}, history=100, topk=4)
+    name = f"skcut{os.getpid()}"
+    cuts = []
+    for step in itertools.count():
+        sent: dict[int, dict[str, int]] = {}     # epoch (its bank's number when sent) -> flow -> frames
+
+        def send(sk, n: int, sport: int) -> None:
+            if busy:
+                sk.program.test_run(_udp("10.0.0.1", "10.0.0.2", sport, 9, "02:00:00:00:00:01",
+                                         "02:00:00:00:00:02"), repeat=n)
+                ep = sent.setdefault(sk.counters()["epoch"]["epoch"], {})
+                ep[f"10.0.0.1 10.0.0.2 {sport} 9 17"] = n
+        sk = Sketch(c, name=name).up(pin=True)
+        try:
+            for i in range(3):
+                send(sk, 4, 100 + i)
+                sk.flip()
+            send(sk, 5, 200)
+            try:
+                with cut_at(step):
+                    sk.reset() if cut == "reset" else sk.flip()
+            except Killed:
+                cuts.append(step)
+            else:
+                break
+            finally:
+                sk.release()
+            nxt = Sketch.open_pinned(c, name)          # the next controller (a restarted agent)
+            try:
+                if cut == "reset":     # what the cut reset already zeroed (log, banks) is gone
+                    held = {e["epoch"] for e in nxt.epoch_log()["history"]} | \
+                        {b.epoch for b in map(nxt.snapshot, (0, 1)) if b.packets}
+                    sent = {e: f for e, f in sent.items() if e in held}
+                for i in range(3):
+                    nxt.flip()
+                    send(nxt, 3 + i, 300 + i)
+                nxt.flip()
+                log = nxt.epoch_log()
+                hist = log["history"]
+                eps = [e["epoch"] for e in hist]
+                where = f"{cut} cut before write {step}: {[(e['epoch'], e['packets']) for e in hist]}"
+                assert eps == list(range(eps[0], eps[0] + len(eps))), where
+                assert nxt.counters()["epoch"]["epoch"] == eps[-1] + 1, where
+                assert sum(e["recovered"] for e in hist) <= 1, where
+                for e in hist:
+                    want = sent.get(e["epoch"], {})
+                    assert e["packets"] == sum(want.values()), where
+                    assert {f: n for f, n in e["top"]} == want, where
+                assert log["closed"] == len(hist), where
+                assert log["closed_packets"] == sum(e["packets"] for e in hist), where
+                assert log["closed_packets"] + nxt.counters()["epoch"]["packets"] == \
+                    sum(sum(f.values()) for f in sent.values()), where
+                assert _idle_is_clean(nxt) == [], where
+            finally:
+                nxt.release()
+        finally:
+            Sketch.open_pinned(c, name).down()
+    assert len(cuts) >= (5 if cut == "flip" else 7), cuts   # every write of it was a cut point
