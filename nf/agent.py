@@ -21,8 +21,9 @@ What it guarantees:
   is recorded with its real length), `nf down` removes it with the sketch.
 - Nothing lost or counted twice: the bank swap is one update of the ARRAY_OF_MAPS, which returns
   only after every program that could still hold the old bank has finished, so the closed bank is
-  complete when it is read; an agent killed between the swap and the clear leaves a dirty idle
-  bank that the next flip records (once) and clears before installing it (Sketch._recover_idle).
+  complete when it is read; an agent killed anywhere between the swap and the end of the clear
+  leaves the closed epoch (with or without packets) in the idle bank, which the next flip records
+  if the log lacks it and clears before installing it (Sketch._recover_idle).
 """
 from __future__ import annotations
 

@@ -82,6 +82,7 @@ def current(name) -> int:
 def test_agent_flips_deployed_sketch_epochs_and_keeps_the_history(sketch):
     from nf.engine import get
     from nf.nfs.sketch import Sketch
+    from nf.testing.cuts import Killed, cut_at
     lab, name, f, agent = sketch
     up = run("up", f)                        # up says what nobody does without an agent
     assert "nf agent: not running - sketch epochs do not flip" in up.stderr, up.stderr
@@ -98,17 +99,21 @@ def test_agent_flips_deployed_sketch_epochs_and_keeps_the_history(sketch):
     p = run("agent", ok=False)
     assert p.returncode == 7 and f"another nf agent (pid {a.pid})" in p.stderr, p.stderr
 
-    # killed hard and restarted: the next agent carries on from the pinned log
-    a.send_signal(signal.SIGKILL)
-    a.wait(10)
+    # killed hard and restarted: the next agent carries on from the pinned log. The kill lands
+    # between two flips (the test holds the deployment lock the agent flips under), so exactly
+    # one epoch below is recovered: a kill inside a flip, at each of its writes, is
+    # tests/nf/nfs/test_sketch.py::test_kill_at_any_write_of_a_flip_or_reset_leaves_an_exact_epoch_log
+    with deploy.locked():
+        a.send_signal(signal.SIGKILL)
+        a.wait(10)
     sent += burst(lab, 2000, 33)
     # a flip cut short after the swap (what a kill there leaves): the idle bank holds a closed,
     # unrecorded epoch; the next flip records it once and clears it before reuse
     with deploy.locked():
         sk = Sketch.open_pinned(get("sketch").validate(deploy.read(name).config, name), name)
         try:
-            act = sk.active
-            sk._maps["sk_active"].update(bytes(4), sk.banks[1 - act])
+            with pytest.raises(Killed), cut_at(1):     # write 0: the swap
+                sk.flip()
         finally:
             sk.release()
     sent += burst(lab, 2001, 17)
