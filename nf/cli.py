@@ -230,6 +230,7 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
         out.print_json(json.dumps([{"name": r.name, "kind": r.kind, "status": r.status, "variant": r.variant,
                                     "mode": r.mode, "netns": r.netns, "interfaces": r.interfaces,
                                     "source": r.source, "digest": r.digest, "pid": r.pid, "chain": r.chain,
+                                    "variant_why": r.extra.get("variant_why"),
                                     "xdp": {i: _xdp_on(r.netns, i) for i in r.interfaces},
                                     **(kinds[r.name].show(r) if hasattr(kinds[r.name], "show") else {})}
                                    for r in recs]))
@@ -243,6 +244,9 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
         t.add_row(r.name, r.kind, st, r.variant, r.mode, r.netns or "-",
                   ", ".join(f"{i} ({_xdp_on(r.netns, i)})" for i in r.interfaces), r.source or "-")
     out.print(t)
+    for r in recs:
+        if r.extra.get("variant_why"):
+            out.print(f"{r.name}: {r.variant} - {r.extra['variant_why']}", markup=False)
     for n in deploy.orphans():
         out.print(f"leftover pins without a record: {n} (nf down {n})", markup=False)
     out.print(_kmod_line(), markup=False)

@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nf import deploy
+from nf import deploy, variants
 from nf.bpf import BpfObject, Link, Map, Program, XdpMode
 from nf.bpf import pin as _pin
 from nf.chain import CHAIN_MAP, Chain, ChainConfig, PinnedChain, chain_stats
@@ -328,6 +328,7 @@ def up(f: Path | None, kind, cfg, name: str, say=print) -> str:
             prog, info = start(kind, cfg_r, _pin.instance_dir(name))
             prog.close()
             info = {"variant": cfg_r.variant.value,
+                    "variant_why": variants.why(kind.name, cfg, cfg_r.variant.value),   # nf show
                     "object_sha": object_sha(kind.object(cfg_r.variant)), **info}
     except BaseException:
         teardown(new)

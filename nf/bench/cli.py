@@ -61,6 +61,8 @@ def bench(quick: bool = typer.Option(False, "--quick", help="tiny sizes, host on
     files = write_report(res, out, with_plots=not no_plots)
     typer.echo(markdown(res))
     typer.echo(f"wrote {files['markdown']} and {files['json']}", err=True)
+    if files.get("variants"):
+        typer.echo("variant table (variant: auto): " + ", ".join(map(str, files["variants"])), err=True)
     pl = files["plots"]
     typer.echo(pl if isinstance(pl, str) else "plots: " + ", ".join(str(p) for p in pl), err=True)
     return 1 if res.errors else 0

@@ -54,7 +54,21 @@ def flow_table(c: Counter) -> dict:
     crc, _ = fb.guest_counts(c, "crc32c", loads=(0.75,), probes=2,
                              names=("pure", "enetstl", "base"))
     ins.update({f"crc32c:{k}": v for k, v in crc.items()})
-    return {"insns": ins, "loads": [int(x * 100) for x in fb.LOADS], "profiles": profiles}
+    return {"insns": ins, "loads": [int(x * 100) for x in fb.LOADS], "profiles": profiles,
+            "scale": _scale(c, "flow_table")}
+
+
+_SCALE: dict = {}
+
+
+def _scale(c: Counter, nf: str) -> dict:
+    """nf.bench.scale's per-lookup counts at real sizes (both NFs in one pass, kept for the
+    other NF's runner)."""
+    if not _SCALE:
+        from nf.bench import scale
+        _SCALE.update(scale.guest_counts(c))
+        _log(f"tables at scale: {_SCALE}")
+    return {k: v for k, v in _SCALE.items() if k.startswith(nf + "/")}
 
 
 def router(c: Counter) -> dict:
@@ -97,7 +111,7 @@ def l2_switch(c: Counter, n_macs: int = 4096) -> dict:
                 v, _ = c.count(sw.ingress, frame(BROADCAST, mac(n_macs)))
                 rows[f"{variant.value}: broadcast"] = v
     _log(f"l2 switch: {rows}")
-    return {"rows": rows, "profiles": profiles, "macs": n_macs}
+    return {"rows": rows, "profiles": profiles, "macs": n_macs, "scale": _scale(c, "l2_switch")}
 
 
 RUNNERS = {"l2_switch": l2_switch, "router": router, "sketch": sketch, "flow_table": flow_table}

@@ -1,6 +1,7 @@
 """RESULTS.md and PNG plots from a suite run (nf.bench.suite.Results)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from nf.bench.suite import NFS, Results
@@ -146,4 +147,26 @@ def write_report(res: Results, out_dir: str | Path = "benchmarks", with_plots: b
     js = out_dir / f"results{suffix}.json"
     js.write_text(res.to_json() + "\n")
     pl = plots(res, out_dir) if with_plots else "plots not requested"
-    return {"markdown": md, "json": js, "plots": pl}
+    files = {"markdown": md, "json": js, "plots": pl}
+    if res.variants:
+        files["variants"] = write_variants(res.variants, out_dir)
+    return files
+
+
+VARIANTS_METHOD = ("guest instructions per packet of the pure-eBPF and eNetSTL variants, counted "
+                   "in one QEMU TCG boot with the module loaded (ARCHITECTURE.md §6); auto picks "
+                   "eNetSTL where its cell is strictly cheaper")
+
+
+def write_variants(nfs: dict, out_dir: Path) -> list[Path]:
+    """The variant table (nf/variants.py) with the measured NFs replaced: variants.json beside
+    the results, and the copy the package ships (nf/variants.json) when the results go to the
+    checkout's benchmarks/ (a run elsewhere leaves the shipped table alone)."""
+    from nf import variants
+    out = []
+    for path in [out_dir / "variants.json"] + \
+            ([variants.TABLE] if out_dir.resolve() == variants.TABLE.parents[1] / "benchmarks" else []):
+        old = variants.load_table(path) if path.exists() else variants.load_table()
+        path.write_text(json.dumps(variants.merge(old, nfs, VARIANTS_METHOD), indent=1) + "\n")
+        out.append(path)
+    return out

@@ -1,13 +1,14 @@
 """The router's benchmarks (nf bench, nf/bench/guest.py and the @bench tests under
 tests/xdp_progs/router/).
 
-- `lookup_ns`: per-lookup ns of DIR-24-8 / multibit trie vs the kernel LPM trie. xdp_lookup_batch
-  runs bpf_loop over N probes in one BPF_PROG_TEST_RUN (repeat R); the kernel reports ns per run;
-  a run with family 0 (loop and probe access, no lookup) is subtracted; median of rounds. Both
-  structures in the same process, same probes: hot (one destination), warm (1,024), cold (many
-  random ones).
-- `load_route_file_s`: seconds to load 1M IPv4 routes from a route file (parse + validate + build
-  + upload + flip).
+- `lookup_ns`: per-lookup ns of our tables (IPv4 DIR-24-8; IPv6 hashed /32 and /48 blocks over
+  multibit tries) vs the kernel LPM trie, for IPv4 and IPv6 the same way. xdp_lookup_batch runs
+  bpf_loop over N probes in one BPF_PROG_TEST_RUN (repeat R); the kernel reports ns per run; a
+  run with family 0 (loop and probe access, no lookup) is subtracted; median of rounds. Both
+  structures in the same process, same probes: hot (one destination), warm (1,024), cold (65,536
+  destinations in as many random routes: the tables' working set leaves the caches and TLBs).
+- `load_route_file_s`: seconds to load 1M IPv4 or IPv6 routes from a route file (parse +
+  validate + build + upload + flip).
 - `bench_router` / `bench_frame` / `forward_ns`: whole forward paths under test_run repeat. The
   routes lead out of p1 (its devmap entry is lo, as p0's) to neighbours whose MAC is p0's own, so
   the rewritten frame is again addressed to the router, identical but for the TTL and the source
@@ -78,10 +79,11 @@ def time_probes(r, addrs, fam: int, rounds: int = 5, repeat: int = 20) -> float:
     return max(full - base, 0) / n
 
 
-def lookup_ns(sizes4=(1_000, 100_000, 1_000_000), sizes6=(1_000, 100_000), ncold: int = 65536,
+def lookup_ns(sizes4=(1_000, 100_000, 1_000_000), sizes6=(1_000, 100_000, 1_000_000), ncold: int = 65536,
               rounds: int = 5, repeat: int = 20, seed: int = 1) -> dict[tuple, float]:
     """{(family "v4"/"v6", routes, "hot"/"warm"/"cold", "dir"/"trie"): ns per lookup} over
-    synthetic route sets (seed 3); cold = `ncold` destinations."""
+    synthetic route sets (seed 3: nf.routes.synthetic_v4 / synthetic_v6, BGP-like length mixes);
+    cold = `ncold` destinations."""
     import numpy as np
     from nf.routes import RouteSet, synthetic_v4, synthetic_v6
     rnd = random.Random(seed)
@@ -131,20 +133,24 @@ def lookup_ns(sizes4=(1_000, 100_000, 1_000_000), sizes6=(1_000, 100_000), ncold
 # ---- loading a route file ----------------------------------------------------------------------
 
 
-def load_route_file_s(workdir: Path, n4: int = 1_000_000) -> float:
-    """Generate a route file of n4 IPv4 routes (configs/gen_router_routes.py) in `workdir`, then
-    time Router.replace_routes(file) on a 3-port router with an ECMP group. Checks that the
-    file's first route is installed."""
+def load_route_file_s(workdir: Path, n4: int = 1_000_000, n6: int = 0) -> float:
+    """Generate a route file of n4 IPv4 and n6 IPv6 routes (configs/gen_router_routes.py) in
+    `workdir`, then time Router.replace_routes(file) on a 3-port router with ECMP groups. Checks
+    that the file's first route is installed."""
     from nf.config.router import validate_router_config
     from nf.nfs.router import Router
     f = Path(workdir) / "routes.txt"
-    subprocess.run([sys.executable, str(ROOT / "configs/gen_router_routes.py"), str(f), "--v4", str(n4)],
-                   check=True, cwd=ROOT)
-    d = {"interfaces": [{"name": "p0", "ifindex": 1, "mac": "02:00:00:00:00:01", "addresses": ["10.0.0.1/24"]},
-                        {"name": "p1", "ifindex": 1001, "mac": "02:00:00:00:00:02", "addresses": ["10.0.1.1/24"]},
-                        {"name": "p2", "ifindex": 1002, "mac": "02:00:00:00:00:03", "addresses": ["10.0.2.1/24"]}],
-         "groups": [{"name": "uplinks", "via": ["10.0.1.2", "10.0.2.2"]}],
-         "sizes": {"v4_chunks": 32768, "v6_chunks": 64}}
+    subprocess.run([sys.executable, str(ROOT / "configs/gen_router_routes.py"), str(f), "--v4", str(n4),
+                    "--v6", str(n6)], check=True, cwd=ROOT)
+    d = {"interfaces": [{"name": "p0", "ifindex": 1, "mac": "02:00:00:00:00:01",
+                         "addresses": ["10.0.0.1/24", "2001:db8::1/64"]},
+                        {"name": "p1", "ifindex": 1001, "mac": "02:00:00:00:00:02",
+                         "addresses": ["10.0.1.1/24", "2001:db8:1::1/64"]},
+                        {"name": "p2", "ifindex": 1002, "mac": "02:00:00:00:00:03",
+                         "addresses": ["10.0.2.1/24", "2001:db8:2::1/64"]}],
+         "groups": [{"name": "uplinks", "via": ["10.0.1.2", "10.0.2.2"]},
+                    {"name": "uplinks6", "via": ["2001:db8:1::2", "2001:db8:2::2"]}],
+         "sizes": {"v4_chunks": 32768, "v6_chunks": 200 * (n6 // 1000) + 64}}
     with Router(validate_router_config(d), tx_ifindex=1) as r:
         r.load()
         t = time.perf_counter()

@@ -202,6 +202,14 @@ class Map(L.Closing):
         L.check(L.bpf_map__set_max_entries(self._ptr, n), f"set_max_entries({self.name}, {n})")
         return self
 
+    def set_value_size(self, n: int) -> "Map":
+        """Value size before load (a map declared with value_size, not a BTF value type)."""
+        self._preload("set_value_size")
+        if n <= 0:
+            raise ValueError(f"value_size must be positive, got {n}")
+        L.check(L.bpf_map__set_value_size(self._ptr, n), f"set_value_size({self.name}, {n})")
+        return self
+
     def set_flags(self, flags: int) -> "Map":
         self._preload("set_flags")
         L.check(L.bpf_map__set_map_flags(self._ptr, flags), f"set_flags({self.name})")

@@ -34,6 +34,7 @@ from nf.algo import crc32c
 # flow_table.h
 FT_SLOTS = 16
 FT_KEY_SIZE = 40
+FT_BATCH = 65536
 FT_BFS_QUEUE = 1024
 FT_SEARCH_MAX = 1024
 FT_PATH_MAX = 8
@@ -86,9 +87,11 @@ class Rc(enum.IntEnum):
 
 
 class Op(enum.IntEnum):
+    NONE = 0        # batch only: the request is read, nothing done (the loop's own cost)
     INSERT = 1
     DELETE = 2
     LOOKUP = 3
+    FIND = 4        # batch only: the datapath's lock-free lookup
 
 
 class FtKey(ctypes.Structure):

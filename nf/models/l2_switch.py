@@ -62,12 +62,26 @@ def pop_tag(frame: bytes) -> bytes:
     return frame[:12] + frame[16:]
 
 
+EFDB_MIX = (0xff51afd7ed558ccd, 0xc4ceb9fe1a85ec53)   # L2SW_EFDB_MIX1, 2
+
+
+def efdb_hash(mac: bytes, vid: int, seed: int = 0) -> int:
+    """The eNetSTL FDB's hash of a key (efdb_hash in l2_switch_enetstl.bpf.c): murmur3's fmix64
+    of the key word (mac, then vid little-endian) xor the seed; bucket = h & mask, the way's
+    signature = h >> 48 (0 -> 1)."""
+    h = int.from_bytes(mac + struct.pack("<H", vid), "little") ^ seed
+    for m in EFDB_MIX:
+        h ^= h >> 33
+        h = (h * m) & 0xFFFFFFFFFFFFFFFF
+    return h ^ (h >> 33)
+
+
 class SwitchModel:
     def __init__(self, ports: list[PortModel], aging_ns: int = 300 * 10**9, fdb_size: int = 65536,
                  buckets: int | None = None, seed: int = 0):
         """At most fdb_size entries, static ones included. buckets=None: the pure variant;
-        buckets=n: the eNetSTL variant, whose key lives in bucket crc32c(mac|vid) % n of WAYS
-        ways (so a full bucket refuses a key too)."""
+        buckets=n: the eNetSTL variant, whose key lives in bucket efdb_hash(mac, vid) % n of
+        WAYS ways (so a full bucket refuses a key too)."""
         self.ports = {p.ifindex: p for p in ports}
         self.aging_ns = aging_ns
         self.fdb_size = fdb_size
@@ -80,8 +94,7 @@ class SwitchModel:
         return not e.static and self.aging_ns != 0 and now - e.ts_ns > self.aging_ns
 
     def bucket(self, mac: bytes, vid: int) -> int:
-        from nf.algo import crc32c
-        return crc32c(mac + struct.pack("<H", vid), self.seed) % self.buckets
+        return efdb_hash(mac, vid, self.seed) % self.buckets
 
     def bucket_full(self, mac: bytes, vid: int) -> bool:
         if self.buckets is None:

@@ -21,9 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nf.config.flow_table import Action as CfgAction, FlowTableConfig, HashKind, Variant
 from nf.models.flow_table import (
-    FT_HIST_BINS, FT_SLOTS, OBJECT, Action, CkHash, Flags, Flow, FtBucket, FtCfg, FtEntry, FtKey,
+    FT_BATCH, FT_HIST_BINS, FT_SLOTS, OBJECT, Action, CkHash, Flags, Flow, FtBucket, FtCfg, FtEntry, FtKey,
     Hash, FtMetrics, FtReq, FtState, FtValue, Op, Rc, Where, draw_seed, flow_key, hash_key,
     n_buckets_for, placement,
 )
@@ -33,6 +35,7 @@ from nf.nfs.kind import Kind, check_system, ifindex_or_0, module_present, one_ob
 u32 = ctypes.c_uint32
 PROG = {Variant.pure: "xdp_ft_pure", Variant.enetstl: "xdp_ft_enetstl"}
 CTL = {Variant.pure: "xdp_ft_ctl", Variant.enetstl: "xdp_ft_ctl_kf"}
+BATCH = {Variant.pure: "xdp_ft_batch", Variant.enetstl: "xdp_ft_batch_kf"}
 _HASH = {HashKind.crc32c: Hash.CRC32C, HashKind.mul64: Hash.MUL64}
 _ACT = {CfgAction.pass_: Action.PASS, CfgAction.drop: Action.DROP,
         CfgAction.redirect: Action.REDIRECT}
@@ -139,6 +142,7 @@ class FlowTable:
         self.obj, self.variant = obj, Variant(variant)
         self.prog = obj.program(PROG[self.variant])
         self.ctl_prog = obj.program(CTL[self.variant])
+        self.batch_prog = obj.program(BATCH[self.variant])
         self._typed({n: obj.map(n) for n in ("ft_buckets", "ft_entries", "ft_state", "ft_metrics")})
         self.hash_key = tuple(self.state_map[0].hash.k)     # KIND.started() keyed it
         return self
@@ -219,6 +223,9 @@ class FlowTable:
                                    f"{ft.n_buckets} (another size)")
             ft._pinned["prog"] = ft.prog = Program.from_pin(d / "prog")
             ft._pinned["ctl"] = ft.ctl_prog = Program.from_pin(d / "ctl")
+            if (d / "batch").exists():      # deployments older than the batch program lack it
+                ft._pinned["batch"] = ft.batch_prog = Program.from_pin(d / "batch")
+                ft._pinned["ft_batch"] = Map.from_pin(d / "ft_batch")
             if cfg.default_port or any(r.port for r in cfg.rules):
                 ft.ifindexes = ft._resolve_ports()
         except BaseException:
@@ -313,6 +320,64 @@ class FlowTable:
         if out.ret == Rc.OK or (out.ret == Rc.EXISTS and update):
             return Where(out.bucket, out.slot, out.idx, out.moves)    # EXISTS: where it is
         raise FlowTableError(out.ret, f"insert {Flow.from_key(_as_key(flow))}")
+
+    def batch(self, reqs: np.ndarray) -> np.ndarray:
+        """Run control requests given as rows of struct ft_req bytes (uint8, n x
+        sizeof(FtReq)) through xdp_ft_batch, FT_BATCH per test_run: the requests of insert()
+        and delete() one after the other, each under the writer lock, with no syscall per
+        request. Returns the rows as the table left them (ret, moves, bucket, slot, idx); a
+        request that found the lock busy is run again (at most 100 rounds)."""
+        import mmap
+        rows = np.ascontiguousarray(reqs, np.uint8).reshape(-1, ctypes.sizeof(FtReq)).copy()
+        prog = getattr(self, "batch_prog", None)
+        if prog is None:
+            raise RuntimeError(f"flow table {self.cfg.name}: this deployment has no batch "
+                               "program (deployed by an older version: down/up)")
+        m = self._map("ft_batch")
+        size = -(-m.value_size * m.max_entries // mmap.PAGESIZE) * mmap.PAGESIZE
+        mm = mmap.mmap(m.fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        try:
+            win = np.frombuffer(mm, np.uint8, count=m.value_size * FT_BATCH).reshape(FT_BATCH, -1)
+            todo = np.arange(len(rows))
+            for _ in range(100):
+                for s in range(0, len(todo), FT_BATCH):
+                    part = todo[s:s + FT_BATCH]
+                    win[:len(part)] = rows[part]
+                    r = prog.test_run(len(part).to_bytes(4, "little") + bytes(60))
+                    if r.retval != 2:
+                        raise RuntimeError(f"xdp_ft_batch returned {r.retval}")
+                    rows[part] = win[:len(part)]
+                ret = rows[todo, 4:8].copy().view(np.int32).ravel()
+                todo = todo[ret == Rc.BUSY]
+                if not len(todo):
+                    break
+                time.sleep(0.001)
+            del win
+        finally:
+            mm.close()
+        return rows
+
+    def insert_many(self, keys, action: Action | int = Action.PASS, port: int = 0, *,
+                    static: bool = True, update: bool = False) -> np.ndarray:
+        """Insert many flows (Flow objects, 40-byte keys, or a uint8 array n x 40) with one
+        action through batch(): returns each request's ft_rc (Rc.OK, EXISTS, FULL...), in order;
+        nothing raises for a refused one."""
+        action = Action(action)
+        if action == Action.REDIRECT and not port:
+            raise ValueError("redirect needs a port (ifindex)")
+        if isinstance(keys, np.ndarray):
+            k = np.ascontiguousarray(keys, np.uint8).reshape(-1, ctypes.sizeof(FtKey))
+        else:
+            k = np.frombuffer(b"".join(_as_key(f) for f in keys), np.uint8).reshape(-1, ctypes.sizeof(FtKey))
+        proto = np.frombuffer(bytes(FtReq(op=Op.INSERT, update=int(update), val=FtValue(
+            action=action, port=port, flags=Flags.STATIC if static else Flags.LEARNED))), np.uint8)
+        rc = np.empty(len(k), np.int32)
+        for s in range(0, len(k), FT_BATCH):      # requests built a batch at a time
+            rows = np.empty((min(FT_BATCH, len(k) - s), ctypes.sizeof(FtReq)), np.uint8)
+            rows[:] = proto
+            rows[:, FtReq.key.offset:FtReq.key.offset + ctypes.sizeof(FtKey)] = k[s:s + FT_BATCH]
+            rc[s:s + len(rows)] = self.batch(rows)[:, 4:8].copy().view(np.int32).ravel()
+        return rc
 
     def delete(self, flow: Flow | bytes) -> bool:
         out = self._ctl(FtReq(op=Op.DELETE, key=FtKey.from_buffer_copy(_as_key(flow))))
@@ -480,7 +545,8 @@ class FlowTableKind(Kind):
     objects = one_object(OBJECT, "flow_table/flow_table_chain")
     programs = {v.value: p for v, p in PROG.items()}
     exit_stats = "ft_stats"
-    extra_pins = {v.value: {p: "ctl"} for v, p in CTL.items()}   # mutations from any process
+    # mutations from any process: one at a time (ctl), many in one run (batch)
+    extra_pins = {v.value: {CTL[v]: "ctl", BATCH[v]: "batch"} for v in CTL}
     verbs = {"flows": flow_rows}
     gauges = {"entries": ("xdpnf_flow_table_entries", "flows in the table"),
               "slots": ("xdpnf_flow_table_slots", "capacity of the table (flows)")}

@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from nf import variants
 from nf.config import ConfigError, NFConfig, Variant, load as _load, validate as _validate
 
 
@@ -84,9 +85,10 @@ class Kind:
         self.resolve(cfg)
 
     def resolve(self, cfg) -> str:
-        """The variant that runs: auto -> eNetSTL when the module is loaded, else pure."""
+        """The variant that runs: auto -> the one measured faster for this config when the module
+        is loaded (nf/variants.py), else pure."""
         if cfg.variant == "auto":
-            return "enetstl" if ("enetstl", False) in self.objects and module_present() else "pure"
+            return variants.auto(self.name, cfg, ("enetstl", False) in self.objects and module_present())
         if cfg.variant == "enetstl" and self.enetstl_needs_module and not module_present():
             raise ConfigError(cfg.name, [("variant", "enetstl needs the enetstl module loaded (the "
                                                      "module is not loaded here); use pure or auto")])

@@ -15,8 +15,8 @@
 Demo (root): `.venv/bin/python -m nf.nfs.l2_switch` builds a 4-host lab, brings the switch of
 configs/l2_switch.yaml up on it, sends scapy traffic, prints the FDB and the port counters.
 
-Two FDB variants behind this one API, chosen at load (config `variant`; auto = eNetSTL when the
-enetstl module is loaded): pure eBPF (a preallocated BPF hash map; SwitchMaps) and eNetSTL (a
+Two FDB variants behind this one API, chosen at load (config `variant`; auto = the variant measured
+faster, nf/variants.py): pure eBPF (a preallocated BPF hash map; SwitchMaps) and eNetSTL (a
 bucketised table with 16-bit signatures, the module's CRC32-C and SIMD find, and in-kernel aging
 by a timing wheel of list buckets driven by a bpf_timer; EfdbMaps). Maps shared by both: ports
 (HASH ifindex -> l2sw_port), vlans (ARRAY[4096] of member/untagged port masks), config (ARRAY[1]:
@@ -136,8 +136,8 @@ class DevmapVal(ctypes.Structure):
 WAYS = 16
 WHEEL_SLOTS = 256
 OP_ADD, OP_DEL, OP_FLUSH, OP_EXPIRE, OP_WHEEL_START = 1, 2, 3, 4, 5
-EFDB_KFUNC_CRC, EFDB_KFUNC_FIND = 1, 2
-EFDB_DEFAULT_FLAGS = EFDB_KFUNC_CRC | EFDB_KFUNC_FIND
+EFDB_KFUNC_FIND = 2            # L2SW_EFDB_KFUNC_FIND: the module's 16-lane compare
+EFDB_DEFAULT_FLAGS = 0         # the SWAR compare: cheaper than the kfunc's call and FPU bracket
 
 
 class EfdbEntry(ctypes.Structure):
@@ -614,8 +614,8 @@ class L2Switch:
         return check_system(self.cfg, KIND.interface_fields(self.cfg))
 
     def resolve_variant(self) -> Variant:
-        """auto -> eNetSTL when the module is loaded, else pure eBPF. 'enetstl' without the module
-        still loads (the object falls back to the pure-eBPF CRC32-C and compare) but has no
+        """auto -> the variant measured faster (nf/variants.py) when the module is loaded, else pure
+        eBPF. 'enetstl' without the module still loads (the object falls back to the pure-eBPF CRC32-C and compare) but has no
         in-kernel aging: the lazy check and expire() remain, as in the pure variant."""
         return Variant(KIND.resolve(self.cfg))
 

@@ -31,8 +31,9 @@ from nf.bpf import libbpf as L
 from nf.config.router import RouterConfig, check, load_router_config, port_of_gateway
 from nf.net import netns
 from nf.nfs.kind import VARIANTS, Kind, module_present, one_object
-from nf.routes import (CHUNK, ENTRY_CHUNK, V4_TBL24, V6_ROOT, RouteError, RouteSet, build_v4,
-                       build_v6, check_v4, parse_prefix, parse_route_lines, read_route_file)
+from nf.routes import (CHUNK, M64, V4_TBL24, V6_HDR_WORDS, V6_LEVELS, RouteError,
+                       RouteSet, build_v4, build_v6, check_v4, check_v6, parse_prefix,
+                       parse_route_lines, read_route_file)
 
 OBJECT = "router/router"
 PROGRAM = "xdp_router"
@@ -149,7 +150,7 @@ class RtIcmpBucket(_S):
 class RtCfg(_S):
     __c_struct__ = "struct rt_cfg"
     _fields_ = [("mode", u32), ("flags", u32), ("icmp_rate", u32), ("icmp_burst", u32),
-                ("ecmp_seed", u32), ("pad", u32), ("local4_filter", u64)]
+                ("ecmp_seed", u32), ("v6_bank_words", u32), ("local4_filter", u64)]
 
 
 class RtProbe(_S):
@@ -157,8 +158,31 @@ class RtProbe(_S):
     _fields_ = [("addr", u8 * 16), ("family", u32), ("result", u32)]
 
 
+# The IPv6 table's parts: nf/routes.py writes them as u32 words (V6_*_WORDS, checked against
+# these sizes by tests/nf/test_routes.py).
+class RtV6Hash(_S):
+    __c_struct__ = "struct rt_v6_hash"
+    _fields_ = [("c1", u64), ("c2", u64), ("shift", u32), ("slots", u32)]
+
+
+class RtV6Bank(_S):
+    __c_struct__ = "struct rt_v6_bank"
+    _fields_ = [("hash", RtV6Hash * 2), ("pad", u32 * 3), ("root", u32)]
+
+
+class RtV6Slot(_S):
+    __c_struct__ = "struct rt_v6_slot"
+    _fields_ = [("key", u64), ("entry", u32), ("pad", u32)]
+
+
+class RtV6Skip(_S):
+    __c_struct__ = "struct rt_v6_skip"
+    _fields_ = [("key_hi", u64), ("key_lo", u64), ("sh_hi", u8), ("sh_lo1", u8), ("sh_lo2", u8),
+                ("len", u8), ("gid", u32), ("gid_else", u32), ("pad", u32)]
+
+
 MIRRORS = (RtHop, RtGroup, RtPort, RtLocal4, RtNeighKey, RtNeigh, RtTrie4Key, RtTrie6Key, RtPortStats,
-           RtClassStats, RtIcmpBucket, RtCfg, RtProbe)
+           RtClassStats, RtIcmpBucket, RtCfg, RtProbe, RtV6Hash, RtV6Bank, RtV6Slot, RtV6Skip)
 
 
 def mac_bytes(mac: str) -> bytes:
@@ -225,6 +249,14 @@ class PortInfo:
     ip4: int = 0
     ip6: int = 0
 
+
+
+def v6_bank_words(cfg) -> int:
+    """Words of the flat IPv6 table per bank: header and root, then sizes.v6_chunks KiB for the
+    /48 table, nodes and records (mode dir)."""
+    if cfg.mode != "dir":
+        return V6_HDR_WORDS
+    return V6_HDR_WORDS + (1 << V6_LEVELS[0]) + cfg.sizes.v6_chunks * CHUNK
 
 class Router:
     """One router instance. ``tx_ifindex`` overrides the devmap target of every port (tier-1
@@ -397,10 +429,14 @@ class Router:
             self.publish()
         elif self.pin_dir is not None:
             self.save_state()
-        return {"routes": len(self.user.v4_addr) + len(self.user.v6)}
+        return {"routes": len(self.user.v4_addr) + self.user.n6}
+
+    @property
+    def v6_bank_words(self) -> int:
+        return v6_bank_words(self.cfg)
 
     def _map_tables(self) -> None:
-        for n in ("rt_v4_tbl24", "rt_v4_tbl8", "rt_v6_root", "rt_v6_chunks"):
+        for n in ("rt_v4_tbl24", "rt_v4_tbl8", "rt_v6"):
             self._mm[n] = self._mmap_u32(n)
 
     # ---- deployment through pins (the CLI) ------------------------------------------------------
@@ -429,11 +465,12 @@ class Router:
         head = json.dumps({
             "groups": [[k[0], k[1], k[2], [[p, g] for p, g in k[3]], gid]
                        for k, gid in sorted(self._group_ids.items(), key=lambda kv: kv[1])],
-            "v6": [[str(a), n, g] for a, n, g in u.v6], "n4": int(len(u.v4_addr))}).encode()
+            "n4": int(len(u.v4_addr)), "n6": u.n6}).encode()
         blob = (struct.pack("<QQ", len(head), 0) + head
                 + np.ascontiguousarray(u.v4_addr, np.uint32).tobytes()
                 + np.ascontiguousarray(u.v4_len, np.uint8).tobytes()
-                + np.ascontiguousarray(u.v4_gid, np.uint32).tobytes())
+                + np.ascontiguousarray(u.v4_gid, np.uint32).tobytes()
+                + b"".join(np.ascontiguousarray(x).tobytes() for x in u.v6_arrays))
         blob = struct.pack("<Q", 8 + len(blob)) + blob     # total length, this word included
         n = -(-len(blob) // _STATE_CHUNK)
         m = Map.create("array", 4, _STATE_CHUNK, n, name="rt_ctl_state")
@@ -467,12 +504,17 @@ class Router:
         v4a = np.frombuffer(blob, np.uint32, n4, o).copy()
         v4l = np.frombuffer(blob, np.uint8, n4, o + 4 * n4).copy()
         v4g = np.frombuffer(blob, np.uint32, n4, o + 5 * n4).copy()
+        o, n6 = o + 9 * n4, head.get("n6", 0)
+        v6 = tuple(np.frombuffer(blob, t, n6, o + off).copy() for t, off in
+                   ((np.uint64, 0), (np.uint64, 8 * n6), (np.uint8, 16 * n6), (np.uint32, 17 * n6)))
         self._group_ids, self._groups = {}, {}
         for kind, cls, fam, hops, gid in head["groups"]:   # same order: same ids
             got = self.group_id(kind, cls, fam, tuple((p, g) for p, g in hops))
             if got != gid:
                 raise RuntimeError(f"router {self.name}: saved group {gid} came back as {got}")
-        self.user = RouteSet(v4a, v4l, v4g, [(int(a), n, g) for a, n, g in head["v6"]])
+        # "v6": the text form of state saved before the IPv6 routes were arrays
+        self.user = RouteSet(v4a, v4l, v4g, [(int(a), n, g) for a, n, g in head["v6"]]
+                             if "v6" in head else v6)
 
     @classmethod
     def open_pinned(cls, cfg: RouterConfig, name: str | None = None) -> "Router":
@@ -542,8 +584,10 @@ class Router:
             for i in order[:limit] if limit else order:
                 out.append((f"{ipaddress.IPv4Address(int(rs.v4_addr[i]))}/{int(rs.v4_len[i])}",
                             int(rs.v4_gid[i])))
-            for a, n, g in sorted(rs.v6):
-                out.append((f"{ipaddress.IPv6Address(a)}/{n}", g))
+            order = np.lexsort((rs.v6_len, rs.v6_lo, rs.v6_hi))
+            for i in order[:limit] if limit else order:
+                a = (int(rs.v6_hi[i]) << 64) | int(rs.v6_lo[i])
+                out.append((f"{ipaddress.IPv6Address(a)}/{int(rs.v6_len[i])}", int(rs.v6_gid[i])))
         out = out[:limit] if limit else out
         return [(p, self.target_text(g)) for p, g in out]
 
@@ -761,8 +805,12 @@ class Router:
         if z.any():
             v4_gid = v4_gid.copy()
             v4_gid[z] = [twin(int(g)) for g in v4_gid[z]]
-        v6 = [(a, n, twin(g) if n == 0 else g) for a, n, g in rs.v6]
-        return RouteSet(rs.v4_addr, rs.v4_len, v4_gid, v6)
+        z = rs.v6_len == 0
+        v6_gid = rs.v6_gid
+        if z.any():
+            v6_gid = v6_gid.copy()
+            v6_gid[z] = [twin(int(g)) for g in v6_gid[z]]
+        return RouteSet(rs.v4_addr, rs.v4_len, v4_gid, (rs.v6_hi, rs.v6_lo, rs.v6_len, v6_gid))
 
     def _fill_dir(self, bank: int, routes: RouteSet) -> None:
         sz = self.cfg.sizes
@@ -771,17 +819,16 @@ class Router:
         if n8 > sz.v4_chunks:
             raise RouteError(f"IPv4 table needs {n8} chunks for /25../32 routes; sizes.v4_chunks "
                              f"is {sz.v4_chunks}")
-        root, ch6 = build_v6(routes.v6, chunk_base=bank * sz.v6_chunks)
-        n6 = len(ch6) // CHUNK
-        if n6 > sz.v6_chunks:
-            raise RouteError(f"IPv6 trie needs {n6} chunks; sizes.v6_chunks is {sz.v6_chunks}")
+        bw = self.v6_bank_words
+        try:   # written straight into the idle bank (traffic reads the other one)
+            w6 = build_v6(*routes.v6_arrays, base=bank * bw, out=self._mm["rt_v6"][1][bank * bw:(bank + 1) * bw])
+        except RouteError as e:
+            raise RouteError(f"{e} (sizes.v6_chunks is {sz.v6_chunks})") from None
         self._mm["rt_v4_tbl24"][1][bank * V4_TBL24:(bank + 1) * V4_TBL24] = t24
         base = bank * sz.v4_chunks * CHUNK
         self._mm["rt_v4_tbl8"][1][base:base + len(t8)] = t8
-        self._mm["rt_v6_root"][1][bank * V6_ROOT:(bank + 1) * V6_ROOT] = root
-        base = bank * sz.v6_chunks * CHUNK
-        self._mm["rt_v6_chunks"][1][base:base + len(ch6)] = ch6
-        self.table_stats = {"v4_chunks": n8, "v6_chunks": n6}
+        self.table_stats = {"v4_chunks": n8,
+                            "v6_chunks": -(-(len(w6) - V6_HDR_WORDS - (1 << V6_LEVELS[0])) // CHUNK)}
 
     def _fill_trie(self, bank: int, routes: RouteSet) -> None:
         """The idle trie gets exactly `routes`: stale keys deleted, new or changed ones written,
@@ -795,7 +842,7 @@ class Router:
                 pairs = {(int(a), int(n)): int(g) for a, n, g in
                          zip(routes.v4_addr.tolist(), routes.v4_len.tolist(), routes.v4_gid.tolist())}
             else:
-                pairs = {(a, n): g for a, n, g in routes.v6}
+                pairs = routes.v6_dict()
             old = self._trie_state[bank][fi]
             if old is None:  # unknown after a failure: wipe the map
                 for k in list(m.raw_keys()):
@@ -850,13 +897,15 @@ class Router:
             if hit.any():
                 g = u.v4_gid.copy()
                 g[hit] = gid
-                new = RouteSet(u.v4_addr, u.v4_len, g, u.v6)
+                new = u.with_v4(u.v4_addr, u.v4_len, g)
             else:
-                new = RouteSet(np.append(u.v4_addr, np.uint32(a)), np.append(u.v4_len, np.uint8(n)),
-                               np.append(u.v4_gid, np.uint32(gid)), u.v6)
+                new = u.with_v4(np.append(u.v4_addr, np.uint32(a)), np.append(u.v4_len, np.uint8(n)),
+                                np.append(u.v4_gid, np.uint32(gid)))
         else:
-            new = RouteSet(u.v4_addr, u.v4_len, u.v4_gid,
-                           [r for r in u.v6 if (r[0], r[1]) != (a, n)] + [(a, n, gid)])
+            keep = ~u.v6_match(a, n)
+            new = u.with_v6(np.append(u.v6_hi[keep], np.uint64(a >> 64)),
+                            np.append(u.v6_lo[keep], np.uint64(a & M64)),
+                            np.append(u.v6_len[keep], np.uint8(n)), np.append(u.v6_gid[keep], np.uint32(gid)))
         self.publish(new)
         return gid
 
@@ -866,11 +915,11 @@ class Router:
         if fam == 4:
             keep = ~((u.v4_addr == a) & (u.v4_len == n))
             gone = not keep.all()
-            new = RouteSet(u.v4_addr[keep], u.v4_len[keep], u.v4_gid[keep], u.v6)
+            new = u.with_v4(u.v4_addr[keep], u.v4_len[keep], u.v4_gid[keep])
         else:
-            v6 = [r for r in u.v6 if (r[0], r[1]) != (a, n)]
-            gone = len(v6) != len(u.v6)
-            new = RouteSet(u.v4_addr, u.v4_len, u.v4_gid, v6)
+            keep = ~u.v6_match(a, n)
+            gone = not keep.all()
+            new = u.with_v6(*(x[keep] for x in u.v6_arrays))
         if gone:
             self.publish(new)
         return gone
@@ -878,8 +927,10 @@ class Router:
     def replace_routes(self, routes: RouteSet | str | Path) -> None:
         """Bulk replace (a RouteSet or a route file): validated first, then one bank flip."""
         if not isinstance(routes, RouteSet):
-            routes = read_route_file(routes, self._resolver())
-        check_v4(routes.v4_addr, routes.v4_len)
+            routes = read_route_file(routes, self._resolver())   # checked while parsed
+        else:
+            check_v4(routes.v4_addr, routes.v4_len)
+            check_v6(routes.v6_hi, routes.v6_lo, routes.v6_len)
         self.publish(routes)
 
     # ---- datapath queries ---------------------------------------------------------------------
@@ -1007,11 +1058,11 @@ def routes_rows(r, op: str = "list", prefix: str | None = None, target: str | No
         say = progress or (lambda *a: None)
         say(0, 3, f"parsing {file}")
         rs = read_route_file(file, r._resolver())
-        say(1, 3, f"building {len(rs.v4_addr) + len(rs.v6)} routes into the idle bank")
+        say(1, 3, f"building {len(rs.v4_addr) + rs.n6} routes into the idle bank")
         check_v4(rs.v4_addr, rs.v4_len)
         r.publish(rs)                       # one flip; the saved state follows
         say(3, 3, "flipped")
-        return [{"replaced": str(file), "ipv4": int(len(rs.v4_addr)), "ipv6": len(rs.v6),
+        return [{"replaced": str(file), "ipv4": int(len(rs.v4_addr)), "ipv6": rs.n6,
                  "bank": r.bank}]
     return [{"prefix": p, "target": t} for p, t in r.route_list(limit)]
 
@@ -1072,13 +1123,13 @@ class RouterKind(Kind):
             (F_UNREACH_ADMIN if cfg.icmp.unreachable_routes == "prohibit" else 0)
         obj.set_rodata("cfg", RtCfg(mode=mode, flags=flags, icmp_rate=cfg.icmp.rate,
                                     icmp_burst=cfg.icmp.burst, ecmp_seed=cfg.ecmp_seed,
+                                    v6_bank_words=v6_bank_words(cfg),
                                     local4_filter=sum({1 << (b >> 2) for b in local4(cfg)})))
         dir_ = mode == MODE["dir"]
         # unused tables shrink to one element (the verifier removed the code using them)
         obj.map("rt_v4_tbl24").set_max_entries(V4_TBL24 if dir_ else 1)
         obj.map("rt_v4_tbl8").set_max_entries(sz.v4_chunks * CHUNK if dir_ else 1)
-        obj.map("rt_v6_root").set_max_entries(V6_ROOT if dir_ else 1)
-        obj.map("rt_v6_chunks").set_max_entries(sz.v6_chunks * CHUNK if dir_ else 1)
+        obj.map("rt_v6").set_value_size(8 * v6_bank_words(cfg))
         for n in ("rt_trie4_0", "rt_trie4_1", "rt_trie6_0", "rt_trie6_1"):
             obj.map(n).set_max_entries(sz.trie_entries if mode == MODE["trie"] else 1)
         obj.map("rt_neigh").set_max_entries(sz.neighbours)
@@ -1164,8 +1215,11 @@ def router_runtime(r, old, new) -> list[str]:
                 gone6.add((a, n))
         k4 = (u.v4_addr.astype(np.uint64) << np.uint64(6)) | u.v4_len.astype(np.uint64)
         keep = ~np.isin(k4, np.array(gone4, np.uint64))
+        keep6 = np.ones(u.n6, bool)
+        for a, n in gone6:
+            keep6 &= ~u.v6_match(a, n)
         base = RouteSet(u.v4_addr[keep], u.v4_len[keep], u.v4_gid[keep],
-                        [x for x in u.v6 if (x[0], x[1]) not in gone6])
+                        tuple(x[keep6] for x in u.v6_arrays))
         add = parse_route_lines([f"{p} {t}" for p, t in rn.items()], r._resolver(), "<config routes>")
         r.publish(base.merged(add))           # one flip: the old table or the new one
         for p in ro.keys() - rn.keys():

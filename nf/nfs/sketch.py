@@ -217,7 +217,7 @@ class Sketch:
         self.cfg = cfg
         self.name = name or cfg.name
         self._keep = False          # opened from pins: leaving a `with` releases fds, keeps pins
-        self.variant = self.resolve_variant(Variant(variant) if variant else cfg.variant)
+        self.variant = self.resolve_variant(Variant(variant) if variant else cfg.variant, cfg)
         self.obj = None
         self.banks: list = []
         self._maps: dict = {}
@@ -236,8 +236,9 @@ class Sketch:
 
     # -- variant -----------------------------------------------------------------------------
     @staticmethod
-    def resolve_variant(v: Variant) -> Variant:
-        return Variant(KIND.resolve(SketchConfig(variant=v)))
+    def resolve_variant(v: Variant, cfg: SketchConfig | None = None) -> Variant:
+        """What ``v`` runs as for ``cfg`` (auto decides by the config's depth: nf/variants.py)."""
+        return Variant(KIND.resolve((cfg or SketchConfig()).model_copy(update={"variant": v})))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _new_bank(self, i: int):

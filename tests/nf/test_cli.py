@@ -213,7 +213,11 @@ def test_up_show_stats_fdb_down(lab4, swfile):
     r = nf("show", "--json")
     mine = [d for d in json.loads(r.output) if d["name"] == swfile.name][0]
     assert mine["status"] == "up" and all(v.startswith("native") for v in mine["xdp"].values())
-    assert nf("show").exit_code == 0 and nf("stats").exit_code == 0 and nf("fdb").exit_code == 0
+    # which variant runs and why (the host has no module: auto stays on pure eBPF)
+    assert mine["variant"] == "pure" and mine["variant_why"] == "auto: the enetstl module is not loaded"
+    r = nf("show")
+    assert f"{swfile.name}: pure - auto: the enetstl module is not loaded" in r.output
+    assert r.exit_code == 0 and nf("stats").exit_code == 0 and nf("fdb").exit_code == 0
     # a different config under the same name is a conflict, not a silent change
     g = swfile(aging_time=10)
     r = nf("up", g)

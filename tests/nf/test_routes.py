@@ -1,5 +1,5 @@
 """nf/routes.py: prefix parsing, the route file (errors carry line numbers), and the DIR-24-8 /
-multibit-trie builders checked against the reference LPM."""
+IPv6 table builders checked against the reference LPM."""
 from __future__ import annotations
 
 import random
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from nf.models.router import Lpm
-from nf.routes import (CHUNK, ENTRY_CHUNK, RouteError, RouteSet, build_v4, build_v6, check_v4,
-                       chunks_needed_v6, lookup_v4, lookup_v6_one, parse_prefix, parse_route_lines,
-                       synthetic_v4, synthetic_v6)
+from nf.routes import (CHUNK, ENTRY_CHUNK, V6_HASH_WORDS, V6_HDR_WORDS, V6_SKIP_WORDS, V6_SLOT_WORDS,
+                       RouteError, RouteSet, _cuckoo, build_v4, build_v6, check_v4, check_v6,
+                       chunks_needed_v6, lookup_v4, lookup_v6, parse_prefix, parse_route_lines,
+                       synthetic_v4, synthetic_v6, v6_split)
 
 
 def targets(text: str) -> int:
@@ -100,18 +101,111 @@ def test_dir24_8_edges():
     assert lookup_v4(t24, t8, q).tolist() == [1, 2, 3, 3, 4, 1, 5]
 
 
-def test_v6_trie_matches_reference():
-    rnd = random.Random(4)
+def _random_v6(rnd, n):
+    """Routes of every length class around the datapath's boundaries (the /32 and /48 pivots,
+    the root's 16 bits, bit 64), clustered so that blocks hold several routes (tries, not just
+    single-route records) and nested chains cross the pivots."""
     d = {}
-    for _ in range(5000):
-        ln = rnd.choice([0, 3, 16, 17, 24, 31, 32, 40, 47, 48, 48, 56, 64, 100, 127, 128])
-        a = rnd.getrandbits(128) & (((1 << 128) - 1) ^ ((1 << (128 - ln)) - 1))
+    lens = [0, 1, 3, 15, 16, 17, 24, 31, 32, 33, 40, 47, 48, 48, 49, 55, 56, 63, 64, 65, 96, 127, 128]
+    for _ in range(n):
+        ln = rnd.choice(lens)
+        a = rnd.getrandbits(128)
+        if rnd.random() < 0.8:       # inside a few /16s, /32s and /48s
+            a = (a & ((1 << 112) - 1)) | (rnd.choice((0x2001, 0x2a00, 0xfd00)) << 112)
+            if rnd.random() < 0.6:
+                a = (a & ((1 << 96) - 1)) | (rnd.choice((0x2001_0db8, 0x2a00_1450)) << 96)
+                if rnd.random() < 0.5:
+                    a = (a & ((1 << 80) - 1)) | (rnd.choice((0x2001_0db8_0001, 0x2001_0db8_00ff)) << 80)
+        a &= ((1 << 128) - 1) ^ ((1 << (128 - ln)) - 1)
         d[(a, ln)] = rnd.randint(1, 4000)
-    root, ch = build_v6([(a, n, g) for (a, n), g in d.items()], chunk_base=7)
-    assert len(ch) // CHUNK == chunks_needed_v6([(a, n, g) for (a, n), g in d.items()])
+    return d
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_v6_table_matches_reference(seed):
+    rnd = random.Random(seed)
+    d = _random_v6(rnd, 6000)
+    hi, lo = v6_split([a for a, _ in d])
+    n = np.array([x for _, x in d], np.int64)
+    g = np.array(list(d.values()), np.uint32)
+    check_v6(hi, lo, n)
+    words = build_v6(hi, lo, n, g, base=777, seed=seed)
     ref = Lpm(128, d)
-    q = [rnd.getrandbits(128) for _ in range(5000)] + [a | rnd.getrandbits(4) for a, n in d if n <= 124]
-    assert [lookup_v6_one(root, ch, x, 7) for x in q] == [ref.lookup(x) for x in q]
+    q = ([rnd.getrandbits(128) for _ in range(3000)] + [a | rnd.getrandbits(8) for a, n in d if n <= 120] +
+         [a for a, _ in d] + [a ^ (1 << (128 - n)) for a, n in d if n] +       # first bit outside
+         [a | ((1 << (128 - n)) - 1) for a, n in d if n])                      # last address
+    qh, ql = v6_split(q)
+    assert lookup_v6(words, qh, ql, base=777).tolist() == [ref.lookup(x) for x in q]
+
+
+def test_v6_table_edges():
+    """/0 everywhere; a /48 block's own route with a longer one inside and a /32 default; a /32
+    block without deeper routes; the last address of the space."""
+    d = {(0, 0): 1, (0x2001_0db8 << 96, 32): 2, (0x2001_0db8_0001 << 80, 48): 3,
+         ((0x2001_0db8_0001 << 80) | (5 << 64), 64): 4, ((1 << 128) - 1, 128): 5, (0x2a00 << 112, 16): 6}
+    hi, lo = v6_split([a for a, _ in d])
+    words = build_v6(hi, lo, np.array([x for _, x in d]), np.array(list(d.values()), np.uint32))
+    q = [0, 0x2001_0db8 << 96, (0x2001_0db8_0002 << 80) | 9, (0x2001_0db8_0001 << 80) | 9,
+         (0x2001_0db8_0001 << 80) | (5 << 64) | 7, (0x2001_0db8_0001 << 80) | (6 << 64), (1 << 128) - 1,
+         (1 << 128) - 2, (0x2a00 << 112) | 1, 0x2a01 << 112]
+    qh, ql = v6_split(q)
+    assert lookup_v6(words, qh, ql).tolist() == [1, 2, 2, 3, 4, 3, 5, 1, 6, 1]
+
+
+def test_v6_table_into_a_bank_too_small():
+    r6 = synthetic_v6(3000, seed=2)
+    hi, lo = v6_split([a for a, _ in r6])
+    n, g = np.array([x for _, x in r6]), np.ones(len(r6), np.uint32)
+    need = len(build_v6(hi, lo, n, g))
+    out = np.zeros(need, np.uint32)
+    assert len(build_v6(hi, lo, n, g, out=out)) == need
+    with pytest.raises(RouteError, match="IPv6 table needs"):
+        build_v6(hi, lo, n, g, out=np.zeros(need - 1, np.uint32))
+    assert chunks_needed_v6([(a, x, 1) for a, x in r6]) == -(-(need - V6_HDR_WORDS - (1 << 16)) // CHUNK)
+
+
+def test_v6_word_layouts_are_the_headers():
+    from nf.nfs.router import RtV6Bank, RtV6Hash, RtV6Skip, RtV6Slot
+    import ctypes
+    assert [ctypes.sizeof(c) // 4 for c in (RtV6Bank, RtV6Hash, RtV6Slot, RtV6Skip)] == \
+        [V6_HDR_WORDS, V6_HASH_WORDS, V6_SLOT_WORDS, V6_SKIP_WORDS]
+    assert RtV6Bank.root.offset == 4 * (V6_HDR_WORDS - 1)
+
+
+@pytest.mark.parametrize("n", [0, 1, 50, 5000])
+def test_cuckoo_places_every_key_in_a_candidate(n):
+    keys = np.unique(np.random.default_rng(n).integers(0, 1 << 48, n, dtype=np.uint64))
+    c1, c2, bits, slot = _cuckoo(keys, np.random.default_rng(1))
+    assert len(np.unique(slot)) == len(keys) and (slot < (1 << bits)).all()
+    cand = [((keys * np.uint64(c)) >> np.uint64(64 - bits)).astype(np.int64) for c in (c1, c2)]
+    assert ((slot == cand[0]) | (slot == cand[1])).all()
+
+
+def test_v6_fast_parser_equals_the_exact_one():
+    from nf.routes import _parse_slow
+    lines = [f"{parse_v6_text(a, n)} via 2001:db8::2" for (a, n) in
+             _random_v6(random.Random(9), 400)]
+    fast = parse_route_lines(lines, targets)
+    slow = _parse_slow(lines, targets, "<routes>")
+    assert fast.v6_dict() == slow.v6_dict() and len(fast.v6_dict()) == len(lines)
+
+
+def parse_v6_text(a: int, n: int) -> str:
+    import ipaddress
+    return f"{ipaddress.IPv6Address(a)}/{n}"
+
+
+@pytest.mark.parametrize("lines,line,why", [
+    (["2001:db8::/32 via 2001:db8::2", "2001:db8:1::1/48 via 2001:db8::2"], 2, "host bits set"),
+    (["2001:db8::/32 via 2001:db8::2", "10.0.0.0/8 blackhole", "2001:db8:0::/32 blackhole"], 3,
+     "duplicate route 2001:db8::/32 .first on line 1"),
+    (["2001:db8::/129 blackhole"], 1, "0..128"),
+    (["2001:db8:::/32 blackhole"], 1, "bad address"),
+])
+def test_v6_route_file_errors_name_the_line(lines, line, why):
+    with pytest.raises(RouteError, match=why) as e:
+        parse_route_lines(lines, targets, "r.txt")
+    assert e.value.line == line
 
 
 def test_check_v4_vectorised():

@@ -13,6 +13,8 @@
  *                   enetstl_key_eq; falls back to the pure code per call when a kfunc is absent
  *   xdp_ft_ctl      control requests (struct ft_req as the frame) for insert/delete/lookup,
  *   xdp_ft_ctl_kf   so the controller mutates the table with the same code and the same lock
+ *   xdp_ft_batch    the same requests, up to FT_BATCH from the ft_batch array in one run (bulk
+ *   xdp_ft_batch_kf inserts; FT_OP_FIND runs the datapath's lookup: the benchmark at scale)
  *
  * Concurrency protocol:
  * - Writers (datapath inserts on any CPU, control requests) serialise on ft_state.lock, taken
@@ -36,6 +38,7 @@
 #include "stats.h"
 #include "enetstl.h"
 #include "algo/crc32c.h"
+#include "algo/find.h"
 #include "flow_table.h"
 #include "flow_table_key.h"
 
@@ -155,46 +158,20 @@ static __always_inline __u32 ft_alt(__u32 bkt, __u32 sig)
 	return (bkt ^ ((x & ft_cfg.bucket_mask) | 1)) & ft_cfg.bucket_mask;
 }
 
-/* High bit of each u16 lane set iff the lane of x is non-zero (exact: the +0x7fff never
- * carries into the next lane). */
-static __always_inline __u64 ft_nz4x16(__u64 x)
-{
-	return (((x & 0x7fff7fff7fff7fffull) + 0x7fff7fff7fff7fffull) | x) & 0x8000800080008000ull;
-}
-
-/* Pure eBPF 16-lane match, 4 lanes per u64: word j's lane-k "differs" bit goes to bit
- * 16k + 4j, the four words are ORed and inverted once, and one multiply moves bit 16k + 4j to
- * bit 48 + 4j + k (every partial product on its own bit, nothing carries into 48..63). */
-static __always_inline __u32 ft_match16(const __u16 *arr, __u32 v)
-{
-	const __u64 *w = (const __u64 *)arr;
-	__u64 pat = (__u64)(v & 0xffff) * 0x0001000100010001ull;
-	__u64 ne = ft_nz4x16(w[0] ^ pat) >> 15 | ft_nz4x16(w[1] ^ pat) >> 11 |
-		   ft_nz4x16(w[2] ^ pat) >> 7 | ft_nz4x16(w[3] ^ pat) >> 3;
-
-	return ((~ne & 0x1111111111111111ull) * 0x0001000200040008ull) >> 48;
-}
-
 /* Bit i set iff slot i holds `sig` (sig 0: the empty slots). */
 static __always_inline __u32 ft_match(struct ft_bucket *b, __u32 sig, const int kf)
 {
 	if (kf && bpf_ksym_exists(enetstl_match_u16))
 		return enetstl_match_u16(b->sig, sizeof(b->sig), sig);
-	return ft_match16(b->sig, sig);
+	return algo_match16_u16(b->sig, sig);
 }
 
-/* de Bruijn sequence 0x077CB531: the top 5 bits of (lowest set bit * it) name the bit */
-static const __u8 ft_debruijn[32] = {
-	0, 1, 28, 2, 29, 14, 24, 3, 30, 22, 20, 15, 25, 17, 4, 8,
-	31, 27, 13, 23, 21, 19, 16, 7, 26, 12, 18, 6, 11, 5, 10, 9,
-};
-
-/* Index of the lowest set bit of a non-zero m (BPF has no ctz instruction). */
+/* Index of the lowest set bit of a non-zero m. */
 static __always_inline __u32 ft_ctz(__u32 m, const int kf)
 {
 	if (kf && bpf_ksym_exists(enetstl_ctz32))
 		return enetstl_ctz32(m);
-	return ft_debruijn[((m & -m) * 0x077CB531u) >> 27];
+	return algo_ctz32(m);
 }
 
 /* First empty slot of b, or -1. */
@@ -894,25 +871,23 @@ int xdp_ft_enetstl(struct xdp_md *ctx)
 
 /* ---- control ---- */
 
-static __always_inline int ft_ctl(struct xdp_md *ctx, const int kf)
+_Static_assert(__builtin_offsetof(struct ft_req, val) - __builtin_offsetof(struct ft_req, key) ==
+	       __builtin_offsetof(struct ft_entry, val), "a request's key and val are an ft_entry");
+
+/* One control request r (in the frame, or an element of ft_batch). The entry to insert is built
+ * in *ne: a stack copy, or (ne == &r->key, a batch: the stack of its call chain is tight) the
+ * request itself. */
+static __always_inline void ft_ctl_req(struct ft_req *r, struct ft_entry *ne, struct ft_state *st,
+				       struct ft_metrics *mt, const int in_place, const int kf)
 {
-	struct ft_entry ne __attribute__((aligned(8))) = {};
-	struct ft_req *r = xdp_data(ctx);
 	struct ft_where w = {};
-	struct ft_metrics *mt;
-	struct ft_state *st;
 	struct ft_entry *e;
 	__u32 moves = 0, idx = 0, steps = 0;
 	__u64 now;
 
-	if ((void *)(r + 1) > xdp_data_end(ctx))
-		return XDP_ABORTED;
-	st = ft_get_state();
-	mt = ft_get_metrics();
-	if (!st)
-		return XDP_ABORTED;
-	__builtin_memcpy(&ne.key, &r->key, sizeof(ne.key));
-	ft_place(&w, ft_hash(&ne.key, &st->hash, kf));
+	if (!in_place)
+		__builtin_memcpy(&ne->key, &r->key, sizeof(ne->key));
+	ft_place(&w, ft_hash(&ne->key, &st->hash, kf));
 	r->moves = 0;
 	switch (r->op) {
 	case FT_OP_INSERT:
@@ -921,14 +896,20 @@ static __always_inline int ft_ctl(struct xdp_md *ctx, const int kf)
 			break;
 		}
 		now = bpf_ktime_get_coarse_ns();
-		ne.val.action = r->val.action;
-		ne.val.port = r->val.port;
-		ne.val.flags = r->val.flags;
-		ne.val.packets = r->val.packets;
-		ne.val.bytes = r->val.bytes;
-		ne.val.first_seen = r->val.first_seen ? r->val.first_seen : now;
-		ne.val.last_seen = r->val.last_seen ? r->val.last_seen : now;
-		r->ret = ft_insert(st, mt, &ne, &w, &moves, &idx, r->update, ft_cfg.max_search,
+		if (!in_place) {
+			ne->val.action = r->val.action;
+			ne->val.port = r->val.port;
+			ne->val.flags = r->val.flags;
+			ne->val.packets = r->val.packets;
+			ne->val.bytes = r->val.bytes;
+			ne->val.first_seen = r->val.first_seen;
+			ne->val.last_seen = r->val.last_seen;
+		}
+		if (!ne->val.first_seen)
+			ne->val.first_seen = now;
+		if (!ne->val.last_seen)
+			ne->val.last_seen = now;
+		r->ret = ft_insert(st, mt, ne, &w, &moves, &idx, r->update, ft_cfg.max_search,
 				   &steps, kf);
 		if (r->ret == FT_OK || r->ret == FT_EXISTS) {
 			r->moves = moves;
@@ -938,10 +919,10 @@ static __always_inline int ft_ctl(struct xdp_md *ctx, const int kf)
 		r->slot = w.slot;
 		break;
 	case FT_OP_DELETE:
-		r->ret = ft_delete(st, mt, &ne.key, &w, kf);
+		r->ret = ft_delete(st, mt, &ne->key, &w, kf);
 		break;
 	case FT_OP_LOOKUP:
-		e = ft_lookup(st, NULL, &ne.key, &w, kf);
+		e = ft_lookup(st, NULL, &ne->key, &w, kf);
 		if (!e) {
 			r->ret = FT_NOT_FOUND;
 			break;
@@ -954,6 +935,20 @@ static __always_inline int ft_ctl(struct xdp_md *ctx, const int kf)
 	default:
 		r->ret = FT_BAD_REQ;
 	}
+}
+
+static __always_inline int ft_ctl(struct xdp_md *ctx, const int kf)
+{
+	struct ft_entry ne __attribute__((aligned(8))) = {};
+	struct ft_req *r = xdp_data(ctx);
+	struct ft_state *st;
+
+	if ((void *)(r + 1) > xdp_data_end(ctx))
+		return XDP_ABORTED;
+	st = ft_get_state();
+	if (!st)
+		return XDP_ABORTED;
+	ft_ctl_req(r, &ne, st, ft_get_metrics(), 0, kf);
 	return XDP_PASS;
 }
 
@@ -967,4 +962,102 @@ SEC("xdp")
 int xdp_ft_ctl_kf(struct xdp_md *ctx)
 {
 	return ft_ctl(ctx, 1);
+}
+
+/* ---- batches: bulk control requests, and the datapath's lookup over many keys ---- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FT_BATCH);
+	__type(key, __u32);
+	__type(value, struct ft_req);
+} ft_batch SEC(".maps");
+
+/* FT_OP_FIND: exactly the datapath's lookup of ft_main (the eNetSTL call first when kf, the
+ * pure walk otherwise or on its fallback), without the packet around it. */
+static __always_inline void ft_find_req(struct ft_req *r, struct ft_state *st,
+					struct ft_metrics *mt, const int kf)
+{
+	struct ft_where w = {};
+	struct ft_entry *e = NULL;
+	int rc = 1;
+
+	if (kf && bpf_ksym_exists(enetstl_cuckoo_cand)) {
+		rc = 0;
+		e = ft_lookup_kf(st, mt, &r->key, &w, &rc);
+	}
+	if (rc) {
+		ft_place(&w, ft_hash(&r->key, &st->hash, kf));
+		e = ft_lookup(st, mt, &r->key, &w, kf);
+	}
+	r->ret = e ? FT_OK : FT_NOT_FOUND;
+}
+
+/* A control request of a batch: global functions, verified once (inlined into the bpf_loop
+ * callback, the insert's own bpf_loops made the verifier walk past its 1M-instruction limit). */
+__noinline int ft_batch_ctl(struct ft_req *r)
+{
+	struct ft_state *st = ft_get_state();
+
+	if (!r || !st)
+		return 0;
+	ft_ctl_req(r, (struct ft_entry *)&r->key, st, ft_get_metrics(), 1, 0);
+	return 0;
+}
+
+__noinline int ft_batch_ctl_kf(struct ft_req *r)
+{
+	struct ft_state *st = ft_get_state();
+
+	if (!r || !st)
+		return 0;
+	ft_ctl_req(r, (struct ft_entry *)&r->key, st, ft_get_metrics(), 1, 1);
+	return 0;
+}
+
+static __always_inline long ft_batch_one(__u32 i, const int kf)
+{
+	struct ft_req *r = bpf_map_lookup_elem(&ft_batch, &i);
+	struct ft_state *st = ft_get_state();
+
+	if (!r || !st)
+		return 1;
+	if (r->op == FT_OP_FIND)
+		ft_find_req(r, st, NULL, kf);
+	else if (r->op != FT_OP_NONE)
+		kf ? ft_batch_ctl_kf(r) : ft_batch_ctl(r);
+	return 0;
+}
+
+static long ft_batch_cb(__u32 i, void *ctx)
+{
+	return ft_batch_one(i, 0);
+}
+
+static long ft_batch_cb_kf(__u32 i, void *ctx)
+{
+	return ft_batch_one(i, 1);
+}
+
+static __always_inline int ft_batch_run(struct xdp_md *ctx, const int kf)
+{
+	struct ft_batch_run *b = xdp_data(ctx);
+
+	if ((void *)(b + 1) > xdp_data_end(ctx) || b->n > FT_BATCH)
+		return XDP_ABORTED;
+	bpf_loop(b->n, kf ? ft_batch_cb_kf : ft_batch_cb, NULL, 0);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdp_ft_batch(struct xdp_md *ctx)
+{
+	return ft_batch_run(ctx, 0);
+}
+
+SEC("xdp")
+int xdp_ft_batch_kf(struct xdp_md *ctx)
+{
+	return ft_batch_run(ctx, 1);
 }

@@ -40,6 +40,7 @@
 #define FT_BURST_TICKS 4       /* ... saved up for at most this many ticks (a jiffy at 250 Hz) */
 #define FT_MIN_BUCKETS 2
 #define FT_MAX_BUCKETS (1u << 20)
+#define FT_BATCH 65536         /* requests per batch run (xdp_ft_batch*: bulk inserts, benchmark) */
 
 /* cfg.hash: the key hash; the values are enetstl_cuckoo_cand's ENETSTL_CK_HASH_* */
 enum ft_hash {
@@ -164,12 +165,15 @@ struct ft_cfg {
 	__u32 hash;           /* enum ft_hash (= ft_state.hash.kind: the branch the verifier keeps) */
 };
 
-/* Control request: the payload of a test_run of xdp_ft_ctl (the frame is this struct, padded). */
+/* Control request: the payload of a test_run of xdp_ft_ctl (the frame is this struct, padded),
+ * or an element of ft_batch (xdp_ft_batch*: the frame is struct ft_batch_run). */
 enum ft_op {
+	FT_OP_NONE = 0,   /* batch only: read the request, nothing else (the loop's own cost) */
 	FT_OP_INSERT = 1, /* insert key with val.action/port/flags; EXISTS if present (val updated
 			   * when ft_req.update = 1) */
 	FT_OP_DELETE = 2,
 	FT_OP_LOOKUP = 3, /* val returned */
+	FT_OP_FIND = 4,   /* batch only: the datapath's lock-free lookup; ret OK or NOT_FOUND */
 };
 
 struct ft_req {
@@ -183,6 +187,12 @@ struct ft_req {
 	__u32 pad;
 	struct ft_key key;
 	struct ft_value val;
+};
+
+/* The frame of a batch run: requests 0..n-1 of ft_batch, each with its own op. */
+struct ft_batch_run {
+	__u32 n;
+	__u32 pad;
 };
 
 #endif /* FLOW_TABLE_H */

@@ -6,6 +6,8 @@
  *
  * xdp_ft_nolookup does everything the table programs do around the lookup (parse, key, stats
  * exit) and no lookup: subtracted from a program's count it leaves the cost of the lookup.
+ * xdp_fth_batch looks up the keys of fth_batch (struct ft_req, op FT_OP_FIND; FT_OP_NONE reads
+ * the request only) as xdp_ft_batch does in the table: the benchmark at scale.
  */
 #include "common.h"
 #include "parse.h"
@@ -77,4 +79,34 @@ int xdp_ft_hash(struct xdp_md *ctx)
 	if (v->action == FT_ACT_REDIRECT)
 		return xdp_exit(ctx, &fth_stats, bpf_redirect(v->port, 0));
 	return xdp_exit(ctx, &fth_stats, XDP_PASS);
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FT_BATCH);
+	__type(key, __u32);
+	__type(value, struct ft_req);
+} fth_batch SEC(".maps");
+
+static long fth_batch_cb(__u32 i, void *ctx)
+{
+	struct ft_req *r = bpf_map_lookup_elem(&fth_batch, &i);
+
+	if (!r)
+		return 1;
+	if (r->op == FT_OP_FIND)
+		r->ret = bpf_map_lookup_elem(&fth_flows, &r->key) ? FT_OK : FT_NOT_FOUND;
+	return 0;
+}
+
+SEC("xdp")
+int xdp_fth_batch(struct xdp_md *ctx)
+{
+	struct ft_batch_run *b = xdp_data(ctx);
+
+	if ((void *)(b + 1) > xdp_data_end(ctx) || b->n > FT_BATCH)
+		return XDP_ABORTED;
+	bpf_loop(b->n, fth_batch_cb, NULL, 0);
+	return XDP_PASS;
 }

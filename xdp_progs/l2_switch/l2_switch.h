@@ -107,8 +107,11 @@ struct l2sw_stats {
 };
 
 /* ---- eNetSTL FDB variant (l2_switch_enetstl.bpf.c) ----
- * efdb: ARRAY of buckets, bucket = crc32c(key) & mask; a way is found by comparing 16 u16
- * signatures at once (enetstl_match_u16, or the pure-eBPF SWAR compare without the module). */
+ * efdb: ARRAY of buckets; h = fmix64(key word ^ seed) (murmur3's finaliser: L2SW_EFDB_MIX*):
+ * bucket = h & mask, signature = h >> 48 (0 -> 1); a way is found by comparing 16 u16
+ * signatures at once (SWAR in BPF, or enetstl_match_u16 with L2SW_EFDB_KFUNC_FIND). */
+#define L2SW_EFDB_MIX1   0xff51afd7ed558ccdull
+#define L2SW_EFDB_MIX2   0xc4ceb9fe1a85ec53ull
 #define L2SW_WAYS        16
 #define L2SW_WHEEL_SLOTS 256    /* timing-wheel slots (a power of two) */
 #define L2SW_WHEEL_CAP   256    /* filings per slot: 256 x 256 x 16 B = 1 MiB, one atomic allocation */
@@ -139,8 +142,8 @@ struct l2sw_efdb_cfg {
 	__u32 max_entries; /* fdb_size: entries the table takes (static ones included) */
 };
 
-#define L2SW_EFDB_KFUNC_CRC  1 /* hash with enetstl_crc32c (else the pure-eBPF table CRC) */
-#define L2SW_EFDB_KFUNC_FIND 2 /* compare signatures with enetstl_match_u16 (else SWAR in BPF) */
+#define L2SW_EFDB_KFUNC_FIND 2 /* compare signatures with enetstl_match_u16 (else SWAR in BPF);
+				* bit 0 was the CRC32-C kfunc hash, before the multiplicative one */
 
 /* A timing-wheel filing (list-bucket value): the key, and the tick it was filed under. */
 struct l2sw_wheel_item {
@@ -170,7 +173,13 @@ enum l2sw_fdb_op {
 	L2SW_OP_FLUSH = 3,       /* remove dynamic entries (flags & L2SW_FDB_STATIC: all) */
 	L2SW_OP_EXPIRE = 4,      /* remove dynamic entries older than aging at now_ns */
 	L2SW_OP_WHEEL_START = 5, /* create the wheel's list buckets, start the aging timer */
+	L2SW_OP_FIND = 6,        /* fdb_batch only: the datapath's lookup (ret 0 found, ifindex) */
 };
+
+/* fdb_batch: requests of xdp_l2sw_fdb_batch, which runs the first n (the frame: a __u32 n) with
+ * one bpf_loop: FIND in both variants, ADD in the eNetSTL one (bulk control-plane loads and the
+ * benchmark at scale); op 0 reads the request only (the loop's own cost). */
+#define L2SW_BATCH 65536
 
 struct l2sw_fdb_req {
 	__u32 op;

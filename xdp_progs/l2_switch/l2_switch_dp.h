@@ -326,4 +326,44 @@ int xdp_l2sw_egress_test(struct xdp_md *ctx)
 	return switch_egress(ctx, t->egress_ifindex);
 }
 
+/* ---- batches (enum l2sw_fdb_op, L2SW_BATCH) ---------------------------------------------- */
+#ifndef L2SW_BATCH_CTL
+#define L2SW_BATCH_CTL(r) (-95) /* -EOPNOTSUPP: the hash map is written by the controller */
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, L2SW_BATCH);
+	__type(key, __u32);
+	__type(value, struct l2sw_fdb_req);
+} fdb_batch SEC(".maps");
+
+static long fdb_batch_cb(__u32 i, void *ctx)
+{
+	struct l2sw_fdb_req *r = bpf_map_lookup_elem(&fdb_batch, &i);
+	struct l2sw_fdb_val v;
+
+	if (!r)
+		return 1;
+	if (r->op == L2SW_OP_FIND) {
+		r->ret = fdb_find(*(__u64 *)&r->key, &v) ? 0 : -2 /* -ENOENT */;
+		r->ifindex = r->ret ? 0 : v.ifindex;
+	} else if (r->op == L2SW_OP_ADD) {
+		r->ret = L2SW_BATCH_CTL(r);
+	}
+	return 0;
+}
+
+SEC("xdp")
+int xdp_l2sw_fdb_batch(struct xdp_md *ctx)
+{
+	__u32 *n = (void *)(long)ctx->data;
+
+	if ((void *)(n + 1) > (void *)(long)ctx->data_end || *n > L2SW_BATCH)
+		return XDP_ABORTED;
+	bpf_loop(*n, fdb_batch_cb, NULL, 0);
+	return XDP_PASS;
+}
+
 #endif

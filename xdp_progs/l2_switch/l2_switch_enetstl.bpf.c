@@ -2,11 +2,12 @@
 /* L2 learning switch, eNetSTL FDB variant: the same datapath (l2_switch_dp.h) over a
  * bucketised table instead of a BPF hash map.
  *
- * Table (efdb): ARRAY of buckets of 16 ways. bucket = crc32c(mac|vid) & mask, and each way holds
- * a 16-bit signature (the hash's high half, never 0; 0 = free) so one 16-lane compare
- * (enetstl_match_u16) finds the candidate ways; the 8-byte key confirms. With the module the hash
- * is enetstl_crc32c (SSE4.2) and the compare its SIMD find; without it the same object runs the
- * pure-eBPF CRC32-C and SWAR compare (xdp_progs/include/algo/), so the table is one data layout.
+ * Table (efdb): ARRAY of buckets of 16 ways. A 64-bit mix of the key word (mac|vid, efdb_hash):
+ * its low bits pick the bucket, its top 16 bits are the way's signature (never 0; 0 = free), so
+ * one 16-lane compare finds the candidate ways; the 8-byte key confirms.
+ * The compare is the module's SIMD enetstl_match_u16 when efdb_cfg.flags asks for it and the
+ * module is there, else the SWAR compare of xdp_progs/include/algo/find.h (the default: measured
+ * cheaper at 16 lanes, NOTES.md); the module's list buckets run the aging wheel.
  *
  * Concurrency, without spin locks around kfuncs: every bucket has a seqcount. A writer takes the
  * bucket by cmpxchg(seq, even, even+1) - try-lock, never spins (XDP cannot wait): on failure the
@@ -28,7 +29,6 @@
  */
 #include "l2_switch_common.h"
 #include "enetstl.h"
-#include "algo/crc32c.h"
 #include "algo/find.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -44,7 +44,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct l2sw_efdb_cfg efdb_cfg = {
 	.bucket_mask = L2SW_FDB_DEFAULT / L2SW_WAYS - 1,
-	.flags = L2SW_EFDB_KFUNC_CRC | L2SW_EFDB_KFUNC_FIND,
+	.flags = 0,
 	.max_entries = L2SW_FDB_DEFAULT,
 };
 
@@ -90,11 +90,19 @@ struct {
 } btf_anchor SEC(".maps");
 
 /* ---- table ------------------------------------------------------------------------------- */
-static __always_inline __u32 efdb_hash(const __u64 *kw)
+/* murmur3's fmix64 of the key word and the seed: every bit of the result depends on every key
+ * bit (MACs of one vendor differ in their last bytes only: a single multiply would leave them in
+ * one bucket). A CRC32-C of the 8 bytes (the module's kfunc: ~45 guest instructions with the
+ * call; in BPF a table walk: ~60) costs more than these ~10. */
+static __always_inline __u64 efdb_hash(__u64 kw)
 {
-	if ((efdb_cfg.flags & L2SW_EFDB_KFUNC_CRC) && bpf_ksym_exists(enetstl_crc32c))
-		return enetstl_crc32c(kw, sizeof(*kw), efdb_cfg.seed);
-	return algo_crc32c(kw, sizeof(*kw), efdb_cfg.seed);
+	__u64 h = kw ^ efdb_cfg.seed;
+
+	h ^= h >> 33;
+	h *= L2SW_EFDB_MIX1;
+	h ^= h >> 33;
+	h *= L2SW_EFDB_MIX2;
+	return h ^ (h >> 33);
 }
 
 static __always_inline __u32 efdb_match(struct l2sw_efdb_bucket *b, __u16 sig)
@@ -115,12 +123,12 @@ static __always_inline __u64 key_word(const struct l2sw_fdb_key *k)
 /* The bucket index of key word *kw, and its signature (never 0: 0 marks a free way). */
 static __always_inline __u32 efdb_index(const __u64 *kw, __u16 *sig)
 {
-	__u32 h = efdb_hash(kw);
+	__u64 h = efdb_hash(*kw);
 
-	*sig = h >> 16;
+	*sig = h >> 48;
 	if (!*sig)
 		*sig = 1;
-	return h & efdb_cfg.bucket_mask;
+	return (__u32)h & efdb_cfg.bucket_mask;
 }
 
 static __always_inline struct l2sw_efdb_bucket *efdb_bucket(const __u64 *kw, __u16 *sig)
@@ -130,19 +138,25 @@ static __always_inline struct l2sw_efdb_bucket *efdb_bucket(const __u64 *kw, __u
 	return bpf_map_lookup_elem(&efdb, &i);
 }
 
-/* Way holding kw in b, or -1. Unsynchronised: readers validate with the seqcount. A plain
- * scan of the match mask: walking it with ctz and m &= m - 1 makes the mask's exact value
- * matter to the verifier, and its paths explode. Usually one bit is set. */
+/* Way holding kw in b, or -1. Unsynchronised: readers validate with the seqcount. The mask's
+ * lowest way first (ctz without a branch); a plain scan only when that way's key differs and
+ * more ways matched (a 16-bit signature collision: rare). Walking the whole mask with ctz and
+ * m &= m - 1 makes the mask's exact value matter to the verifier, and its paths explode. */
 static __always_inline int efdb_way(struct l2sw_efdb_bucket *b, __u64 kw, __u16 sig)
 {
-	__u32 m = efdb_match(b, sig);
+	__u32 m = efdb_match(b, sig), i;
 
 	if (!m)
 		return -1;
+	i = algo_ctz32(m) & (L2SW_WAYS - 1);
+	if (*(__u64 *)&b->e[i].key == kw)
+		return i;
+	if (!(m & (m - 1)))
+		return -1;
 #pragma clang loop unroll(disable)
-	for (int i = 0; i < L2SW_WAYS; i++) {
-		if ((m >> i) & 1 && *(__u64 *)&b->e[i].key == kw)
-			return i;
+	for (int j = 0; j < L2SW_WAYS; j++) {
+		if ((m >> j) & 1 && *(__u64 *)&b->e[j].key == kw)
+			return j;
 	}
 	return -1;
 }
@@ -202,6 +216,12 @@ static __always_inline void way_clear(struct l2sw_efdb_bucket *b, int i)
 	fdb_gen_bump(); /* learn memos of the removed entry are stale */
 }
 
+_Static_assert(__builtin_offsetof(struct l2sw_efdb_entry, ts_ns) -
+	       __builtin_offsetof(struct l2sw_efdb_entry, ifindex) ==
+	       __builtin_offsetof(struct l2sw_fdb_val, ts_ns) &&
+	       __builtin_offsetof(struct l2sw_efdb_entry, idx) - __builtin_offsetof(struct l2sw_efdb_entry, ifindex) ==
+	       __builtin_offsetof(struct l2sw_fdb_val, idx), "an entry's value part is a struct l2sw_fdb_val");
+
 static __always_inline int fdb_find(__u64 kw, struct l2sw_fdb_val *out)
 {
 	struct l2sw_efdb_bucket *b;
@@ -218,14 +238,8 @@ static __always_inline int fdb_find(__u64 kw, struct l2sw_fdb_val *out)
 			continue;
 		barrier();
 		i = efdb_way(b, kw, sig);
-		if (i >= 0) {
-			struct l2sw_efdb_entry *e = &b->e[i & (L2SW_WAYS - 1)];
-
-			out->ifindex = e->ifindex;
-			out->idx = e->idx;
-			out->flags = e->flags;
-			out->ts_ns = e->ts_ns;
-		}
+		if (i >= 0)   /* the entry's ifindex..ts_ns are a struct l2sw_fdb_val: two words */
+			*out = *(struct l2sw_fdb_val *)&b->e[i & (L2SW_WAYS - 1)].ifindex;
 		barrier();
 		if (READ_ONCE_U32(b->seq) == s1)
 			return i >= 0;
@@ -456,6 +470,8 @@ static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct
 	return 1;
 }
 
+static __always_inline int ctl_add(struct l2sw_fdb_req *r);
+#define L2SW_BATCH_CTL(r) ctl_add(r)
 #include "l2_switch_dp.h"
 
 /* ---- the wheel's timer ---------------------------------------------------------------------- */

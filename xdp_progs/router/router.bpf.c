@@ -7,8 +7,9 @@
  *
  * Three lookup modes chosen at load time (rodata cfg.mode; the verifier drops the others):
  *   RT_MODE_DIR   IPv4 DIR-24-8 (a 2^24 array of u32 + 256-entry chunks for /25../32) and an
- *                 IPv6 multibit trie (2^16 root + 8-bit-stride chunks, leaf-pushed). Every step
- *                 is an inlined array read: no hashing, no key compare. See NOTES.md for numbers.
+ *                 IPv6 multibit trie (2^16 root + 8-bit strides, leaf-pushed, subtrees of one
+ *                 route as one compare) in one flat array read by direct offsets. No hashing.
+ *                 See NOTES.md for numbers.
  *   RT_MODE_TRIE  BPF_MAP_TYPE_LPM_TRIE (the baseline).
  *   RT_MODE_FIB   bpf_fib_lookup (the kernel's routes and neighbours).
  * DIR and TRIE tables exist in two banks; rt_bank[0] selects one per packet (read once), so a
@@ -22,6 +23,7 @@
 #include "router.h"
 #include "enetstl.h"
 #include "algo/crc32c.h"
+
 
 #include <linux/ip.h>
 #include <linux/ipv6.h>
@@ -80,8 +82,26 @@ const volatile struct rt_cfg cfg = {
 TBL_MAP(rt_v4_tbl24, 2 * RT_V4_TBL24_SIZE);
 /* Chunks of 256 entries; bank b owns chunk numbers [b*N, (b+1)*N) (N = max_entries / 256). */
 TBL_MAP(rt_v4_tbl8, 2 * 1024 * RT_CHUNK_SIZE);
-TBL_MAP(rt_v6_root, 2 * RT_V6_ROOT_SIZE);
-TBL_MAP(rt_v6_chunks, 2 * 1024 * RT_CHUNK_SIZE);
+
+/* The IPv6 table: one element whose value is the whole array of u32 words (both banks), so a
+ * read is a bounds check and a load at an offset from one pointer (an array lookup per read,
+ * key through the stack, measured 2-4x slower per level). Sized at load (value_size =
+ * 8 * cfg.v6_bank_words); no BTF value type, as the size is not the compiled one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, 8);
+} rt_v6 SEC(".maps");
+
+/* Never read: puts the IPv6 table's layouts into the object's BTF for the layout test (types
+ * used only inside functions get none); rodata exists anyway, a map for it would not. */
+const volatile struct {
+	struct rt_v6_bank bank;
+	struct rt_v6_slot slot;
+	struct rt_v6_skip skip;
+} rt_v6_layouts = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -463,22 +483,87 @@ static __always_inline __u32 lookup4(__u32 bank, __u32 dst /* host order */)
 	}
 }
 
+/* Bits [b, e) of the address halves (compile-time b, e; a range never straddles bit 64). */
+static __always_inline __u32 v6_bits(__u64 hi, __u64 lo, const int b, const int e)
+{
+	__u64 mask = (1ULL << (e - b)) - 1;
+
+	return e <= 64 ? (hi >> ((64 - e) & 63)) & mask : (lo >> ((128 - e) & 63)) & mask;
+}
+
+/* A pivot's table: the entry of the slot holding the address's first p bits, else 0. The block
+ * (those bits, right-aligned) sits in one of its two slots; both are read, their addresses known
+ * from the address alone. */
+static __always_inline __u32 v6_probe(const __u32 *t, __u32 words, const struct rt_v6_hash *h,
+				      __u64 hi, const int p)
+{
+	__u64 blk = hi >> (64 - p), key = blk << (64 - p);
+	__u32 i1 = h->slots + (__u32)((blk * h->c1) >> (h->shift & 63)) * (sizeof(struct rt_v6_slot) / 4);
+	__u32 i2 = h->slots + (__u32)((blk * h->c2) >> (h->shift & 63)) * (sizeof(struct rt_v6_slot) / 4);
+	const struct rt_v6_slot *s1, *s2;
+
+	if (i1 > words - sizeof(*s1) / 4 || i2 > words - sizeof(*s2) / 4)
+		return 0;
+	s1 = (const void *)(t + i1);
+	s2 = (const void *)(t + i2);
+	return (s1->key == key ? s1->entry : 0) | (s2->key == key ? s2->entry : 0);
+}
+
+/* IPv6 lookup in mode dir (router.h: the bank's layout). Tried and measured slower here
+ * (xdp_progs/router/NOTES.md): the three start reads issued before any branch, the start and the
+ * first two steps branch-free (masks), one-slot probes. */
 static __always_inline __u32 lookup6(__u32 bank, const __u8 *a)
 {
 	if (cfg.mode == RT_MODE_DIR) {
-		__u32 idx = (bank << RT_V6_ROOT_BITS) | ((__u32)a[0] << 8) | a[1];
-		__u32 v;
+		const __u32 words = 2 * cfg.v6_bank_words;
+		const __u32 *w = (const __u32 *)a;
+		__u64 hi = ((__u64)bpf_ntohl(w[0]) << 32) | bpf_ntohl(w[1]);
+		__u64 lo = ((__u64)bpf_ntohl(w[2]) << 32) | bpf_ntohl(w[3]);
+		__u32 k = 0, idx, e;
+		__u32 *t = bpf_map_lookup_elem(&rt_v6, &k);
+		const struct rt_v6_bank *h;
+		const struct rt_v6_skip *r;
 
-		if (tbl_get(&rt_v6_root, idx, &v))
+		if (!t)
 			return 0;
-		for (int i = 0; i < RT_V6_LEVELS; i++) {
-			if (!(v & RT_ENTRY_CHUNK))
-				break;
-			idx = ((v & ~RT_ENTRY_CHUNK) << RT_CHUNK_BITS) | a[2 + i];
-			if (tbl_get(&rt_v6_chunks, idx, &v))
-				return 0;
-		}
-		return (v & RT_ENTRY_CHUNK) ? 0 : v;
+		idx = bank ? cfg.v6_bank_words : 0;
+		if (idx > words - sizeof(*h) / 4)
+			return 0;
+		h = (const void *)(t + idx);
+		/* the start: the /48 block's slot, else the /32 block's, else the root; a slot's
+		 * entry carries the routes shorter than its block */
+		e = v6_probe(t, words, &h->hash[1], hi, 48);
+		if (e)
+			goto step_48;
+		e = v6_probe(t, words, &h->hash[0], hi, 32);
+		if (e)
+			goto step_32;
+		idx = h->root + (__u32)(hi >> (64 - RT_V6_ROOT_BITS));
+		if (idx >= words)
+			return 0;
+		e = t[idx];
+#define V6_STEP(b, to)                                                          \
+step_##b: __attribute__((unused));                                             \
+		if (!(e & RT_V6_NODE))                                          \
+			goto leaf;                                              \
+		idx = (e & RT_V6_OFF) + v6_bits(hi, lo, b, to);                 \
+		if (idx >= words)                                               \
+			return 0;                                               \
+		e = t[idx];
+		RT_V6_STEPS(V6_STEP)
+#undef V6_STEP
+		if (e & RT_V6_NODE)
+			return 0;
+leaf:
+		if (!(e & RT_V6_SKIP))
+			return e;
+		/* a single-route record: its route's group on a match, else the covering one's */
+		idx = e & RT_V6_OFF;
+		if (idx > words - sizeof(*r) / 4)
+			return 0;
+		r = (const void *)(t + idx);
+		return (((hi ^ r->key_hi) >> (r->sh_hi & 63)) |
+			(((lo ^ r->key_lo) >> (r->sh_lo1 & 63)) >> (r->sh_lo2 & 1))) ? r->gid_else : r->gid;
 	} else {
 		struct rt_trie6_key k = { .prefixlen = 128 };
 		__u32 *v;

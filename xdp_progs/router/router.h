@@ -1,11 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* LPM router: data-only header shared by router.bpf.c and nf/nfs/router.py (ctypes mirrors in
- * nf/nfs/router_abi.py, checked against the object's BTF by tests/xdp_progs/router/test_layout.py).
+/* LPM router: data-only header shared by router.bpf.c and nf/nfs/router.py (ctypes mirrors
+ * there, checked against the object's BTF by tests/nf/bpf/test_layout.py).
  *
- * Lookup entry encoding (u32, shared by the IPv4 DIR-24-8 tables and the IPv6 multibit trie):
+ * IPv4 DIR-24-8 entry encoding (u32):
  *   0                      no route
  *   RT_ENTRY_CHUNK | c     descend into chunk c (256 entries, indexed by the next address byte)
  *   g (1..RT_GROUPS-1)     route group g (next hop(s), kind, class) in rt_groups
+ * IPv6 (u32 words of the flat rt_v6 array, two banks; offsets are word offsets into it): a bank
+ * is a struct rt_v6_bank, a root of 2^RT_V6_ROOT_BITS entries (the trie of routes shorter than
+ * /32), per pivot p (/32, /48) a 2-choice cuckoo hash of struct rt_v6_slot (the p-bit blocks
+ * that hold routes of p bits up to the next pivot, each with its own trie), and the nodes and
+ * records. Entries:
+ *   g                      route group g (0 = no route)
+ *   RT_V6_NODE | off       a node at `off`: 2^stride entries indexed by the next address bits
+ *   RT_V6_SKIP | off       a struct rt_v6_skip at `off`: the subtree holds this one route
  * Every table exists twice (bank 0 and bank 1); rt_bank[0] names the bank traffic uses. A bulk
  * replace fills the idle bank and flips rt_bank with one 4-byte store. */
 #ifndef XDP_NF_ROUTER_H
@@ -19,9 +27,54 @@
 
 #define RT_V4_TBL24_BITS 24
 #define RT_V4_TBL24_SIZE (1u << 24)   /* entries per bank */
+/* IPv6 shape: a root of 2^16 entries indexes address bits 0..15, then 8-bit steps (nodes of
+ * 256 entries), one per X(from, to). The /32 and /48 blocks that hold routes are found by
+ * hashing (rt_v6_bank.hash[0] and [1]), so a lookup starts at bit 48, 32 or 16 and steps from
+ * there. Mirrored by nf.routes.V6_LEVELS / V6_PIVOTS; xdp_progs/router/NOTES.md says why. */
 #define RT_V6_ROOT_BITS 16
-#define RT_V6_ROOT_SIZE (1u << 16)    /* entries per bank */
-#define RT_V6_LEVELS 14               /* 16 + 14 * 8 = 128 bits */
+#define RT_V6_NPIVOTS 2       /* /32, /48 */
+#define RT_V6_STEPS(X) X(16, 24) X(24, 32) X(32, 40) X(40, 48) X(48, 56) X(56, 64) X(64, 72) \
+	X(72, 80) X(80, 88) X(88, 96) X(96, 104) X(104, 112) X(112, 120) X(120, 128)
+#define RT_V6_NODE 0x80000000u
+#define RT_V6_SKIP 0x40000000u
+#define RT_V6_OFF 0x3fffffffu
+
+/* A pivot's hash table: block b (the address's first p bits) sits in slot (b * c1) >> shift or
+ * (b * c2) >> shift (multiply-shift hashes, odd multipliers chosen at build time). */
+struct rt_v6_hash {
+	__u64 c1;
+	__u64 c2;
+	__u32 shift;    /* 64 - log2(slots) */
+	__u32 slots;    /* word offset of slot 0 */
+};
+
+/* The head of an IPv6 bank (its word 0). */
+struct rt_v6_bank {
+	struct rt_v6_hash hash[RT_V6_NPIVOTS];
+	__u32 pad[16 - 6 * RT_V6_NPIVOTS - 1];
+	__u32 root;     /* word offset of the root */
+};
+
+struct rt_v6_slot {
+	__u64 key;      /* the block: the address's first p bits, the rest zero (host order) */
+	__u32 entry;    /* 0 = empty; else its trie's entry (the block's default included) */
+	__u32 pad;
+};
+
+/* A subtree of the IPv6 table that holds a single route (at any depth): one compare instead of
+ * a chain of nodes. An address is in the route when ((hi ^ key_hi) >> sh_hi) and
+ * ((lo ^ key_lo) >> sh_lo1 >> sh_lo2) are both 0 (two shifts: 64 is not a valid shift). */
+struct rt_v6_skip {
+	__u64 key_hi;   /* the route's prefix, address bits 0..63 (host order) */
+	__u64 key_lo;   /* bits 64..127 */
+	__u8 sh_hi;     /* 64 - min(len, 64) */
+	__u8 sh_lo1;    /* min(128 - max(len, 64), 63) */
+	__u8 sh_lo2;    /* 128 - max(len, 64) - sh_lo1 */
+	__u8 len;       /* prefix length */
+	__u32 gid;      /* its group */
+	__u32 gid_else; /* the group of addresses outside it (the covering route's) */
+	__u32 pad;
+};
 
 #define RT_GROUPS 4096                /* route groups per bank (group 0 = no route) */
 #define RT_ECMP_MAX 8                 /* next hops per group */
@@ -165,7 +218,7 @@ struct rt_cfg {
 	__u32 icmp_rate;     /* ICMP errors per second per CPU */
 	__u32 icmp_burst;    /* bucket depth */
 	__u32 ecmp_seed;
-	__u32 pad;
+	__u32 v6_bank_words; /* words of rt_v6 per bank (the map holds two banks) */
 	__u64 local4_filter; /* bit (bucket >> 2) set for every rt_local4 bucket in use */
 };
 

@@ -55,11 +55,17 @@ def test_quick_end_to_end(tmp_path):
         assert m.group(7) == "≤ 1" and m.group(8) in ("**yes**", "**NO**")
         assert re.match(r"[\d.]+× \(pure / hash\)", m.group(6))
     assert sum(w.startswith("forward path") for w in whats) == 3
-    assert sum(m.group(1) == "l2_switch" for m in rows) == 2
+    assert sum(m.group(1) == "l2_switch" for m in rows) == 4     # + the FDB at scale: hit, miss
+    for nf_ in ("flow_table", "l2_switch"):                         # tables at scale (issue 18)
+        scale = [line for line in md.splitlines() if line.startswith(f"| {nf_} | 65,536 entries")]
+        assert [" | native | " in x for x in scale].count(True) == 2
+        assert sum(" | memory | " in x and "B/entry" in x for x in scale) == 1
+        assert sum(" | wall | " in x and "M keys/s" in x for x in scale) == 1
     data = json.loads((tmp_path / "results-quick.json").read_text())
     assert data["quick"] is True and data["errors"] == []
-    assert len(data["rows"]) == len(rows)
-    assert {"router_routes", "sketch_depth", "cuckoo_load"} <= set(data["series"])
+    assert len([x for x in data["rows"] if x["method"] == "native"]) == len(rows)
+    assert {"router_routes", "router_routes_v6", "sketch_depth", "cuckoo_load", "flow_table_scale",
+            "l2_switch_scale"} <= set(data["series"])
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -123,7 +129,7 @@ def test_guest_rows_and_targets():
     apply_guest(res, _guest_json())
     t = {(r.nf, r.what.split(":")[0]): r for r in res.rows}
     sk8 = t[("sketch", "d=8")]
-    assert sk8.ratio == pytest.approx(300 / 1023) and sk8.target == "≤ 0.333" and sk8.met is True
+    assert sk8.ratio == pytest.approx(300 / 1023) and sk8.target == "≤ 0.5" and sk8.met is True
     sk2 = t[("sketch", "d=2")]
     assert sk2.target == "< 1" and sk2.met is False          # 704 > 462: eNetSTL loses at d=2
     assert t[("sketch", "d=4")].met is True and t[("sketch", "d=1")].met is None
@@ -137,17 +143,17 @@ def test_guest_rows_and_targets():
     ecmp = t[("router", "dir v4 ecmp")]
     assert ecmp.ratio == pytest.approx(878 / 951) and ecmp.met is None
     sw = t[("l2_switch", "known unicast, 4,096 MACs")]
-    assert sw.ratio == pytest.approx(0.8)
+    assert sw.ratio == pytest.approx(0.8) and sw.target == "≤ 0.9" and sw.met is True
     assert res.series["sketch_depth"]["series"]["eNetSTL guest insns"] == [685.0, 704.0, 600.0, 300.0, 1092.0]
     assert res.series["cuckoo_load"]["series"]["pure hit guest insns"] == [400.0] * 4
     md = markdown(res)
     assert "| sketch | d=8: eNetSTL vs pure eBPF (1023) insns/packet, IPv4 5-tuple | guest insns | 300 insns | " \
-           "0.29× (eNetSTL / pure) | ≤ 0.333 | **yes** |" in md
-    # sketch d=2,4,8,16 (3 met) + flow table hit/miss for each hash (1 + 1 met)
-    assert "Targets met: 5 of 8." in md
+           "0.29× (eNetSTL / pure) | ≤ 0.5 | **yes** |" in md
+    # sketch d=2,4,8,16 (3 met) + flow table hit/miss for each hash (1 + 1 met) + switch (met)
+    assert "Targets met: 6 of 9." in md
     assert "**sketch: d=8 enetstl**: cm_add 218" in md
     tg = targets_markdown(res)
-    assert tg.count("\n| ") == 1 + 8 and "| sketch | d=2:" in tg and "| router |" not in tg
+    assert tg.count("\n| ") == 1 + 9 and "| sketch | d=2:" in tg and "| router |" not in tg
 
 
 def test_results_json_round_trip(tmp_path):
@@ -158,6 +164,22 @@ def test_results_json_round_trip(tmp_path):
     back = load_results(files["json"])
     assert back.rows == res.rows and back.series == res.series
     assert markdown(back) == files["markdown"].read_text()
+    assert "variants" not in files                   # no guest section: no variant table
+
+
+def test_variant_table_beside_the_results(tmp_path):
+    """A run's variant entries replace those NFs' in a copy of the table next to the results;
+    the shipped nf/variants.json changes only when the results go to the checkout's benchmarks/."""
+    from nf import variants
+    shipped = variants.TABLE.read_text()
+    res = Results(quick=False, machine=machine_info())
+    res.variants = variants.from_guest({"sketch": _guest_json()["sketch"]}, "run X")
+    files = write_report(res, tmp_path, with_plots=False)
+    assert files["variants"] == [tmp_path / "variants.json"]
+    t = json.loads((tmp_path / "variants.json").read_text())
+    assert t["nfs"]["sketch"]["source"] == "run X" and t["nfs"]["sketch"]["cells"][3]["enetstl"] == 300.0
+    assert t["nfs"]["flow_table"] == json.loads(shipped)["nfs"]["flow_table"]
+    assert variants.TABLE.read_text() == shipped
 
 
 @pytest.mark.netns

@@ -110,3 +110,55 @@ def test_table_rule_failure_names_the_rule():
     with pytest.raises(FlowTableError, match=r"rules\[32\] 'icmp 10.0.0.33:0 -> 10.0.1.1:0 pass': FULL"):
         ft.up()
     assert ft.obj is None
+
+
+def _flows(n: int, seed: int = 3) -> list[Flow]:
+    import random
+    rnd, out = random.Random(seed), set()
+    while len(out) < n:
+        out.add(Flow(f"10.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+                     f"192.168.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+                     rnd.randrange(1024, 65536), 443, 6))
+    return sorted(out, key=str)
+
+
+def test_insert_many_places_like_insert():
+    """insert_many (xdp_ft_batch: the control requests in one run) and insert() (one test_run
+    each) build the same table; every request's code comes back in order."""
+    flows = _flows(2000)
+    with FlowTable(size=4096, variant="pure", learn=False, seed=5).load() as a, \
+            FlowTable(size=4096, variant="pure", learn=False, seed=5).load() as b:
+        rc = a.insert_many(flows, Action.DROP)
+        assert rc.tolist() == [Rc.OK] * len(flows)
+        for f in flows:
+            b.insert(f, Action.DROP)
+        ea = {(e.flow, e.bucket, e.slot, e.action) for e in a.dump()}
+        assert ea == {(e.flow, e.bucket, e.slot, e.action) for e in b.dump()} and len(ea) == 2000
+        again = a.insert_many(flows[:5] + _flows(3, seed=4), Action.PASS)
+        assert again.tolist() == [Rc.EXISTS] * 5 + [Rc.OK] * 3
+        assert a.metrics()["entries"] == 2003 and a.lookup(flows[0]).action == Action.DROP
+
+
+def test_insert_many_full_table_and_mixed_requests():
+    """A batch runs any request: inserts past the key store are refused (NO_INDEX), deletes and
+    lookups in the same batch see the inserts before them, FIND is the datapath's lookup."""
+    import ctypes
+
+    import numpy as np
+
+    from nf.models.flow_table import FtKey, FtReq, Op
+    flows = _flows(40)
+    with FlowTable(size=32, variant="pure", learn=False).load() as ft:
+        rc = ft.insert_many(flows)
+        assert (rc == Rc.OK).sum() <= 32 and set(rc[rc != Rc.OK].tolist()) <= {Rc.FULL, Rc.NO_INDEX}
+        held = [f for f, r in zip(flows, rc) if r == Rc.OK]
+        reqs = [FtReq(op=Op.DELETE, key=FtKey.from_buffer_copy(held[0].key())),
+                FtReq(op=Op.LOOKUP, key=FtKey.from_buffer_copy(held[0].key())),
+                FtReq(op=Op.FIND, key=FtKey.from_buffer_copy(held[1].key())),
+                FtReq(op=Op.FIND, key=FtKey.from_buffer_copy(held[0].key())),
+                FtReq(op=99, key=FtKey.from_buffer_copy(held[1].key()))]
+        rows = np.frombuffer(b"".join(bytes(r) for r in reqs), np.uint8).reshape(len(reqs), -1)
+        out = [FtReq.from_buffer_copy(r.tobytes()) for r in ft.batch(rows)]
+        assert [r.ret for r in out] == [Rc.OK, Rc.NOT_FOUND, Rc.OK, Rc.NOT_FOUND, Rc.BAD_REQ]
+        assert ft.lookup(held[0]) is None and ft.metrics()["entries"] == len(held) - 1
+        assert ctypes.sizeof(FtReq) == rows.shape[1]

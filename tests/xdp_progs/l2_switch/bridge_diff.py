@@ -344,13 +344,13 @@ class Traffic:
         """Keep every eNetSTL bucket at 13 candidate keys or fewer (+ 3 static at most), so no
         bucket can be full (ACCEPTED: eNetSTL bucket full). fdb_size 16 needs no check: 2
         buckets of 16 ways, 16 entries in all."""
-        from nf.algo import crc32c
+        from nf.models.l2_switch import efdb_hash
         from nf.nfs.l2_switch import efdb_buckets
         if self.cfg.fdb_size <= 16:
             return True
         nb = efdb_buckets(self.cfg.fdb_size)
         keys = [(mac, v) for v in (VLAN_POOL if self.cfg.vlan_filtering else (1,))]
-        slots = [(crc32c(m + struct.pack("<H", v)) % nb, v) for m, v in keys]
+        slots = [(efdb_hash(m, v) % nb, v) for m, v in keys]
         if any(len(self.buckets_seen.get(s, ())) >= 16 - 3 for s in slots):   # statics: 3 at most
             return False
         for s, k in zip(slots, keys):

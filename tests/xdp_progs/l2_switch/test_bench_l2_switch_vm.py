@@ -13,7 +13,7 @@ import pytest
 
 from nf.bench.l2_switch import BROADCAST, fill, frame, mac, ports
 from nf.config.l2_switch import Variant
-from nf.nfs.l2_switch import EFDB_KFUNC_CRC, EFDB_KFUNC_FIND, SwitchSim
+from nf.nfs.l2_switch import EFDB_KFUNC_FIND, SwitchSim
 
 pytestmark = [pytest.mark.bench, pytest.mark.vm]
 N_MACS = 10_000
@@ -21,13 +21,11 @@ N_MACS = 10_000
 
 def test_fdb_variants_insns_per_packet(insncount, enetstl):
     rows, tops = {}, {}
-    both = EFDB_KFUNC_CRC | EFDB_KFUNC_FIND
     for variant, scalar, flags, name in (
             (Variant.pure, False, None, "pure (BPF hash map)"),
-            (Variant.enetstl, False, both, "eNetSTL table, kfunc CRC + kfunc SIMD find"),
-            (Variant.enetstl, True, both, "eNetSTL table, kfuncs forced scalar"),
-            (Variant.enetstl, False, EFDB_KFUNC_CRC, "eNetSTL table, kfunc CRC + BPF SWAR find"),
-            (Variant.enetstl, False, 0, "eNetSTL table, BPF CRC + BPF SWAR find")):
+            (Variant.enetstl, False, EFDB_KFUNC_FIND, "eNetSTL table, kfunc SIMD find"),
+            (Variant.enetstl, True, EFDB_KFUNC_FIND, "eNetSTL table, kfunc find forced scalar"),
+            (Variant.enetstl, False, 0, "eNetSTL table, BPF SWAR find (the default)")):
         with SwitchSim(ports(), fdb_size=16384, variant=variant, efdb_flags=flags) as sw, \
                 enetstl.force_scalar(scalar):
             fill(sw, N_MACS)                # learned on p5; the sender mac(N_MACS) on p4

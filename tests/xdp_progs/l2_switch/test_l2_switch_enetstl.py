@@ -21,7 +21,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 
-from nf.algo import crc32c
+from nf.models.l2_switch import efdb_hash
 from nf.bpf import BpfError, Map
 from nf.config.l2_switch import Variant
 from nf.nfs.l2_switch import (ACCESS, ACT_DROP, ACT_FLOOD, ACT_UNICAST, TRUNK, EfdbBucket, PortPlan, SwitchSim,
@@ -47,11 +47,11 @@ def frame(src=A, dst="ff:ff:ff:ff:ff:ff", vid=None):
 
 
 def key_hash(mac: str, vid: int) -> int:
-    return crc32c(bytes.fromhex(mac.replace(":", "")) + struct.pack("<H", vid))
+    return efdb_hash(bytes.fromhex(mac.replace(":", "")), vid)
 
 
 def sig_of(h: int) -> int:
-    return (h >> 16) or 1
+    return (h >> 48) or 1
 
 
 @pytest.fixture
@@ -332,3 +332,37 @@ def test_wheel_forgets_a_mac_with_no_controller_alive(enetstl, tmp_path):
         assert s.expired == 1 and s.filed >= 1 and s.runs >= 5 and s.handle != 0
     finally:
         subprocess.run(["rm", "-rf", str(pin)], timeout=30)
+
+
+@pytest.mark.parametrize("variant", [Variant.pure, Variant.enetstl])
+def test_fdb_batch_finds_what_the_datapath_learned(variant):
+    """xdp_l2sw_fdb_batch (the benchmark's and bulk loads' path): FIND answers as the datapath's
+    lookup, ADD (eNetSTL only) places entries as the control program does."""
+    import numpy as np
+
+    from nf.bench.scale import Batch, _fdb_rows
+    from nf.nfs.l2_switch import FDB_STATIC
+    with SwitchSim(PORTS, fdb_size=64, variant=variant) as s:
+        learned = [f"02:00:00:00:05:{i:02x}" for i in range(10)]
+        for m in learned:
+            s.receive(frame(src=m), P2, T0)
+        word = [int.from_bytes(bytes.fromhex(m.replace(":", "")) + struct.pack("<H", 10), "little")
+                for m in learned + ["02:00:00:00:06:01"]]
+        b = Batch(s.obj.program("xdp_l2sw_fdb_batch"), s.obj.map("fdb_batch"))
+        try:
+            rows = _fdb_rows(np.array(word, np.uint64), 6)
+            b.rows[:len(rows)] = rows
+            b.run(len(rows))
+            got = b.rows[:len(rows)].copy().view(np.int32)
+            assert got[:, 1].tolist() == [0] * 10 + [-2]             # ret: found / -ENOENT
+            assert got[:, 4].tolist() == [P2] * 10 + [0]             # ifindex
+            adds = _fdb_rows(np.array(word[10:], np.uint64), 1, P1, FDB_STATIC)
+            b.rows[:1] = adds
+            b.run(1)
+            ret = int(b.rows[0, 4:8].copy().view(np.int32)[0])
+        finally:
+            b.close()
+        if variant == Variant.enetstl:
+            assert ret == 0 and ("02:00:00:00:06:01", 10, P1) in {(e.mac, e.vlan, e.ifindex) for e in s.maps.fdb(now=T0)}
+        else:
+            assert ret == -95      # the hash map is written by the controller, not the batch

@@ -53,7 +53,7 @@ def zipf100k():
 def test_auto_variant_is_pure_without_module():
     if module_present():
         pytest.skip("the enetstl module is loaded here")
-    assert Sketch.resolve_variant(SketchConfig().variant).value == "pure"
+    assert Sketch.resolve_variant(SketchConfig().variant, SketchConfig()).value == "pure"
     with pytest.raises(ConfigError, match="module is not loaded"):
         Sketch(cfg(variant="enetstl"))
 
