@@ -1,5 +1,6 @@
 """nf/variants.py: `variant: auto` from the measured table (no kernel needed)."""
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -21,6 +22,7 @@ TABLE = {"method": "m", "nfs": {
                              {"hash": "crc32c", "pure": 900.0, "enetstl": 400.0}]},
     "l2_switch": {"measure": "known unicast", "source": "run A",
                   "cells": [{"fdb_size": 65536, "pure": 400.0, "enetstl": 400.0}]},
+    "router": {"measure": "IPv4 ECMP", "source": "run A", "cells": [{"pure": 832.0, "enetstl": 751.0}]},
 }}
 
 
@@ -65,7 +67,7 @@ def test_no_module_or_no_table_is_pure():
     for t in ({}, {"nfs": {}}, {"nfs": {"sketch": {"cells": []}}}):
         c = variants.choose("sketch", sk(8), True, t)
         assert c.variant == "pure" and "no measurement" in c.reason
-    assert variants.choose("router", sk(8), True, TABLE).variant == "pure"
+    assert variants.choose("filter", sk(8), True, TABLE).variant == "pure"     # never measured
 
 
 def test_why_and_the_hooks(tmp_path, monkeypatch):
@@ -73,7 +75,11 @@ def test_why_and_the_hooks(tmp_path, monkeypatch):
     path.write_text(json.dumps(TABLE))
     monkeypatch.setattr(variants, "TABLE", path)
     from nf.nfs import flow_table, kind, l2_switch, sketch
+    from nf.nfs import router
     monkeypatch.setattr(kind, "module_present", lambda: True)      # where every KIND resolves
+    monkeypatch.setattr(router, "module_present", lambda: True)    # the router's own resolve
+    assert router.KIND.resolve(SimpleNamespace(name="r", variant="auto")) == "enetstl"
+    assert router.KIND.resolve(SimpleNamespace(name="r", variant="pure")) == "pure"
     assert sketch.Sketch.resolve_variant(sk(8).variant, sk(8)).value == "enetstl"
     assert sketch.Sketch.resolve_variant(sk(1).variant, sk(1)).value == "pure"
     ft = FlowTableConfig(name="f", interfaces=["x"], hash="crc32c")
