@@ -226,8 +226,13 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
     from nf import deploy, engine
     recs = deploy.records()
     kinds = {r.name: engine.get(r.kind) for r in recs}
+    # what the kernel runs, against each record (a killed nf, a deleted interface or netns)
+    probs = {r.name: deploy.problems(r) if r.status == "up" else [] for r in recs}
+    edits = {r.name: engine.edits_text(r) if r.extra.get("edits") else "" for r in recs}
     if as_json:
-        out.print_json(json.dumps([{"name": r.name, "kind": r.kind, "status": r.status, "variant": r.variant,
+        out.print_json(json.dumps([{"name": r.name, "kind": r.kind, "status": r.status,
+                                    "stale": r.stale, "problems": probs[r.name],
+                                    "edited": edits[r.name], "variant": r.variant,
                                     "mode": r.mode, "netns": r.netns, "interfaces": r.interfaces,
                                     "source": r.source, "digest": r.digest, "pid": r.pid, "chain": r.chain,
                                     "variant_why": r.extra.get("variant_why"),
@@ -240,13 +245,23 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
         t.add_column(c)
     for r in recs:
         st = r.status + (" (stale)" if r.stale else "") + \
+            (" BROKEN" if probs[r.name] else "") + (" (tables edited)" if edits[r.name] else "") + \
             (f" [{r.chain['name']} #{r.chain['position']}]" if r.chain else "")
         t.add_row(r.name, r.kind, st, r.variant, r.mode, r.netns or "-",
                   ", ".join(f"{i} ({_xdp_on(r.netns, i)})" for i in r.interfaces), r.source or "-")
     out.print(t)
-    for r in recs:
+    for r in recs:                  # in full, outside the table: the sentences a person acts on
         if r.extra.get("variant_why"):
             out.print(f"{r.name}: {r.variant} - {r.extra['variant_why']}", markup=False)
+        if r.stale:
+            out.print(f"{r.name}: {engine.unfinished(r)}: `nf up` of its file redeploys it, "
+                      f"`nf down {r.name}` removes it", markup=False)
+        if probs[r.name]:
+            out.print(f"{r.name}: BROKEN, the kernel does not run it as recorded: "
+                      f"{'; '.join(probs[r.name])} (`nf up` of its file redeploys it)", markup=False)
+        if edits[r.name]:
+            out.print(f"{r.name}: its tables differ from its file, changed by {edits[r.name]} "
+                      f"(`nf apply` of the file puts them back)", markup=False)
     for n in deploy.orphans():
         out.print(f"leftover pins without a record: {n} (nf down {n})", markup=False)
     out.print(_kmod_line(), markup=False)
@@ -286,20 +301,52 @@ def _records(name: str | None):
     return recs
 
 
+def _each(recs, fn, name: str | None) -> dict:
+    """``fn(rec)`` per deployment. Listing them all, one that fails (its port or netns is gone)
+    gives a Fail in its place and the others are still shown; named, its error is the answer."""
+    res = {}
+    for r in recs:
+        try:
+            res[r.name] = fn(r)
+        except Exception as e:  # noqa: BLE001
+            if name is not None:
+                raise
+            res[r.name] = _classify(e)
+    return res
+
+
+def _failures(res: dict) -> int:
+    """Each failed deployment's error on stderr; the exit code of the first (0: none failed)."""
+    bad = [(n, v) for n, v in res.items() if isinstance(v, Fail)]
+    for n, f in bad:
+        err.print(f"nf: error: {n}: {f.msg}", markup=False)
+    return bad[0][1].code if bad else OK
+
+
+def _as_json(res: dict) -> str:
+    return json.dumps({n: {"error": v.msg} if isinstance(v, Fail) else v for n, v in res.items()})
+
+
 def _collect_stats(name: str | None) -> dict:
     from nf import engine
     from nf.metrics import _action_stats
-    res = {}
-    for r in _records(name):
+
+    def one(r):
         s = _action_stats(r)
-        res[r.name] = {"kind": r.kind, "actions": s.as_dict() if s else None,
-                       "ports": engine.stats(engine.get(r.kind), r)}
-    return res
+        return {"kind": r.kind, "actions": s.as_dict() if s else None,
+                "ports": engine.stats(engine.get(r.kind), r)}
+    return _each(_records(name), one, name)
 
 
 def _stats_tables(data: dict, prev: dict | None, dt: float) -> list:
     tables = []
     for name, d in data.items():
+        if isinstance(d, Fail):
+            t = Table(title=f"{name}: unavailable")
+            t.add_column("error")
+            t.add_row(d.msg)
+            tables.append(t)
+            continue
         ports = d["ports"]
         if ports:
             # groups may have different counters (a sketch's epoch, a router's ports and classes)
@@ -312,7 +359,8 @@ def _stats_tables(data: dict, prev: dict | None, dt: float) -> list:
             from nf.metrics import gauge
             for p, cs in ports.items():
                 if prev:      # a rate for counters; gauges (epoch values, entries) as they are
-                    pp = prev.get(name, {}).get("ports", {}).get(p, {})
+                    was = prev.get(name)
+                    pp = {} if isinstance(was, Fail) or was is None else was["ports"].get(p, {})
                     t.add_row(p, *[str(cs.get(c, 0)) if gauge(d.get("kind"), c) else
                                    f"{cs.get(c, 0)} ({(cs.get(c, 0) - pp.get(c, cs.get(c, 0))) / dt:.0f})"
                                    for c in counters])
@@ -340,12 +388,12 @@ def stats(name: Optional[str] = typer.Argument(None),
     """Counters per NF: per port, per XDP verdict (summed over CPUs); rates with --watch."""
     data = _collect_stats(name)
     if as_json:
-        out.print_json(json.dumps(data))
-        return
+        out.print_json(_as_json(data))
+        return _failures(data)
     if not watch:
         for t in _stats_tables(data, None, 1):
             out.print(t)
-        return
+        return _failures(data)
     from rich.console import Group
     from rich.live import Live
     prev, t0, n = None, time.monotonic(), 0
@@ -364,7 +412,7 @@ def _verb(verb: str, name: str | None, **kw):
     recs = [r for r in _records(name) if verb in engine.get(r.kind).verbs]
     if not recs:
         raise Fail(E_NOT_FOUND, f"no deployment offers `{verb}`" + (f" named {name!r}" if name else ""))
-    return {r.name: engine.verb(engine.get(r.kind), r, verb, **kw) for r in recs}
+    return _each(recs, lambda r: engine.verb(engine.get(r.kind), r, verb, **kw), name)
 
 
 def _rows_table(title: str, rows: list[dict]) -> Table:
@@ -380,17 +428,19 @@ def _rows_table(title: str, rows: list[dict]) -> Table:
 def _emit(res: dict[str, list[dict]], as_json: bool, title) -> None:
     """A verb's result per instance: one JSON document, or a table each titled ``title(name, rows)``."""
     if as_json:
-        out.print_json(json.dumps(res))
-        return
+        out.print_json(_as_json(res))
+        return _failures(res)
     for n, rows in res.items():
-        out.print(_rows_table(title(n, rows), rows))
+        if not isinstance(rows, Fail):
+            out.print(_rows_table(title(n, rows), rows))
+    return _failures(res)
 
 
 @app.command()
 @command
 def fdb(name: Optional[str] = typer.Argument(None), as_json: bool = typer.Option(False, "--json")):
     """FDB of each deployed L2 switch."""
-    _emit(_verb("fdb", name), as_json, lambda n, rows: f"{n}: FDB ({len(rows)} entries)")
+    return _emit(_verb("fdb", name), as_json, lambda n, rows: f"{n}: FDB ({len(rows)} entries)")
 
 
 @app.command()
@@ -415,7 +465,7 @@ def topk(name: Optional[str] = typer.Argument(None),
             res = _verb("topk", name, k=k, flip=True)
     else:
         res = _verb("topk", name, k=k)
-    _emit(res, as_json, lambda n, rows: f"{n}: top {len(rows)} flows" + (" (closed epoch)" if flip else ""))
+    return _emit(res, as_json, lambda n, rows: f"{n}: top {len(rows)} flows" + (" (closed epoch)" if flip else ""))
 
 
 def _epoch_logs(name: str | None) -> dict[str, dict]:
@@ -513,7 +563,7 @@ def flows(name: Optional[str] = typer.Argument(None, help="flow table instance")
                              action=action, port=port), Rule, "flow")   # ConfigError naming fields
         with deploy.locked():
             res = _verb("flows", name, op=op, rule=rule)
-    _emit(res, as_json, lambda n, rows: f"{n}: {len(rows)} flows" if op == "list" else f"{n}: flows {op}")
+    return _emit(res, as_json, lambda n, rows: f"{n}: {len(rows)} flows" if op == "list" else f"{n}: flows {op}")
 
 
 def _one(name: str | None, op: str) -> str:
@@ -557,7 +607,7 @@ def routes(name: Optional[str] = typer.Argument(None, help="router instance"),
                 res = _verb("routes", name, op=op, **kw)
     else:
         raise Fail(E_USAGE, f"unknown routes operation {op!r} (list, add, del, replace)")
-    _emit(res, as_json,
+    return _emit(res, as_json,
           lambda n, rows: f"{n}: routes" + (f" ({len(rows)} shown)" if op == "list" else f" {op}"))
 
 
@@ -587,7 +637,7 @@ def neigh(name: Optional[str] = typer.Argument(None, help="router instance"),
                         **({"mac": args[1]} if op == "add" else {}))
     else:
         raise Fail(E_USAGE, f"unknown neigh operation {op!r} (list, add, del)")
-    _emit(res, as_json, lambda n, rows: f"{n}: neighbours")
+    return _emit(res, as_json, lambda n, rows: f"{n}: neighbours")
 
 
 # ---- check / schema / validate -----------------------------------------------------------------
@@ -811,6 +861,10 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
             raise Fail(E_NOT_FOUND, f"{name} is not deployed; use `nf up {file}`")
         if rec.kind != k.name:
             raise Fail(E_CONFLICT, f"{name} is a {rec.kind}, the file is a {k.name}")
+        if rec.status != "up":     # half made by a killed nf: only a fresh `nf up` is sure
+            raise Fail(E_CONFLICT, f"{name}: " + (
+                f"{engine.unfinished(rec)}; `nf up {file}` redeploys it" if rec.stale else
+                f"being changed by pid {rec.pid} ({rec.status})") + "; nothing changed")
         if rec.chain:     # its program lives in the chain's slot, not in links of its own
             raise Fail(E_CONFLICT, f"{name} is member {rec.chain['position']} of chain "
                                    f"{rec.chain['name']}: change it in the chain's file "
@@ -832,7 +886,7 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
                       + (", every member reloaded" if chain and reload else
                          ", new program" if p.program and not chain else ""))
             return
-        with _applying(rec, cfg, file):
+        with _applying(rec, cfg, file, p):
             with (progress_bar(f"{name}: applying") if chain else contextlib.nullcontext(None)) as say, \
                     (spinner(f"{name}: loading the new program...") if p.program and not chain
                      else contextlib.nullcontext()):
@@ -842,19 +896,29 @@ def apply(file: Path, kind: Optional[str] = typer.Option(None),
 
 
 @contextlib.contextmanager
-def _applying(rec, cfg, file: Path):
-    """The record says "applying" while a change is made (a crashed apply is visible to `nf
-    show`); on success it takes the new config and source; it is "up" again either way."""
-    from nf import deploy
+def _applying(rec, cfg, file: Path, plan):
+    """The record says "applying" while a change is made (a killed apply is visible to `nf
+    show`, and the next `nf up` redeploys it); on success it takes the new config and source. A
+    failure before the kernel changed (a verifier error) leaves it "up" with the old config;
+    one after it (``plan.touched``) marks it "failed": `nf show` says so and `nf up` redeploys
+    it - the record never claims a config that is half made."""
+    from nf import deploy, engine
     rec.status = "applying"
     deploy.write(rec)
+    engine.crash_point("apply-marked")
     try:
         yield
-        rec.config = cfg.model_dump(mode="json")
-        rec.source = str(file.resolve())
-    finally:
-        rec.status = "up"
+    except BaseException as e:
+        rec.status = "failed" if plan.touched else "up"
+        if plan.touched:
+            rec.extra["failure"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         deploy.write(rec)
+        raise
+    engine.crash_point("apply-changed")
+    rec.config = cfg.model_dump(mode="json")
+    rec.source = str(file.resolve())
+    rec.status = "up"
+    deploy.write(rec)
 
 
 # ---- metrics / demo ----------------------------------------------------------------------------

@@ -42,6 +42,32 @@ _PAGE = 4096
 LOCK_PATH = Path(os.environ.get("NF_LOCK", "/run/xdp-nf.lock"))
 
 
+# Every step at which a state change can be cut short, in the order `nf` passes them (the
+# fault-injection tests kill `nf` at each: tests/nf/test_cli_faults.py).
+CRASH_STEPS = {
+    "before-up": "up: the record written (deploying), nothing loaded",
+    "up-loaded": "up: maps created and pinned, program loaded, nothing filled",
+    "up-filled": "up: maps filled, nothing attached",
+    "up-attached": "up: attached on some interfaces (the first), not all",
+    "after-up": "up: everything attached, the record still says deploying",
+    "apply-marked": "apply: the record says applying, nothing changed",
+    "apply-swapped": "apply: the new program runs, runtime fields not changed yet",
+    "apply-changed": "apply: every change made, the record has the old config",
+    "verb-marked": "routes/neigh/flows: the record marked as edited, the table not changed",
+    "verb-done": "routes/neigh/flows: the table changed",
+    "down-detached": "down: links detached, pins still there",
+    "down-unpinned": "down: pins gone, the record still there",
+}
+
+
+def crash_point(stage: str) -> None:
+    """Test hook: NF_TEST_CRASH_AT=<stage> (one of CRASH_STEPS) SIGKILLs this process there."""
+    if os.environ.get("NF_TEST_CRASH_AT") == stage:
+        assert stage in CRASH_STEPS, stage
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def state_root() -> Path:
     """/sys/fs/bpf/xdp-nf-state (follows NF_BPFFS like nf.bpf.pin)."""
     return _pin.BPFFS / "xdp-nf-state"
@@ -62,7 +88,7 @@ class Record:
     interfaces: list[str] = field(default_factory=list)
     mode: str = "auto"              # requested attach mode
     variant: str = "auto"           # resolved datapath variant
-    status: str = "deploying"       # deploying | up | applying
+    status: str = "deploying"       # deploying | up | applying | failed (an apply, half way)
     pid: int = 0                    # the `nf` process that last changed the record
     created: float = 0.0
     updated: float = 0.0
@@ -90,8 +116,9 @@ class Record:
 
     @property
     def stale(self) -> bool:
-        """A change that never finished: its process is gone but the status is not "up"."""
-        return self.status != "up" and not self.owner_alive()
+        """A change that never finished: its process is gone but the status is not "up", or
+        it failed half way ("failed")."""
+        return self.status == "failed" or (self.status != "up" and not self.owner_alive())
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -214,39 +241,90 @@ def cleanup_pins(name: str) -> dict[str, int]:
     """Generic teardown of an instance's pins, for any NF and any crash point: every pinned
     link is detached (a link detaches from its fd in any netns), everything else (maps,
     programs) is unpinned, then the directory goes. Returns counts."""
-    from nf.bpf import BpfError, Link
-
     d = _pin.ROOT / name
     out = {"links": 0, "pins": 0}
     if not d.exists():
         return out
-    for p in sorted(d.rglob("*"), key=lambda x: -len(x.parts)):
-        if p.is_dir():
-            continue
-        try:
-            link = Link.from_pin(p)
-        except (BpfError, ValueError):   # ValueError: a link whose interface is gone (ifindex 0)
-            link = None
-            fd = _open_pin(p)
-            if fd is not None:
-                try:
-                    if _fd_kind(fd) == "link":
-                        from nf.bpf import libbpf as L
-                        L.bpf_link_detach(fd)
-                        out["links"] += 1
-                finally:
-                    os.close(fd)
-        if link is not None:
-            if _fd_kind(link.fd) == "link":
-                with contextlib.suppress(BpfError):
-                    link.detach()
-                out["links"] += 1
-            link.close()
+    pins = [p for p in sorted(d.rglob("*"), key=lambda x: -len(x.parts)) if not p.is_dir()]
+    for p in pins:                       # every link first: the interfaces are free at once
+        out["links"] += _detach(p)
+    crash_point("down-detached")
+    for p in pins:
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
         out["pins"] += 1
     shutil.rmtree(d, ignore_errors=True)
     return out
+
+
+def problems(rec: Record) -> list[str]:
+    """Where the kernel disagrees with an "up" record: its pins, its entry program, and on every
+    interface a pinned link that still holds it with the program the link carries (a chain
+    member runs in its chain's slot: its pins only). Empty: the record tells the truth."""
+    from nf.bpf import BpfError, Link, xdp_query
+    from nf.net import netns as _ns
+
+    if rec.status != "up":
+        return [f"status {rec.status}" + (f" and its process (pid {rec.pid}) is gone"
+                                          if not rec.owner_alive() else "")]
+    d = rec.pin_dir
+    if not d.is_dir():
+        return [f"its pins are gone ({d})"]
+    if rec.kind != "chain" and not (d / "prog").exists():
+        return [f"its program pin {d / 'prog'} is gone"]
+    if rec.chain:
+        return []
+    if rec.netns is not None and not _ns.exists(rec.netns):
+        return [f"network namespace {rec.netns!r} is gone"]
+    bad = []
+    for i in rec.interfaces:
+        lp = d / "links" / i
+        if not lp.exists():
+            bad.append(f"{i}: no pinned link")
+            continue
+        try:
+            with contextlib.closing(Link.from_pin(lp)) as link:
+                if link.defunct:
+                    bad.append(f"{i}: its link is defunct (interface deleted?)")
+                    continue
+                want = link.prog_id
+            with _ns.enter(rec.netns):
+                q = xdp_query(i)
+        except (BpfError, ValueError, OSError) as e:
+            bad.append(f"{i}: {str(e).splitlines()[0]}")
+            continue
+        if want not in q.prog_ids().values() and q.prog_id != want:
+            bad.append(f"{i}: runs " + (f"program #{q.prog_id or max(q.prog_ids().values())}"
+                                        if q.attached else "no XDP program")
+                       + f", not its link's #{want}")
+    return bad
+
+
+def _detach(p: Path) -> int:
+    """Detach the link pinned at ``p`` (1), or nothing when it pins no link (0)."""
+    from nf.bpf import BpfError, Link
+    try:
+        link = Link.from_pin(p)
+    except (BpfError, ValueError):   # ValueError: a link whose interface is gone (ifindex 0)
+        fd = _open_pin(p)
+        if fd is None:
+            return 0
+        try:
+            if _fd_kind(fd) == "link":
+                from nf.bpf import libbpf as L
+                L.bpf_link_detach(fd)
+                return 1
+            return 0
+        finally:
+            os.close(fd)
+    try:
+        if _fd_kind(link.fd) == "link":
+            with contextlib.suppress(BpfError):
+                link.detach()
+            return 1
+        return 0
+    finally:
+        link.close()
 
 
 def _open_pin(p: Path) -> int | None:

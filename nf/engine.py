@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nf import deploy, variants
+from nf.deploy import CRASH_STEPS, crash_point  # noqa: F401 (tests name the steps here)
 from nf.bpf import BpfObject, Link, Map, Program, XdpMode
 from nf.bpf import pin as _pin
 from nf.chain import CHAIN_MAP, Chain, ChainConfig, PinnedChain, chain_stats
@@ -159,6 +160,8 @@ def load(kind: Kind, cfg, *, pin_dir: Path | None = None, reuse: bool = False,
             if reuse:
                 reuse_pinned(obj, pin_dir, es)
             obj.load()
+        if pin_dir is not None and not reuse:
+            crash_point("up-loaded")
         kind.started(obj, cfg)
     except BaseException:
         obj.close()
@@ -198,6 +201,8 @@ def attach(prog, cfg, links_dir: Path | None = None) -> list:
             for n in names:
                 links.append(prog.attach_xdp(ifx[n], xdp_mode(cfg),
                                              pin=links_dir / n if links_dir else None))
+                if links_dir is not None and len(links) == 1:
+                    crash_point("up-attached")
     except BaseException:
         for link in links:
             link.close()
@@ -238,6 +243,7 @@ def start(kind: Kind, cfg, pin_dir: Path, *, chain: Chain | None = None,
     try:
         ctl = kind.controller(cfg, obj, pin_dir)
         info = kind.fill(ctl) or {}
+        crash_point("up-filled")
         pin_programs(kind, obj, cfg, pin_dir)
         if chain is None:
             for link in attach(obj.program(kind.program(cfg.variant)), cfg, pin_dir / "links"):
@@ -250,12 +256,13 @@ def start(kind: Kind, cfg, pin_dir: Path, *, chain: Chain | None = None,
     return prog, info
 
 
-def swap_program(kind: Kind, cfg, pin_dir: Path) -> int:
+def swap_program(kind: Kind, cfg, pin_dir: Path, on_swap=lambda: None) -> int:
     """A new program for a deployment on its own links: loaded on its pinned maps (state and
     counters carry on), swapped into every pinned link, its program pins follow. Returns the
-    links replaced."""
+    links replaced. ``on_swap()`` runs once the load succeeded, before anything changes."""
     obj = load(kind, cfg, pin_dir=pin_dir, reuse=True)
     try:
+        on_swap()
         n = swap_links(pin_dir, obj.program(kind.program(cfg.variant)), cfg.netns)
         pin_programs(kind, obj, cfg, pin_dir)
     finally:
@@ -280,13 +287,6 @@ def _iface_users(exclude: str) -> dict[tuple, str]:
     return used
 
 
-def crash_point(stage: str) -> None:
-    """Test hook: NF_TEST_CRASH_AT=<stage> SIGKILLs this process there (tests of recovery)."""
-    if os.environ.get("NF_TEST_CRASH_AT") == stage:
-        import signal
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def up(f: Path | None, kind, cfg, name: str, say=print) -> str:
     """Bring one instance (an NF or a chain) up, recording it first. Returns "unchanged" / "up".
     Caller holds deploy.locked()."""
@@ -295,13 +295,17 @@ def up(f: Path | None, kind, cfg, name: str, say=print) -> str:
     rec = deploy.read(name)
     new = record(f, kind, cfg, name)
     if rec is not None:
-        if rec.stale or (rec.status == "up" and not rec.pin_dir.exists()):
-            say(f"{name}: cleaning up " + (f"an unfinished deployment (pid {rec.pid} is gone)"
-                                           if rec.stale else "a record whose pins are gone"))
+        bad = deploy.problems(rec) if rec.status == "up" else []
+        if rec.stale or bad:       # the kernel does not run what the record says: start over
+            say(f"{name}: repairing " + (unfinished(rec) if rec.stale else "a deployment the kernel no longer runs "
+                                         f"as recorded ({'; '.join(bad)})") + ": redeploying")
             teardown(rec)
             rec = None
-        elif (rec.digest == new.digest and rec.kind == kind.name and rec.status == "up"
-              and rec.pin_dir.exists()):
+        elif rec.digest == new.digest and rec.kind == kind.name and rec.status == "up":
+            for r in edited(rec):
+                raise Conflict(f"{name} runs {rec.source or 'this config'} but {r.name}'s tables "
+                               f"were changed since by {edits_text(r)}; `nf apply {f or 'FILE'}` "
+                               f"puts the file's tables back; nothing changed")
             return "unchanged"
         elif rec.status != "up":
             raise Conflict(f"{name} is being changed by pid {rec.pid}")
@@ -341,6 +345,29 @@ def up(f: Path | None, kind, cfg, name: str, say=print) -> str:
     return "up"
 
 
+def unfinished(rec) -> str:
+    """What a stale record is, in words."""
+    if rec.status == "failed":
+        return f"a deployment a failed `nf apply` left half changed ({rec.extra.get('failure', '?')})"
+    doing = {"deploying": "`nf up`", "applying": "`nf apply`"}.get(rec.status, rec.status)
+    return f"an unfinished {doing} (pid {rec.pid} is gone)"
+
+
+def edited(rec) -> list:
+    """The records (the deployment's, or a chain's members') with live edits."""
+    recs = [rec] + [deploy.read(m["name"]) for m in rec.extra.get("members", [])
+                    if rec.kind == "chain"]
+    return [r for r in recs if r is not None and r.extra.get("edits")]
+
+
+def edits_text(rec) -> str:
+    """The live edits of a record (`nf routes add ...`), the last few named."""
+    e = rec.extra.get("edits") or []
+    n = rec.extra.get("edit_count", len(e))
+    return (f"{n} command(s)" + (", the last: " if n > 3 else ": ")
+            + "; ".join(f"`nf {x}`" for x in e[-3:]))
+
+
 def teardown(rec) -> None:
     """Any deployment from its pins alone (any process, partial pins after a crash): a chain's
     dispatcher links first (its interfaces are free at once), then every member; links detached,
@@ -349,6 +376,7 @@ def teardown(rec) -> None:
     for m in rec.extra.get("members", []) if rec.kind == "chain" else []:
         deploy.cleanup_pins(m["name"])
         deploy.remove(m["name"])
+    crash_point("down-unpinned")
     deploy.remove(rec.name)
 
 
@@ -390,6 +418,7 @@ class MemberPlan:
     variant: str = "pure"         # what runs (kept members: the deployed variant)
     runtime: bool = False
     program: bool = False
+    refill: bool = False          # live edits (`nf routes add`): its tables back to the config's
 
 
 @dataclass
@@ -401,6 +430,8 @@ class Plan:
     members: list[MemberPlan] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     reorder: bool = False          # a chain's member list changes: new dispatcher
+    refill: bool = False           # live edits since: the runtime tables back to the config's
+    touched: bool = False          # set by apply once the kernel started to change
 
 
 def plan(rec, kind, cfg, reload: bool = False) -> Plan:
@@ -411,13 +442,26 @@ def plan(rec, kind, cfg, reload: bool = False) -> Plan:
     old = kind.validate(rec.config, rec.name)
     ch = changes(kind, old, cfg)
     p = Plan([c.line() for c in ch], bool(ch))
-    refuse(rec.name, [c.path.split(".")[0].split("[")[0] for c in ch if c.channel == Channel.redeploy],
-           p.lines)
-    p.runtime = any(c.channel == Channel.runtime for c in ch)
+    bad = [c.path.split(".")[0].split("[")[0] for c in ch if c.channel == Channel.redeploy]
+    p.refill = _refill_line(rec, kind, p.lines, bad)
+    refuse(rec.name, bad, p.lines)
+    p.changed = p.changed or p.refill
+    p.runtime = p.refill or any(c.channel == Channel.runtime for c in ch)
     sha = object_sha(kind.object(rec.variant))
     p.program = (reload or any(c.channel == Channel.program for c in ch)
                  or sha != rec.extra.get("object_sha"))
     return p
+
+
+def _refill_line(rec, kind, lines: list[str], bad: list[str], who: str = "") -> bool:
+    """A deployment whose tables were changed by commands since (`nf routes add`): its runtime
+    tables go back to exactly the config's. True when there were such edits."""
+    if not rec.extra.get("edits"):
+        return False
+    lines.append(f"{who}live tables changed since by {edits_text(rec)}: back to the file's  [runtime]")
+    if not hasattr(kind, "refill"):
+        bad.append(f"{who}live tables")
+    return True
 
 
 def _variant(kind, rec_variant: str, old, new) -> str:
@@ -435,15 +479,24 @@ def apply(rec, kind, cfg, p: Plan, progress=None) -> list[str]:
     old = kind.validate(rec.config, rec.name)
     if p.program:
         variant = _variant(kind, rec.variant, old, cfg)
-        n = swap_program(kind, kind.resolved(cfg, variant), rec.pin_dir)
+        n = swap_program(kind, kind.resolved(cfg, variant), rec.pin_dir,
+                         on_swap=lambda: setattr(p, "touched", True))
         rec.variant = variant
         rec.extra.update(replaced=n, object_sha=object_sha(kind.object(variant)))
         log.append(f"program replaced on {n} link(s), maps kept")
+        crash_point("apply-swapped")
     if p.runtime:
         with contextlib.ExitStack() as es:
             h = es.enter_context(_open_as(kind, cfg, rec.pin_dir))
-            log += kind.runtime(h, old, cfg)
+            p.touched = True
+            log += kind.refill(h, cfg) if p.refill else kind.runtime(h, old, cfg)
+    clear_edits(rec)
     return log
+
+
+def clear_edits(rec) -> None:
+    rec.extra.pop("edits", None)
+    rec.extra.pop("edit_count", None)
 
 
 @contextlib.contextmanager
@@ -463,6 +516,7 @@ def _member_record(chain_rec_name: str, source: str, cfg: ChainConfig, kind, mcf
     r.netns, r.interfaces = cfg.netns, list(cfg.interfaces)
     r.chain = {"name": chain_rec_name, "position": position}
     r.variant, r.status = variant, "up"
+    clear_edits(r)                  # a chain's apply put every member's tables back
     return r
 
 
@@ -539,7 +593,9 @@ def _plan_chain(rec, new: ChainConfig, reload: bool) -> Plan:
         p.lines += [c.line() for c in ch]
         bad += [f"{m.name}.{c.path.split('.')[0].split('[')[0]}" for c in ch
                 if c.channel == Channel.redeploy]
-        mp.runtime = any(c.channel == Channel.runtime for c in ch)
+        mp.refill = _refill_line(mrec, k, p.lines, bad, f"{m.name}.")
+        p.changed = p.changed or mp.refill
+        mp.runtime = mp.refill or any(c.channel == Channel.runtime for c in ch)
         mp.program = any(c.channel == Channel.program for c in ch)
     kept = {m.name for _, m in ms}
     p.removed = [n for n in old_order if n not in kept]
@@ -599,9 +655,13 @@ def _apply_chain(rec, new: ChainConfig, p: Plan, progress=None) -> list[str]:
             if mp.runtime:
                 say(step, total, f"{mp.name}: changing it in place")
                 with _open_as(mp.kind, mp.cfg, mdir(mp)) as h:
-                    log += [f"{mp.name}: {line}" for line in mp.kind.runtime(h, mp.old, mp.cfg)]
+                    p.touched = True
+                    done = (mp.kind.refill(h, mp.cfg) if mp.refill
+                            else mp.kind.runtime(h, mp.old, mp.cfg))
+                    log += [f"{mp.name}: {line}" for line in done]
                 step += 1
         say(step, total, "swapping the dispatcher" if p.reorder else "replacing slots")
+        p.touched = True
         if p.reorder:
             chain.install([prog for _, prog, _, _ in held])
             swap_links(d, chain.prog, new.netns)     # the swap: old chain or new, never mixed
@@ -644,8 +704,32 @@ def stats(kind, rec) -> dict:
 
 
 def verb(kind, rec, name: str, **kw) -> list[dict]:
-    with opened(kind, rec) as h:
-        return kind.verbs[name](h, **kw)
+    """A verb of the deployment's NF. One that changes a table (an ``op`` other than list:
+    `nf routes add`) marks the record first: from then on it says its tables differ from its
+    config (`nf up` of the file is no longer "unchanged"; `nf apply` puts them back). The caller
+    holds deploy.locked() for those."""
+    op = kw.get("op", "list")
+    if op != "list":
+        before = (list(rec.extra.get("edits", [])), rec.extra.get("edit_count", 0))
+        what = " ".join(str(v.text() if hasattr(v, "text") else v) for k, v in kw.items()
+                        if k not in ("op", "progress") and v is not None)
+        rec.extra["edits"] = (before[0] + [f"{name} {rec.name} {op} {what}".rstrip()])[-5:]
+        rec.extra["edit_count"] = before[1] + 1
+        deploy.write(rec)
+        crash_point("verb-marked")
+    try:
+        with opened(kind, rec) as h:
+            rows = kind.verbs[name](h, **kw)
+    except BaseException:
+        if op != "list":          # a refused edit changed nothing (tables flip whole or not)
+            rec.extra["edits"], rec.extra["edit_count"] = before
+            if not before[0]:
+                clear_edits(rec)
+            deploy.write(rec)
+        raise
+    if op != "list":
+        crash_point("verb-done")
+    return rows
 
 
 __all__ = ["CHAIN", "Change", "Conflict", "Plan", "Undeployable", "apply", "attach", "detect",

@@ -618,6 +618,19 @@ class FlowTableKind(Kind):
             done.append(f"idle_timeout {old.idle_timeout:g} -> {new.idle_timeout:g} s (controller side)")
         return done
 
+    def refill(self, ft, cfg) -> list[str]:
+        """After `nf flows add|del`: the static flows back to exactly the config's rules (learned
+        flows stay)."""
+        want = {_rule(ft, r)[0].key(): r for r in cfg.rules}
+        gone = [e.flow for e in ft.dump() if Flags.STATIC in e.flags and e.flow.key() not in want]
+        for flow in gone:
+            ft.delete(flow)
+        for r in cfg.rules:
+            flow, act, port = _rule(ft, r)
+            ft.insert(flow, act, port, update=True)
+        return [f"static flows: the config's {len(want)} rule(s)"
+                + (f", {len(gone)} added since removed" if gone else "")]
+
     def stats(self, ft) -> dict[str, dict[str, int]]:
         return ft.counters()
 

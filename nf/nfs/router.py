@@ -1187,6 +1187,33 @@ class RouterKind(Kind):
                                      "" if said or not asked else "resolving " + ", ".join(asked))
                          if x)
 
+    def refill(self, r, cfg) -> list[str]:
+        return router_refill(r, cfg)
+
+
+def router_refill(r, cfg) -> list[str]:
+    """After `nf routes` / `nf neigh`: routes back to exactly the config's (its routes and its
+    route file, one new table, one flip) and static neighbours to the config's (learned ones
+    stay)."""
+    r.cfg = check(cfg)
+    r._gnames = {g.name: g for g in cfg.groups}
+    static = {(p, a) for (p, a), (_, f) in r.neighbours().items() if f & NEIGH_STATIC}
+    r._write_neighbours()
+    want = {(r.by_name[port_of_gateway(cfg, n.address, n.dev)].idx,
+             str(ipaddress.ip_address(n.address))) for n in cfg.neighbours}
+    done = [f"static neighbours: the config's {len(want)}"]
+    if cfg.mode != "fib":
+        user = parse_route_lines([f"{x.prefix} {x.target()}" for x in cfg.routes], r._resolver(),
+                                 "<config routes>")
+        if cfg.route_file:
+            user = user.merged(read_route_file(cfg.route_file, r._resolver()))
+        r.publish(user)
+        done.insert(0, f"routes: the config's {len(user.v4_addr) + len(user.v6)} (one flip)")
+    for p, a in sorted(static - want):
+        r.delete_neighbour(a, r.ports[p].name)
+        done.append(f"neighbour {a} removed")
+    return done
+
 
 def router_runtime(r, old, new) -> list[str]:
     """Neighbours and routes of an open router controller ``r`` (opened with ``new``) moved from
