@@ -156,11 +156,15 @@ def up(files: list[Path] = typer.Argument(..., help="config file(s); every one i
 
 @app.command()
 @command
-def down(name: Optional[str] = typer.Argument(None, help="instance; default: every deployment"),
+def down(name: Optional[str] = typer.Argument(None, help="instance (or --all)"),
+         every: bool = typer.Option(False, "--all", help="every deployment on this host"),
          orphans: bool = typer.Option(False, "--orphans", help="also remove pin directories no "
                                       "record describes (made by controllers used directly)")):
-    """Tear down a deployment (or all), including ones left by a killed nf."""
+    """Tear down a deployment (or, with --all, every one), including ones left by a killed nf."""
     from nf import deploy, engine
+    if (name is None) == (not every):
+        raise Fail(E_USAGE, "name the deployment (`nf down NAME`) or say --all (every deployment "
+                            "on this host)" if name is None else "a NAME or --all, not both")
     with deploy.locked():
         recs = {r.name: r for r in deploy.records()}
         # pins without a record may belong to a controller another process is using right now:
@@ -652,7 +656,12 @@ def _generators() -> list[dict]:
             for p in labgen.probes()]
 
 
-def host_report(netns: str | None = None, probe: bool = True) -> dict:
+def host_report(netns: str | None = None, probe: list[str] | None = None,
+                own_veth: bool = False) -> dict:
+    """What this host supports. XDP modes are probed (a pass-all program attached for an
+    instant) only on the interfaces named in ``probe`` (in ``netns``) or, with ``own_veth``, on a
+    veth pair made for it in a namespace of its own: on a real NIC an XDP attach reconfigures the
+    rings and can drop the link, so nothing is ever probed by default."""
     import platform
     from nf import kmod
     from nf.bpf import build, pin
@@ -672,46 +681,92 @@ def host_report(netns: str | None = None, probe: bool = True) -> dict:
             rep["module"]["error"] = str(e)
     if rep["root"]:
         rep["generators"] = _generators()
-    obj = prog = None
-    if probe and rep["root"]:
+    from nf.net import netns as _ns
+    if netns is not None and not _ns.exists(netns):
+        raise Fail(E_CONFIG, f"--netns: no network namespace {netns!r}")
+    have = {i.name: i for i in list_interfaces(netns)}
+    unknown = [n for n in probe or [] if n not in have]
+    if unknown:
+        raise Fail(E_CONFIG, f"--probe: no interface {', '.join(map(repr, unknown))} in "
+                             f"{netns or 'the current netns'} (there are: {', '.join(have)})")
+    with _ns.enter(netns):
+        for itf in have.values():
+            rep["interfaces"][itf.name] = _xdp_modes(itf.ifindex, None)
+    if probe or own_veth:
+        if not rep["root"]:
+            raise Fail(E_UNSUPPORTED, "probing XDP modes needs root")
+        prog = obj = None
         try:
             from nf.bpf import BpfObject
             obj = BpfObject.open_built("base/base")
             obj.load()
             prog = obj.program("xdp_base")
+            with _ns.enter(netns):
+                for n in probe or []:
+                    rep["interfaces"][n] = _xdp_modes(have[n].ifindex, prog)
+            if own_veth:
+                rep["own_veth"] = _probe_own_veth(prog)
+        except Fail:
+            raise
         except Exception as e:  # noqa: BLE001
             rep["probe_error"] = str(e).splitlines()[0]
-    from nf.bpf import XdpMode, xdp_query
-    from nf.net import netns as _ns
-    try:
-        with _ns.enter(netns):
-            for itf in list_interfaces():
-                modes = {}
-                q = xdp_query(itf.ifindex)
-                if q.attached:
-                    modes = {"in use": f"{q.mode.name.lower()} #{q.prog_id}"}
-                elif prog is not None:
-                    for m in (XdpMode.NATIVE, XdpMode.GENERIC):
-                        try:
-                            link = prog.attach_xdp(itf.ifindex, m)
-                            link.detach()
-                            modes[m.name.lower()] = "yes"
-                        except Exception as e:  # noqa: BLE001
-                            modes[m.name.lower()] = f"no ({getattr(e, 'errno_name', type(e).__name__)})"
-                rep["interfaces"][itf.name] = modes
-    finally:
-        if obj is not None:
-            obj.close()
+        finally:
+            if obj is not None:
+                obj.close()
     return rep
+
+
+def _xdp_modes(ifindex: int, prog) -> dict:
+    """{"in use": ...} when a program is attached; else, with ``prog``, native/generic probed
+    by attaching it for an instant; else {} (not probed)."""
+    from nf.bpf import XdpMode, xdp_query
+    q = xdp_query(ifindex)
+    if q.attached:
+        return {"in use": f"{q.mode.name.lower()} #{q.prog_id}"}
+    modes = {}
+    if prog is not None:
+        for m in (XdpMode.NATIVE, XdpMode.GENERIC):
+            try:
+                prog.attach_xdp(ifindex, m).detach()
+                modes[m.name.lower()] = "yes"
+            except Exception as e:  # noqa: BLE001
+                modes[m.name.lower()] = f"no ({getattr(e, 'errno_name', type(e).__name__)})"
+    return modes
+
+
+def _probe_own_veth(prog) -> dict:
+    """XDP modes on a veth pair nf makes for the probe, in a namespace of its own (removed after)."""
+    from pyroute2 import IPRoute
+    from nf.net import netns as _ns
+    ns = f"nf-check-{os.getpid()}"
+    _ns.create(ns)
+    try:
+        with _ns.enter(ns):
+            with IPRoute() as ipr:
+                ipr.link("add", ifname="nfchk0", kind="veth", peer={"ifname": "nfchk1"})
+                idx = ipr.link_lookup(ifname="nfchk0")[0]
+                ipr.link("set", index=idx, state="up")
+                ipr.link("set", index=ipr.link_lookup(ifname="nfchk1")[0], state="up")
+            return _xdp_modes(idx, prog)
+    finally:
+        _ns.remove(ns)
 
 
 @app.command()
 @command
-def check(netns: Optional[str] = typer.Option(None, help="probe the interfaces of this netns"),
-          probe: bool = typer.Option(True, help="attach a pass-all program briefly to test XDP modes"),
+def check(netns: Optional[str] = typer.Option(None, help="list (and --probe) the interfaces of this netns"),
+          probe: Optional[list[str]] = typer.Option(None, "--probe", metavar="IFACE", help="probe XDP modes on this "
+                                                    "interface (repeat the option; a pass-all program is "
+                                                    "attached for an instant: on a real NIC that can drop "
+                                                    "the link for a moment)"),
+          own_veth: bool = typer.Option(False, "--probe-veth", help="probe XDP modes on a veth pair "
+                                        "of nf's own (made in a netns of its own, then removed)"),
+          no_probe: bool = typer.Option(False, "--no-probe", hidden=True,
+                                        help="accepted for old scripts: nothing is probed by default"),
           as_json: bool = typer.Option(False, "--json")):
-    """What this host supports: XDP modes per interface, BTF, bpffs, the module and its SIMD paths."""
-    rep = host_report(netns, probe)
+    """What this host supports: BTF, bpffs, the module and its SIMD paths, the XDP program on
+    each interface; XDP modes only on interfaces named with --probe (or --probe-veth)."""
+    rep = host_report(netns, probe, own_veth)
     if as_json:
         out.print_json(json.dumps(rep))
         return
@@ -737,16 +792,25 @@ def check(netns: Optional[str] = typer.Option(None, help="probe the interfaces o
     out.print(t)
     if not m["loaded"]:  # one line a user can copy (a table cell would wrap it)
         out.print(f"enetstl module: {m['install']}", markup=False)
-    t = Table(title=f"XDP modes per interface ({netns or 'current netns'})")
+    t = Table(title=f"XDP per interface ({netns or 'current netns'})")
     t.add_column("interface")
     t.add_column("native")
     t.add_column("generic")
-    for i, modes in rep["interfaces"].items():
+    rows = dict(rep["interfaces"])
+    if "own_veth" in rep:
+        rows["(nf's own veth)"] = rep["own_veth"]
+    for i, modes in rows.items():
         if "in use" in modes:
             t.add_row(i, f"in use: {modes['in use']}", "")
-        else:
+        elif modes:
             t.add_row(i, modes.get("native", "-"), modes.get("generic", "-"))
+        else:
+            t.add_row(i, "not probed", "not probed")
     out.print(t)
+    if not probe and not own_veth:
+        out.print("XDP modes: not probed (nothing is attached unless asked): `nf check --probe-veth` "
+                  "probes a veth pair of nf's own, `nf check --probe IFACE` an interface of yours",
+                  markup=False)
     if rep.get("probe_error"):
         out.print(f"probe failed: {rep['probe_error']}", markup=False)
     if not (rep["root"] and rep["bpffs"]):
