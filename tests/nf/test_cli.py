@@ -365,15 +365,18 @@ def test_apply_reload_under_traffic_loses_nothing(lab4, swfile):
 
 
 @pytest.mark.netns
-def test_check_reports_modes_per_interface(lab4):
-    r = nf("check", "--netns", lab4.dut, "--json")
+def test_check_reports_modes_per_interface(lab4, swfile):
+    assert nf("up", swfile(ports=[{"name": "p4", "vlan": 1}])).exit_code == 0
+    r = nf("check", "--netns", lab4.dut, "--json", "--probe", "p1", "--probe", "p2")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.output)
     assert rep["root"] and rep["bpffs"] and rep["btf"]
     assert rep["module"]["loaded"] == os.path.isdir("/sys/module/enetstl")
-    for p in ("p1", "p2", "p3", "p4"):       # veth: both modes; the probe left nothing attached
+    for p in ("p1", "p2"):                   # veth: both modes; the probe left nothing attached
         assert rep["interfaces"][p] == {"native": "yes", "generic": "yes"}
-    assert _attached(lab4, ["p1", "p2", "p3", "p4"]) == [False] * 4
+    assert rep["interfaces"]["p3"] == {}     # not named: never probed
+    assert rep["interfaces"]["p4"]["in use"].startswith("native #")
+    assert _attached(lab4, ["p1", "p2", "p3", "p4"]) == [False, False, False, True]
     # lab traffic generators: what the probe says, and which one labs and nf bench use
     from traffic.labgen import pick, probe
     gens = {g["name"]: g for g in rep["generators"]}
@@ -381,10 +384,41 @@ def test_check_reports_modes_per_interface(lab4):
     for name, g in gens.items():
         assert (g["ok"], g["why"], g["used"]) == (probe(name).ok, probe(name).why, name == pick())
     r = nf("check", "--netns", lab4.dut)
-    assert r.exit_code == 0 and "XDP modes per interface" in r.output
+    assert r.exit_code == 0 and "XDP per interface" in r.output
     assert "lab traffic generator tc" in r.output
     if not gens["live"]["ok"]:
         assert "refuses" in " ".join(r.output.split())
+
+
+@pytest.mark.netns
+def test_check_probes_nothing_unless_asked(lab4):
+    """Issue 17 item 4: by default no interface is probed (an XDP attach on a real NIC can drop
+    its link); --probe-veth probes a veth pair of nf's own, in a netns it removes."""
+    from nf.net.netns import list_netns
+    r = nf("check", "--netns", lab4.dut, "--json")
+    rep = json.loads(r.output)
+    assert r.exit_code == 0 and set(rep["interfaces"]) >= {"p1", "p2", "p3", "p4"}
+    assert all(v == {} for v in rep["interfaces"].values()) and "own_veth" not in rep
+    r = nf("check", "--netns", lab4.dut)
+    assert "not probed" in r.output and "--probe-veth" in " ".join(r.output.split())
+    before = set(list_netns())
+    rep = json.loads(nf("check", "--probe-veth", "--json").output)
+    assert rep["own_veth"] == {"native": "yes", "generic": "yes"}
+    assert set(list_netns()) == before
+    r = nf("check", "--netns", lab4.dut, "--probe", "nosuch0")
+    assert r.exit_code == cli.E_CONFIG and "--probe: no interface 'nosuch0'" in r.output
+    r = nf("check", "--netns", "nf-no-such-ns")
+    assert r.exit_code == cli.E_CONFIG and "--netns: no network namespace" in r.output
+
+
+@pytest.mark.netns
+def test_down_without_a_name_needs_all(lab4, swfile):
+    """Issue 17 item 5: a bare `nf down` removes nothing and says --all."""
+    assert nf("up", swfile()).exit_code == 0
+    r = nf("down")
+    assert r.exit_code == cli.E_USAGE and "--all" in r.output
+    assert deploy.read(swfile.name).status == "up"
+    assert nf("down", swfile.name, "--all").exit_code == cli.E_USAGE
 
 
 @pytest.mark.netns
