@@ -57,6 +57,9 @@ def _classify(e: BaseException) -> Fail:
         return Fail(E_UNSUPPORTED, str(e).splitlines()[0], getattr(e, "hint", None))
     if isinstance(e, BpfError):
         import errno as E
+        if e.errno in (E.EBUSY, E.EEXIST):      # an interface another program holds
+            lines = str(e).splitlines()
+            return Fail(E_CONFLICT, lines[0], "\n".join(lines[1:]) or None)
         code = E_UNSUPPORTED if e.errno in (E.EPERM, E.EOPNOTSUPP, 524) or "bpffs" in str(e) else E_LOAD
         lines = str(e).splitlines()
         return Fail(code, lines[0], "\n".join(lines[1:]) or None)
@@ -66,6 +69,9 @@ def _classify(e: BaseException) -> Fail:
         return Fail(E_CONFLICT if "holds" in str(e) else E_FAILED, str(e))
     if isinstance(e, FileNotFoundError):
         return Fail(E_NOT_FOUND, str(e))
+    from nf.net.iface import InterfaceError
+    if isinstance(e, InterfaceError):
+        return Fail(E_CONFIG, str(e))
     if isinstance(e, KeyError):
         return Fail(E_NOT_FOUND, str(e.args[0]) if e.args else "not found")
     if isinstance(e, PermissionError):
@@ -520,8 +526,7 @@ def agent(listen: Optional[str] = typer.Option(None, help="also serve /metrics o
     srv = None
     try:
         if listen:
-            from nf import metrics as M
-            srv = M.make_server(listen)
+            srv = _server(listen)
             threading.Thread(target=srv.serve_forever, daemon=True).start()
         if not once:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -986,6 +991,17 @@ def _applying(rec, cfg, file: Path, plan):
 
 
 # ---- metrics / demo ----------------------------------------------------------------------------
+def _server(listen: str):
+    """The /metrics server on ``listen``; a busy or foreign address is the user's error."""
+    import errno as E
+    from nf import metrics as M
+    try:
+        return M.make_server(listen)
+    except OSError as e:
+        raise Fail(E_CONFLICT if e.errno == E.EADDRINUSE else E_CONFIG,
+                   f"--listen {listen}: {e.strerror or e}") from None
+
+
 @app.command()
 @command
 def metrics(listen: Optional[str] = typer.Option(None, help="serve /metrics on HOST:PORT (loopback only)")):
@@ -994,7 +1010,7 @@ def metrics(listen: Optional[str] = typer.Option(None, help="serve /metrics on H
     if listen is None:
         sys.stdout.write(M.render())
         return
-    srv = M.make_server(listen)
+    srv = _server(listen)
     err.print(f"serving http://{listen}/metrics (Ctrl-C stops)", markup=False)
     try:
         srv.serve_forever()

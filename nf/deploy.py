@@ -39,6 +39,7 @@ from nf.bpf import pin as _pin
 
 _HDR = 4           # u32 length of the JSON document, then the document
 _PAGE = 4096
+_CHUNK = 1 << 20   # largest value of a record's map (a larger record spans several entries)
 LOCK_PATH = Path(os.environ.get("NF_LOCK", "/run/xdp-nf.lock"))
 
 
@@ -146,10 +147,15 @@ def write_doc(path: Path, doc: dict, name: str = "nf_state") -> None:
     from nf.bpf import Map
 
     raw = json.dumps(doc, sort_keys=True).encode()
-    size = -(-(len(raw) + _HDR) // _PAGE) * _PAGE
-    m = Map.create("array", 4, size, 1, name=name)
+    blob = len(raw).to_bytes(_HDR, "little") + raw
+    # one value up to _CHUNK (the kernel refuses values over KMALLOC_MAX_SIZE), else several
+    size = min(-(-len(blob) // _PAGE) * _PAGE, _CHUNK)
+    n = -(-len(blob) // size)
+    blob += bytes(n * size - len(blob))
+    m = Map.create("array", 4, size, n, name=name)
     try:
-        m.update(b"\0\0\0\0", len(raw).to_bytes(_HDR, "little") + raw + bytes(size - _HDR - len(raw)))
+        for i in range(n):
+            m.update(i.to_bytes(4, "little"), blob[i * size:(i + 1) * size])
         # bpffs refuses names with a dot (EPERM); instance names never start with "_"
         tmp = path.parent / f"_tmp{os.getpid()}_{path.name.replace('.', '_')}"
         with contextlib.suppress(FileNotFoundError):
@@ -172,9 +178,12 @@ def read_doc(path: Path) -> dict | None:
         raise StateError(f"{path} is unreadable: {e}") from None
     try:
         raw = m.lookup(b"\0\0\0\0")
+        n = int.from_bytes(raw[:_HDR], "little")
+        chunks = [raw] + [m.lookup(i.to_bytes(4, "little"))
+                          for i in range(1, -(-(n + _HDR) // len(raw)))]
+        raw = b"".join(chunks)
     finally:
         m.close()
-    n = int.from_bytes(raw[:_HDR], "little")
     try:
         return json.loads(raw[_HDR:_HDR + n])
     except ValueError as e:

@@ -367,9 +367,17 @@ def check_v4(addr: np.ndarray, plen: np.ndarray, lines: np.ndarray | None = None
 def read_route_file(path: str | Path, resolve_target: Callable[[str], int]) -> RouteSet:
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise RouteError(f"cannot read: {e.strerror}", None, str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RouteError(f"byte 0x{raw[e.start]:02x} is not UTF-8 (a route file is text)",
+                         raw.count(b"\n", 0, e.start) + 1, str(path)) from None
+    if "\0" in text:
+        raise RouteError("a NUL byte: a route file is text", text.count("\n", 0, text.index("\0")) + 1,
+                         str(path))
     return parse_route_lines(text.splitlines(), resolve_target, str(path))
 
 

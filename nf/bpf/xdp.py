@@ -104,8 +104,8 @@ def _attach_hint(err: int, mode: XdpMode, ifname: str) -> str | None:
         return (f"native XDP unsupported on {ifname}: use generic mode (or lower its MTU: "
                 f"native XDP on veth needs MTU <= ~3500 without multi-buffer)")
     if err in (E.EBUSY, E.EEXIST):
-        return (f"{ifname} already has an XDP program/link attached (see nf.bpf.xdp.query); "
-                f"detach it first or use Link.update_program to replace")
+        return (f"{ifname} already runs an XDP program (another tool's, or another deployment's): "
+                f"`ip -d link show dev {ifname}` shows it; detach it first")
     if err == E.ENODEV:
         return f"{ifname} does not exist in the calling thread's network namespace"
     if err == E.EPERM:

@@ -19,7 +19,14 @@ M = TypeVar("M", bound="Model")
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+    # no .inf / .nan anywhere: every float ends in a map or a timer as an integer
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True,
+                              allow_inf_nan=False)
+
+
+# The longest time a config may give in seconds: the Linux bridge's largest ageing_time (a u32
+# of centiseconds, IFLA_BR_AGEING_TIME), for the switch's aging and the flow table's idle timeout.
+MAX_SECONDS = 42_949_672
 
 
 class ConfigError(ValueError):
@@ -46,12 +53,133 @@ def validate(data: Any, model: type[M], source: str = "<config>") -> M:
         raise ConfigError(source, [(_loc(err["loc"]), err["msg"]) for err in e.errors()]) from None
 
 
-def load(path: str | Path, model: type[M]) -> M:
-    path = Path(path)
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):     # libyaml's parser: 1M lines in seconds
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for k, _ in node.value:
+            key = self.construct_object(k, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})",
+                        k.start_mark)
+            except TypeError:        # an unhashable key: PyYAML's own error follows
+                break
+            seen[key] = k.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping)
+
+
+def read_text(path: Path) -> str:
+    """A config or route file as UTF-8 text; a ConfigError naming the line and column of the first
+    byte that is not UTF-8 (a Latin-1 comment, a binary file)."""
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
     except OSError as e:
         raise ConfigError(str(path), [("", f"cannot read: {e.strerror}")]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(str(path), [(f"line {line}", f"byte 0x{raw[e.start]:02x} at column {col} "
+                                       "is not UTF-8 (save the file as UTF-8)")]) from None
+
+
+# Long tables (a million static FDB entries) as block sequences of one-line flow mappings of
+# scalars: PyYAML builds ~7 Python nodes per such line (~40 us: 40 s for 1M lines), so runs of
+# them are read here, each value resolved as YAML 1.1 would (only forms whose meaning is plain:
+# quoted strings without escapes, decimal integers, words that are no YAML 1.1 bool/null);
+# a line of any other form ends the run and is left to PyYAML.
+_ROW = re.compile(r"^([ \t]*)-[ \t]+\{(.*)\}[ \t]*(?:#.*)?$")
+_PAIR = re.compile(r"[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*:[ \t]+(?:'([^'\n]*)'|\"([^\"\\\n]*)\"|"
+                   r"([A-Za-z0-9_.\-]+))[ \t]*(?:,|$)")
+_INT = re.compile(r"^(?:0|-?[1-9][0-9]*)$")
+_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_YAML11 = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+_RUN = "__nf_table_run_{}__"
+_MIN_RUN = 256
+
+
+def _row(line: str, no: int, source: str):
+    m = _ROW.match(line)
+    if m is None:
+        return None
+    body, pos, row = m.group(2), 0, {}
+    while pos < len(body):
+        p = _PAIR.match(body, pos)
+        if p is None or p.end() == pos:
+            return None
+        k, sq, dq, plain = p.groups()
+        if plain is not None:
+            if _INT.match(plain):
+                v = int(plain)
+            elif _WORD.match(plain) and plain.lower() not in _YAML11:
+                v = plain
+            else:
+                return None
+        else:
+            v = sq if sq is not None else dq
+        if k in row:
+            raise ConfigError(source, [(f"line {no}", f"not valid YAML: duplicate key {k!r}")])
+        row[k] = v
+        pos = p.end()
+    return m.group(1), row
+
+
+def _tables(text: str, source: str) -> tuple[str, dict[str, list]]:
+    """``text`` with every long run of table rows replaced by one placeholder item (the line
+    count kept, so PyYAML's line numbers stay right), and the rows of each run."""
+    lines = text.split("\n")
+    if len(lines) < _MIN_RUN:
+        return text, {}
+    runs: dict[str, list] = {}
+    out, i = [], 0
+    while i < len(lines):
+        r = _row(lines[i], i + 1, source) if lines[i].lstrip().startswith("- {") else None
+        j, rows = i, []
+        while r is not None and (not rows or r[0] == indent):
+            indent = r[0]
+            rows.append(r[1])
+            j += 1
+            r = _row(lines[j], j + 1, source) if j < len(lines) else None
+        if len(rows) >= _MIN_RUN:
+            key = _RUN.format(len(runs))
+            runs[key] = rows
+            out.append(f"{indent}- {key}")
+            out += [""] * (len(rows) - 1)
+            i = j
+        else:
+            out += lines[i:max(j, i + 1)]
+            i = max(j, i + 1)
+    return ("\n".join(out), runs) if runs else (text, {})
+
+
+def _splice(data, runs: dict[str, list]):
+    if isinstance(data, dict):
+        return {k: _splice(v, runs) for k, v in data.items()}
+    if isinstance(data, list):
+        out = []
+        for x in data:
+            if isinstance(x, str) and x in runs:
+                out += runs[x]
+            else:
+                out.append(_splice(x, runs))
+        return out
+    return data
+
+
+def load(path: str | Path, model: type[M]) -> M:
+    path = Path(path)
+    text, runs = _tables(read_text(path), str(path))
+    try:
+        data = yaml.load(text, Loader=_Loader)
+        if runs:
+            data = _splice(data, runs)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from nf.config.base import (PROGRAM, RUNTIME, AttachMode, Model, NFConfig, Variant,
+from nf.config.base import (MAX_SECONDS, PROGRAM, RUNTIME, AttachMode, Model, NFConfig, Variant,
                             instance_name)
 from nf.models.flow_table import FT_MAX_BUCKETS, FT_SEARCH_MAX, FT_SLOTS, proto_number
 
@@ -106,7 +106,7 @@ class FlowTableConfig(NFConfig):
                            description="key hash: mul64 (five multiplies: cheap in eBPF and in "
                                        "the module) or crc32c (rte_hash's; SSE4.2 in the module, "
                                        "a table walk in eBPF)")
-    idle_timeout: Annotated[float, RUNTIME] = Field(default=300.0, ge=0, description="seconds; "
+    idle_timeout: Annotated[float, RUNTIME] = Field(default=300.0, ge=0, le=MAX_SECONDS, description="seconds; "
                                                     "learned flows idle longer are expired by the "
                                                     "controller; 0 = never")
     rules: Annotated[list[Rule], RUNTIME] = Field(default_factory=list)

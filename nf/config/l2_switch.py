@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from nf.config.base import RUNTIME, AttachMode, Model, NFConfig, Variant, instance_name
+from nf.config.base import MAX_SECONDS, RUNTIME, AttachMode, Model, NFConfig, Variant, instance_name
 
 MAX_PORTS = 64  # l2_switch.h L2SW_MAX_PORTS: a port is a bit in a u64 VLAN member mask
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -127,8 +127,10 @@ class StaticEntry(Model):
 
 class L2SwitchConfig(NFConfig):
     name: str = instance_name("l2sw")
-    aging_time: Annotated[float, RUNTIME] = Field(default=300.0, ge=0, description="seconds; "
-                                                  "0 = never age; changeable at runtime")
+    aging_time: Annotated[float, RUNTIME] = Field(default=300.0, ge=0, le=MAX_SECONDS,
+                                                  description="seconds; 0 = never age; changeable "
+                                                              "at runtime; at most the Linux bridge's "
+                                                              "largest (42949672)")
     fdb_size: int = Field(default=65536, ge=16, le=1 << 22)
     ports: list[Port] = Field(min_length=1, max_length=MAX_PORTS)
     static_entries: Annotated[list[StaticEntry], RUNTIME] = Field(
@@ -148,6 +150,10 @@ class L2SwitchConfig(NFConfig):
     @field_validator("static_entries")
     @classmethod
     def _statics(cls, entries: list[StaticEntry], info: ValidationInfo):
+        size = info.data.get("fdb_size")
+        if size is not None and len(entries) > size:      # before anything loads: the table is full
+            raise ValueError(f"{len(entries)} entries do not fit in fdb_size {size} (raise fdb_size, "
+                             "at most 4194304; learned entries need room too)")
         ports = {p.name: p for p in info.data.get("ports") or []}
         seen: set[tuple[str, int]] = set()
         for i, e in enumerate(entries):

@@ -138,11 +138,14 @@ class Icmp(Model):
 
 
 class Sizes(Model):
-    v4_chunks: int = Field(4096, ge=1, le=1 << 22, description="IPv4 /25+ chunks per bank")
-    v6_chunks: int = Field(16384, ge=1, le=1 << 22, description="IPv6 table KiB per bank beyond its "
+    # upper bounds checked before anything loads: a 256-word chunk is 1 KiB, so 2^20 chunks are
+    # a 1 GiB map (2^22 asked the kernel for 4 GiB: E2BIG after the route file was read)
+    v4_chunks: int = Field(4096, ge=1, le=1 << 20, description="IPv4 /25+ chunks per bank")
+    v6_chunks: int = Field(16384, ge=1, le=1 << 20, description="IPv6 table KiB per bank beyond its "
                            "2^16-entry root (hash slots, nodes, records: ~160 B per route)")
-    trie_entries: int = Field(1 << 20, ge=1, description="LPM trie capacity per bank and family")
-    neighbours: int = Field(65536, ge=16)
+    trie_entries: int = Field(1 << 20, ge=1, le=1 << 24, description="LPM trie capacity per bank "
+                                                                   "and family")
+    neighbours: int = Field(65536, ge=16, le=1 << 22)
 
 
 class RouterConfig(NFConfig):

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from nf.config.base import (PROGRAM, RUNTIME, AttachMode, Model, NFConfig, Variant,
+from nf.config.base import (MAX_SECONDS, PROGRAM, RUNTIME, AttachMode, Model, NFConfig, Variant,
                             instance_name)
 
 MAX_D = 16                       # sketch.h SKETCH_MAX_D (and ENETSTL_MAX_D)
@@ -129,7 +129,8 @@ class SketchConfig(NFConfig):
                             description="heavy-hitter candidate entries per epoch (flows over "
                                         "the threshold, with first-seen time and hits); past "
                                         "it flagged flows are still acted on, without an entry")
-    epoch_s: Annotated[float, RUNTIME] = Field(default=10.0, gt=0, description="epoch length in seconds")
+    epoch_s: Annotated[float, RUNTIME] = Field(default=10.0, gt=0, le=MAX_SECONDS,
+                                               description="epoch length in seconds")
     history: Annotated[int, RUNTIME] = Field(default=16, ge=0, le=100000,
                                              description="past epochs kept by the controller")
     nitro: Nitro = Field(default_factory=Nitro)

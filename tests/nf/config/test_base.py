@@ -99,3 +99,70 @@ def test_first_spellings_of_renamed_keys_are_still_read():
     assert RouterConfig.model_validate({"interfaces": itf, "use_module": True}).variant == "auto"
     with pytest.raises(ValueError):
         RouterConfig.model_validate({"interfaces": itf, "use_module": False, "variant": "pure"})
+
+
+# ---- issue 17: what a YAML file can hide -------------------------------------------------------
+def test_duplicate_keys_are_refused_with_their_line(tmp_path):
+    from nf.config.base import ConfigError, Model, load
+
+    class M(Model):
+        a: int = 0
+        b: list[dict] = []
+    p = tmp_path / "c.yaml"
+    p.write_text("a: 1\nb:\n  - {x: 1, y: 2}\na: 2\n")
+    with pytest.raises(ConfigError) as e:
+        load(p, M)
+    assert e.value.errors == [("line 4", "not valid YAML: duplicate key 'a' (first on line 1)")]
+    p.write_text("b:\n  - {x: 1, x: 2}\n")
+    with pytest.raises(ConfigError, match="duplicate key 'x'"):
+        load(p, M)
+
+
+@pytest.mark.parametrize("raw,line,byte", [(b"a: 1\n# caf\xe9\n", 2, "0xe9"),
+                                           (b"\xff\xfe\x00a", 1, "0xff")])
+def test_bytes_that_are_not_utf8_name_their_line(tmp_path, raw, line, byte):
+    from nf.config.base import ConfigError, Model, load
+
+    class M(Model):
+        a: int = 0
+    p = tmp_path / "c.yaml"
+    p.write_bytes(raw)
+    with pytest.raises(ConfigError) as e:
+        load(p, M)
+    (where, msg), = e.value.errors
+    assert where == f"line {line}" and byte in msg and "not UTF-8" in msg
+
+
+def test_non_finite_floats_are_refused_everywhere():
+    from nf.config.base import ConfigError, Model, validate
+
+    class M(Model):
+        t: float = 1.0
+    for v in (float("inf"), float("-inf"), float("nan")):
+        with pytest.raises(ConfigError, match="t: Input should be a finite number"):
+            validate({"t": v}, M)
+
+
+def test_long_tables_read_as_pyyaml_reads_them(tmp_path):
+    """The fast reader of long runs of one-line flow mappings gives exactly PyYAML's data
+    (quoted strings, decimal ints, plain words, comments); any other form on a line (a YAML 1.1
+    bool, an octal, a sexagesimal MAC, a nested list) is left to PyYAML, duplicate keys in a row
+    are refused with their line, and line numbers of later errors stay right."""
+    import yaml
+    from nf.config.base import ConfigError, _Loader, _splice, _tables
+    rows = [f"  - {{mac: '02:00:00:00:{i >> 8:02x}:{i & 255:02x}', vlan: {i % 4000 + 1}, "
+            f"port: p{i % 3}, note: \"n {i}\", w: a_b-c.d}}  # row {i}" for i in range(600)]
+    odd = ["  - {mac: 12:30:00:00:00:01, vlan: 1, port: p1}", "  - {vlan: 010, port: x}",
+           "  - {port: yes, vlan: 1}", "  - {port: p1, vlan: [1, 2]}", "  - {port: ~, vlan: 1}"]
+    text = "name: t\nstatic_entries:\n" + "\n".join(rows[:300] + odd + rows[300:]) + "\nother:\n  - 1\n"
+    fast, runs = _tables(text, "t")
+    assert len(runs) == 2 and fast.count("\n") == text.count("\n")
+    assert _splice(yaml.load(fast, Loader=_Loader), runs) == yaml.load(text, Loader=yaml.SafeLoader)
+    bad = "\n".join(rows[:400] + ["  - {port: p1, port: p2}"] + rows[400:])
+    with pytest.raises(ConfigError) as e:
+        _tables("x:\n" + bad, "t")
+    assert e.value.errors[0][0] == "line 402"
+    fast, runs = _tables("x:\n" + "\n".join(rows) + "\ny: [\n", "t")
+    with pytest.raises(yaml.YAMLError) as e:
+        yaml.load(fast, Loader=_Loader)
+    assert e.value.problem_mark.line + 1 == len(rows) + 3
