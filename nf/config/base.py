@@ -82,12 +82,16 @@ def read_text(path: Path) -> str:
     except OSError as e:
         raise ConfigError(str(path), [("", f"cannot read: {e.strerror}")]) from None
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
         col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
         raise ConfigError(str(path), [(f"line {line}", f"byte 0x{raw[e.start]:02x} at column {col} "
                                        "is not UTF-8 (save the file as UTF-8)")]) from None
+    if "\0" in text:
+        raise ConfigError(str(path), [(f"line {text.count(chr(10), 0, text.index(chr(0))) + 1}",
+                                       "a NUL byte: not a text file")])
+    return text
 
 
 # Long tables (a million static FDB entries) as block sequences of one-line flow mappings of
