@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from nf.config.base import (MAX_SECONDS, PROGRAM, RUNTIME, AttachMode, Model, NFConfig, Variant,
                             instance_name)
-from nf.models.flow_table import FT_MAX_BUCKETS, FT_SEARCH_MAX, FT_SLOTS, proto_number
+from nf.models.flow_table import FT_MAX_BUCKETS, FT_SEARCH_MAX, FT_SLOTS, flow_text, proto_number
 
 
 class Action(str, Enum):
@@ -46,10 +46,15 @@ class Rule(Model):
 
     def text(self) -> str:
         p = f" port {self.port}" if self.port else ""
-        names = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
-        proto = names.get(self.proto, self.proto) if isinstance(self.proto, int) else self.proto
-        return (f"{proto} {self.src}:{self.sport} -> {self.dst}:{self.dport} "
-                f"{self.action.value}{p}")
+        try:
+            proto = proto_number(self.proto)
+        except ValueError:
+            proto = self.proto
+        if isinstance(proto, int) and (self.sport or self.dport) and proto not in (6, 17):
+            flow = f"{flow_text(proto, self.src, 0, self.dst, 0)} ports {self.sport} {self.dport}"
+        else:
+            flow = flow_text(proto, self.src, self.sport, self.dst, self.dport)
+        return f"{flow} {self.action.value}{p}"
 
     @field_validator("src", "dst")
     @classmethod
@@ -68,8 +73,13 @@ class Rule(Model):
     def _coherent(self):
         def bad(msg: str):
             raise ValueError(f"rule '{self.text()}': {msg}")
-        if ipaddress.ip_address(self.src).version != ipaddress.ip_address(self.dst).version:
+        v = ipaddress.ip_address(self.src).version
+        if v != ipaddress.ip_address(self.dst).version:
             bad("src and dst are of different IP versions")
+        if (v, self.proto) == (6, 1):       # the datapath keys IPv6's ICMP by next header 58
+            bad("ICMP over IPv6 is icmpv6 (protocol 58); a protocol 1 rule never matches it")
+        if (v, self.proto) == (4, 58):
+            bad("icmpv6 (protocol 58) is IPv6's; IPv4's ICMP is icmp (protocol 1)")
         if self.proto not in (6, 17) and (self.sport or self.dport):
             bad(f"protocol {self.proto} has no ports (only tcp/udp flows are keyed by port)")
         if self.action == Action.redirect and not self.port:

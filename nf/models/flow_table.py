@@ -174,6 +174,21 @@ PROTOS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "icmp": socket.I
           "icmpv6": socket.IPPROTO_ICMPV6}
 
 
+def host_port(addr: str, port: int) -> str:
+    """addr:port, an IPv6 address in brackets (RFC 3986: "2001:db8::1:53" names no port)."""
+    return f"[{addr}]:{port}" if ":" in str(addr) else f"{addr}:{port}"
+
+
+def flow_text(proto: int, src: str, sport: int, dst: str, dport: int) -> str:
+    """The one way a flow is written: "udp 10.0.0.1:5000 -> 10.0.0.2:53", "tcp
+    [2001:db8::1]:80 -> [2001:db8::2]:443", "icmpv6 2001:db8::1 -> 2001:db8::2" (ports only
+    where the table keys them: tcp, udp)."""
+    name = {v: k for k, v in PROTOS.items()}.get(proto, str(proto))
+    if proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+        return f"{name} {host_port(src, sport)} -> {host_port(dst, dport)}"
+    return f"{name} {src} -> {dst}"
+
+
 def proto_number(p: int | str) -> int:
     if isinstance(p, str):
         if p.lower() in PROTOS:
@@ -213,7 +228,7 @@ class Flow:
         return cls(src, dst, k.sport, k.dport, k.proto)
 
     def __str__(self) -> str:
-        return f"{self.proto}:{self.src}:{self.sport}->{self.dst}:{self.dport}"
+        return flow_text(self.proto, self.src, self.sport, self.dst, self.dport)
 
 
 def flow_key(src: str, dst: str, sport: int = 0, dport: int = 0,

@@ -531,8 +531,11 @@ def flow_rows(ft, op: str = "list", rule=None) -> list[dict]:
         if not ft.delete(flow):
             raise KeyError(f"{ft.cfg.name}: no flow {rule.text().rsplit(' ', 1)[0]}")
         return [{"deleted": rule.text().rsplit(" ", 1)[0]}]
-    return [{"flow": f"{e.flow.proto} {e.flow.src}:{e.flow.sport} -> {e.flow.dst}:{e.flow.dport}",
-             "action": e.action.name.lower(), "port": e.port, "packets": e.packets,
+    from nf.net.iface import list_interfaces
+    names = {i.ifindex: i.name for i in list_interfaces(ft.cfg.netns)}   # egress port by name
+    return [{"flow": str(e.flow),
+             "action": e.action.name.lower(),
+             "port": (names.get(e.port, f"#{e.port}") if e.port else None), "packets": e.packets,
              "bytes": e.bytes, "static": Flags.STATIC in e.flags} for e in ft.dump()]
 
 
@@ -622,14 +625,18 @@ class FlowTableKind(Kind):
         """After `nf flows add|del`: the static flows back to exactly the config's rules (learned
         flows stay)."""
         want = {_rule(ft, r)[0].key(): r for r in cfg.rules}
-        gone = [e.flow for e in ft.dump() if Flags.STATIC in e.flags and e.flow.key() not in want]
-        for flow in gone:
-            ft.delete(flow)
-        for r in cfg.rules:
+        live = {e.flow.key(): e for e in ft.dump() if Flags.STATIC in e.flags}
+        done = []
+        for k, e in live.items():
+            if k not in want:
+                ft.delete(e.flow)
+                done.append(f"flow removed: {e.flow}")
+        for k, r in want.items():
             flow, act, port = _rule(ft, r)
-            ft.insert(flow, act, port, update=True)
-        return [f"static flows: the config's {len(want)} rule(s)"
-                + (f", {len(gone)} added since removed" if gone else "")]
+            if k not in live or (live[k].action, live[k].port) != (act, port):
+                ft.insert(flow, act, port, update=True)
+                done.append(f"rule set: {r.text()}")
+        return done
 
     def stats(self, ft) -> dict[str, dict[str, int]]:
         return ft.counters()

@@ -155,16 +155,16 @@ def test_flow_table_up_flows_add_del_apply_stats_down_across_processes(lab4, ins
     rec = deploy.read(name)
     assert rec.kind == "flow_table" and rec.variant == "pure" and attached(lab4, ["p1"]) == [True]
     rows = _rows(name)
-    assert rows == {"17 10.0.0.1:7 -> 10.0.0.2:53": {
-        "flow": "17 10.0.0.1:7 -> 10.0.0.2:53", "action": "drop", "port": 0, "packets": 0,
+    assert rows == {"udp 10.0.0.1:7 -> 10.0.0.2:53": {
+        "flow": "udp 10.0.0.1:7 -> 10.0.0.2:53", "action": "drop", "port": None, "packets": 0,
         "bytes": 0, "static": True}}
     h1 = lab4.host("h1")
     # 4 frames hit the static drop rule, 6 of a new flow are learned (default action pass)
     lab4.send("h1", udp("10.0.0.1", "10.0.0.2", 7, 53, h1.mac, "02:00:00:00:00:02", 4)
               + udp("10.0.0.1", "10.0.0.3", 9, 99, h1.mac, "02:00:00:00:00:03", 6))
     rows = _rows(name)
-    assert rows["17 10.0.0.1:7 -> 10.0.0.2:53"]["packets"] == 4
-    learned = rows["17 10.0.0.1:9 -> 10.0.0.3:99"]
+    assert rows["udp 10.0.0.1:7 -> 10.0.0.2:53"]["packets"] == 4
+    learned = rows["udp 10.0.0.1:9 -> 10.0.0.3:99"]
     assert learned["packets"] == 6 and not learned["static"] and learned["action"] == "pass"
     st = js("stats", name)[name]
     assert st["ports"]["table"]["entries"] == len(rows) and st["ports"]["table"]["hits"] >= 9
@@ -173,10 +173,10 @@ def test_flow_table_up_flows_add_del_apply_stats_down_across_processes(lab4, ins
     run("flows", name, "add", "--src", "10.0.0.1", "--dst", "10.0.0.4", "--sport", "1",
         "--dport", "2", "--action", "drop")
     lab4.send("h1", udp("10.0.0.1", "10.0.0.4", 1, 2, h1.mac, "02:00:00:00:00:04", 3))
-    assert _rows(name)["17 10.0.0.1:1 -> 10.0.0.4:2"]["packets"] == 3
+    assert _rows(name)["udp 10.0.0.1:1 -> 10.0.0.4:2"]["packets"] == 3
     assert js("stats", name)[name]["actions"]["packets"]["drop"] == 7
     run("flows", name, "del", "--src", "10.0.0.1", "--dst", "10.0.0.4", "--sport", "1", "--dport", "2")
-    assert "17 10.0.0.1:1 -> 10.0.0.4:2" not in _rows(name)
+    assert "udp 10.0.0.1:1 -> 10.0.0.4:2" not in _rows(name)
     p = run("flows", name, "del", "--src", "10.0.0.1", "--dst", "10.0.0.4", "--sport", "1",
             "--dport", "2", ok=False)
     assert p.returncode == 6 and "no flow" in p.stderr
@@ -191,8 +191,8 @@ def test_flow_table_up_flows_add_del_apply_stats_down_across_processes(lab4, ins
     p = run("apply", g)
     assert "rule set: udp 10.0.0.1:7 -> 10.0.0.2:53 pass" in p.stdout
     rows = _rows(name)
-    assert rows["17 10.0.0.1:7 -> 10.0.0.2:53"]["action"] == "pass"
-    assert rows["17 10.0.0.1:9 -> 10.0.0.3:99"]["packets"] == 6
+    assert rows["udp 10.0.0.1:7 -> 10.0.0.2:53"]["action"] == "pass"
+    assert rows["udp 10.0.0.1:9 -> 10.0.0.3:99"]["packets"] == 6
     # learn is rodata: a new program on the same maps, swapped into the link
     g = _ft_file(lab4, write, learn=False, rules=[{"proto": "udp", "src": "10.0.0.1", "sport": 7,
                                                   "dst": "10.0.0.2", "dport": 53, "action": "pass"}])
@@ -202,10 +202,10 @@ def test_flow_table_up_flows_add_del_apply_stats_down_across_processes(lab4, ins
     lab4.send("h1", udp("10.0.0.1", "10.0.0.3", 9, 99, h1.mac, "02:00:00:00:00:03", 2)
               + udp("10.0.0.1", "10.0.0.5", 3, 4, h1.mac, "02:00:00:00:00:05", 5))
     rows = _rows(name)
-    assert rows["17 10.0.0.1:9 -> 10.0.0.3:99"]["packets"] == 8          # the learned flow goes on
-    assert "17 10.0.0.1:3 -> 10.0.0.5:4" not in rows                      # nothing new is learned
+    assert rows["udp 10.0.0.1:9 -> 10.0.0.3:99"]["packets"] == 8          # the learned flow goes on
+    assert "udp 10.0.0.1:3 -> 10.0.0.5:4" not in rows                      # nothing new is learned
     run("flows", name, "add", "--src", "10.0.0.1", "--dst", "10.0.0.6", "--action", "drop")
-    assert "17 10.0.0.1:0 -> 10.0.0.6:0" in _rows(name)                  # the control pin works
+    assert "udp 10.0.0.1:0 -> 10.0.0.6:0" in _rows(name)                  # the control pin works
     p = run("down", name)
     assert f"{name}: down" in p.stdout and not rec.pin_dir.exists()
     assert attached(lab4, ["p1"]) == [False] and deploy.read(name) is None

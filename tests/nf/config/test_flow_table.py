@@ -30,7 +30,11 @@ R = {"src": "10.0.0.1", "dst": "10.0.0.2", "proto": "udp", "sport": 1, "dport": 
 
 @pytest.mark.parametrize("rule, where, msg", [
     ({**R, "src": "10.0.0.256"}, "rules[1].src", "not an IPv4 or IPv6 address"),
-    ({**R, "dst": "2001:db8::1"}, "rules[1]", "rule 'udp 10.0.0.1:1 -> 2001:db8::1:2 pass': src and dst are of different"),
+    ({**R, "dst": "2001:db8::1"}, "rules[1]", "rule 'udp 10.0.0.1:1 -> [2001:db8::1]:2 pass': src and dst are of different"),
+    ({"src": "2001:db8::1", "dst": "2001:db8::2", "proto": "icmp"}, "rules[1]",
+     "rule 'icmp 2001:db8::1 -> 2001:db8::2 pass': ICMP over IPv6 is icmpv6 (protocol 58)"),
+    ({"src": "10.0.0.1", "dst": "10.0.0.2", "proto": 58}, "rules[1]",
+     "rule 'icmpv6 10.0.0.1 -> 10.0.0.2 pass': icmpv6 (protocol 58) is IPv6's"),
     ({**R, "proto": "icmp"}, "rules[1]", "protocol 1 has no ports"),
     ({**R, "action": "redirect"}, "rules[1]", "rule 'udp 10.0.0.1:1 -> 10.0.0.2:2 redirect': redirect needs a port"),
     ({**R, "port": "p1"}, "rules[1]", "only meaningful with redirect"),

@@ -107,7 +107,7 @@ def test_table_rule_failure_names_the_rule():
     # past validation (model_copy does not validate): 33 rules for the 32 slots of 2 buckets,
     # so the 33rd must fail, named
     ft = FlowTable(cfg.model_copy(update={"rules": validate({"rules": rules[:33]}, FlowTableConfig).rules}))
-    with pytest.raises(FlowTableError, match=r"rules\[32\] 'icmp 10.0.0.33:0 -> 10.0.1.1:0 pass': FULL"):
+    with pytest.raises(FlowTableError, match=r"rules\[32\] 'icmp 10.0.0.33 -> 10.0.1.1 pass': FULL"):
         ft.up()
     assert ft.obj is None
 
