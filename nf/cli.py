@@ -379,11 +379,18 @@ def _stats_tables(data: dict, prev: dict | None, dt: float) -> list:
             tables.append(t)
         a = d["actions"]
         if a:
-            t = Table(title=f"{name}: XDP verdicts (exit point)")
+            was = (prev or {}).get(name)
+            pa = None if was is None or isinstance(was, Fail) else was.get("actions")
+            t = Table(title=f"{name}: XDP verdicts (exit point)" + (" (rate /s)" if pa else ""))
             for c in ("action", "packets", "bytes"):
                 t.add_column(c, justify="right" if c != "action" else "left")
             for act, v in a["packets"].items():
-                t.add_row(act, str(v), str(a["bytes"][act]))
+                b = a["bytes"][act]
+                if pa:
+                    t.add_row(act, f"{v} ({(v - pa['packets'].get(act, v)) / dt:.0f})",
+                              f"{b} ({(b - pa['bytes'].get(act, b)) / dt:.0f})")
+                else:
+                    t.add_row(act, str(v), str(b))
             tables.append(t)
     return tables
 
@@ -396,6 +403,10 @@ def stats(name: Optional[str] = typer.Argument(None),
           count: int = typer.Option(0, help="--watch: stop after N refreshes (0 = forever)"),
           as_json: bool = typer.Option(False, "--json")):
     """Counters per NF: per port, per XDP verdict (summed over CPUs); rates with --watch."""
+    if not interval > 0 or interval != interval or interval > 86400:    # before any output
+        raise Fail(E_USAGE, f"--interval must be > 0 and at most 86400 s, got {interval}")
+    if count < 0:
+        raise Fail(E_USAGE, f"--count must be >= 0, got {count}")
     data = _collect_stats(name)
     if as_json:
         out.print_json(_as_json(data))

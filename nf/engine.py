@@ -391,8 +391,11 @@ class Change:
 
     def line(self) -> str:
         who = f"{self.member}." if self.member else ""
-        return (f"{who}{self.path}: {json.dumps(self.old)} -> {json.dumps(self.new)}  "
-                f"[{self.channel.value}]")
+        js = lambda v: json.dumps(v, sort_keys=True)  # noqa: E731  (records keep keys sorted)
+        what = (f"removed {js(self.old)}" if self.path.endswith("[-]") else
+                f"added {js(self.new)}" if self.path.endswith("[+]") else
+                f"{js(self.old)} -> {js(self.new)}")
+        return f"{who}{self.path}: {what}  [{self.channel.value}]"
 
 
 def changes(kind, old, new, member: str = "") -> list[Change]:

@@ -269,7 +269,9 @@ def channel_of(model: type[BaseModel], path: str) -> Channel:
 
 def diff(old, new, path: str = "") -> list[tuple[str, Any, Any]]:
     """(dotted path, old, new) per changed leaf of two JSON-ready configs; lists of equal length
-    compare item by item (``drop_dports[0]``), others as a whole."""
+    compare item by item (``drop_dports[0]``); others by their items: ``routes[-]`` (old item,
+    None) for each item gone, ``routes[+]`` (None, new item) for each one added, so a one-route
+    change prints one line, not both lists."""
     out = []
     if isinstance(old, dict) and isinstance(new, dict):
         for k in list(old) + [k for k in new if k not in old]:
@@ -281,6 +283,22 @@ def diff(old, new, path: str = "") -> list[tuple[str, Any, Any]]:
     elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         for i, (a, b) in enumerate(zip(old, new)):
             out += diff(a, b, f"{path}[{i}]")
+    elif isinstance(old, list) and isinstance(new, list):
+        key = lambda x: json.dumps(x, sort_keys=True)  # noqa: E731
+        left = [key(x) for x in new]
+        for x in old:
+            k = key(x)
+            if k in left:
+                left.remove(k)
+            else:
+                out.append((f"{path}[-]", x, None))
+        right = [key(x) for x in old]
+        for x in new:
+            k = key(x)
+            if k in right:
+                right.remove(k)
+            else:
+                out.append((f"{path}[+]", None, x))
     elif old != new:
         out.append((path, old, new))
     return out

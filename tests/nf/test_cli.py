@@ -427,6 +427,10 @@ def test_stats_watch_shows_rates(lab4, swfile):
     r = nf("stats", swfile.name, "--watch", "--interval", "0.1", "--count", "2")
     assert r.exit_code == 0, r.output
     assert "(rate /s)" in r.output and "per-port counters" in r.output
+    assert f"{swfile.name}: XDP verdicts (exit point) (rate /s)" in r.output     # the verdicts too
+    for bad in ("-1", "0", "nan"):           # refused before anything is printed
+        r = nf("stats", swfile.name, "--watch", "--interval", bad, "--count", "1")
+        assert r.exit_code == cli.E_USAGE and r.output.startswith("nf: error: --interval"), r.output
 
 
 def test_kernel_errors_map_to_documented_codes_with_the_verifier_excerpt():

@@ -45,7 +45,12 @@ def test_diff_names_changed_paths():
     a = {"aging_time": 300, "ports": [{"name": "p1", "vlan": 10}], "x": 1, "l": [1, 2]}
     b = {"aging_time": 30, "ports": [{"name": "p1", "vlan": 20}], "y": 2, "l": [1]}
     assert diff(a, b) == [("aging_time", 300, 30), ("ports[0].vlan", 10, 20), ("x", 1, None),
-                          ("l", [1, 2], [1]), ("y", None, 2)]
+                          ("l[-]", 2, None), ("y", None, 2)]
+    # a list whose length changes: the items added and removed, not both lists
+    old = {"routes": [{"prefix": f"10.{i}.0.0/16", "via": ["10.0.2.2"]} for i in range(50)]}
+    new = {"routes": old["routes"][:10] + old["routes"][11:] + [{"via": ["10.0.3.2"], "prefix": "10.99.0.0/16"}] * 2}
+    assert diff(old, new) == [("routes[-]", old["routes"][10], None),
+                              ("routes[+]", None, new["routes"][-1]), ("routes[+]", None, new["routes"][-1])]
 
 
 def test_channel_is_read_from_the_field():
