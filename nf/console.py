@@ -18,8 +18,18 @@ E_NOT_FOUND = 6       # no such deployment / file / kind
 E_CONFLICT = 7        # state conflict: deployed with another config, interface in use, busy
 E_CHECK = 8           # a check failed (demo counters differ from what was sent)
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+def _width(fd: int) -> int | None:
+    """None (the terminal's width, or $COLUMNS) on a terminal; else wide enough that no table is
+    cut or squeezed into rich's default 80 columns (a pipe, a log, `| grep`)."""
+    try:
+        tty = os.isatty(fd)
+    except (OSError, ValueError):
+        tty = False
+    return None if tty or os.environ.get("COLUMNS") else 4096
+
+
+out = Console(highlight=False, soft_wrap=True, width=_width(1))
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_width(2))
 QUIET = False         # --quiet: no progress output (there is none anyway when stdout is no terminal)
 
 

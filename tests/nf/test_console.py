@@ -92,3 +92,18 @@ def test_bench_shows_a_bar_on_a_terminal_only(tmp_path):
     assert p.stdout.strip() == (tmp_path / "RESULTS-quick.md").read_text().strip()
     assert p.stderr.splitlines() == [f"wrote {tmp_path}/RESULTS-quick.md and {tmp_path}/results-quick.json",
                                      "plots not requested"]
+
+
+def test_tables_are_not_cut_in_a_pipe():
+    """Issue 17 item 12: piped (`nf show | cat`), a table is as wide as its cells, not rich's
+    default 80 columns; $COLUMNS still wins, a terminal keeps its width."""
+    import subprocess
+    import sys
+    code = ("from rich.table import Table\nfrom nf.console import out\nt = Table()\n"
+            "t.add_column('a')\nt.add_column('b')\nt.add_row('x' * 70, 'y' * 70)\nout.print(t)\n")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert "x" * 70 + " │ " + "y" * 70 in p.stdout
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**env, "COLUMNS": "60"})
+    assert max(map(len, p.stdout.splitlines())) <= 60
