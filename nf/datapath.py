@@ -73,21 +73,27 @@ class StatsSummary:
     bytes: dict[XdpAction, int] = field(default_factory=lambda: {a: 0 for a in XdpAction})
     reasons: dict[int, int] = field(default_factory=lambda: {r: 0 for r in range(NF_STATS_REASONS)})
     cpus: int = 0
+    nf_reasons: tuple[str, ...] = ()   # names of the NF's own reasons (its KIND's ``reasons``)
 
     @property
     def total_packets(self) -> int:
         return sum(self.packets.values())
 
     def as_dict(self) -> dict:
-        """JSON-friendly: action and reason names (NF reason slots as nf0..nf7), zeros kept."""
+        """JSON-friendly: action and reason names (an NF's own slots by the names its KIND gives,
+        else nf0..nf7), zeros kept; unused shared slots only when counted (never, unless a bug)."""
         def rname(r: int) -> str:
             if r in Reason._value2member_map_:
                 return Reason(r).name.lower()
-            return f"nf{r - NF_REASON_NF_BASE}" if r >= NF_REASON_NF_BASE else f"reserved{r}"
+            n = r - NF_REASON_NF_BASE
+            if n >= 0:
+                return self.nf_reasons[n] if n < len(self.nf_reasons) else f"nf{n}"
+            return f"reserved{r}"
         return {
             "packets": {a.name.lower(): v for a, v in self.packets.items()},
             "bytes": {a.name.lower(): v for a, v in self.bytes.items()},
-            "reasons": {rname(r): v for r, v in self.reasons.items() if r != Reason.NONE},
+            "reasons": {rname(r): v for r, v in self.reasons.items() if r != Reason.NONE
+                        and (v or r in Reason._value2member_map_ or r >= NF_REASON_NF_BASE)},
             "cpus": self.cpus,
         }
 

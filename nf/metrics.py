@@ -8,7 +8,7 @@ Families:
   xdpnf_xdp_packets_total{instance,kind,action}       the one exit point (stats.h), summed over CPUs
   xdpnf_xdp_bytes_total{instance,kind,action}
   xdpnf_xdp_reasons_total{instance,kind,reason}
-  xdpnf_<kind>_<counter>_total{instance,port}         each NF's own per-port counters
+  xdpnf_<kind>_<counter>_total{instance,port|class|group}  each NF's own counters per group
   xdpnf_sketch_epoch{instance,group} ...              gauges (each KIND's): values that also go down
                                                       (a sketch's current epoch, a table's entries)
   xdpnf_sketch_packets_total / _epochs_closed_total   from the sketch's pinned epoch log
@@ -84,9 +84,22 @@ def _action_stats(rec):
     try:
         if m.value_size != ctypes.sizeof(NfStats) or m.max_entries != 1:
             return None
-        return sum_stats(m.typed(ctypes.c_uint32, NfStats).lookup_percpu(ctypes.c_uint32(0)))
+        s = sum_stats(m.typed(ctypes.c_uint32, NfStats).lookup_percpu(ctypes.c_uint32(0)))
+        s.nf_reasons = tuple(getattr(engine.get(rec.kind), "reasons", ()))
+        return s
     finally:
         m.close()
+
+
+def group_labels(rec, group: str) -> dict:
+    """The label of a stats group, named for what it is: port="p1" for an interface of the
+    deployment, class="static" for a group its NF calls "class static" (the router's route
+    classes), else group="epoch" (a sketch's epoch, a flow table's table) - the same for the
+    counters and the gauges of a group."""
+    if group in rec.interfaces:
+        return {"port": group}
+    what, _, name = group.partition(" ")
+    return {what: name} if name and _NAME_OK.sub("", what) == what else {"group": group}
 
 
 def gauge(kind: str, counter: str) -> tuple[str, str] | None:
@@ -119,12 +132,13 @@ def collect(exp: Exposition | None = None) -> Exposition:
             for port, counters in engine.stats(engine.get(rec.kind), rec).items():
                 for c, v in counters.items():
                     g = gauge(rec.kind, c)
+                    labels = {"instance": rec.name, **group_labels(rec, port)}
                     if g is not None:
-                        exp.add(g[0], "gauge", g[1], {"instance": rec.name, "group": port}, v)
+                        exp.add(g[0], "gauge", g[1], labels, v)
                     else:
                         exp.add(metric_name("xdpnf", rec.kind, c, "total"), "counter",
-                                f"{rec.kind} per-port counter {c}",
-                                {"instance": rec.name, "port": port}, v)
+                                f"{rec.kind} counter {c} per {next(iter(labels.keys() - {'instance'}))}",
+                                labels, v)
             extra = getattr(engine.get(rec.kind), "metrics", None)
             if extra is not None:
                 extra(rec, exp)

@@ -1093,6 +1093,7 @@ class RouterKind(Kind):
     objects = one_object(OBJECT, OBJECT_CHAIN)    # the variant is one rodata flag (RT_F_PURE)
     programs = dict.fromkeys(VARIANTS, PROGRAM)
     exit_stats = "rt_stats"
+    reasons = REASONS
     extra_pins = dict.fromkeys(VARIANTS, {"xdp_lookup_batch": "lookup"})
     verbs = {"routes": routes_rows, "neigh": neigh_rows}
     interfaces_in_chain = True           # ports carry addresses: in a chain, exactly the chain's

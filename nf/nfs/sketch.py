@@ -776,6 +776,7 @@ class SketchKind(Kind):
     objects = one_object(OBJECT, OBJECT_CHAIN)    # the variant is rodata (sk_cfg.variant)
     programs = dict.fromkeys(VARIANTS, PROG)
     exit_stats = STATS_MAP
+    reasons = ("no_key", "heavy", "candidates_full", "sampled_out", "no_bank")   # REASON_*
     verbs = {"topk": topk_rows}
     # the current epoch's values (reset by each flip)
     gauges = {"epoch": ("xdpnf_sketch_epoch", "number of the sketch's current epoch"),

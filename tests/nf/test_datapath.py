@@ -34,8 +34,11 @@ def test_sum_stats_over_cpus():
     assert s.reasons[Reason.MALFORMED] == 1 and s.reasons[15] == 5 and s.total_packets == 10
     d = s.as_dict()
     assert d["packets"]["pass"] == 7 and d["reasons"]["malformed"] == 1 and d["reasons"]["nf7"] == 5
-    assert "none" not in d["reasons"] and d["reasons"]["reserved6"] == 0
-    assert len(d["reasons"]) == NF_STATS_REASONS - 1
+    assert "none" not in d["reasons"] and "reserved6" not in d["reasons"]   # unused, uncounted
+    assert len(d["reasons"]) == NF_STATS_REASONS - 3
+    s.nf_reasons = ("no_route", "ttl")          # an NF's own reasons by the names its KIND gives
+    d = s.as_dict()["reasons"]
+    assert d["no_route"] == 0 and d["ttl"] == 0 and d["nf7"] == 5 and "nf0" not in d
 
 
 def test_sum_stats_rejects_other_records():

@@ -200,6 +200,15 @@ def test_types_of_every_kind_in_a_chain(make_lab, tmp_path):
         assert v("xdpnf_sketch_packets_total", instance=sk) == [5]
         assert v("xdpnf_sketch_epoch", instance=sk) == [0]
         assert v("xdpnf_router_tx_packets_total", instance=rt, port="p2") == [5]
+        # labels named for what they are: route classes, the table, the router's own reasons
+        assert v("xdpnf_router_packets_total", instance=rt, **{"class": "static"}) == [5]
+        assert v("xdpnf_flow_table_lookups_total", instance=ft, group="table") == [10]
+        assert v("xdpnf_flow_table_entries", instance=ft, group="table") == [2]
+        reasons = {la["reason"] for la, _ in fams["xdpnf_xdp_reasons_total"]["samples"]
+                   if la["instance"] == rt}
+        assert {"no_route", "ttl", "neigh_miss"} <= reasons
+        assert not any(r.startswith(("nf", "reserved")) for r in reasons), reasons
+        assert all("class " not in la.get("port", "") for f_ in fams.values() for la, _ in f_["samples"])
         assert v("xdpnf_chain_entered_total", instance=data["chain"]) == [10]
         assert v("xdpnf_xdp_packets_total", instance=ft, action="drop") == [5]
         # close the epoch: gauges of the epoch restart, counters do not go back
