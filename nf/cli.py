@@ -20,8 +20,9 @@ from nf.console import (E_CHECK, E_CONFIG, E_CONFLICT, E_FAILED, E_LOAD, E_NOT_F
 
 EPILOG = """Exit codes: 0 ok; 1 unexpected failure; 2 bad command line; 3 invalid config (field path
 named); 4 the kernel refused (verifier excerpt shown); 5 unsupported here (bpffs, root, NF kind);
-6 not found (deployment, file); 7 conflict (deployed with another config, interface in use,
-another nf running); 8 check failed (demo counters differ from what was sent, an `nf test` case)."""
+6 not found (deployment, file); 7 conflict (deployed with another config, interface in use or
+running another XDP program, tables changed since by `nf routes`, half made by a killed nf,
+another nf running, --listen address in use); 8 check failed (demo counters differ from what was sent, an `nf test` case)."""
 
 app = typer.Typer(help="Deploy and drive XDP network functions.", epilog=EPILOG,
                   no_args_is_help=True, add_completion=False, rich_markup_mode=None,

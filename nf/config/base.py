@@ -6,6 +6,7 @@ before anything is loaded into the kernel.
 """
 from __future__ import annotations
 
+import collections
 import json
 import re
 from enum import Enum
@@ -267,6 +268,19 @@ def channel_of(model: type[BaseModel], path: str) -> Channel:
     return found
 
 
+def _missing(items: list, other: list) -> list:
+    """The items of ``items`` that ``other`` lacks, counted as a multiset (by canonical JSON)."""
+    left = collections.Counter(json.dumps(x, sort_keys=True) for x in other)
+    out = []
+    for x in items:
+        k = json.dumps(x, sort_keys=True)
+        if left[k]:
+            left[k] -= 1
+        else:
+            out.append(x)
+    return out
+
+
 def diff(old, new, path: str = "") -> list[tuple[str, Any, Any]]:
     """(dotted path, old, new) per changed leaf of two JSON-ready configs; lists of equal length
     compare item by item (``drop_dports[0]``); others by their items: ``routes[-]`` (old item,
@@ -284,21 +298,8 @@ def diff(old, new, path: str = "") -> list[tuple[str, Any, Any]]:
         for i, (a, b) in enumerate(zip(old, new)):
             out += diff(a, b, f"{path}[{i}]")
     elif isinstance(old, list) and isinstance(new, list):
-        key = lambda x: json.dumps(x, sort_keys=True)  # noqa: E731
-        left = [key(x) for x in new]
-        for x in old:
-            k = key(x)
-            if k in left:
-                left.remove(k)
-            else:
-                out.append((f"{path}[-]", x, None))
-        right = [key(x) for x in old]
-        for x in new:
-            k = key(x)
-            if k in right:
-                right.remove(k)
-            else:
-                out.append((f"{path}[+]", None, x))
+        out += [(f"{path}[-]", x, None) for x in _missing(old, new)]
+        out += [(f"{path}[+]", None, x) for x in _missing(new, old)]
     elif old != new:
         out.append((path, old, new))
     return out
