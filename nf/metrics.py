@@ -96,7 +96,7 @@ def group_labels(rec, group: str) -> dict:
     deployment, class="static" for a group its NF calls "class static" (the router's route
     classes), else group="epoch" (a sketch's epoch, a flow table's table) - the same for the
     counters and the gauges of a group."""
-    if group in rec.interfaces:
+    if group in rec.interfaces or group == "<unknown>":      # the switch's unknown ingress port
         return {"port": group}
     what, _, name = group.partition(" ")
     return {what: name} if name and _NAME_OK.sub("", what) == what else {"group": group}
