@@ -154,13 +154,13 @@ class L2SwitchConfig(NFConfig):
         if size is not None and len(entries) > size:      # before anything loads: the table is full
             raise ValueError(f"{len(entries)} entries do not fit in fdb_size {size} (raise fdb_size, "
                              "at most 4194304; learned entries need room too)")
-        ports = {p.name: p for p in info.data.get("ports") or []}
+        vlans = {p.name: p.member_vlans() for p in info.data.get("ports") or []}   # once per port
         seen: set[tuple[str, int]] = set()
         for i, e in enumerate(entries):
-            p = ports.get(e.port)
-            if p is None:
+            vl = vlans.get(e.port)
+            if vl is None:
                 raise ValueError(f"static_entries[{i}].port: {e.port!r} is not a configured port")
-            if e.vlan not in p.member_vlans():
+            if e.vlan not in vl:
                 raise ValueError(f"static_entries[{i}].vlan: port {e.port!r} does not carry VLAN {e.vlan}")
             if (e.mac, e.vlan) in seen:
                 raise ValueError(f"static_entries[{i}]: {e.mac} on VLAN {e.vlan} listed twice")
