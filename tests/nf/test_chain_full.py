@@ -148,8 +148,8 @@ def test_flow_table_sketch_router_chain_across_processes(rlab, chain_cfg):
     st = js("stats")
     # each NF its own counters: the table saw all 8 and dropped 3 (per-flow counts in its entries)
     fl = flows(ft)
-    assert fl[("17 10.0.1.2:4001 -> 10.9.1.1:5000", "drop")] == 3
-    assert fl[("17 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == 5
+    assert fl[("udp 10.0.1.2:4001 -> 10.9.1.1:5000", "drop")] == 3
+    assert fl[("udp 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == 5
     d = lambda n, g, k: st[n]["ports"][g][k] - st0[n]["ports"][g][k]   # noqa: E731
     a = lambda n, k: st[n]["actions"]["packets"][k] - st0[n]["actions"]["packets"][k]  # noqa: E731
     assert d(ft, "table", "lookups") == 8
@@ -172,8 +172,8 @@ def test_flow_table_sketch_router_chain_across_processes(rlab, chain_cfg):
     got = send(rlab, good + bad, count=5)
     assert sorted(got["h2"]) == sorted(routed(rlab, g) for g in good)
     fl = flows(ft)                                             # the table's flows carried on
-    assert fl[("17 10.0.1.2:4001 -> 10.9.1.1:5000", "drop")] == 6
-    assert fl[("17 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == 10
+    assert fl[("udp 10.0.1.2:4001 -> 10.9.1.1:5000", "drop")] == 6
+    assert fl[("udp 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == 10
     top = sketch_top(sk)                                       # now in front: it sees the drops too
     assert top.get("10.0.1.2 10.9.1.1 4000 5000 17") == 10, top
     assert top.get("10.0.1.2 10.9.1.1 4001 5000 17") == 3, top
@@ -253,7 +253,7 @@ def test_apply_changes_kept_members_in_place_under_traffic(rlab, chain_cfg, tmp_
     assert f"{rt}: route 10.9.0.0/16 via 10.0.3.2" in outs[0], outs[0]
     assert f"{rt}: neighbour 10.0.3.2 -> {h3.mac}" in outs[0], outs[0]
     assert f"{sk}.threshold.absolute: 2 -> 7  [new program]" in outs[1], outs[1]
-    assert f"{ft}.rules: " in outs[1] and "[runtime]" in outs[1], outs[1]
+    assert f"{ft}.rules[+]: added " in outs[1] and "[runtime]" in outs[1], outs[1]
     assert f"{sk}: program replaced in slot 2, maps kept" in outs[1], outs[1]
     ids1 = _slot_ids(ch)
     assert ids1[0] == ids0[0] and ids1[2] == ids0[2] and ids1[1] != ids0[1], (ids0, ids1)
@@ -271,8 +271,8 @@ def test_apply_changes_kept_members_in_place_under_traffic(rlab, chain_cfg, tmp_
                  / UDP(sport=4002, dport=5000) / (b"x" * 18)) for _ in range(4)]
     assert send(rlab, bad, count=1, timeout=1.0) == {"h2": [], "h3": []}
     fl = flows(ft)
-    assert fl[("17 10.0.1.2:4002 -> 10.9.1.1:5000", "drop")] == 4
-    assert fl[("17 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == n
+    assert fl[("udp 10.0.1.2:4002 -> 10.9.1.1:5000", "drop")] == 4
+    assert fl[("udp 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == n
     top = sketch_top(sk)
     assert top["10.0.1.2 10.9.1.1 4000 5000 17"] == n, top        # same bank, same counts
     st = js("stats")
@@ -301,14 +301,14 @@ def test_apply_changes_kept_members_in_place_under_traffic(rlab, chain_cfg, tmp_
                      / UDP(sport=4003, dport=5000) / (b"y" * 18)) for _ in range(2)]
     assert len(send(rlab, lab_new, count=2)["h3"]) == 2              # still routed
     fl = flows(ft)
-    assert fl[("17 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == n    # kept
+    assert fl[("udp 10.0.1.2:4000 -> 10.9.1.1:5000", "pass")] == n    # kept
     assert not [k for k in fl if ":4003 " in k[0]]                    # not learned any more
     run("flows", ft, "add", "--src", "10.0.1.2", "--dst", "10.9.1.1", "--sport", "4004",
         "--dport", "5000", "--action", "drop")                      # the re-pinned control program
     f4004 = bytes(Ether(src=h1.mac, dst=h1.port_mac) / IP(src="10.0.1.2", dst="10.9.1.1")
                   / UDP(sport=4004, dport=5000) / (b"z" * 18))
     assert send(rlab, [f4004], count=1, timeout=1.0) == {"h2": [], "h3": []}
-    assert flows(ft)[("17 10.0.1.2:4004 -> 10.9.1.1:5000", "drop")] == 1
+    assert flows(ft)[("udp 10.0.1.2:4004 -> 10.9.1.1:5000", "drop")] == 1
     ids1 = ids2
     # a member is changed through its chain's file, not a file of its own
     own = tmp_path / "sketch_member.yaml"
