@@ -348,7 +348,7 @@ def _sketch_report(sk, expect: dict[bytes, int], out) -> bool:
     """Top talkers as the sketch saw them, next to what the hosts received. Count-min never
     underestimates; with a few keys in 4 x 1024 counters every estimate is exact."""
     from rich.table import Table
-    from nf.nfs.sketch import decode_key
+    from nf.nfs.sketch import key_text
 
     snap = sk.snapshot()
     top = sk.topk(snap=snap)
@@ -361,9 +361,7 @@ def _sketch_report(sk, expect: dict[bytes, int], out) -> bool:
         est, want = snap.estimate(k), expect.get(k, 0)
         same = est == want
         ok &= same
-        d = decode_key(sk.cfg.key, k)
-        d = " -> ".join(map(str, d[:2])) + (f" {d[2:]}" if len(d) > 2 else "") if isinstance(d, tuple) else d
-        t.add_row(str(i), d, str(est), str(want), "yes" if same else "NO")
+        t.add_row(str(i), key_text(sk.cfg.key, k), str(est), str(want), "yes" if same else "NO")
     out.print(t)
     return ok
 

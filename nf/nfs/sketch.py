@@ -31,6 +31,7 @@ import numpy as np
 
 from nf.config.sketch import Action, Counters, CountWhat, KeyKind, SketchConfig, Variant
 from nf.datapath import StatsSummary
+from nf.models.flow_table import flow_text
 from nf.models.sketch import flow_key, log2_table, neglog2_q32
 from nf.net import netns
 from nf.nfs.kind import (VARIANTS, Kind, ifindex_or_0, module_present as _module_present,
@@ -172,6 +173,19 @@ def decode_key(kind: KeyKind | str, raw: bytes):
         return (s, d)
     o = 2 * alen
     return (s, d, int.from_bytes(raw[o:o + 2], "big"), int.from_bytes(raw[o + 2:o + 4], "big"), raw[o + 4])
+
+
+def key_text(kind: KeyKind | str, raw: bytes) -> str:
+    """A key as every command writes it: a five-tuple as the flow table writes a flow
+    ("udp 10.0.0.1:1000 -> 10.0.0.2:2000", "tcp [fd00::1]:7 -> [fd00::2]:8"), a pair as
+    "src -> dst", an address or MAC as itself."""
+    k = decode_key(kind, raw)
+    if not isinstance(k, tuple):
+        return k
+    if len(k) == 2:
+        return f"{k[0]} -> {k[1]}"
+    s, d, sport, dport, proto = k
+    return flow_text(proto, s, sport, d, dport)
 
 
 @dataclass
@@ -602,11 +616,7 @@ class Sketch:
         write_doc(self.pin_dir / EPOCH_PIN, log, name="sk_epochs")
 
     def _flows(self, pairs) -> list:
-        out = []
-        for key, est in pairs:
-            f = decode_key(self.cfg.key, key)
-            out.append([" ".join(map(str, f)) if isinstance(f, tuple) else f, int(est)])
-        return out
+        return [[key_text(self.cfg.key, key), int(est)] for key, est in pairs]
 
     def _log_epoch(self, rec: EpochRecord) -> None:
         log = self.epoch_log()
@@ -761,12 +771,8 @@ def topk_rows(sk, k: int | None = None, flip: bool = False) -> list[dict]:
         snap = sk.snapshot()
         top = sk.topk(k, snap=snap)
         heavy, ep = {key for key, _ in sk.heavy_hitters(snap=snap)}, snap.epoch
-    out = []
-    for key, est in top:
-        flow = decode_key(sk.cfg.key, key)
-        out.append({"flow": " ".join(map(str, flow)) if isinstance(flow, tuple) else flow,
-                    "estimate": int(est), "heavy": key in heavy, "epoch": ep})
-    return out
+    return [{"flow": key_text(sk.cfg.key, key), "estimate": int(est), "heavy": key in heavy,
+             "epoch": ep} for key, est in top]
 
 
 class SketchKind(Kind):

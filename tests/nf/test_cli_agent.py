@@ -143,7 +143,7 @@ def test_agent_flips_deployed_sketch_epochs_and_keeps_the_history(sketch):
     lens = [e["ended"] - e["started"] for e in hist if not e["recovered"]]
     assert 0.4 <= sorted(lens)[len(lens) // 2] < 0.8, lens
     # a burst's flow is the top flow of the epoch that counted it
-    assert any(t[0] == "10.0.0.1 10.0.0.2 1005 9 17" and t[1] == 45 for e in hist for t in e["top"])
+    assert any(t[0] == "udp 10.0.0.1:1005 -> 10.0.0.2:9" and t[1] == 45 for e in hist for t in e["top"])
 
     # metrics: gauges for the per-epoch values, a real counter over every epoch
     from tests.nf.test_metrics import parse

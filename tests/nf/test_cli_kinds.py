@@ -93,20 +93,20 @@ def test_sketch_up_show_stats_topk_flip_down_across_processes(lab4, instance):
     assert ep["epoch"] == 0 and ep["packets"] >= 35 and ep["candidates"] >= 1
     assert st["actions"]["packets"]["pass"] == ep["packets"]      # monitor: every frame passes
     top = js("topk", name)[name]
-    assert top[0] == {"flow": "10.0.0.1 10.0.0.2 1000 2000 17", "estimate": 30, "heavy": True,
+    assert top[0] == {"flow": "udp 10.0.0.1:1000 -> 10.0.0.2:2000", "estimate": 30, "heavy": True,
                       "epoch": 0}
     assert all(r["estimate"] < 30 for r in top[1:])
     shown = [d for d in js("show") if d["name"] == name][0]
     assert shown["kind"] == "sketch" and shown["interfaces"] == ["p1"]
     # flip: the closed epoch is reported; counting continues in the other bank
     closed = js("topk", name, "--flip", "-k", "1")[name]
-    assert closed == [{"flow": "10.0.0.1 10.0.0.2 1000 2000 17", "estimate": 30, "heavy": True,
+    assert closed == [{"flow": "udp 10.0.0.1:1000 -> 10.0.0.2:2000", "estimate": 30, "heavy": True,
                        "epoch": 0}]
     ep = js("stats", name)[name]["ports"]["epoch"]
     assert ep["epoch"] == 1 and ep["candidates"] == 0
     lab4.send("h1", udp("10.0.0.1", "10.0.0.2", 1000, 2000, h1.mac, "02:00:00:00:00:02", 3))
     # 3 < threshold: no candidate this epoch, but among its largest flows all the same
-    assert {"flow": "10.0.0.1 10.0.0.2 1000 2000 17", "estimate": 3, "heavy": False,
+    assert {"flow": "udp 10.0.0.1:1000 -> 10.0.0.2:2000", "estimate": 3, "heavy": False,
             "epoch": 1} in js("topk", name)[name]
     assert run("topk", name, "-k", "0", ok=False).returncode == 3
     p = run("down", name)
@@ -363,7 +363,7 @@ def test_sketch_apply_changes_controller_fields_and_refuses_datapath_ones(lab4, 
     # the threshold is rodata: a new program on the same banks, swapped into the link
     h1 = lab4.host("h1")
     lab4.send("h1", udp("10.0.0.1", "10.0.0.2", 1000, 2000, h1.mac, "02:00:00:00:00:02", 3))
-    assert js("topk", name)[name][0] == {"flow": "10.0.0.1 10.0.0.2 1000 2000 17",  # 3 < 10:
+    assert js("topk", name)[name][0] == {"flow": "udp 10.0.0.1:1000 -> 10.0.0.2:2000",  # 3 < 10:
                                          "estimate": 3, "heavy": False, "epoch": 0}  # not heavy
     f.write_text(yaml.safe_dump({**data, "topk": 2, "threshold": {"absolute": 2}}))
     p = run("apply", f)
@@ -371,8 +371,8 @@ def test_sketch_apply_changes_controller_fields_and_refuses_datapath_ones(lab4, 
     assert f"{name}: program replaced on 1 link(s), maps kept" in p.stdout, p.stdout
     lab4.send("h1", udp("10.0.0.1", "10.0.0.3", 1001, 2001, h1.mac, "02:00:00:00:00:03", 3))
     assert js("topk", name)[name] == [   # both over the new threshold, ties by key
-        {"flow": "10.0.0.1 10.0.0.2 1000 2000 17", "estimate": 3, "heavy": True, "epoch": 0},
-        {"flow": "10.0.0.1 10.0.0.3 1001 2001 17", "estimate": 3, "heavy": True, "epoch": 0}]
+        {"flow": "udp 10.0.0.1:1000 -> 10.0.0.2:2000", "estimate": 3, "heavy": True, "epoch": 0},
+        {"flow": "udp 10.0.0.1:1001 -> 10.0.0.3:2001", "estimate": 3, "heavy": True, "epoch": 0}]
     assert js("stats", name)[name]["ports"]["epoch"]["packets"] == 6     # the bank carried on
     assert deploy.read(name).config["threshold"]["absolute"] == 2
 

@@ -48,6 +48,16 @@ def test_keys_and_decoding():
     assert decode_key("src_mac", bytes([2, 0, 0, 0, 0, 5, 0, 0])) == "02:00:00:00:00:05"
 
 
+def test_keys_are_written_as_the_flow_table_writes_flows():
+    from nf.nfs.sketch import key_text
+    f6 = Flow("fd00::1", "fd00::2", 7, 8, 6)
+    assert key_text("five_tuple", flow_key("five_tuple", Flow("10.0.0.1", "10.0.0.2", 5, 6, 17))) == \
+        "udp 10.0.0.1:5 -> 10.0.0.2:6"
+    assert key_text("five_tuple", flow_key("five_tuple", f6)) == "tcp [fd00::1]:7 -> [fd00::2]:8"
+    assert key_text("src_dst", flow_key("src_dst", f6)) == "fd00::1 -> fd00::2"
+    assert key_text("dst_ip", bytes([10, 9, 8, 7])) == "10.9.8.7"
+
+
 def test_not_loaded_errors():
     sk = Sketch(cfg())
     with pytest.raises(RuntimeError, match="not loaded"):
@@ -239,7 +249,7 @@ def test_kill_at_any_write_of_a_flip_or_reset_leaves_an_exact_epoch_log(busy, cu
                 sk.program.test_run(_udp("10.0.0.1", "10.0.0.2", sport, 9, "02:00:00:00:00:01",
                                          "02:00:00:00:00:02"), repeat=n)
                 ep = sent.setdefault(sk.counters()["epoch"]["epoch"], {})
-                ep[f"10.0.0.1 10.0.0.2 {sport} 9 17"] = n
+                ep[f"udp 10.0.0.1:{sport} -> 10.0.0.2:9"] = n
         sk = Sketch(c, name=name).up(pin=True)
         try:
             for i in range(3):
