@@ -949,11 +949,15 @@ static __noinline int reverse_path(struct xdp_md *ctx, __u32 family, __u32 in_po
 		addr_copy(k.addr, g->hops[0].gw, family);
 	n = bpf_map_lookup_elem(&rt_neigh, &k);
 	if (!n) {
-		/* the kernel gets the packet; the controller resolves the sender for the next one */
+		/* Unknown: reported for the controller to resolve. An on-link sender is answered at
+		 * its frame's source MAC, where Linux's ARP/ND for it would lead (Linux queues the
+		 * answer behind that resolution; XDP cannot hold a packet, and the deployment's kernel
+		 * lacks the routes to answer for us). A gateway may not be the frame's sender: the
+		 * kernel's. */
 		__u64 now = bpf_ktime_get_ns();
 
 		bpf_map_update_elem(&rt_neigh_miss, &k, &now, BPF_ANY);
-		return REV_ELSE;
+		return g->kind == RT_KIND_CONNECTED ? REV_TX : REV_ELSE;
 	}
 	return mac_eq(n->mac, smac) ? REV_TX : REV_ELSE;
 }

@@ -393,14 +393,23 @@ def test_neighbour_solicitation_for_the_router_teaches_the_sender():
         r.close()
 
 
-def test_an_error_to_an_unknown_sender_goes_to_the_kernel_and_asks_for_it():
-    """With the sender unresolved Linux queues its answer behind an ARP; XDP cannot hold the
-    packet: the kernel gets it and the sender is reported as a miss for the controller."""
+def test_an_unknown_on_link_sender_is_answered_at_its_mac_and_reported():
+    """With the sender unresolved Linux queues its answer behind an ARP and sends it to the MAC
+    that answers; XDP cannot hold the packet, so an on-link sender is answered at its frame's
+    source MAC at once (both families), and reported as a miss for the controller to resolve."""
     r = make_router()
     try:
         ttl1 = Ether(dst=MAC_P0, src="02:12:34:56:78:9e") / IP(src="10.0.0.79", dst="10.0.1.7", ttl=1) / UDP()
-        assert r.run(bytes(ttl1))[0] == XDP_PASS
-        assert (0, "10.0.0.79") in r.misses()
+        v, out = r.run(bytes(ttl1))
+        assert v == XDP_TX and Ether(out).dst == "02:12:34:56:78:9e" and Ether(out)[ICMP].type == 11
+        assert Ether(out)[IP].src == "10.0.0.1" and Ether(out)[IP].dst == "10.0.0.79"
+        hl1 = Ether(dst=MAC_P0, src="02:12:34:56:78:9f") / IPv6(src="2001:db8::79", dst="2001:db8:1::7", hlim=1) / UDP()
+        v, out = r.run(bytes(hl1))
+        assert v == XDP_TX and Ether(out).dst == "02:12:34:56:78:9f" and ICMPv6TimeExceeded in Ether(out)
+        assert {(0, "10.0.0.79"), (0, "2001:db8::79")} <= set(r.misses())
+        ping = Ether(dst=MAC_P0, src="02:12:34:56:78:9e") / IP(src="10.0.0.79", dst="10.0.0.1") / ICMP(id=3, seq=4)
+        v, out = r.run(bytes(ping))
+        assert v == XDP_TX and Ether(out).dst == "02:12:34:56:78:9e" and Ether(out)[ICMP].type == 0
     finally:
         r.close()
 
