@@ -442,6 +442,7 @@ def lookup_v4(tbl24: np.ndarray, tbl8: np.ndarray, addrs: np.ndarray, chunk_base
 # shape is fixed (router.h RT_V6_*, mirrored here); xdp_progs/router/NOTES.md says why.
 V6_LEVELS = (16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128)
 V6_PIVOTS = (32, 48)
+V6_EXPAND = (28, 44)      # per pivot p: routes of these lengths up to p are expanded to p bits
 V6_NODE = 0x80000000      # entry: node at word offset (e & V6_OFF), 2^stride entries
 V6_SKIP = 0x40000000      # entry: single-route record at word offset (e & V6_OFF)
 V6_OFF = 0x3FFFFFFF
@@ -573,6 +574,32 @@ def _cuckoo(keys: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, 
     raise RouteError(f"cannot place {n} blocks in an IPv6 hash table")
 
 
+def _expand(hi, lo, plen, gid, first: int, to: int):
+    """Controlled prefix expansion: every route of length first..to-1 becomes the 2^(to-len)
+    routes of length `to` it covers, unless a route of length `to` (or a longer expanded one)
+    names the same prefix; LPM answers are unchanged for every address. A pivot's probe then
+    ends the lookup of these addresses instead of a walk down the shorter routes' trie."""
+    sel = (plen >= first) & (plen < to)
+    if not sel.any():
+        return hi, lo, plen, gid
+    n = plen[sel]
+    k = to - n
+    cnt = np.int64(1) << k
+    rep = np.repeat(np.arange(len(n)), cnt)
+    sub = np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    eh = hi[sel][rep] | (sub.astype(np.uint64) << np.uint64(64 - to))
+    # candidates for each `to`-bit prefix: the real one first, then the longest expanded one
+    ch = np.r_[hi[plen == to], eh]
+    rank = np.r_[np.full(int((plen == to).sum()), to), n[rep]]
+    cg = np.r_[gid[plen == to], gid[sel][rep]]
+    order = np.lexsort((-rank, ch))
+    ch, cg = ch[order], cg[order]
+    first_of = np.r_[True, ch[1:] != ch[:-1]]
+    keep = ~sel & (plen != to)
+    return (np.r_[hi[keep], ch[first_of]], np.r_[lo[keep], np.zeros(int(first_of.sum()), np.uint64)],
+            np.r_[plen[keep], np.full(int(first_of.sum()), to, np.int64)], np.r_[gid[keep], cg[first_of]])
+
+
 def build_v6(hi: np.ndarray, lo: np.ndarray, plen: np.ndarray, gid: np.ndarray, base: int = 0,
              out: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
     """The IPv6 table of one bank as uint32 words, the first one at word offset `base` of the
@@ -595,6 +622,8 @@ def build_v6(hi: np.ndarray, lo: np.ndarray, plen: np.ndarray, gid: np.ndarray, 
     gid = np.asarray(gid, np.uint32)
     if len(gid) and int(gid.max()) >= V6_SKIP:
         raise ValueError("group id collides with the entry flags")
+    for p, lo_len in zip(pivots, V6_EXPAND):
+        hi, lo, plen, gid = _expand(hi, lo, plen, gid, lo_len, p)
     order = np.lexsort((plen, lo, hi))
     hi, lo, plen, gid = hi[order], lo[order], plen[order], gid[order]
     rng = np.random.default_rng(seed)
