@@ -430,7 +430,7 @@ def lookup_v4(tbl24: np.ndarray, tbl8: np.ndarray, addrs: np.ndarray, chunk_base
 
 # ---- IPv6: hashed /32 and /48 blocks over flat multibit tries -----------------------------------
 # One bank of the flat rt_v6 array (u32 words; entries hold absolute word offsets):
-#   header  struct rt_v6_bank: per pivot (/32, /48) the hash multipliers, shift and slot offset,
+#   header  struct rt_v6_bank: per pivot (/32, /48) the hash multipliers, slot count and offset,
 #           and the root's offset
 #   root    2^16 entries: the trie of the routes shorter than /32
 #   slots   per pivot p a 2-choice cuckoo hash of the p-bit blocks that hold routes of length p up
@@ -442,12 +442,12 @@ def lookup_v4(tbl24: np.ndarray, tbl8: np.ndarray, addrs: np.ndarray, chunk_base
 # shape is fixed (router.h RT_V6_*, mirrored here); xdp_progs/router/NOTES.md says why.
 V6_LEVELS = (16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128)
 V6_PIVOTS = (32, 48)
-V6_EXPAND = (28, 44)      # per pivot p: routes of these lengths up to p are expanded to p bits
+V6_EXPAND = (30, 44)      # per pivot p: routes of this length up to p are expanded to p bits
 V6_NODE = 0x80000000      # entry: node at word offset (e & V6_OFF), 2^stride entries
 V6_SKIP = 0x40000000      # entry: single-route record at word offset (e & V6_OFF)
 V6_OFF = 0x3FFFFFFF
 V6_SKIP_WORDS = 8         # struct rt_v6_skip: key hi, key lo (LE u64), shifts + len, gid, gid_else, pad
-V6_HASH_WORDS = 6         # struct rt_v6_hash: c1, c2 (LE u64), shift, slots
+V6_HASH_WORDS = 6         # struct rt_v6_hash: c1, c2 (LE u64), n, slots
 V6_HDR_WORDS = 16         # struct rt_v6_bank: a struct rt_v6_hash per pivot, root, padding
 V6_SLOT_WORDS = 4         # struct rt_v6_slot: key (LE u64), entry, pad
 V6_LOAD = 0.4             # cuckoo load bound (2 choices of 1 slot settle below 0.5)
@@ -547,22 +547,28 @@ def _write(w, plan, offs, root_at, base):
         prev = node_off
 
 
+def _slot_of(keys: np.ndarray, c, n: int) -> np.ndarray:
+    """Candidate slot of uint64 keys under multiplier c in a table of n slots (v6_probe)."""
+    return ((((keys * np.uint64(c)) >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32)).astype(np.int64)
+
+
 def _cuckoo(keys: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, np.ndarray]:
-    """Places distinct uint64 keys into 2^bits slots, each in one of its two candidates
-    (multiply-shift hashes with odd multipliers c1, c2) -> (c1, c2, bits, slot per key). Parallel
-    rounds: every homeless key claims its current candidate (one claimant wins a slot, and
-    evicts the owner), the others switch candidates; new multipliers if it does not settle."""
+    """Places distinct uint64 keys into n slots, each in one of its two candidates
+    (multiply-shift hashes with odd multipliers c1, c2, mapped onto n) -> (c1, c2, n, slot per
+    key). Parallel rounds: every homeless key claims its current candidate (one claimant wins a
+    slot, and evicts the owner), the others switch candidates; new multipliers if it does not
+    settle."""
     n = len(keys)
-    bits = max(4, int(np.ceil(np.log2(max(n, 1) / V6_LOAD))))
+    size = max(16, int(np.ceil(max(n, 1) / V6_LOAD)))
     for attempt in range(64):
         c = rng.integers(0, 1 << 63, 2, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-        cand = np.stack([(keys * c[i]) >> np.uint64(64 - bits) for i in (0, 1)]).astype(np.int64)
-        owner = np.full(1 << bits, -1, np.int64)
+        cand = np.stack([_slot_of(keys, c[i], size) for i in (0, 1)])
+        owner = np.full(size, -1, np.int64)
         choice = np.zeros(n, np.int64)
         homeless = np.arange(n)
         for _round in range(200):
             if not len(homeless):
-                return int(c[0]), int(c[1]), bits, cand[choice, np.arange(n)]
+                return int(c[0]), int(c[1]), size, cand[choice, np.arange(n)]
             pos = cand[choice[homeless], homeless]
             evicted = owner[pos]
             owner[pos] = homeless                 # one of the claimants of a slot wins
@@ -570,7 +576,7 @@ def _cuckoo(keys: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, 
             out = np.r_[homeless[~won], evicted[won & (evicted >= 0)]]
             choice[out] ^= 1
             homeless = np.unique(out)
-        bits += 1 if attempt % 8 == 7 else 0
+        size += size // 16 if attempt % 8 == 7 else 0
     raise RouteError(f"cannot place {n} blocks in an IPv6 hash table")
 
 
@@ -646,15 +652,15 @@ def build_v6(hi: np.ndarray, lo: np.ndarray, plen: np.ndarray, gid: np.ndarray, 
         h, l, n, g = hi[seg], lo[seg], plen[seg], gid[seg]
         blk = h >> np.uint64(64 - p)
         start = np.flatnonzero(np.r_[True, blk[1:] != blk[:-1]]) if len(blk) else np.zeros(0, np.int64)
-        c1, c2, bits, slot = _cuckoo(blk[start], rng)
+        c1, c2, size, slot = _cuckoo(blk[start], rng)
         slots = cur
-        cur += V6_SLOT_WORDS << bits
+        cur += V6_SLOT_WORDS * size
         slot_of_route = np.repeat(slot, np.diff(np.r_[start, len(blk)]))
         own = n == p                      # a block's own route: its slot's entry
         stop = levels.index(pivots[i + 1]) + 1 if i + 1 < len(pivots) else len(levels)
         plans.append(_plan(h[~own], l[~own], n[~own], g[~own], levels[levels.index(p):stop],
                            slot_of_route[~own]))
-        tables.append((p, c1, c2, bits, slots, blk[start], slot, slot_of_route[own], g[own]))
+        tables.append((p, c1, c2, size, slots, blk[start], slot, slot_of_route[own], g[own]))
     # layout: every record and node after the slots, depth-first (prefix, then depth)
     keys = [k for _, ks in plans for k in ks]
     offs = []
@@ -676,24 +682,26 @@ def build_v6(hi: np.ndarray, lo: np.ndarray, plen: np.ndarray, gid: np.ndarray, 
                          f"{len(out)}")
     w = out[:cur]
     w[:root + (1 << r)] = 0
-    for i, (p, c1, c2, bits, slots, *_rest) in enumerate(tables):
+    for i, (p, c1, c2, size, slots, *_rest) in enumerate(tables):
         w[V6_HASH_WORDS * i:V6_HASH_WORDS * (i + 1)] = [c1 & 0xFFFFFFFF, c1 >> 32, c2 & 0xFFFFFFFF,
-                                                      c2 >> 32, 64 - bits, base + slots]
-        w[slots:slots + (V6_SLOT_WORDS << bits)] = 0
+                                                      c2 >> 32, size, base + slots]
+        w[slots:slots + V6_SLOT_WORDS * size] = 0
     w[V6_HDR_WORDS - 1] = base + root
     for n, rows, g in root_paint:      # shortest first: longer prefixes paint over shorter ones
         w[root:root + (1 << r)].reshape(1 << n, 1 << (r - n))[rows] = g[:, None]
     used = len(plans[0][1])
     _write(w, plans[0][0], offs[:used], root + np.arange(1 << r), base)
-    for (plan, ks), (p, c1, c2, bits, slots, bkeys, slot, own_slot, own_gid) in zip(plans[1:], tables):
-        sw = w[slots:slots + (V6_SLOT_WORDS << bits)].reshape(-1, V6_SLOT_WORDS)
+    for (plan, ks), (p, c1, c2, size, slots, bkeys, slot, own_slot, own_gid) in zip(plans[1:], tables):
+        sw = w[slots:slots + V6_SLOT_WORDS * size].reshape(-1, V6_SLOT_WORDS)
         key = bkeys << np.uint64(64 - p)
         sw[slot, 0] = (key & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         sw[slot, 1] = (key >> np.uint64(32)).astype(np.uint32)
-        # the default: what the table answers so far (shorter pivots and the root trie)
-        sw[slot, 2] = _walk(w, key, np.zeros(len(key), np.uint64), base, levels, pivots)
+        # the default: the block's own route, else what the table answers so far (shorter
+        # pivots and the root trie)
         sw[own_slot, 2] = own_gid
-        _write(w, plan, offs[used:used + len(ks)], slots + V6_SLOT_WORDS * np.arange(1 << bits) + 2, base)
+        rest = ~np.isin(slot, own_slot, assume_unique=True)
+        sw[slot[rest], 2] = _walk(w, key[rest], np.zeros(int(rest.sum()), np.uint64), base, levels, pivots)
+        _write(w, plan, offs[used:used + len(ks)], slots + V6_SLOT_WORDS * np.arange(size) + 2, base)
         used += len(ks)
     return w
 
@@ -709,7 +717,7 @@ def _walk(w, hi, lo, base, levels, pivots):
         blk = hi >> np.uint64(64 - p)
         key = blk << np.uint64(64 - p)
         for c in (h[0] | (h[1] << np.uint64(32)), h[2] | (h[3] << np.uint64(32))):
-            at = int(h[5]) - base + V6_SLOT_WORDS * ((blk * c) >> h[4]).astype(np.int64)
+            at = int(h[5]) - base + V6_SLOT_WORDS * _slot_of(blk, c, int(h[4]))
             k = w[at].astype(np.uint64) | (w[at + 1].astype(np.uint64) << np.uint64(32))
             hit = (start < 0) & (k == key) & (w[at + 2] != 0)
             e[hit] = w[at + 2][hit]

@@ -163,7 +163,7 @@ class RtProbe(_S):
 # these sizes by tests/nf/test_routes.py).
 class RtV6Hash(_S):
     __c_struct__ = "struct rt_v6_hash"
-    _fields_ = [("c1", u64), ("c2", u64), ("shift", u32), ("slots", u32)]
+    _fields_ = [("c1", u64), ("c2", u64), ("n", u32), ("slots", u32)]
 
 
 class RtV6Bank(_S):

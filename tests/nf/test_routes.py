@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nf.models.router import Lpm
-from nf.routes import (CHUNK, ENTRY_CHUNK, V6_HASH_WORDS, V6_HDR_WORDS, V6_SKIP_WORDS, V6_SLOT_WORDS,
+from nf.routes import (CHUNK, ENTRY_CHUNK, V6_HASH_WORDS, V6_HDR_WORDS, V6_LOAD, V6_SKIP_WORDS, V6_SLOT_WORDS,
                        RouteError, RouteSet, _cuckoo, build_v4, build_v6, check_v4, check_v6,
                        chunks_needed_v6, lookup_v4, lookup_v6, parse_prefix, parse_route_lines,
                        synthetic_v4, synthetic_v6, v6_split)
@@ -106,7 +106,8 @@ def _random_v6(rnd, n):
     the root's 16 bits, bit 64), clustered so that blocks hold several routes (tries, not just
     single-route records) and nested chains cross the pivots."""
     d = {}
-    lens = [0, 1, 3, 15, 16, 17, 24, 31, 32, 33, 40, 47, 48, 48, 49, 55, 56, 63, 64, 65, 96, 127, 128]
+    lens = [0, 1, 3, 15, 16, 17, 24, 29, 30, 31, 32, 33, 40, 43, 44, 45, 47, 48, 48, 49, 55, 56, 63, 64, 65,
+            96, 127, 128]
     for _ in range(n):
         ln = rnd.choice(lens)
         a = rnd.getrandbits(128)
@@ -152,6 +153,27 @@ def test_v6_table_edges():
     assert lookup_v6(words, qh, ql).tolist() == [1, 2, 2, 3, 4, 3, 5, 1, 6, 1]
 
 
+def test_v6_expansion_keeps_the_longest_match():
+    """Routes just below a pivot (V6_EXPAND) become pivot-length blocks: a real pivot-length route
+    keeps its block, a longer expanded route beats a shorter one, and the addresses beside the
+    expanded routes keep the covering route."""
+    b32 = 0x2001_0db8 << 96
+    b48 = 0x2001_0db8_0010 << 80
+    d = {(0x2001 << 112, 16): 1, (b32, 30): 2, (b32, 31): 3, (b32 | (1 << 96), 32): 4,
+         (b48, 44): 5, (b48, 46): 6, (b48 | (1 << 80), 48): 7, ((b48 | (1 << 80)) | (3 << 72), 56): 8,
+         (b48 | (2 << 80), 47): 9}
+    hi, lo = v6_split([a for a, _ in d])
+    n = np.array([x for _, x in d], np.int64)
+    words = build_v6(hi, lo, n, np.array(list(d.values()), np.uint32))
+    ref = Lpm(128, d)
+    q = [b32, b32 | (1 << 96), b32 | (2 << 96), b32 | (3 << 96) | 5, b32 | (4 << 96), b48, b48 | (1 << 80),
+         b48 | (1 << 80) | (3 << 72) | 1, b48 | (2 << 80), b48 | (3 << 80), b48 | (4 << 80), b48 | (15 << 80),
+         0x2001_0db8_0020 << 80, 0x2001 << 112]
+    qh, ql = v6_split(q)
+    assert lookup_v6(words, qh, ql).tolist() == [ref.lookup(x) for x in q] == \
+        [3, 4, 2, 2, 1, 6, 7, 8, 9, 9, 5, 5, 3, 1]
+
+
 def test_v6_table_into_a_bank_too_small():
     r6 = synthetic_v6(3000, seed=2)
     hi, lo = v6_split([a for a, _ in r6])
@@ -175,9 +197,11 @@ def test_v6_word_layouts_are_the_headers():
 @pytest.mark.parametrize("n", [0, 1, 50, 5000])
 def test_cuckoo_places_every_key_in_a_candidate(n):
     keys = np.unique(np.random.default_rng(n).integers(0, 1 << 48, n, dtype=np.uint64))
-    c1, c2, bits, slot = _cuckoo(keys, np.random.default_rng(1))
-    assert len(np.unique(slot)) == len(keys) and (slot < (1 << bits)).all()
-    cand = [((keys * np.uint64(c)) >> np.uint64(64 - bits)).astype(np.int64) for c in (c1, c2)]
+    c1, c2, size, slot = _cuckoo(keys, np.random.default_rng(1))
+    assert len(np.unique(slot)) == len(keys) and (slot < size).all()
+    assert size <= max(16, 1.2 * len(keys) / V6_LOAD)      # sized to the keys, no power of two
+    cand = [((((keys * np.uint64(c)) >> np.uint64(32)) * np.uint64(size)) >> np.uint64(32)).astype(np.int64)
+            for c in (c1, c2)]
     assert ((slot == cand[0]) | (slot == cand[1])).all()
 
 

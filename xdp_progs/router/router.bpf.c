@@ -498,8 +498,8 @@ static __always_inline __u32 v6_probe(const __u32 *t, __u32 words, const struct 
 				      __u64 hi, const int p)
 {
 	__u64 blk = hi >> (64 - p), key = blk << (64 - p);
-	__u32 i1 = h->slots + (__u32)((blk * h->c1) >> (h->shift & 63)) * (sizeof(struct rt_v6_slot) / 4);
-	__u32 i2 = h->slots + (__u32)((blk * h->c2) >> (h->shift & 63)) * (sizeof(struct rt_v6_slot) / 4);
+	__u32 i1 = h->slots + (__u32)((((blk * h->c1) >> 32) * h->n) >> 32) * (sizeof(struct rt_v6_slot) / 4);
+	__u32 i2 = h->slots + (__u32)((((blk * h->c2) >> 32) * h->n) >> 32) * (sizeof(struct rt_v6_slot) / 4);
 	const struct rt_v6_slot *s1, *s2;
 
 	if (i1 > words - sizeof(*s1) / 4 || i2 > words - sizeof(*s2) / 4)

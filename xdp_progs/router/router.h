@@ -39,12 +39,13 @@
 #define RT_V6_SKIP 0x40000000u
 #define RT_V6_OFF 0x3fffffffu
 
-/* A pivot's hash table: block b (the address's first p bits) sits in slot (b * c1) >> shift or
- * (b * c2) >> shift (multiply-shift hashes, odd multipliers chosen at build time). */
+/* A pivot's hash table: block b (the address's first p bits) sits in slot ((b * c1) >> 32) * n
+ * >> 32 or the same with c2 (multiply-shift hashes, odd multipliers chosen at build time,
+ * mapped onto n slots by a multiply: a table of any size, not a power of two). */
 struct rt_v6_hash {
 	__u64 c1;
 	__u64 c2;
-	__u32 shift;    /* 64 - log2(slots) */
+	__u32 n;        /* slots */
 	__u32 slots;    /* word offset of slot 0 */
 };
 
