@@ -573,9 +573,9 @@ def _cuckoo(keys: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, 
             evicted = owner[pos]
             owner[pos] = homeless                 # one of the claimants of a slot wins
             won = owner[pos] == homeless
-            out = np.r_[homeless[~won], evicted[won & (evicted >= 0)]]
-            choice[out] ^= 1
-            homeless = np.unique(out)
+            # distinct: the losers, and the one previous owner of each slot won
+            homeless = np.r_[homeless[~won], evicted[won & (evicted >= 0)]]
+            choice[homeless] ^= 1
         size += size // 16 if attempt % 8 == 7 else 0
     raise RouteError(f"cannot place {n} blocks in an IPv6 hash table")
 
