@@ -438,7 +438,9 @@ def lookup_v4(tbl24: np.ndarray, tbl8: np.ndarray, addrs: np.ndarray, chunk_base
 #           block's trie (8-bit steps from p), and carries the best shorter route as its default
 #   nodes and single-route records of every trie, depth-first by address
 # A lookup probes the /48 table, then the /32 one; the first hit resolves the address within its
-# block; a miss everywhere leaves the routes shorter than /32 to the root trie. The datapath's
+# block; a miss everywhere leaves the routes shorter than /32 to the root trie. Routes just
+# shorter than a pivot (V6_EXPAND) are expanded into its blocks first, so that the probe alone
+# answers their addresses. The datapath's
 # shape is fixed (router.h RT_V6_*, mirrored here); xdp_progs/router/NOTES.md says why.
 V6_LEVELS = (16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128)
 V6_PIVOTS = (32, 48)

@@ -9,8 +9,9 @@
  * IPv6 (u32 words of the flat rt_v6 array, two banks; offsets are word offsets into it): a bank
  * is a struct rt_v6_bank, a root of 2^RT_V6_ROOT_BITS entries (the trie of routes shorter than
  * /32), per pivot p (/32, /48) a 2-choice cuckoo hash of struct rt_v6_slot (the p-bit blocks
- * that hold routes of p bits up to the next pivot, each with its own trie), and the nodes and
- * records. Entries:
+ * that hold routes of p bits up to the next pivot, each with its own trie; routes of /30-/31
+ * and /44-/47 are expanded into /32 and /48 blocks at build time), and the nodes and records.
+ * Entries:
  *   g                      route group g (0 = no route)
  *   RT_V6_NODE | off       a node at `off`: 2^stride entries indexed by the next address bits
  *   RT_V6_SKIP | off       a struct rt_v6_skip at `off`: the subtree holds this one route
