@@ -92,7 +92,7 @@ class Kind:
         if cfg.variant == "enetstl" and self.enetstl_needs_module and not module_present():
             raise ConfigError(cfg.name, [("variant", "enetstl needs the enetstl module loaded (the "
                                                      "module is not loaded here); use pure or auto")])
-        return cfg.variant.value
+        return getattr(cfg.variant, "value", cfg.variant)   # a model_copy(update=) keeps a str
 
     def resolved(self, cfg, variant: str | None = None):
         """``cfg`` with its variant resolved (or set to a deployment's ``variant``)."""

@@ -84,7 +84,7 @@ def test_second_attach_is_busy_with_hint(veth_netns, verdicts):
         with pytest.raises(BpfError) as ei:
             verdicts.program("xdp_drop").attach_xdp(veth_netns.va, XdpMode.NATIVE)
         assert ei.value.errno in (errno.EBUSY, errno.EEXIST)
-        assert "already has an XDP program/link" in ei.value.hint
+        assert "va already runs an XDP program" in ei.value.hint and "detach it first" in ei.value.hint
 
 
 def test_update_program_replaces_atomically(veth_netns, mirrors):
