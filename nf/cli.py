@@ -418,7 +418,7 @@ def stats(name: Optional[str] = typer.Argument(None),
         return _failures(data)
     from rich.console import Group
     from rich.live import Live
-    prev, t0, n = None, time.monotonic(), 0
+    t0, n = time.monotonic(), 0
     with Live(Group(*_stats_tables(data, None, 1)), console=out, refresh_per_second=4) as live:
         while True:
             time.sleep(interval)

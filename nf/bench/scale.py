@@ -23,9 +23,7 @@ from __future__ import annotations
 import ctypes
 import json
 import mmap
-import os
 import statistics
-import sys
 import time
 
 import numpy as np

@@ -146,9 +146,8 @@ def _tables(text: str, source: str) -> tuple[str, dict[str, list]]:
     out, i = [], 0
     while i < len(lines):
         r = _row(lines[i], i + 1, source) if lines[i].lstrip().startswith("- {") else None
-        j, rows = i, []
-        while r is not None and (not rows or r[0] == indent):
-            indent = r[0]
+        j, rows, indent = i, [], r[0] if r else None
+        while r is not None and r[0] == indent:      # one run: rows at the same indent
             rows.append(r[1])
             j += 1
             r = _row(lines[j], j + 1, source) if j < len(lines) else None

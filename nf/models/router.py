@@ -149,7 +149,7 @@ class RouterModel:
 
     def _reverse(self, fam: int, src: int, smac: bytes, inp: PortM) -> str:
         """Where Linux sends an answer to `src` (it routes it): "tx" = back out of the ingress
-        port to this MAC (the router answers), "none" = nowhere (no answer), "self" = one of the
+        port to this MAC (the router answers; also to an on-link sender with no entry), "none" = nowhere (no answer), "self" = one of the
         router's addresses, broadcasts or anycast addresses, "else" = elsewhere (the kernel's)."""
         g = self._group(fam, src)
         if g is None or g.kind in (KIND_NONE, KIND_BLACKHOLE, KIND_UNREACHABLE):
@@ -159,6 +159,8 @@ class RouterModel:
         if g.kind not in (KIND_FORWARD, KIND_CONNECTED) or len(g.hops) != 1 or g.hops[0][0] != inp.idx:
             return "else"
         mac = self.neigh.get((inp.idx, fam, src if g.kind == KIND_CONNECTED else g.hops[0][1]))
+        if mac is None:   # unknown (reported as a miss): an on-link sender is answered at smac
+            return "tx" if g.kind == KIND_CONNECTED else "else"
         return "tx" if mac == smac else "else"
 
     def _answer(self, f: bytes, inp: PortM, fam: int, src: int):

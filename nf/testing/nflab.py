@@ -150,19 +150,14 @@ def lab_spec(plans: list[_Plan]):
     # Generated MACs never repeat one the config gives (configs/router.yaml's rt0 has the
     # first host's default): a host sharing its router's MAC is no network anyone runs.
     taken = {m.lower() for p in plans for m in (p.mac, p.port_mac) if m}
-    macs, n = [], len(plans)
-    for i, p in enumerate(plans, 1):
-        pm, hm = p.port_mac, p.mac
-        k = i
-        while pm is None and port_mac(k) in taken:
-            k += n
-        pm = pm or port_mac(k)
-        k = i
-        while hm is None and host_mac(k) in taken:
-            k += n
-        hm = hm or host_mac(k)
-        taken |= {pm, hm}
-        macs.append((hm, pm))
+
+    def free(given: str | None, gen, i: int) -> str:
+        while given is None and gen(i) in taken:
+            i += len(plans)
+        m = given or gen(i)
+        taken.add(m)
+        return m
+    macs = [(free(p.mac, host_mac, i), free(p.port_mac, port_mac, i)) for i, p in enumerate(plans, 1)]
     hosts = [HostSpec(name=f"h{i}", port=p.port, mac=hm, port_mac=pm,
                       addresses=p.addresses, port_addresses=p.port_addresses, gateways=p.gateways)
              for i, (p, (hm, pm)) in enumerate(zip(plans, macs), 1)]

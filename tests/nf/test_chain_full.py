@@ -4,7 +4,6 @@ counters; a flow the table drops never reaches the sketch; the router's frames a
 `nf apply` reordering keeps every member's maps; `nf down` leaves nothing."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -15,29 +14,16 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from nf import deploy
+from nf_cli import NF, js, run
 
 pytestmark = pytest.mark.netns
 ROOT = Path(__file__).resolve().parents[2]
-NF = str(ROOT / ".venv" / "bin" / "nf")
 
 
-def run(*args, ok=True):
-    p = subprocess.run([NF, *map(str, args)], capture_output=True, text=True, timeout=180)
-    if ok:
-        assert p.returncode == 0, f"nf {' '.join(map(str, args))}: rc {p.returncode}\n{p.stdout}\n{p.stderr}"
-    return p
 
 
-def js(*args):
-    return json.loads(run(*args, "--json").stdout)
 
 
-@pytest.fixture
-def rlab(make_lab):
-    from nf.net.lab import LabSpec
-    from nf.testing.tiers import require
-    require(os.geteuid() == 0, "needs root")
-    return make_lab(LabSpec.router(3))
 
 
 @pytest.fixture

@@ -19,17 +19,12 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from nf import deploy
+from nf_cli import NF, run
 
 ROOT = Path(__file__).resolve().parents[2]
-NF = str(ROOT / ".venv" / "bin" / "nf")
 pytestmark = pytest.mark.netns
 
 
-def run(*args, ok=True, env=None):
-    p = subprocess.run([NF, *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
-    if ok:
-        assert p.returncode == 0, f"nf {' '.join(map(str, args))}: rc {p.returncode}\n{p.stdout}\n{p.stderr}"
-    return p
 
 
 @pytest.fixture

@@ -16,18 +16,12 @@ import yaml
 
 from nf import deploy
 from nf.deploy import CRASH_STEPS
+from nf_cli import NF, run
 
 pytestmark = pytest.mark.netns
 ROOT = Path(__file__).resolve().parents[2]
-NF = str(ROOT / ".venv" / "bin" / "nf")
 
 
-def run(*args, env=None, ok=True):
-    p = subprocess.run([NF, *map(str, args)], capture_output=True, text=True, timeout=180,
-                       env={**os.environ, **(env or {})})
-    if ok:
-        assert p.returncode == 0, f"nf {' '.join(map(str, args))}: rc {p.returncode}\n{p.stdout}\n{p.stderr}"
-    return p
 
 
 def killed(*args, step: str):
@@ -39,12 +33,6 @@ def shown(name: str) -> dict | None:
     return next((d for d in json.loads(run("show", "--json").stdout) if d["name"] == name), None)
 
 
-@pytest.fixture
-def rlab(make_lab):
-    from nf.net.lab import LabSpec
-    from nf.testing.tiers import require
-    require(os.geteuid() == 0, "needs root")
-    return make_lab(LabSpec.router(3))
 
 
 @pytest.fixture

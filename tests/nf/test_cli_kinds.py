@@ -4,7 +4,6 @@ down in another; a `nf up` killed after the controller attached leaves pins and 
 next `nf down` removes."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,22 +13,14 @@ import pytest
 import yaml
 
 from nf import deploy
+from nf_cli import NF, js, run
 
 pytestmark = pytest.mark.netns
 ROOT = Path(__file__).resolve().parents[2]
-NF = str(ROOT / ".venv" / "bin" / "nf")
 
 
-def run(*args, env=None, ok=True):
-    p = subprocess.run([NF, *map(str, args)], capture_output=True, text=True, timeout=180,
-                       env={**os.environ, **(env or {})})
-    if ok:
-        assert p.returncode == 0, f"nf {' '.join(map(str, args))}: rc {p.returncode}\n{p.stdout}\n{p.stderr}"
-    return p
 
 
-def js(*args):
-    return json.loads(run(*args, "--json").stdout)
 
 
 def attached(lab, ports):
@@ -223,12 +214,6 @@ def test_flow_table_killed_up_is_cleaned_by_down(lab4, instance):
 
 
 # ---- router ------------------------------------------------------------------------------------
-@pytest.fixture
-def rlab(make_lab):
-    from nf.net.lab import LabSpec
-    from nf.testing.tiers import require
-    require(os.geteuid() == 0, "needs root")
-    return make_lab(LabSpec.router(3))
 
 
 def _rt_file(lab, write):

@@ -2,7 +2,6 @@
 the inter-process lock. Tier 1 (root + bpffs, no interfaces)."""
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 import sys
@@ -168,7 +167,7 @@ def test_orphans_left_alone_by_bare_down_and_cleaned_by_name_even_when_the_inter
             obj.program("xdp_base").attach_xdp(lab.port_ifindex("h1"), XdpMode.NATIVE,
                                                pin=str(d / "links" / "p1")).close()
     r = CliRunner().invoke(app, ["down", "--all"])
-    assert r.exit_code == 0 and f"pins without a record left alone: " in r.output and name in r.output
+    assert r.exit_code == 0 and "pins without a record left alone: " in r.output and name in r.output
     assert d.exists()
     lab.destroy()                                   # the interface is gone, the pin is not
     r = CliRunner().invoke(app, ["down", name])

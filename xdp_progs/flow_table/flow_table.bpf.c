@@ -790,6 +790,26 @@ static __always_inline int ft_learn(struct ft_state *st, struct ft_metrics *mt,
 
 /* ---- datapath ---- */
 
+/* The lookup: the eNetSTL call first when kf, the pure walk otherwise or on its fallback. On a
+ * miss `w` holds where an insert of the key goes. The batch FIND runs it too. */
+static __always_inline struct ft_entry *ft_find(struct ft_state *st, struct ft_metrics *mt,
+						const struct ft_key *key, struct ft_where *w,
+						const int kf)
+{
+	struct ft_entry *e = NULL;
+	int fallback = 1;
+
+	if (kf && bpf_ksym_exists(enetstl_cuckoo_cand)) {
+		fallback = 0;
+		e = ft_lookup_kf(st, mt, key, w, &fallback);
+	}
+	if (fallback) {
+		ft_place(w, ft_hash(key, &st->hash, kf));
+		e = ft_lookup(st, mt, key, w, kf);
+	}
+	return e;
+}
+
 static __always_inline int ft_verdict(struct xdp_md *ctx, __u32 action, __u32 port)
 {
 	if (action == FT_ACT_DROP)
@@ -822,16 +842,7 @@ static __always_inline int ft_main(struct xdp_md *ctx, const int kf)
 	if (!st || !mt)
 		return xdp_exit(ctx, &ft_stats, XDP_ABORTED);
 	len = xdp_data_end(ctx) - xdp_data(ctx);
-	e = NULL;
-	rc = 1;
-	if (kf && bpf_ksym_exists(enetstl_cuckoo_cand)) {
-		rc = 0;
-		e = ft_lookup_kf(st, mt, &key, &w, &rc);
-	}
-	if (rc) {
-		ft_place(&w, ft_hash(&key, &st->hash, kf));
-		e = ft_lookup(st, mt, &key, &w, kf);
-	}
+	e = ft_find(st, mt, &key, &w, kf);
 	if (e) {
 		mt->hits++;
 		__sync_fetch_and_add(&e->val.packets, 1);
@@ -974,24 +985,12 @@ struct {
 	__type(value, struct ft_req);
 } ft_batch SEC(".maps");
 
-/* FT_OP_FIND: exactly the datapath's lookup of ft_main (the eNetSTL call first when kf, the
- * pure walk otherwise or on its fallback), without the packet around it. */
-static __always_inline void ft_find_req(struct ft_req *r, struct ft_state *st,
-					struct ft_metrics *mt, const int kf)
+/* FT_OP_FIND: the datapath's lookup (ft_find) without the packet around it. */
+static __always_inline void ft_find_req(struct ft_req *r, struct ft_state *st, const int kf)
 {
 	struct ft_where w = {};
-	struct ft_entry *e = NULL;
-	int rc = 1;
 
-	if (kf && bpf_ksym_exists(enetstl_cuckoo_cand)) {
-		rc = 0;
-		e = ft_lookup_kf(st, mt, &r->key, &w, &rc);
-	}
-	if (rc) {
-		ft_place(&w, ft_hash(&r->key, &st->hash, kf));
-		e = ft_lookup(st, mt, &r->key, &w, kf);
-	}
-	r->ret = e ? FT_OK : FT_NOT_FOUND;
+	r->ret = ft_find(st, NULL, &r->key, &w, kf) ? FT_OK : FT_NOT_FOUND;
 }
 
 /* A control request of a batch: global functions, verified once (inlined into the bpf_loop
@@ -1024,7 +1023,7 @@ static __always_inline long ft_batch_one(__u32 i, const int kf)
 	if (!r || !st)
 		return 1;
 	if (r->op == FT_OP_FIND)
-		ft_find_req(r, st, NULL, kf);
+		ft_find_req(r, st, kf);
 	else if (r->op != FT_OP_NONE)
 		kf ? ft_batch_ctl_kf(r) : ft_batch_ctl(r);
 	return 0;
