@@ -5,6 +5,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -751,11 +752,15 @@ def _xdp_modes(ifindex: int, prog) -> dict:
     return modes
 
 
+_CHECK_NS = re.compile(r"^nf-check-(\d+)$")
+
+
 def _probe_own_veth(prog) -> dict:
     """XDP modes on a veth pair nf makes for the probe, in a namespace of its own (removed after)."""
     from pyroute2 import IPRoute
     from nf.net import netns as _ns
     ns = f"nf-check-{os.getpid()}"
+    _ns.remove_orphans(_CHECK_NS)      # a probe killed before its cleanup left its namespace
     _ns.create(ns)
     try:
         with _ns.enter(ns):

@@ -175,26 +175,9 @@ class Host:
 _seq = itertools.count(1)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def cleanup_stale() -> list[str]:
     """Remove lab namespaces left by processes that died without cleaning up (e.g. SIGKILL)."""
-    removed = []
-    for name in _netns.list_netns():
-        m = _NAME_RE.match(name)
-        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
-            with contextlib.suppress(OSError):
-                _netns.remove(name)
-                removed.append(name)
-    return removed
+    return _netns.remove_orphans(_NAME_RE)
 
 
 def _destroy(names: list[str]) -> None:

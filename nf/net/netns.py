@@ -153,3 +153,28 @@ def enter(name: str | None) -> Iterator[None]:
     finally:
         os.close(saved)
         os.close(target)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (the owner of a namespace named after it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphans(owner: "re.Pattern[str]") -> list[str]:
+    """Remove the namespaces whose name `owner` matches with a dead process id as group 1 (left
+    by a process killed before its cleanup ran); returns their names."""
+    removed = []
+    for name in list_netns():
+        m = owner.match(name)
+        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
+            with contextlib.suppress(OSError):
+                remove(name)
+                removed.append(name)
+    return removed
+

@@ -127,12 +127,12 @@ _LAB_NS = re.compile(r"^nfl(\d+)x[0-9a-z]+-")
 def cleanup_stale() -> list[str]:
     """Tear down deployments into lab namespaces whose process died (SIGKILL); returns names."""
     from nf import deploy, engine
-    from nf.net.lab import _pid_alive
+    from nf.net.netns import pid_alive
     gone = []
     with contextlib.suppress(Exception), deploy.locked(timeout=60):
         for rec in deploy.records():
             m = _LAB_NS.match(rec.netns or "")
-            if m and not rec.chain and not _pid_alive(int(m.group(1))):
+            if m and not rec.chain and not pid_alive(int(m.group(1))):
                 engine.teardown(rec)
                 gone.append(rec.name)
     return gone

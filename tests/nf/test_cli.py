@@ -404,6 +404,23 @@ def test_check_probes_nothing_unless_asked(lab4):
     rep = json.loads(nf("check", "--probe-veth", "--json").output)
     assert rep["own_veth"] == {"native": "yes", "generic": "yes"}
     assert set(list_netns()) == before
+    # a probe killed (SIGKILL) inside its namespace leaves it behind: the next probe removes it,
+    # and a live process's one stays
+    import subprocess
+    from nf.net import netns
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        for pid in (dead.pid, live.pid):
+            netns.create(f"nf-check-{pid}")
+        rep = json.loads(nf("check", "--probe-veth", "--json").output)
+        assert rep["own_veth"] == {"native": "yes", "generic": "yes"}
+        assert set(list_netns()) == before | {f"nf-check-{live.pid}"}
+    finally:
+        live.kill()
+        netns.remove(f"nf-check-{live.pid}")
+        netns.remove(f"nf-check-{dead.pid}")
     r = nf("check", "--netns", lab4.dut, "--probe", "nosuch0")
     assert r.exit_code == cli.E_CONFIG and "--probe: no interface 'nosuch0'" in r.output
     r = nf("check", "--netns", "nf-no-such-ns")
