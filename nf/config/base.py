@@ -177,9 +177,15 @@ def _splice(data, runs: dict[str, list]):
     return data
 
 
-def load(path: str | Path, model: type[M]) -> M:
-    path = Path(path)
-    text, runs = _tables(read_text(path), str(path))
+_last: list = []      # [(text, data)] of the last file parsed: kind detection validates one file
+                      # against every kind, and parsing a 1M-row file is most of the time
+
+
+def _parse(path: Path):
+    raw = read_text(path)
+    if _last and _last[0][0] == raw:      # same text, same data (validation never mutates it)
+        return _last[0][1]
+    text, runs = _tables(raw, str(path))
     try:
         data = yaml.load(text, Loader=_Loader)
         if runs:
@@ -188,6 +194,12 @@ def load(path: str | Path, model: type[M]) -> M:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
         raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(e, 'problem', e)}")]) from None
+    _last[:] = [(raw, data)]
+    return data
+
+
+def load(path: str | Path, model: type[M]) -> M:
+    data = _parse(Path(path))
     return validate(data if data is not None else {}, model, str(path))
 
 

@@ -171,3 +171,24 @@ def test_long_tables_read_as_pyyaml_reads_them(tmp_path):
     with pytest.raises(yaml.YAMLError) as e:
         yaml.load(fast, Loader=_Loader)
     assert e.value.problem_mark.line + 1 == len(rows) + 3
+
+
+def test_kind_detection_parses_the_file_once_and_sees_edits(tmp_path, monkeypatch):
+    """Detecting a file's kind validates it against every kind; the YAML is parsed once for
+    all of them (a 1M-row file is seconds of parsing), and an edited file is parsed again."""
+    import yaml
+
+    from nf import engine
+    p = tmp_path / "sw.yaml"
+    rows = "".join(f"  - {{mac: '02:00:00:00:{i >> 8:02x}:{i & 255:02x}', vlan: 1, port: p1}}\n"
+                   for i in range(300))
+    p.write_text("name: big\nports:\n  - {name: p1, mode: access, vlan: 1}\nstatic_entries:\n" + rows)
+    calls = []
+    real = yaml.load
+    monkeypatch.setattr(yaml, "load", lambda *a, **k: calls.append(1) or real(*a, **k))
+    kind, cfg = engine.detect(p)
+    assert kind.name == "l2_switch" and len(cfg.static_entries) == 300 and len(calls) == 1
+    p.write_text(p.read_text().replace("vlan: 1, port: p1}\n", "vlan: 2, port: p1}\n", 1))
+    with pytest.raises(ConfigError) as e:
+        engine.detect(p, "l2_switch")
+    assert len(calls) == 2 and "static_entries[0].vlan" in str(e.value)
