@@ -38,6 +38,7 @@ FT_BATCH = 65536
 FT_BFS_QUEUE = 1024
 FT_SEARCH_MAX = 1024
 FT_PATH_MAX = 8
+FT_ALLOC_STRIDE = 3
 FT_HIST_BINS = 16
 FT_LOOKUP_RETRIES = 3
 FT_SIG_MIX = 0x9E3779B1
@@ -358,6 +359,8 @@ class CuckooModel:
         self.hkey = tuple(key) if key is not None else hash_key(seed)
         self.hash = Hash(hash)
         self.capacity = capacity if capacity is not None else n_buckets * FT_SLOTS
+        if self.capacity & (self.capacity - 1):     # the allocator's stride walks a power of two
+            raise ValueError(f"capacity {self.capacity} is not a power of two")
         self.sig = [[0] * FT_SLOTS for _ in range(n_buckets)]
         self.idx = [[0] * FT_SLOTS for _ in range(n_buckets)]
         self.keys: dict[int, bytes] = {}     # key index -> key
@@ -403,9 +406,10 @@ class CuckooModel:
         return self.entries / self.slots
 
     def _alloc(self) -> int:
-        if self.fresh < self.capacity:
+        if self.fresh < self.capacity:       # flow_table.h FT_ALLOC_STRIDE: why spread
+            idx = (self.fresh * FT_ALLOC_STRIDE) % self.capacity + 1
             self.fresh += 1
-            return self.fresh
+            return idx
         if self.free:
             return self.free.popleft()
         return 0

@@ -375,8 +375,9 @@ static __always_inline __u32 ft_alloc(struct ft_state *st)
 	__u32 pos, *v;
 
 	if (st->fresh < ft_cfg.capacity) {
+		pos = ((st->fresh * FT_ALLOC_STRIDE) & (ft_cfg.capacity - 1)) + 1;
 		st->fresh++;
-		return st->fresh;
+		return pos;
 	}
 	if (st->free_head == st->free_tail)
 		return 0;

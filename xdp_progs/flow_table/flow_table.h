@@ -30,6 +30,11 @@
 #define FT_BFS_QUEUE 1024      /* nodes of the displacement search queue */
 #define FT_SEARCH_MAX 1024     /* upper bound of cfg.max_search (bpf_loop iterations) */
 #define FT_PATH_MAX 8          /* longest displacement path (moves) the search may return */
+/* Never-used key indices are handed out this far apart (mod capacity, a power of two: an odd
+ * stride visits every index once). Consecutive indices would put flows learned one after the
+ * other in one cache line (an entry is 88 bytes), and two CPUs counting two such flows would
+ * bounce that line on every packet. */
+#define FT_ALLOC_STRIDE 3
 #define FT_PATH_SLOTS 16       /* path arrays: a power of two > FT_PATH_MAX */
 #define FT_HIST_BINS 16        /* displacement histogram: moves 0..14, last bin = 15 or more */
 #define FT_LOOKUP_RETRIES 3    /* lookups repeated when a writer moved entries meanwhile */
