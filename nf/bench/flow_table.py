@@ -157,6 +157,48 @@ def native(rounds: int = 5, repeat: int = 100000, hash: str | None = None) -> di
     return out
 
 
+def two_cpus_at_once(rounds: int = 5, repeat: int = 2_000_000) -> tuple[float, float]:
+    """(ns per packet on one CPU, on each of two CPUs at once): two flows inserted one after the
+    other (the pair most likely to share memory), each counted by test_run on its own CPU. Two
+    CPUs that share no cache line cost what one does."""
+    import os
+    import threading
+
+    from nf.models.flow_table import Action, Flow
+    from nf.nfs.flow_table import FlowTable, flow_frame
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    if len(cpus) < 2:
+        raise RuntimeError("two CPUs at once needs two CPUs")
+    flows = [Flow("10.0.0.1", "10.0.0.2", 1234 + i, 9, 17) for i in range(2)]
+    with FlowTable(variant="pure", size=SIZE, learn=False) as ft:
+        ft.load()
+        for f in flows:
+            ft.insert(f, Action.DROP)
+        frames = [flow_frame(f, size=64) for f in flows]
+
+        def run(i: int, out: list) -> None:
+            os.sched_setaffinity(0, {cpus[i]})
+            out.append(ft.run(frames[i], repeat=repeat).duration_ns)
+
+        one, two = [], []
+        saved = os.sched_getaffinity(0)
+        try:
+            for _ in range(rounds):
+                out: list = []
+                run(0, out)
+                one.append(out[0])
+                out = []
+                ts = [threading.Thread(target=run, args=(i, out)) for i in (0, 1)]
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join()
+                two.append(max(out))
+        finally:
+            os.sched_setaffinity(0, saved)
+    return statistics.median(one), statistics.median(two)
+
+
 def report(ins: dict | None, ns: dict) -> str:
     """Whole program per packet, and the lookup alone (minus xdp_ft_nolookup: parse, key and
     stats exit without a lookup)."""

@@ -174,6 +174,10 @@ def native_flow_table(res: Results, quick: bool) -> None:
     for name in ("pure", "hash"):
         for kind in ("hit", "miss"):
             s["series"][f"{name} {kind} native ns"] = [ns[f"{name}/{kind}/{l}"] for l in loads]
+    one, two = fb.two_cpus_at_once(rounds=1 if quick else 5, repeat=20_000 if quick else 2_000_000)
+    res.target("flow_table", f"hit, two flows inserted one after the other, each counted on its own "
+               f"CPU: two CPUs at once vs one ({one:.1f} ns)", two, "ns", "native", two / one,
+               "2 CPUs / 1", "<=", 1.1)
     res.notes.append(f"flow table: {fb.SIZE} slots, whole-program ns (the `base` program — parse, "
                      f"key, exit without a lookup — costs {ns['base/hit/75']:.1f} ns)")
 
