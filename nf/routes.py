@@ -23,12 +23,8 @@ Lookup structures (the BPF side is xdp_progs/router/router.bpf.c, entry encoding
 """
 from __future__ import annotations
 
-import functools
 import gc
 import ipaddress
-import socket
-from itertools import compress, repeat
-from operator import itemgetter
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -172,20 +168,35 @@ def parse_route_lines(lines: Iterable[str], resolve_target: Callable[[str], int]
     """Parse route lines. ``resolve_target(text)`` maps the target text (everything after the
     prefix, whitespace-normalised, comment removed) to a group id, raising ValueError with a
     reason when the target is invalid. Duplicate prefixes and host bits are errors, each with its
-    line number.
-
-    Fast path (what makes 1M lines ~1 s): one cheap split per line, each distinct target text
-    resolved once, all IPv4 prefix text converted by one numpy call and IPv6 addresses by
-    inet_pton; any line the fast path cannot vouch for sends the whole input through the exact
-    per-line parser, which names it. The cyclic garbage collector is paused meanwhile: the
-    millions of short-lived strings and tuples would trigger it over and over (~20 % of the time)
-    and none of them can form a cycle."""
+    line number. The lines go through the vectorised parser (parse_route_text) as one text, or
+    through the exact one when a line holds a line break of its own."""
     lines = lines if isinstance(lines, list) else list(lines)
+    text = "\n".join(lines)
+    if "\r" not in text and text.count("\n") == max(len(lines) - 1, 0):
+        return parse_route_text(text.encode("utf-8"), resolve_target, source, lambda n: lines[:n])
+    return _parse_exact(lines, resolve_target, source)
+
+
+def parse_route_text(raw: bytes, resolve_target: Callable[[str], int], source: str = "<routes>",
+                     head: Callable[[int], list[str]] | None = None) -> RouteSet:
+    """Parse a route file's bytes (UTF-8, lines as str.splitlines() splits them): the
+    vectorised parser (_parse_fast) with the exact per-line parser as the authority. Every line
+    the fast path cannot vouch for is parsed by the exact parser; when anything is wrong, the
+    exact parser reads the file up to the first line found wrong and raises its own error, so
+    both paths name the same line with the same words. ``head(n)``: the first n lines as str
+    (default: split from ``raw``)."""
+    if head is None:
+        def head(n: int) -> list[str]:
+            return raw.decode("utf-8").splitlines()[:n]
     paused = gc.isenabled()
-    gc.disable()
+    gc.disable()   # the exact parser's millions of short-lived objects cannot form a cycle
     try:
-        fast = _parse_fast(lines, resolve_target, source)
-        return fast if fast is not None else _parse_slow(lines, resolve_target, source)
+        fast = _parse_fast(raw, resolve_target, source)
+        if isinstance(fast, RouteSet):
+            return fast
+        if fast is not None:   # the first line found wrong: the exact parser raises there
+            _parse_exact(head(fast), resolve_target, source)
+        return _parse_exact(head(1 << 62), resolve_target, source)
     finally:
         if paused:
             gc.enable()
@@ -206,96 +217,293 @@ def _resolve_cached(raw: str, cache: dict[str, int], resolve_target, no: int, so
     return gid
 
 
-def _parse_fast(lines: list[str], resolve_target, source: str) -> RouteSet | None:
-    """Every per-line step is a C-level map over the lines (a Python loop over 1M lines alone
-    costs ~1 s): split at the first blank, classify by the prefix token's characters, convert
-    IPv4 prefixes with one numpy call and IPv6 addresses with inet_pton. Lines it cannot vouch
-    for (leading blanks, tabs, bare addresses, '#' in the prefix) go to the exact parser."""
-    n = len(lines)
-    parts = list(map(str.partition, lines, repeat(" ")))
-    pre = list(map(itemgetter(0), parts))
-    rest = list(map(itemgetter(2), parts))
-    has = functools.partial(np.fromiter, dtype=bool, count=n)
-    fast = has(map(bool, map(itemgetter(1), parts))) & has(map(str.__contains__, pre, repeat("/"))) \
-        & ~has(map(str.__contains__, pre, repeat("#")))
-    colon = has(map(str.__contains__, pre, repeat(":")))
-    del parts
-    other = [(int(i) + 1, lines[i]) for i in np.flatnonzero(~fast)
-             if lines[i].strip() and not lines[i].lstrip().startswith("#")]
-    v4, v6 = fast & ~colon, fast & colon
-    pfx4, raw4 = list(compress(pre, v4)), list(compress(rest, v4))
-    pfx6, raw6 = list(compress(pre, v6)), list(compress(rest, v6))
-    if other:
-        slow = _parse_slow([line for _, line in other], resolve_target, source,
-                           [no for no, _ in other])
-    else:
-        slow = None
-    cache: dict[str, int] = {}
-    try:
-        for raw in set(raw4) | set(raw6):
-            _resolve_cached(raw, cache, resolve_target, 0, source)
-    except RouteError:
-        return None  # the exact parser names the first bad line in file order
-    gid = np.fromiter(map(cache.__getitem__, raw4), np.uint32, len(raw4))
-    v6r = _fast_v6(pfx6, np.fromiter(map(cache.__getitem__, raw6), np.uint32, len(raw6)),
-                   np.flatnonzero(v6) + 1)
-    if v6r is None:
+# Line breaks of str.splitlines() besides \n and \r\n: a text holding one goes to the exact parser.
+_BREAKS = tuple(c.encode() for c in "\v\f\x1c\x1d\x1e")
+_BREAKS_UTF8 = tuple(c.encode() for c in "\x85\u2028\u2029")
+_WORD_MASK = np.array([(1 << 8 * i) - 1 for i in range(9)], np.uint64)   # the first i bytes
+_ADDR = 40     # bytes of a line read for its address and '/': the longest IPv6 text is 39
+_CHUNK_LINES = 1 << 16   # lines a numpy pass takes: its temporaries stay small (fresh memory
+                         # costs a page fault per 4 KiB, ~0.45 ms per MB on these VMs) and cached
+_KEEP = np.array([0, 0xFF000000, 0xFFFF0000, 0xFFFFFF00, 0xFFFFFFFF], np.uint32)   # the last n bytes
+_POW10 = np.array([0, 0, 10, 100, 1000])         # the least value of n digits without a leading 0
+
+
+def _pair_table(base: int) -> np.ndarray:
+    """Two characters as a little-endian u16 (the first in the low byte) -> their value as two
+    digits in `base`, 0x100 when one is not such a digit (hex: either case)."""
+    val = np.full(256, 0x100, np.int16)
+    for ch in "0123456789abcdefABCDEF"[:base if base == 10 else 22]:
+        val[ord(ch)] = int(ch, base)
+    pair = np.arange(1 << 16)
+    a, b = val[pair & 0xFF], val[pair >> 8]
+    return np.where((a | b) & 0x100, 0x100, a * base + b).astype(np.int16)
+
+
+_DEC2, _HEX2 = _pair_table(10), _pair_table(16)
+
+
+def _at(buf: np.ndarray, dtype: str) -> np.ndarray:
+    """The little-endian word starting at every byte of buf (a view: word i = buf[i:i+size])."""
+    size = np.dtype(dtype).itemsize
+    return np.ndarray((len(buf) - size + 1,), dtype, buf, 0, (1,))
+
+
+def _parse_fast(raw: bytes, resolve_target, source: str) -> RouteSet | int | None:
+    """The route file as numpy arrays over its bytes (a Python step per line costs ~1 s at 1M
+    lines). -> the routes, or the number of a line found wrong (the exact parser names the first
+    wrong one up to there), or None when the exact parser must read the whole text.
+
+    Lines are split at '\\n'. A line is vouched for (_vouch) when it is `prefix` blank `target`
+    with the prefix in a plain form the exact parser (ipaddress) accepts; the target texts are
+    grouped by their bytes and each distinct one resolved once (_targets). Other lines (comments
+    aside) go to the exact parser one by one; host bits and duplicates are checked on all rows at
+    the end. Lines are taken _CHUNK_LINES at a time: every temporary stays small."""
+    crlf = b"\r" in raw
+    if (crlf and raw.count(b"\r") != raw.count(b"\r\n")) or any(c in raw for c in _BREAKS) or \
+            (not raw.isascii() and any(c in raw for c in _BREAKS_UTF8)):
         return None
-    if slow is not None and slow.n6:
-        v6r = tuple(np.concatenate([x, y]) for x, y in zip(v6r, (*slow.v6_arrays, slow.v6_line)))
-    check_v6(*v6r[:3], v6r[4], source)
-    if pfx4:
+    buf = np.zeros(len(raw) + 80, np.uint8)      # 8 bytes before the text, the words read past it
+    b = buf[8:8 + len(raw)]
+    b[:] = np.frombuffer(raw, np.uint8)
+    nl = np.concatenate([np.zeros(0, np.int64)] + [np.flatnonzero(b[i:i + (1 << 22)] == 10) + i
+                                                   for i in range(0, len(b), 1 << 22)])
+    starts, ends = np.r_[0, nl + 1], np.r_[nl, len(b)]
+    if not raw or raw.endswith(b"\n"):
+        starts, ends = starts[:-1], ends[:-1]
+    if crlf:
+        ends = ends - (b[np.maximum(ends - 1, 0)] == 13)
+    u64, u32 = _at(buf, "<u8"), _at(buf, "<u4")
+    cache: dict[str, int] = {}
+    parts, gids, bad_line = [], [], 1 << 62
+    for i in range(0, len(starts), _CHUNK_LINES):
+        part = _vouch(u64, u32, starts[i:i + _CHUNK_LINES], ends[i:i + _CHUNK_LINES], i)
+        row, fam6, plen, t0, a4, h6, l6 = part
+        parts.append(part)
+        if bad_line == 1 << 62:                   # the first target that fails ends the resolving
+            g, bad_line = _targets(raw, u64, t0, ends[row] - t0, row, resolve_target, source, cache)
+            gids.append(g)
+    row, fam6, plen = (np.concatenate([np.zeros(0, x[0].dtype)] + list(x)) for x in list(zip(*parts))[:3]) \
+        if parts else (np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, np.int64))
+    # every other line (comments and blank lines aside) through the exact parser
+    vouched = np.zeros(len(starts), bool)
+    vouched[row] = True
+    other = np.flatnonzero(~vouched & (ends > starts))
+    other = other[b[starts[other]] != ord("#")]
+    texts = [raw[starts[i]:ends[i]].decode("utf-8") for i in other.tolist()]
+    keep = [i for i, t in enumerate(texts) if t.strip() and not t.lstrip().startswith("#")]
+    slow = None
+    if keep:
         try:
-            nums = np.fromstring(".".join(pfx4).replace("/", "."), dtype=np.int64, sep=".")
-        except ValueError:
-            return None
-        if len(nums) != 5 * len(pfx4):
-            return None
-        nums = nums.reshape(-1, 5)
-        if (nums < 0).any() or (nums[:, :4] > 255).any() or (nums[:, 4] > 32).any():
-            return None
-        addr = ((nums[:, 0] << 24) | (nums[:, 1] << 16) | (nums[:, 2] << 8) | nums[:, 3]).astype(np.uint32)
-        plen = nums[:, 4].astype(np.uint8)
-    else:
-        addr, plen = np.zeros(0, np.uint32), np.zeros(0, np.uint8)
-    line_no = np.flatnonzero(v4) + 1
-    if slow is not None and len(slow.v4_addr):
-        addr = np.concatenate([addr, slow.v4_addr])
-        plen = np.concatenate([plen, slow.v4_len])
-        gid = np.concatenate([gid, slow.v4_gid])
-        line_no = np.concatenate([line_no, slow.v4_line])
-    check_v4(addr, plen, line_no, source)
-    rs = RouteSet(addr, plen, gid, v6r[:4], line_no)
-    rs.v6_line = v6r[4]
+            slow = _parse_exact([texts[i] for i in keep], resolve_target, source,
+                                [int(other[i]) + 1 for i in keep], check=False)
+        except RouteError as e:
+            bad_line = min(bad_line, e.line)
+    if bad_line < (1 << 62):
+        return int(bad_line)
+    gid = np.concatenate([np.zeros(0, np.uint32)] + gids)
+    lines = row + 1
+    a4 = np.concatenate([np.zeros(0, np.uint32)] + [p[4] for p in parts])
+    h6 = np.concatenate([np.zeros(0, np.uint64)] + [p[5] for p in parts])
+    o6 = np.concatenate([np.zeros(0, np.uint64)] + [p[6] for p in parts])
+    n4, g4, l4 = plen[~fam6], gid[~fam6], lines[~fam6]
+    n6, g6, l6 = plen[fam6], gid[fam6], lines[fam6]
+    if slow is not None:     # in line order, as the exact parser has them
+        a4, n4, g4, l4 = (np.r_[x, y] for x, y in zip((a4, n4, g4, l4), (slow.v4_addr, slow.v4_len,
+                                                                         slow.v4_gid, slow.v4_line)))
+        h6, o6, n6, g6, l6 = (np.r_[x, y] for x, y in zip((h6, o6, n6, g6, l6), (*slow.v6_arrays, slow.v6_line)))
+        o = np.argsort(l4, kind="stable")
+        a4, n4, g4, l4 = a4[o], n4[o], g4[o], l4[o]
+        o = np.argsort(l6, kind="stable")
+        h6, o6, n6, g6, l6 = h6[o], o6[o], n6[o], g6[o], l6[o]
+    a4, n4, g4, n6 = a4.astype(np.uint32), n4.astype(np.uint8), g4.astype(np.uint32), n6.astype(np.int64)
+    # host bits (both families) and IPv6 duplicates are errors of their line in the exact parser
+    bad_line = min(_first_wrong_line(a4.astype(np.uint64) << np.uint64(32), np.zeros(len(a4), np.uint64),
+                                     n4.astype(np.int64), l4, dup=False),
+                   _first_wrong_line(h6, o6, n6, l6, dup=True))
+    if bad_line < (1 << 62):
+        return int(bad_line)
+    check_v4(a4, n4, l4, source)                  # duplicates: the exact parser checks at the end
+    rs = RouteSet(a4, n4, g4, (h6, o6, n6.astype(np.uint8), g6.astype(np.uint32)), l4)
+    rs.v6_line = l6
     return rs
 
 
-_pton6 = functools.partial(socket.inet_pton, socket.AF_INET6)
+def _vouch(u64: np.ndarray, u32: np.ndarray, starts: np.ndarray, ends: np.ndarray, first_line: int):
+    """The lines [starts, ends) (offsets into the text, at offset 8 of the buffer u64 / u32 read)
+    this parser vouches for: `prefix` blank `target`, the prefix a dotted quad without leading
+    zeros or 1-4 hex digits a group with at most one '::' (the plain forms ipaddress accepts),
+    then '/' and 1-3 digits. The address's fields (between the '.' or ':') are read 4 bytes at a
+    time and checked and converted by table. -> (line index, is IPv6, prefix length, target's
+    offset) per vouched line, and the IPv4 addresses, IPv6 hi and lo halves in line order."""
+    n = len(starts)
+    at = starts + 8                               # a line's first byte in the buffer
+    length = ends - starts
+    m = np.empty((n, _ADDR // 8), np.uint64)
+    for k in range(_ADDR // 8):
+        m[:, k] = u64[at + 8 * k]
+    m = m.view(np.uint8)
+    slash = (m == ord("/")).argmax(1)
+    rows = np.arange(n)
+    ok = (m[rows, slash] == ord("/")) & (slash > 0) & (slash < length)
+    d = u32[at + slash + 1].view(np.uint8).reshape(-1, 4)
+    dig = (d - np.uint8(48)) < 10
+    nd = dig[:, 0] * (1 + dig[:, 1] * (1 + dig[:, 2].astype(np.int64)))    # digits after the '/'
+    blank = d[rows, nd]
+    ok &= (nd > 0) & ((blank == 32) | (blank == 9)) & (slash + 1 + nd < length)
+    dv = d.astype(np.int64) - 48
+    plen = np.where(nd == 1, dv[:, 0], np.where(nd == 2, dv[:, 0] * 10 + dv[:, 1],
+                                                 dv[:, 0] * 100 + dv[:, 1] * 10 + dv[:, 2]))
+    # fields: they end at each ':' (IPv6: one in the first 5 bytes) or '.' before the '/', and at it
+    cand = np.flatnonzero(ok)
+    if len(cand) < n:
+        m, slash, plen, nd, at = m[cand], slash[cand], plen[cand], nd[cand], at[cand]
+    c = len(cand)
+    fam6 = (m[:, :5] == ord(":")).any(1)
+    sep = (m == np.where(fam6, ord(":"), ord(".")).astype(np.uint8)[:, None]) & (np.arange(_ADDR) < slash[:, None])
+    prow, pcol = np.divmod(np.flatnonzero(sep), _ADDR)
+    nsep = np.bincount(prow, minlength=c)
+    nf = nsep + 1
+    last = np.cumsum(nf) - 1                      # each row's last field
+    first = last - nsep
+    fend = np.empty(len(prow) + c, np.int64)
+    inner = np.ones(len(fend), bool)
+    inner[last] = False
+    fend[inner] = pcol
+    fend[last] = slash
+    flen = np.empty_like(fend)
+    flen[1:] = fend[1:] - fend[:-1] - 1
+    flen[first] = fend[first]
+    keep = _KEEP[np.minimum(flen, 4)]             # a field's last 4 bytes, those before it as '0'
+    ch = (u32[np.repeat(at, nf) + fend - 4] & keep) | (np.uint32(0x30303030) & ~keep)
+    lo2, hi2 = ch & np.uint32(0xFFFF), ch >> np.uint32(16)    # 2 characters each, first in the low byte
+    v4, v6 = ~fam6 & (nsep == 3) & (plen <= 32), fam6 & (nsep >= 2) & (nsep <= 8) & (plen <= 128)
+    addr4 = np.zeros(0, np.uint32)
+    if v4.any():   # 4 fields of 1-3 digits, no leading zero, <= 255
+        f4 = v4[np.repeat(np.arange(c), nf)]
+        p, q = _DEC2[lo2[f4]], _DEC2[hi2[f4]]
+        val = (p & 0xFF).astype(np.int64) * 100 + (q & 0xFF)
+        n4 = flen[f4]
+        good = (((p | q) & 0x100) == 0) & (n4 >= 1) & (n4 <= 3) & (val >= _POW10[np.minimum(n4, 4)]) & (val <= 255)
+        val, good = val.reshape(-1, 4), good.reshape(-1, 4).all(1)
+        v4[v4] = good
+        addr4 = ((val[good, 0] << 24) | (val[good, 1] << 16) | (val[good, 2] << 8) | val[good, 3]).astype(np.uint32)
+    hi6 = lo6 = np.zeros(0, np.uint64)
+    if v6.any():
+        hi6, lo6, valid = _fields6(v6, nf, first, last, flen, lo2, hi2)
+        v6[v6] = valid
+        hi6, lo6 = hi6[valid], lo6[valid]
+    good = v4 | v6
+    t0 = at[good] - 8 + slash[good] + nd[good] + 2
+    return cand[good] + first_line, v6[good], plen[good], t0, addr4, hi6, lo6
 
 
-def _fast_v6(pfx: list[str], gid: np.ndarray, numbers: np.ndarray):
-    """'addr/len' strings -> (hi, lo, len, gid, line) arrays, or None when one is not plainly
-    valid (the exact parser then names it). inet_pton does the address text in C."""
-    parts = "\n".join(pfx).replace("/", "\n").split("\n") if pfx else []
-    if len(parts) != 2 * len(pfx):
-        return None
-    lens = parts[1::2]
-    if not all(map(str.isdigit, lens)):
-        return None
-    try:
-        raw = b"".join(map(_pton6, parts[0::2]))
-    except OSError:
-        return None
-    n = np.fromiter(map(int, lens), np.int64, len(lens))
-    if len(n) and n.max() > 128:
-        return None
-    w = np.frombuffer(raw, ">u8").reshape(-1, 2).astype(np.uint64) if raw else np.zeros((0, 2), np.uint64)
-    return (np.ascontiguousarray(w[:, 0]), np.ascontiguousarray(w[:, 1]), n.astype(np.uint8), gid,
-            np.asarray(numbers, np.int64))
+def _fields6(rows, nf, first, last, flen, lo2, hi2):
+    """The IPv6 addresses of the rows marked in `rows`, from their fields (count per row `nf`,
+    length, last 4 characters as two pairs) -> (hi, lo, valid) per such row. Valid as ipaddress
+    has it: 1-4 hex digits a field; one empty field inside at most (the '::'), an empty first or
+    last field only as part of it, and then at most 7 others; else exactly 8 fields."""
+    if not rows.all():
+        f = rows[np.repeat(np.arange(len(rows)), nf)]
+        nf, flen, lo2, hi2 = nf[rows], flen[f], lo2[f], hi2[f]
+        last = np.cumsum(nf) - 1
+        first = last - nf + 1
+    k = len(nf)
+    p, q = _HEX2[lo2], _HEX2[hi2]
+    ok = np.logical_and.reduceat((((p | q) & 0x100) == 0) & (flen <= 4), first)
+    val = ((p & 0xFF).astype(np.uint64) << np.uint64(8)) | (q & 0xFF).astype(np.uint64)
+    empty = np.flatnonzero(flen == 0)
+    er = np.searchsorted(last, empty)             # the row of each empty field
+    at_first, at_last = empty == first[er], empty == last[er]
+    inner = ~at_first & ~at_last
+    skip = np.full(k, -1, np.int64)               # the inner empty field (the '::'), by field index
+    skip[er[inner]] = empty[inner]
+    lead, trail = np.zeros(k, bool), np.zeros(k, bool)
+    lead[er[at_first]] = True
+    trail[er[at_last]] = True
+    n_skip = np.bincount(er[inner], minlength=k)
+    ok &= np.where(n_skip == 0, (nf == 8) & ~lead & ~trail,
+                   (n_skip == 1) & (~lead | (skip == first + 1)) & (~trail | (skip == last - 1))
+                   & (nf - 1 - lead - trail <= 7))
+    # bit position: fields before the '::' count groups from the left, the others from the right
+    g = np.arange(len(flen))
+    shift = np.where(g < np.repeat(skip, nf), 16 * (7 - g + np.repeat(first, nf)), 16 * (np.repeat(last, nf) - g))
+    part = val << (shift & 63).astype(np.uint64)
+    high = shift >= 64
+    zero = np.uint64(0)
+    return (np.bitwise_or.reduceat(np.where(high, part, zero), first),
+            np.bitwise_or.reduceat(np.where(high, zero, part), first), ok)
 
 
-def _parse_slow(lines: list[str], resolve_target, source: str,
-                numbers: list[int] | None = None) -> RouteSet:
+def _targets(raw: bytes, u64: np.ndarray, t0: np.ndarray, tlen: np.ndarray, row: np.ndarray,
+             resolve_target, source: str, cache: dict[str, int]) -> tuple[np.ndarray, int]:
+    """Group id of each target text raw[t0:t0+tlen] (t0 ascending; `row`: its line index), each
+    distinct text resolved once (`cache`: by text): texts of up to 64 bytes grouped by their
+    words in numpy, longer ones by a dict. -> (gid per text, the line of the first text that
+    does not resolve, or 2^62)."""
+    gid = np.zeros(len(t0), np.uint32)
+    fails: list[int] = []
+
+    def resolve(i: int) -> int:
+        try:
+            return _resolve_cached(raw[t0[i]:t0[i] + tlen[i]].decode("utf-8"), cache, resolve_target,
+                                   int(row[i]) + 1, source)
+        except RouteError as e:
+            fails.append(e.line)
+            return 0
+    long_ = tlen > 64
+    short = np.flatnonzero(~long_)
+    if len(short):
+        ts, tl = t0[short], tlen[short]
+        nw = max(1, -(-int(tl.max()) // 8))
+        words = np.empty((len(short), nw), np.uint64)
+        h = tl.astype(np.uint64)
+        for j in range(nw):
+            words[:, j] = u64[ts + 8 + 8 * j] & _WORD_MASK[np.clip(tl - 8 * j, 0, 8)]
+            h = (h ^ words[:, j]) * np.uint64(0x9E3779B97F4A7C15)
+            h ^= h >> np.uint64(29)
+        _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        if not all((words[:, j] == words[first[inv], j]).all() for j in range(nw)) or \
+                not (tl == tl[first[inv]]).all():      # a hash collision
+            _, first, inv = np.unique(np.c_[tl.astype(np.uint64), words], axis=0,
+                                      return_index=True, return_inverse=True)
+        g = np.zeros(len(first), np.uint32)
+        for u in np.argsort(first).tolist():      # in line order: the first that fails is the one
+            g[u] = resolve(int(short[first[u]]))
+            if fails:
+                break
+        gid[short] = g[inv.reshape(-1)]
+    for i in np.flatnonzero(long_).tolist():
+        gid[i] = resolve(i)
+        if fails:
+            break
+    return gid, min(fails, default=1 << 62)
+
+
+def _first_wrong_line(hi: np.ndarray, lo: np.ndarray, plen: np.ndarray, lines: np.ndarray, dup: bool) -> int:
+    """The first line (lines ascending) of a prefix with host bits set, or (dup) the second
+    line naming a prefix already named; 2^62 when none. 128-bit prefixes as (hi, lo) halves."""
+    if len(plen) == 0:
+        return 1 << 62
+    host_hi = np.where(plen == 0, np.uint64(M64), np.where(
+        plen >= 64, np.uint64(0), (np.uint64(1) << np.clip(64 - plen, 1, 63).astype(np.uint64)) - np.uint64(1)))
+    host_lo = np.where(plen <= 64, np.uint64(M64), np.where(
+        plen == 128, np.uint64(0), (np.uint64(1) << np.clip(128 - plen, 1, 63).astype(np.uint64)) - np.uint64(1)))
+    bad = np.flatnonzero((hi & host_hi) | (lo & host_lo))
+    found = [int(lines[bad[0]])] if len(bad) else []
+    if dup:
+        order = np.lexsort((plen, lo, hi))       # stable: lines stay ascending within a prefix
+        h, l, p = hi[order], lo[order], plen[order]
+        again = np.flatnonzero((h[1:] == h[:-1]) & (l[1:] == l[:-1]) & (p[1:] == p[:-1]))
+        if len(again):
+            found.append(int(lines[order[again + 1]].min()))
+    return min(found, default=1 << 62)
+
+
+def _parse_exact(lines: list[str], resolve_target, source: str,
+                 numbers: list[int] | None = None, check: bool = True) -> RouteSet:
+    """The exact parser, line by line (ipaddress for every prefix): the authority on what a
+    line means and which error it has. ``numbers``: the lines' numbers (default 1, 2, ...);
+    ``check=False`` leaves the IPv4 duplicate check (the last check, over all rows) to the caller."""
     a4: list[int] = []
     l4: list[int] = []
     g4: list[int] = []
@@ -333,7 +541,8 @@ def _parse_slow(lines: list[str], resolve_target, source: str,
     addr = np.array(a4, np.uint32)
     plen = np.array(l4, np.uint8)
     lines_arr = np.array(n4, np.int64)
-    check_v4(addr, plen, lines_arr, source)
+    if check:
+        check_v4(addr, plen, lines_arr, source)
     rs = RouteSet(addr, plen, np.array(g4, np.uint32), v6, lines_arr)
     rs.v6_line = np.array(n6, np.int64)
     return rs
@@ -370,15 +579,16 @@ def read_route_file(path: str | Path, resolve_target: Callable[[str], int]) -> R
         raw = path.read_bytes()
     except OSError as e:
         raise RouteError(f"cannot read: {e.strerror}", None, str(path)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise RouteError(f"byte 0x{raw[e.start]:02x} is not UTF-8 (a route file is text)",
-                         raw.count(b"\n", 0, e.start) + 1, str(path)) from None
-    if "\0" in text:
-        raise RouteError("a NUL byte: a route file is text", text.count("\n", 0, text.index("\0")) + 1,
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RouteError(f"byte 0x{raw[e.start]:02x} is not UTF-8 (a route file is text)",
+                             raw.count(b"\n", 0, e.start) + 1, str(path)) from None
+    if b"\0" in raw:
+        raise RouteError("a NUL byte: a route file is text", raw.count(b"\n", 0, raw.index(b"\0")) + 1,
                          str(path))
-    return parse_route_lines(text.splitlines(), resolve_target, str(path))
+    return parse_route_text(raw, resolve_target, str(path))
 
 
 # ---- IPv4 DIR-24-8 ---------------------------------------------------------------------------------
