@@ -727,13 +727,20 @@ def _plan(hi, lo, plen, gid, levels, slot):
     return plan, keys
 
 
+def _rows(w: np.ndarray, width: int) -> np.ndarray:
+    """w as overlapping rows of `width` words, row i starting at word i: `_rows(w, k)[offs] = x`
+    writes a block of k words at each offset without an index per word."""
+    return np.lib.stride_tricks.as_strided(w, (len(w) - width + 1, width), (w.strides[0], w.strides[0]))
+
+
 def _write(w, plan, offs, root_at, base):
     """Second pass: write a plan's records and nodes at their offsets (`offs`: per level, the
     records' then the nodes' offsets), level by level so that each level's defaults are read
-    from its parent once that is painted. `root_at`: word offset of each root entry."""
+    from its parent once that is painted. `root_at` = (start, stride): root entry i is at word
+    start + stride * i."""
     prev = None
     for (s, e, gpar, gslot, single, (rh, rl, rn, rg), nn, paint), lvl in zip(plan, offs):
-        at = root_at[gslot] if prev is None else prev[gpar] + gslot
+        at = root_at[0] + root_at[1] * gslot if prev is None else prev[gpar] + gslot
         default = w[at]
         rec_off, node_off = lvl[:len(rn)], lvl[len(rn):]
         if len(rn):
@@ -747,21 +754,25 @@ def _write(w, plan, offs, root_at, base):
                 ((sh_lo - np.minimum(sh_lo, 63)) << 16) | (rn << 24)
             rec[:, 5] = rg
             rec[:, 6] = default[single]
-            w[rec_off[:, None] + np.arange(V6_SKIP_WORDS)] = rec
+            _rows(w, V6_SKIP_WORDS)[rec_off] = rec
             w[at[single]] = V6_SKIP | (base + rec_off).astype(np.uint32)
         if nn:
-            w[node_off[:, None] + np.arange(1 << s)] = default[~single][:, None]   # leaf push
+            _rows(w, 1 << s)[node_off] = default[~single][:, None]   # leaf push
             for n, rows, g in paint:          # shortest first: longer prefixes paint over
-                span = 1 << (e - n)
-                cells = (rows * span)[:, None] + np.arange(span)     # entry numbers, node-major
-                w[node_off[cells >> s] + (cells & ((1 << s) - 1))] = np.repeat(g, span).reshape(-1, span)
+                span = 1 << (e - n)           # a route's entries: a run in its node
+                first = rows << (e - n)
+                _rows(w, span)[node_off[first >> s] + (first & ((1 << s) - 1))] = g[:, None]
             w[at[~single]] = V6_NODE | (base + node_off).astype(np.uint32)
         prev = node_off
 
 
 def _slot_of(keys: np.ndarray, c, n: int) -> np.ndarray:
     """Candidate slot of uint64 keys under multiplier c in a table of n slots (v6_probe)."""
-    return ((((keys * np.uint64(c)) >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32)).astype(np.int64)
+    x = keys * np.uint64(c)
+    x >>= np.uint64(32)
+    x *= np.uint64(n)
+    x >>= np.uint64(32)
+    return x.view(np.int64)
 
 
 def _cuckoo(keys: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, np.ndarray]:
@@ -774,14 +785,15 @@ def _cuckoo(keys: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, 
     size = max(16, int(np.ceil(max(n, 1) / V6_LOAD)))
     for attempt in range(64):
         c = rng.integers(0, 1 << 63, 2, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-        cand = np.stack([_slot_of(keys, c[i], size) for i in (0, 1)])
-        owner = np.full(size, -1, np.int64)
-        choice = np.zeros(n, np.int64)
-        homeless = np.arange(n)
+        cand = np.empty((2, n), np.int32)        # int32 throughout: half the memory to touch
+        cand[0], cand[1] = _slot_of(keys, c[0], size), _slot_of(keys, c[1], size)
+        owner = np.full(size, -1, np.int32)
+        choice = np.zeros(n, np.int32)
+        homeless = np.arange(n, dtype=np.int32)
         for _round in range(200):
             if not len(homeless):
-                return int(c[0]), int(c[1]), size, cand[choice, np.arange(n)]
-            pos = cand[choice[homeless], homeless]
+                return int(c[0]), int(c[1]), size, np.where(choice == 0, cand[0], cand[1]).astype(np.int64)
+            pos = cand[0] if _round == 0 else cand.reshape(-1)[choice[homeless].astype(np.int64) * n + homeless]
             evicted = owner[pos]
             owner[pos] = homeless                 # one of the claimants of a slot wins
             won = owner[pos] == homeless
@@ -807,10 +819,12 @@ def _expand(hi, lo, plen, gid, first: int, to: int):
     sub = np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     eh = hi[sel][rep] | (sub.astype(np.uint64) << np.uint64(64 - to))
     # candidates for each `to`-bit prefix: the real one first, then the longest expanded one
+    # (sorted by prefix, then `to` - length: distinct, no two routes of a length cover one prefix)
     ch = np.r_[hi[plen == to], eh]
-    rank = np.r_[np.full(int((plen == to).sum()), to), n[rep]]
+    rank = np.r_[np.zeros(int((plen == to).sum()), np.uint64), (to - n[rep]).astype(np.uint64)]
     cg = np.r_[gid[plen == to], gid[sel][rep]]
-    order = np.lexsort((-rank, ch))
+    order = np.argsort(((ch >> np.uint64(64 - to)) << np.uint64(8)) | rank) if to <= 56 else \
+        np.lexsort((rank, ch))
     ch, cg = ch[order], cg[order]
     first_of = np.r_[True, ch[1:] != ch[:-1]]
     keep = ~sel & (plen != to)
@@ -867,12 +881,13 @@ def build_v6(hi: np.ndarray, lo: np.ndarray, plen: np.ndarray, gid: np.ndarray, 
         c1, c2, size, slot = _cuckoo(blk[start], rng)
         slots = cur
         cur += V6_SLOT_WORDS * size
-        slot_of_route = np.repeat(slot, np.diff(np.r_[start, len(blk)]))
+        block_of_route = np.repeat(np.arange(len(start)), np.diff(np.r_[start, len(blk)]))
+        slot_of_route = slot[block_of_route]
         own = n == p                      # a block's own route: its slot's entry
         stop = levels.index(pivots[i + 1]) + 1 if i + 1 < len(pivots) else len(levels)
         plans.append(_plan(h[~own], l[~own], n[~own], g[~own], levels[levels.index(p):stop],
                            slot_of_route[~own]))
-        tables.append((p, c1, c2, size, slots, blk[start], slot, slot_of_route[own], g[own]))
+        tables.append((p, c1, c2, size, slots, blk[start], slot, block_of_route[own], g[own]))
     # layout: every record and node after the slots, depth-first (prefix, then depth)
     keys = [k for _, ks in plans for k in ks]
     offs = []
@@ -902,18 +917,20 @@ def build_v6(hi: np.ndarray, lo: np.ndarray, plen: np.ndarray, gid: np.ndarray, 
     for n, rows, g in root_paint:      # shortest first: longer prefixes paint over shorter ones
         w[root:root + (1 << r)].reshape(1 << n, 1 << (r - n))[rows] = g[:, None]
     used = len(plans[0][1])
-    _write(w, plans[0][0], offs[:used], root + np.arange(1 << r), base)
-    for (plan, ks), (p, c1, c2, size, slots, bkeys, slot, own_slot, own_gid) in zip(plans[1:], tables):
-        sw = w[slots:slots + V6_SLOT_WORDS * size].reshape(-1, V6_SLOT_WORDS)
+    _write(w, plans[0][0], offs[:used], (root, 1), base)
+    for (plan, ks), (p, c1, c2, size, slots, bkeys, slot, own_block, own_gid) in zip(plans[1:], tables):
         key = bkeys << np.uint64(64 - p)
-        sw[slot, 0] = (key & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-        sw[slot, 1] = (key >> np.uint64(32)).astype(np.uint32)
+        rows = np.zeros((len(key), V6_SLOT_WORDS), np.uint32)    # per block: its slot's words
+        rows[:, 0] = (key & np.uint64(0xFFFFFFFF)).astype(np.uint32)      # little-endian u64
+        rows[:, 1] = (key >> np.uint64(32)).astype(np.uint32)
         # the default: the block's own route, else what the table answers so far (shorter
-        # pivots and the root trie)
-        sw[own_slot, 2] = own_gid
-        rest = ~np.isin(slot, own_slot, assume_unique=True)
-        sw[slot[rest], 2] = _walk(w, key[rest], np.zeros(int(rest.sum()), np.uint64), base, levels, pivots)
-        _write(w, plan, offs[used:used + len(ks)], slots + V6_SLOT_WORDS * np.arange(size) + 2, base)
+        # pivots and the root trie; this table's slots are still empty)
+        has = np.zeros(len(key), bool)
+        has[own_block] = True
+        rows[own_block, 2] = own_gid
+        rows[~has, 2] = _walk(w, key[~has], np.zeros(int((~has).sum()), np.uint64), base, levels, pivots)
+        w[slots:slots + V6_SLOT_WORDS * size].reshape(-1, V6_SLOT_WORDS)[slot] = rows
+        _write(w, plan, offs[used:used + len(ks)], (slots + 2, V6_SLOT_WORDS), base)
         used += len(ks)
     return w
 
