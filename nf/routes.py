@@ -217,8 +217,7 @@ def _resolve_cached(raw: str, cache: dict[str, int], resolve_target, no: int, so
     return gid
 
 
-# Line breaks of str.splitlines() besides \n and \r\n: a text holding one goes to the exact parser.
-_BREAKS = tuple(c.encode() for c in "\v\f\x1c\x1d\x1e")
+# Line breaks of str.splitlines() beyond ASCII: a text holding one goes to the exact parser.
 _BREAKS_UTF8 = tuple(c.encode() for c in "\x85\u2028\u2029")
 _WORD_MASK = np.array([(1 << 8 * i) - 1 for i in range(9)], np.uint64)   # the first i bytes
 _ADDR = 40     # bytes of a line read for its address and '/': the longest IPv6 text is 39
@@ -228,18 +227,7 @@ _KEEP = np.array([0, 0xFF000000, 0xFFFF0000, 0xFFFFFF00, 0xFFFFFFFF], np.uint32)
 _POW10 = np.array([0, 0, 10, 100, 1000])         # the least value of n digits without a leading 0
 
 
-def _pair_table(base: int) -> np.ndarray:
-    """Two characters as a little-endian u16 (the first in the low byte) -> their value as two
-    digits in `base`, 0x100 when one is not such a digit (hex: either case)."""
-    val = np.full(256, 0x100, np.int16)
-    for ch in "0123456789abcdefABCDEF"[:base if base == 10 else 22]:
-        val[ord(ch)] = int(ch, base)
-    pair = np.arange(1 << 16)
-    a, b = val[pair & 0xFF], val[pair >> 8]
-    return np.where((a | b) & 0x100, 0x100, a * base + b).astype(np.int16)
-
-
-_DEC2, _HEX2 = _pair_table(10), _pair_table(16)
+_B80 = np.uint32(0x80808080)
 
 
 def _at(buf: np.ndarray, dtype: str) -> np.ndarray:
@@ -258,20 +246,21 @@ def _parse_fast(raw: bytes, resolve_target, source: str) -> RouteSet | int | Non
     grouped by their bytes and each distinct one resolved once (_targets). Other lines (comments
     aside) go to the exact parser one by one; host bits and duplicates are checked on all rows at
     the end. Lines are taken _CHUNK_LINES at a time: every temporary stays small."""
-    crlf = b"\r" in raw
-    if (crlf and raw.count(b"\r") != raw.count(b"\r\n")) or any(c in raw for c in _BREAKS) or \
-            (not raw.isascii() and any(c in raw for c in _BREAKS_UTF8)):
+    if not raw.isascii() and any(c in raw for c in _BREAKS_UTF8):
         return None
     buf = np.zeros(len(raw) + 80, np.uint8)      # 8 bytes before the text, the words read past it
     b = buf[8:8 + len(raw)]
     b[:] = np.frombuffer(raw, np.uint8)
-    nl = np.concatenate([np.zeros(0, np.int64)] + [np.flatnonzero(b[i:i + (1 << 22)] == 10) + i
-                                                   for i in range(0, len(b), 1 << 22)])
-    starts, ends = np.r_[0, nl + 1], np.r_[nl, len(b)]
+    ctl = np.concatenate([np.zeros(0, np.int64)] + [np.flatnonzero(b[i:i + (1 << 22)] < 32) + i
+                                                    for i in range(0, len(b), 1 << 22)])
+    kind = b[ctl]
+    nl, cr = ctl[kind == 10], ctl[kind == 13]
+    # other line breaks of str.splitlines() (\v \f \x1c-\x1e), or a \r not before \n: the exact parser
+    if len(nl) + len(cr) + int((kind == 9).sum()) < len(ctl) or (buf[cr + 9] != 10).any():
+        return None
+    starts, ends = np.r_[0, nl + 1], np.r_[nl - np.isin(nl - 1, cr), len(b)]
     if not raw or raw.endswith(b"\n"):
         starts, ends = starts[:-1], ends[:-1]
-    if crlf:
-        ends = ends - (b[np.maximum(ends - 1, 0)] == 13)
     u64, u32 = _at(buf, "<u8"), _at(buf, "<u4")
     cache: dict[str, int] = {}
     parts, gids, bad_line = [], [], 1 << 62
@@ -332,85 +321,92 @@ def _vouch(u64: np.ndarray, u32: np.ndarray, starts: np.ndarray, ends: np.ndarra
     """The lines [starts, ends) (offsets into the text, at offset 8 of the buffer u64 / u32 read)
     this parser vouches for: `prefix` blank `target`, the prefix a dotted quad without leading
     zeros or 1-4 hex digits a group with at most one '::' (the plain forms ipaddress accepts),
-    then '/' and 1-3 digits. The address's fields (between the '.' or ':') are read 4 bytes at a
-    time and checked and converted by table. -> (line index, is IPv6, prefix length, target's
-    offset) per vouched line, and the IPv4 addresses, IPv6 hi and lo halves in line order."""
+    then '/' and 1-3 digits. Each field of an address (between the '.' or ':') is read as the
+    word of its last 4 bytes and checked and converted bytewise in that word. -> (line index,
+    is IPv6, prefix length, target's offset) per vouched line, and the IPv4 addresses, IPv6 hi
+    and lo halves in line order."""
     n = len(starts)
     at = starts + 8                               # a line's first byte in the buffer
-    length = ends - starts
     m = np.empty((n, _ADDR // 8), np.uint64)
     for k in range(_ADDR // 8):
         m[:, k] = u64[at + 8 * k]
     m = m.view(np.uint8)
     slash = (m == ord("/")).argmax(1)
     rows = np.arange(n)
-    ok = (m[rows, slash] == ord("/")) & (slash > 0) & (slash < length)
+    ok = (m[rows, slash] == ord("/")) & (slash > 0) & (slash < ends - starts)
     d = u32[at + slash + 1].view(np.uint8).reshape(-1, 4)
     dig = (d - np.uint8(48)) < 10
     nd = dig[:, 0] * (1 + dig[:, 1] * (1 + dig[:, 2].astype(np.int64)))    # digits after the '/'
     blank = d[rows, nd]
-    ok &= (nd > 0) & ((blank == 32) | (blank == 9)) & (slash + 1 + nd < length)
+    ok &= (nd > 0) & ((blank == 32) | (blank == 9)) & (slash + 1 + nd < ends - starts)
     dv = d.astype(np.int64) - 48
     plen = np.where(nd == 1, dv[:, 0], np.where(nd == 2, dv[:, 0] * 10 + dv[:, 1],
                                                  dv[:, 0] * 100 + dv[:, 1] * 10 + dv[:, 2]))
-    # fields: they end at each ':' (IPv6: one in the first 5 bytes) or '.' before the '/', and at it
     cand = np.flatnonzero(ok)
     if len(cand) < n:
-        m, slash, plen, nd, at = m[cand], slash[cand], plen[cand], nd[cand], at[cand]
+        m, at, slash, plen, nd = m[cand], at[cand], slash[cand], plen[cand], nd[cand]
     c = len(cand)
+    # fields end at each ':' (IPv6: one in the first 5 bytes) or '.' before the '/', and at it
     fam6 = (m[:, :5] == ord(":")).any(1)
     sep = (m == np.where(fam6, ord(":"), ord(".")).astype(np.uint8)[:, None]) & (np.arange(_ADDR) < slash[:, None])
-    prow, pcol = np.divmod(np.flatnonzero(sep), _ADDR)
-    nsep = np.bincount(prow, minlength=c)
+    nsep = sep.sum(1)
     nf = nsep + 1
     last = np.cumsum(nf) - 1                      # each row's last field
     first = last - nsep
-    fend = np.empty(len(prow) + c, np.int64)
+    fend = np.empty(int(last[-1]) + 1 if c else 0, np.int64)     # a field's end in the buffer
     inner = np.ones(len(fend), bool)
     inner[last] = False
-    fend[inner] = pcol
-    fend[last] = slash
+    fend[inner] = np.repeat(at - _ADDR * np.arange(c), nsep) + np.flatnonzero(sep)
+    fend[last] = at + slash
     flen = np.empty_like(fend)
     flen[1:] = fend[1:] - fend[:-1] - 1
-    flen[first] = fend[first]
+    flen[first] = fend[first] - at
     keep = _KEEP[np.minimum(flen, 4)]             # a field's last 4 bytes, those before it as '0'
-    ch = (u32[np.repeat(at, nf) + fend - 4] & keep) | (np.uint32(0x30303030) & ~keep)
-    lo2, hi2 = ch & np.uint32(0xFFFF), ch >> np.uint32(16)    # 2 characters each, first in the low byte
+    x = (u32[fend - 4] & keep) | (np.uint32(0x30303030) & ~keep)
+    ascii_ = (x & _B80) == 0
+    digits = _between(x, 0x30, 0x39)
     v4, v6 = ~fam6 & (nsep == 3) & (plen <= 32), fam6 & (nsep >= 2) & (nsep <= 8) & (plen <= 128)
     addr4 = np.zeros(0, np.uint32)
     if v4.any():   # 4 fields of 1-3 digits, no leading zero, <= 255
-        f4 = v4[np.repeat(np.arange(c), nf)]
-        p, q = _DEC2[lo2[f4]], _DEC2[hi2[f4]]
-        val = (p & 0xFF).astype(np.int64) * 100 + (q & 0xFF)
-        n4 = flen[f4]
-        good = (((p | q) & 0x100) == 0) & (n4 >= 1) & (n4 <= 3) & (val >= _POW10[np.minimum(n4, 4)]) & (val <= 255)
+        f = v4[np.repeat(np.arange(c), nf)] if not v4.all() else slice(None)
+        y = x[f] - np.uint32(0x30303030)
+        y = (y * np.uint32(10) + (y >> np.uint32(8))) & np.uint32(0x00FF00FF)   # 2 digits a half
+        val = ((y & np.uint32(0xFF)) * np.uint32(100) + (y >> np.uint32(16))).astype(np.int64)
+        n4 = flen[f]
+        good = ascii_[f] & (digits[f] == _B80) & (n4 >= 1) & (n4 <= 3) & (val >= _POW10[np.minimum(n4, 4)]) & \
+            (val <= 255)
         val, good = val.reshape(-1, 4), good.reshape(-1, 4).all(1)
         v4[v4] = good
-        addr4 = ((val[good, 0] << 24) | (val[good, 1] << 16) | (val[good, 2] << 8) | val[good, 3]).astype(np.uint32)
+        val = val[good]
+        addr4 = ((val[:, 0] << 24) | (val[:, 1] << 16) | (val[:, 2] << 8) | val[:, 3]).astype(np.uint32)
     hi6 = lo6 = np.zeros(0, np.uint64)
     if v6.any():
-        hi6, lo6, valid = _fields6(v6, nf, first, last, flen, lo2, hi2)
-        v6[v6] = valid
-        hi6, lo6 = hi6[valid], lo6[valid]
+        f = v6[np.repeat(np.arange(c), nf)] if not v6.all() else slice(None)
+        hexd = ascii_[f] & ((digits[f] | _between(x[f] | np.uint32(0x20202020), 0x61, 0x66)) == _B80)
+        good, hi6, lo6 = _groups6(nf[v6], flen[f], x[f], hexd)
+        v6[v6] = good
+        hi6, lo6 = hi6[good], lo6[good]
     good = v4 | v6
     t0 = at[good] - 8 + slash[good] + nd[good] + 2
     return cand[good] + first_line, v6[good], plen[good], t0, addr4, hi6, lo6
 
 
-def _fields6(rows, nf, first, last, flen, lo2, hi2):
-    """The IPv6 addresses of the rows marked in `rows`, from their fields (count per row `nf`,
-    length, last 4 characters as two pairs) -> (hi, lo, valid) per such row. Valid as ipaddress
-    has it: 1-4 hex digits a field; one empty field inside at most (the '::'), an empty first or
-    last field only as part of it, and then at most 7 others; else exactly 8 fields."""
-    if not rows.all():
-        f = rows[np.repeat(np.arange(len(rows)), nf)]
-        nf, flen, lo2, hi2 = nf[rows], flen[f], lo2[f], hi2[f]
-        last = np.cumsum(nf) - 1
-        first = last - nf + 1
+def _between(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Per byte of uint32 words of ASCII bytes: 0x80 where lo <= byte <= hi, else 0."""
+    return (x + np.uint32(0x01010101 * (0x80 - lo))) & ~(x + np.uint32(0x01010101 * (0x7F - hi))) & _B80
+
+
+def _groups6(nf, flen, x, hexd):
+    """IPv6 addresses from their fields (per row the field count, per field its length, its
+    last 4 characters as a word, '0' before the field, and whether they are hex digits) ->
+    (valid, hi, lo) per row. Valid as ipaddress has it: 1-4 hex digits a field; one empty field
+    inside at most (the '::'), an empty first or last field only as part of it, and then at most
+    7 others; else exactly 8 fields."""
     k = len(nf)
-    p, q = _HEX2[lo2], _HEX2[hi2]
-    ok = np.logical_and.reduceat((((p | q) & 0x100) == 0) & (flen <= 4), first)
-    val = ((p & 0xFF).astype(np.uint64) << np.uint64(8)) | (q & 0xFF).astype(np.uint64)
+    last = np.cumsum(nf) - 1
+    first = last - nf + 1
+    ok = np.ones(k, bool)
+    ok[np.searchsorted(last, np.flatnonzero(~hexd | (flen > 4)))] = False
     empty = np.flatnonzero(flen == 0)
     er = np.searchsorted(last, empty)             # the row of each empty field
     at_first, at_last = empty == first[er], empty == last[er]
@@ -424,14 +420,20 @@ def _fields6(rows, nf, first, last, flen, lo2, hi2):
     ok &= np.where(n_skip == 0, (nf == 8) & ~lead & ~trail,
                    (n_skip == 1) & (~lead | (skip == first + 1)) & (~trail | (skip == last - 1))
                    & (nf - 1 - lead - trail <= 7))
-    # bit position: fields before the '::' count groups from the left, the others from the right
-    g = np.arange(len(flen))
-    shift = np.where(g < np.repeat(skip, nf), 16 * (7 - g + np.repeat(first, nf)), 16 * (np.repeat(last, nf) - g))
-    part = val << (shift & 63).astype(np.uint64)
-    high = shift >= 64
-    zero = np.uint64(0)
-    return (np.bitwise_or.reduceat(np.where(high, part, zero), first),
-            np.bitwise_or.reduceat(np.where(high, zero, part), first), ok)
+    # the value: hex digit nibbles, then two bytes of two nibbles each, then 16 bits
+    v = (x & np.uint32(0x0F0F0F0F)) + np.uint32(9) * ((x >> np.uint32(6)) & np.uint32(0x01010101))
+    v = ((v << np.uint32(4)) | (v >> np.uint32(8))) & np.uint32(0x00FF00FF)
+    val = (((v & np.uint32(0xFF)) << np.uint32(8)) | (v >> np.uint32(16))).astype(np.uint16)
+    # group slot: fields up to the '::' count from the left, those after it from the right;
+    # slot 8 of a row takes its empty fields (and an invalid row's strays)
+    cnt_l = np.where(skip >= 0, skip - first + 1, nf)
+    where = np.repeat(np.c_[np.arange(k) * 9 - first, np.arange(k) * 9 + 7 - last].reshape(-1),
+                      np.c_[cnt_l, nf - cnt_l].reshape(-1)) + np.arange(len(flen))
+    where[empty] = er * 9 + 8
+    grp = np.zeros((k, 9), np.uint16)
+    grp.reshape(-1)[where] = val                  # -1: the last row's slot 8
+    big = grp[:, :8].astype(">u2").view(">u8")   # the groups as two big-endian 64-bit halves
+    return ok, big[:, 0].astype(np.uint64), big[:, 1].astype(np.uint64)
 
 
 def _targets(raw: bytes, u64: np.ndarray, t0: np.ndarray, tlen: np.ndarray, row: np.ndarray,
@@ -462,8 +464,9 @@ def _targets(raw: bytes, u64: np.ndarray, t0: np.ndarray, tlen: np.ndarray, row:
             h = (h ^ words[:, j]) * np.uint64(0x9E3779B97F4A7C15)
             h ^= h >> np.uint64(29)
         _, first, inv = np.unique(h, return_index=True, return_inverse=True)
-        if not all((words[:, j] == words[first[inv], j]).all() for j in range(nw)) or \
-                not (tl == tl[first[inv]]).all():      # a hash collision
+        rep, rep_len = words[first], tl[first]
+        if not all((words[:, j] == rep[inv, j]).all() for j in range(nw)) or \
+                not (tl == rep_len[inv]).all():      # a hash collision
             _, first, inv = np.unique(np.c_[tl.astype(np.uint64), words], axis=0,
                                       return_index=True, return_inverse=True)
         g = np.zeros(len(first), np.uint32)
@@ -490,7 +493,8 @@ def _first_wrong_line(hi: np.ndarray, lo: np.ndarray, plen: np.ndarray, lines: n
         plen == 128, np.uint64(0), (np.uint64(1) << np.clip(128 - plen, 1, 63).astype(np.uint64)) - np.uint64(1)))
     bad = np.flatnonzero((hi & host_hi) | (lo & host_lo))
     found = [int(lines[bad[0]])] if len(bad) else []
-    if dup:
+    h = np.sort((hi * np.uint64(0x9E3779B97F4A7C15)) ^ (lo * np.uint64(0xC2B2AE3D27D4EB4F)) ^ plen.astype(np.uint64))
+    if dup and (h[1:] == h[:-1]).any():          # equal hashes: maybe the same prefix twice
         order = np.lexsort((plen, lo, hi))       # stable: lines stay ascending within a prefix
         h, l, p = hi[order], lo[order], plen[order]
         again = np.flatnonzero((h[1:] == h[:-1]) & (l[1:] == l[:-1]) & (p[1:] == p[:-1]))
