@@ -808,32 +808,28 @@ def _cuckoo(keys: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, 
     raise RouteError(f"cannot place {n} blocks in an IPv6 hash table")
 
 
-def _expand(hi, lo, plen, gid, first: int, to: int):
-    """Controlled prefix expansion: every route of length first..to-1 becomes the 2^(to-len)
-    routes of length `to` it covers, unless a route of length `to` (or a longer expanded one)
-    names the same prefix; LPM answers are unchanged for every address. A pivot's probe then
-    ends the lookup of these addresses instead of a walk down the shorter routes' trie."""
+def _expand(hi, lo, plen, gid, first: int, to: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `to`-bit blocks of a pivot: its own routes (length `to`) and, by controlled prefix
+    expansion, every route of length first..to-1 as the 2^(to-len) blocks it covers, unless a
+    route of length `to` (or a longer expanded one) names the same block; LPM answers are
+    unchanged for every address. A pivot's probe then ends the lookup of these addresses
+    instead of a walk down the shorter routes' trie. -> (block numbers sorted, group ids)."""
     sel = (plen >= first) & (plen < to)
-    if not sel.any():
-        return hi, lo, plen, gid
+    real = plen == to
     n = plen[sel]
-    k = to - n
-    cnt = np.int64(1) << k
+    cnt = np.int64(1) << (to - n)
     rep = np.repeat(np.arange(len(n)), cnt)
     sub = np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     eh = hi[sel][rep] | (sub.astype(np.uint64) << np.uint64(64 - to))
-    # candidates for each `to`-bit prefix: the real one first, then the longest expanded one
-    # (sorted by prefix, then `to` - length: distinct, no two routes of a length cover one prefix)
-    ch = np.r_[hi[plen == to], eh]
-    rank = np.r_[np.zeros(int((plen == to).sum()), np.uint64), (to - n[rep]).astype(np.uint64)]
-    cg = np.r_[gid[plen == to], gid[sel][rep]]
-    order = np.argsort(((ch >> np.uint64(64 - to)) << np.uint64(8)) | rank) if to <= 56 else \
-        np.lexsort((rank, ch))
+    # candidates for each block: the real one first, then the longest expanded one (sorted by
+    # block, then `to` - length: distinct, no two routes of a length cover one block)
+    ch = np.r_[hi[real], eh] >> np.uint64(64 - to)
+    rank = np.r_[np.zeros(int(real.sum()), np.uint64), (to - n[rep]).astype(np.uint64)]
+    cg = np.r_[gid[real], gid[sel][rep]]
+    order = np.argsort((ch << np.uint64(8)) | rank) if to <= 56 else np.lexsort((rank, ch))
     ch, cg = ch[order], cg[order]
-    first_of = np.r_[True, ch[1:] != ch[:-1]]
-    keep = ~sel & (plen != to)
-    return (np.r_[hi[keep], ch[first_of]], np.r_[lo[keep], np.zeros(int(first_of.sum()), np.uint64)],
-            np.r_[plen[keep], np.full(int(first_of.sum()), to, np.int64)], np.r_[gid[keep], cg[first_of]])
+    first_of = np.r_[True, ch[1:] != ch[:-1]] if len(ch) else np.zeros(0, bool)
+    return ch[first_of], cg[first_of]
 
 
 def build_v6(hi: np.ndarray, lo: np.ndarray, plen: np.ndarray, gid: np.ndarray, base: int = 0,
@@ -858,40 +854,38 @@ def build_v6(hi: np.ndarray, lo: np.ndarray, plen: np.ndarray, gid: np.ndarray, 
     gid = np.asarray(gid, np.uint32)
     if len(gid) and int(gid.max()) >= V6_SKIP:
         raise ValueError("group id collides with the entry flags")
-    for p, lo_len in zip(pivots, V6_EXPAND):
-        hi, lo, plen, gid = _expand(hi, lo, plen, gid, lo_len, p)
-    order = np.lexsort((plen, lo, hi))
-    hi, lo, plen, gid = hi[order], lo[order], plen[order], gid[order]
     rng = np.random.default_rng(seed)
     r = levels[0]
     root = V6_HDR_WORDS
     cur = root + (1 << r)
-    # the root trie: routes shorter than the first pivot
-    seg = plen < pivots[0]
-    sh, sl, sn, sg = hi[seg], lo[seg], plen[seg], gid[seg]
+
+    def sorted_routes(sel):           # the routes of a mask, sorted by address, then length
+        i = np.flatnonzero(sel)
+        i = i[np.lexsort((plen[i], lo[i], hi[i]))]
+        return hi[i], lo[i], plen[i], gid[i]
+    # the root trie: routes shorter than the first pivot's expansion
+    sh, sl, sn, sg = sorted_routes(plen < V6_EXPAND[0])
     top = sn <= r
     root_paint = [(n, _bits(sh[sel], sl[sel], 0, n).astype(np.int64) if n else np.zeros(int(sel.sum()), np.int64),
                    sg[sel]) for n in range(r + 1) if (sel := top & (sn == n)).any()]
     plans = [_plan(sh[~top], sl[~top], sn[~top], sg[~top], levels[:levels.index(pivots[0]) + 1],
                    _bits(sh[~top], sl[~top], 0, r).astype(np.int64))]
-    # per pivot: the blocks holding routes from its length up to the next pivot's
+    # per pivot: its blocks (own and expanded routes) and those holding longer routes, up to
+    # the next pivot's expansion
     tables = []
     for i, p in enumerate(pivots):
-        end = pivots[i + 1] if i + 1 < len(pivots) else 129
-        seg = (plen >= p) & (plen < end)
-        h, l, n, g = hi[seg], lo[seg], plen[seg], gid[seg]
+        end = V6_EXPAND[i + 1] if i + 1 < len(pivots) else 129
+        own, own_gid = _expand(hi, lo, plen, gid, V6_EXPAND[i], p)
+        h, l, n, g = sorted_routes((plen > p) & (plen < end))
         blk = h >> np.uint64(64 - p)
-        start = np.flatnonzero(np.r_[True, blk[1:] != blk[:-1]]) if len(blk) else np.zeros(0, np.int64)
-        c1, c2, size, slot = _cuckoo(blk[start], rng)
+        keys = np.sort(np.r_[own, blk], kind="stable")      # two sorted runs: a merge
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+        c1, c2, size, slot = _cuckoo(keys, rng)
         slots = cur
         cur += V6_SLOT_WORDS * size
-        block_of_route = np.repeat(np.arange(len(start)), np.diff(np.r_[start, len(blk)]))
-        slot_of_route = slot[block_of_route]
-        own = n == p                      # a block's own route: its slot's entry
         stop = levels.index(pivots[i + 1]) + 1 if i + 1 < len(pivots) else len(levels)
-        plans.append(_plan(h[~own], l[~own], n[~own], g[~own], levels[levels.index(p):stop],
-                           slot_of_route[~own]))
-        tables.append((p, c1, c2, size, slots, blk[start], slot, block_of_route[own], g[own]))
+        plans.append(_plan(h, l, n, g, levels[levels.index(p):stop], slot[np.searchsorted(keys, blk)]))
+        tables.append((p, c1, c2, size, slots, keys, slot, np.searchsorted(keys, own), own_gid))
     # layout: every record and node after the slots, depth-first (prefix, then depth)
     keys = [k for _, ks in plans for k in ks]
     offs = []
