@@ -363,7 +363,6 @@ def _vouch(u64: np.ndarray, u32: np.ndarray, starts: np.ndarray, ends: np.ndarra
     flen[first] = fend[first] - at
     keep = _KEEP[np.minimum(flen, 4)]             # a field's last 4 bytes, those before it as '0'
     x = (u32[fend - 4] & keep) | (np.uint32(0x30303030) & ~keep)
-    ascii_ = (x & _B80) == 0
     digits = _between(x, 0x30, 0x39)
     v4, v6 = ~fam6 & (nsep == 3) & (plen <= 32), fam6 & (nsep >= 2) & (nsep <= 8) & (plen <= 128)
     addr4 = np.zeros(0, np.uint32)
@@ -373,7 +372,7 @@ def _vouch(u64: np.ndarray, u32: np.ndarray, starts: np.ndarray, ends: np.ndarra
         y = (y * np.uint32(10) + (y >> np.uint32(8))) & np.uint32(0x00FF00FF)   # 2 digits a half
         val = ((y & np.uint32(0xFF)) * np.uint32(100) + (y >> np.uint32(16))).astype(np.int64)
         n4 = flen[f]
-        good = ascii_[f] & (digits[f] == _B80) & (n4 >= 1) & (n4 <= 3) & (val >= _POW10[np.minimum(n4, 4)]) & \
+        good = (digits[f] == _B80) & (n4 >= 1) & (n4 <= 3) & (val >= _POW10[np.minimum(n4, 4)]) & \
             (val <= 255)
         val, good = val.reshape(-1, 4), good.reshape(-1, 4).all(1)
         v4[v4] = good
@@ -382,7 +381,7 @@ def _vouch(u64: np.ndarray, u32: np.ndarray, starts: np.ndarray, ends: np.ndarra
     hi6 = lo6 = np.zeros(0, np.uint64)
     if v6.any():
         f = v6[np.repeat(np.arange(c), nf)] if not v6.all() else slice(None)
-        hexd = ascii_[f] & ((digits[f] | _between(x[f] | np.uint32(0x20202020), 0x61, 0x66)) == _B80)
+        hexd = (digits[f] | _between(x[f] | np.uint32(0x20202020), 0x61, 0x66)) == _B80
         good, hi6, lo6 = _groups6(nf[v6], flen[f], x[f], hexd)
         v6[v6] = good
         hi6, lo6 = hi6[good], lo6[good]
@@ -392,7 +391,9 @@ def _vouch(u64: np.ndarray, u32: np.ndarray, starts: np.ndarray, ends: np.ndarra
 
 
 def _between(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Per byte of uint32 words of ASCII bytes: 0x80 where lo <= byte <= hi, else 0."""
+    """Per byte of uint32 words: 0x80 where lo <= byte <= hi (ASCII lo, hi), else 0. A byte
+    >= 0x80 is never in range (its carry may move the next byte's range by one: a word holding
+    one fails anyway)."""
     return (x + np.uint32(0x01010101 * (0x80 - lo))) & ~(x + np.uint32(0x01010101 * (0x7F - hi))) & _B80
 
 
