@@ -347,9 +347,10 @@ def _vouch(u64: np.ndarray, u32: np.ndarray, starts: np.ndarray, ends: np.ndarra
         m, at, slash, plen, nd = m[cand], at[cand], slash[cand], plen[cand], nd[cand]
     c = len(cand)
     # fields end at each ':' (IPv6: one in the first 5 bytes) or '.' before the '/', and at it
-    fam6 = (m[:, :5] == ord(":")).any(1)
+    fam6 = ((m[:, :8] == ord(":")).view("<u8")[:, 0] & np.uint64(0xFF_FFFF_FFFF)) != 0   # a ":" in 5 bytes
     sep = (m == np.where(fam6, ord(":"), ord(".")).astype(np.uint8)[:, None]) & (np.arange(_ADDR) < slash[:, None])
-    nsep = sep.sum(1)
+    words = sep.view(np.uint64)                   # 0/1 bytes: summed per byte, then across the word
+    nsep = ((words.sum(1, dtype=np.uint64) * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
     nf = nsep + 1
     last = np.cumsum(nf) - 1                      # each row's last field
     first = last - nsep
@@ -798,7 +799,13 @@ def _cuckoo(keys: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, 
         for _round in range(200):
             if not len(homeless):
                 return int(c[0]), int(c[1]), size, np.where(choice == 0, cand[0], cand[1]).astype(np.int64)
-            pos = cand[0] if _round == 0 else cand.reshape(-1)[choice[homeless].astype(np.int64) * n + homeless]
+            if _round == 0:                       # every slot free, every key at its first candidate
+                owner[cand[0]] = homeless
+                won = owner[cand[0]] == homeless
+                homeless = homeless[~won]
+                choice[homeless] ^= 1
+                continue
+            pos = cand.reshape(-1)[choice[homeless].astype(np.int64) * n + homeless]
             evicted = owner[pos]
             owner[pos] = homeless                 # one of the claimants of a slot wins
             won = owner[pos] == homeless
