@@ -145,7 +145,7 @@ class RouteSet:
         keep = np.sort(len(key) - 1 - first_rev)
         hi, lo, n6, g6 = (np.concatenate([x, y]) for x, y in zip(self.v6_arrays, other.v6_arrays))
         # last occurrence of each (hi, lo, len) wins: stable sort, keep the end of each run
-        order = np.lexsort((np.arange(len(n6)), n6, lo, hi))
+        order = np.lexsort((n6, lo, hi))
         h, l, m = hi[order], lo[order], n6[order]
         last = np.r_[(h[1:] != h[:-1]) | (l[1:] != l[:-1]) | (m[1:] != m[:-1]), True] if len(m) else \
             np.zeros(0, bool)
