@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Compare kfuncs: find/match a u16 among up to 16 (or in two such arrays at once), a cuckoo
- * table's first candidate (hash and both buckets' signature compares in one call), a u32 among up to 8, key equality of any
- * length, index of the minimum of up to 16 u32.
+ * table's first candidate (hash and both buckets' signature compares in one call), a bucket
+ * table's whole lookup (hash, seqcount, signatures, key, value copy in one call), a u32 among
+ * up to 8, key equality of any length, index of the minimum of up to 16 u32.
  *
  * These run on general registers (SWAR: 4 u16 lanes per u64), not AVX2: a 16-lane compare is
  * ~20 instructions this way, while the FPU bracket alone (irq_fpu_usable + begin + end) costs
@@ -288,6 +289,106 @@ __bpf_kfunc u64 enetstl_cuckoo_cand(void *buckets__map, const void *key, u32 key
 		return (u64)h << 32 | (m2 & (m2 - 1) ? ENETSTL_CK_MORE : 0) |
 		       (READ_ONCE(b2->idx[__ffs(m2)]) & ENETSTL_CK_IDX);
 	return (u64)h << 32;
+}
+
+/* The bucket table's placement hash of key ^ seed: murmur3's fmix64 (enetstl.h). */
+static __always_inline u64 bt_hash(u64 h)
+{
+	h ^= h >> 33;
+	h *= ENETSTL_BT_MIX1;
+	h ^= h >> 33;
+	h *= ENETSTL_BT_MIX2;
+	return h ^ (h >> 33);
+}
+
+/*
+ * One reader's try at `key` in bucket b: the way (its value copied to out), -ENOENT, or
+ * -EAGAIN when a writer held the bucket or wrote it meanwhile.  One compare and branch per
+ * way, unrolled: a way whose signature differs costs two instructions, what a 64-bit SWAR word
+ * costs per lane without its 64-bit constants, and a key in the first ways (inserts take the
+ * lowest free way) is found after a few; each way has its own copy at constant offsets.
+ * Plain loads between the seqcount reads, as in any seqcount reader.
+ */
+static __always_inline int bt_try(const struct enetstl_bt_bucket *b, u64 key, u16 sig,
+				  struct enetstl_bt_val *out)
+{
+	u32 s = READ_ONCE(b->seq);
+
+	if (s & 1)
+		return -EAGAIN;
+	smp_rmb();
+#define BT_WAY(i)							\
+	if (b->sig[i] == sig && b->e[i].key == key) {			\
+		put_unaligned(b->e[i].val.w[0], &out->w[0]);		\
+		put_unaligned(b->e[i].val.w[1], &out->w[1]);		\
+		smp_rmb();						\
+		return b->seq == s ? i : -EAGAIN;			\
+	}
+	BT_WAY(0) BT_WAY(1) BT_WAY(2) BT_WAY(3) BT_WAY(4) BT_WAY(5) BT_WAY(6) BT_WAY(7)
+	BT_WAY(8) BT_WAY(9) BT_WAY(10) BT_WAY(11) BT_WAY(12) BT_WAY(13) BT_WAY(14) BT_WAY(15)
+#undef BT_WAY
+	smp_rmb();
+	return b->seq == s ? -ENOENT : -EAGAIN;
+}
+
+/* Placement of key in table ba (enetstl.h): its bucket, and its signature in *sig. */
+static __always_inline const struct enetstl_bt_bucket *bt_bucket(const struct bpf_array *ba,
+								 u64 key, u64 seed, u16 *sig)
+{
+	u64 h = bt_hash(key ^ seed);
+
+	*sig = h >> 48;
+	*sig += !*sig;	/* 0 marks a free way: signature 0 is 1 */
+	/* values of exactly a bucket (checked): elem_size is sizeof(bucket), a constant stride */
+	return (const void *)(ba->value + sizeof(struct enetstl_bt_bucket) * (h & ba->index_mask));
+}
+
+/* The tries after a first one a writer overlapped (rare: out of the lookup's line; it takes the
+ * kfunc's own arguments, so the lookup leaves them in their registers). */
+static noinline int bt_retry(const struct bpf_array *ba, u64 key, u64 seed,
+			     struct enetstl_bt_val *out)
+{
+	const struct enetstl_bt_bucket *b;
+	int t, r;
+	u16 sig;
+
+	b = bt_bucket(ba, key, seed, &sig);
+	for (t = 1; t < ENETSTL_BT_TRIES; t++) {
+		r = bt_try(b, key, sig, out);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return -EBUSY;
+}
+
+/*
+ * Look `key` up in a bucket table (layout, placement and the writers' protocol in enetstl.h)
+ * as its readers do: seqcount read (odd: retry), the lowest way whose signature and key match,
+ * a copy of its value into *val, seqcount re-read (changed: retry), ENETSTL_BT_TRIES tries.
+ * Returns the way (*val filled), -ENOENT if the key is absent, -EBUSY if writers held or changed
+ * the bucket on every try (*val may hold a torn copy), -EINVAL on a bad table.  The table is read
+ * in place after checking the map's type, value size, a power-of-two bucket count and that its
+ * values hold no special fields; only *val is written (its size is the verifier's check, from
+ * BTF; KF_TRUSTED_ARGS refuses NULL).  Scalar code on general registers: no FPU bracket.
+ */
+__bpf_kfunc int enetstl_bt_find(void *buckets__map, u64 key, u64 seed, struct enetstl_bt_val *val)
+{
+	const struct bpf_array *ba = buckets__map;
+	const struct enetstl_bt_bucket *b;
+	u16 sig;
+	int r;
+
+	enetstl_count(CTR_BT);
+	if (unlikely(ba->map.map_type != BPF_MAP_TYPE_ARRAY ||
+		     ba->map.value_size != sizeof(struct enetstl_bt_bucket) || ba->map.record ||
+		     ba->index_mask + 1 != ba->map.max_entries))
+		return -EINVAL;
+	BUILD_BUG_ON(sizeof(struct enetstl_bt_bucket) % 8);
+	b = bt_bucket(ba, key, seed, &sig);
+	r = bt_try(b, key, sig, val);
+	if (likely(r != -EAGAIN))
+		return r;
+	return bt_retry(ba, key, seed, val);
 }
 
 /* Index of the first minimum among vals__sz / 4 (1..16) u32, -EINVAL on bad size. */

@@ -24,6 +24,7 @@ enum enetstl_ctr {
 	CTR_CRC_SW,		/* ... using the table */
 	CTR_FPU_BUSY,		/* SIMD wanted but irq_fpu_usable() said no */
 	CTR_CUCKOO,		/* enetstl_cuckoo_cand calls (its hash and compares are inside) */
+	CTR_BT,			/* enetstl_bt_find calls */
 	CTR_NR,
 };
 DECLARE_PER_CPU(u64, enetstl_ctrs[CTR_NR]);

@@ -101,6 +101,7 @@ BTF_ID_FLAGS(func, enetstl_find_u32)
 BTF_ID_FLAGS(func, enetstl_match_u32)
 BTF_ID_FLAGS(func, enetstl_key_eq)
 BTF_ID_FLAGS(func, enetstl_cuckoo_cand)
+BTF_ID_FLAGS(func, enetstl_bt_find, KF_TRUSTED_ARGS)
 BTF_ID_FLAGS(func, enetstl_min_idx_u32)
 /* bits.c */
 BTF_ID_FLAGS(func, enetstl_ffs32)
@@ -191,6 +192,7 @@ CTR_ATTR(crc32c_hw_calls, CTR_CRC_HW);
 CTR_ATTR(crc32c_sw_calls, CTR_CRC_SW);
 CTR_ATTR(fpu_busy, CTR_FPU_BUSY);
 CTR_ATTR(cuckoo_cand_calls, CTR_CUCKOO);
+CTR_ATTR(bt_find_calls, CTR_BT);
 LIVE_ATTR(live_lb, enetstl_live_lb);
 LIVE_ATTR(live_rp, enetstl_live_rp);
 LIVE_ATTR(live_mw, enetstl_live_mw);
@@ -211,6 +213,7 @@ static struct attribute *enetstl_attrs[] = {
 	&crc32c_sw_calls_attr.attr,
 	&fpu_busy_attr.attr,
 	&cuckoo_cand_calls_attr.attr,
+	&bt_find_calls_attr.attr,
 	&live_lb_attr.attr,
 	&live_rp_attr.attr,
 	&live_mw_attr.attr,

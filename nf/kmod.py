@@ -29,7 +29,7 @@ KO_PATH = ROOT / "kmod" / "enetstl.ko"
 SYSFS = Path("/sys/kernel/enetstl")
 PARAMS = Path("/sys/module/enetstl/parameters")
 COUNTERS = ("hash_simd_calls", "hash_scalar_calls", "crc32c_hw_calls", "crc32c_sw_calls",
-            "fpu_busy", "cuckoo_cand_calls", "live_lb", "live_rp", "live_mw", "live_mw_nodes")
+            "fpu_busy", "cuckoo_cand_calls", "bt_find_calls", "live_lb", "live_rp", "live_mw", "live_mw_nodes")
 LIVE = ("live_lb", "live_rp", "live_mw", "live_mw_nodes")
 
 

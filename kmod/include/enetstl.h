@@ -93,6 +93,41 @@ struct enetstl_ck_bucket {
 };
 
 /*
+ * Bucket table of enetstl_bt_find (the L2 switch's eNetSTL FDB): a BPF_MAP_TYPE_ARRAY of
+ * buckets, n_buckets = max_entries a power of two, each bucket a seqcount, 16 u16 signatures
+ * (0 = free way) and 16 entries of 32 bytes: the key (a u64), the value a lookup copies
+ * (ENETSTL_BT_VAL bytes) and 8 bytes only the writers use.
+ * Placement of key k under the table's seed s: h = fmix64(k ^ s) (murmur3's finaliser:
+ *   h ^= h >> 33; h *= MIX1; h ^= h >> 33; h *= MIX2; h ^= h >> 33),
+ *   bucket = h & (n_buckets - 1), signature = h >> 48, or 1 if that is 0.
+ * Writers (BPF programs) take a bucket with cmpxchg(seq, even, even + 1) and release it with an
+ * atomic add; a reader reads seq (odd: a writer is in, try again), finds and copies, and
+ * re-reads seq (changed: try again), three tries at most.
+ */
+#define ENETSTL_BT_WAYS		16
+#define ENETSTL_BT_MIX1		0xff51afd7ed558ccdull
+#define ENETSTL_BT_MIX2		0xc4ceb9fe1a85ec53ull
+#define ENETSTL_BT_TRIES	3
+#define ENETSTL_BT_VAL		16
+
+struct enetstl_bt_val {
+	__u64 w[ENETSTL_BT_VAL / 8];
+};
+
+struct enetstl_bt_entry {
+	__u64 key;
+	struct enetstl_bt_val val;
+	__u64 priv;
+};
+
+struct enetstl_bt_bucket {
+	__u32 seq;
+	__u32 pad;
+	__u16 sig[ENETSTL_BT_WAYS];
+	struct enetstl_bt_entry e[ENETSTL_BT_WAYS];
+};
+
+/*
  * Memory-wrapper node: BPF reads `data` directly (constant offsets) through the pointer
  * the acquire kfuncs return and writes it with enetstl_mw_node_write().  The kernel-private
  * part of the node follows `id` and is not visible here.
@@ -144,6 +179,8 @@ ENETSTL_DECL(__u32, enetstl_match_u32, const __u32 *arr, __u32 arr__sz, __u32 v)
 ENETSTL_DECL(int, enetstl_key_eq, const void *a, __u32 a__sz, const void *b, __u32 b__sz);
 ENETSTL_DECL(__u64, enetstl_cuckoo_cand, void *buckets__map, const void *key, __u32 key__sz,
 	     const void *hash, __u32 hash__sz);
+ENETSTL_DECL(int, enetstl_bt_find, void *buckets__map, __u64 key, __u64 seed,
+	     struct enetstl_bt_val *val);
 ENETSTL_DECL(int, enetstl_min_idx_u32, const __u32 *vals, __u32 vals__sz);
 
 /* bits.c */

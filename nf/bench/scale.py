@@ -198,14 +198,14 @@ def _fdb_rows(keys: np.ndarray, op: int, ifindex: int = 0, flags: int = 0) -> np
     return r.view(np.uint8).reshape(len(keys), -1)
 
 
-def switch_object(variant, size: int, efdb_flags: int | None = None):
+def switch_object(variant, size: int):
     """A switch object of ``variant`` sized for ``size`` FDB entries, loaded (test_run only)."""
     from nf.bpf import BpfObject
     from nf.config.l2_switch import Variant
     from nf.nfs.l2_switch import OBJECT, OBJECT_ENETSTL, built, size_object
     obj = BpfObject.open(built(OBJECT_ENETSTL if variant == Variant.enetstl else OBJECT))
     try:
-        size_object(obj, variant, size, efdb_flags)
+        size_object(obj, variant, size)
         obj.load()
     except BaseException:
         obj.close()
@@ -224,7 +224,7 @@ def fdb(size: int, seed: int = 1, rounds: int = ROUNDS, repeat: int = REPEAT) ->
     keys = fdb_keys(n + BATCH, seed)
     ins, miss = keys[:n], keys[n:]
     out = {"size": size, "entries": n}
-    OP_ADD, OP_FIND = 1, 6
+    from nf.nfs.l2_switch import OP_ADD, OP_FIND
     objs, batches = {}, {}
     try:
         for name, variant in (("efdb", Variant.enetstl), ("hash", Variant.pure)):
@@ -265,7 +265,7 @@ def fdb(size: int, seed: int = 1, rounds: int = ROUNDS, repeat: int = REPEAT) ->
             got = time_side_by_side({n_: (b, rows) for n_, b in batches.items()}, OP_FIND, rounds, repeat)
             for name, b in batches.items():
                 out[f"{name}_{kind}_ns"] = got[name]
-                found = int((b.rows[:len(k), 4:8].copy().view(np.int32) == 0).sum())
+                found = int((b.rows[:len(k), 4:8].copy().view(np.int32) >= 0).sum())   # ret: the way
                 if found != (len(k) if kind == "hit" else 0):
                     raise RuntimeError(f"FDB {name} at {size}: {found} of {len(k)} {kind}s found")
     finally:
@@ -299,13 +299,14 @@ def _per_lookup(c, prog, b: Batch, rows: np.ndarray, op_find: int) -> float:
 def guest_counts(c, sizes=GUEST_SIZES) -> dict:
     """In a measuring guest, module loaded (c: nf.bench.guest.Counter): instructions per lookup of
     the flow table (pure xdp_ft_batch vs eNetSTL xdp_ft_batch_kf, one table) and of the switch
-    FDB (the eNetSTL table, SWAR and kfunc compare, vs the pure variant's hash map), hits and
-    misses, at each size, 75 % full: {"<nf>/<size>/<variant>/<hit|miss>": insns}."""
+    FDB (the eNetSTL table: the datapath's enetstl_bt_find, and its BPF probe, on one table; vs
+    the pure variant's hash map), hits and misses, at each size, 75 % full:
+    {"<nf>/<size>/<variant>/<hit|miss>": insns}."""
     from nf.bpf import libbpf as L
     from nf.config.l2_switch import Variant
     from nf.models.flow_table import Op
     from nf.nfs.flow_table import FlowTable
-    from nf.nfs.l2_switch import EFDB_KFUNC_FIND, FDB_STATIC, FdbVal
+    from nf.nfs.l2_switch import FDB_STATIC, OP_FIND, OP_FIND_BPF, FdbVal
     out = {}
     rng = np.random.default_rng(7)
     for size in sizes:
@@ -326,10 +327,9 @@ def guest_counts(c, sizes=GUEST_SIZES) -> dict:
         finally:
             ft.down()
         fk = fdb_keys(n + GUEST_K, 1)
-        for name, variant, flags in (("enetstl", Variant.enetstl, 0),
-                                     ("enetstl kfunc find", Variant.enetstl, EFDB_KFUNC_FIND),
-                                     ("pure", Variant.pure, None)):
-            obj = switch_object(variant, size, efdb_flags=flags)
+        for variant, probes in ((Variant.enetstl, (("enetstl", OP_FIND), ("enetstl bpf probe", OP_FIND_BPF))),
+                                (Variant.pure, (("pure", OP_FIND),))):
+            obj = switch_object(variant, size)
             try:
                 b = Batch(obj.program("xdp_l2sw_fdb_batch"), obj.map("fdb_batch"))
                 try:
@@ -349,8 +349,9 @@ def guest_counts(c, sizes=GUEST_SIZES) -> dict:
                                                            ctypes.byref(cnt), None), "FDB batch update")
                     with c.snapshot():
                         for kind, k in (("hit", fk[rng.choice(n, GUEST_K, replace=False)]), ("miss", fk[n:])):
-                            out[f"l2_switch/{size}/{name}/{kind}"] = _per_lookup(
-                                c, obj.program("xdp_l2sw_fdb_batch"), b, _fdb_rows(k, 6), 6)
+                            for name, op in probes:
+                                out[f"l2_switch/{size}/{name}/{kind}"] = _per_lookup(
+                                    c, obj.program("xdp_l2sw_fdb_batch"), b, _fdb_rows(k, op), op)
                 finally:
                     b.close()
             finally:

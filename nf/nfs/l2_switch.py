@@ -136,8 +136,7 @@ class DevmapVal(ctypes.Structure):
 WAYS = 16
 WHEEL_SLOTS = 256
 OP_ADD, OP_DEL, OP_FLUSH, OP_EXPIRE, OP_WHEEL_START = 1, 2, 3, 4, 5
-EFDB_KFUNC_FIND = 2            # L2SW_EFDB_KFUNC_FIND: the module's 16-lane compare
-EFDB_DEFAULT_FLAGS = 0         # the SWAR compare: cheaper than the kfunc's call and FPU bracket
+OP_FIND, OP_FIND_BPF = 6, 7    # fdb_batch: the datapath's lookup; the BPF probe even with the module
 
 
 class EfdbEntry(ctypes.Structure):
@@ -156,7 +155,7 @@ class EfdbBucket(ctypes.Structure):
 class EfdbCfg(ctypes.Structure):
     __c_struct__ = "struct l2sw_efdb_cfg"
     __bpf_object__ = OBJECT_ENETSTL
-    _fields_ = [("bucket_mask", u32), ("seed", u32), ("flags", u32), ("max_entries", u32)]
+    _fields_ = [("bucket_mask", u32), ("seed", u32), ("max_entries", u32)]
 
 
 class WheelItem(ctypes.Structure):
@@ -535,15 +534,14 @@ def built(name: str) -> Path:
 
 
 
-def size_object(obj, variant: Variant | str, fdb_size: int, efdb_flags: int | None = None) -> None:
+def size_object(obj, variant: Variant | str, fdb_size: int) -> None:
     """Before load: the FDB's size (the hash map's max_entries; the eNetSTL table's buckets and
     entry limit) and the eNetSTL table's rodata. The one place a switch object is sized (KIND's
-    configure; the test_run harness picks which kfuncs the eNetSTL table uses: ``efdb_flags``)."""
+    configure and the test_run harness)."""
     if Variant(variant) == Variant.enetstl:
         nb = efdb_buckets(fdb_size)
         obj.map("efdb").set_max_entries(nb)
-        flags = EFDB_DEFAULT_FLAGS if efdb_flags is None else efdb_flags
-        obj.set_rodata("efdb_cfg", EfdbCfg(nb - 1, 0, flags, fdb_size))
+        obj.set_rodata("efdb_cfg", EfdbCfg(nb - 1, 0, fdb_size))
     else:
         obj.map("fdb").set_max_entries(fdb_size)
 
@@ -762,14 +760,14 @@ class SwitchSim:
     the reference model (nf/models/l2_switch.py) against the datapath."""
 
     def __init__(self, ports: list[PortPlan], aging_s: float = 300, fdb_size: int = 65536,
-                 variant: Variant = Variant.pure, efdb_flags: int | None = None):
+                 variant: Variant = Variant.pure):
         from nf.bpf import BpfObject
         self.plans = {p.ifindex: p for p in ports}
         self.variant = variant
         self.obj = BpfObject.open(built(OBJECT_ENETSTL if variant == Variant.enetstl else OBJECT))
         self.inner = {}
         try:
-            size_object(self.obj, variant, fdb_size, efdb_flags)
+            size_object(self.obj, variant, fdb_size)
             self.obj.load()
             self.maps = make_maps(self.obj, variant, {p.ifindex: p.name for p in ports})
             self.inner = fill_tables(self.obj, self.maps, ports, real_ports=False)

@@ -7,9 +7,9 @@ with the same types and sizes, and the same verdicts and output bytes on a fixed
 fresh `nf up` of that config (of the chain's config for the chain paths). The commands run
 in-process (typer's runner), exactly as `nf` runs them. The pure variants run on the host
 (tier 2), the eNetSTL ones in the guest (tier 3), where the module's call counters must also show
-the kfuncs called by the frames after every path - the eNetSTL switch's CRC32-C, the router's
-ECMP CRC32-C, the flow table's cuckoo candidate lookup, the sketch's count-min - and an eNetSTL
-NitroSketch must sample through a live module random pool after every path.
+the kfuncs called by the frames after every path - the eNetSTL switch's bucket-table lookup, the
+router's ECMP CRC32-C, the flow table's cuckoo candidate lookup, the sketch's count-min - and an
+eNetSTL NitroSketch must sample through a live module random pool after every path.
 """
 from __future__ import annotations
 
@@ -51,10 +51,8 @@ def switch_case(lab, variant):
               (_udp(m1, "02:00:00:00:00:77", "10.0.0.1", "10.0.0.7", 9, 9), "p1"),      # unknown
               (bytes(Ether(src=m2, dst=m1) / Dot1Q(vlan=20) / IP() / UDP()), "p2")]     # wrong VLAN
     # no field of the switch is a new program: the apply path has nothing to change. Its
-    # eNetSTL lookups call no kfunc (fmix64 and the SWAR compare in BPF, measured cheaper);
-    # the module holds its aging wheel (checked in measured(): a frame calls the module only
-    # when it learns a new MAC, which a later round's frames do not)
-    return cfg, None, frames, ()
+    # eNetSTL lookups (the destination's, and the learn's first look) are enetstl_bt_find calls
+    return cfg, None, frames, ("bt_find_calls",)
 
 
 def sketch_case(lab, variant):

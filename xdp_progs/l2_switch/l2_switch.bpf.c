@@ -31,9 +31,9 @@ static __always_inline int fdb_find(__u64 kw, struct l2sw_fdb_val *out)
 	struct l2sw_fdb_val *e = bpf_map_lookup_elem(&fdb, &kw);
 
 	if (!e)
-		return 0;
+		return -2; /* -ENOENT */
 	*out = *e;
-	return 1;
+	return 0;
 }
 
 struct reclaim_ctx {

@@ -109,7 +109,8 @@ struct l2sw_stats {
 /* ---- eNetSTL FDB variant (l2_switch_enetstl.bpf.c) ----
  * efdb: ARRAY of buckets; h = fmix64(key word ^ seed) (murmur3's finaliser: L2SW_EFDB_MIX*):
  * bucket = h & mask, signature = h >> 48 (0 -> 1); a way is found by comparing 16 u16
- * signatures at once (SWAR in BPF, or enetstl_match_u16 with L2SW_EFDB_KFUNC_FIND). */
+ * signatures. The module's bucket table (struct enetstl_bt_bucket, kmod/include/enetstl.h):
+ * with the module a lookup is one enetstl_bt_find call, without it the same probe in BPF. */
 #define L2SW_EFDB_MIX1   0xff51afd7ed558ccdull
 #define L2SW_EFDB_MIX2   0xc4ceb9fe1a85ec53ull
 #define L2SW_WAYS        16
@@ -137,13 +138,9 @@ struct l2sw_efdb_bucket {
 /* efdb_cfg: rodata, set before load */
 struct l2sw_efdb_cfg {
 	__u32 bucket_mask; /* buckets - 1 (a power of two) */
-	__u32 seed;        /* CRC32-C seed */
-	__u32 flags;       /* L2SW_EFDB_*: which kfuncs to use when the module is there */
+	__u32 seed;        /* xored into the key word before the mix */
 	__u32 max_entries; /* fdb_size: entries the table takes (static ones included) */
 };
-
-#define L2SW_EFDB_KFUNC_FIND 2 /* compare signatures with enetstl_match_u16 (else SWAR in BPF);
-				* bit 0 was the CRC32-C kfunc hash, before the multiplicative one */
 
 /* A timing-wheel filing (list-bucket value): the key, and the tick it was filed under. */
 struct l2sw_wheel_item {
@@ -173,17 +170,21 @@ enum l2sw_fdb_op {
 	L2SW_OP_FLUSH = 3,       /* remove dynamic entries (flags & L2SW_FDB_STATIC: all) */
 	L2SW_OP_EXPIRE = 4,      /* remove dynamic entries older than aging at now_ns */
 	L2SW_OP_WHEEL_START = 5, /* create the wheel's list buckets, start the aging timer */
-	L2SW_OP_FIND = 6,        /* fdb_batch only: the datapath's lookup (ret 0 found, ifindex) */
+	L2SW_OP_FIND = 6,        /* fdb_batch only: the datapath's lookup: ret >= 0 found (the
+				  * eNetSTL table: the way), the value in ifindex, idx, flags and
+				  * now_ns (its ts_ns); -ENOENT; -EBUSY (writers kept it busy) */
+	L2SW_OP_FIND_BPF = 7,    /* fdb_batch only: FIND by the BPF probe even with the module (the
+				  * eNetSTL table; enetstl_bt_find answers as it does) */
 };
 
 /* fdb_batch: requests of xdp_l2sw_fdb_batch, which runs the first n (the frame: a __u32 n) with
- * one bpf_loop: FIND in both variants, ADD in the eNetSTL one (bulk control-plane loads and the
- * benchmark at scale); op 0 reads the request only (the loop's own cost). */
+ * one bpf_loop: FIND and FIND_BPF in both variants, ADD in the eNetSTL one (bulk control-plane
+ * loads and the benchmark at scale); op 0 reads the request only (the loop's own cost). */
 #define L2SW_BATCH 65536
 
 struct l2sw_fdb_req {
 	__u32 op;
-	__s32 ret;        /* 0, or -errno (-EBUSY: a writer held a bucket: retry) */
+	__s32 ret;        /* 0 (FIND: >= 0), or -errno (-EBUSY: a writer held a bucket: retry) */
 	struct l2sw_fdb_key key;
 	__u32 ifindex;
 	__u16 idx;

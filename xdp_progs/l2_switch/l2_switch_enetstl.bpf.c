@@ -4,10 +4,11 @@
  *
  * Table (efdb): ARRAY of buckets of 16 ways. A 64-bit mix of the key word (mac|vid, efdb_hash):
  * its low bits pick the bucket, its top 16 bits are the way's signature (never 0; 0 = free), so
- * one 16-lane compare finds the candidate ways; the 8-byte key confirms.
- * The compare is the module's SIMD enetstl_match_u16 when efdb_cfg.flags asks for it and the
- * module is there, else the SWAR compare of xdp_progs/include/algo/find.h (the default: measured
- * cheaper at 16 lanes, NOTES.md); the module's list buckets run the aging wheel.
+ * one 16-lane compare finds the candidate ways; the 8-byte key confirms. It is the module's
+ * bucket table (enetstl.h): with the module a reader's whole lookup is one enetstl_bt_find call
+ * (hash, seqcount, signatures, key, copy in native code), without it the same probe runs in BPF
+ * (the SWAR compare of xdp_progs/include/algo/find.h), answer for answer. Writers are BPF code
+ * either way; the module's list buckets run the aging wheel.
  *
  * Concurrency, without spin locks around kfuncs: every bucket has a seqcount. A writer takes the
  * bucket by cmpxchg(seq, even, even+1) - try-lock, never spins (XDP cannot wait): on failure the
@@ -44,7 +45,6 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct l2sw_efdb_cfg efdb_cfg = {
 	.bucket_mask = L2SW_FDB_DEFAULT / L2SW_WAYS - 1,
-	.flags = 0,
 	.max_entries = L2SW_FDB_DEFAULT,
 };
 
@@ -105,13 +105,6 @@ static __always_inline __u64 efdb_hash(__u64 kw)
 	return h ^ (h >> 33);
 }
 
-static __always_inline __u32 efdb_match(struct l2sw_efdb_bucket *b, __u16 sig)
-{
-	if ((efdb_cfg.flags & L2SW_EFDB_KFUNC_FIND) && bpf_ksym_exists(enetstl_match_u16))
-		return enetstl_match_u16(b->sig, sizeof(b->sig), sig);
-	return algo_match16_u16(b->sig, sig);
-}
-
 static __always_inline __u64 key_word(const struct l2sw_fdb_key *k)
 {
 	__u64 kw;
@@ -120,10 +113,10 @@ static __always_inline __u64 key_word(const struct l2sw_fdb_key *k)
 	return kw;
 }
 
-/* The bucket index of key word *kw, and its signature (never 0: 0 marks a free way). */
-static __always_inline __u32 efdb_index(const __u64 *kw, __u16 *sig)
+/* The bucket index of key word kw, and its signature (never 0: 0 marks a free way). */
+static __always_inline __u32 efdb_index(__u64 kw, __u16 *sig)
 {
-	__u64 h = efdb_hash(*kw);
+	__u64 h = efdb_hash(kw);
 
 	*sig = h >> 48;
 	if (!*sig)
@@ -131,7 +124,7 @@ static __always_inline __u32 efdb_index(const __u64 *kw, __u16 *sig)
 	return (__u32)h & efdb_cfg.bucket_mask;
 }
 
-static __always_inline struct l2sw_efdb_bucket *efdb_bucket(const __u64 *kw, __u16 *sig)
+static __always_inline struct l2sw_efdb_bucket *efdb_bucket(__u64 kw, __u16 *sig)
 {
 	__u32 i = efdb_index(kw, sig);
 
@@ -144,7 +137,7 @@ static __always_inline struct l2sw_efdb_bucket *efdb_bucket(const __u64 *kw, __u
  * m &= m - 1 makes the mask's exact value matter to the verifier, and its paths explode. */
 static __always_inline int efdb_way(struct l2sw_efdb_bucket *b, __u64 kw, __u16 sig)
 {
-	__u32 m = efdb_match(b, sig), i;
+	__u32 m = algo_match16_u16(b->sig, sig), i;
 
 	if (!m)
 		return -1;
@@ -216,21 +209,40 @@ static __always_inline void way_clear(struct l2sw_efdb_bucket *b, int i)
 	fdb_gen_bump(); /* learn memos of the removed entry are stale */
 }
 
+/* The table is the module's bucket table (enetstl.h): enetstl_bt_find reads it as this file's
+ * readers do. */
+_Static_assert(sizeof(struct l2sw_efdb_bucket) == sizeof(struct enetstl_bt_bucket) &&
+	       __builtin_offsetof(struct l2sw_efdb_bucket, sig) ==
+	       __builtin_offsetof(struct enetstl_bt_bucket, sig) &&
+	       __builtin_offsetof(struct l2sw_efdb_bucket, e) ==
+	       __builtin_offsetof(struct enetstl_bt_bucket, e) &&
+	       sizeof(struct l2sw_efdb_entry) == sizeof(struct enetstl_bt_entry) &&
+	       __builtin_offsetof(struct l2sw_efdb_entry, ifindex) ==
+	       __builtin_offsetof(struct enetstl_bt_entry, val) &&
+	       sizeof(struct l2sw_fdb_val) == sizeof(struct enetstl_bt_val) &&
+	       L2SW_WAYS == ENETSTL_BT_WAYS &&
+	       L2SW_EFDB_MIX1 == ENETSTL_BT_MIX1 && L2SW_EFDB_MIX2 == ENETSTL_BT_MIX2,
+	       "the eNetSTL FDB is an enetstl_bt_find table");
+
 _Static_assert(__builtin_offsetof(struct l2sw_efdb_entry, ts_ns) -
 	       __builtin_offsetof(struct l2sw_efdb_entry, ifindex) ==
 	       __builtin_offsetof(struct l2sw_fdb_val, ts_ns) &&
 	       __builtin_offsetof(struct l2sw_efdb_entry, idx) - __builtin_offsetof(struct l2sw_efdb_entry, ifindex) ==
 	       __builtin_offsetof(struct l2sw_fdb_val, idx), "an entry's value part is a struct l2sw_fdb_val");
 
-static __always_inline int fdb_find(__u64 kw, struct l2sw_fdb_val *out)
+/* A reader's lookup of kw (enetstl_bt_find's, answer for answer, in BPF): seqcount (odd:
+ * retry), way, copy, seqcount again (changed: retry), ENETSTL_BT_TRIES tries. The way (its value
+ * copied to *out), -ENOENT, or -EBUSY: writers kept the bucket busy, and the frame floods rather
+ * than trust a torn read. */
+static __always_inline int fdb_find_bpf(__u64 kw, struct l2sw_fdb_val *out)
 {
 	struct l2sw_efdb_bucket *b;
 	__u16 sig;
 
-	b = efdb_bucket(&kw, &sig);
+	b = efdb_bucket(kw, &sig);
 	if (!b)
-		return 0;
-	for (int t = 0; t < 3; t++) {
+		return -EINVAL;
+	for (int t = 0; t < ENETSTL_BT_TRIES; t++) {
 		__u32 s1 = READ_ONCE_U32(b->seq);
 		int i;
 
@@ -242,9 +254,17 @@ static __always_inline int fdb_find(__u64 kw, struct l2sw_fdb_val *out)
 			*out = *(struct l2sw_fdb_val *)&b->e[i & (L2SW_WAYS - 1)].ifindex;
 		barrier();
 		if (READ_ONCE_U32(b->seq) == s1)
-			return i >= 0;
+			return i >= 0 ? i : -ENOENT;
 	}
-	return 0; /* writers kept the bucket busy: flood rather than trust a torn read */
+	return -EBUSY;
+}
+
+/* The datapath's lookup: one kfunc call with the module, the same probe in BPF without. */
+static __always_inline int fdb_find(__u64 kw, struct l2sw_fdb_val *out)
+{
+	if (bpf_ksym_exists(enetstl_bt_find))
+		return enetstl_bt_find(&efdb, kw, efdb_cfg.seed, (struct enetstl_bt_val *)out);
+	return fdb_find_bpf(kw, out);
 }
 
 /* ---- timing wheel -------------------------------------------------------------------------- */
@@ -387,7 +407,7 @@ __noinline int bucket_reclaim(__u32 idx, __u64 now, __u64 aging)
 	}
 	if (n && r)
 		__sync_fetch_and_add(&r->reclaimed, n);
-	return efdb_match(b, 0);
+	return algo_match16_u16(b->sig, 0);
 }
 
 static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct l2sw_stats *st,
@@ -400,22 +420,23 @@ static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct
 	__u16 sig;
 	int i;
 
-	bi = efdb_index(&kw, &sig);
+	struct l2sw_fdb_val v;
+
+	/* Fast path, read only (the datapath's lookup): the same MAC again on the same port within
+	 * this clock tick, or a static entry. The locked path below looks again. */
+	i = fdb_find(kw, &v);
+	if (i >= 0) {
+		if (v.flags & L2SW_FDB_STATIC)
+			return 0;
+		if (v.ifindex == p->ifindex && v.ts_ns == now)
+			return 1;
+	} else if (i == -ENOENT && room_full()) {
+		efdb_reclaim(now, aging); /* before taking the bucket: the walk takes every bucket */
+	}
+	bi = efdb_index(kw, &sig);
 	b = bpf_map_lookup_elem(&efdb, &bi);
 	if (!b)
 		return 0;
-	/* Fast path, read only: the same MAC again on the same port within this clock tick, or a
-	 * static entry. A torn read here only sends us to the locked path, which re-checks. */
-	i = efdb_way(b, kw, sig);
-	if (i >= 0) {
-		e = &b->e[i & (L2SW_WAYS - 1)];
-		if (e->flags & L2SW_FDB_STATIC)
-			return 0;
-		if (e->ifindex == p->ifindex && e->ts_ns == now)
-			return 1;
-	} else if (room_full()) {
-		efdb_reclaim(now, aging); /* before taking the bucket: the walk takes every bucket */
-	}
 	if (bucket_trylock(b)) {
 		st->fdb_busy++;
 		return 0;
@@ -446,7 +467,7 @@ static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct
 		fdb_gen_bump(); /* other CPUs' memos of this MAC on its old port are stale */
 		return 1;
 	}
-	free = efdb_match(b, 0);
+	free = algo_match16_u16(b->sig, 0);
 	if (!free && aging)
 		free = bucket_reclaim(bi, now, aging);
 	if (!free || !room_take()) {
@@ -472,6 +493,7 @@ static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct
 
 static __always_inline int ctl_add(struct l2sw_fdb_req *r);
 #define L2SW_BATCH_CTL(r) ctl_add(r)
+#define L2SW_BATCH_FIND_BPF(kw, v) fdb_find_bpf(kw, v)
 #include "l2_switch_dp.h"
 
 /* ---- the wheel's timer ---------------------------------------------------------------------- */
@@ -495,7 +517,7 @@ static __always_inline void wheel_item(struct enetstl_lb *lb, struct l2sw_wheel_
 	__u16 sig;
 	int i;
 
-	b = efdb_bucket(&kw, &sig);
+	b = efdb_bucket(kw, &sig);
 	if (!b)
 		return;
 	if (bucket_trylock(b)) { /* a writer is in: look again next tick */
@@ -602,7 +624,7 @@ static __always_inline struct l2sw_efdb_bucket *ctl_take(struct l2sw_fdb_req *r,
 	struct l2sw_efdb_bucket *b;
 
 	*kw = key_word(&r->key);
-	b = efdb_bucket(kw, sig);
+	b = efdb_bucket(*kw, sig);
 	if (!b) {
 		*err = -EINVAL;
 		return 0;
@@ -628,7 +650,7 @@ static __always_inline int ctl_add(struct l2sw_fdb_req *r)
 	if (!b)
 		return err;
 	if (i < 0) {
-		free = efdb_match(b, 0);
+		free = algo_match16_u16(b->sig, 0);
 		if (!free || !room_take()) {
 			bucket_unlock(b);
 			return -ENOSPC;

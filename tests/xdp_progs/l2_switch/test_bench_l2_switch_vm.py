@@ -13,7 +13,7 @@ import pytest
 
 from nf.bench.l2_switch import BROADCAST, fill, frame, mac, ports
 from nf.config.l2_switch import Variant
-from nf.nfs.l2_switch import EFDB_KFUNC_FIND, SwitchSim
+from nf.nfs.l2_switch import SwitchSim
 
 pytestmark = [pytest.mark.bench, pytest.mark.vm]
 N_MACS = 10_000
@@ -21,13 +21,9 @@ N_MACS = 10_000
 
 def test_fdb_variants_insns_per_packet(insncount, enetstl):
     rows, tops = {}, {}
-    for variant, scalar, flags, name in (
-            (Variant.pure, False, None, "pure (BPF hash map)"),
-            (Variant.enetstl, False, EFDB_KFUNC_FIND, "eNetSTL table, kfunc SIMD find"),
-            (Variant.enetstl, True, EFDB_KFUNC_FIND, "eNetSTL table, kfunc find forced scalar"),
-            (Variant.enetstl, False, 0, "eNetSTL table, BPF SWAR find (the default)")):
-        with SwitchSim(ports(), fdb_size=16384, variant=variant, efdb_flags=flags) as sw, \
-                enetstl.force_scalar(scalar):
+    for variant, name in ((Variant.pure, "pure (BPF hash map)"),
+                          (Variant.enetstl, "eNetSTL table (enetstl_bt_find)")):
+        with SwitchSim(ports(), fdb_size=16384, variant=variant) as sw:
             fill(sw, N_MACS)                # learned on p5; the sender mac(N_MACS) on p4
             assert len(sw.maps.fdb(now=10**12)) == N_MACS + 1
             f = frame(mac(1234), mac(N_MACS))

@@ -337,11 +337,12 @@ def test_wheel_forgets_a_mac_with_no_controller_alive(enetstl, tmp_path):
 @pytest.mark.parametrize("variant", [Variant.pure, Variant.enetstl])
 def test_fdb_batch_finds_what_the_datapath_learned(variant):
     """xdp_l2sw_fdb_batch (the benchmark's and bulk loads' path): FIND answers as the datapath's
-    lookup, ADD (eNetSTL only) places entries as the control program does."""
+    lookup (the eNetSTL table: the way, and the whole value), ADD (eNetSTL only) places entries
+    as the control program does."""
     import numpy as np
 
     from nf.bench.scale import Batch, _fdb_rows
-    from nf.nfs.l2_switch import FDB_STATIC
+    from nf.nfs.l2_switch import FDB_STATIC, OP_FIND
     with SwitchSim(PORTS, fdb_size=64, variant=variant) as s:
         learned = [f"02:00:00:00:05:{i:02x}" for i in range(10)]
         for m in learned:
@@ -350,12 +351,20 @@ def test_fdb_batch_finds_what_the_datapath_learned(variant):
                 for m in learned + ["02:00:00:00:06:01"]]
         b = Batch(s.obj.program("xdp_l2sw_fdb_batch"), s.obj.map("fdb_batch"))
         try:
-            rows = _fdb_rows(np.array(word, np.uint64), 6)
+            rows = _fdb_rows(np.array(word, np.uint64), OP_FIND)
             b.rows[:len(rows)] = rows
             b.run(len(rows))
             got = b.rows[:len(rows)].copy().view(np.int32)
-            assert got[:, 1].tolist() == [0] * 10 + [-2]             # ret: found / -ENOENT
-            assert got[:, 4].tolist() == [P2] * 10 + [0]             # ifindex
+            if variant == Variant.enetstl:      # ret: the way the key sits in
+                ways = [next(w for w in range(16) if bk.sig[w] and bytes(bk.e[w].key.mac).hex() == m.replace(":", ""))
+                        for m in learned for bk in [bucket(s, key_hash(m, 10) % 8)]]
+                assert max(ways) > 0                                # not all in way 0
+            else:
+                ways = [0] * 10
+            assert got[:, 1].tolist() == ways + [-2]                # -ENOENT
+            assert got[:, 4].tolist() == [P2] * 10 + [0]            # ifindex
+            assert got[:10, 5].tolist() == [1 | 0 << 16] * 10       # idx 1 (p2), flags 0
+            assert got[:10].view(np.uint64)[:, 3].tolist() == [T0] * 10   # now_ns: the entry's ts
             adds = _fdb_rows(np.array(word[10:], np.uint64), 1, P1, FDB_STATIC)
             b.rows[:1] = adds
             b.run(1)
