@@ -11,6 +11,8 @@ eBPF) must reproduce exactly; the tests compare all three.
   updated counters).
 - :func:`find_u16` / :func:`match_u16` / :func:`find_u32` / :func:`match_u32` /
   :func:`min_idx` and the bit functions with their defined results for 0.
+- :func:`bt_find`: a bucket table's lookup (``enetstl_bt_find``; placement :func:`bt_place`, by
+  murmur3's :func:`fmix64`).
 """
 from __future__ import annotations
 
@@ -116,6 +118,32 @@ def cm_add(table: list[list[int]], key: bytes, seed: int, inc: int) -> int:
         table[i][j] = (table[i][j] + inc) & M32
         vals.append(table[i][j])
     return min(vals)
+
+
+M64 = (1 << 64) - 1
+BT_MIX = (0xff51afd7ed558ccd, 0xc4ceb9fe1a85ec53)   # ENETSTL_BT_MIX1, 2
+BT_WAYS = 16
+
+
+def fmix64(h: int) -> int:
+    """murmur3's 64-bit finaliser (every output bit depends on every input bit)."""
+    for m in BT_MIX:
+        h ^= h >> 33
+        h = (h * m) & M64
+    return h ^ (h >> 33)
+
+
+def bt_place(key: int, seed: int, buckets: int) -> tuple[int, int]:
+    """(bucket, signature) of a u64 key in a bucket table of ``buckets`` (a power of two):
+    h = fmix64(key ^ seed), bucket = h & (buckets - 1), signature = h >> 48, or 1 if that is 0."""
+    h = fmix64((key ^ seed) & M64)
+    return h & (buckets - 1), (h >> 48) or 1
+
+
+def bt_find(sigs: Sequence[int], keys: Sequence[int], key: int, sig: int) -> int:
+    """The way a bucket table's lookup answers in one bucket (its 16 signatures and keys): the
+    lowest way whose signature is ``sig`` and whose key is ``key``, -1 if none."""
+    return next((w for w in range(BT_WAYS) if sigs[w] == sig and keys[w] == key), -1)
 
 
 def match_u16(arr: Sequence[int], v: int) -> int:

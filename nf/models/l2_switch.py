@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from nf.algo import fmix64
 from nf.nfs.l2_switch import COUNTERS  # the datapath's counters (its mirror is checked against BTF)
 
 ACCESS, TRUNK = 0, 1
@@ -62,18 +63,11 @@ def pop_tag(frame: bytes) -> bytes:
     return frame[:12] + frame[16:]
 
 
-EFDB_MIX = (0xff51afd7ed558ccd, 0xc4ceb9fe1a85ec53)   # L2SW_EFDB_MIX1, 2
-
-
 def efdb_hash(mac: bytes, vid: int, seed: int = 0) -> int:
-    """The eNetSTL FDB's hash of a key (efdb_hash in l2_switch_enetstl.bpf.c): murmur3's fmix64
-    of the key word (mac, then vid little-endian) xor the seed; bucket = h & mask, the way's
-    signature = h >> 48 (0 -> 1)."""
-    h = int.from_bytes(mac + struct.pack("<H", vid), "little") ^ seed
-    for m in EFDB_MIX:
-        h ^= h >> 33
-        h = (h * m) & 0xFFFFFFFFFFFFFFFF
-    return h ^ (h >> 33)
+    """The eNetSTL FDB's hash of a key (efdb_hash in l2_switch_enetstl.bpf.c; the module's bucket
+    table, nf.algo.bt_place): murmur3's fmix64 of the key word (mac, then vid little-endian) xor
+    the seed; bucket = h & mask, the way's signature = h >> 48 (0 -> 1)."""
+    return fmix64(int.from_bytes(mac + struct.pack("<H", vid), "little") ^ seed)
 
 
 class SwitchModel:

@@ -1,6 +1,6 @@
 """VM tier: compare.c and bits.c kfuncs against nf.algo: no match, several matches, first and
 last lane, partial lane counts, two buckets in one call (match2), key equality of any length,
-min index ties, bits of 0."""
+min index ties, bits of 0, a cuckoo table's first candidate, a bucket table's lookup."""
 from __future__ import annotations
 
 import ctypes as C
@@ -244,3 +244,97 @@ def test_cuckoo_cand_refuses_bad_tables_and_hashes(ck):
     assert _ck_call(ck, key, k, 1, table=3) == (CK_ERR, 0)    # hash argument too short
     assert _ck_call(ck, key, k, 2) == (CK_ERR, 0)             # unknown hash
     assert _ck_call(ck, key[:36], k, 0) == (CK_ERR, 0)        # u64 words only
+
+
+# ---- enetstl_bt_find: a bucket table's whole lookup (hash, seqcount, ways, key, copy) --------
+
+ENOENT, EBUSY, EINVAL = -2, -16, -22
+
+
+@pytest.fixture(scope="module")
+def bt():
+    obj = open_kmod_test("bt_find")
+    yield obj
+    obj.close()
+
+
+def _bt_bucket(seq: int = 0, ways=()) -> bytes:
+    """A struct enetstl_bt_bucket; ways: (way, sig, key, val0, val1, priv)."""
+    sig, ent = [0] * 16, [(0, 0, 0, 0)] * 16
+    for w, s, k, v0, v1, pv in ways:
+        sig[w], ent[w] = s, (k, v0, v1, pv)
+    return struct.pack("<II16H", seq, 0, *sig) + b"".join(struct.pack("<4Q", *e) for e in ent)
+
+
+def _bt_fill(bt, buckets: dict[int, bytes]):
+    m = bt.map("bt_table")
+    for b in range(8):
+        m.update(struct.pack("<I", b), buckets.get(b, _bt_bucket()))
+
+
+def _bt_call(bt, key: int, seed: int, table: int = 0):
+    r = kt_call(bt.program("bt_find"), table, x=key, seed=seed & 0xFFFFFFFF, arg=seed >> 32)
+    assert r.retval == 2
+    return r.ret, struct.unpack("<2Q", struct.pack("<4I", *r.out[:4]))
+
+
+def test_bt_find_answers_as_the_model(bt):
+    """Random buckets - signatures from a small set so they collide, keys from a small set so a
+    key also sits under other signatures and in free ways, the queried key planted at a random
+    way or not at all - under random 64-bit seeds: the way, the value copied (never the entry's
+    last word), -ENOENT, exactly as nf.algo.bt_find over the key's bucket."""
+    rnd = random.Random(18)
+    for _ in range(300):
+        seed, keys = rnd.getrandbits(64), [rnd.getrandbits(64) for _ in range(4)]
+        q = rnd.choice(keys)
+        b, s = algo.bt_place(q, seed, 8)
+        sigs = [rnd.choice((0, s, s ^ 1, 0x8000)) for _ in range(16)]
+        ks = [rnd.choice(keys) for _ in range(16)]
+        if rnd.random() < 0.7:
+            w = rnd.randrange(16)
+            sigs[w], ks[w] = s, q
+        vals = [(rnd.getrandbits(64), rnd.getrandbits(64), rnd.getrandbits(64)) for _ in range(16)]
+        _bt_fill(bt, {b: _bt_bucket(2 * rnd.randrange(1 << 20),
+                                    [(w, sigs[w], ks[w], *vals[w]) for w in range(16)])})
+        want = algo.bt_find(sigs, ks, q, s)
+        ret, val = _bt_call(bt, q, seed)
+        assert ret == (want if want >= 0 else ENOENT)
+        if want >= 0:
+            assert val == vals[want][:2]
+
+
+def test_bt_find_placement_and_signature_zero(bt):
+    """The module's hash and placement are nf.algo.bt_place's: a key found only in its own bucket
+    under its own signature; a hash whose top 16 bits are 0 has signature 1 (0 marks a free way,
+    so a key filed under 0 is never found)."""
+    rnd = random.Random(7)
+    for _ in range(40):
+        seed, q = rnd.getrandbits(64), rnd.getrandbits(64)
+        b, s = algo.bt_place(q, seed, 8)
+        other = (b + 1 + rnd.randrange(7)) % 8
+        _bt_fill(bt, {other: _bt_bucket(0, [(0, s, q, 1, 2, 3)])})
+        assert _bt_call(bt, q, seed)[0] == ENOENT                 # in another bucket
+        _bt_fill(bt, {b: _bt_bucket(0, [(5, s, q, 11, 12, 13)])})
+        assert _bt_call(bt, q, seed) == (5, (11, 12))
+    seed = 99
+    q = next(k for k in range(1, 1 << 22) if algo.fmix64(k ^ seed) >> 48 == 0)
+    b, s = algo.bt_place(q, seed, 8)
+    assert s == 1
+    _bt_fill(bt, {b: _bt_bucket(0, [(0, 0, q, 1, 1, 1), (3, 1, q, 7, 8, 9)])})
+    assert _bt_call(bt, q, seed) == (3, (7, 8))
+    _bt_fill(bt, {b: _bt_bucket(0, [(0, 0, q, 1, 1, 1)])})
+    assert _bt_call(bt, q, seed)[0] == ENOENT
+
+
+def test_bt_find_seqcount_and_bad_tables(bt):
+    """A bucket a writer holds (odd seqcount) answers -EBUSY after the tries, whatever it holds;
+    an even count of any size reads. Tables that are not a power-of-two array of buckets, whose
+    values are not a bucket, or whose values hold a special field are refused."""
+    q, seed = 0x000A_0200_0000_0042, 5
+    b, s = algo.bt_place(q, seed, 8)
+    for seq, want in ((1, EBUSY), (0xFFFFFFFF, EBUSY), (2, 0), (0xFFFFFFFE, 0)):
+        _bt_fill(bt, {b: _bt_bucket(seq, [(0, s, q, 4, 5, 6)])})
+        assert _bt_call(bt, q, seed)[0] == want, hex(seq)
+    _bt_fill(bt, {b: _bt_bucket(0, [(0, s, q, 4, 5, 6)])})
+    for table in (1, 2, 3):     # 6 buckets; 8-byte values; a bpf_spin_lock in the values
+        assert _bt_call(bt, q, seed, table)[0] == EINVAL

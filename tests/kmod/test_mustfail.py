@@ -22,6 +22,9 @@ pytestmark = pytest.mark.vm
     ("node_write_oob", "(73) *(u8 *)(r0 +0) = r1\nprocessed"),
     # kfunc memory arguments are checked for writing too: no rodata (the flow table's hash key)
     ("rodata_hash", "write into map forbidden"),
+    # enetstl_bt_find's value: KF_TRUSTED_ARGS refuses NULL, BTF gives its size
+    ("bt_null_val", "Possibly NULL pointer passed to trusted arg3"),
+    ("bt_short_val", "invalid indirect access to stack R4 off=-8 size=16"),
 ])
 def test_rejected_with_message(enetstl, name, expect):
     obj = BpfObject.open(object_path(SRC / "kmod_tests" / "must_fail" / f"{name}.bpf.c"))

@@ -120,6 +120,15 @@ def test_kfunc_program_loads_and_falls_back(no_module, op):
         obj.close()
 
 
+def test_bt_find_program_loads_and_falls_back(no_module):
+    obj = open_kmod_test("bt_find")
+    try:
+        r = kt_call(obj.program("bt_find"), 0, x=42)
+        assert (r.retval, r.ret) == (XDP_PASS, KT_ABSENT)
+    finally:
+        obj.close()
+
+
 def test_object_program_loads_and_falls_back(no_module):
     obj = open_kmod_test("objects")
     try:

@@ -334,6 +334,250 @@ def test_wheel_forgets_a_mac_with_no_controller_alive(enetstl, tmp_path):
         subprocess.run(["rm", "-rf", str(pin)], timeout=30)
 
 
+# ---- the readers' lookup: enetstl_bt_find with the module, the same probe in BPF without ------
+# fdb_batch runs FIND (the datapath's lookup: the kfunc when the module is loaded) and FIND_BPF
+# (the BPF probe always) on one table; both must give the way and value the table holds.
+
+def _kw(mac: str, vid: int) -> int:
+    return int.from_bytes(bytes.fromhex(mac.replace(":", "")) + struct.pack("<H", vid), "little")
+
+
+def _run_batch(b, reqs: list) -> list:
+    """Run FdbReq requests through fdb_batch; the answers, as FdbReq."""
+    import numpy as np
+
+    from nf.nfs.l2_switch import FdbReq
+    raw = np.frombuffer(b"".join(bytes(r) for r in reqs), np.uint8).reshape(len(reqs), -1)
+    b.rows[:len(reqs)] = raw
+    b.run(len(reqs))
+    return [FdbReq.from_buffer_copy(bytes(b.rows[i])) for i in range(len(reqs))]
+
+
+def _find(b, op: int, keys: list[int]) -> list[tuple]:
+    """(ret, ifindex, idx, flags, ts) per key; (ret,) when absent or busy."""
+    from nf.nfs.l2_switch import FdbKey, FdbReq
+    out = []
+    for a in _run_batch(b, [FdbReq(op=op, key=FdbKey.from_buffer_copy(k.to_bytes(8, "little")))
+                             for k in keys]):
+        out.append((a.ret, a.ifindex, a.idx, a.flags, a.now_ns) if a.ret >= 0 else (a.ret,))
+    return out
+
+
+def _colliding(n_buckets: int, vid: int, pairs: int) -> list[tuple[str, str]]:
+    """Pairs of MACs whose keys share a bucket and a signature: only the key tells them apart."""
+    seen, out, i = {}, [], 0
+    while len(out) < pairs:
+        mac = f"02:5e:{i >> 24 & 0xff:02x}:{i >> 16 & 0xff:02x}:{i >> 8 & 0xff:02x}:{i & 0xff:02x}"
+        h = key_hash(mac, vid)
+        slot = (h % n_buckets, sig_of(h))
+        if slot in seen:
+            out.append((seen.pop(slot), mac))
+        else:
+            seen[slot] = mac
+        i += 1
+    return out
+
+
+def seeded_table(sw, b, seed: int):
+    """Fill sw's eNetSTL table through the control path (ADD requests): random keys with random
+    values (ports, indexes, static or not, timestamps), one bucket filled to its 16 ways, keys
+    whose signatures collide (one of a pair present, or both), then a third of the random keys
+    deleted (free ways among used ones). Returns (queries, expected answers): every key added,
+    the deleted ones, absent keys (among them the colliding partners) - the way computed by
+    nf.algo.bt_find over the table read back, the value as added."""
+    import random as _r
+
+    from nf import algo
+    from nf.nfs.l2_switch import FDB_STATIC, OP_ADD, FdbKey, FdbReq
+    rnd = _r.Random(seed)
+    nb = sw.maps.efdb.map.max_entries
+    vid = 10 + seed
+    added: dict[int, tuple] = {}
+
+    def add(kws):
+        reqs = [FdbReq(op=OP_ADD, key=FdbKey.from_buffer_copy(k.to_bytes(8, "little")),
+                       ifindex=rnd.choice((P1, P2, P4, P5)), idx=rnd.randrange(64),
+                       flags=rnd.choice((0, FDB_STATIC)), now_ns=rnd.getrandbits(63)) for k in kws]
+        for r, a in zip(reqs, _run_batch(b, reqs)):
+            assert a.ret == 0
+            added[_kw(":".join(f"{x:02x}" for x in bytes(r.key.mac)), r.key.vid)] = \
+                (r.ifindex, r.idx, r.flags, r.now_ns)
+
+    rand = [_kw(":".join(f"{x:02x}" for x in bytes([2] + [rnd.randrange(256) for _ in range(5)])),
+                rnd.randrange(1, 4095)) for _ in range(120)]
+    add(rand)
+    full = [_kw(m, vid) for m in same_bucket(40, bucket=seed % nb, buckets=nb, vid=vid)]
+    room = 16 - sum(1 for w in range(16) if bucket(sw, seed % nb).sig[w])
+    add(full[:room])
+    pairs = _colliding(nb, vid, 4)
+    add([_kw(x, vid) for x, _ in pairs] + [_kw(y, vid) for _, y in pairs[:2]])
+    gone = rnd.sample(rand, 40)
+    for k in gone:
+        kb = k.to_bytes(8, "little")
+        assert sw.maps.fdb_delete(kb[:6], int.from_bytes(kb[6:], "little"))
+        del added[k]
+    absent = [_kw(y, vid) for _, y in pairs[2:]] + full[room:] + gone + \
+        [rnd.getrandbits(48) & ~(1 << 40) | rnd.randrange(1, 4095) << 48 for _ in range(40)]
+    queries = list(added) + absent
+    rnd.shuffle(queries)
+    want = []
+    for k in queries:
+        bi, sg = algo.bt_place(k, 0, nb)
+        bk = bucket(sw, bi)
+        w = algo.bt_find(list(bk.sig), [int.from_bytes(bytes(e.key), "little") for e in bk.e], k, sg)
+        assert (w >= 0) == (k in added)
+        want.append((w, *added[k]) if w >= 0 else (-2,))
+    assert max(x[0] for x in want) == 15          # a hit in the last way
+    return queries, want
+
+
+def _held(sw, i: int, held: bool) -> None:
+    b = bucket(sw, i)
+    b.seq += 1 if held else -1
+    sw.maps.efdb.update(i, b)
+
+
+def check_probes(sw, seed: int, ops: list[int], calls=None) -> None:
+    """Each op answers every query of a seeded table as the table says; a held bucket (odd
+    seqcount) answers -EBUSY for its keys only. calls(): the module's enetstl_bt_find count,
+    which must grow by one per FIND query and not at all for FIND_BPF."""
+    from nf.bench.scale import Batch
+    from nf.nfs.l2_switch import OP_FIND
+    b = Batch(sw.obj.program("xdp_l2sw_fdb_batch"), sw.obj.map("fdb_batch"))
+    try:
+        queries, want = seeded_table(sw, b, seed)
+        for op in ops:
+            before = calls() if calls else 0
+            assert _find(b, op, queries) == want, op
+            if calls:
+                assert calls() - before == (len(queries) if op == OP_FIND else 0), op
+        nb = sw.maps.efdb.map.max_entries
+        held = seed % nb
+        _held(sw, held, True)
+        busy = [(-16,) if key_hash_kw(k) % nb == held else w for k, w in zip(queries, want)]
+        for op in ops:
+            assert _find(b, op, queries) == busy, op
+        _held(sw, held, False)
+    finally:
+        b.close()
+
+
+def key_hash_kw(kw: int) -> int:
+    kb = kw.to_bytes(8, "little")
+    return efdb_hash(kb[:6], int.from_bytes(kb[6:], "little"))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_bpf_probe_answers_as_the_table_holds(seed):
+    """Host (no module): FIND and FIND_BPF are both the BPF probe."""
+    from nf.nfs.l2_switch import OP_FIND, OP_FIND_BPF
+    with SwitchSim(PORTS, fdb_size=256, variant=Variant.enetstl) as sw:
+        check_probes(sw, seed, [OP_FIND, OP_FIND_BPF])
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("seed", [1, 2])
+def test_bt_find_answers_as_the_bpf_probe(enetstl, seed):
+    """Guest: FIND is one enetstl_bt_find call per key (the module counts them; the program
+    holds the call), FIND_BPF the BPF probe; both answer as the table holds."""
+    from nf import kmod
+    from nf.nfs.l2_switch import OP_FIND, OP_FIND_BPF
+    with SwitchSim(PORTS, fdb_size=256, variant=Variant.enetstl) as sw:
+        xl = subprocess.run(["bpftool", "prog", "dump", "xlated", "id", str(sw.ingress.id)],
+                            capture_output=True, text=True, timeout=120, check=True).stdout
+        assert "call enetstl_bt_find" in xl             # the datapath's lookup, too
+        check_probes(sw, seed, [OP_FIND_BPF, OP_FIND], lambda: kmod.counters()["bt_find_calls"])
+
+
+def read_while_writing(sw, op: int, seconds: float) -> dict:
+    """One CPU deletes MAC A and adds it back through the control path (the writers' protocol),
+    with two values X and Y in turn, while the other looks A up, and B of the same bucket, with
+    `op`, 4,096 lookups per batch run, for `seconds`. Every answer for A must be X or Y whole,
+    absent, or -EBUSY (a writer kept the bucket busy through the tries), never a mix or a
+    cleared entry; B's never changes. (A probe without the seqcount checks fails here within
+    about a second on the host: it copies entries the writer is clearing.)"""
+    import numpy as np
+
+    from nf.bench.scale import Batch
+    from nf.nfs.l2_switch import OP_ADD, OP_DEL, FdbReq
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    bmac, a = same_bucket(2, bucket=1, buckets=sw.maps.efdb.map.max_entries)
+    sw.maps.fdb_add(bmac, 10, "p2", now=T0)
+    vals = {(P4, 3, 1, T0 + 1), (P5, 4, 1, T0 + 2)}
+    reqs = []
+    for x, i, f, t in sorted(vals):
+        reqs += [bytes(FdbReq(op=OP_ADD, key=fdb_key(a, 10), ifindex=x, idx=i, flags=f, now_ns=t)),
+                 bytes(FdbReq(op=OP_DEL, key=fdb_key(a, 10)))]
+    assert sw.maps.ctl.test_run(reqs[0]).retval == 2          # A holds X before the writer starts
+    batch = Batch(sw.obj.program("xdp_l2sw_fdb_batch"), sw.obj.map("fdb_batch"))
+    n = 4096
+    way_a, want_b = _find(batch, op, [_kw(a, 10), _kw(bmac, 10)])
+    rows = np.zeros((n, batch.rows.shape[1]), np.uint8)
+    rows[:, 0:4] = np.frombuffer(np.uint32(op).tobytes(), np.uint8)
+    rows[0::2, 8:16] = np.frombuffer(np.uint64(_kw(a, 10)).tobytes(), np.uint8)
+    rows[1::2, 8:16] = np.frombuffer(np.uint64(_kw(bmac, 10)).tobytes(), np.uint8)
+    stop, errors = threading.Event(), []
+    seen = {"busy": 0, "absent": 0, "values": set()}
+
+    def writer():
+        try:
+            os.sched_setaffinity(0, {cpus[0]})
+            while not stop.is_set():
+                for r in reqs:
+                    sw.maps.ctl.test_run(r)
+        except Exception as e:                    # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        os.sched_setaffinity(0, {cpus[1]})
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            batch.rows[:n] = rows
+            batch.run(n)
+            got = batch.rows[:n].copy()
+            ret = got[:, 4:8].view(np.int32).ravel()
+            val = got[:, 16:32]
+            busy = ret == -16
+            seen["busy"] += int(busy.sum())
+            seen["absent"] += int((ret[0::2] == -2).sum())
+            ok_b = ~busy[1::2]
+            assert (ret[1::2][ok_b] == want_b[0]).all()
+            bv = np.frombuffer(struct.pack("<IHHQ", *want_b[1:]), np.uint8)
+            assert (val[1::2][ok_b] == bv).all()
+            ok_a = ret[0::2] >= 0
+            assert set(ret[0::2][~ok_a].tolist()) <= {-2, -16}
+            assert (ret[0::2][ok_a] == way_a[0]).all()
+            for u in np.unique(val[0::2][ok_a], axis=0):
+                x = struct.unpack("<IHHQ", u.tobytes())
+                assert x in vals, x                    # one write's values, whole
+                seen["values"].add(x)
+    finally:
+        stop.set()
+        t.join(timeout=60)
+        batch.close()
+        os.sched_setaffinity(0, set(cpus))
+    assert not errors and not t.is_alive()
+    assert seen["values"] == vals               # the writer changed A while it was read
+    return seen
+
+
+def test_bpf_probe_never_reads_a_torn_entry(sw):
+    from nf.nfs.l2_switch import OP_FIND_BPF
+    read_while_writing(sw, OP_FIND_BPF, 3)
+
+
+@pytest.mark.vm
+def test_bt_find_never_reads_a_torn_entry(enetstl):
+    from nf.nfs.l2_switch import OP_FIND, OP_FIND_BPF
+    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl) as sw:
+        read_while_writing(sw, OP_FIND, 12)
+        read_while_writing(sw, OP_FIND_BPF, 3)
+
+
 @pytest.mark.parametrize("variant", [Variant.pure, Variant.enetstl])
 def test_fdb_batch_finds_what_the_datapath_learned(variant):
     """xdp_l2sw_fdb_batch (the benchmark's and bulk loads' path): FIND answers as the datapath's
