@@ -336,29 +336,12 @@ static __always_inline const struct enetstl_bt_bucket *bt_bucket(const struct bp
 								 u64 key, u64 seed, u16 *sig)
 {
 	u64 h = bt_hash(key ^ seed);
-
-	*sig = h >> 48;
-	*sig += !*sig;	/* 0 marks a free way: signature 0 is 1 */
 	/* values of exactly a bucket (checked): elem_size is sizeof(bucket), a constant stride */
-	return (const void *)(ba->value + sizeof(struct enetstl_bt_bucket) * (h & ba->index_mask));
-}
+	const void *b = ba->value + sizeof(struct enetstl_bt_bucket) * (h & ba->index_mask);
 
-/* The tries after a first one a writer overlapped (rare: out of the lookup's line; it takes the
- * kfunc's own arguments, so the lookup leaves them in their registers). */
-static noinline int bt_retry(const struct bpf_array *ba, u64 key, u64 seed,
-			     struct enetstl_bt_val *out)
-{
-	const struct enetstl_bt_bucket *b;
-	int t, r;
-	u16 sig;
-
-	b = bt_bucket(ba, key, seed, &sig);
-	for (t = 1; t < ENETSTL_BT_TRIES; t++) {
-		r = bt_try(b, key, sig, out);
-		if (r != -EAGAIN)
-			return r;
-	}
-	return -EBUSY;
+	h >>= 48;
+	*sig = h + (h < 1);	/* 0 marks a free way: signature 0 is 1 */
+	return b;
 }
 
 /*
@@ -376,7 +359,7 @@ __bpf_kfunc int enetstl_bt_find(void *buckets__map, u64 key, u64 seed, struct en
 	const struct bpf_array *ba = buckets__map;
 	const struct enetstl_bt_bucket *b;
 	u16 sig;
-	int r;
+	int r, t;
 
 	enetstl_count(CTR_BT);
 	if (unlikely(ba->map.map_type != BPF_MAP_TYPE_ARRAY ||
@@ -385,10 +368,13 @@ __bpf_kfunc int enetstl_bt_find(void *buckets__map, u64 key, u64 seed, struct en
 		return -EINVAL;
 	BUILD_BUG_ON(sizeof(struct enetstl_bt_bucket) % 8);
 	b = bt_bucket(ba, key, seed, &sig);
-	r = bt_try(b, key, sig, val);
-	if (likely(r != -EAGAIN))
-		return r;
-	return bt_retry(ba, key, seed, val);
+	for (t = 1; ; t++) {
+		r = bt_try(b, key, sig, val);
+		if (likely(r != -EAGAIN))
+			return r;
+		if (t == ENETSTL_BT_TRIES)
+			return -EBUSY;
+	}
 }
 
 /* Index of the first minimum among vals__sz / 4 (1..16) u32, -EINVAL on bad size. */

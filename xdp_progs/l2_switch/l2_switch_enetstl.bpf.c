@@ -234,7 +234,7 @@ _Static_assert(__builtin_offsetof(struct l2sw_efdb_entry, ts_ns) -
  * retry), way, copy, seqcount again (changed: retry), ENETSTL_BT_TRIES tries. The way (its value
  * copied to *out), -ENOENT, or -EBUSY: writers kept the bucket busy, and the frame floods rather
  * than trust a torn read. */
-static __always_inline int fdb_find_bpf(__u64 kw, struct l2sw_fdb_val *out)
+static __noinline int fdb_find_bpf(__u64 kw, struct l2sw_fdb_val *out)
 {
 	struct l2sw_efdb_bucket *b;
 	__u16 sig;
@@ -410,17 +410,17 @@ __noinline int bucket_reclaim(__u32 idx, __u64 now, __u64 aging)
 	return algo_match16_u16(b->sig, 0);
 }
 
-static __always_inline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct l2sw_stats *st,
-				     __u64 now, __u64 aging)
+/* Out of line: the datapath reaches it only when its learn memo misses (l2_switch_dp.h). */
+static __noinline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct l2sw_stats *st,
+				__u64 now, __u64 aging)
 {
 	struct l2sw_efdb_bucket *b;
 	struct l2sw_efdb_entry *e;
+	struct l2sw_fdb_val v;
 	__u32 free, bi;
 	__u64 t;
 	__u16 sig;
 	int i;
-
-	struct l2sw_fdb_val v;
 
 	/* Fast path, read only (the datapath's lookup): the same MAC again on the same port within
 	 * this clock tick, or a static entry. The locked path below looks again. */
