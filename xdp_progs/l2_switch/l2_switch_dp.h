@@ -201,7 +201,7 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 		__u64 kw = macs[0] | (__u64)(macs[1] & 0xffff) << 32 | (__u64)vid << 48;
 		struct l2sw_fdb_val e;
 
-		if (fdb_find(kw, &e) >= 0 && !expired(&e, now, aging)) {
+		if (likely(fdb_find(kw, &e) >= 0) && !expired(&e, now, aging)) {
 			__u32 out = e.ifindex;
 			__u32 oidx = e.idx;
 			__u64 obit = 1ULL << (oidx & 63);
