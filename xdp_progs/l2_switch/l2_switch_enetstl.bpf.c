@@ -233,7 +233,9 @@ _Static_assert(__builtin_offsetof(struct l2sw_efdb_entry, ts_ns) -
 /* A reader's lookup of kw (enetstl_bt_find's, answer for answer, in BPF): seqcount (odd:
  * retry), way, copy, seqcount again (changed: retry), ENETSTL_BT_TRIES tries. The way (its value
  * copied to *out), -ENOENT, or -EBUSY: writers kept the bucket busy, and the frame floods rather
- * than trust a torn read. */
+ * than trust a torn read. Out of line: inlined beside the kfunc call, its registers made clang
+ * spill around that call (5 more guest instructions per packet with the module); the call costs
+ * this fallback ~18 per lookup (2-3 ns natively, NOTES.md). */
 static __noinline int fdb_find_bpf(__u64 kw, struct l2sw_fdb_val *out)
 {
 	struct l2sw_efdb_bucket *b;
