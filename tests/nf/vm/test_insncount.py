@@ -31,7 +31,9 @@ def test_empty_program_count_is_exact_and_stable(insncount):
     assert a.retval == 2
     # test_run's loop + the 2-instruction program: tens of instructions, the same at any N
     assert 20 < a.raw_per_packet < 400, a
-    assert abs(a.raw_per_packet - b.raw_per_packet) <= 0.02, (a, b)
+    # within 0.05: a guest timer interrupt that lands in a sample adds its own instructions
+    # (a CI run saw 89.021 vs 88.998, one sample of five 0.2-0.4 off)
+    assert abs(a.raw_per_packet - b.raw_per_packet) <= 0.05, (a, b)
     names = [n for n, _ in a.top]
     assert any(n.endswith("_nf_empty [bpf]") for n in names), names
     assert "bpf_test_run" in names, names
