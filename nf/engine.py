@@ -29,6 +29,7 @@ from nf.bpf import BpfObject, Link, Map, Program, XdpMode
 from nf.bpf import pin as _pin
 from nf.chain import CHAIN_MAP, Chain, ChainConfig, PinnedChain, chain_stats
 from nf.config import Channel, ConfigError, channel_of, diff, load as _load, validate as _validate
+from nf.config.base import parse_once
 from nf.net import netns as _netns
 from nf.nfs import names as _nf_names
 from nf.nfs.kind import Kind, check_system
@@ -99,15 +100,16 @@ def detect(path: str | Path, kind: str | None = None):
             return k, k.load_config(path)
     errors: list[tuple[str, str]] = []
     fits = []
-    for n in names:
-        k = get(n)
-        try:
-            fits.append((k, k.load_config(path)))
-        except ConfigError as e:
-            if e.errors and e.errors[0][0].startswith("line") or "cannot read" in str(e):
-                raise
-            errors.append((f"as {n}", f"{len(e.errors)} error(s), first: "
-                           f"{e.errors[0][0]}: {e.errors[0][1]}" if e.errors else "invalid"))
+    with parse_once():
+        for n in names:
+            k = get(n)
+            try:
+                fits.append((k, k.load_config(path)))
+            except ConfigError as e:
+                if e.errors and e.errors[0][0].startswith("line") or "cannot read" in str(e):
+                    raise
+                errors.append((f"as {n}", f"{len(e.errors)} error(s), first: "
+                               f"{e.errors[0][0]}: {e.errors[0][1]}" if e.errors else "invalid"))
     if len(fits) == 1:
         return fits[0]
     if not fits:

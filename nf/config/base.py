@@ -7,6 +7,7 @@ before anything is loaded into the kernel.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import re
 from enum import Enum
@@ -177,14 +178,26 @@ def _splice(data, runs: dict[str, list]):
     return data
 
 
-_last: list = []      # [(text, data)] of the last file parsed: kind detection validates one file
-                      # against every kind, and parsing a 1M-row file is most of the time
+_memo: dict | None = None   # text -> data, only inside parse_once()
+
+
+@contextlib.contextmanager
+def parse_once():
+    """Within it a file whose text was parsed is not parsed again: kind detection validates one
+    file against every kind, and parsing a 1M-row file is most of that time. Outside it nothing
+    is kept (a long-lived process holds no parsed config)."""
+    global _memo
+    _memo = {}
+    try:
+        yield
+    finally:
+        _memo = None
 
 
 def _parse(path: Path):
     raw = read_text(path)
-    if _last and _last[0][0] == raw:      # same text, same data (validation never mutates it)
-        return _last[0][1]
+    if _memo is not None and raw in _memo:     # same text, same data (validation never mutates it)
+        return _memo[raw]
     text, runs = _tables(raw, str(path))
     try:
         data = yaml.load(text, Loader=_Loader)
@@ -194,7 +207,8 @@ def _parse(path: Path):
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
         raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(e, 'problem', e)}")]) from None
-    _last[:] = [(raw, data)]
+    if _memo is not None:
+        _memo[raw] = data
     return data
 
 

@@ -149,8 +149,9 @@ class RouterModel:
 
     def _reverse(self, fam: int, src: int, smac: bytes, inp: PortM) -> str:
         """Where Linux sends an answer to `src` (it routes it): "tx" = back out of the ingress
-        port to this MAC (the router answers; also to an on-link sender with no entry), "none" = nowhere (no answer), "self" = one of the
-        router's addresses, broadcasts or anycast addresses, "else" = elsewhere (the kernel's)."""
+        port to this MAC (the router answers; also to an on-link sender with no entry), "none" =
+        nowhere (no answer), "self" = one of the router's addresses, broadcasts or anycast
+        addresses, "else" = elsewhere (the kernel's)."""
         g = self._group(fam, src)
         if g is None or g.kind in (KIND_NONE, KIND_BLACKHOLE, KIND_UNREACHABLE):
             return "none"

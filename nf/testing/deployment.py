@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,17 +120,15 @@ def down(dep: Deployment) -> None:
             deploy.cleanup_pins(dep.name)
 
 
-_LAB_NS = re.compile(r"^nfl(\d+)x[0-9a-z]+-")
-
-
 def cleanup_stale() -> list[str]:
     """Tear down deployments into lab namespaces whose process died (SIGKILL); returns names."""
     from nf import deploy, engine
+    from nf.net.lab import _NAME_RE as LAB_NS
     from nf.net.netns import pid_alive
     gone = []
     with contextlib.suppress(Exception), deploy.locked(timeout=60):
         for rec in deploy.records():
-            m = _LAB_NS.match(rec.netns or "")
+            m = LAB_NS.match(rec.netns or "")
             if m and not rec.chain and not pid_alive(int(m.group(1))):
                 engine.teardown(rec)
                 gone.append(rec.name)

@@ -188,6 +188,8 @@ def test_kind_detection_parses_the_file_once_and_sees_edits(tmp_path, monkeypatc
     monkeypatch.setattr(yaml, "load", lambda *a, **k: calls.append(1) or real(*a, **k))
     kind, cfg = engine.detect(p)
     assert kind.name == "l2_switch" and len(cfg.static_entries) == 300 and len(calls) == 1
+    from nf.config import base
+    assert base._memo is None            # nothing parsed is kept after detection
     p.write_text(p.read_text().replace("vlan: 1, port: p1}\n", "vlan: 2, port: p1}\n", 1))
     with pytest.raises(ConfigError) as e:
         engine.detect(p, "l2_switch")
