@@ -135,7 +135,7 @@ class RouterModel:
             return XDP_DROP, frame, None
         if inp is None:
             return XDP_PASS, frame, None
-        dmac, smac, etype = frame[:6], frame[6:12], struct.unpack("!H", frame[12:14])[0]
+        dmac, etype = frame[:6], struct.unpack("!H", frame[12:14])[0]
         if etype == 0x0806 or dmac[0] & 1 or dmac != inp.mac:
             return XDP_PASS, frame, None
         if etype == 0x0800:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from nf.algo import crc32c
 from nf.models.flow_table import (
-    FT_HIST_BINS, FT_KEY_SIZE, FT_SLOTS, CuckooModel, Flow, FtKey, Hash, Rc, alt_bucket,
+    FT_HIST_BINS, FT_KEY_SIZE, CuckooModel, Flow, FtKey, Hash, Rc, alt_bucket,
     draw_seed, flow_key, hash_key, key_hash, n_buckets_for, placement, sig_of,
 )
 

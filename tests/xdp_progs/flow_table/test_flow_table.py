@@ -19,7 +19,7 @@ from nf.bpf.build import build
 from nf.bpf.layout import check_layout
 from nf.datapath import XdpAction
 from nf.models.flow_table import (
-    FT_HIST_BINS, FT_SLOTS, MIRRORS, Action, CuckooModel, Flags, Flow, FtBucket, FtMetrics, Hash,
+    MIRRORS, Action, CuckooModel, Flags, Flow, Hash,
     Rc, hash_key, key_hash, sig_of,
 )
 from nf.nfs.flow_table import FlowTable, FlowTableError, flow_frame

@@ -24,7 +24,7 @@ from nf.bench.flow_table import native, report
 @pytest.mark.bench
 @pytest.mark.parametrize("hash", ["mul64", "crc32c"])
 def test_lookup_cost(hash):
-    from nf.vm import Vm, VmUnavailable, prerequisites
+    from nf.vm import Vm, prerequisites
     from nf.vm import insncount
     from nf.vm.runner import repo_python
     from nf.bpf.build import build

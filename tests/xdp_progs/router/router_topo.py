@@ -2,10 +2,6 @@
 reference model built from the same controller state. (Imported by path: tests are not a package.)"""
 from __future__ import annotations
 
-import os
-
-import pytest
-
 from nf.config.router import validate_router_config
 from nf.models.router import GroupM, Lpm, PortM, RouterModel
 from nf.nfs.router import Router

@@ -11,7 +11,6 @@ import struct
 
 import pytest
 from scapy.layers.inet6 import IPv6, in6_chksum
-from scapy.layers.l2 import Ether
 from scapy.utils import checksum
 
 from nf.models.router import XDP_DROP, XDP_PASS, XDP_TX

@@ -4,8 +4,6 @@ address; unrouted destinations get Unreachable; an ECMP group spreads flows over
 each flow on one; counters equal what was sent."""
 from __future__ import annotations
 
-import time
-
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, IPv6

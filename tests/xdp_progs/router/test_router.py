@@ -17,7 +17,7 @@ from scapy.layers.l2 import ARP, Ether
 from nf.nfs.router import CLS, KIND_CONNECTED, KIND_LOCAL
 from nf.models.router import XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, csum
 from router_topo import (GW1_MAC, GW2_MAC, GW6_MAC, H0_MAC, H1_MAC, MAC_P0,
-                                             MAC_P1, MAC_P2, make_router, model_of)
+                                             MAC_P1, make_router, model_of)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loading BPF needs root")
 
