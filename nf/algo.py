@@ -16,6 +16,7 @@ eBPF) must reproduce exactly; the tests compare all three.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -31,6 +32,12 @@ def _rotl(x: int, r: int) -> int:
 
 def _u32(b: bytes, off: int) -> int:
     return int.from_bytes(b[off:off + 4], "little")
+
+
+def draw_seed(bits: int = 64) -> int:
+    """A table's secret from the kernel's random source (getrandom): what keys every table
+    hashed on packet fields when its config gives no seed."""
+    return int.from_bytes(os.urandom(8), "little") & ((1 << bits) - 1)
 
 
 def _check_seed(seed: int) -> None:

@@ -97,12 +97,12 @@ def router(c: Counter) -> dict:
 
 
 def l2_switch(c: Counter, n_macs: int = 4096) -> dict:
-    from nf.bench.l2_switch import BROADCAST, fill, frame, mac, ports
+    from nf.bench.l2_switch import BROADCAST, SEED, fill, frame, mac, ports
     from nf.config.l2_switch import Variant
     from nf.nfs.l2_switch import SwitchSim
     rows, profiles = {}, {}
     for variant in (Variant.pure, Variant.enetstl):
-        with SwitchSim(ports(), fdb_size=16384, variant=variant) as sw:
+        with SwitchSim(ports(), fdb_size=16384, variant=variant, seed=SEED) as sw:
             fill(sw, n_macs)
             with c.snapshot():
                 v, prof = c.count(sw.ingress, frame(mac(1234), mac(n_macs)), top=TOP, expect=4)

@@ -202,11 +202,13 @@ def switch_object(variant, size: int):
     """A switch object of ``variant`` sized for ``size`` FDB entries, loaded (test_run only)."""
     from nf.bpf import BpfObject
     from nf.config.l2_switch import Variant
-    from nf.nfs.l2_switch import OBJECT, OBJECT_ENETSTL, built, size_object
+    from nf.bench.l2_switch import SEED
+    from nf.nfs.l2_switch import OBJECT, OBJECT_ENETSTL, built, key_table, size_object
     obj = BpfObject.open(built(OBJECT_ENETSTL if variant == Variant.enetstl else OBJECT))
     try:
         size_object(obj, variant, size)
         obj.load()
+        key_table(obj.map("config"), variant, SEED)
     except BaseException:
         obj.close()
         raise

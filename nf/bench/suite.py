@@ -303,10 +303,10 @@ def native_switch(res: Results, quick: bool) -> None:
     frame repeats unchanged): known unicast and broadcast."""
     from nf.config.l2_switch import Variant
     from nf.nfs.l2_switch import SwitchSim
-    from nf.bench.l2_switch import fill, frame as sw_frame, mac as sw_mac, ports as sw_ports
+    from nf.bench.l2_switch import SEED, fill, frame as sw_frame, mac as sw_mac, ports as sw_ports
     n_macs = 1_000 if quick else 10_000
     rep, rounds = (2_000, 1) if quick else (100_000, 5)
-    with SwitchSim(sw_ports(), fdb_size=16384, variant=Variant.pure) as sw:
+    with SwitchSim(sw_ports(), fdb_size=16384, variant=Variant.pure, seed=SEED) as sw:
         fill(sw, n_macs)
         f = sw_frame(sw_mac(123), sw_mac(n_macs))
         empty = _empty_ns(f, rep, rounds)

@@ -132,6 +132,11 @@ class L2SwitchConfig(NFConfig):
                                                               "at runtime; at most the Linux bridge's "
                                                               "largest (42949672)")
     fdb_size: int = Field(default=65536, ge=16, le=1 << 22)
+    seed: Optional[int] = Field(default=None, ge=0, le=(1 << 64) - 1,
+                                description="secret of the eNetSTL FDB's bucket choice; unset (the "
+                                            "default): drawn from the kernel's random source at "
+                                            "`nf up`; set it only to reproduce a layout (the pure "
+                                            "variant's hash map is seeded by the kernel either way)")
     ports: list[Port] = Field(min_length=1, max_length=MAX_PORTS)
     static_entries: Annotated[list[StaticEntry], RUNTIME] = Field(
         default=[], description="entries that never age and are never learned over (a frame from "

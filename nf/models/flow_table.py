@@ -24,12 +24,11 @@ from __future__ import annotations
 import ctypes
 import enum
 import ipaddress
-import os
 import socket
 from collections import deque
 from dataclasses import dataclass
 
-from nf.algo import crc32c
+from nf.algo import crc32c, draw_seed  # noqa: F401 (draw_seed: the flow table's, re-exported)
 
 # flow_table.h
 FT_SLOTS = 16
@@ -262,11 +261,6 @@ def hash_key(seed: int) -> tuple[int, ...]:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
         out.append((z ^ (z >> 31)) | 1)
     return tuple(out)
-
-
-def draw_seed() -> int:
-    """A fresh table seed from the kernel's random source (getrandom)."""
-    return int.from_bytes(os.urandom(8), "little")
 
 
 def _words(key: bytes, k: tuple[int, ...]) -> list[int]:

@@ -94,7 +94,12 @@ class FdbVal(ctypes.Structure):
 class Config(ctypes.Structure):
     __c_struct__ = "struct l2sw_config"
     __bpf_object__ = BOTH
-    _fields_ = [("aging_ns", u64), ("wheel_tick_ns", u64)]
+    _fields_ = [("aging_ns", u64), ("wheel_tick_ns", u64), ("seed", u64), ("keyed", u32),
+                ("pad", u32)]
+
+
+# enum l2sw_keyed: where the FDB's key came from
+KEYED_NOT_YET, KEYED_DRAWN, KEYED_CONFIG, KEYED_KERNEL = 0, 1, 2, 3
 
 
 COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "unicast", "flood", "drop",
@@ -155,7 +160,7 @@ class EfdbBucket(ctypes.Structure):
 class EfdbCfg(ctypes.Structure):
     __c_struct__ = "struct l2sw_efdb_cfg"
     __bpf_object__ = OBJECT_ENETSTL
-    _fields_ = [("bucket_mask", u32), ("seed", u32), ("max_entries", u32)]
+    _fields_ = [("bucket_mask", u32), ("max_entries", u32)]
 
 
 class WheelItem(ctypes.Structure):
@@ -541,9 +546,41 @@ def size_object(obj, variant: Variant | str, fdb_size: int) -> None:
     if Variant(variant) == Variant.enetstl:
         nb = efdb_buckets(fdb_size)
         obj.map("efdb").set_max_entries(nb)
-        obj.set_rodata("efdb_cfg", EfdbCfg(nb - 1, 0, fdb_size))
+        obj.set_rodata("efdb_cfg", EfdbCfg(nb - 1, fdb_size))
     else:
         obj.map("fdb").set_max_entries(fdb_size)
+
+
+def key_table(config_map, variant: Variant | str, seed: int | None) -> None:
+    """The one place a switch's FDB gets its key (struct l2sw_config.seed, l2_switch.h), after
+    every load and before anything is attached. A new table (keyed 0) takes the config's seed,
+    or one drawn from the kernel's random source; the pure variant's hash map keys itself (the
+    kernel seeds every hash map at random), which is recorded. A table reused from its pins (a
+    program reload or swap, a chain rebuild) keeps its key: every program of the deployment
+    reads this one pinned value, and a config seed that disagrees with it is refused (RuntimeError
+    before the new program is attached anywhere)."""
+    from nf.algo import draw_seed
+    m = config_map.typed(u32, Config)
+    c = m.lookup(0)
+    if c.keyed == KEYED_NOT_YET:
+        if Variant(variant) == Variant.enetstl:
+            c.seed, c.keyed = (seed, KEYED_CONFIG) if seed is not None else (draw_seed(), KEYED_DRAWN)
+        else:
+            c.keyed = KEYED_KERNEL
+        m.update(0, c)
+    elif Variant(variant) == Variant.enetstl and seed is not None and \
+            (c.keyed == KEYED_KERNEL or c.seed != seed):
+        raise RuntimeError(f"the pinned FDB is keyed by another seed than this config's {seed} "
+                           "(a seed change needs down/up)")
+
+
+def keying(config_map) -> dict:
+    """How a switch's FDB is keyed, from the kernel's copy (nf show): ``keyed``, ``by`` (drawn /
+    config / kernel) and ``seed`` only when the config gave it (a drawn one is a secret)."""
+    c = config_map.typed(u32, Config).lookup(0)
+    by = {KEYED_DRAWN: "drawn", KEYED_CONFIG: "config", KEYED_KERNEL: "kernel"}.get(c.keyed)
+    return {"keyed": by is not None, "by": by or "not yet",
+            **({"seed": c.seed} if c.keyed == KEYED_CONFIG else {})}
 
 
 def make_maps(obj, variant: Variant, names: dict[int, str]) -> SwitchMaps:
@@ -760,7 +797,7 @@ class SwitchSim:
     the reference model (nf/models/l2_switch.py) against the datapath."""
 
     def __init__(self, ports: list[PortPlan], aging_s: float = 300, fdb_size: int = 65536,
-                 variant: Variant = Variant.pure):
+                 variant: Variant = Variant.pure, seed: int | None = None):
         from nf.bpf import BpfObject
         self.plans = {p.ifindex: p for p in ports}
         self.variant = variant
@@ -769,6 +806,8 @@ class SwitchSim:
         try:
             size_object(self.obj, variant, fdb_size)
             self.obj.load()
+            key_table(self.obj.map("config"), variant, seed)     # None: drawn, as `nf up` does
+            self.seed = self.obj.map("config").typed(u32, Config).lookup(0).seed
             self.maps = make_maps(self.obj, variant, {p.ifindex: p.name for p in ports})
             self.inner = fill_tables(self.obj, self.maps, ports, real_ports=False)
             self.vlans = vlan_table(ports)
@@ -858,6 +897,14 @@ class L2SwitchKind(Kind):
 
     def configure(self, obj, cfg) -> None:
         size_object(obj, cfg.variant, cfg.fdb_size)
+
+    def started(self, obj, cfg) -> None:
+        key_table(obj.map("config"), cfg.variant, cfg.seed)
+
+    def keying(self, rec) -> dict:
+        from nf.bpf import Map
+        with Map.from_pin(rec.pin_dir / "config") as m:
+            return keying(m)
 
     def controller(self, cfg, obj, pin_dir):
         sw = L2Switch(cfg, pin_dir, keep=True)

@@ -25,8 +25,9 @@ struct {
 	__type(value, struct l2sw_fdb_val);
 } fdb SEC(".maps");
 
-/* kw: the struct l2sw_fdb_key as one word (same 8 bytes, so it is the map key as it is) */
-static __always_inline int fdb_find(__u64 kw, struct l2sw_fdb_val *out)
+/* kw: the struct l2sw_fdb_key as one word (same 8 bytes, so it is the map key as it is). No
+ * seed: the kernel's hash map keys itself (a random seed per map). */
+static __always_inline int fdb_find(__u64 kw, __u64 seed, struct l2sw_fdb_val *out)
 {
 	struct l2sw_fdb_val *e = bpf_map_lookup_elem(&fdb, &kw);
 

@@ -58,10 +58,24 @@ struct l2sw_fdb_val {
 	__u64 ts_ns;    /* last seen, bpf_ktime_get_coarse_ns (CLOCK_MONOTONIC_COARSE) */
 };
 
-/* config: ARRAY[1]; runtime knobs changed without reload */
+/* config: ARRAY[1]; runtime knobs changed without reload, and the FDB's key */
 struct l2sw_config {
 	__u64 aging_ns;      /* 0 = entries never age */
 	__u64 wheel_tick_ns; /* eNetSTL variant: period of the aging timer (timing-wheel tick) */
+	/* eNetSTL variant: the table's secret, xored into every key word before the mix (so nobody
+	 * who does not know it can pick MACs that share a bucket). Written once, by the controller,
+	 * when the table is new and before anything is attached; every later program is loaded on
+	 * this pinned map, so a reload keeps the placement. */
+	__u64 seed;
+	__u32 keyed;         /* enum l2sw_keyed: where seed came from */
+	__u32 pad;
+};
+
+enum l2sw_keyed {
+	L2SW_KEYED_NOT_YET = 0, /* a table being made: nothing is attached yet */
+	L2SW_KEYED_DRAWN = 1,   /* seed drawn from the kernel's random source (config seed unset) */
+	L2SW_KEYED_CONFIG = 2,  /* seed given by the config */
+	L2SW_KEYED_KERNEL = 3,  /* pure variant: the kernel's hash map seeds itself at random, per map */
 };
 
 /* fdb_gen: ARRAY[1] of __u64, the FDB's generation. Any change that can make a learned entry
@@ -107,7 +121,7 @@ struct l2sw_stats {
 };
 
 /* ---- eNetSTL FDB variant (l2_switch_enetstl.bpf.c) ----
- * efdb: ARRAY of buckets; h = fmix64(key word ^ seed) (murmur3's finaliser: L2SW_EFDB_MIX*):
+ * efdb: ARRAY of buckets; h = fmix64(key word ^ config.seed) (murmur3's finaliser: L2SW_EFDB_MIX*):
  * bucket = h & mask, signature = h >> 48 (0 -> 1); a way is found by comparing 16 u16
  * signatures. The module's bucket table (struct enetstl_bt_bucket, kmod/include/enetstl.h):
  * with the module a lookup is one enetstl_bt_find call, without it the same probe in BPF. */
@@ -138,7 +152,6 @@ struct l2sw_efdb_bucket {
 /* efdb_cfg: rodata, set before load */
 struct l2sw_efdb_cfg {
 	__u32 bucket_mask; /* buckets - 1 (a power of two) */
-	__u32 seed;        /* xored into the key word before the mix */
 	__u32 max_entries; /* fdb_size: entries the table takes (static ones included) */
 };
 

@@ -92,6 +92,16 @@ struct {
 	__type(value, struct l2sw_config);
 } config SEC(".maps");
 
+/* The FDB's key (config.seed) where no config pointer is at hand (learns, control, batches);
+ * the datapath's lookup takes it from the config it reads per frame anyway. */
+static __always_inline __u64 fdb_seed(void)
+{
+	__u32 zero = 0;
+	struct l2sw_config *c = bpf_map_lookup_elem(&config, &zero);
+
+	return c ? c->seed : 0;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, L2SW_STATS_SLOTS);

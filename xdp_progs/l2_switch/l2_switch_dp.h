@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* L2 switch datapath, part 2 of 2 (BPF only): ingress, egress and the entry points. Needs
- *   int  fdb_find(__u64 kw, struct l2sw_fdb_val *out);   >= 0: found, copied; < 0: -errno
+ *   int  fdb_find(__u64 kw, __u64 seed, struct l2sw_fdb_val *out);
+ *        >= 0: found, copied; < 0: -errno (seed: the FDB's key, config.seed, for a table that
+ *        hashes keys itself; a BPF hash map keys itself)
  *   int  fdb_learn(__u64 kw, const struct l2sw_port *p,
  *                  struct l2sw_stats *st, __u64 now, __u64 aging);
  *        1 = (k) is now in the FDB on port p with timestamp `now` (learned, refreshed, moved)
@@ -189,7 +191,9 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 			drop(st, &st->drop_vlan, t, vid, why, NF_REASON_CONFIG);
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	aging = cfg ? cfg->aging_ns : 0;
+	if (!cfg) /* cannot happen: ARRAY[1] */
+		return drop(st, 0, t, vid, why, NF_REASON_CONFIG);
+	aging = cfg->aging_ns;
 	now = clock_ns(t);
 	/* FDB keys as one word each: struct l2sw_fdb_key is mac[6] then vid, little-endian */
 	if (p->learning)
@@ -201,7 +205,7 @@ static __always_inline int switch_ingress(struct xdp_md *ctx, __u32 in_ifindex,
 		__u64 kw = macs[0] | (__u64)(macs[1] & 0xffff) << 32 | (__u64)vid << 48;
 		struct l2sw_fdb_val e;
 
-		if (likely(fdb_find(kw, &e) >= 0) && !expired(&e, now, aging)) {
+		if (likely(fdb_find(kw, cfg->seed, &e) >= 0) && !expired(&e, now, aging)) {
 			__u32 out = e.ifindex;
 			__u32 oidx = e.idx;
 			__u64 obit = 1ULL << (oidx & 63);
@@ -331,7 +335,7 @@ int xdp_l2sw_egress_test(struct xdp_md *ctx)
 #define L2SW_BATCH_CTL(r) (-95) /* -EOPNOTSUPP: the hash map is written by the controller */
 #endif
 #ifndef L2SW_BATCH_FIND_BPF
-#define L2SW_BATCH_FIND_BPF(kw, v) fdb_find(kw, v) /* one probe: it is in BPF */
+#define L2SW_BATCH_FIND_BPF(kw, seed, v) fdb_find(kw, seed, v) /* one probe: it is in BPF */
 #endif
 
 struct {
@@ -351,7 +355,9 @@ static long fdb_batch_cb(__u32 i, void *ctx)
 		return 1;
 	if (r->op == L2SW_OP_FIND || r->op == L2SW_OP_FIND_BPF) {
 		__u64 kw = *(__u64 *)&r->key;
-		int ret = r->op == L2SW_OP_FIND ? fdb_find(kw, &v) : L2SW_BATCH_FIND_BPF(kw, &v);
+		__u64 seed = fdb_seed();
+		int ret = r->op == L2SW_OP_FIND ? fdb_find(kw, seed, &v) :
+			  L2SW_BATCH_FIND_BPF(kw, seed, &v);
 
 		r->ret = ret;
 		r->ifindex = ret < 0 ? 0 : v.ifindex;

@@ -90,13 +90,14 @@ struct {
 } btf_anchor SEC(".maps");
 
 /* ---- table ------------------------------------------------------------------------------- */
-/* murmur3's fmix64 of the key word and the seed: every bit of the result depends on every key
- * bit (MACs of one vendor differ in their last bytes only: a single multiply would leave them in
- * one bucket). A CRC32-C of the 8 bytes (the module's kfunc: ~45 guest instructions with the
- * call; in BPF a table walk: ~60) costs more than these ~10. */
-static __always_inline __u64 efdb_hash(__u64 kw)
+/* murmur3's fmix64 of the key word and the table's secret (config.seed, see l2_switch.h):
+ * every bit of the result depends on every key bit (MACs of one vendor differ in their last
+ * bytes only: a single multiply would leave them in one bucket). A CRC32-C of the 8 bytes (the
+ * module's kfunc: ~45 guest instructions with the call; in BPF a table walk: ~60) costs more
+ * than these ~10. */
+static __always_inline __u64 efdb_hash(__u64 kw, __u64 seed)
 {
-	__u64 h = kw ^ efdb_cfg.seed;
+	__u64 h = kw ^ seed;
 
 	h ^= h >> 33;
 	h *= L2SW_EFDB_MIX1;
@@ -114,9 +115,9 @@ static __always_inline __u64 key_word(const struct l2sw_fdb_key *k)
 }
 
 /* The bucket index of key word kw, and its signature (never 0: 0 marks a free way). */
-static __always_inline __u32 efdb_index(__u64 kw, __u16 *sig)
+static __always_inline __u32 efdb_index(__u64 kw, __u64 seed, __u16 *sig)
 {
-	__u64 h = efdb_hash(kw);
+	__u64 h = efdb_hash(kw, seed);
 
 	*sig = h >> 48;
 	if (!*sig)
@@ -124,9 +125,9 @@ static __always_inline __u32 efdb_index(__u64 kw, __u16 *sig)
 	return (__u32)h & efdb_cfg.bucket_mask;
 }
 
-static __always_inline struct l2sw_efdb_bucket *efdb_bucket(__u64 kw, __u16 *sig)
+static __always_inline struct l2sw_efdb_bucket *efdb_bucket(__u64 kw, __u64 seed, __u16 *sig)
 {
-	__u32 i = efdb_index(kw, sig);
+	__u32 i = efdb_index(kw, seed, sig);
 
 	return bpf_map_lookup_elem(&efdb, &i);
 }
@@ -236,12 +237,12 @@ _Static_assert(__builtin_offsetof(struct l2sw_efdb_entry, ts_ns) -
  * than trust a torn read. Out of line: inlined beside the kfunc call, its registers made clang
  * spill around that call (5 more guest instructions per packet with the module); the call costs
  * this fallback ~18 per lookup (2-3 ns natively, NOTES.md). */
-static __noinline int fdb_find_bpf(__u64 kw, struct l2sw_fdb_val *out)
+static __noinline int fdb_find_bpf(__u64 kw, __u64 seed, struct l2sw_fdb_val *out)
 {
 	struct l2sw_efdb_bucket *b;
 	__u16 sig;
 
-	b = efdb_bucket(kw, &sig);
+	b = efdb_bucket(kw, seed, &sig);
 	if (!b)
 		return -EINVAL;
 	for (int t = 0; t < ENETSTL_BT_TRIES; t++) {
@@ -262,11 +263,11 @@ static __noinline int fdb_find_bpf(__u64 kw, struct l2sw_fdb_val *out)
 }
 
 /* The datapath's lookup: one kfunc call with the module, the same probe in BPF without. */
-static __always_inline int fdb_find(__u64 kw, struct l2sw_fdb_val *out)
+static __always_inline int fdb_find(__u64 kw, __u64 seed, struct l2sw_fdb_val *out)
 {
 	if (bpf_ksym_exists(enetstl_bt_find))
-		return enetstl_bt_find(&efdb, kw, efdb_cfg.seed, (struct enetstl_bt_val *)out);
-	return fdb_find_bpf(kw, out);
+		return enetstl_bt_find(&efdb, kw, seed, (struct enetstl_bt_val *)out);
+	return fdb_find_bpf(kw, seed, out);
 }
 
 /* ---- timing wheel -------------------------------------------------------------------------- */
@@ -419,14 +420,14 @@ static __noinline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct l2sw
 	struct l2sw_efdb_bucket *b;
 	struct l2sw_efdb_entry *e;
 	struct l2sw_fdb_val v;
+	__u64 t, seed = fdb_seed();
 	__u32 free, bi;
-	__u64 t;
 	__u16 sig;
 	int i;
 
 	/* Fast path, read only (the datapath's lookup): the same MAC again on the same port within
 	 * this clock tick, or a static entry. The locked path below looks again. */
-	i = fdb_find(kw, &v);
+	i = fdb_find(kw, seed, &v);
 	if (i >= 0) {
 		if (v.flags & L2SW_FDB_STATIC)
 			return 0;
@@ -435,7 +436,7 @@ static __noinline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct l2sw
 	} else if (i == -ENOENT && room_full()) {
 		efdb_reclaim(now, aging); /* before taking the bucket: the walk takes every bucket */
 	}
-	bi = efdb_index(kw, &sig);
+	bi = efdb_index(kw, seed, &sig);
 	b = bpf_map_lookup_elem(&efdb, &bi);
 	if (!b)
 		return 0;
@@ -495,7 +496,7 @@ static __noinline int fdb_learn(__u64 kw, const struct l2sw_port *p, struct l2sw
 
 static __always_inline int ctl_add(struct l2sw_fdb_req *r);
 #define L2SW_BATCH_CTL(r) ctl_add(r)
-#define L2SW_BATCH_FIND_BPF(kw, v) fdb_find_bpf(kw, v)
+#define L2SW_BATCH_FIND_BPF(kw, seed, v) fdb_find_bpf(kw, seed, v)
 #include "l2_switch_dp.h"
 
 /* ---- the wheel's timer ---------------------------------------------------------------------- */
@@ -503,6 +504,7 @@ struct wheel_ctx {
 	__u64 now;
 	__u64 aging;
 	__u64 tick_ns;
+	__u64 seed;   /* the table's key */
 	__u32 tick;   /* the tick being processed */
 	__u32 handle;
 	struct l2sw_wheel_stats *ws;
@@ -519,7 +521,7 @@ static __always_inline void wheel_item(struct enetstl_lb *lb, struct l2sw_wheel_
 	__u16 sig;
 	int i;
 
-	b = efdb_bucket(kw, &sig);
+	b = efdb_bucket(kw, c->seed, &sig);
 	if (!b)
 		return;
 	if (bucket_trylock(b)) { /* a writer is in: look again next tick */
@@ -592,6 +594,7 @@ static int wheel_cb(void *map, int *key, void *value)
 	c.now = bpf_ktime_get_coarse_ns();
 	c.aging = cfg->aging_ns;
 	c.tick_ns = cfg->wheel_tick_ns ? cfg->wheel_tick_ns : DEFAULT_TICK_NS;
+	c.seed = cfg->seed;
 	c.handle = ws->handle;
 	c.ws = ws;
 	cur = c.now / c.tick_ns;
@@ -626,7 +629,7 @@ static __always_inline struct l2sw_efdb_bucket *ctl_take(struct l2sw_fdb_req *r,
 	struct l2sw_efdb_bucket *b;
 
 	*kw = key_word(&r->key);
-	b = efdb_bucket(*kw, sig);
+	b = efdb_bucket(*kw, fdb_seed(), sig);
 	if (!b) {
 		*err = -EINVAL;
 		return 0;

@@ -264,6 +264,12 @@ class DiffConfig:
         return (f"seed {self.seed}: {len(self.ports)} ports [{ps}], aging {self.aging_s}, fdb_size "
                 f"{self.fdb_size}, {len(self.statics)} static")
 
+    @property
+    def fdb_seed(self) -> int:
+        """The eNetSTL FDB's key, given in the switch's config so the case's host MACs can be
+        chosen to keep every bucket below full (one per case, reproducible from its seed)."""
+        return (self.seed * 0x9E3779B97F4A7C15 + 1) & ((1 << 64) - 1)
+
     def switch_dict(self, name: str, netns: str, prefix: str, variant: str) -> dict:
         ports = []
         for i, p in enumerate(self.ports):
@@ -276,7 +282,8 @@ class DiffConfig:
                     d["native_vlan"] = p.pvid
             ports.append(d)
         return {"name": name, "netns": netns, "variant": variant, "attach": "native",
-                "aging_time": self.aging_s, "fdb_size": self.fdb_size, "ports": ports,
+                "aging_time": self.aging_s, "fdb_size": self.fdb_size, "seed": self.fdb_seed,
+                "ports": ports,
                 "static_entries": [{"mac": ":".join(f"{x:02x}" for x in m), "vlan": v,
                                     "port": f"{prefix}{i}"} for m, v, i in self.statics]}
 
@@ -350,7 +357,7 @@ class Traffic:
             return True
         nb = efdb_buckets(self.cfg.fdb_size)
         keys = [(mac, v) for v in (VLAN_POOL if self.cfg.vlan_filtering else (1,))]
-        slots = [(efdb_hash(m, v) % nb, v) for m, v in keys]
+        slots = [(efdb_hash(m, v, self.cfg.fdb_seed) % nb, v) for m, v in keys]
         if any(len(self.buckets_seen.get(s, ())) >= 16 - 3 for s in slots):   # statics: 3 at most
             return False
         for s, k in zip(slots, keys):

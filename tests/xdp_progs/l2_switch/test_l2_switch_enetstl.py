@@ -37,6 +37,7 @@ PORTS = [
 ]
 A, B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 T0 = 1_000 * 10**9
+SEED = 0x9E3779B97F4A7C15   # the tables here are keyed by this (placement known to the tests)
 
 
 def frame(src=A, dst="ff:ff:ff:ff:ff:ff", vid=None):
@@ -46,8 +47,8 @@ def frame(src=A, dst="ff:ff:ff:ff:ff:ff", vid=None):
     return bytes(e / IP() / UDP())
 
 
-def key_hash(mac: str, vid: int) -> int:
-    return efdb_hash(bytes.fromhex(mac.replace(":", "")), vid)
+def key_hash(mac: str, vid: int, seed: int = SEED) -> int:
+    return efdb_hash(bytes.fromhex(mac.replace(":", "")), vid, seed)
 
 
 def sig_of(h: int) -> int:
@@ -56,7 +57,7 @@ def sig_of(h: int) -> int:
 
 @pytest.fixture
 def sw():
-    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl) as s:
+    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl, seed=SEED) as s:
         yield s
 
 
@@ -108,7 +109,7 @@ def test_signature_collision_finds_each_key():
             break
         seen[s] = mac
     x, y = pair
-    with SwitchSim(PORTS, fdb_size=8, variant=Variant.enetstl) as sw:  # one bucket, 16 ways
+    with SwitchSim(PORTS, fdb_size=8, variant=Variant.enetstl, seed=SEED) as sw:  # one bucket, 16 ways
         sw.receive(frame(src=x), P1, T0)
         sw.receive(frame(src=y), P2, T0)
         b = bucket(sw, 0)
@@ -132,7 +133,7 @@ def same_bucket(n: int, bucket: int = 0, buckets: int = 8, vid: int = 10) -> lis
 def test_full_bucket_refuses_a_static_add_and_counts_learning():
     """fdb_size 64 (8 buckets): 16 keys of one bucket fill it long before the table is full."""
     macs = same_bucket(18)
-    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl) as sw:
+    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl, seed=SEED) as sw:
         for m in macs[:16]:
             sw.receive(frame(src=m), P1, T0)
         assert sw.maps.stats()["p1"]["learn"] == 16
@@ -147,7 +148,7 @@ def test_full_bucket_of_aged_out_entries_makes_room_in_place():
     """A bucket full of aged-out entries in a table that is not full: the learn clears that
     bucket's dead ways itself (no walk over the table); its live ways stay."""
     macs = same_bucket(20)
-    with SwitchSim(PORTS, aging_s=2, fdb_size=64, variant=Variant.enetstl) as sw:
+    with SwitchSim(PORTS, aging_s=2, fdb_size=64, variant=Variant.enetstl, seed=SEED) as sw:
         for m in macs[:12]:
             sw.receive(frame(src=m), P1, T0)
         for m in macs[12:16]:
@@ -254,7 +255,7 @@ def test_two_cpus_learning_at_once_leave_a_consistent_table(sw):
 # ---- with the module (guest) ---------------------------------------------------------------
 @pytest.mark.vm
 def test_kfunc_path_builds_the_same_table(enetstl):
-    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl) as sw:
+    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl, seed=SEED) as sw:
         macs = [f"02:00:00:00:04:{i:02x}" for i in range(40)]
         for i, m in enumerate(macs):
             sw.receive(frame(src=m), P1 if i % 2 else P2, T0)
@@ -268,7 +269,7 @@ def test_kfunc_path_builds_the_same_table(enetstl):
 
 @pytest.mark.vm
 def test_two_cpus_with_kfuncs(enetstl):
-    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl) as sw:
+    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl, seed=SEED) as sw:
         learn_concurrently(sw)
         seen = assert_table_consistent(sw)
         assert set(seen) == {(A, 10)}
@@ -422,7 +423,7 @@ def seeded_table(sw, b, seed: int):
     rnd.shuffle(queries)
     want = []
     for k in queries:
-        bi, sg = algo.bt_place(k, 0, nb)
+        bi, sg = algo.bt_place(k, SEED, nb)
         bk = bucket(sw, bi)
         w = algo.bt_find(list(bk.sig), [int.from_bytes(bytes(e.key), "little") for e in bk.e], k, sg)
         assert (w >= 0) == (k in added)
@@ -464,14 +465,14 @@ def check_probes(sw, seed: int, ops: list[int], calls=None) -> None:
 
 def key_hash_kw(kw: int) -> int:
     kb = kw.to_bytes(8, "little")
-    return efdb_hash(kb[:6], int.from_bytes(kb[6:], "little"))
+    return efdb_hash(kb[:6], int.from_bytes(kb[6:], "little"), SEED)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_bpf_probe_answers_as_the_table_holds(seed):
     """Host (no module): FIND and FIND_BPF are both the BPF probe."""
     from nf.nfs.l2_switch import OP_FIND, OP_FIND_BPF
-    with SwitchSim(PORTS, fdb_size=256, variant=Variant.enetstl) as sw:
+    with SwitchSim(PORTS, fdb_size=256, variant=Variant.enetstl, seed=SEED) as sw:
         check_probes(sw, seed, [OP_FIND, OP_FIND_BPF])
 
 
@@ -482,7 +483,7 @@ def test_bt_find_answers_as_the_bpf_probe(enetstl, seed):
     holds the call), FIND_BPF the BPF probe; both answer as the table holds."""
     from nf import kmod
     from nf.nfs.l2_switch import OP_FIND, OP_FIND_BPF
-    with SwitchSim(PORTS, fdb_size=256, variant=Variant.enetstl) as sw:
+    with SwitchSim(PORTS, fdb_size=256, variant=Variant.enetstl, seed=SEED) as sw:
         xl = subprocess.run(["bpftool", "prog", "dump", "xlated", "id", str(sw.ingress.id)],
                             capture_output=True, text=True, timeout=120, check=True).stdout
         assert "call enetstl_bt_find" in xl             # the datapath's lookup, too
@@ -573,7 +574,7 @@ def test_bpf_probe_never_reads_a_torn_entry(sw):
 @pytest.mark.vm
 def test_bt_find_never_reads_a_torn_entry(enetstl):
     from nf.nfs.l2_switch import OP_FIND, OP_FIND_BPF
-    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl) as sw:
+    with SwitchSim(PORTS, fdb_size=64, variant=Variant.enetstl, seed=SEED) as sw:
         read_while_writing(sw, OP_FIND, 12)
         read_while_writing(sw, OP_FIND_BPF, 3)
 
@@ -587,7 +588,7 @@ def test_fdb_batch_finds_what_the_datapath_learned(variant):
 
     from nf.bench.scale import Batch, _fdb_rows
     from nf.nfs.l2_switch import FDB_STATIC, OP_FIND
-    with SwitchSim(PORTS, fdb_size=64, variant=variant) as s:
+    with SwitchSim(PORTS, fdb_size=64, variant=variant, seed=SEED) as s:
         learned = [f"02:00:00:00:05:{i:02x}" for i in range(10)]
         for m in learned:
             s.receive(frame(src=m), P2, T0)
