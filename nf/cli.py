@@ -241,6 +241,7 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
     # what the kernel runs, against each record (a killed nf, a deleted interface or netns)
     probs = {r.name: deploy.problems(r) if r.status == "up" else [] for r in recs}
     edits = {r.name: engine.edits_text(r) if r.extra.get("edits") else "" for r in recs}
+    keys = {r.name: k for r in recs for k in [_keying(kinds[r.name], r, probs[r.name])] if k}
     if as_json:
         out.print_json(json.dumps([{"name": r.name, "kind": r.kind, "status": r.status,
                                     "stale": r.stale, "problems": probs[r.name],
@@ -249,6 +250,7 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
                                     "source": r.source, "digest": r.digest, "pid": r.pid, "chain": r.chain,
                                     "variant_why": r.extra.get("variant_why"),
                                     "xdp": {i: _xdp_on(r.netns, i) for i in r.interfaces},
+                                    **({"keying": keys[r.name]} if r.name in keys else {}),
                                     **(kinds[r.name].show(r) if hasattr(kinds[r.name], "show") else {})}
                                    for r in recs]))
         return
@@ -274,6 +276,8 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
         if edits[r.name]:
             out.print(f"{r.name}: its tables differ from its file, changed by {edits[r.name]} "
                       f"(`nf apply` of the file puts them back)", markup=False)
+        if r.name in keys:
+            out.print(_keying_line(kinds[r.name], r.name, keys[r.name]), markup=False)
     for n in deploy.orphans():
         out.print(f"leftover pins without a record: {n} (nf down {n})", markup=False)
     out.print(_kmod_line(), markup=False)
@@ -286,6 +290,29 @@ def show(as_json: bool = typer.Option(False, "--json", help="machine-readable"))
 
 
 app.command("status", help="Same as show.")(show)
+
+_KEYED_BY = {"drawn": "a secret drawn from the kernel's random source when it was made",
+             "kernel": "the kernel (its hash map's own random seed)"}
+
+
+def _keying(kind, rec, problems) -> dict | None:
+    """How a deployment's hashed table is keyed, read from its pins (None: no such table, or
+    the deployment is not there to read)."""
+    if not getattr(kind, "keyed_table", "") or rec.status != "up" or rec.stale or problems:
+        return None
+    try:
+        return kind.keying(rec)
+    except Exception as e:  # noqa: BLE001 - show must not fail on one unreadable deployment
+        return {"keyed": None, "by": f"unreadable ({e})"}
+
+
+def _keying_line(kind, name: str, k: dict) -> str:
+    if k.get("keyed") is None:
+        return f"{name}: {kind.keyed_table} key {k['by']}"
+    if not k["keyed"]:
+        return f"{name}: {kind.keyed_table} NOT keyed ({k['by']})"
+    by = f"the config's seed {k['seed']}" if k["by"] == "config" else _KEYED_BY.get(k["by"], k["by"])
+    return f"{name}: {kind.keyed_table} keyed by {by}"
 
 
 def _agent_line(kinds, missing_only: bool = False) -> str:

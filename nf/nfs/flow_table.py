@@ -589,6 +589,20 @@ class FlowTableKind(Kind):
             raise RuntimeError(f"flow table {cfg.name!r}: the pinned table is keyed by another "
                                "hash or seed than this config's (needs down/up)")
 
+    keyed_table = "flow table"
+
+    def keying(self, rec) -> dict:
+        """The pinned table's multipliers (ft_state.hash): the config's seed's, or drawn."""
+        from nf.bpf import Map
+        with Map.from_pin(rec.pin_dir / "ft_state") as m:
+            k = tuple(m.typed(u32, FtState).lookup(0).hash.k)
+        seed = rec.config.get("seed")
+        if not k[0]:
+            return {"keyed": False, "by": "not yet"}
+        if seed is not None and k == hash_key(seed):
+            return {"keyed": True, "by": "config", "seed": seed}
+        return {"keyed": True, "by": "drawn"}
+
     def controller(self, cfg, obj, pin_dir):
         ft = FlowTable(cfg)._adopt(obj, cfg.variant)
         if cfg.default_port or any(r.port for r in cfg.rules):

@@ -146,6 +146,12 @@ class Kind:
         """Counters per group (port, epoch, table) for `nf stats` and the metrics."""
         return {}
 
+    # A table hashed on packet fields (its buckets, rows) is keyed by a secret, or an attacker
+    # who knows the hash picks keys that collide. An NF with one defines ``keyed_table`` (what
+    # `nf show` calls it) and ``keying(rec) -> {"keyed", "by": drawn | config | kernel,
+    # "seed" (only when the config gave it)}``, read from the kernel's copy of the key.
+    keyed_table: str = ""
+
     # ---- work after `nf up` (optional): a KIND with due(rec, cfg) -> unix time and
     # tick(controller) -> line ("" when nothing to say) is driven by `nf agent` (nf/agent.py);
     # tick_what, agent_does and without_agent name that work in its messages and `nf show`.

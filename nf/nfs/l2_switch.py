@@ -901,6 +901,8 @@ class L2SwitchKind(Kind):
     def started(self, obj, cfg) -> None:
         key_table(obj.map("config"), cfg.variant, cfg.seed)
 
+    keyed_table = "FDB"
+
     def keying(self, rec) -> dict:
         from nf.bpf import Map
         with Map.from_pin(rec.pin_dir / "config") as m:

@@ -8,6 +8,7 @@ loses nothing (counted at the receiver).
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -214,8 +215,10 @@ def test_up_show_stats_fdb_down(lab4, swfile):
     assert mine["status"] == "up" and all(v.startswith("native") for v in mine["xdp"].values())
     # which variant runs and why (the host has no module: auto stays on pure eBPF)
     assert mine["variant"] == "pure" and mine["variant_why"] == "auto: the enetstl module is not loaded"
+    assert mine["keying"] == {"keyed": True, "by": "kernel"}
     r = nf("show")
     assert f"{swfile.name}: pure - auto: the enetstl module is not loaded" in r.output
+    assert f"{swfile.name}: FDB keyed by the kernel (its hash map's own random seed)" in r.output
     assert r.exit_code == 0 and nf("stats").exit_code == 0 and nf("fdb").exit_code == 0
     # a different config under the same name is a conflict, not a silent change
     g = swfile(aging_time=10)
@@ -225,6 +228,32 @@ def test_up_show_stats_fdb_down(lab4, swfile):
     assert r.exit_code == 0 and f"{swfile.name}: down" in r.output
     assert deploy.read(swfile.name) is None and not rec.pin_dir.exists()
     assert _attached(lab4, rec.interfaces) == [False] * 4
+
+
+@pytest.mark.netns
+def test_show_says_how_the_fdb_is_keyed_and_keeps_a_drawn_secret(lab4, swfile):
+    """The eNetSTL FDB (loaded without the module on the host: its BPF probe): no seed in the
+    file, so one is drawn at `nf up`; `nf show` says so and never prints it. A seed in the file
+    is shown; changing it needs down + up."""
+    from nf.bpf import Map
+    from nf.nfs.l2_switch import Config
+    assert nf("up", swfile(variant="enetstl")).exit_code == 0
+    rec = deploy.read(swfile.name)
+    with Map.from_pin(rec.pin_dir / "config") as m:
+        secret = m.typed(ctypes.c_uint32, Config).lookup(0).seed
+    r = nf("show", "--json")
+    mine = [d for d in json.loads(r.output) if d["name"] == swfile.name][0]
+    assert mine["keying"] == {"keyed": True, "by": "drawn"}
+    text = nf("show").output
+    assert f"{swfile.name}: FDB keyed by a secret drawn from the kernel's random source" in text
+    assert all(str(v) not in r.output + text for v in (secret, hex(secret), f"{secret:x}"))
+    r = nf("apply", swfile(variant="enetstl", seed=5))
+    assert r.exit_code == cli.E_CONFLICT and "changing seed needs" in r.output
+    assert nf("down", swfile.name).exit_code == 0
+    assert nf("up", swfile(variant="enetstl", seed=77)).exit_code == 0
+    mine = [d for d in json.loads(nf("show", "--json").output) if d["name"] == swfile.name][0]
+    assert mine["keying"] == {"keyed": True, "by": "config", "seed": 77}
+    assert f"{swfile.name}: FDB keyed by the config's seed 77" in nf("show").output
 
 
 @pytest.mark.netns

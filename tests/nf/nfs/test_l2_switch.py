@@ -218,6 +218,73 @@ def test_counters_equal_what_was_sent(lab4, switch):
     assert st["p3"]["tx_packets"] == 0 and st["p3"]["rx_packets"] == 0
 
 
+def _prog_ids(sw) -> set[int]:
+    from nf.bpf import Link
+    from nf.net.netns import enter
+    ids = set()
+    with enter(sw.cfg.netns):
+        for p in (sw.pin_dir / "links").iterdir():
+            with Link.from_pin(p) as link:
+                ids.add(link.prog_id)
+    return ids
+
+
+@pytest.mark.netns
+def test_a_reload_keeps_the_key_and_what_was_learned(lab4, switch):
+    """A new program on the pinned maps (`nf apply --reload`, a rebuilt object, a program field:
+    engine.swap_program) reads the same key: MACs learned before it are found after it by
+    unicast (no relearning in between), the table still says how it was keyed."""
+    from nf import engine
+    from nf.nfs.l2_switch import KIND, keying
+    sw = switch(ACCESS4)
+    hs = {h: mac(lab4, h) for h in ("h1", "h2", "h3", "h4")}
+    for h in ("h1", "h3", "h4"):
+        exchange(lab4, h, [frame(hs[h], BCAST, f"learn {h}")], expect=3)
+    key = keying(sw.maps.raw["config"])
+    assert key == {"keyed": True, "by": "drawn" if sw.variant.value == "enetstl" else "kernel"}
+    old = _prog_ids(sw)
+    assert engine.swap_program(KIND, sw.cfg, sw.pin_dir) == 4
+    assert _prog_ids(sw).isdisjoint(old) and keying(sw.maps.raw["config"]) == key
+    flood0 = sw.stats()["p2"]["flood"]
+    for h in ("h1", "h3", "h4"):         # h2 speaks only now: its destinations were learned before
+        x = frame(hs["h2"], hs[h], f"to {h} after the reload")
+        assert exchange(lab4, "h2", [x]) == {h: [x], **{o: [] for o in ("h1", "h3", "h4") if o != h}}
+    st = sw.stats()["p2"]
+    assert (st["unicast"], st["flood"] - flood0) == (3, 0)
+
+
+@pytest.mark.netns
+def test_a_config_seed_other_than_the_tables_is_refused(lab4):
+    """A program for a pinned eNetSTL table, from a config whose seed is not the table's: refused
+    before it is attached anywhere; the table, its key and the running program stay."""
+    from nf import engine
+    from nf.nfs.l2_switch import KIND, keying
+    sw = L2Switch(cfg_for(lab4, ACCESS4, variant="enetstl", seed=1234)).up()
+    try:
+        h1 = mac(lab4, "h1")
+        exchange(lab4, "h1", [frame(h1, BCAST, "learn")], expect=3)
+        old = _prog_ids(sw)
+        for other in (1235, None):
+            cfg = sw.cfg.model_copy(update={"seed": other})
+            if other is None:          # no seed in the config: the table's own is kept
+                engine.swap_program(KIND, cfg, sw.pin_dir)
+                old = _prog_ids(sw)
+                continue
+            with pytest.raises(RuntimeError, match="another seed .* needs down/up"):
+                engine.swap_program(KIND, cfg, sw.pin_dir)
+            assert _prog_ids(sw) == old
+        assert keying(sw.maps.raw["config"]) == {"keyed": True, "by": "config", "seed": 1234}
+        assert [e.mac for e in sw.fdb()] == [h1]
+    finally:
+        sw.down()
+
+
+def test_a_seed_change_needs_down_up():
+    from nf.config import Channel, channel_of
+    assert channel_of(L2SwitchConfig, "seed") == Channel.redeploy
+    assert L2SwitchConfig.model_fields["seed"].default is None
+
+
 @pytest.mark.netns
 def test_down_detaches_and_unpins(lab4, variant):
     from nf.bpf import xdp_query
@@ -260,6 +327,7 @@ def test_scenarios_with_enetstl_in_guest(enetstl, make_lab):
         test_counters_equal_what_was_sent,
         # TCG runs frames and Python slowly: a 1 s aging time would expire entries mid-step
         lambda lab, sw: test_static_entry_survives_aging_and_dynamic_one_ages_out(lab, sw, aging=5.0),
+        test_a_reload_keeps_the_key_and_what_was_learned,
     ]
     for scenario in scenarios:
         lab = make_lab(LabSpec.switch(4))

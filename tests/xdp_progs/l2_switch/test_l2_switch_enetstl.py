@@ -15,17 +15,18 @@ import sys
 import textwrap
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 
-from nf.models.l2_switch import efdb_hash
+from nf.models.l2_switch import SwitchModel, efdb_hash
 from nf.bpf import BpfError, Map
 from nf.config.l2_switch import Variant
 from nf.nfs.l2_switch import (ACCESS, ACT_DROP, ACT_FLOOD, ACT_UNICAST, TRUNK, EfdbBucket, PortPlan, SwitchSim,
-                              WheelStats, efdb_buckets, fdb_key, module_loaded, now_ns)
+                              WheelStats, efdb_buckets, fdb_key, keying, module_loaded, now_ns)
 
 ROOT = Path(__file__).resolve().parents[3]
 P1, P2, P4, P5 = 11, 12, 14, 15
@@ -45,6 +46,10 @@ def frame(src=A, dst="ff:ff:ff:ff:ff:ff", vid=None):
     if vid is not None:
         e = e / Dot1Q(vlan=vid)
     return bytes(e / IP() / UDP())
+
+
+def mb(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
 
 
 def key_hash(mac: str, vid: int, seed: int = SEED) -> int:
@@ -119,15 +124,96 @@ def test_signature_collision_finds_each_key():
         assert {(e.mac, e.port) for e in sw.maps.fdb(now=T0)} >= {(x, "p1"), (y, "p2")}
 
 
-def same_bucket(n: int, bucket: int = 0, buckets: int = 8, vid: int = 10) -> list[str]:
-    """n MACs whose keys land in one bucket of a table of `buckets` buckets."""
+def same_bucket(n: int, bucket: int = 0, buckets: int = 8, vid: int = 10, seed: int = SEED) -> list[str]:
+    """n MACs whose keys land in one bucket of a table of `buckets` buckets keyed by `seed`."""
     out, i = [], 0
     while len(out) < n:
         mac = f"02:00:00:00:{i >> 8 & 0xff:02x}:{i & 0xff:02x}"
-        if key_hash(mac, vid) % buckets == bucket:
+        if key_hash(mac, vid, seed) % buckets == bucket:
             out.append(mac)
         i += 1
     return out
+
+
+# ---- the table's key (config.seed: drawn unless the config gives one) -------------------------
+def placed(sw) -> dict[bytes, int]:
+    """MAC -> bucket of every entry in the table."""
+    return {bytes(b.e[w].key.mac): i for i in range(sw.maps.efdb.map.max_entries)
+            for b in [bucket(sw, i)] for w in range(16) if b.sig[w]}
+
+
+def check_tables_without_a_seed_are_keyed_apart():
+    """Two tables made as `nf up` makes them (no seed) draw different keys from the kernel's random
+    source, say so, and place each key where the model places it under that table's own key."""
+    macs = [f"02:00:00:00:01:{i:02x}" for i in range(24)]
+    seeds, n = [], efdb_buckets(1024)
+    for _ in range(2):
+        with SwitchSim(PORTS, fdb_size=1024, variant=Variant.enetstl) as sw:
+            assert keying(sw.obj.map("config")) == {"keyed": True, "by": "drawn"}   # never shown
+            for m in macs:
+                sw.receive(frame(src=m), P1, T0)
+            model = SwitchModel([], buckets=n, seed=sw.seed)
+            assert placed(sw) == {mb(m): model.bucket(mb(m), 10) for m in macs}
+            seeds.append(sw.seed)
+    assert seeds[0] != seeds[1]
+
+
+def check_a_configured_seed_gives_the_models_placement(seed: int):
+    n = efdb_buckets(1024)
+    model = SwitchModel([], buckets=n, seed=seed)
+    macs = [f"02:00:00:00:02:{i:02x}" for i in range(24)]
+    with SwitchSim(PORTS, fdb_size=1024, variant=Variant.enetstl, seed=seed) as sw:
+        assert sw.seed == seed
+        assert keying(sw.obj.map("config")) == {"keyed": True, "by": "config", "seed": seed}
+        for m in macs:
+            sw.receive(frame(src=m), P1, T0)
+        want = {mb(m): model.bucket(mb(m), 10) for m in macs}
+        assert placed(sw) == want and len(set(want.values())) > 8   # spread, as the model says
+        for m in macs:               # and found there: known unicast, not flooded
+            r = sw.receive(frame(src=B, dst=m, vid=10), P5, T0)
+            assert (r.action, set(r.out)) == (ACT_UNICAST, {P1})
+
+
+def check_macs_chosen_for_a_known_seed(keyed: bool):
+    """The attack a public seed allowed: 17 source MACs chosen offline to share one bucket under
+    seed 0 (the table's seed before it was keyed). Under seed 0 the bucket's 16 ways fill, the
+    17th is not learned (fdb_full) and frames to it flood; under a drawn key the same MACs spread
+    over the buckets and all 17 are learned and reached by unicast."""
+    n = efdb_buckets(1024)
+    macs = same_bucket(17, bucket=5, buckets=n, seed=0)
+    with SwitchSim(PORTS, fdb_size=1024, variant=Variant.enetstl, seed=None if keyed else 0) as sw:
+        for m in macs:
+            sw.receive(frame(src=m), P1, T0)
+        st = sw.maps.stats()["p1"]
+        per_bucket = Counter(key_hash(m, 10, sw.seed) % n for m in macs)
+        r = sw.receive(frame(src=B, dst=macs[16], vid=10), P5, T0)
+        if keyed:
+            assert (st["learn"], st["fdb_full"]) == (17, 0)
+            assert len(per_bucket) >= 8 and max(per_bucket.values()) <= 4
+            assert (r.action, set(r.out)) == (ACT_UNICAST, {P1})
+        else:
+            assert (st["learn"], st["fdb_full"]) == (16, 1) and per_bucket == {5: 17}
+            assert sum(1 for w in range(16) if bucket(sw, 5).sig[w]) == 16
+            assert r.action == ACT_FLOOD and set(r.out) == {P1, P2, P4}
+
+
+def test_tables_without_a_seed_are_keyed_apart():
+    check_tables_without_a_seed_are_keyed_apart()
+
+
+@pytest.mark.parametrize("seed", [0, 0x0123456789ABCDEF, (1 << 64) - 1])
+def test_a_configured_seed_gives_the_models_placement(seed):
+    check_a_configured_seed_gives_the_models_placement(seed)
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["seed0", "drawn"])
+def test_macs_chosen_for_a_known_seed_fill_a_bucket_only_under_it(keyed):
+    check_macs_chosen_for_a_known_seed(keyed)
+
+
+def test_the_pure_variant_is_keyed_by_the_kernel():
+    with SwitchSim(PORTS, fdb_size=64, variant=Variant.pure, seed=7) as sw:
+        assert keying(sw.obj.map("config")) == {"keyed": True, "by": "kernel"}
 
 
 def test_full_bucket_refuses_a_static_add_and_counts_learning():
@@ -265,6 +351,19 @@ def test_kfunc_path_builds_the_same_table(enetstl):
             r = sw.receive(frame(src=B, dst=m), P1, T0)
             # learned on p2: unicast there; learned on p1 (the ingress): dropped
             assert r.action == (ACT_UNICAST if i % 2 == 0 else ACT_DROP) and r.vid == 10
+
+
+@pytest.mark.vm
+def test_keyed_table_with_kfuncs(enetstl):
+    """The key checks again with the module: every lookup above is enetstl_bt_find, handed the
+    table's key from the config map (counted by the module)."""
+    from nf import kmod
+    before = kmod.counters()["bt_find_calls"]
+    check_tables_without_a_seed_are_keyed_apart()
+    check_a_configured_seed_gives_the_models_placement(0x0123456789ABCDEF)
+    for keyed in (False, True):
+        check_macs_chosen_for_a_known_seed(keyed)
+    assert kmod.counters()["bt_find_calls"] - before >= 24 + 2 * 17
 
 
 @pytest.mark.vm
