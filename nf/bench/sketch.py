@@ -17,7 +17,8 @@ def cfg(variant: str, d: int, nitro_p: float | None = None):
     same update path); NitroSketch sampling with probability nitro_p when given."""
     from nf.config import validate
     from nf.config.sketch import SketchConfig
-    c = {"variant": variant, "depth": d, "width": WIDTH, "threshold": {"absolute": (1 << 32) - 1}}
+    c = {"variant": variant, "depth": d, "width": WIDTH, "threshold": {"absolute": (1 << 32) - 1},
+         "seed": 0}      # fixed rows: every run counts the same counters (the runs before keying did)
     if nitro_p is not None:
         c["nitro"] = {"enabled": True, "p": nitro_p}
     return validate(c, SketchConfig)

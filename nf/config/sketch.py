@@ -114,7 +114,11 @@ class SketchConfig(NFConfig):
                                validation_alias=AliasChoices("attach", "attach_mode"))
     depth: int = Field(default=4, description="rows d (hash functions), 1..16")
     width: int = Field(default=1024, description="counters per row w, a power of two")
-    seed: int = Field(default=0, ge=0, le=0xFFFFFFFF, description="row i hashes with seed + i * 0x9E3779B1")
+    seed: Optional[int] = Field(default=None, ge=0, le=0xFFFFFFFF,
+                                description="secret of the count-min rows (row i hashes with seed + "
+                                            "i * 0x9E3779B1); unset (the default): drawn from the "
+                                            "kernel's random source at `nf up`; set it only to "
+                                            "reproduce counts")
     key: KeyKind = KeyKind.five_tuple
     count: CountWhat = CountWhat.packets
     counters: Counters = Counters.per_cpu

@@ -67,7 +67,7 @@ class SketchCfg(ctypes.Structure):
     __bpf_object__ = OBJECT
     _fields_ = [("variant", ctypes.c_uint32), ("key_kind", ctypes.c_uint32),
                 ("flags", ctypes.c_uint32), ("d", ctypes.c_uint32), ("w", ctypes.c_uint32),
-                ("seed", ctypes.c_uint32), ("action", ctypes.c_uint32),
+                ("action", ctypes.c_uint32),
                 ("redirect_ifindex", ctypes.c_uint32), ("threshold", ctypes.c_uint64),
                 ("min_total", ctypes.c_uint64), ("nitro_scale_q16", ctypes.c_uint32),
                 ("candidates", ctypes.c_uint32), ("nitro_neglog_q32", ctypes.c_uint64),
@@ -86,7 +86,7 @@ class SketchBank(ctypes.Structure):
     __bpf_object__ = OBJECT
     _fields_ = [("id", ctypes.c_uint32), ("epoch", ctypes.c_uint32), ("total", ctypes.c_uint64),
                 ("packets", ctypes.c_uint64), ("sampled", ctypes.c_uint64),
-                ("top_bar", ctypes.c_uint32), ("pad", ctypes.c_uint32), ("cm", CmHdr)]
+                ("top_bar", ctypes.c_uint32), ("keyed", ctypes.c_uint32), ("cm", CmHdr)]
 
 
 class CandKey(ctypes.Structure):
@@ -130,6 +130,47 @@ class HashCheck(ctypes.Structure):
 
 
 BANK_HDR = ctypes.sizeof(SketchBank)  # 56
+# enum sketch_keyed: where a bank's cm.seed (the sketch's secret) came from
+SK_KEYED_NOT_YET, SK_KEYED_DRAWN, SK_KEYED_CONFIG = 0, 1, 2
+
+
+def choose_key(cfg: SketchConfig, pinned: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The one place a sketch gets its secret, (cm.seed, keyed) of its banks (sketch.h): new
+    banks take the config's seed, or one drawn from the kernel's random source; banks reused
+    from pins (a program reload or swap, a chain rebuild, a later controller) keep theirs, and a
+    config seed that disagrees with them is refused (before a new program is attached)."""
+    from nf.algo import draw_seed
+    if pinned is None or pinned[1] == SK_KEYED_NOT_YET:
+        return (cfg.seed, SK_KEYED_CONFIG) if cfg.seed is not None else (draw_seed(32), SK_KEYED_DRAWN)
+    if cfg.seed is not None and pinned[0] != cfg.seed:
+        raise RuntimeError(f"sketch {cfg.name!r}: the pinned banks are keyed by another seed than "
+                           f"this config's {cfg.seed} (a seed change needs down/up)")
+    return pinned
+
+
+def bank_key(bank) -> tuple[int, int]:
+    """(cm.seed, keyed) of a bank map, from its first header (the controller writes every CPU's
+    header alike)."""
+    h = SketchBank.from_buffer_copy(bank.lookup(bytes(4)))
+    return h.cm.seed, h.keyed
+
+
+def active_key(sk_active) -> tuple[int, int] | None:
+    """The key of the bank sk_active holds; None while it holds none (a deployment being made)."""
+    from nf.bpf import Map
+    raw = sk_active.lookup(bytes(4))
+    if raw is None:
+        return None
+    with Map.from_id(int.from_bytes(raw[:4], "little")) as bank:
+        return bank_key(bank)
+
+
+def keying_of(key: tuple[int, int]) -> dict:
+    """`nf show`'s view of a key: how it was chosen, the seed only when the config gave it."""
+    seed, keyed = key
+    by = {SK_KEYED_DRAWN: "drawn", SK_KEYED_CONFIG: "config"}.get(keyed)
+    return {"keyed": by is not None, "by": by or "not yet",
+            **({"seed": seed} if keyed == SK_KEYED_CONFIG else {})}
 
 
 def module_present() -> bool:
@@ -150,7 +191,7 @@ def make_cfg(cfg: SketchConfig, variant: Variant, redirect_ifindex: int = 0) -> 
         flags |= SK_F_FRACTION
     p = cfg.nitro.p if cfg.nitro.enabled else 1.0
     return SketchCfg(variant=VARIANT[variant], key_kind=KEY_KIND[cfg.key], flags=flags,
-                     d=cfg.depth, w=cfg.width, seed=cfg.seed, action=ACTION[cfg.action],
+                     d=cfg.depth, w=cfg.width, action=ACTION[cfg.action],
                      redirect_ifindex=redirect_ifindex, threshold=cfg.threshold.q16,
                      min_total=cfg.threshold.min_total, nitro_scale_q16=round(65536 / p),
                      candidates=cfg.candidates,
@@ -246,6 +287,7 @@ class Sketch:
         self._stop = threading.Event()
         self.shared = cfg.counters == Counters.shared
         self.value_size = BANK_HDR + cfg.depth * cfg.width * 4
+        self.seed, self.keyed = 0, SK_KEYED_NOT_YET    # the banks' key (choose_key)
 
     # -- variant -----------------------------------------------------------------------------
     @staticmethod
@@ -290,6 +332,7 @@ class Sketch:
             for i, b in enumerate(self.banks):
                 b.pin(self.pin_dir / f"bank{i}")
         self._bank_ids = [b.id for b in self.banks]
+        self.seed, self.keyed = choose_key(self.cfg)
         for i in (0, 1):
             self._clear(i, epoch=i)
         self.epoch = 0
@@ -390,6 +433,7 @@ class Sketch:
         if sk.banks[0].value_size != sk.value_size or sk.banks[0].percpu == sk.shared:
             raise RuntimeError(f"pinned sketch {name!r} was deployed with another depth/width/"
                                "counters than this config")
+        sk.seed, sk.keyed = choose_key(sk.cfg, bank_key(sk.banks[sk.active]))
         sk._prog = Program.from_pin(d / "prog")
         sk.epoch = SketchBank.from_buffer_copy(sk.banks[sk.active].lookup(bytes(4))).epoch
         sk.epoch_started = sk.epoch_log().get("epoch_started") or 0.0
@@ -466,8 +510,8 @@ class Sketch:
 
     def _clear(self, i: int, epoch: int) -> None:
         cfg = self.cfg
-        hdr = SketchBank(id=i, epoch=epoch & 0xFFFFFFFF,
-                         cm=CmHdr(d=cfg.depth, w=cfg.width, seed=cfg.seed, flags=0))
+        hdr = SketchBank(id=i, epoch=epoch & 0xFFFFFFFF, keyed=self.keyed,
+                         cm=CmHdr(d=cfg.depth, w=cfg.width, seed=self.seed, flags=0))
         one = bytes(hdr) + bytes(self.value_size - BANK_HDR)
         stride = (self.value_size + 7) & ~7
         one = one + bytes(stride - len(one))
@@ -490,12 +534,13 @@ class Sketch:
             base = c * stride
             h = SketchBank.from_buffer_copy(raw, base)
             tot, pk, sm, ep = tot + h.total, pk + h.packets, sm + h.sampled, h.epoch
+            seed = h.cm.seed            # what the datapath hashed this bank with
             per.append(np.frombuffer(raw, dtype=np.uint32, count=cfg.depth * cfg.width,
                                      offset=base + BANK_HDR).reshape(cfg.depth, cfg.width))
         per_cpu = np.stack(per)
         return BankSnapshot(bank=i, epoch=ep, table=per_cpu.sum(axis=0, dtype=np.uint64),
                             per_cpu=per_cpu, total=tot, packets=pk, sampled=sm, d=cfg.depth,
-                            w=cfg.width, seed=cfg.seed)
+                            w=cfg.width, seed=seed)
 
     def candidates(self, bank: int | None = None) -> dict[bytes, Cand]:
         """Candidate table of a bank: key bytes -> struct sketch_cand."""
@@ -812,12 +857,24 @@ class SketchKind(Kind):
         obj.program(PROG_POOL).set_autoload(uses_pool(cfg))
 
     def started(self, obj, cfg) -> None:
-        """Every load of an eNetSTL NitroSketch creates its random pool (the handle is in this
-        program's .bss, so a new program on pinned maps needs its own)."""
+        """A new program on pinned banks: their key must be the config's seed when it gives one
+        (choose_key; fresh banks are keyed by fill()). Every load of an eNetSTL NitroSketch
+        creates its random pool (the handle is in this program's .bss, so a new program on
+        pinned maps needs its own)."""
+        pinned = active_key(obj.map("sk_active"))
+        if pinned is not None:
+            choose_key(cfg, pinned)
         if uses_pool(cfg):
             r = obj.program(PROG_POOL).test_run(bytes(64))
             if r.retval != 2:
                 raise RuntimeError(f"cannot create the module random pool (retval {r.retval})")
+
+    keyed_table = "count-min rows"
+
+    def keying(self, rec) -> dict:
+        from nf.bpf import Map
+        with Map.from_pin(rec.pin_dir / "sk_active") as m:
+            return keying_of(active_key(m) or (0, SK_KEYED_NOT_YET))
 
     def controller(self, cfg, obj, pin_dir):
         return Sketch(cfg, variant=cfg.variant)._adopt(obj, pin_dir)

@@ -8,8 +8,8 @@
  *  - pure eBPF: d seeded xxh32 hashes (algo/xxh32.h, unrolled, constant key length) and d adds;
  *  - eNetSTL: one call of the module's fused enetstl_cm_add[_atomic] (hash x d, add, min).
  * Both hash with xxh32(key, len, seed + i * 0x9E3779B1) and index h & (w - 1), so the counters
- * are identical for the same traffic. Without the module the eNetSTL variant runs the pure path
- * (bpf_ksym_exists).
+ * are identical for the same traffic; seed is the bank's cm.seed, the sketch's secret (sketch.h).
+ * Without the module the eNetSTL variant runs the pure path (bpf_ksym_exists).
  *
  * Epochs: the bank in use is the one inner map of sk_active. The program looks it up once per
  * packet; the controller replaces it with a syscall map update, which returns only after
@@ -48,7 +48,6 @@ const volatile struct sketch_cfg sk_cfg = {
 	.flags = 0,
 	.d = 4,
 	.w = 1024,
-	.seed = 0,
 	.action = SK_ACT_MONITOR,
 	.threshold = 1000,
 	.nitro_scale_q16 = 1 << 16,
@@ -358,14 +357,14 @@ static __always_inline __u32 fast_key(struct xdp_md *ctx, __u32 *kw)
 
 /* d rows with a compile-time key length (clang unrolls xxh32 completely). */
 static __always_inline __u32 cm_rows(__u32 *cnt, const __u32 *kw, const __u32 len, __u32 inc,
-				     __u32 flags)
+				     __u32 flags, const __u32 seed)
 {
-	/* d, w and seed read once: each sk_cfg access is a load (volatile), and the verifier,
-	 * which knows the values, only removes the branches on them. barrier_var hides d's
-	 * invariance from clang, which otherwise no longer unrolls the loop completely; the
-	 * verifier still knows the register, so the per-row test disappears. */
+	/* d and w read once: each sk_cfg access is a load (volatile), and the verifier, which
+	 * knows the values, only removes the branches on them. barrier_var hides d's invariance
+	 * from clang, which otherwise no longer unrolls the loop completely; the verifier still
+	 * knows the register, so the per-row test disappears. */
 	__u32 d = sk_cfg.d;
-	const __u32 w = sk_cfg.w, seed = sk_cfg.seed;
+	const __u32 w = sk_cfg.w;
 	__u32 min = 0xffffffff, i;
 
 #pragma unroll
@@ -392,19 +391,19 @@ static __always_inline __u32 cm_rows(__u32 *cnt, const __u32 *kw, const __u32 le
 static __always_inline __u32 cm_pure(struct sketch_bank *b, const __u32 *kw, __u32 len, __u32 inc,
 				     __u32 flags)
 {
-	__u32 *cnt = (__u32 *)(b + 1);
+	__u32 *cnt = (__u32 *)(b + 1), seed = b->cm.seed;
 
 	switch (len) {
 	case 4:
-		return cm_rows(cnt, kw, 4, inc, flags);
+		return cm_rows(cnt, kw, 4, inc, flags, seed);
 	case 8:
-		return cm_rows(cnt, kw, 8, inc, flags);
+		return cm_rows(cnt, kw, 8, inc, flags, seed);
 	case 16:
-		return cm_rows(cnt, kw, 16, inc, flags);
+		return cm_rows(cnt, kw, 16, inc, flags, seed);
 	case 32:
-		return cm_rows(cnt, kw, 32, inc, flags);
+		return cm_rows(cnt, kw, 32, inc, flags, seed);
 	default:
-		return cm_rows(cnt, kw, 40, inc, flags);
+		return cm_rows(cnt, kw, 40, inc, flags, seed);
 	}
 }
 
@@ -500,10 +499,10 @@ static __always_inline int nitro_take(void)
 
 /* 32-bit fingerprint of the (zero-padded) key, the flagged-flow bitmap's index: five
  * multiplies and a fold (the eNetSTL variant never sees the count-min's hashes). */
-static __always_inline __u32 sk_fp(const __u32 *kw)
+static __always_inline __u32 sk_fp(const struct sketch_bank *b, const __u32 *kw)
 {
 	const __u64 *w = (const __u64 *)kw;
-	__u64 a = sk_cfg.seed + w[0] * 0x9E3779B185EBCA87ull + w[1] * 0xC2B2AE3D27D4EB4Full +
+	__u64 a = b->cm.seed + w[0] * 0x9E3779B185EBCA87ull + w[1] * 0xC2B2AE3D27D4EB4Full +
 		  w[2] * 0x165667B19E3779F9ull + w[3] * 0x85EBCA77C2B2AE63ull +
 		  w[4] * 0x27D4EB2F165667C5ull;
 
@@ -700,7 +699,7 @@ static __always_inline __u32 flag(struct sketch_bank *b, const __u32 *kw, __u32 
 	if (!h)
 		return NF_REASON_NF(SK_REASON_CAND_FULL);
 	if (SK_MARKS(flags)) {
-		fp = sk_fp(kw);
+		fp = sk_fp(b, kw);
 		w = heavy_word(h, fp);
 		m = 1ull << (fp & 63);
 		if (!(*w & m))
@@ -729,7 +728,7 @@ static __always_inline __u32 flag(struct sketch_bank *b, const __u32 *kw, __u32 
 static __always_inline __u32 unsampled_heavy(struct sketch_bank *b, __u32 *kw, __u32 len,
 					     __u32 flags)
 {
-	__u32 bid = b->id & 1, fp = sk_fp(kw), est;
+	__u32 bid = b->id & 1, fp = sk_fp(b, kw), est;
 	struct sketch_heavy *h = bpf_map_lookup_elem(&sk_heavy, &bid);
 	struct sketch_cand_key ck;
 	struct sketch_cand *c;

@@ -75,7 +75,6 @@ struct sketch_cfg {
 	__u32 flags;		/* SK_F_* */
 	__u32 d;		/* rows, 1..SKETCH_MAX_D */
 	__u32 w;		/* counters per row, power of two */
-	__u32 seed;		/* row i hashes with seed + i * 0x9E3779B1 */
 	__u32 action;		/* enum sketch_action */
 	__u32 redirect_ifindex;
 	__u64 threshold;	/* absolute estimate, or Q16 fraction with SK_F_FRACTION */
@@ -95,8 +94,20 @@ struct sketch_bank {
 	__u64 sampled;		/* frames whose increments were applied */
 	__u32 top_bar;		/* per-CPU banks: this CPU's top-table bar (sketch_top.bar), so a
 				 * packet below it needs no sk_top lookup; 0 in shared banks */
-	__u32 pad;
-	struct enetstl_cm_hdr cm;	/* d, w, seed, flags=0: the kfunc's table starts here */
+	__u32 keyed;		/* enum sketch_keyed: where cm.seed came from */
+	/* d, w, seed, flags=0: the kfunc's table starts here. cm.seed is the sketch's secret: row i
+	 * hashes with cm.seed + i * 0x9E3779B1 in both variants (the pure rows read it here too)
+	 * and the flagged-flow fingerprint mixes it in, so nobody who does not know it can craft
+	 * flows that collide with another in every row. Chosen once by the controller when the
+	 * banks are made, carried into every bank it clears; the banks are pinned, so a new program
+	 * on them reads the same key. */
+	struct enetstl_cm_hdr cm;
+};
+
+enum sketch_keyed {
+	SK_KEYED_NOT_YET = 0,	/* a bank not yet written by the controller */
+	SK_KEYED_DRAWN = 1,	/* cm.seed drawn from the kernel's random source (config seed unset) */
+	SK_KEYED_CONFIG = 2,	/* cm.seed given by the config */
 };
 
 struct sketch_cand_key {

@@ -25,7 +25,8 @@ def test_make_cfg_flags_and_fixed_point():
                      threshold={"fraction": 0.02, "min_total": 500}, depth=8, width=512, seed=7,
                      action="drop"), Variant.pure)
     assert c.flags == SK_F_BYTES | SK_F_SHARED | SK_F_NITRO | SK_F_FRACTION
-    assert (c.d, c.w, c.seed, c.action, c.variant) == (8, 512, 7, 1, 0)
+    assert (c.d, c.w, c.action, c.variant) == (8, 512, 1, 0)
+    assert "seed" not in dict(c._fields_)     # the key lives in the pinned banks, not in rodata
     assert c.threshold == round(0.02 * 65536) and c.min_total == 500
     assert c.nitro_scale_q16 == 4 << 16 and c.nitro_p_q32 == 1 << 30
     assert c.nitro_neglog_q32 == round(-math.log2(0.75) * 2**32)
@@ -195,6 +196,67 @@ def test_pinned_deployment_is_found_by_another_controller():
         owner.down()
     with pytest.raises(RuntimeError, match="no sketch"):
         Sketch.open_pinned(c, name=name)
+
+
+def check_a_reload_keeps_the_key_and_the_counts(variant: str):
+    """A pinned sketch whose program is loaded again on its maps (`nf apply` of a program field,
+    `--reload`: engine.swap_program) counts on with the same key: a later controller reads every
+    estimate unchanged, and the new program adds the same flows into the same cells (the model
+    under that key, fed the traffic twice). A config whose seed is not the banks' is refused by
+    the new program's load and by a controller opening the pins."""
+    import os
+
+    import numpy as np
+
+    from nf import engine
+    from nf.bench.sketch import raw_frame
+    from nf.bpf.pin import bpffs_mount_of
+    from nf.models.sketch import CountMin
+    from nf.nfs.sketch import KIND, SK_KEYED_DRAWN
+    from nf.testing.tiers import require
+    from traffic.flows import uniform
+    require(bpffs_mount_of("/sys/fs/bpf") is not None, "bpffs not mounted")
+    name = f"skkey{os.getpid()}"
+    c = cfg(variant=variant, depth=4, width=256, threshold={"absolute": 1 << 30}, name=name)
+    fs = uniform(30, 300, seed=15)
+    frames = [raw_frame(f) for f in fs.flows]
+    keys = [flow_key("five_tuple", f) for f in fs.flows]
+    sk = Sketch(c).up(pin=True)
+    try:
+        for i in fs.sequence:
+            sk.program.test_run(frames[i])
+        before, seed = [sk.point(k) for k in keys], sk.seed
+        assert sk.keyed == SK_KEYED_DRAWN and sum(before) >= 300
+        assert engine.swap_program(KIND, c.model_copy(update={"variant": Variant(variant)}),
+                                   sk.pin_dir) == 0       # no interfaces: the program pin moves
+        later = Sketch.open_pinned(c)
+        try:
+            assert later.seed == seed and [later.point(k) for k in keys] == before
+            for i in fs.sequence:
+                later.program.test_run(frames[i])
+            ref = CountMin(4, 256, seed=seed)
+            for i in list(fs.sequence) * 2:
+                ref.add(keys[i])
+            assert np.array_equal(later.snapshot().table, np.array(ref.table, dtype=np.uint64))
+        finally:
+            later.release()
+        other = c.model_copy(update={"seed": seed ^ 1, "variant": Variant(variant)})
+        with pytest.raises(RuntimeError, match="keyed by another seed .* needs down/up"):
+            engine.swap_program(KIND, other, sk.pin_dir)
+        with pytest.raises(RuntimeError, match="keyed by another seed .* needs down/up"):
+            Sketch.open_pinned(other)
+    finally:
+        sk.down()
+
+
+def test_a_reload_keeps_the_key_and_the_counts():
+    check_a_reload_keeps_the_key_and_the_counts("pure")
+
+
+def test_a_seed_change_needs_down_up():
+    from nf.config import Channel, channel_of
+    assert channel_of(SketchConfig, "seed") == Channel.redeploy
+    assert SketchConfig.model_fields["seed"].default is None
 
 
 def test_example_config_brings_up_in_test_run_mode():

@@ -177,11 +177,107 @@ def test_counters_equal_reference_exactly(key, count):
         assert sk.stats().packets[XdpAction.PASS] == len(seq)
 
 
+# ---- the rows' key (the banks' cm.seed: drawn unless the config gives one) ---------------------
+def bank_keys(sk) -> set[tuple[int, int]]:
+    """(cm.seed, keyed) of every CPU's header in both banks: the datapath hashes with these."""
+    from nf.nfs.sketch import SketchBank
+    stride = ((sk.value_size + 7) & ~7) if not sk.shared else sk.value_size
+    return {(h.cm.seed, h.keyed) for b in sk.banks for raw in [b.lookup(bytes(4))]
+            for c in range(sk._ncpu_slots()) for h in [SketchBank.from_buffer_copy(raw, c * stride)]}
+
+
+def counted_as_the_model(sk, seed: int, fs) -> None:
+    """fs's packets counted on one CPU: the table is the model's under ``seed``, cell for cell."""
+    send_seq(sk.program, [raw_frame(f) for f in fs.flows], fs.sequence)
+    ref = CountMin(sk.cfg.depth, sk.cfg.width, seed=seed)
+    for i in fs.sequence:
+        ref.add(flow_key("five_tuple", fs.flows[i]))
+    assert np.array_equal(sk.snapshot().table, np.array(ref.table, dtype=np.uint64))
+
+
+def check_loads_without_a_seed_are_keyed_apart(variant: str):
+    from nf.nfs.sketch import SK_KEYED_DRAWN, keying_of
+    fs, seeds = uniform(40, 400, seed=12), []
+    for _ in range(2):
+        with Sketch(cfg(variant=variant, depth=4, width=256)).load() as sk:
+            assert bank_keys(sk) == {(sk.seed, SK_KEYED_DRAWN)}
+            assert keying_of((sk.seed, sk.keyed)) == {"keyed": True, "by": "drawn"}   # never shown
+            counted_as_the_model(sk, sk.seed, fs)
+            seeds.append(sk.seed)
+    assert seeds[0] != seeds[1]
+
+
+def check_a_configured_seed_counts_as_the_model(variant: str, seed: int):
+    """Exactly the model's counters under that seed; flips and a reset keep the key."""
+    from nf.nfs.sketch import SK_KEYED_CONFIG, keying_of
+    fs = uniform(40, 400, seed=13)
+    with Sketch(cfg(variant=variant, depth=4, width=256, seed=seed)).load() as sk:
+        assert (sk.seed, bank_keys(sk)) == (seed, {(seed, SK_KEYED_CONFIG)})
+        assert keying_of((sk.seed, sk.keyed)) == {"keyed": True, "by": "config", "seed": seed}
+        counted_as_the_model(sk, seed, fs)
+        sk.flip()
+        sk.flip()
+        sk.reset()
+        assert bank_keys(sk) == {(seed, SK_KEYED_CONFIG)}
+        counted_as_the_model(sk, seed, fs)
+
+
+def check_flows_chosen_for_a_known_seed(variant: str, keyed: bool):
+    """The attack a public seed allowed (the sketch's seed was 0 before it was keyed): for each
+    of the d rows, 4 flows chosen offline to share the victim's column in that row under seed 0,
+    10 packets each. Under seed 0 every row's counter of the victim passes the threshold while no
+    attacker flow does: the victim's first packet is dropped (action: drop). Under a drawn key the
+    same flows land anywhere: the victim is estimated at about its own count, and passes."""
+    from nf import algo
+    d, w, thr = 4, 256, 40
+    victim = Flow("10.9.9.9", "10.0.0.1", 4242, 53, 17)
+    kv = flow_key("five_tuple", victim)
+    attackers, i = [], 0
+    for row in range(d):
+        want, found = algo.xxh32(kv, algo.row_seed(0, row)) & (w - 1), 0
+        while found < 4:
+            f = Flow(f"10.66.{i >> 8 & 255}.{i & 255}", "10.0.0.1", 1024 + i, 80, 17)
+            i += 1
+            if algo.xxh32(flow_key("five_tuple", f), algo.row_seed(0, row)) & (w - 1) == want:
+                attackers.append(f)
+                found += 1
+    frames = [raw_frame(f) for f in attackers] + [raw_frame(victim)]
+    seq = [j for j in range(len(attackers)) for _ in range(thr // 4)] + [len(attackers)]
+    c = cfg(variant=variant, depth=d, width=w, action="drop", threshold={"absolute": thr},
+            seed=None if keyed else 0)
+    with Sketch(c).load() as sk:
+        got = send_seq(sk.program, frames, seq)
+        ref = CountMin(d, w, seed=sk.seed)
+        for j in seq:
+            ref.add(flow_key("five_tuple", (attackers + [victim])[j]))
+        est = sk.point(victim)
+        assert est == ref.estimate(kv)
+        assert set(got[:-1]) == {XdpAction.PASS}            # no attacker flow was flagged
+        if keyed:
+            assert got[-1] == XdpAction.PASS and est < thr // 2
+        else:
+            assert got[-1] == XdpAction.DROP and est == thr + 1
+
+
+def test_loads_without_a_seed_are_keyed_apart():
+    check_loads_without_a_seed_are_keyed_apart("pure")
+
+
+@pytest.mark.parametrize("seed", [0, 0x5EED, 0xFFFFFFFF])
+def test_a_configured_seed_counts_as_the_model(seed):
+    check_a_configured_seed_counts_as_the_model("pure", seed)
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["seed0", "drawn"])
+def test_flows_chosen_for_a_known_seed_inflate_a_victim_only_under_it(keyed):
+    check_flows_chosen_for_a_known_seed("pure", keyed)
+
+
 def test_shared_counters_equal_reference():
     fs = zipf(200, 2000, 1.2, seed=8)
     frames = [raw_frame(f) for f in fs.flows]
-    ref = CountMin(4, 512)
     with Sketch(cfg(counters="shared", width=512)).load() as sk:
+        ref = CountMin(4, 512, seed=sk.seed)      # the sketch's own key, drawn at load
         send_seq(sk.program, frames, fs.sequence)
         for i in fs.sequence:
             ref.add(flow_key("five_tuple", fs.flows[i]))
@@ -326,7 +422,6 @@ def test_drop_verdicts_match_reference(threshold):
     fs = zipf(100, 3000, 1.3, seed=21)
     frames = [raw_frame(f) for f in fs.flows]
     c = cfg(action="drop", threshold=threshold, width=256)
-    ref = CountMin(4, 256)
     frac = "fraction" in threshold
     thr = c.threshold.q16
     tot = [0]
@@ -334,6 +429,7 @@ def test_drop_verdicts_match_reference(threshold):
     os.sched_setaffinity(0, {min(pin)})   # per-CPU bank: one CPU = the reference's one table
     try:
         with Sketch(c).load() as sk:
+            ref = CountMin(4, 256, seed=sk.seed)
             got = send_seq(sk.program, frames, fs.sequence)
             want, flagged = [], set()
             for i in fs.sequence:
@@ -398,7 +494,7 @@ def test_percpu_threshold_is_per_cpu():
             assert sk.point(a) == 120 and ka not in sk.candidates()
             snap = sk.snapshot()
             per = [int(min(snap.per_cpu[c_][i, h & 1023] for i, h in
-                           enumerate(__import__("nf.algo", fromlist=["x"]).multi_hash(ka, 4, 0))))
+                           enumerate(__import__("nf.algo", fromlist=["x"]).multi_hash(ka, 4, sk.seed))))
                    for c_ in cpus]
             assert per == [60, 60]
             # B all on one CPU: flagged at its 100th packet

@@ -166,8 +166,27 @@ def test_every_key_kind_and_mode_verifies_on_guest_kernel(enetstl, variant):
                 assert snap.packets == len(frames)
                 if nitro:
                     continue
-                ref = CountMin(3, 128)
+                ref = CountMin(3, 128, seed=sk.seed)
                 for i, (f, fr) in enumerate(zip(flows, frames)):
                     mac = ":".join(f"{b:02x}" for b in (2, 0, 0, 0, 0, i))
                     ref.add(flow_key(key, f, mac=mac), len(fr) if count == "bytes" else 1)
                 assert np.array_equal(snap.table, np.array(ref.table, dtype=np.uint64)), (key, count)
+
+
+def test_keyed_rows_with_the_module(enetstl):
+    """The key checks of the host tiers again with the module's fused count-min (its multi-hash
+    reads the banks' cm.seed): drawn keys differ, a configured seed counts as the model, flows
+    chosen for seed 0 inflate a victim only under seed 0, a reload keeps key and counts."""
+    from nf import kmod
+    spec = importlib.util.spec_from_file_location(
+        "_sk_nfs", Path(__file__).parents[2] / "nf" / "nfs" / "test_sketch.py")
+    nfs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nfs)
+    c = kmod.counters()
+    calls = lambda: sum(kmod.counters()[k] - c[k] for k in ("hash_simd_calls", "hash_scalar_calls"))  # noqa: E731
+    _t1.check_loads_without_a_seed_are_keyed_apart("enetstl")
+    _t1.check_a_configured_seed_counts_as_the_model("enetstl", 0x5EED)
+    for keyed in (False, True):
+        _t1.check_flows_chosen_for_a_known_seed("enetstl", keyed)
+    nfs.check_a_reload_keeps_the_key_and_the_counts("enetstl")
+    assert calls() >= 2 * 400 + 2 * 400 + 2 * 161 + 2 * 300
