@@ -30,7 +30,7 @@ from nf.models.flow_table import (
     n_buckets_for, placement,
 )
 from nf.net import netns
-from nf.nfs.kind import Kind, check_system, ifindex_or_0, module_present, one_object
+from nf.nfs.kind import Kind, check_system, ifindex_or_0, keyed_by, module_present, one_object
 
 u32 = ctypes.c_uint32
 PROG = {Variant.pure: "xdp_ft_pure", Variant.enetstl: "xdp_ft_enetstl"}
@@ -597,11 +597,8 @@ class FlowTableKind(Kind):
         with Map.from_pin(rec.pin_dir / "ft_state") as m:
             k = tuple(m.typed(u32, FtState).lookup(0).hash.k)
         seed = rec.config.get("seed")
-        if not k[0]:
-            return {"keyed": False, "by": "not yet"}
-        if seed is not None and k == hash_key(seed):
-            return {"keyed": True, "by": "config", "seed": seed}
-        return {"keyed": True, "by": "drawn"}
+        return keyed_by(None if not k[0] else "config" if seed is not None and k == hash_key(seed)
+                        else "drawn", seed)
 
     def controller(self, cfg, obj, pin_dir):
         ft = FlowTable(cfg)._adopt(obj, cfg.variant)

@@ -157,6 +157,13 @@ class Kind:
     # tick_what, agent_does and without_agent name that work in its messages and `nf show`.
 
 
+def keyed_by(by: str | None, seed: int | None = None) -> dict:
+    """A hashed table's key as `nf show` tells it (Kind.keying): ``by`` drawn / config / kernel
+    (None: not keyed yet); the seed only when the config gave it (a drawn one is a secret)."""
+    return {"keyed": by is not None, "by": by or "not yet",
+            **({"seed": seed} if by == "config" else {})}
+
+
 def check_system(cfg, ifaces: list[tuple[str, str]]) -> dict[str, int]:
     """netns exists and every (field path, interface) resolves in it: ConfigError naming the
     fields. Returns name -> ifindex (one netlink dump of the netns)."""

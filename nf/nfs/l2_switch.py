@@ -40,7 +40,7 @@ from nf.bpf.errors import BpfError
 from nf.config.l2_switch import L2SwitchConfig, PortMode, Variant
 from nf.config.l2_switch import _mac as _check_mac
 from nf.net import netns
-from nf.nfs.kind import Kind, check_system
+from nf.nfs.kind import Kind, check_system, keyed_by
 
 OBJECT = "l2_switch/l2_switch"                   # pure eBPF: BPF hash map FDB
 OBJECT_ENETSTL = "l2_switch/l2_switch_enetstl"   # bucketised FDB, module kfuncs + timing wheel
@@ -324,6 +324,10 @@ class SwitchMaps:
         c.aging_ns = new
         self.config.update(0, c)
 
+    def keying(self) -> dict:
+        """How the FDB is keyed (the kernel's copy of the key): nf.nfs.kind.keyed_by."""
+        return keying(self.raw["config"])
+
     def room(self) -> dict[str, int]:
         """How the datapath made room in a full table (l2sw_fdb_room)."""
         return self.room_map.lookup(0).as_dict()
@@ -578,9 +582,8 @@ def keying(config_map) -> dict:
     """How a switch's FDB is keyed, from the kernel's copy (nf show): ``keyed``, ``by`` (drawn /
     config / kernel) and ``seed`` only when the config gave it (a drawn one is a secret)."""
     c = config_map.typed(u32, Config).lookup(0)
-    by = {KEYED_DRAWN: "drawn", KEYED_CONFIG: "config", KEYED_KERNEL: "kernel"}.get(c.keyed)
-    return {"keyed": by is not None, "by": by or "not yet",
-            **({"seed": c.seed} if c.keyed == KEYED_CONFIG else {})}
+    return keyed_by({KEYED_DRAWN: "drawn", KEYED_CONFIG: "config", KEYED_KERNEL: "kernel"}.get(c.keyed),
+                    c.seed)
 
 
 def make_maps(obj, variant: Variant, names: dict[int, str]) -> SwitchMaps:

@@ -33,7 +33,7 @@ from nf.datapath import StatsSummary
 from nf.models.flow_table import flow_text
 from nf.models.sketch import flow_key, log2_table, neglog2_q32
 from nf.net import netns
-from nf.nfs.kind import (VARIANTS, Kind, ifindex_or_0, module_present as _module_present,
+from nf.nfs.kind import (VARIANTS, Kind, ifindex_or_0, keyed_by, module_present as _module_present,
                          one_object)
 
 OBJECT = "sketch/sketch"
@@ -168,9 +168,7 @@ def active_key(sk_active) -> tuple[int, int] | None:
 def keying_of(key: tuple[int, int]) -> dict:
     """`nf show`'s view of a key: how it was chosen, the seed only when the config gave it."""
     seed, keyed = key
-    by = {SK_KEYED_DRAWN: "drawn", SK_KEYED_CONFIG: "config"}.get(keyed)
-    return {"keyed": by is not None, "by": by or "not yet",
-            **({"seed": seed} if keyed == SK_KEYED_CONFIG else {})}
+    return keyed_by({SK_KEYED_DRAWN: "drawn", SK_KEYED_CONFIG: "config"}.get(keyed), seed)
 
 
 def module_present() -> bool:
@@ -394,6 +392,10 @@ class Sketch:
             b.close()
         self.banks = []
         self.pin_dir = None
+
+    def keying(self) -> dict:
+        """How the rows are keyed (the banks' key, read at load or open): nf.nfs.kind.keyed_by."""
+        return keying_of((self.seed, self.keyed))
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Per-group counters (the CLI's stats): the current epoch's bank header and candidates."""

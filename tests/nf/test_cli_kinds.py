@@ -89,6 +89,9 @@ def test_sketch_up_show_stats_topk_flip_down_across_processes(lab4, instance):
     assert all(r["estimate"] < 30 for r in top[1:])
     shown = [d for d in js("show") if d["name"] == name][0]
     assert shown["kind"] == "sketch" and shown["interfaces"] == ["p1"]
+    assert shown["keying"] == {"keyed": True, "by": "drawn"}     # no seed in the file; not shown
+    assert f"{name}: count-min rows keyed by a secret drawn from the kernel's random source" \
+        in run("show").stdout
     # flip: the closed epoch is reported; counting continues in the other bank
     closed = js("topk", name, "--flip", "-k", "1")[name]
     assert closed == [{"flow": "udp 10.0.0.1:1000 -> 10.0.0.2:2000", "estimate": 30, "heavy": True,
@@ -145,6 +148,7 @@ def test_flow_table_up_flows_add_del_apply_stats_down_across_processes(lab4, ins
     assert f"{name}: up (flow_table, p1)" in p.stdout
     rec = deploy.read(name)
     assert rec.kind == "flow_table" and rec.variant == "pure" and attached(lab4, ["p1"]) == [True]
+    assert [d["keying"] for d in js("show") if d["name"] == name] == [{"keyed": True, "by": "drawn"}]
     rows = _rows(name)
     assert rows == {"udp 10.0.0.1:7 -> 10.0.0.2:53": {
         "flow": "udp 10.0.0.1:7 -> 10.0.0.2:53", "action": "drop", "port": None, "packets": 0,

@@ -235,16 +235,16 @@ def test_a_reload_keeps_the_key_and_what_was_learned(lab4, switch):
     engine.swap_program) reads the same key: MACs learned before it are found after it by
     unicast (no relearning in between), the table still says how it was keyed."""
     from nf import engine
-    from nf.nfs.l2_switch import KIND, keying
+    from nf.nfs.l2_switch import KIND
     sw = switch(ACCESS4)
     hs = {h: mac(lab4, h) for h in ("h1", "h2", "h3", "h4")}
     for h in ("h1", "h3", "h4"):
         exchange(lab4, h, [frame(hs[h], BCAST, f"learn {h}")], expect=3)
-    key = keying(sw.maps.raw["config"])
+    key = sw.maps.keying()
     assert key == {"keyed": True, "by": "drawn" if sw.variant.value == "enetstl" else "kernel"}
     old = _prog_ids(sw)
     assert engine.swap_program(KIND, sw.cfg, sw.pin_dir) == 4
-    assert _prog_ids(sw).isdisjoint(old) and keying(sw.maps.raw["config"]) == key
+    assert _prog_ids(sw).isdisjoint(old) and sw.maps.keying() == key
     flood0 = sw.stats()["p2"]["flood"]
     for h in ("h1", "h3", "h4"):         # h2 speaks only now: its destinations were learned before
         x = frame(hs["h2"], hs[h], f"to {h} after the reload")
@@ -258,7 +258,7 @@ def test_a_config_seed_other_than_the_tables_is_refused(lab4):
     """A program for a pinned eNetSTL table, from a config whose seed is not the table's: refused
     before it is attached anywhere; the table, its key and the running program stay."""
     from nf import engine
-    from nf.nfs.l2_switch import KIND, keying
+    from nf.nfs.l2_switch import KIND
     sw = L2Switch(cfg_for(lab4, ACCESS4, variant="enetstl", seed=1234)).up()
     try:
         h1 = mac(lab4, "h1")
@@ -273,7 +273,7 @@ def test_a_config_seed_other_than_the_tables_is_refused(lab4):
             with pytest.raises(RuntimeError, match="another seed .* needs down/up"):
                 engine.swap_program(KIND, cfg, sw.pin_dir)
             assert _prog_ids(sw) == old
-        assert keying(sw.maps.raw["config"]) == {"keyed": True, "by": "config", "seed": 1234}
+        assert sw.maps.keying() == {"keyed": True, "by": "config", "seed": 1234}
         assert [e.mac for e in sw.fdb()] == [h1]
     finally:
         sw.down()

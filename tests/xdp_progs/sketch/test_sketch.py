@@ -196,12 +196,12 @@ def counted_as_the_model(sk, seed: int, fs) -> None:
 
 
 def check_loads_without_a_seed_are_keyed_apart(variant: str):
-    from nf.nfs.sketch import SK_KEYED_DRAWN, keying_of
+    from nf.nfs.sketch import SK_KEYED_DRAWN
     fs, seeds = uniform(40, 400, seed=12), []
     for _ in range(2):
         with Sketch(cfg(variant=variant, depth=4, width=256)).load() as sk:
             assert bank_keys(sk) == {(sk.seed, SK_KEYED_DRAWN)}
-            assert keying_of((sk.seed, sk.keyed)) == {"keyed": True, "by": "drawn"}   # never shown
+            assert sk.keying() == {"keyed": True, "by": "drawn"}   # never shown
             counted_as_the_model(sk, sk.seed, fs)
             seeds.append(sk.seed)
     assert seeds[0] != seeds[1]
@@ -209,11 +209,11 @@ def check_loads_without_a_seed_are_keyed_apart(variant: str):
 
 def check_a_configured_seed_counts_as_the_model(variant: str, seed: int):
     """Exactly the model's counters under that seed; flips and a reset keep the key."""
-    from nf.nfs.sketch import SK_KEYED_CONFIG, keying_of
+    from nf.nfs.sketch import SK_KEYED_CONFIG
     fs = uniform(40, 400, seed=13)
     with Sketch(cfg(variant=variant, depth=4, width=256, seed=seed)).load() as sk:
         assert (sk.seed, bank_keys(sk)) == (seed, {(seed, SK_KEYED_CONFIG)})
-        assert keying_of((sk.seed, sk.keyed)) == {"keyed": True, "by": "config", "seed": seed}
+        assert sk.keying() == {"keyed": True, "by": "config", "seed": seed}
         counted_as_the_model(sk, seed, fs)
         sk.flip()
         sk.flip()
