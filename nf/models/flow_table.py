@@ -12,7 +12,7 @@ datapath therefore yields byte-identical bucket arrays, which is what the differ
 compare.
 
 The multipliers come from a 64-bit seed (:func:`hash_key`, a SplitMix64 stream); a deployment
-draws its seed from the kernel's random source (:func:`draw_seed`) unless its config pins one.
+draws its seed from the kernel's random source (:func:`nf.algo.draw_seed`) unless its config pins one.
 
     k = flow_key("10.0.0.1", "10.0.0.2", 1234, 80, "udp")     # bytes, 40
     m = CuckooModel(n_buckets=256, seed=7)
@@ -28,7 +28,7 @@ import socket
 from collections import deque
 from dataclasses import dataclass
 
-from nf.algo import crc32c, draw_seed  # noqa: F401 (draw_seed: the flow table's, re-exported)
+from nf.algo import crc32c
 
 # flow_table.h
 FT_SLOTS = 16

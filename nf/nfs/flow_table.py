@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from nf.algo import draw_seed
 from nf.config.flow_table import Action as CfgAction, FlowTableConfig, HashKind, Variant
 from nf.models.flow_table import (
     FT_BATCH, FT_HIST_BINS, FT_SLOTS, OBJECT, Action, CkHash, Flags, Flow, FtBucket, FtCfg, FtEntry, FtKey,
-    Hash, FtMetrics, FtReq, FtState, FtValue, Op, Rc, Where, draw_seed, flow_key, hash_key,
+    Hash, FtMetrics, FtReq, FtState, FtValue, Op, Rc, Where, flow_key, hash_key,
     n_buckets_for, placement,
 )
 from nf.net import netns

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nf.algo import crc32c
+from nf.algo import crc32c, draw_seed
 from nf.models.flow_table import (
     FT_HIST_BINS, FT_KEY_SIZE, CuckooModel, Flow, FtKey, Hash, Rc, alt_bucket,
-    draw_seed, flow_key, hash_key, key_hash, n_buckets_for, placement, sig_of,
+    flow_key, hash_key, key_hash, n_buckets_for, placement, sig_of,
 )
 
 
