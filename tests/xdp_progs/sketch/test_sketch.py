@@ -305,7 +305,7 @@ def test_accuracy_zipf_100k(zipf100k):
     no estimate below the truth, <= truth + eps*N for >= 1 - delta of the flows, top-10 recall
     >= 0.95 from the candidate table."""
     fs, frames = zipf100k
-    c = cfg(threshold={"absolute": 100})
+    c = cfg(threshold={"absolute": 100}, seed=0)   # a fixed key: the bounds below are statistics
     assert (c.depth, c.width) == (4, 1024)
     with Sketch(c).load() as sk:
         t0 = time.monotonic()
@@ -599,26 +599,28 @@ def _recall(sk, fs, k=10) -> float:
 @pytest.mark.parametrize("ipv6", [False, True], ids=["v4", "v6"])
 def test_topk_recall_low_skew_whatever_the_threshold(ipv6):
     """The shipped config (1 % threshold: no flow of Zipf(0.6) over 200k flows gets near it),
-    1M packets through traffic.replay: top-10 recall >= 0.9 from the CPU's top table; nothing
-    is a heavy hitter."""
+    1M packets through traffic.replay, under 8 keys: every key recalls >= 8 of the true top 10
+    from the CPU's top table and the mean is >= 0.9; nothing is a heavy hitter. The keys are
+    fixed (seeds 0-7): recall is a statistic of the key, so a drawn one would make this test
+    fail at random (16 keys measured: min 0.8, mean 0.92 for both families; a miss is a flow
+    2-94 packets behind the 10th's 750-769, far inside the sketch's eps * N = 2,655)."""
     from nf.config import load
     from traffic.replay import Replay
     fs = zipf(200_000, 1_000_000, 0.6, seed=16, ipv6=ipv6, protos=(17,))
-    c = load(Path(__file__).parents[3] / "configs" / "sketch.yaml", SketchConfig)
-    c = c.model_copy(update={"variant": "pure"})
-    assert (c.depth, c.width, c.threshold.fraction) == (4, 1024, 0.01)
-    with Sketch(c).load() as sk, Replay(sk.program, fs.flows, raw_frame(fs.flows[0]),
-                                        seq=fs.sequence) as rp:
-        t0 = time.monotonic()
-        rp.run(len(fs.sequence), cpu=min(os.sched_getaffinity(0)))
-        ran = time.monotonic() - t0
-        assert sk.snapshot().packets == 1_000_000
-        r = _recall(sk, fs)
-        print(f"\nZipf 0.6 {'v6' if ipv6 else 'v4'}: top-10 recall {r} ({ran:.2f} s through "
-              f"test_run), top table {len(sk.top_flows())} flows")
-        assert r >= 0.9
-        assert sk.heavy_hitters() == [] and sk.candidates() == {}
-        assert len(sk.topk(16)) == 16
+    shipped = load(Path(__file__).parents[3] / "configs" / "sketch.yaml", SketchConfig)
+    assert (shipped.depth, shipped.width, shipped.threshold.fraction) == (4, 1024, 0.01)
+    recalls = []
+    for seed in range(8):
+        c = shipped.model_copy(update={"variant": "pure", "seed": seed})
+        with Sketch(c).load() as sk, Replay(sk.program, fs.flows, raw_frame(fs.flows[0]),
+                                            seq=fs.sequence) as rp:
+            rp.run(len(fs.sequence), cpu=min(os.sched_getaffinity(0)))
+            assert sk.snapshot().packets == 1_000_000
+            recalls.append(_recall(sk, fs))
+            assert sk.heavy_hitters() == [] and sk.candidates() == {}
+            assert len(sk.topk(16)) == 16
+    print(f"\nZipf 0.6 {'v6' if ipv6 else 'v4'}: top-10 recall per key {recalls}")
+    assert min(recalls) >= 0.8 and sum(recalls) / len(recalls) >= 0.9, recalls
 
 
 @pytest.mark.parametrize("counters", ["per_cpu", "shared"])
